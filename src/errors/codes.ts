@@ -1,0 +1,34 @@
+/**
+ * The registry of stable error and diagnostic codes. A code is never reused or renamed once
+ * released; retire it by moving it to RETIRED_CODES. A unit test checks each code is unique,
+ * used somewhere in src/ and documented in docs/errors.md.
+ */
+export const CODES = {
+  // config: documents and schema
+  SLUICE_CONFIG_READ: 'a config file or directory could not be read',
+  SLUICE_CONFIG_PARSE: 'a document is not valid YAML or JSON',
+  SLUICE_CONFIG_SCHEMA: 'a field does not have the shape its kind requires',
+  SLUICE_CONFIG_INVALID: 'a resource breaks a rule Istio validation enforces',
+  SLUICE_CONFIG_UNSUPPORTED: 'a field is valid Istio but sluice does not implement it',
+  SLUICE_CONFIG_DUPLICATE: 'two documents define the same kind, namespace and name',
+  SLUICE_REGEX_INVALID: 'a regex is not valid RE2 or is too long',
+  // cross-resource
+  SLUICE_REF_NOT_FOUND: 'a resource refers to another that does not exist',
+  SLUICE_PORT_CONFLICT: 'two Gateway servers claim one port with conflicting protocols',
+  SLUICE_HOST_CONFLICT: 'the same host is served twice on one TLS port',
+  SLUICE_HOST_NOT_IN_GATEWAY: 'a VirtualService host is not served by the Gateway it binds to',
+  SLUICE_NO_ENDPOINTS: 'a destination host or subset has no known endpoints',
+  SLUICE_ROUTE_UNREACHABLE: 'a route can never match because an earlier one always does',
+  SLUICE_ROUTE_OVERLAP: 'a route overlaps an earlier one and may never match',
+  SLUICE_TLS_CONFIG: 'a TLS setting is missing, contradictory or unusable',
+  SLUICE_ANALYSIS: 'an istioctl-analyze style finding about the configuration',
+  // process
+  SLUICE_CLI_USAGE: 'the command line is not understood',
+  SLUICE_LISTEN_FAILED: 'a listener port could not be bound',
+  SLUICE_INTERNAL: 'a bug: something sluice did not expect',
+} as const;
+
+export type Code = keyof typeof CODES;
+
+/** Codes that once existed; never assign them again. */
+export const RETIRED_CODES: readonly string[] = [];

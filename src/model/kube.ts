@@ -1,0 +1,47 @@
+import type { PrivateBytes } from './private-bytes.ts';
+
+/** Kubernetes kinds sluice reads, as it uses them (not the full Kubernetes API). */
+
+export interface SecretSpec {
+  readonly type?: string;
+  /** Every data key; values stay base64 and redacted when rendered. */
+  readonly data: Readonly<Record<string, PrivateBytes>>;
+}
+
+export interface ServicePortSpec {
+  readonly name?: string;
+  readonly port: number;
+  readonly targetPort?: number | string;
+  readonly protocol?: string;
+  readonly appProtocol?: string;
+}
+
+export interface ServiceSpec {
+  readonly type?: string;
+  readonly selector?: Readonly<Record<string, string>>;
+  readonly ports: readonly ServicePortSpec[];
+  readonly clusterIP?: string;
+  readonly externalName?: string;
+}
+
+export interface EndpointSliceSpec {
+  /** kubernetes.io/service-name label of the slice. */
+  readonly serviceName: string;
+  readonly addressType?: string;
+  readonly endpoints: readonly {
+    readonly addresses: readonly string[];
+    readonly conditions?: { readonly ready?: boolean; readonly serving?: boolean; readonly terminating?: boolean };
+    readonly zone?: string;
+    readonly nodeName?: string;
+  }[];
+  readonly ports: readonly { readonly name?: string; readonly port: number; readonly protocol?: string; readonly appProtocol?: string }[];
+}
+
+export interface IngressSpec {
+  readonly ingressClassName?: string;
+  readonly defaultBackend?: unknown;
+  readonly tls?: readonly { readonly hosts?: readonly string[]; readonly secretName?: string }[];
+  readonly rules?: readonly unknown[];
+}
+
+export type NamespaceSpec = Readonly<Record<string, never>>;

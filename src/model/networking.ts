@@ -1,0 +1,395 @@
+/**
+ * networking.istio.io kinds (v1alpha3, v1beta1 and v1 share one shape), as validated and
+ * normalised by config/: field names as in the Istio API (JSON/YAML names), optional where the
+ * API leaves them optional. Defaults Istio applies are left to compile/, which documents them,
+ * except where normalise.ts says otherwise (lowercased hosts, upper-cased protocol names).
+ */
+
+export type Protocol =
+  | 'HTTP'
+  | 'HTTPS'
+  | 'HTTP2'
+  | 'GRPC'
+  | 'GRPC-WEB'
+  | 'TLS'
+  | 'TCP'
+  | 'MONGO'
+  | 'REDIS'
+  | 'MYSQL'
+  | 'UDP';
+
+// ---------------------------------------------------------------- Gateway
+
+export type ServerTlsMode =
+  | 'PASSTHROUGH'
+  | 'SIMPLE'
+  | 'MUTUAL'
+  | 'AUTO_PASSTHROUGH'
+  | 'ISTIO_MUTUAL'
+  | 'OPTIONAL_MUTUAL';
+
+export type TlsProtocolVersion = 'TLS_AUTO' | 'TLSV1_0' | 'TLSV1_1' | 'TLSV1_2' | 'TLSV1_3';
+
+export interface ServerTlsSettings {
+  readonly httpsRedirect?: boolean;
+  /** Absent means PASSTHROUGH (GW-6). */
+  readonly mode?: ServerTlsMode;
+  readonly serverCertificate?: string;
+  readonly privateKey?: string;
+  readonly caCertificates?: string;
+  readonly caCrl?: string;
+  readonly credentialName?: string;
+  readonly credentialNames?: readonly string[];
+  readonly caCertCredentialName?: string;
+  readonly tlsCertificates?: readonly { readonly serverCertificate?: string; readonly privateKey?: string; readonly caCertificates?: string }[];
+  readonly subjectAltNames?: readonly string[];
+  readonly verifyCertificateSpki?: readonly string[];
+  readonly verifyCertificateHash?: readonly string[];
+  readonly minProtocolVersion?: TlsProtocolVersion;
+  readonly maxProtocolVersion?: TlsProtocolVersion;
+  readonly cipherSuites?: readonly string[];
+}
+
+export interface GatewayPort {
+  readonly number: number;
+  /** Upper-cased by normalise. */
+  readonly protocol: Protocol;
+  readonly name: string;
+  readonly targetPort?: number;
+}
+
+export interface GatewayServer {
+  readonly port: GatewayPort;
+  readonly bind?: string;
+  /** `[ns/]dnsName` entries, lowercased. */
+  readonly hosts: readonly string[];
+  readonly tls?: ServerTlsSettings;
+  readonly defaultEndpoint?: string;
+  readonly name?: string;
+}
+
+export interface GatewaySpec {
+  readonly servers: readonly GatewayServer[];
+  readonly selector?: Readonly<Record<string, string>>;
+}
+
+// ---------------------------------------------------------------- shared match types
+
+/** Exactly one of the three is set. */
+export type StringMatch =
+  | { readonly exact: string }
+  | { readonly prefix: string }
+  | { readonly regex: string };
+
+export interface PortSelector {
+  readonly number?: number;
+}
+
+export interface Percent {
+  readonly value?: number;
+}
+
+// ---------------------------------------------------------------- VirtualService
+
+export interface HTTPMatchRequest {
+  readonly name?: string;
+  readonly uri?: StringMatch;
+  readonly scheme?: StringMatch;
+  readonly method?: StringMatch;
+  readonly authority?: StringMatch;
+  /** Keys lowercased by normalise. A value `{}` (no exact/prefix/regex) means "present". */
+  readonly headers?: Readonly<Record<string, StringMatch | Record<string, never>>>;
+  readonly withoutHeaders?: Readonly<Record<string, StringMatch | Record<string, never>>>;
+  readonly queryParams?: Readonly<Record<string, StringMatch | Record<string, never>>>;
+  readonly port?: number;
+  readonly sourceLabels?: Readonly<Record<string, string>>;
+  readonly gateways?: readonly string[];
+  readonly sourceNamespace?: string;
+  readonly ignoreUriCase?: boolean;
+  readonly statPrefix?: string;
+}
+
+export interface Destination {
+  readonly host: string;
+  readonly subset?: string;
+  readonly port?: PortSelector;
+}
+
+export interface HeaderOperations {
+  readonly set?: Readonly<Record<string, string>>;
+  readonly add?: Readonly<Record<string, string>>;
+  readonly remove?: readonly string[];
+}
+
+export interface Headers {
+  readonly request?: HeaderOperations;
+  readonly response?: HeaderOperations;
+}
+
+export interface HTTPRouteDestination {
+  readonly destination: Destination;
+  readonly weight?: number;
+  readonly headers?: Headers;
+}
+
+export interface HTTPRedirect {
+  readonly uri?: string;
+  readonly authority?: string;
+  readonly port?: number;
+  readonly derivePort?: 'FROM_PROTOCOL_DEFAULT' | 'FROM_REQUEST_PORT';
+  readonly scheme?: string;
+  readonly redirectCode?: number;
+}
+
+export interface HTTPDirectResponse {
+  readonly status: number;
+  readonly body?: { readonly string?: string; readonly bytes?: string };
+}
+
+export interface RegexRewrite {
+  readonly match: string;
+  readonly rewrite: string;
+}
+
+export interface HTTPRewrite {
+  readonly uri?: string;
+  readonly authority?: string;
+  readonly uriRegexRewrite?: RegexRewrite;
+}
+
+export interface HTTPRetry {
+  readonly attempts?: number;
+  readonly perTryTimeout?: string;
+  readonly retryOn?: string;
+  readonly retryRemoteLocalities?: boolean;
+  readonly retryIgnorePreviousHosts?: boolean;
+  readonly backoff?: string;
+}
+
+export interface HTTPFaultInjection {
+  readonly delay?: {
+    readonly fixedDelay?: string;
+    readonly exponentialDelay?: string;
+    readonly percentage?: Percent;
+    readonly percent?: number;
+  };
+  readonly abort?: {
+    readonly httpStatus?: number;
+    readonly grpcStatus?: string;
+    readonly http2Error?: string;
+    readonly percentage?: Percent;
+  };
+}
+
+export interface CorsPolicy {
+  readonly allowOrigins?: readonly StringMatch[];
+  readonly allowOrigin?: readonly string[];
+  readonly allowMethods?: readonly string[];
+  readonly allowHeaders?: readonly string[];
+  readonly exposeHeaders?: readonly string[];
+  readonly maxAge?: string;
+  readonly allowCredentials?: boolean;
+  readonly unmatchedPreflights?: 'UNSPECIFIED' | 'FORWARD' | 'IGNORE';
+}
+
+export interface HTTPMirrorPolicy {
+  readonly destination: Destination;
+  readonly percentage?: Percent;
+}
+
+export interface HTTPRoute {
+  readonly name?: string;
+  readonly match?: readonly HTTPMatchRequest[];
+  readonly route?: readonly HTTPRouteDestination[];
+  readonly redirect?: HTTPRedirect;
+  readonly directResponse?: HTTPDirectResponse;
+  readonly delegate?: { readonly name?: string; readonly namespace?: string };
+  readonly rewrite?: HTTPRewrite;
+  /** Istio duration string, e.g. "10s". */
+  readonly timeout?: string;
+  readonly retries?: HTTPRetry;
+  readonly fault?: HTTPFaultInjection;
+  readonly mirror?: Destination;
+  readonly mirrors?: readonly HTTPMirrorPolicy[];
+  readonly mirrorPercentage?: Percent;
+  readonly corsPolicy?: CorsPolicy;
+  readonly headers?: Headers;
+}
+
+export interface L4MatchAttributes {
+  readonly destinationSubnets?: readonly string[];
+  readonly port?: number;
+  readonly sourceLabels?: Readonly<Record<string, string>>;
+  readonly gateways?: readonly string[];
+  readonly sourceNamespace?: string;
+}
+
+export interface RouteDestination {
+  readonly destination: Destination;
+  readonly weight?: number;
+}
+
+export interface TCPRoute {
+  readonly match?: readonly L4MatchAttributes[];
+  readonly route?: readonly RouteDestination[];
+}
+
+export interface TLSMatchAttributes extends L4MatchAttributes {
+  readonly sniHosts: readonly string[];
+}
+
+export interface TLSRoute {
+  readonly match: readonly TLSMatchAttributes[];
+  readonly route?: readonly RouteDestination[];
+}
+
+export interface VirtualServiceSpec {
+  /** Lowercased. */
+  readonly hosts: readonly string[];
+  /** Absent means ["mesh"] (VS-1). */
+  readonly gateways?: readonly string[];
+  readonly http?: readonly HTTPRoute[];
+  readonly tls?: readonly TLSRoute[];
+  readonly tcp?: readonly TCPRoute[];
+  readonly exportTo?: readonly string[];
+}
+
+// ---------------------------------------------------------------- DestinationRule
+
+export type SimpleLB = 'UNSPECIFIED' | 'LEAST_CONN' | 'RANDOM' | 'PASSTHROUGH' | 'ROUND_ROBIN' | 'LEAST_REQUEST';
+
+export interface ConsistentHashLB {
+  readonly httpHeaderName?: string;
+  readonly httpCookie?: {
+    readonly name: string;
+    readonly path?: string;
+    readonly ttl?: string;
+    readonly attributes?: readonly { readonly name: string; readonly value?: string }[];
+  };
+  readonly useSourceIp?: boolean;
+  readonly httpQueryParameterName?: string;
+  readonly ringHash?: { readonly minimumRingSize?: number };
+  readonly maglev?: { readonly tableSize?: number };
+  readonly minimumRingSize?: number;
+}
+
+export interface LoadBalancerSettings {
+  readonly simple?: SimpleLB;
+  readonly consistentHash?: ConsistentHashLB;
+  readonly localityLbSetting?: Readonly<Record<string, unknown>>;
+  readonly warmupDurationSecs?: string;
+  readonly warmup?: { readonly duration?: string; readonly minimumPercent?: number; readonly aggression?: number };
+}
+
+export interface ConnectionPoolSettings {
+  readonly tcp?: {
+    readonly maxConnections?: number;
+    readonly connectTimeout?: string;
+    readonly tcpKeepalive?: { readonly probes?: number; readonly time?: string; readonly interval?: string };
+    readonly maxConnectionDuration?: string;
+    readonly idleTimeout?: string;
+  };
+  readonly http?: {
+    readonly http1MaxPendingRequests?: number;
+    readonly http2MaxRequests?: number;
+    readonly maxRequestsPerConnection?: number;
+    readonly maxRetries?: number;
+    readonly idleTimeout?: string;
+    readonly h2UpgradePolicy?: 'DEFAULT' | 'DO_NOT_UPGRADE' | 'UPGRADE';
+    readonly useClientProtocol?: boolean;
+    readonly maxConcurrentStreams?: number;
+  };
+}
+
+export interface OutlierDetection {
+  readonly splitExternalLocalOriginErrors?: boolean;
+  readonly consecutiveLocalOriginFailures?: number;
+  readonly consecutiveGatewayErrors?: number;
+  readonly consecutive5xxErrors?: number;
+  readonly consecutiveErrors?: number;
+  readonly interval?: string;
+  readonly baseEjectionTime?: string;
+  readonly maxEjectionPercent?: number;
+  readonly minHealthPercent?: number;
+}
+
+export type ClientTlsMode = 'DISABLE' | 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL';
+
+export interface ClientTlsSettings {
+  readonly mode?: ClientTlsMode;
+  readonly clientCertificate?: string;
+  readonly privateKey?: string;
+  readonly caCertificates?: string;
+  readonly credentialName?: string;
+  readonly subjectAltNames?: readonly string[];
+  readonly sni?: string;
+  readonly insecureSkipVerify?: boolean;
+  readonly caCrl?: string;
+}
+
+export interface TrafficPolicyBlocks {
+  readonly loadBalancer?: LoadBalancerSettings;
+  readonly connectionPool?: ConnectionPoolSettings;
+  readonly outlierDetection?: OutlierDetection;
+  readonly tls?: ClientTlsSettings;
+  readonly tunnel?: Readonly<Record<string, unknown>>;
+  readonly proxyProtocol?: { readonly version?: string };
+  readonly retryBudget?: Readonly<Record<string, unknown>>;
+}
+
+export interface PortTrafficPolicy extends TrafficPolicyBlocks {
+  readonly port?: PortSelector;
+}
+
+export interface TrafficPolicy extends TrafficPolicyBlocks {
+  readonly portLevelSettings?: readonly PortTrafficPolicy[];
+}
+
+export interface Subset {
+  readonly name: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly trafficPolicy?: TrafficPolicy;
+}
+
+export interface DestinationRuleSpec {
+  readonly host: string;
+  readonly trafficPolicy?: TrafficPolicy;
+  readonly subsets?: readonly Subset[];
+  readonly exportTo?: readonly string[];
+  readonly workloadSelector?: { readonly matchLabels?: Readonly<Record<string, string>> };
+}
+
+// ---------------------------------------------------------------- ServiceEntry
+
+export interface ServicePort {
+  readonly number: number;
+  readonly protocol?: Protocol;
+  readonly name: string;
+  readonly targetPort?: number;
+}
+
+export interface WorkloadEntrySpec {
+  readonly address?: string;
+  /** port name → target port */
+  readonly ports?: Readonly<Record<string, number>>;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly network?: string;
+  readonly locality?: string;
+  readonly weight?: number;
+  readonly serviceAccount?: string;
+}
+
+export type Resolution = 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'DYNAMIC_DNS';
+
+export interface ServiceEntrySpec {
+  readonly hosts: readonly string[];
+  readonly addresses?: readonly string[];
+  readonly ports?: readonly ServicePort[];
+  readonly location?: 'MESH_EXTERNAL' | 'MESH_INTERNAL';
+  /** Absent means NONE (SE-2). */
+  readonly resolution?: Resolution;
+  readonly endpoints?: readonly WorkloadEntrySpec[];
+  readonly workloadSelector?: { readonly labels?: Readonly<Record<string, string>> };
+  readonly exportTo?: readonly string[];
+  readonly subjectAltNames?: readonly string[];
+}

@@ -1,0 +1,268 @@
+/**
+ * The compiled, immutable shape the data plane reads. Built once per config change by compile/,
+ * swapped whole by control/, pinned per request. Everything a request needs is precomputed here:
+ * maps keyed by the question asked, matchers compiled, clusters referenced directly.
+ *
+ * Snapshot objects may hold functions and compiled regexes (unlike the model), but never
+ * per-request state: balancer counters, pools and DNS answers live in upstream/, keyed by
+ * `Cluster.key` and endpoint keys, so they survive snapshot swaps.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { PathNormalization } from '../model/sluice.ts';
+
+// ---------------------------------------------------------------- request view
+
+/**
+ * What matchers see of a request. Built once per request by the data plane (and by
+ * `sluice explain` from a URL), with the path already normalised (AP-9).
+ */
+export interface RequestView {
+  readonly method: string;
+  readonly scheme: 'http' | 'https';
+  /** Raw Host / :authority, port included (VS-8, DP-10). */
+  readonly authority: string;
+  /** Lowercased host without port: the vhost key (GW-10). */
+  readonly host: string;
+  /** Normalised path without the query. */
+  readonly path: string;
+  /** Raw query without the leading '?', '' when none. */
+  readonly query: string;
+  /** Node's lowercased header object (repeated headers already joined). */
+  readonly headers: IncomingHttpHeaders;
+  /** The Gateway server port (listener port) the request arrived on. */
+  readonly port: number;
+  /** Lazily parsed query parameters (first value per key); filled by `queryParamsOf`. */
+  queryParams: ReadonlyMap<string, string> | null;
+  /** Verified JWT claims once RequestAuthentication has run, else null. */
+  claims: Readonly<Record<string, unknown>> | null;
+}
+
+// ---------------------------------------------------------------- snapshot
+
+export interface Snapshot {
+  /** Content hash of the resource set the snapshot was compiled from. */
+  readonly hash: string;
+  /** Listeners by port. */
+  readonly listeners: ReadonlyMap<number, Listener>;
+  /** Every cluster any route references, by name (`outbound|port|subset|host`). */
+  readonly clusters: ReadonlyMap<string, Cluster>;
+  readonly settings: GatewaySettings;
+}
+
+export interface GatewaySettings {
+  readonly pathNormalization: PathNormalization;
+  readonly numTrustedProxies: number;
+  readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** Value of the `server` response header (DP-2). */
+  readonly serverHeader: string;
+}
+
+/** Plaintext HTTP family (HTTP/1.1 + h2c), terminated HTTPS, TLS passthrough/terminated-to-TCP, TCP. */
+export type ListenerProtocol = 'HTTP' | 'HTTPS' | 'TLS' | 'TCP';
+
+export interface Listener {
+  readonly port: number;
+  /** Address to bind, null for the process-wide --bind. */
+  readonly bind: string | null;
+  readonly protocol: ListenerProtocol;
+  /** Reconcile key: a listener with the same key is kept across a swap. */
+  readonly key: string;
+  /** Plaintext HTTP: the one table `http.<port>` all plaintext servers share (GW-14). */
+  readonly httpTable: RouteTable | null;
+  /** Terminated HTTPS servers, each with its own table (GW-14); empty for plaintext. */
+  readonly tlsServers: readonly TlsServer[];
+  /** The Gateway servers merged into this listener, for explain and dumps. */
+  readonly servers: readonly ServerRef[];
+}
+
+export interface ServerRef {
+  readonly gatewayNamespace: string;
+  readonly gatewayName: string;
+  readonly serverIndex: number;
+  readonly portName: string;
+  readonly hosts: readonly string[];
+}
+
+/** A terminated TLS server on a port; filled in by the TLS work (SNI, certificates). */
+export interface TlsServer {
+  readonly server: ServerRef;
+  /** SNI names this server answers (namespace dropped, GW-14). */
+  readonly sniHosts: readonly string[];
+  readonly table: RouteTable;
+  /** Name of the credential (secret or file pair) this server presents. */
+  readonly credential: string | null;
+}
+
+/**
+ * Vhost lookup for one table: exact host, then the longest wildcard suffix, then `*`, with no
+ * fall-through (GW-11). See lookup.ts `findVirtualHost`.
+ */
+export interface RouteTable {
+  /** `http.8080` or `https.443.<portName>.<gw>.<ns>` (GW-14). */
+  readonly name: string;
+  readonly exact: ReadonlyMap<string, VirtualHost>;
+  /** `*.example.com` stored as suffix `.example.com`, longest suffix first. */
+  readonly wildcards: readonly { readonly suffix: string; readonly vhost: VirtualHost }[];
+  readonly catchAll: VirtualHost | null;
+}
+
+export interface VirtualHost {
+  /** The more specific of server host and VS host (GW-9), e.g. `a.example.com`. */
+  readonly name: string;
+  readonly routes: readonly Route[];
+}
+
+export interface RouteSource {
+  readonly vsNamespace: string;
+  readonly vsName: string;
+  readonly httpIndex: number;
+  /** Index into `match`, or -1 for a rule without match. */
+  readonly matchIndex: number;
+  /** HTTPRoute `name`, if set. */
+  readonly ruleName: string | null;
+}
+
+export interface Route {
+  /** Stable id used in logs and metrics: `<ns>.<vs>.<http index>.<match index>` or the rule name. */
+  readonly name: string;
+  /** Null for routes sluice makes itself (httpsRedirect). */
+  readonly source: RouteSource | null;
+  /** All must hold (AND). Empty = matches everything. */
+  readonly conditions: readonly MatchCondition[];
+  readonly action: RouteAction;
+  /** Route-level header operations (VS-21); null when none. */
+  readonly requestHeaders: HeaderOps | null;
+  readonly responseHeaders: HeaderOps | null;
+}
+
+/**
+ * One precompiled test of an HTTPMatchRequest field. `test` runs on the hot path; `field` and
+ * `expected` are for explain and dumps (`uri`, `prefix /api`).
+ */
+export interface MatchCondition {
+  readonly field: string;
+  readonly expected: string;
+  readonly test: (req: RequestView) => boolean;
+}
+
+export type RouteAction = ForwardAction | RedirectAction | DirectResponseAction;
+
+export interface ForwardAction {
+  readonly kind: 'forward';
+  readonly destinations: readonly WeightedCluster[];
+  /** Sum of weights; picks use a random integer in [0, totalWeight). */
+  readonly totalWeight: number;
+  readonly rewrite: PathRewrite | null;
+  /** rewrite.authority (VS-14). */
+  readonly authority: string | null;
+  /** Route timeout; null = none (VS-22). */
+  readonly timeoutMs: number | null;
+  readonly retry: RetryPolicy;
+}
+
+export interface WeightedCluster {
+  readonly clusterName: string;
+  /** Null when no such host/subset/port is known: the request gets 503 NC (VS-19). */
+  readonly cluster: Cluster | null;
+  readonly weight: number;
+  readonly requestHeaders: HeaderOps | null;
+  readonly responseHeaders: HeaderOps | null;
+}
+
+/** VS-12/VS-13: what replaces the path; the query is always kept. */
+export type PathRewrite =
+  | { readonly kind: 'prefix'; readonly prefix: string; readonly ignoreCase: boolean; readonly replacement: string }
+  | { readonly kind: 'full'; readonly replacement: string }
+  | { readonly kind: 'regex'; readonly pattern: CompiledRegex; readonly replacement: string };
+
+export interface RedirectAction {
+  readonly kind: 'redirect';
+  /** 301, 302, 303, 307 or 308 (VS-15). */
+  readonly code: number;
+  readonly scheme: string | null;
+  readonly authority: string | null;
+  readonly port: number | null;
+  readonly derivePort: 'FROM_PROTOCOL_DEFAULT' | 'FROM_REQUEST_PORT' | null;
+  /** Replaces the whole path (and the query when it has one). */
+  readonly uri: string | null;
+  /** GW-18 httpsRedirect: drop the port only when it is :80. */
+  readonly httpsRedirect: boolean;
+}
+
+export interface DirectResponseAction {
+  readonly kind: 'direct';
+  readonly status: number;
+  readonly body: Uint8Array | null;
+}
+
+export interface HeaderOps {
+  /** Applied in order: remove, then set (overwrite), then add (append) (VS-21). */
+  readonly remove: readonly string[];
+  readonly set: readonly (readonly [name: string, value: string])[];
+  readonly add: readonly (readonly [name: string, value: string])[];
+}
+
+export interface RetryPolicy {
+  /** Retries after the first try; 0 = off. Istio default 2 (VS-23). */
+  readonly attempts: number;
+  readonly perTryTimeoutMs: number | null;
+  readonly retryOn: RetryOn;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+}
+
+export interface RetryOn {
+  readonly connectFailure: boolean;
+  readonly refusedStream: boolean;
+  readonly reset: boolean;
+  readonly resetBeforeRequest: boolean;
+  readonly fiveXx: boolean;
+  readonly gatewayError: boolean;
+  readonly retriable4xx: boolean;
+  readonly statusCodes: ReadonlySet<number>;
+}
+
+/** A compiled RE2 pattern with full-match semantics; linear time in the input. */
+export interface CompiledRegex {
+  readonly source: string;
+  readonly fullMatch: (input: string) => boolean;
+  readonly replaceAll: (input: string, replacement: string) => string;
+}
+
+// ---------------------------------------------------------------- clusters
+
+export type LbPolicy = 'LEAST_REQUEST' | 'ROUND_ROBIN' | 'RANDOM';
+
+export interface Endpoint {
+  /** IP address or DNS name. */
+  readonly address: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export type EndpointSource =
+  /** Fixed addresses (ServiceEntry STATIC, EndpointSlices). */
+  | { readonly kind: 'static'; readonly endpoints: readonly Endpoint[] }
+  /** Names resolved by DNS at run time (ServiceEntry DNS, or the destination host itself). */
+  | { readonly kind: 'dns'; readonly endpoints: readonly Endpoint[]; readonly roundRobin: boolean };
+
+export interface Cluster {
+  /** `outbound|<port>|<subset>|<host>` (VS-19). */
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly subset: string | null;
+  /** Identity of the settings that shape pools and balancer state; equal keys share them across swaps. */
+  readonly key: string;
+  readonly endpoints: EndpointSource;
+  readonly lb: LbPolicy;
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  /** 0 = unlimited; 1 = no keep-alive. */
+  readonly maxRequestsPerConnection: number;
+  /** Circuit-breaker caps (DR-6); Infinity when unset. */
+  readonly maxConnections: number;
+  readonly maxPendingRequests: number;
+  readonly maxRequests: number;
+}
