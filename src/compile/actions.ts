@@ -1,0 +1,290 @@
+/**
+ * HTTPRoute → RouteAction: forward (VS-19..VS-23), redirect (VS-15, VS-16), direct response
+ * (VS-17), plus header operations (VS-21).
+ */
+import type { DiagnosticSubject } from '../errors/diagnostic.ts';
+import type { HeaderOperations, HTTPMatchRequest, HTTPRetry, HTTPRoute } from '../model/networking.ts';
+import type {
+  DirectResponseAction,
+  ForwardAction,
+  HeaderOps,
+  PathRewrite,
+  RedirectAction,
+  RetryOn,
+  RetryPolicy,
+  RouteAction,
+  WeightedCluster,
+} from '../snapshot/types.ts';
+import { parseDuration } from '../util/duration.ts';
+import { compileRe2 } from '../util/re2.ts';
+import { resolveDestination, type ClusterContext } from './clusters.ts';
+import type { MatchBuildProblem } from './match.ts';
+
+export interface ActionInput {
+  readonly ctx: ClusterContext;
+  readonly rule: HTTPRoute;
+  /** The match this route was made from (undefined for a rule without match). */
+  readonly match: HTTPMatchRequest | undefined;
+  readonly vsNamespace: string;
+  readonly serverPort: number;
+  readonly owner: DiagnosticSubject;
+  /** `spec.http[i]`. */
+  readonly path: string;
+}
+
+export type ActionProblem = MatchBuildProblem;
+
+export const DEFAULT_BACKOFF_BASE_MS = 25;
+
+const NO_RETRY_ON: RetryOn = {
+  connectFailure: false,
+  refusedStream: false,
+  reset: false,
+  resetBeforeRequest: false,
+  fiveXx: false,
+  gatewayError: false,
+  retriable4xx: false,
+  statusCodes: new Set(),
+};
+
+/** VS-23: connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes with no codes. */
+export const DEFAULT_RETRY_ON: RetryOn = { ...NO_RETRY_ON, connectFailure: true, refusedStream: true };
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  attempts: 2,
+  perTryTimeoutMs: null,
+  retryOn: DEFAULT_RETRY_ON,
+  backoffBaseMs: DEFAULT_BACKOFF_BASE_MS,
+  backoffMaxMs: DEFAULT_BACKOFF_BASE_MS * 10,
+};
+
+export const NO_RETRY: RetryPolicy = { ...DEFAULT_RETRY, attempts: 0, retryOn: NO_RETRY_ON };
+
+/**
+ * VS-24: Envoy retryOn tokens. gRPC status tokens (cancelled, unavailable, …) only concern gRPC
+ * responses and are accepted without effect on HTTP status handling. Bare numbers are status codes.
+ */
+export function parseRetryOn(text: string): { retryOn: RetryOn; unknown: string[] } {
+  const codes = new Set<number>();
+  const on = { ...NO_RETRY_ON };
+  const unknown: string[] = [];
+  for (const raw of text.split(',')) {
+    const t = raw.trim();
+    if (t === '') continue;
+    if (/^\d+$/.test(t)) {
+      codes.add(Number(t));
+      continue;
+    }
+    switch (t) {
+      case 'connect-failure':
+        on.connectFailure = true;
+        break;
+      case 'refused-stream':
+        on.refusedStream = true;
+        break;
+      case 'reset':
+        on.reset = true;
+        break;
+      case 'reset-before-request':
+        on.resetBeforeRequest = true;
+        break;
+      case '5xx':
+        on.fiveXx = true;
+        break;
+      case 'gateway-error':
+        on.gatewayError = true;
+        break;
+      case 'retriable-4xx':
+        on.retriable4xx = true;
+        break;
+      case 'retriable-status-codes':
+      case 'envoy-ratelimited':
+      case 'retriable-headers':
+      case 'http3-post-connect-failure':
+      case 'cancelled':
+      case 'deadline-exceeded':
+      case 'internal':
+      case 'resource-exhausted':
+      case 'unavailable':
+        break;
+      default:
+        unknown.push(t);
+    }
+  }
+  return { retryOn: { ...on, statusCodes: codes }, unknown };
+}
+
+function durationMsOrNull(text: string | undefined, path: string, problems: ActionProblem[]): number | null {
+  if (text === undefined) return null;
+  const r = parseDuration(text, { bareSeconds: false });
+  if (!r.ok) {
+    problems.push({ path, message: r.error });
+    return null;
+  }
+  return r.ms;
+}
+
+/** Istio retry.ConvertPolicy: unset → default; attempts ≤ 0 → off; else default overridden field by field. */
+export function compileRetry(
+  retries: HTTPRetry | undefined,
+  timeoutMs: number | null,
+  path: string,
+  problems: ActionProblem[],
+): RetryPolicy {
+  if (retries === undefined) return DEFAULT_RETRY;
+  const attempts = retries.attempts ?? 0;
+  if (attempts <= 0) return NO_RETRY;
+  let retryOn = DEFAULT_RETRY_ON;
+  if (retries.retryOn !== undefined && retries.retryOn !== '') {
+    const parsed = parseRetryOn(retries.retryOn);
+    retryOn = parsed.retryOn;
+    if (parsed.unknown.length > 0)
+      problems.push({
+        path: `${path}.retryOn`,
+        message: `unknown retryOn token(s) ignored: ${parsed.unknown.join(', ')}`,
+      });
+  }
+  let perTry = durationMsOrNull(retries.perTryTimeout, `${path}.perTryTimeout`, problems);
+  // VS-25: a per-try timeout at or above the route timeout never fires first.
+  if (perTry !== null && timeoutMs !== null && timeoutMs > 0 && perTry >= timeoutMs) perTry = null;
+  const base = durationMsOrNull(retries.backoff, `${path}.backoff`, problems) ?? DEFAULT_BACKOFF_BASE_MS;
+  return { attempts, perTryTimeoutMs: perTry, retryOn, backoffBaseMs: base, backoffMaxMs: base * 10 };
+}
+
+/** VS-21 header operations, or null when there are none. Names lowercased. */
+export function compileHeaderOps(ops: HeaderOperations | undefined): HeaderOps | null {
+  if (!ops) return null;
+  const remove = (ops.remove ?? []).map((h) => h.toLowerCase());
+  const set = Object.entries(ops.set ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const);
+  const add = Object.entries(ops.add ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const);
+  if (remove.length === 0 && set.length === 0 && add.length === 0) return null;
+  return { remove, set, add };
+}
+
+const REDIRECT_CODES = new Set([301, 302, 303, 307, 308]);
+
+function decodeBase64(text: string): Uint8Array {
+  return new Uint8Array(Buffer.from(text, 'base64'));
+}
+
+/** VS-12/VS-13: the rewrite a route applies, given the match it was made from. */
+function compilePathRewrite(input: ActionInput, problems: ActionProblem[]): PathRewrite | null {
+  const rw = input.rule.rewrite;
+  if (!rw) return null;
+  if (rw.uriRegexRewrite) {
+    const r = compileRe2(rw.uriRegexRewrite.match, {});
+    if (!r.ok) {
+      problems.push({ path: `${input.path}.rewrite.uriRegexRewrite.match`, message: r.error });
+      return null;
+    }
+    return { kind: 'regex', pattern: r.regex, replacement: rw.uriRegexRewrite.rewrite };
+  }
+  if (rw.uri === undefined) return null;
+  const uri = input.match?.uri;
+  if (uri === undefined) return { kind: 'prefix', prefix: '/', ignoreCase: false, replacement: rw.uri };
+  if ('prefix' in uri) {
+    return {
+      kind: 'prefix',
+      prefix: uri.prefix,
+      ignoreCase: input.match?.ignoreUriCase === true,
+      replacement: rw.uri,
+    };
+  }
+  return { kind: 'full', replacement: rw.uri };
+}
+
+/** Returns the action, or null when the route must be dropped (a problem says why). */
+export function compileAction(input: ActionInput, problems: ActionProblem[]): RouteAction | null {
+  const { rule, path } = input;
+  if (rule.redirect) {
+    const r = rule.redirect;
+    const code = r.redirectCode === undefined || r.redirectCode === 0 ? 301 : r.redirectCode;
+    if (!REDIRECT_CODES.has(code)) {
+      problems.push({
+        path: `${path}.redirect.redirectCode`,
+        message: `redirect code ${code} is not one of 301, 302, 303, 307, 308; the rule is dropped`,
+      });
+      return null;
+    }
+    const action: RedirectAction = {
+      kind: 'redirect',
+      code,
+      scheme: r.scheme ?? null,
+      authority: r.authority ?? null,
+      port: r.port ?? null,
+      derivePort: r.derivePort ?? null,
+      uri: r.uri ?? null,
+      httpsRedirect: false,
+    };
+    return action;
+  }
+  if (rule.directResponse) {
+    const d = rule.directResponse;
+    let body: Uint8Array | null = null;
+    if (d.body?.string !== undefined) body = new TextEncoder().encode(d.body.string);
+    else if (d.body?.bytes !== undefined) body = decodeBase64(d.body.bytes);
+    const action: DirectResponseAction = {
+      kind: 'direct',
+      status: d.status,
+      body: body && body.length > 0 ? body : null,
+    };
+    return action;
+  }
+  if (rule.delegate) {
+    problems.push({
+      code: 'SLUICE_CONFIG_UNSUPPORTED',
+      path: `${path}.delegate`,
+      message: 'delegate VirtualServices are not supported yet; the rule is dropped',
+    });
+    return null;
+  }
+  const dests = rule.route ?? [];
+  if (dests.length === 0) {
+    problems.push({ path, message: 'rule has no route, redirect or directResponse; it is dropped' });
+    return null;
+  }
+  const single = dests.length === 1;
+  // Istio ignores weight-0 destinations when there are several (unless all are 0, which validation rejects).
+  const anyWeight = dests.some((d) => (d.weight ?? 0) > 0);
+  const used = dests.map((d, i) => ({ d, i })).filter(({ d }) => single || !anyWeight || (d.weight ?? 0) > 0);
+  const destinations: WeightedCluster[] = used.map(({ d, i }) => {
+    const resolved = resolveDestination(
+      input.ctx,
+      d.destination,
+      input.vsNamespace,
+      input.serverPort,
+      input.owner,
+      `${path}.route[${i}].destination`,
+    );
+    return {
+      clusterName: resolved.clusterName,
+      cluster: resolved.cluster,
+      // VS-20: a single destination takes all traffic whatever its weight.
+      weight: single ? 1 : (d.weight ?? 0),
+      requestHeaders: compileHeaderOps(d.headers?.request),
+      responseHeaders: compileHeaderOps(d.headers?.response),
+    };
+  });
+  let weighted = destinations;
+  let totalWeight = weighted.reduce((s, d) => s + d.weight, 0);
+  if (totalWeight === 0) {
+    problems.push({
+      path: `${path}.route`,
+      message: 'all destination weights are 0; traffic is split evenly',
+    });
+    weighted = destinations.map((d) => ({ ...d, weight: 1 }));
+    totalWeight = weighted.length;
+  }
+  const timeoutMs = durationMsOrNull(rule.timeout, `${path}.timeout`, problems);
+  const action: ForwardAction = {
+    kind: 'forward',
+    destinations: weighted,
+    totalWeight,
+    rewrite: compilePathRewrite(input, problems),
+    authority: rule.rewrite?.authority ?? null,
+    // VS-22: 0s means no timeout, like unset.
+    timeoutMs: timeoutMs === 0 ? null : timeoutMs,
+    retry: compileRetry(rule.retries, timeoutMs, `${path}.retries`, problems),
+  };
+  return action;
+}

@@ -1,0 +1,447 @@
+/**
+ * Clusters: one per (host, port, subset) a route references, named `outbound|<port>|<subset>|<host>`
+ * (VS-19), with endpoints from ServiceEntries (SE-2, SE-3) or Services + EndpointSlices, and the
+ * DestinationRule policy that applies (DR-1..DR-4, DR-6).
+ */
+import { createHash } from 'node:crypto';
+import type { Diagnostic, DiagnosticSubject } from '../errors/diagnostic.ts';
+import type {
+  ConnectionPoolSettings,
+  Destination,
+  LoadBalancerSettings,
+  Subset,
+  TrafficPolicy,
+  TrafficPolicyBlocks,
+} from '../model/networking.ts';
+import type { Cluster, Endpoint, EndpointSource, LbPolicy } from '../snapshot/types.ts';
+import { parseDuration } from '../util/duration.ts';
+import { hostsMatch, isWildcard, namespaceOfServiceHost, toFqdn } from './hosts.ts';
+import type { DestinationRuleResource, Indexes, ServiceEntryResource, ServiceResource } from './indexes.ts';
+import { compareByAge, subjectOf } from './indexes.ts';
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 3_600_000;
+
+export interface ClusterContext {
+  readonly indexes: Indexes;
+  readonly clusters: Map<string, Cluster>;
+  readonly diagnostics: Diagnostic[];
+}
+
+export function createClusterContext(indexes: Indexes, diagnostics: Diagnostic[]): ClusterContext {
+  return { indexes, clusters: new Map(), diagnostics };
+}
+
+export function clusterName(port: number, subset: string | null, host: string): string {
+  return `outbound|${port}|${subset ?? ''}|${host}`;
+}
+
+// ---------------------------------------------------------------- registry view of a host
+
+interface RegistryPort {
+  readonly number: number;
+  readonly name: string;
+  readonly targetPort: number | string | null;
+}
+
+type Registry =
+  | {
+      readonly kind: 'se';
+      readonly namespace: string;
+      readonly se: ServiceEntryResource;
+      readonly ports: readonly RegistryPort[];
+    }
+  | {
+      readonly kind: 'svc';
+      readonly namespace: string;
+      readonly svc: ServiceResource;
+      readonly ports: readonly RegistryPort[];
+    }
+  | { readonly kind: 'none'; readonly namespace: string | null; readonly ports: readonly RegistryPort[] };
+
+function registryFor(idx: Indexes, host: string): Registry {
+  const ses = idx.serviceEntriesByHost.get(host);
+  const se = ses?.[0];
+  if (se) {
+    return {
+      kind: 'se',
+      namespace: se.namespace,
+      se,
+      ports: (se.spec.ports ?? []).map((p) => ({
+        number: p.number,
+        name: p.name,
+        targetPort: p.targetPort ?? null,
+      })),
+    };
+  }
+  const svc = idx.servicesByHost.get(host);
+  if (svc) {
+    return {
+      kind: 'svc',
+      namespace: svc.namespace,
+      svc,
+      ports: svc.spec.ports.map((p) => ({
+        number: p.port,
+        name: p.name ?? '',
+        targetPort: p.targetPort ?? null,
+      })),
+    };
+  }
+  return { kind: 'none', namespace: namespaceOfServiceHost(host), ports: [] };
+}
+
+// ---------------------------------------------------------------- DestinationRule lookup (DR-1)
+
+interface MergedRule {
+  readonly trafficPolicy: TrafficPolicy | undefined;
+  readonly subsets: readonly Subset[];
+  readonly rules: readonly DestinationRuleResource[];
+}
+
+function mergeRules(rules: readonly DestinationRuleResource[]): MergedRule {
+  const sorted = [...rules].sort(compareByAge);
+  let trafficPolicy: TrafficPolicy | undefined;
+  const subsets: Subset[] = [];
+  for (const r of sorted) {
+    trafficPolicy ??= r.spec.trafficPolicy;
+    for (const s of r.spec.subsets ?? []) if (!subsets.some((x) => x.name === s.name)) subsets.push(s);
+  }
+  return { trafficPolicy, subsets, rules: sorted };
+}
+
+/** Gateway namespace, then the service's namespace, then root; exact host before the most specific wildcard. */
+export function findDestinationRule(
+  idx: Indexes,
+  host: string,
+  serviceNamespace: string | null,
+): MergedRule | null {
+  const tiers = [idx.identity.namespace, serviceNamespace, idx.identity.rootNamespace].filter(
+    (ns, i, all): ns is string => ns !== null && all.indexOf(ns) === i,
+  );
+  for (const ns of tiers) {
+    const inNs = idx.destinationRules.filter((dr) => dr.namespace === ns);
+    const exact = inNs.filter((dr) => toFqdn(dr.spec.host, dr.namespace) === host);
+    if (exact.length > 0) return mergeRules(exact);
+    let best: string | null = null;
+    for (const dr of inNs) {
+      const h = toFqdn(dr.spec.host, dr.namespace);
+      if (!isWildcard(h) || !hostsMatch(h, host) || isWildcard(host)) continue;
+      if (best === null || h.length > best.length) best = h;
+    }
+    if (best !== null) {
+      const b = best;
+      return mergeRules(inNs.filter((dr) => toFqdn(dr.spec.host, dr.namespace) === b));
+    }
+  }
+  return null;
+}
+
+/** DR-3: top level, replaced by a matching portLevelSettings entry, then subset blocks override. */
+function effectivePolicy(
+  tp: TrafficPolicy | undefined,
+  port: number,
+  subset: Subset | null,
+): TrafficPolicyBlocks {
+  let out: TrafficPolicyBlocks = tp ?? {};
+  const pl = tp?.portLevelSettings?.find((p) => p.port?.number === port);
+  if (pl) out = pl;
+  const sp = subset?.trafficPolicy;
+  if (sp) {
+    out = {
+      loadBalancer: sp.loadBalancer ?? out.loadBalancer,
+      connectionPool: sp.connectionPool ?? out.connectionPool,
+      outlierDetection: sp.outlierDetection ?? out.outlierDetection,
+      tls: sp.tls ?? out.tls,
+    };
+    const spl = sp.portLevelSettings?.find((p) => p.port?.number === port);
+    if (spl)
+      out = {
+        loadBalancer: spl.loadBalancer,
+        connectionPool: spl.connectionPool,
+        outlierDetection: spl.outlierDetection,
+        tls: spl.tls,
+      };
+  }
+  return out;
+}
+
+function lbOf(lb: LoadBalancerSettings | undefined, warn: (msg: string) => void): LbPolicy {
+  if (lb?.consistentHash) warn('loadBalancer.consistentHash is not supported yet; LEAST_REQUEST is used');
+  switch (lb?.simple) {
+    case 'ROUND_ROBIN':
+      return 'ROUND_ROBIN';
+    case 'RANDOM':
+      return 'RANDOM';
+    case 'PASSTHROUGH':
+      warn('loadBalancer.simple PASSTHROUGH is not supported; LEAST_REQUEST is used');
+      return 'LEAST_REQUEST';
+    default:
+      // DR-4: UNSPECIFIED, LEAST_CONN and LEAST_REQUEST are all Envoy's least request.
+      return 'LEAST_REQUEST';
+  }
+}
+
+function durationMs(text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const r = parseDuration(text, { bareSeconds: false });
+  return r.ok ? r.ms : fallback;
+}
+
+function poolSettings(
+  cp: ConnectionPoolSettings | undefined,
+): Pick<
+  Cluster,
+  | 'connectTimeoutMs'
+  | 'idleTimeoutMs'
+  | 'maxRequestsPerConnection'
+  | 'maxConnections'
+  | 'maxPendingRequests'
+  | 'maxRequests'
+> {
+  return {
+    connectTimeoutMs: durationMs(cp?.tcp?.connectTimeout, DEFAULT_CONNECT_TIMEOUT_MS),
+    idleTimeoutMs: durationMs(cp?.http?.idleTimeout ?? cp?.tcp?.idleTimeout, DEFAULT_IDLE_TIMEOUT_MS),
+    maxRequestsPerConnection: cp?.http?.maxRequestsPerConnection ?? 0,
+    maxConnections: cp?.tcp?.maxConnections ?? Infinity,
+    maxPendingRequests: cp?.http?.http1MaxPendingRequests ?? Infinity,
+    maxRequests: cp?.http?.http2MaxRequests ?? Infinity,
+  };
+}
+
+function labelsMatch(
+  selector: Readonly<Record<string, string>> | undefined,
+  labels: Readonly<Record<string, string>>,
+): boolean {
+  if (!selector) return true;
+  for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------- endpoints
+
+type EndpointsResult =
+  { readonly ok: true; readonly source: EndpointSource } | { readonly ok: false; readonly reason: string };
+
+function serviceEntryEndpoints(se: ServiceEntryResource, port: RegistryPort): EndpointsResult {
+  const resolution = se.spec.resolution ?? 'NONE';
+  const target = typeof port.targetPort === 'number' ? port.targetPort : port.number;
+  const fromEntries = (): Endpoint[] =>
+    (se.spec.endpoints ?? [])
+      .filter((e) => e.address !== undefined && e.address !== '')
+      .map((e) => ({
+        address: e.address as string,
+        port: e.ports?.[port.name] ?? target,
+        weight: e.weight ?? 1,
+        labels: e.labels ?? {},
+      }));
+  switch (resolution) {
+    case 'STATIC':
+      return { ok: true, source: { kind: 'static', endpoints: fromEntries() } };
+    case 'DNS':
+    case 'DNS_ROUND_ROBIN': {
+      let endpoints = fromEntries();
+      if (endpoints.length === 0) {
+        endpoints = se.spec.hosts
+          .filter((h) => !isWildcard(h))
+          .map((h) => ({ address: h, port: target, weight: 1, labels: {} }));
+      }
+      return { ok: true, source: { kind: 'dns', endpoints, roundRobin: resolution === 'DNS_ROUND_ROBIN' } };
+    }
+    case 'NONE':
+      return {
+        ok: false,
+        reason: `ServiceEntry ${se.namespace}/${se.name} has resolution NONE, which sluice does not forward to yet`,
+      };
+    case 'DYNAMIC_DNS':
+      return {
+        ok: false,
+        reason: `ServiceEntry ${se.namespace}/${se.name} has resolution DYNAMIC_DNS, which sluice does not support yet`,
+      };
+  }
+}
+
+/**
+ * A Service's ready endpoints from its EndpointSlices, port matched by name. A Service with no
+ * slices at all (config files without endpoints) is reached through its cluster DNS name.
+ */
+function serviceEndpoints(
+  idx: Indexes,
+  svc: ServiceResource,
+  host: string,
+  port: RegistryPort,
+): EndpointSource {
+  if (svc.spec.type === 'ExternalName' && svc.spec.externalName) {
+    // Istio treats an ExternalName Service as an alias: the upstream is the external name on the service port.
+    return {
+      kind: 'dns',
+      endpoints: [{ address: svc.spec.externalName, port: port.number, weight: 1, labels: {} }],
+      roundRobin: false,
+    };
+  }
+  const slices = idx.slicesByHost.get(host);
+  if (!slices || slices.length === 0) {
+    return {
+      kind: 'dns',
+      endpoints: [{ address: host, port: port.number, weight: 1, labels: {} }],
+      roundRobin: false,
+    };
+  }
+  const endpoints: Endpoint[] = [];
+  for (const slice of slices) {
+    const sp = slice.spec.ports.find((p) => (p.name ?? '') === port.name);
+    if (!sp) continue;
+    for (const e of slice.spec.endpoints) {
+      if (e.conditions?.ready === false) continue;
+      for (const address of e.addresses) endpoints.push({ address, port: sp.port, weight: 1, labels: {} });
+    }
+  }
+  return { kind: 'static', endpoints };
+}
+
+function stableJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => {
+    if (x === Infinity) return 'Infinity';
+    if (x && typeof x === 'object' && !Array.isArray(x)) {
+      return Object.fromEntries(
+        Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+      );
+    }
+    return x;
+  });
+}
+
+// ---------------------------------------------------------------- destination → cluster
+
+export interface ResolvedDestination {
+  readonly clusterName: string;
+  readonly cluster: Cluster | null;
+}
+
+/**
+ * VS-19: a route destination → its cluster. `owner`/`path` name the VirtualService field for
+ * diagnostics; `serverPort` is the Gateway server port (the port fallback).
+ */
+export function resolveDestination(
+  ctx: ClusterContext,
+  dest: Destination,
+  vsNamespace: string,
+  serverPort: number,
+  owner: DiagnosticSubject,
+  path: string,
+): ResolvedDestination {
+  const idx = ctx.indexes;
+  const host = toFqdn(dest.host, vsNamespace);
+  const reg = registryFor(idx, host);
+  const onlyPort = reg.ports.length === 1 ? reg.ports[0] : undefined;
+  const port = dest.port?.number ?? onlyPort?.number ?? serverPort;
+  const subset = dest.subset ?? null;
+  const name = clusterName(port, subset, host);
+
+  const existing = ctx.clusters.get(name);
+  if (existing) return { clusterName: name, cluster: existing };
+
+  // Unknown hosts, ports and subsets are reported by analysis (IST0101); `quiet` avoids saying it twice.
+  const fail = (
+    code: 'SLUICE_NO_ENDPOINTS' | 'SLUICE_REF_NOT_FOUND',
+    reason: string,
+    quiet = false,
+  ): ResolvedDestination => {
+    if (!quiet)
+      ctx.diagnostics.push({
+        level: 'warning',
+        code,
+        subject: owner,
+        path,
+        message: `${reason}; requests routed there get 503 NC (cluster ${name})`,
+      });
+    return { clusterName: name, cluster: null };
+  };
+
+  if (isWildcard(host))
+    return fail('SLUICE_NO_ENDPOINTS', `destination host ${host} is a wildcard, which has no endpoints`);
+
+  const dr = findDestinationRule(idx, host, reg.namespace);
+  let subsetDef: Subset | null = null;
+  if (subset !== null) {
+    subsetDef = dr?.subsets.find((s) => s.name === subset) ?? null;
+    if (!subsetDef) {
+      return fail(
+        'SLUICE_REF_NOT_FOUND',
+        `subset ${subset} of ${host} is not defined by any DestinationRule`,
+        true,
+      );
+    }
+  }
+
+  let source: EndpointSource;
+  if (reg.kind === 'se' || reg.kind === 'svc') {
+    const regPort = reg.ports.find((p) => p.number === port);
+    if (!regPort) {
+      const what =
+        reg.kind === 'se'
+          ? `ServiceEntry ${reg.se.namespace}/${reg.se.name}`
+          : `Service ${reg.svc.namespace}/${reg.svc.name}`;
+      return fail('SLUICE_REF_NOT_FOUND', `port ${port} is not a port of ${what}`, true);
+    }
+    if (reg.kind === 'se') {
+      const r = serviceEntryEndpoints(reg.se, regPort);
+      if (!r.ok) return fail('SLUICE_NO_ENDPOINTS', r.reason);
+      source = r.source;
+    } else {
+      source = serviceEndpoints(idx, reg.svc, host, regPort);
+    }
+  } else {
+    return fail(
+      'SLUICE_REF_NOT_FOUND',
+      `destination host ${host} is not a known Service or ServiceEntry`,
+      true,
+    );
+  }
+
+  if (subsetDef?.labels && Object.keys(subsetDef.labels).length > 0 && reg.kind === 'svc') {
+    // EndpointSlices carry no pod labels, so a subset cannot narrow a Service's endpoints here.
+    ctx.diagnostics.push({
+      level: 'warning',
+      code: 'SLUICE_CONFIG_UNSUPPORTED',
+      subject: owner,
+      path,
+      message: `subset ${subset} selects by pod labels, which sluice does not know for Service ${reg.svc.namespace}/${reg.svc.name}; all its endpoints are used (cluster ${name})`,
+    });
+  } else if (subsetDef?.labels && Object.keys(subsetDef.labels).length > 0) {
+    const sel = subsetDef.labels;
+    source =
+      source.kind === 'static'
+        ? { kind: 'static', endpoints: source.endpoints.filter((e) => labelsMatch(sel, e.labels)) }
+        : {
+            kind: 'dns',
+            endpoints: source.endpoints.filter((e) => labelsMatch(sel, e.labels)),
+            roundRobin: source.roundRobin,
+          };
+  }
+  if (source.endpoints.length === 0) {
+    ctx.diagnostics.push({
+      level: 'warning',
+      code: 'SLUICE_NO_ENDPOINTS',
+      subject: owner,
+      path,
+      message: `cluster ${name} has no endpoints${subset !== null ? ` (subset ${subset} selects none)` : ''}; requests routed there get 503 UH`,
+    });
+  }
+
+  const policy = effectivePolicy(dr?.trafficPolicy, port, subsetDef);
+  const drOwner = dr?.rules[0];
+  const lb = lbOf(policy.loadBalancer, (message) =>
+    ctx.diagnostics.push({
+      level: 'warning',
+      code: 'SLUICE_CONFIG_UNSUPPORTED',
+      subject: drOwner ? subjectOf(drOwner) : owner,
+      message,
+    }),
+  );
+  const settings = poolSettings(policy.connectionPool);
+  const keyed = { host, port, subset, endpoints: source, lb, ...settings };
+  const key = createHash('sha256').update(stableJson(keyed)).digest('hex').slice(0, 16);
+  const cluster: Cluster = { name, host, port, subset, key, endpoints: source, lb, ...settings };
+  ctx.clusters.set(name, cluster);
+  return { clusterName: name, cluster };
+}

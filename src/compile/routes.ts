@@ -1,0 +1,299 @@
+/**
+ * VirtualServices → route tables (VS-1, VS-4..VS-6, GW-9, GW-11, GW-18), following Istio's
+ * buildGatewayHTTPRouteConfig: per server, each bound VS whose hosts intersect the server's
+ * (namespace-scoped) hosts adds its routes to one vhost per intersecting host; catch-alls then
+ * move to the end of each vhost, stable.
+ */
+import type { Diagnostic } from '../errors/diagnostic.ts';
+import type { HTTPMatchRequest, HTTPRoute } from '../model/networking.ts';
+import type { RedirectAction, Route, RouteTable, VirtualHost } from '../snapshot/types.ts';
+import { compileAction, compileHeaderOps } from './actions.ts';
+import type { ClusterContext } from './clusters.ts';
+import type { ServerEntry } from './gateways.ts';
+import { intersectHosts, isWildcard, serverDnsNames, serverHostsForNamespace, toFqdn } from './hosts.ts';
+import type { Indexes, VirtualServiceResource } from './indexes.ts';
+import { resolveGatewayRef, selectorMatches, subjectOf } from './indexes.ts';
+import { compileMatch, isCatchAllMatch, type MatchBuildProblem } from './match.ts';
+
+export interface RouteContext {
+  readonly indexes: Indexes;
+  readonly clusters: ClusterContext;
+  readonly diagnostics: Diagnostic[];
+  /** Routes of one VS for one gateway and port, built once (Istio caches per gateway + VS). */
+  readonly cache: Map<string, readonly Route[]>;
+  /** Routes that are catch-alls (VS-4), to move them last. */
+  readonly catchAll: WeakSet<Route>;
+  /** VS rules already reported, so a VS bound on several ports reports each problem once. */
+  readonly reported: Set<string>;
+}
+
+export function createRouteContext(
+  indexes: Indexes,
+  clusters: ClusterContext,
+  diagnostics: Diagnostic[],
+): RouteContext {
+  return { indexes, clusters, diagnostics, cache: new Map(), catchAll: new WeakSet(), reported: new Set() };
+}
+
+/** The redirect every plaintext request for an httpsRedirect host gets (GW-18). */
+const HTTPS_REDIRECT: RedirectAction = {
+  kind: 'redirect',
+  code: 301,
+  scheme: 'https',
+  authority: null,
+  port: null,
+  derivePort: null,
+  uri: null,
+  httpsRedirect: true,
+};
+
+const HTTPS_REDIRECT_ROUTE: Route = {
+  name: 'https-redirect',
+  source: null,
+  conditions: [],
+  action: HTTPS_REDIRECT,
+  requestHeaders: null,
+  responseHeaders: null,
+};
+
+function routeName(
+  vs: VirtualServiceResource,
+  rule: HTTPRoute,
+  match: HTTPMatchRequest | undefined,
+  i: number,
+  j: number,
+): string {
+  if (rule.name) return match?.name ? `${rule.name}.${match.name}` : rule.name;
+  return j < 0 ? `${vs.namespace}.${vs.name}.${i}` : `${vs.namespace}.${vs.name}.${i}.${j}`;
+}
+
+/** VS-6: match fields that are decided at compile time for this gateway and port. */
+function matchApplies(
+  ctx: RouteContext,
+  vs: VirtualServiceResource,
+  m: HTTPMatchRequest,
+  gatewayKey: string,
+  port: number,
+): boolean {
+  if (m.port !== undefined && m.port !== 0 && m.port !== port) return false;
+  // Istio sourceMatchHTTP: match.gateways, when set, is the only source check.
+  if (m.gateways && m.gateways.length > 0) {
+    return m.gateways.some((g) => resolveGatewayRef(g, vs.namespace).key === gatewayKey);
+  }
+  if (m.sourceLabels && !selectorMatches(m.sourceLabels, ctx.indexes.identity.labels)) return false;
+  return (
+    m.sourceNamespace === undefined ||
+    m.sourceNamespace === '' ||
+    m.sourceNamespace === ctx.indexes.identity.namespace
+  );
+}
+
+function report(
+  ctx: RouteContext,
+  vs: VirtualServiceResource,
+  level: Diagnostic['level'],
+  code: Diagnostic['code'],
+  path: string,
+  message: string,
+): void {
+  const key = `${vs.namespace}/${vs.name}|${path}|${message}`;
+  if (ctx.reported.has(key)) return;
+  ctx.reported.add(key);
+  ctx.diagnostics.push({ level, code, subject: subjectOf(vs), path, message });
+}
+
+const UNAPPLIED_FIELDS = ['fault', 'corsPolicy', 'mirror', 'mirrors'] as const;
+
+function translateRoute(
+  ctx: RouteContext,
+  vs: VirtualServiceResource,
+  rule: HTTPRoute,
+  match: HTTPMatchRequest | undefined,
+  i: number,
+  j: number,
+  port: number,
+): Route | null {
+  const rulePath = `spec.http[${i}]`;
+  const matchPath = j < 0 ? rulePath : `${rulePath}.match[${j}]`;
+  const problems: MatchBuildProblem[] = [];
+  const conditions = compileMatch(match, matchPath, problems);
+  const action =
+    conditions === null
+      ? null
+      : compileAction(
+          {
+            ctx: ctx.clusters,
+            rule,
+            match,
+            vsNamespace: vs.namespace,
+            serverPort: port,
+            owner: subjectOf(vs),
+            path: rulePath,
+          },
+          problems,
+        );
+  const dropped = conditions === null || action === null;
+  for (const p of problems) {
+    const code = p.code ?? (/regex/i.test(p.path) ? 'SLUICE_REGEX_INVALID' : 'SLUICE_CONFIG_INVALID');
+    report(
+      ctx,
+      vs,
+      dropped && code !== 'SLUICE_CONFIG_UNSUPPORTED' ? 'error' : 'warning',
+      code,
+      p.path,
+      dropped && !p.message.includes('dropped') ? `${p.message}; the route is dropped` : p.message,
+    );
+  }
+  if (conditions === null || action === null) return null;
+  for (const f of UNAPPLIED_FIELDS) {
+    if (rule[f] !== undefined)
+      report(ctx, vs, 'warning', 'SLUICE_CONFIG_UNSUPPORTED', `${rulePath}.${f}`, `${f} is not applied yet`);
+  }
+  const route: Route = {
+    name: routeName(vs, rule, match, i, j),
+    source: {
+      vsNamespace: vs.namespace,
+      vsName: vs.name,
+      httpIndex: i,
+      matchIndex: j,
+      ruleName: rule.name ?? null,
+    },
+    conditions,
+    action,
+    requestHeaders: compileHeaderOps(rule.headers?.request),
+    responseHeaders: compileHeaderOps(rule.headers?.response),
+  };
+  if (isCatchAllMatch(match)) ctx.catchAll.add(route);
+  return route;
+}
+
+/** Istio BuildHTTPRoutesForVirtualService for one gateway: rule × match in order, cut after the first catch-all (VS-4). */
+export function buildVirtualServiceRoutes(
+  ctx: RouteContext,
+  vs: VirtualServiceResource,
+  gatewayKey: string,
+  port: number,
+): readonly Route[] {
+  const cacheKey = `${gatewayKey}|${vs.namespace}/${vs.name}|${port}`;
+  const cached = ctx.cache.get(cacheKey);
+  if (cached) return cached;
+  const out: Route[] = [];
+  const rules = vs.spec.http ?? [];
+  for (const [i, rule] of rules.entries()) {
+    let catchAll = false;
+    if (!rule.match || rule.match.length === 0) {
+      const r = translateRoute(ctx, vs, rule, undefined, i, -1, port);
+      if (r) out.push(r);
+      catchAll = true;
+    } else {
+      for (const [j, m] of rule.match.entries()) {
+        if (!matchApplies(ctx, vs, m, gatewayKey, port)) continue;
+        const r = translateRoute(ctx, vs, rule, m, i, j, port);
+        if (!r) continue;
+        out.push(r);
+        if (ctx.catchAll.has(r)) {
+          catchAll = true;
+          break;
+        }
+      }
+    }
+    // Rules after a catch-all can never match; analysis reports them (SLUICE_ROUTE_UNREACHABLE).
+    if (catchAll) break;
+  }
+  ctx.cache.set(cacheKey, out);
+  return out;
+}
+
+interface VhostBuilding {
+  readonly name: string;
+  readonly routes: Route[];
+  readonly seen: Set<string>;
+  redirect: boolean;
+}
+
+/** Stable: every catch-all route moves to the end (Istio SortVHostRoutes). */
+function catchAllsLast(ctx: RouteContext, routes: readonly Route[]): Route[] {
+  const head: Route[] = [];
+  const tail: Route[] = [];
+  for (const r of routes) (ctx.catchAll.has(r) ? tail : head).push(r);
+  return head.concat(tail);
+}
+
+/**
+ * One route table from the servers that share it: all plaintext servers on a port, or a single
+ * terminated HTTPS server (GW-14).
+ */
+export function buildRouteTable(
+  ctx: RouteContext,
+  name: string,
+  entries: readonly ServerEntry[],
+): RouteTable {
+  const vhosts = new Map<string, VhostBuilding>();
+  const vhostFor = (host: string): VhostBuilding => {
+    let v = vhosts.get(host);
+    if (!v) vhosts.set(host, (v = { name: host, routes: [], seen: new Set(), redirect: false }));
+    return v;
+  };
+  for (const entry of entries) {
+    const gw = entry.gateway;
+    const gatewayKey = `${gw.namespace}/${gw.name}`;
+    const port = entry.server.port.number;
+    const redirect = entry.serving === 'HTTP' && entry.server.tls?.httpsRedirect === true;
+    for (const vs of ctx.indexes.vsByGateway.get(gatewayKey) ?? []) {
+      const serverHosts = serverHostsForNamespace(entry.server.hosts, gw.namespace, vs.namespace);
+      const vsHosts = vs.spec.hosts.map((h) => toFqdn(h, vs.namespace));
+      const hosts = intersectHosts(serverHosts, vsHosts);
+      if (hosts.length === 0) continue;
+      const routes = buildVirtualServiceRoutes(ctx, vs, gatewayKey, port);
+      // Istio: a VS with no routes for this gateway and port ("no routes matched") makes no vhost.
+      if (routes.length === 0) continue;
+      const seenKey = `${gatewayKey}|${vs.namespace}/${vs.name}`;
+      for (const h of hosts) {
+        const v = vhostFor(h.toLowerCase());
+        if (!v.seen.has(seenKey)) {
+          v.seen.add(seenKey);
+          v.routes.push(...routes);
+        }
+        if (redirect) v.redirect = true;
+      }
+    }
+    // GW-18: the server's own hosts redirect too, with or without a VirtualService.
+    if (redirect)
+      for (const h of serverDnsNames(entry.server.hosts)) vhostFor(h.toLowerCase()).redirect = true;
+  }
+
+  const exact = new Map<string, VirtualHost>();
+  const wildcards: { suffix: string; vhost: VirtualHost }[] = [];
+  let catchAll: VirtualHost | null = null;
+  for (const v of [...vhosts.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const vhost: VirtualHost = {
+      name: v.name,
+      routes: v.redirect ? [HTTPS_REDIRECT_ROUTE] : catchAllsLast(ctx, v.routes),
+    };
+    if (v.name === '*') catchAll = vhost;
+    else if (isWildcard(v.name)) wildcards.push({ suffix: v.name.slice(1), vhost });
+    else exact.set(v.name, vhost);
+  }
+  wildcards.sort(
+    (a, b) => b.suffix.length - a.suffix.length || (a.suffix < b.suffix ? -1 : a.suffix > b.suffix ? 1 : 0),
+  );
+  return { name, exact, wildcards, catchAll };
+}
+
+/** VS-1: the legacy `name.ns.svc.cluster.local` reference form (a missing Gateway is analysis' IST0101). */
+export function checkGatewayRefs(ctx: RouteContext): void {
+  for (const vs of ctx.indexes.virtualServices) {
+    for (const [i, ref] of (vs.spec.gateways ?? []).entries()) {
+      const { key, legacy } = resolveGatewayRef(ref, vs.namespace);
+      if (legacy)
+        report(
+          ctx,
+          vs,
+          'warning',
+          'SLUICE_CONFIG_INVALID',
+          `spec.gateways[${i}]`,
+          `${ref} is the legacy gateway reference form; write ${key}`,
+        );
+    }
+  }
+}

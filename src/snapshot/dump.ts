@@ -1,0 +1,235 @@
+/**
+ * Sorted, JSON-safe renderings of a Snapshot: golden files, /config_dump, `sluice routes`.
+ * No functions (conditions render as field + expected text), regexes as their source, times in
+ * ms, unlimited caps as the string 'unlimited', bodies as text when printable else base64.
+ */
+import { describeAction, describeConditions, describeDestination, describeHeaderOps } from './describe.ts';
+import type {
+  Cluster,
+  Listener,
+  RetryPolicy,
+  Route,
+  RouteAction,
+  RouteTable,
+  Snapshot,
+  TlsServer,
+  VirtualHost,
+} from './types.ts';
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x !== undefined) out[k] = sortKeys(x);
+    }
+    return out;
+  }
+  return v;
+}
+
+function cap(n: number): number | string {
+  return n === Infinity ? 'unlimited' : n;
+}
+
+function bodyText(body: Uint8Array): Record<string, string> {
+  const text = new TextDecoder('utf-8', { fatal: false }).decode(body);
+  // eslint-disable-next-line no-control-regex -- printable check
+  if (!text.includes('\uFFFD') && !/[\x00-\x08\x0e-\x1f]/.test(text)) return { string: text };
+  return { base64: Buffer.from(body).toString('base64') };
+}
+
+/** Istio's default policy (VS-23) and "off" print as one word; anything else in full. */
+function dumpRetry(r: RetryPolicy): unknown {
+  if (r.attempts === 0) return 'off';
+  const on = r.retryOn;
+  const isDefault =
+    r.attempts === 2 &&
+    r.perTryTimeoutMs === null &&
+    r.backoffBaseMs === 25 &&
+    r.backoffMaxMs === 250 &&
+    on.connectFailure &&
+    on.refusedStream &&
+    !on.reset &&
+    !on.resetBeforeRequest &&
+    !on.fiveXx &&
+    !on.gatewayError &&
+    !on.retriable4xx &&
+    on.statusCodes.size === 0;
+  if (isDefault) return 'default';
+  const tokens: string[] = [];
+  if (on.connectFailure) tokens.push('connect-failure');
+  if (on.refusedStream) tokens.push('refused-stream');
+  if (on.reset) tokens.push('reset');
+  if (on.resetBeforeRequest) tokens.push('reset-before-request');
+  if (on.fiveXx) tokens.push('5xx');
+  if (on.gatewayError) tokens.push('gateway-error');
+  if (on.retriable4xx) tokens.push('retriable-4xx');
+  return {
+    attempts: r.attempts,
+    perTryTimeoutMs: r.perTryTimeoutMs,
+    backoffBaseMs: r.backoffBaseMs,
+    backoffMaxMs: r.backoffMaxMs,
+    retryOn: tokens,
+    statusCodes: [...on.statusCodes].sort((a, b) => a - b),
+  };
+}
+
+function dumpAction(action: RouteAction): unknown {
+  switch (action.kind) {
+    case 'forward':
+      return {
+        kind: 'forward',
+        destinations: action.destinations.map((d) => ({
+          cluster: d.clusterName,
+          known: d.cluster !== null,
+          weight: d.weight,
+          requestHeaders: describeHeaderOps(d.requestHeaders) ?? undefined,
+          responseHeaders: describeHeaderOps(d.responseHeaders) ?? undefined,
+        })),
+        totalWeight: action.totalWeight,
+        rewrite:
+          action.rewrite === null
+            ? null
+            : action.rewrite.kind === 'regex'
+              ? {
+                  kind: 'regex',
+                  pattern: action.rewrite.pattern.source,
+                  replacement: action.rewrite.replacement,
+                }
+              : action.rewrite,
+        authority: action.authority,
+        timeoutMs: action.timeoutMs,
+        retry: dumpRetry(action.retry),
+      };
+    case 'redirect':
+      return { ...action };
+    case 'direct':
+      return {
+        kind: 'direct',
+        status: action.status,
+        body: action.body === null ? null : bodyText(action.body),
+      };
+  }
+}
+
+function dumpRoute(r: Route): unknown {
+  return {
+    name: r.name,
+    source: r.source,
+    match: r.conditions.map((c) => `${c.field} ${c.expected}`),
+    action: dumpAction(r.action),
+    requestHeaders: describeHeaderOps(r.requestHeaders) ?? undefined,
+    responseHeaders: describeHeaderOps(r.responseHeaders) ?? undefined,
+  };
+}
+
+function dumpVhost(v: VirtualHost): unknown {
+  return { name: v.name, routes: v.routes.map(dumpRoute) };
+}
+
+function dumpTable(t: RouteTable): unknown {
+  return {
+    name: t.name,
+    exact: [...t.exact.keys()].sort().map((k) => dumpVhost(t.exact.get(k) as VirtualHost)),
+    wildcards: t.wildcards.map((w) => ({ suffix: w.suffix, vhost: dumpVhost(w.vhost) })),
+    catchAll: t.catchAll === null ? null : dumpVhost(t.catchAll),
+  };
+}
+
+function dumpTlsServer(s: TlsServer): unknown {
+  return { server: s.server, sniHosts: s.sniHosts, credential: s.credential, table: dumpTable(s.table) };
+}
+
+function dumpListener(l: Listener): unknown {
+  return {
+    port: l.port,
+    bind: l.bind,
+    protocol: l.protocol,
+    key: l.key,
+    servers: l.servers,
+    httpTable: l.httpTable === null ? null : dumpTable(l.httpTable),
+    tlsServers: l.tlsServers.map(dumpTlsServer),
+  };
+}
+
+function dumpCluster(c: Cluster): unknown {
+  return {
+    name: c.name,
+    host: c.host,
+    port: c.port,
+    subset: c.subset,
+    key: c.key,
+    endpoints: c.endpoints,
+    lb: c.lb,
+    connectTimeoutMs: c.connectTimeoutMs,
+    idleTimeoutMs: c.idleTimeoutMs,
+    maxRequestsPerConnection: c.maxRequestsPerConnection,
+    maxConnections: cap(c.maxConnections),
+    maxPendingRequests: cap(c.maxPendingRequests),
+    maxRequests: cap(c.maxRequests),
+  };
+}
+
+/** The whole snapshot as sorted plain data. */
+export function dumpSnapshot(snapshot: Snapshot): unknown {
+  return sortKeys({
+    hash: snapshot.hash,
+    settings: snapshot.settings,
+    listeners: [...snapshot.listeners.values()].sort((a, b) => a.port - b.port).map(dumpListener),
+    clusters: [...snapshot.clusters.keys()]
+      .sort()
+      .map((k) => dumpCluster(snapshot.clusters.get(k) as Cluster)),
+  });
+}
+
+export interface RouteRow {
+  readonly port: number;
+  readonly table: string;
+  readonly vhost: string;
+  readonly route: string;
+  readonly match: string;
+  readonly action: string;
+  readonly destinations: readonly string[];
+}
+
+function tableRows(port: number, t: RouteTable, out: RouteRow[]): void {
+  const vhosts: VirtualHost[] = [
+    ...[...t.exact.keys()].sort().map((k) => t.exact.get(k) as VirtualHost),
+    ...t.wildcards.map((w) => w.vhost),
+  ];
+  if (t.catchAll) vhosts.push(t.catchAll);
+  for (const v of vhosts) {
+    for (const r of v.routes) {
+      const a = r.action;
+      const single = a.kind === 'forward' && a.destinations.length === 1;
+      out.push({
+        port,
+        table: t.name,
+        vhost: v.name,
+        route: r.name,
+        match: describeConditions(r),
+        action: a.kind === 'forward' ? 'forward' : describeAction(a),
+        destinations:
+          a.kind === 'forward'
+            ? a.destinations.map((d) => describeDestination(d, a.totalWeight, single))
+            : [],
+      });
+    }
+  }
+}
+
+/** One row per route, in lookup order per table, for `sluice routes` (like istioctl proxy-config routes). */
+export function routeRows(snapshot: Snapshot, port?: number): RouteRow[] {
+  const out: RouteRow[] = [];
+  for (const l of [...snapshot.listeners.values()].sort((a, b) => a.port - b.port)) {
+    if (port !== undefined && l.port !== port) continue;
+    if (l.httpTable) tableRows(l.port, l.httpTable, out);
+    for (const s of l.tlsServers) tableRows(l.port, s.table, out);
+  }
+  return out;
+}
+
+/** The name the team brief gives the same function. */
+export const routesTable = routeRows;
