@@ -23,6 +23,9 @@ export interface JWTRule {
   readonly forwardOriginalToken?: boolean;
   readonly outputClaimToHeaders?: readonly { readonly header: string; readonly claim: string }[];
   readonly timeout?: string;
+  /** Claims whose string values are split on spaces for matching (besides scope/permission). */
+  readonly spaceDelimitedClaims?: readonly string[];
+  readonly presence?: 'OPTIONAL' | 'REQUIRED';
 }
 
 export interface RequestAuthenticationSpec {
@@ -45,6 +48,8 @@ export interface Source {
   readonly notIpBlocks?: readonly string[];
   readonly remoteIpBlocks?: readonly string[];
   readonly notRemoteIpBlocks?: readonly string[];
+  readonly trustDomains?: readonly string[];
+  readonly notTrustDomains?: readonly string[];
 }
 
 export interface Operation {

@@ -40,7 +40,7 @@ spec:
   http:
     - route:
         - destination: { host: a }
-          weight: 150
+          weight: -5
         - destination: { host: b }
           weight: 10
 `;

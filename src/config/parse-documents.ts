@@ -1,0 +1,241 @@
+import {
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseAllDocuments,
+  Scalar,
+  visit,
+  type Document,
+  type Node,
+} from 'yaml';
+import type { Diagnostic } from '../errors/diagnostic.ts';
+
+/** One config document as read from a file, with what is needed to point back into it. */
+export interface ParsedDocument {
+  readonly file: string;
+  /** 1-based position of the document in its file (items of a `List` share their document's). */
+  readonly doc: number;
+  /** 1-based line where the document's content starts. */
+  readonly line: number;
+  /** Plain JS value of the document (or of one `List` item). */
+  readonly value: unknown;
+  /**
+   * 1-based line of a field path inside `value` (`['spec', 'http', 0, 'route']`). When the path
+   * does not exist to the end, the line of the deepest part that does (so a missing field points
+   * at its parent).
+   */
+  readonly lineOf: (path: readonly (string | number)[]) => number | undefined;
+}
+
+export interface ParseResult {
+  readonly documents: ParsedDocument[];
+  readonly diagnostics: Diagnostic[];
+}
+
+function firstLine(message: string): string {
+  const line = message.split('\n')[0] ?? message;
+  return line.replace(/ at line \d+, column \d+:?$/, '');
+}
+
+/** snake_case → camelCase, for the proto field names Istio also accepts (`sni_hosts`). */
+export function camelCase(key: string): string {
+  return key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+function snakeCase(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+function findKey(map: Node, key: string): { keyNode: Node | null; value: Node | null } | undefined {
+  if (!isMap(map)) return undefined;
+  const snake = snakeCase(key);
+  for (const pair of map.items) {
+    const k = pair.key;
+    const name = isScalar(k) ? String(k.value) : undefined;
+    if (name === key || (name !== undefined && name !== key && name === snake)) {
+      return { keyNode: (k as Node | null) ?? null, value: (pair.value as Node | null) ?? null };
+    }
+  }
+  return undefined;
+}
+
+function makeLineOf(root: Node | null, lineCounter: LineCounter, fallback: number) {
+  const lineAt = (n: Node | null | undefined): number | undefined =>
+    n?.range ? lineCounter.linePos(n.range[0]).line : undefined;
+  return (path: readonly (string | number)[]): number | undefined => {
+    let node: Node | null = root;
+    let line = lineAt(root) ?? fallback;
+    for (const seg of path) {
+      if (node === null) break;
+      if (typeof seg === 'number') {
+        if (!isSeq(node)) break;
+        const item = node.items[seg] as Node | undefined;
+        if (item === undefined) break;
+        node = item;
+        line = lineAt(item) ?? line;
+      } else {
+        const found = findKey(node, seg);
+        if (!found) break;
+        line = lineAt(found.keyNode) ?? lineAt(found.value) ?? line;
+        node = found.value;
+      }
+    }
+    return line;
+  };
+}
+
+/**
+ * Kubernetes reads YAML with go-yaml, where `[1.2.3.4, 2001:db8::]` is a list of two strings;
+ * the YAML 1.2 parser reads the second as a one-entry map. Put such implicit pairs back as the
+ * scalar text they were written as.
+ */
+function repairFlowScalars(doc: Document.Parsed, text: string): void {
+  visit(doc, {
+    Seq(_key, seq) {
+      if (!seq.flow) return;
+      seq.items = seq.items.map((item) => {
+        if (isMap(item) && item.flow && item.items.length === 1 && item.range) {
+          const src = text.slice(item.range[0], item.range[1]).trim();
+          const pair = item.items[0];
+          const valueIsNull =
+            pair &&
+            isPair(pair) &&
+            (pair.value === null || (isScalar(pair.value) && pair.value.value === null));
+          if (!src.startsWith('{') && valueIsNull && /^[^\s:][^\s]*:$/.test(src)) {
+            const s = new Scalar(src);
+            s.range = item.range;
+            return s;
+          }
+        }
+        return item;
+      });
+    },
+  });
+}
+
+function parseDiagnostic(
+  file: string,
+  doc: number,
+  line: number | undefined,
+  message: string,
+  level: 'error' | 'warning',
+  json: boolean,
+): Diagnostic {
+  return {
+    level,
+    code: 'SLUICE_CONFIG_PARSE',
+    subject: { origin: { kind: 'file', file, doc }, kind: json ? 'JSON' : 'YAML', name: 'document' },
+    ...(line !== undefined ? { line } : {}),
+    message,
+  };
+}
+
+/**
+ * Parses a YAML (multi-document) or JSON file. JSON goes through the YAML parser too (JSON is
+ * YAML), which gives the same line map. Empty documents are skipped; `kind: List` documents are
+ * flattened into their items. A document with a syntax error is reported and left out.
+ */
+export function parseDocuments(file: string, text: string): ParseResult {
+  const json = file.toLowerCase().endsWith('.json');
+  const lineCounter = new LineCounter();
+  const documents: ParsedDocument[] = [];
+  const diagnostics: Diagnostic[] = [];
+  let parsed: Document.Parsed[];
+  try {
+    parsed = parseAllDocuments(text, {
+      lineCounter,
+      prettyErrors: true,
+      uniqueKeys: true,
+    }) as Document.Parsed[];
+  } catch (err) {
+    diagnostics.push(
+      parseDiagnostic(
+        file,
+        1,
+        undefined,
+        `cannot parse: ${err instanceof Error ? err.message : String(err)}`,
+        'error',
+        json,
+      ),
+    );
+    return { documents, diagnostics };
+  }
+  if (!Array.isArray(parsed)) parsed = [parsed];
+  parsed.forEach((d, i) => {
+    const docIndex = i + 1;
+    const startLine = d.contents?.range ? lineCounter.linePos(d.contents.range[0]).line : undefined;
+    if (d.errors.length > 0) {
+      for (const e of d.errors) {
+        const line = e.linePos?.[0]?.line ?? startLine;
+        diagnostics.push(parseDiagnostic(file, docIndex, line, firstLine(e.message), 'error', json));
+      }
+      return;
+    }
+    for (const w of d.warnings) {
+      diagnostics.push(
+        parseDiagnostic(
+          file,
+          docIndex,
+          w.linePos?.[0]?.line ?? startLine,
+          firstLine(w.message),
+          'warning',
+          json,
+        ),
+      );
+    }
+    const contents = d.contents as Node | null;
+    if (
+      contents === null ||
+      (isScalar(contents) && (contents.value === null || contents.value === undefined))
+    )
+      return;
+    repairFlowScalars(d, text);
+    let value: unknown;
+    try {
+      value = d.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      diagnostics.push(
+        parseDiagnostic(
+          file,
+          docIndex,
+          startLine,
+          `cannot read document: ${err instanceof Error ? err.message : String(err)}`,
+          'error',
+          json,
+        ),
+      );
+      return;
+    }
+    const line = startLine ?? 1;
+    const lineOf = makeLineOf(contents, lineCounter, line);
+    if (isListDocument(value)) {
+      value.items.forEach((item, j) => {
+        if (item === null || item === undefined) return;
+        const prefix = ['items', j] as const;
+        documents.push({
+          file,
+          doc: docIndex,
+          line: lineOf(prefix) ?? line,
+          value: item,
+          lineOf: (path) => lineOf([...prefix, ...path]),
+        });
+      });
+      return;
+    }
+    documents.push({ file, doc: docIndex, line, value, lineOf });
+  });
+  return { documents, diagnostics };
+}
+
+function isListDocument(v: unknown): v is { items: unknown[] } {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as { kind?: unknown; items?: unknown; apiVersion?: unknown };
+  return (
+    typeof o.kind === 'string' &&
+    o.kind.endsWith('List') &&
+    Array.isArray(o.items) &&
+    (o.apiVersion === 'v1' || o.apiVersion === undefined || o.kind === 'List')
+  );
+}
