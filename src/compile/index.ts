@@ -13,7 +13,7 @@ import { createClusterContext } from './clusters.ts';
 import { credentialOf, httpsTableName, planPorts } from './gateways.ts';
 import { serverDnsNames } from './hosts.ts';
 import { buildIndexes } from './indexes.ts';
-import { buildRouteTable, checkGatewayRefs, createRouteContext } from './routes.ts';
+import { buildRouteTable, createRouteContext } from './routes.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- fixed contract name (brief)
 export interface CompileOptions extends GatewayIdentity {}
@@ -77,7 +77,6 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
       servers: plan.servers.map((s) => s.ref),
     });
   }
-  checkGatewayRefs(routes);
 
   const sortedClusters = new Map(
     [...clusters.clusters.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),

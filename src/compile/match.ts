@@ -4,7 +4,7 @@
  */
 import type { HTTPMatchRequest, StringMatch } from '../model/networking.ts';
 import type { MatchCondition, RequestView } from '../snapshot/types.ts';
-import { queryParamsOf } from '../snapshot/lookup.ts';
+import { headerValue, queryParamsOf } from '../snapshot/lookup.ts';
 import { compileRe2 } from '../util/re2.ts';
 
 type StringMatchOrPresent = StringMatch | Record<string, never>;
@@ -53,30 +53,6 @@ function stringTest(
     return { expected: `regex ${m.regex}`, test: (v) => re.fullMatch(v) };
   }
   return 'present';
-}
-
-// ---------------------------------------------------------------- request field readers
-
-function rawPath(req: RequestView): string {
-  return req.query === '' ? req.path : `${req.path}?${req.query}`;
-}
-
-/** A header as Envoy sees it: pseudo-headers from the request line, repeats comma-joined (VS-9). */
-export function headerValue(req: RequestView, name: string): string | undefined {
-  switch (name) {
-    case ':method':
-      return req.method;
-    case ':authority':
-    case 'host':
-      return req.authority;
-    case ':path':
-      return rawPath(req);
-    case ':scheme':
-      return req.scheme;
-  }
-  const v = req.headers[name];
-  if (v === undefined) return undefined;
-  return typeof v === 'string' ? v : v.join(',');
 }
 
 /** `@request.auth.claims.a` or `@request.auth.claims[a][b]` → ['a'] / ['a', 'b']; null if not a claim key. */

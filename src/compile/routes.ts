@@ -279,21 +279,3 @@ export function buildRouteTable(
   );
   return { name, exact, wildcards, catchAll };
 }
-
-/** VS-1: the legacy `name.ns.svc.cluster.local` reference form (a missing Gateway is analysis' IST0101). */
-export function checkGatewayRefs(ctx: RouteContext): void {
-  for (const vs of ctx.indexes.virtualServices) {
-    for (const [i, ref] of (vs.spec.gateways ?? []).entries()) {
-      const { key, legacy } = resolveGatewayRef(ref, vs.namespace);
-      if (legacy)
-        report(
-          ctx,
-          vs,
-          'warning',
-          'SLUICE_CONFIG_INVALID',
-          `spec.gateways[${i}]`,
-          `${ref} is the legacy gateway reference form; write ${key}`,
-        );
-    }
-  }
-}

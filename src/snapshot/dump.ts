@@ -29,6 +29,15 @@ function sortKeys(v: unknown): unknown {
   return v;
 }
 
+/** A map's values in sorted key order, so output does not depend on insertion order. */
+function valuesByKey<V>(m: ReadonlyMap<string, V>): V[] {
+  return [...m.keys()].sort().map((k) => m.get(k) as V);
+}
+
+function listenersByPort(snapshot: Snapshot): Listener[] {
+  return [...snapshot.listeners.values()].sort((a, b) => a.port - b.port);
+}
+
 function cap(n: number): number | string {
   return n === Infinity ? 'unlimited' : n;
 }
@@ -132,7 +141,7 @@ function dumpVhost(v: VirtualHost): unknown {
 function dumpTable(t: RouteTable): unknown {
   return {
     name: t.name,
-    exact: [...t.exact.keys()].sort().map((k) => dumpVhost(t.exact.get(k) as VirtualHost)),
+    exact: valuesByKey(t.exact).map(dumpVhost),
     wildcards: t.wildcards.map((w) => ({ suffix: w.suffix, vhost: dumpVhost(w.vhost) })),
     catchAll: t.catchAll === null ? null : dumpVhost(t.catchAll),
   };
@@ -177,10 +186,8 @@ export function dumpSnapshot(snapshot: Snapshot): unknown {
   return sortKeys({
     hash: snapshot.hash,
     settings: snapshot.settings,
-    listeners: [...snapshot.listeners.values()].sort((a, b) => a.port - b.port).map(dumpListener),
-    clusters: [...snapshot.clusters.keys()]
-      .sort()
-      .map((k) => dumpCluster(snapshot.clusters.get(k) as Cluster)),
+    listeners: listenersByPort(snapshot).map(dumpListener),
+    clusters: valuesByKey(snapshot.clusters).map(dumpCluster),
   });
 }
 
@@ -195,10 +202,7 @@ export interface RouteRow {
 }
 
 function tableRows(port: number, t: RouteTable, out: RouteRow[]): void {
-  const vhosts: VirtualHost[] = [
-    ...[...t.exact.keys()].sort().map((k) => t.exact.get(k) as VirtualHost),
-    ...t.wildcards.map((w) => w.vhost),
-  ];
+  const vhosts: VirtualHost[] = [...valuesByKey(t.exact), ...t.wildcards.map((w) => w.vhost)];
   if (t.catchAll) vhosts.push(t.catchAll);
   for (const v of vhosts) {
     for (const r of v.routes) {
@@ -223,7 +227,7 @@ function tableRows(port: number, t: RouteTable, out: RouteRow[]): void {
 /** One row per route, in lookup order per table, for `sluice routes` (like istioctl proxy-config routes). */
 export function routeRows(snapshot: Snapshot, port?: number): RouteRow[] {
   const out: RouteRow[] = [];
-  for (const l of [...snapshot.listeners.values()].sort((a, b) => a.port - b.port)) {
+  for (const l of listenersByPort(snapshot)) {
     if (port !== undefined && l.port !== port) continue;
     if (l.httpTable) tableRows(l.port, l.httpTable, out);
     for (const s of l.tlsServers) tableRows(l.port, s.table, out);

@@ -6,7 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { normalisePath } from '../util/normalise-path.ts';
 import { describeAction, describeConditions } from './describe.ts';
-import { findTlsServer, findVirtualHost, queryParamsOf } from './lookup.ts';
+import { findTlsServer, findVirtualHost, headerValue, queryParamsOf } from './lookup.ts';
 import { buildRedirectLocation } from './redirect.ts';
 import type {
   Listener,
@@ -107,23 +107,6 @@ function chooseVhost(table: RouteTable, host: string): { vhost: VirtualHost; how
   return { vhost, how };
 }
 
-function headerOf(req: RequestView, name: string): string | null {
-  switch (name) {
-    case ':method':
-      return req.method;
-    case ':authority':
-    case 'host':
-      return req.authority;
-    case ':path':
-      return req.query === '' ? req.path : `${req.path}?${req.query}`;
-    case ':scheme':
-      return req.scheme;
-  }
-  const v = req.headers[name];
-  if (v === undefined) return null;
-  return typeof v === 'string' ? v : v.join(',');
-}
-
 /** The request's value for a condition's field, for the explanation. */
 function actualOf(field: string, req: RequestView): string | null {
   if (field === 'uri') return req.path;
@@ -135,7 +118,7 @@ function actualOf(field: string, req: RequestView): string | null {
   const name = m[2] ?? '';
   if (m[1] === 'queryParams') return queryParamsOf(req).get(name) ?? null;
   if (name.startsWith('@request.auth.claims')) return req.claims === null ? null : JSON.stringify(req.claims);
-  return headerOf(req, name);
+  return headerValue(req, name) ?? null;
 }
 
 function firstFailure(route: Route, req: RequestView): RouteFailure | null {

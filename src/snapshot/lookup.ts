@@ -44,6 +44,24 @@ function decodeComponent(s: string): string {
   }
 }
 
+/** A header as Envoy sees it: pseudo-headers from the request line, repeats comma-joined (VS-9). */
+export function headerValue(req: RequestView, name: string): string | undefined {
+  switch (name) {
+    case ':method':
+      return req.method;
+    case ':authority':
+    case 'host':
+      return req.authority;
+    case ':path':
+      return req.query === '' ? req.path : `${req.path}?${req.query}`;
+    case ':scheme':
+      return req.scheme;
+  }
+  const v = req.headers[name];
+  if (v === undefined) return undefined;
+  return typeof v === 'string' ? v : v.join(',');
+}
+
 /**
  * VS-11: query parameters, parsed once per request on first use. `?key` has value ''; a repeated
  * key keeps its first value (Envoy's query parser does not overwrite).

@@ -1,6 +1,6 @@
 import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { AnalysisContext } from './context.ts';
-import { finding } from './context.ts';
+import { refNotFound } from './context.ts';
 
 function namespaceMatches(pattern: string, namespace: string): boolean {
   if (pattern === '*') return true;
@@ -27,10 +27,7 @@ export function analyzeAuthorizationPolicyNamespaces(ctx: AnalysisContext): Diag
           (src[field] ?? []).forEach((pattern, k) => {
             if (known.some((ns) => namespaceMatches(pattern, ns))) return;
             out.push(
-              finding({
-                level: 'warning',
-                code: 'SLUICE_REF_NOT_FOUND',
-                istioCode: 'IST0101',
+              refNotFound({
                 resource: ap,
                 path: `spec.rules[${i}].from[${j}].source.${field}[${k}]`,
                 message: `namespace "${pattern}" matches no Namespace in the configuration (known: ${known.join(', ')})`,

@@ -111,6 +111,11 @@ export function finding(f: FindingInput): Diagnostic {
   };
 }
 
+/** IST0101 ReferencedResourceNotFound: a warning, as the resource may be applied separately. */
+export function refNotFound(f: Omit<FindingInput, 'level' | 'code' | 'istioCode'>): Diagnostic {
+  return finding({ level: 'warning', code: 'SLUICE_REF_NOT_FOUND', istioCode: 'IST0101', ...f });
+}
+
 /** Kubernetes equality-based selector: every selector label present with the same value; empty selects all. */
 export function selectorMatches(
   selector: Readonly<Record<string, string>> | undefined,

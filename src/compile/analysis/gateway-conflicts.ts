@@ -2,14 +2,15 @@ import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { GatewayServer } from '../../model/networking.ts';
 import type { AnalysisContext } from './context.ts';
 import { finding, formatSelector, nameOf } from './context.ts';
-import { hostsOverlap, parseServerHost } from './hosts.ts';
+import { splitServerHost } from '../hosts.ts';
+import { hostsOverlap } from './hosts.ts';
 
 type GatewayResource = AnalysisContext['gateways'][number];
 
 const PLAINTEXT_HTTP = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
 
 function dnsNames(server: GatewayServer, gatewayNamespace: string): string[] {
-  return server.hosts.map((h) => parseServerHost(h, gatewayNamespace).host);
+  return server.hosts.map((h) => splitServerHost(h, gatewayNamespace).host);
 }
 
 /**

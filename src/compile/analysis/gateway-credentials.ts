@@ -4,7 +4,7 @@ import type { SecretSpec } from '../../model/kube.ts';
 import type { PrivateBytes } from '../../model/private-bytes.ts';
 import type { Resource } from '../../model/resource.ts';
 import type { AnalysisContext } from './context.ts';
-import { finding, findResource, nameOf, selectorMatches } from './context.ts';
+import { finding, findResource, nameOf, refNotFound, selectorMatches } from './context.ts';
 
 type SecretResource = Resource<'Secret', SecretSpec>;
 
@@ -95,10 +95,7 @@ export function analyzeGatewayCredentials(ctx: AnalysisContext): Diagnostic[] {
         const secret = findResource<'Secret', SecretSpec>(ctx, 'Secret', ref.namespace, ref.name);
         if (!secret) {
           out.push(
-            finding({
-              level: 'warning',
-              code: 'SLUICE_REF_NOT_FOUND',
-              istioCode: 'IST0101',
+            refNotFound({
               resource: gw,
               path,
               message: `credentialName "${name}" not found: no Secret ${ref.namespace}/${ref.name} in the configuration (credential Secrets live in the gateway's namespace ${identity.namespace}); unless the certificates directory holds ${ref.name}/tls.crt and ${ref.name}/tls.key, the server cannot terminate TLS`,

@@ -1,6 +1,6 @@
 import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { AnalysisContext } from './context.ts';
-import { finding, formatSelector, selectorMatches } from './context.ts';
+import { formatSelector, refNotFound, selectorMatches } from './context.ts';
 
 /**
  * IST0101 for a Gateway selector that matches no gateway workload (Istio's gateway analyzers check
@@ -14,10 +14,7 @@ export function analyzeGatewaySelectors(ctx: AnalysisContext): Diagnostic[] {
   for (const gw of ctx.gateways) {
     if (selectorMatches(gw.spec.selector, identity.labels)) continue;
     out.push(
-      finding({
-        level: 'warning',
-        code: 'SLUICE_REF_NOT_FOUND',
-        istioCode: 'IST0101',
+      refNotFound({
         resource: gw,
         path: 'spec.selector',
         message: `selector ${formatSelector(gw.spec.selector)} does not match this gateway (namespace ${identity.namespace}, labels ${formatSelector(identity.labels) || '<none>'}); its servers are not served here`,

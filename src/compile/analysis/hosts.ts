@@ -1,18 +1,18 @@
 /**
- * Host-name helpers with the semantics of Istio's analyzers (pkg/config/analysis/analyzers/util,
- * pkg/config/host/name.go), so findings agree with `istioctl analyze`.
+ * Host-name helpers only the analyzers need (pkg/config/analysis/analyzers/util), so findings agree
+ * with `istioctl analyze`. Istio host semantics (matching, server host forms) live in ../hosts.ts.
  */
 
-export const CLUSTER_DOMAIN = 'svc.cluster.local';
+import { CLUSTER_DOMAIN, hostsMatch, isWildcard } from '../hosts.ts';
 
-function isWildcard(host: string): boolean {
-  return host.startsWith('*');
-}
-
-/** A short name (`reviews`) becomes `reviews.<ns>.svc.cluster.local`; wildcards and dotted names are kept. */
+/**
+ * util.ConvertHostToFQDN: a short name (`reviews`) becomes `reviews.<ns>.svc.cluster.local`;
+ * wildcards and dotted names are kept. Unlike ../hosts.ts toFqdn (pilot's ResolveShortnameToFQDN)
+ * it keeps every `*`-prefixed name and does not special-case IP addresses.
+ */
 export function toFqdn(namespace: string, host: string): string {
   if (isWildcard(host) || host.includes('.')) return host;
-  return `${host}.${namespace}.${CLUSTER_DOMAIN}`;
+  return `${host}.${namespace}.svc.${CLUSTER_DOMAIN}`;
 }
 
 const FQDN_PATTERN = /^(.+)\.(.+)\.svc\.cluster\.local$/;
@@ -24,41 +24,10 @@ export function resourceNameFromHost(namespace: string, host: string): string {
   return `${namespace}/${host}`;
 }
 
-/** Whether two host names overlap, wildcards included (`*.a.com` overlaps `b.a.com` and `*.b.a.com`; `*` overlaps all). */
+/** hostsMatch, except that a wildcard never overlaps an empty host. */
 export function hostsOverlap(a: string, b: string): boolean {
-  const aw = isWildcard(a);
-  const bw = isWildcard(b);
-  if (aw && b.length === 0) return false;
-  if (aw && bw)
-    return a.length < b.length ? b.slice(1).endsWith(a.slice(1)) : a.slice(1).endsWith(b.slice(1));
-  if (aw) return b.endsWith(a.slice(1));
-  if (bw) return a.endsWith(b.slice(1));
-  return a === b;
-}
-
-/** A Gateway server host `[ns/]dnsName` split; `.` becomes the Gateway's namespace, a bare name means any namespace. */
-export function parseServerHost(
-  entry: string,
-  gatewayNamespace: string,
-): { namespace: string; host: string } {
-  const slash = entry.indexOf('/');
-  if (slash < 0) return { namespace: '*', host: entry };
-  const ns = entry.slice(0, slash);
-  return { namespace: ns === '.' ? gatewayNamespace : ns, host: entry.slice(slash + 1) };
-}
-
-/** The server hosts a VirtualService in `vsNamespace` may bind to. */
-export function serverHostsFor(
-  entries: readonly string[],
-  gatewayNamespace: string,
-  vsNamespace: string,
-): string[] {
-  const out: string[] = [];
-  for (const e of entries) {
-    const { namespace, host } = parseServerHost(e, gatewayNamespace);
-    if (namespace === '*' || namespace === vsNamespace) out.push(host);
-  }
-  return out;
+  if (isWildcard(a) && b.length === 0) return false;
+  return hostsMatch(a, b);
 }
 
 /**

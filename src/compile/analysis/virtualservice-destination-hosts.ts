@@ -1,6 +1,6 @@
 import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { AnalysisContext } from './context.ts';
-import { finding, nameOf } from './context.ts';
+import { finding, nameOf, refNotFound } from './context.ts';
 import { lookupHost, type KnownHost, type ServiceRegistry } from './service-registry.ts';
 import { mirrorDestinations, routeDestinations, type DestinationAt } from './virtualservice-destinations.ts';
 
@@ -27,10 +27,7 @@ export function analyzeVirtualServiceDestinationHosts(
             ? `exported to the namespaces this VirtualService names in exportTo (${vs.spec.exportTo.join(', ')})`
             : `visible from namespace ${vs.namespace}`;
         out.push(
-          finding({
-            level: 'warning',
-            code: 'SLUICE_REF_NOT_FOUND',
-            istioCode: 'IST0101',
+          refNotFound({
             resource: vs,
             path: `${d.path}.host`,
             message: `${what} "${host}" matches no Service or ServiceEntry ${visibility}; requests routed there get 503 (NC)`,
@@ -68,10 +65,7 @@ function checkPorts(
   }
   if (ports.includes(port)) return [];
   return [
-    finding({
-      level: 'warning',
-      code: 'SLUICE_REF_NOT_FOUND',
-      istioCode: 'IST0101',
+    refNotFound({
       resource: vs,
       path: `${d.path}.port.number`,
       message: `${what} "${d.destination.host}:${port}" not found: ${nameOf(known.source)} declares ports [${ports.join(', ')}]`,

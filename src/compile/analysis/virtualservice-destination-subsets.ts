@@ -1,6 +1,6 @@
 import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { AnalysisContext } from './context.ts';
-import { finding } from './context.ts';
+import { refNotFound } from './context.ts';
 import { resourceNameFromHost, toFqdn } from './hosts.ts';
 import { mirrorDestinations, routeDestinations } from './virtualservice-destinations.ts';
 
@@ -27,10 +27,7 @@ export function analyzeVirtualServiceDestinationSubsets(ctx: AnalysisContext): D
         ? `the DestinationRule for ${name} does not define it`
         : `no DestinationRule for ${name} was found`;
       out.push(
-        finding({
-          level: 'warning',
-          code: 'SLUICE_REF_NOT_FOUND',
-          istioCode: 'IST0101',
+        refNotFound({
           resource: vs,
           path: `${d.path}.subset`,
           message: `${d.mirror ? 'mirror' : 'destination'} subset "${subset}" of host "${d.destination.host}" not found: ${found}; requests routed there get 503 (NC)`,

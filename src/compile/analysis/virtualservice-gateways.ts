@@ -1,8 +1,9 @@
 import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { GatewaySpec } from '../../model/networking.ts';
 import type { AnalysisContext } from './context.ts';
-import { finding, findResource, nameOf } from './context.ts';
-import { gatewayRef, hostsOverlap, MESH_GATEWAY, serverHostsFor } from './hosts.ts';
+import { finding, findResource, nameOf, refNotFound } from './context.ts';
+import { serverHostsForNamespace } from '../hosts.ts';
+import { gatewayRef, hostsOverlap, MESH_GATEWAY } from './hosts.ts';
 
 /**
  * IST0101 (a `gateways` entry names no Gateway) and IST0132 (none of the VirtualService's hosts is
@@ -20,10 +21,7 @@ export function analyzeVirtualServiceGateways(ctx: AnalysisContext): Diagnostic[
       const path = `spec.gateways[${i}]`;
       if (!gw) {
         out.push(
-          finding({
-            level: 'warning',
-            code: 'SLUICE_REF_NOT_FOUND',
-            istioCode: 'IST0101',
+          refNotFound({
             resource: vs,
             path,
             message: `Gateway ${namespace}/${name} not found; the rules are not served through it`,
@@ -32,7 +30,9 @@ export function analyzeVirtualServiceGateways(ctx: AnalysisContext): Diagnostic[
         );
         return;
       }
-      const serverHosts = gw.spec.servers.flatMap((s) => serverHostsFor(s.hosts, gw.namespace, vs.namespace));
+      const serverHosts = gw.spec.servers.flatMap((s) =>
+        serverHostsForNamespace(s.hosts, gw.namespace, vs.namespace),
+      );
       const bound = serverHosts.some((gh) => vs.spec.hosts.some((vh) => hostsOverlap(gh, vh)));
       if (bound) return;
       const offered = gw.spec.servers.flatMap((s) => s.hosts);

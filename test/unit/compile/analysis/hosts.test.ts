@@ -3,9 +3,9 @@ import {
   gatewayRef,
   hostsOverlap,
   resourceNameFromHost,
-  serverHostsFor,
   toFqdn,
 } from '../../../../src/compile/analysis/hosts.ts';
+import { serverHostsForNamespace } from '../../../../src/compile/hosts.ts';
 
 describe('analysis host helpers (GW-7, GW-8, VS-1, VS-19)', () => {
   it.each([
@@ -42,7 +42,11 @@ describe('analysis host helpers (GW-7, GW-8, VS-1, VS-19)', () => {
 
   it('offers server hosts to the namespaces their prefix allows', () => {
     const entries = ['a.com', './b.com', '*/c.com', 'prod/d.com'];
-    expect(serverHostsFor(entries, 'istio-system', 'istio-system')).toEqual(['a.com', 'b.com', 'c.com']);
-    expect(serverHostsFor(entries, 'istio-system', 'prod')).toEqual(['a.com', 'c.com', 'd.com']);
+    expect(serverHostsForNamespace(entries, 'istio-system', 'istio-system')).toEqual([
+      'a.com',
+      'b.com',
+      'c.com',
+    ]);
+    expect(serverHostsForNamespace(entries, 'istio-system', 'prod')).toEqual(['a.com', 'c.com', 'd.com']);
   });
 });
