@@ -1,0 +1,295 @@
+/**
+ * Per-request pipeline: hostile input checks → host → route table → vhost → route → action
+ * (direct response, redirect, forward). Reads only the pinned snapshot; no config walking.
+ * Filters (JWT, authz, fault, CORS) slot in between route and action when those land.
+ */
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type {
+  DirectResponseAction,
+  ForwardAction,
+  RedirectAction,
+  RouteTable,
+  Snapshot,
+} from '../snapshot/types.ts';
+import { findRoute, findVirtualHost } from '../snapshot/lookup.ts';
+import { buildRedirectLocation } from '../snapshot/redirect.ts';
+import { forwardRequest } from '../upstream/forward.ts';
+import { applyHeaderOps } from '../upstream/header-ops.ts';
+import { normalisePath } from './normalise-path.ts';
+import { RequestContext } from './request-context.ts';
+import { sendLocalReply, sendUpstreamFailure, writeReply } from './local-reply.ts';
+
+/** Where a listener reads the live snapshot (control/current.ts provides it). */
+export interface SnapshotSource {
+  get(): Snapshot;
+}
+
+export interface ListenerContext {
+  /** The configured Gateway server port: the key into `snapshot.listeners` (GW-3). */
+  readonly port: number;
+  readonly scheme: 'http' | 'https';
+  readonly source: SnapshotSource;
+  /** Called once per finished request (access log, metrics); null when nobody listens. */
+  readonly onDone: ((ctx: RequestContext) => void) | null;
+  /** Set when the gateway starts draining: every response from then on says `Connection: close`. */
+  draining: boolean;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export function handleRequest(lc: ListenerContext, req: IncomingMessage, res: ServerResponse): void {
+  const ctx = new RequestContext(req, res, lc.source.get(), lc.port, lc.scheme, null, null);
+  if (lc.onDone !== null) watchDone(ctx, lc.onDone);
+  // Envoy marks HTTP/1 responses `Connection: close` once draining starts.
+  if (lc.draining) res.shouldKeepAlive = false;
+  routeAndAct(ctx);
+}
+
+/**
+ * A WebSocket upgrade (the server only hands us `Upgrade: websocket`). Routed exactly like a
+ * request; local replies are written through a ServerResponse bound to the raw socket.
+ */
+export function handleUpgrade(lc: ListenerContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const res = new ServerResponse(req);
+  res.assignSocket(socket as Socket);
+  res.shouldKeepAlive = false;
+  socket.on('error', destroySelf);
+  const ctx = new RequestContext(req, res, lc.source.get(), lc.port, lc.scheme, socket, head);
+  if (lc.onDone !== null) watchDone(ctx, lc.onDone);
+  routeAndAct(ctx);
+}
+
+function destroySelf(this: Duplex): void {
+  this.destroy();
+}
+
+const kDone = Symbol('sluice.done');
+type Watched = ServerResponse & { [kDone]?: { ctx: RequestContext; fn: (ctx: RequestContext) => void } };
+
+function watchDone(ctx: RequestContext, fn: (ctx: RequestContext) => void): void {
+  const res = ctx.res as Watched;
+  res[kDone] = { ctx, fn };
+  res.once('close', onResClose);
+}
+
+function onResClose(this: Watched): void {
+  const done = this[kDone];
+  if (done === undefined) return;
+  // The response did not finish: the client went away first (DC). This listener runs before
+  // forward's own close handler, so the flag is set here too.
+  if (!this.writableFinished && done.ctx.status !== 101 && done.ctx.responseFlags === '-')
+    done.ctx.responseFlags = 'DC';
+  done.fn(done.ctx);
+}
+
+function isTokenChar(c: number): boolean {
+  // RFC 9110 tchar
+  return (
+    (c >= 97 && c <= 122) ||
+    (c >= 65 && c <= 90) ||
+    (c >= 48 && c <= 57) ||
+    c === 33 ||
+    (c >= 35 && c <= 39) ||
+    c === 42 ||
+    c === 43 ||
+    c === 45 ||
+    c === 46 ||
+    c === 94 ||
+    c === 95 ||
+    c === 96 ||
+    c === 124 ||
+    c === 126
+  );
+}
+
+function badRequest(ctx: RequestContext, details: string): void {
+  ctx.status = 400;
+  ctx.responseFlags = 'DPE';
+  ctx.responseDetails = details;
+  ctx.finished = true;
+  writeReply(ctx.res, 400, ['server', ctx.snapshot.settings.serverHeader], Buffer.from('Bad Request'), true);
+}
+
+/**
+ * Raw Host header, scanning rawHeaders so Node does not build `req.headers`. '' when absent,
+ * null when sent twice (RFC 9112 §3.2: 400).
+ */
+function hostHeaderOf(req: IncomingMessage): string | null {
+  const raw = req.rawHeaders;
+  let host = '';
+  let seen = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && (name === 'host' || name === 'Host' || name.toLowerCase() === 'host')) {
+      if (seen) return null;
+      seen = true;
+      host = raw[i + 1]!;
+    }
+  }
+  return host;
+}
+
+/** GW-10: lowercase, port dropped (`[v6]:port` kept bracketed). */
+export function hostKeyOf(authority: string): string {
+  let end = authority.length;
+  if (authority.charCodeAt(0) === 91 /* [ */) {
+    const close = authority.indexOf(']');
+    if (close > 0) end = close + 1;
+  } else {
+    const colon = authority.lastIndexOf(':');
+    if (colon >= 0) end = colon;
+  }
+  let host = end === authority.length ? authority : authority.slice(0, end);
+  for (let i = 0; i < host.length; i++) {
+    const c = host.charCodeAt(i);
+    if (c >= 65 && c <= 90) {
+      host = host.toLowerCase();
+      break;
+    }
+  }
+  // A trailing dot is the same name (Envoy strips it for host matching).
+  if (host.length > 1 && host.charCodeAt(host.length - 1) === 46) host = host.slice(0, -1);
+  return host;
+}
+
+function routeAndAct(ctx: RequestContext): void {
+  const req = ctx.req;
+  const snapshot = ctx.snapshot;
+
+  // DP-4: HTTP/1.0 (and 0.9) get 426 unless Istio's PILOT_HTTP10 is on.
+  if (req.httpVersionMajor !== 1 || req.httpVersionMinor === 0) {
+    ctx.status = 426;
+    ctx.responseDetails = 'low_version';
+    ctx.finished = true;
+    writeReply(ctx.res, 426, ['server', snapshot.settings.serverHeader], EMPTY, true);
+    return;
+  }
+  // llhttp only admits the methods it knows; a custom token still has to be a valid token.
+  const method = ctx.method;
+  for (let i = 0; i < method.length; i++) {
+    if (!isTokenChar(method.charCodeAt(i))) return badRequest(ctx, 'http1.codec_error');
+  }
+
+  // Request target: origin form, or absolute form whose authority replaces Host (Envoy).
+  let target = ctx.rawUrl;
+  let authority: string;
+  const hostHeader = hostHeaderOf(req);
+  if (hostHeader === null) return badRequest(ctx, 'http1.codec_error');
+  if (target.charCodeAt(0) === 47 /* / */) {
+    authority = hostHeader;
+  } else {
+    const scheme = target.startsWith('http://') ? 7 : target.startsWith('https://') ? 8 : -1;
+    if (scheme < 0) return badRequest(ctx, 'http1.invalid_url');
+    const slash = target.indexOf('/', scheme);
+    const q = target.indexOf('?', scheme);
+    const end = slash < 0 ? (q < 0 ? target.length : q) : q >= 0 && q < slash ? q : slash;
+    authority = target.slice(scheme, end);
+    target =
+      end === target.length
+        ? '/'
+        : target.charCodeAt(end) === 47
+          ? target.slice(end)
+          : '/' + target.slice(end);
+  }
+  if (authority === '') return badRequest(ctx, 'missing_host_header');
+  // Envoy rejects a fragment in the request target (http_reject_path_with_fragment).
+  if (target.includes('#')) return badRequest(ctx, 'http1.invalid_url');
+  const qi = target.indexOf('?');
+  const rawPath = qi < 0 ? target : target.slice(0, qi);
+  const path = normalisePath(rawPath, snapshot.settings.pathNormalization);
+  if (path === null) return badRequest(ctx, 'path_normalization_failed');
+  ctx.path = path;
+  ctx.query = qi < 0 ? '' : target.slice(qi + 1);
+  ctx.authority = authority;
+  ctx.host = hostKeyOf(authority);
+
+  const listener = snapshot.listeners.get(ctx.port);
+  const table: RouteTable | null = listener === undefined ? null : listener.httpTable;
+  const vhost = table === null ? null : findVirtualHost(table, ctx.host);
+  const route = vhost === null ? null : findRoute(vhost, ctx);
+  if (route === null) {
+    // GW-12: 404, empty body, NR.
+    sendLocalReply(ctx, 404, 'NR', 'route_not_found', null);
+    return;
+  }
+  ctx.route = route;
+  const action = route.action;
+  switch (action.kind) {
+    case 'forward':
+      return forward(ctx, action);
+    case 'redirect':
+      return redirect(ctx, action);
+    case 'direct':
+      return direct(ctx, action);
+  }
+}
+
+function direct(ctx: RequestContext, action: DirectResponseAction): void {
+  ctx.status = action.status;
+  ctx.responseDetails = 'direct_response';
+  ctx.finished = true;
+  const headers: string[] = ['server', ctx.snapshot.settings.serverHeader];
+  const ops = ctx.route!.responseHeaders;
+  if (ops !== null) applyHeaderOps(headers, ops);
+  const body = action.body;
+  // VS-17: a non-empty body is text/plain unless the route's response headers set a type.
+  writeReply(
+    ctx.res,
+    action.status,
+    headers,
+    body === null ? EMPTY : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+    false,
+  );
+}
+
+function redirect(ctx: RequestContext, action: RedirectAction): void {
+  const settings = ctx.snapshot.settings;
+  // The downstream scheme is what Envoy believes x-forwarded-proto to be: the client's value
+  // only with trusted hops (GW-18), else the listener's own.
+  let scheme: string = ctx.scheme;
+  if (settings.numTrustedProxies > 0) {
+    const xfp = ctx.req.headers['x-forwarded-proto'];
+    if (typeof xfp === 'string' && xfp !== '') scheme = xfp.split(',')[0]!.trim().toLowerCase();
+  }
+  const location = buildRedirectLocation(action, {
+    scheme,
+    authority: ctx.authority,
+    path: ctx.path,
+    query: ctx.query,
+    port: ctx.port,
+  });
+  ctx.status = action.code;
+  ctx.responseDetails = 'direct_response';
+  ctx.finished = true;
+  const headers: string[] = ['server', settings.serverHeader, 'location', location];
+  const ops = ctx.route!.responseHeaders;
+  if (ops !== null) applyHeaderOps(headers, ops);
+  writeReply(ctx.res, action.code, headers, EMPTY, false);
+}
+
+function forward(ctx: RequestContext, action: ForwardAction): void {
+  const dests = action.destinations;
+  let dest = dests[0]!;
+  if (dests.length > 1) {
+    // VS-20: a random integer in [0, totalWeight) walks the cumulative weights.
+    let r = (Math.random() * action.totalWeight) | 0;
+    for (let i = 0; i < dests.length; i++) {
+      const d = dests[i]!;
+      if (r < d.weight) {
+        dest = d;
+        break;
+      }
+      r -= d.weight;
+    }
+  }
+  const cluster = dest.cluster;
+  if (cluster === null) {
+    // VS-19: unknown host, subset or port → 503 NC, empty body.
+    ctx.clusterName = dest.clusterName;
+    sendLocalReply(ctx, 503, 'NC', 'cluster_not_found', null);
+    return;
+  }
+  forwardRequest(ctx, action, dest, cluster, sendUpstreamFailure, sendLocalReply);
+}

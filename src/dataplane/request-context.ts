@@ -1,0 +1,92 @@
+/**
+ * One fixed-shape object per request (Pingora's CTX): every field is set in the constructor, in
+ * the same order, so V8 keeps one hidden class. The snapshot is pinned here, once, at the start
+ * of the request; nothing later reads `current` again.
+ */
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { RequestView, Route, Snapshot } from '../snapshot/types.ts';
+import type { ForwardContext, ForwardState } from '../upstream/forward.ts';
+import type { UpstreamHost } from '../upstream/pools.ts';
+
+export class RequestContext implements RequestView, ForwardContext {
+  // RequestView (what matchers see)
+  method: string;
+  scheme: 'http' | 'https';
+  authority: string;
+  host: string;
+  path: string;
+  query: string;
+  port: number;
+  queryParams: ReadonlyMap<string, string> | null;
+  claims: Readonly<Record<string, unknown>> | null;
+
+  // the exchange
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly snapshot: Snapshot;
+  readonly upgradeSocket: Duplex | null;
+  readonly upgradeHead: Buffer | null;
+  /** Wall-clock start (access log) and monotonic start (durations). */
+  readonly startTimeMs: number;
+  readonly startMs: number;
+  /** The request target exactly as received (access log path when nothing rewrote it). */
+  readonly rawUrl: string;
+
+  // decisions and outcome (access log, metrics)
+  route: Route | null;
+  clusterName: string | null;
+  upstreamHost: UpstreamHost | null;
+  status: number;
+  responseFlags: string;
+  responseDetails: string;
+  attempts: number;
+  upstreamStartMs: number;
+  upstreamServiceTimeMs: number;
+  finished: boolean;
+  fwd: ForwardState | null;
+
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    snapshot: Snapshot,
+    port: number,
+    scheme: 'http' | 'https',
+    upgradeSocket: Duplex | null,
+    upgradeHead: Buffer | null,
+  ) {
+    this.method = req.method ?? 'GET';
+    this.scheme = scheme;
+    this.authority = '';
+    this.host = '';
+    this.path = '/';
+    this.query = '';
+    this.port = port;
+    this.queryParams = null;
+    this.claims = null;
+    this.req = req;
+    this.res = res;
+    this.snapshot = snapshot;
+    this.upgradeSocket = upgradeSocket;
+    this.upgradeHead = upgradeHead;
+    this.startTimeMs = Date.now();
+    this.startMs = performance.now();
+    this.rawUrl = req.url ?? '/';
+    this.route = null;
+    this.clusterName = null;
+    this.upstreamHost = null;
+    this.status = 0;
+    this.responseFlags = '-';
+    this.responseDetails = '-';
+    this.attempts = 0;
+    this.upstreamStartMs = 0;
+    this.upstreamServiceTimeMs = -1;
+    this.finished = false;
+    this.fwd = null;
+  }
+
+  /** Node's lowercased header object, built lazily by Node on first read (only header matchers read it). */
+  get headers(): IncomingHttpHeaders {
+    return this.req.headers;
+  }
+}

@@ -1,0 +1,747 @@
+/**
+ * Streaming forward of one downstream request to a cluster: header rewrite (hop-by-hop, DP-1),
+ * endpoint pick, undici dispatch with a handler object, backpressure both ways, retries
+ * (VS-23..25), route and per-try timeouts (VS-22), WebSocket upgrades (DP-9).
+ *
+ * Bodies are never buffered: the request body is the IncomingMessage handed to undici (which
+ * pauses it when the upstream socket is full); the response body is written chunk by chunk and
+ * undici is paused (onData returns false) until the ServerResponse drains. The handler uses
+ * undici's raw-header (legacy) handler interface: it is what the client calls natively, so no
+ * wrapper or header object is allocated per response.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import type { Cluster, ForwardAction, Route, Snapshot, WeightedCluster } from '../snapshot/types.ts';
+import type { UpstreamHost } from './pools.ts';
+import { hostSetOf, pickHost, type HostSet } from './endpoints.ts';
+import { classifyUpstreamError, PER_TRY_TIMEOUT, type UpstreamFailure } from './upstream-error.ts';
+import { backoffMs, retryCoversFailure, retryCoversStatus } from './retry.ts';
+import { applyRouteAndDestinationOps } from './header-ops.ts';
+
+/**
+ * What forward needs of the per-request context (dataplane/request-context.ts implements it;
+ * upstream/ may not import dataplane/).
+ */
+export interface ForwardContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly snapshot: Snapshot;
+  readonly method: string;
+  readonly scheme: 'http' | 'https';
+  readonly authority: string;
+  readonly path: string;
+  readonly query: string;
+  route: Route | null;
+  /** WebSocket: the raw client socket and the bytes read past the request head. */
+  readonly upgradeSocket: Duplex | null;
+  readonly upgradeHead: Buffer | null;
+
+  clusterName: string | null;
+  upstreamHost: UpstreamHost | null;
+  status: number;
+  responseFlags: string;
+  responseDetails: string;
+  attempts: number;
+  upstreamStartMs: number;
+  upstreamServiceTimeMs: number;
+  /** Set once the final response (or a local reply) has started; nothing else may answer. */
+  finished: boolean;
+
+  // forward's own per-request state, initialised to null/0 by the context factory
+  fwd: ForwardState | null;
+}
+
+/** Local reply for an upstream failure; provided by the data plane (local-reply.ts). */
+export type FailureReply = (ctx: ForwardContext, failure: UpstreamFailure, retried: boolean) => void;
+export type PlainReply = (
+  ctx: ForwardContext,
+  status: number,
+  flag: string,
+  details: string,
+  body: Buffer | null,
+) => void;
+
+export interface ForwardState {
+  readonly action: ForwardAction;
+  readonly dest: WeightedCluster;
+  readonly cluster: Cluster;
+  readonly headers: string[];
+  /** Index of the x-envoy-attempt-count value in `headers`. */
+  readonly attemptCountIndex: number;
+  readonly upstreamPath: string;
+  /** The request carries a body (Content-Length > 0 or Transfer-Encoding). */
+  readonly hasBody: boolean;
+  readonly onFailure: FailureReply;
+  readonly onPlain: PlainReply;
+  current: Attempt | null;
+  tried: UpstreamHost[] | null;
+  routeTimer: NodeJS.Timeout | null;
+  retryTimer: NodeJS.Timeout | null;
+  set: HostSet | null;
+  /** The exchange is over: completed, answered locally, failed or abandoned. */
+  over: boolean;
+}
+
+const kAttempt = Symbol('sluice.attempt');
+const kCtx = Symbol('sluice.ctx');
+
+type WithAttempt = ServerResponse & { [kAttempt]?: Attempt | null; [kCtx]?: ForwardContext };
+
+// ---------------------------------------------------------------- request headers
+
+/** Names whose first letter may need a closer look; everything else is copied unread. */
+function firstCharInteresting(c: number): boolean {
+  // c, e, h, k, p, t, u, x (either case)
+  const l = c | 0x20;
+  return l === 99 || l === 101 || l === 104 || l === 107 || l === 112 || l === 116 || l === 117 || l === 120;
+}
+
+const CONNECTION_NOMINATED_OK = new Set(['close', 'keep-alive', 'upgrade']);
+
+interface DownstreamHeaderFacts {
+  xff: string | null;
+  xfp: string | null;
+  requestId: string | null;
+  connection: string | null;
+  hasBody: boolean;
+}
+
+/**
+ * Upstream request headers (DP-1): hop-by-hop and client `x-envoy-*` removed, Host set,
+ * x-forwarded-for/-proto, x-request-id, x-envoy-external-address, x-envoy-attempt-count,
+ * x-envoy-original-path on rewrite, then route/destination header ops (VS-21).
+ * Returns the list and the index of the attempt-count value.
+ */
+export function buildUpstreamHeaders(
+  ctx: ForwardContext,
+  action: ForwardAction,
+  dest: WeightedCluster,
+  originalPathIfRewritten: string | null,
+  facts: DownstreamHeaderFacts,
+): { headers: string[]; attemptCountIndex: number } {
+  const raw = ctx.req.rawHeaders;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (!firstCharInteresting(name.charCodeAt(0))) {
+      out.push(name, raw[i + 1]!);
+      continue;
+    }
+    const lower = name.toLowerCase();
+    switch (lower) {
+      case 'host':
+      case 'keep-alive':
+      case 'proxy-connection':
+      case 'te':
+      case 'trailer':
+      case 'upgrade':
+      case 'expect':
+        continue;
+      case 'transfer-encoding':
+        facts.hasBody = true;
+        continue;
+      case 'connection':
+        facts.connection = facts.connection === null ? raw[i + 1]! : facts.connection + ',' + raw[i + 1]!;
+        continue;
+      case 'content-length':
+        if (raw[i + 1] !== '0') facts.hasBody = true;
+        out.push(name, raw[i + 1]!);
+        continue;
+      case 'x-forwarded-for':
+        facts.xff = facts.xff === null ? raw[i + 1]! : facts.xff + ',' + raw[i + 1]!;
+        continue;
+      case 'x-forwarded-proto':
+        facts.xfp = raw[i + 1]!;
+        continue;
+      case 'x-request-id':
+        facts.requestId = raw[i + 1]!;
+        continue;
+      default:
+        // Client-sent x-envoy-* control headers are never trusted (DP-1).
+        if (lower.startsWith('x-envoy-')) continue;
+        out.push(name, raw[i + 1]!);
+    }
+  }
+  if (facts.connection !== null) dropConnectionNominated(out, facts.connection);
+
+  const settings = ctx.snapshot.settings;
+  const peer = peerAddress(ctx.req);
+  const trustedHops = settings.numTrustedProxies;
+  out.push('host', action.authority ?? ctx.authority);
+  out.push('x-forwarded-for', facts.xff === null ? peer : facts.xff + ',' + peer);
+  out.push('x-forwarded-proto', trustedHops > 0 && facts.xfp !== null ? facts.xfp : ctx.scheme);
+  out.push('x-request-id', trustedHops > 0 && facts.requestId !== null ? facts.requestId : randomUUID());
+  out.push('x-envoy-external-address', trustedClientAddress(facts.xff, peer, trustedHops));
+  if (originalPathIfRewritten !== null) out.push('x-envoy-original-path', originalPathIfRewritten);
+  out.push('x-envoy-attempt-count', '1');
+  let attemptCountIndex = out.length - 1;
+  if (ctx.route !== null && (ctx.route.requestHeaders !== null || dest.requestHeaders !== null)) {
+    applyRouteAndDestinationOps(
+      out,
+      ctx.route.requestHeaders,
+      dest.requestHeaders,
+      action.destinations.length === 1,
+    );
+    attemptCountIndex = out.lastIndexOf('x-envoy-attempt-count') + 1;
+  }
+  return { headers: out, attemptCountIndex };
+}
+
+function dropConnectionNominated(out: string[], connection: string): void {
+  // The usual values name no other header.
+  const lc = connection.length <= 10 ? connection.toLowerCase() : '';
+  if (lc === 'keep-alive' || lc === 'close' || lc === 'upgrade') return;
+  const tokens = connection.toLowerCase().split(',');
+  for (let t = 0; t < tokens.length; t++) {
+    const token = tokens[t]!.trim();
+    if (token === '' || CONNECTION_NOMINATED_OK.has(token)) continue;
+    let w = 0;
+    for (let r = 0; r < out.length; r += 2) {
+      if (out[r]!.toLowerCase() === token) continue;
+      out[w] = out[r]!;
+      out[w + 1] = out[r + 1]!;
+      w += 2;
+    }
+    out.length = w;
+  }
+}
+
+export function peerAddress(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+/**
+ * Envoy's trusted client address: the peer when no hops are trusted, else the Nth address from
+ * the right of the incoming x-forwarded-for (the peer when the list is shorter), DP-1.
+ */
+export function trustedClientAddress(xff: string | null, peer: string, trustedHops: number): string {
+  if (trustedHops <= 0 || xff === null) return peer;
+  const parts = xff.split(',');
+  const i = parts.length - trustedHops;
+  if (i < 0) return peer;
+  const v = parts[i]!.trim();
+  return v === '' ? peer : v;
+}
+
+/** VS-12/VS-13 path rewrite; the query is kept. */
+export function rewritePath(action: ForwardAction, path: string): string {
+  const rw = action.rewrite;
+  if (rw === null) return path;
+  switch (rw.kind) {
+    case 'full':
+      return rw.replacement;
+    case 'prefix': {
+      const p = rw.prefix;
+      const matches = rw.ignoreCase
+        ? path.slice(0, p.length).toLowerCase() === p.toLowerCase()
+        : path.startsWith(p);
+      return matches ? rw.replacement + path.slice(p.length) : path;
+    }
+    case 'regex':
+      return rw.pattern.replaceAll(path, rw.replacement);
+  }
+}
+
+// ---------------------------------------------------------------- forward
+
+/**
+ * Starts forwarding `ctx` to `cluster`. Everything after this point answers through the
+ * response itself, `onFailure` (upstream failures) or `onPlain` (other local replies).
+ */
+export function forwardRequest(
+  ctx: ForwardContext,
+  action: ForwardAction,
+  dest: WeightedCluster,
+  cluster: Cluster,
+  onFailure: FailureReply,
+  onPlain: PlainReply,
+): void {
+  ctx.clusterName = cluster.name;
+  const newPath = rewritePath(action, ctx.path);
+  const query = ctx.query;
+  const upstreamPath = query === '' ? newPath : newPath + '?' + query;
+  const rewritten = newPath !== ctx.path || action.rewrite !== null;
+  const facts: DownstreamHeaderFacts = {
+    xff: null,
+    xfp: null,
+    requestId: null,
+    connection: null,
+    hasBody: false,
+  };
+  const built = buildUpstreamHeaders(
+    ctx,
+    action,
+    dest,
+    rewritten ? (query === '' ? ctx.path : ctx.path + '?' + query) : null,
+    facts,
+  );
+  const state: ForwardState = {
+    action,
+    dest,
+    cluster,
+    headers: built.headers,
+    attemptCountIndex: built.attemptCountIndex,
+    upstreamPath,
+    hasBody: facts.hasBody,
+    onFailure,
+    onPlain,
+    current: null,
+    tried: null,
+    routeTimer: null,
+    retryTimer: null,
+    set: null,
+    over: false,
+  };
+  ctx.fwd = state;
+  const res = ctx.res as WithAttempt;
+  res[kCtx] = ctx;
+  res.on('close', onDownstreamClose);
+  if (action.timeoutMs !== null && action.timeoutMs > 0) {
+    // VS-22: the route timeout starts once the whole request has been received.
+    if (state.hasBody && !ctx.req.complete) {
+      (ctx.req as ReqWithCtx)[kCtx] = ctx;
+      ctx.req.once('end', onRequestBodyEnd);
+    } else {
+      state.routeTimer = setTimeout(onRouteTimeout, action.timeoutMs, ctx);
+    }
+  }
+  startAttempt(ctx);
+}
+
+type ReqWithCtx = IncomingMessage & { [kCtx]?: ForwardContext };
+
+function onRequestBodyEnd(this: ReqWithCtx): void {
+  const ctx = this[kCtx];
+  if (ctx === undefined || ctx.fwd === null) return;
+  const state = ctx.fwd;
+  const ms = state.action.timeoutMs;
+  // Nothing to time once the exchange is over (answered, failed or the client left).
+  if (ms === null || state.routeTimer !== null || state.over) return;
+  state.routeTimer = setTimeout(onRouteTimeout, ms, ctx);
+}
+
+function startAttempt(ctx: ForwardContext): void {
+  const state = ctx.fwd!;
+  state.retryTimer = null;
+  if (ctx.finished) return;
+  const set = hostSetOf(state.cluster);
+  if (set instanceof Promise) {
+    set.then(
+      (s) => attemptWith(ctx, s),
+      (err: unknown) => attemptFailed(ctx, null, err),
+    );
+    return;
+  }
+  attemptWith(ctx, set);
+}
+
+function attemptWith(ctx: ForwardContext, set: HostSet): void {
+  const state = ctx.fwd!;
+  if (ctx.finished) return;
+  state.set = set;
+  const cluster = state.cluster;
+  // DR-6 circuit breakers: concurrent requests on the cluster, then the connection queue.
+  if (set.state.active >= cluster.maxRequests) return overflow(ctx);
+  const host = pickHost(set, state.tried);
+  if (host === null) {
+    // No endpoint (none configured, or a DNS name with no answer): 503 UH (DP-4, DR-7).
+    state.onPlain(ctx, 503, 'UH', 'no_healthy_upstream', NO_HEALTHY_UPSTREAM);
+    finish(ctx);
+    return;
+  }
+  if (cluster.maxPendingRequests !== Infinity && host.pool.stats.pending >= cluster.maxPendingRequests)
+    return overflow(ctx);
+  ctx.attempts += 1;
+  state.headers[state.attemptCountIndex] = String(ctx.attempts);
+  ctx.upstreamHost = host;
+  const attempt = new Attempt(ctx, host, set);
+  state.current = attempt;
+  host.active += 1;
+  set.state.active += 1;
+  if (ctx.attempts === 1) ctx.upstreamStartMs = performance.now();
+  const perTry = state.action.retry.perTryTimeoutMs;
+  if (perTry !== null && perTry > 0 && (state.action.timeoutMs === null || perTry < state.action.timeoutMs)) {
+    attempt.perTryTimer = setTimeout(onPerTryTimeout, perTry, attempt);
+  }
+  const upgrade = ctx.upgradeSocket !== null;
+  host.pool.dispatch(
+    {
+      path: state.upstreamPath,
+      method: ctx.method,
+      headers: state.headers,
+      // A body the upstream never started reading can be retried; see canRetry.
+      body: state.hasBody && !upgrade ? ctx.req : null,
+      upgrade: upgrade ? 'websocket' : null,
+      reset: cluster.maxRequestsPerConnection === 1,
+    },
+    attempt,
+  );
+}
+
+const NO_HEALTHY_UPSTREAM = Buffer.from('no healthy upstream');
+const OVERFLOW = Buffer.from(
+  'upstream connect error or disconnect/reset before headers. reset reason: overflow',
+);
+
+/** DR-6 limit hit: 503 UO with `x-envoy-overloaded: true`. */
+function overflow(ctx: ForwardContext): void {
+  ctx.res.setHeader('x-envoy-overloaded', 'true');
+  ctx.fwd!.onPlain(ctx, 503, 'UO', 'overflow', OVERFLOW);
+  finish(ctx);
+}
+
+/**
+ * One try against one endpoint: an undici dispatch handler. Stale attempts (timed out, retried,
+ * downstream gone) see `done` and stay silent.
+ */
+class Attempt {
+  readonly ctx: ForwardContext;
+  readonly host: UpstreamHost;
+  readonly set: HostSet;
+  abort: ((err?: Error) => void) | null = null;
+  resume: (() => void) | null = null;
+  perTryTimer: NodeJS.Timeout | null = null;
+  done = false;
+  released = false;
+  headersSent = false;
+
+  constructor(ctx: ForwardContext, host: UpstreamHost, set: HostSet) {
+    this.ctx = ctx;
+    this.host = host;
+    this.set = set;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.done) {
+      abort(new Error('request cancelled'));
+      return;
+    }
+    this.abort = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (this.done) return false;
+    const ctx = this.ctx;
+    const state = ctx.fwd!;
+    if (state.current !== this) return false;
+    if (this.perTryTimer !== null) {
+      clearTimeout(this.perTryTimer);
+      this.perTryTimer = null;
+    }
+    const policy = state.action.retry;
+    if (retryCoversStatus(policy, statusCode)) {
+      if (canRetry(ctx, true)) {
+        this.cancel();
+        scheduleRetry(ctx);
+        return false;
+      }
+      if (ctx.attempts > 1) ctx.responseFlags = 'URX';
+    }
+    this.headersSent = true;
+    ctx.finished = true;
+    const res = ctx.res as WithAttempt;
+    const serviceMs = Math.round(performance.now() - ctx.upstreamStartMs);
+    ctx.upstreamServiceTimeMs = serviceMs;
+    ctx.status = statusCode;
+    const headers = buildResponseHeaders(rawHeaders, ctx.snapshot.settings.serverHeader, serviceMs);
+    const route = ctx.route;
+    if (route !== null && (route.responseHeaders !== null || state.dest.responseHeaders !== null)) {
+      applyRouteAndDestinationOps(
+        headers,
+        route.responseHeaders,
+        state.dest.responseHeaders,
+        state.action.destinations.length === 1,
+      );
+    }
+    this.resume = resume;
+    res[kAttempt] = this;
+    try {
+      res.writeHead(statusCode, headers);
+    } catch {
+      // An upstream header Node refuses to write is a protocol error towards us.
+      this.cancel();
+      ctx.finished = false;
+      ctx.status = 0;
+      state.onFailure(ctx, classifyUpstreamError({ code: 'HPE_INVALID_HEADER_TOKEN' }), ctx.attempts > 1);
+      finish(ctx);
+      return false;
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.done) return false;
+    const res = this.ctx.res;
+    if (res.write(chunk)) return true;
+    res.once('drain', onResponseDrain);
+    return false;
+  }
+
+  onComplete(): void {
+    if (this.done) return;
+    this.release();
+    this.done = true;
+    const ctx = this.ctx;
+    ctx.res.end();
+    finish(ctx);
+  }
+
+  onError(err: Error): void {
+    this.release();
+    if (this.done) return;
+    this.done = true;
+    const ctx = this.ctx;
+    if (ctx.fwd!.current !== this) return;
+    if (this.headersSent) {
+      // Failure mid-body: the status is already out; Envoy resets the downstream stream.
+      const f = classifyUpstreamError(err);
+      ctx.responseFlags = f.flag;
+      ctx.responseDetails = 'upstream_reset_after_response_started{' + f.resetReason + '}';
+      ctx.res.destroy();
+      finish(ctx);
+      return;
+    }
+    attemptFailed(ctx, this, err);
+  }
+
+  onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: Duplex): void {
+    this.release();
+    const ctx = this.ctx;
+    const client = ctx.upgradeSocket;
+    if (this.done || client === null || client.destroyed) {
+      socket.destroy();
+      return;
+    }
+    this.done = true;
+    ctx.finished = true;
+    ctx.status = statusCode;
+    ctx.upstreamServiceTimeMs = Math.round(performance.now() - ctx.upstreamStartMs);
+    let head = 'HTTP/1.1 ' + statusCode + ' Switching Protocols\r\n';
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!.toString('latin1');
+      if (name.length === 6 && name.toLowerCase() === 'server') continue;
+      head += name + ': ' + rawHeaders[i + 1]!.toString('latin1') + '\r\n';
+    }
+    head += 'server: ' + ctx.snapshot.settings.serverHeader + '\r\n\r\n';
+    client.write(head);
+    const early = ctx.upgradeHead;
+    if (early !== null && early.length > 0) socket.write(early);
+    socket.on('error', destroyPeer);
+    client.on('error', destroyPeer);
+    socket.on('close', destroyPeer);
+    client.on('close', destroyPeer);
+    (socket as PeeredSocket)[kPeer] = client;
+    (client as PeeredSocket)[kPeer] = socket;
+    socket.pipe(client);
+    client.pipe(socket);
+    // The route timer stays armed: an Istio route timeout also ends WebSockets (DP-9).
+    (client as PeeredSocket)[kCtxTimer] = ctx;
+  }
+
+  /** Stop this attempt: abort the upstream request (connection closed) and forget it. */
+  cancel(): void {
+    this.done = true;
+    this.release();
+    if (this.abort !== null) {
+      const abort = this.abort;
+      this.abort = null;
+      abort(new Error('request cancelled'));
+    }
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    if (this.perTryTimer !== null) {
+      clearTimeout(this.perTryTimer);
+      this.perTryTimer = null;
+    }
+    this.host.active -= 1;
+    this.set.state.active -= 1;
+  }
+}
+
+const kPeer = Symbol('sluice.peer');
+const kCtxTimer = Symbol('sluice.upgradeCtx');
+type PeeredSocket = Duplex & { [kPeer]?: Duplex; [kCtxTimer]?: ForwardContext };
+
+function destroyPeer(this: PeeredSocket): void {
+  const peer = this[kPeer];
+  if (peer !== undefined && !peer.destroyed) peer.destroy();
+  if (!this.destroyed) this.destroy();
+  const ctx = this[kCtxTimer];
+  if (ctx !== undefined) clearRouteTimer(ctx);
+}
+
+function onResponseDrain(this: WithAttempt): void {
+  const attempt = this[kAttempt];
+  if (attempt != null && !attempt.done && attempt.resume !== null) attempt.resume();
+}
+
+/** Whether another attempt is allowed: attempts left, and a body we can still send. */
+function canRetry(ctx: ForwardContext, afterResponse: boolean): boolean {
+  const state = ctx.fwd!;
+  if (ctx.attempts > state.action.retry.attempts) return false;
+  if (ctx.upgradeSocket !== null && afterResponse) return false;
+  // A body already streamed to the failed upstream cannot be replayed (nothing is buffered).
+  if (state.hasBody && (afterResponse || ctx.req.readableDidRead)) return false;
+  return true;
+}
+
+function attemptFailed(ctx: ForwardContext, attempt: Attempt | null, err: unknown): void {
+  const state = ctx.fwd!;
+  if (ctx.finished) return;
+  const failure = classifyUpstreamError(err);
+  if (failure.source === 'downstream') {
+    ctx.responseFlags = failure.flag;
+    state.onPlain(ctx, 400, failure.flag, 'downstream_protocol_error', null);
+    finish(ctx);
+    return;
+  }
+  if (retryCoversFailure(state.action.retry, failure)) {
+    if (canRetry(ctx, false)) {
+      if (attempt !== null) (state.tried ??= []).push(attempt.host);
+      scheduleRetry(ctx);
+      return;
+    }
+  }
+  const retried = ctx.attempts > 1;
+  state.onFailure(ctx, failure, retried);
+  finish(ctx);
+}
+
+function scheduleRetry(ctx: ForwardContext): void {
+  const state = ctx.fwd!;
+  state.current = null;
+  state.retryTimer = setTimeout(startAttempt, backoffMs(state.action.retry, ctx.attempts), ctx);
+}
+
+function onPerTryTimeout(attempt: Attempt): void {
+  attempt.perTryTimer = null;
+  const ctx = attempt.ctx;
+  if (attempt.done || ctx.finished) return;
+  attempt.cancel();
+  const state = ctx.fwd!;
+  if (retryCoversFailure(state.action.retry, PER_TRY_TIMEOUT) && canRetry(ctx, false)) {
+    (state.tried ??= []).push(attempt.host);
+    scheduleRetry(ctx);
+    return;
+  }
+  state.onFailure(ctx, PER_TRY_TIMEOUT, ctx.attempts > 1);
+  finish(ctx);
+}
+
+function onRouteTimeout(ctx: ForwardContext): void {
+  const state = ctx.fwd!;
+  state.routeTimer = null;
+  if (state.over && ctx.status !== 101) return;
+  if (state.retryTimer !== null) {
+    clearTimeout(state.retryTimer);
+    state.retryTimer = null;
+  }
+  const attempt = state.current;
+  if (ctx.upgradeSocket !== null && ctx.finished) {
+    // An established WebSocket past the route timeout: Istio cuts it (DP-9).
+    ctx.upgradeSocket.destroy();
+    return;
+  }
+  if (ctx.finished) {
+    // Response already started: Envoy resets the stream.
+    if (attempt !== null) attempt.cancel();
+    ctx.responseFlags = 'UT';
+    ctx.res.destroy();
+    return;
+  }
+  if (attempt !== null) attempt.cancel();
+  state.onFailure(ctx, PER_TRY_TIMEOUT, false);
+  finish(ctx);
+}
+
+function clearRouteTimer(ctx: ForwardContext): void {
+  const state = ctx.fwd;
+  if (state === null) return;
+  if (state.routeTimer !== null) {
+    clearTimeout(state.routeTimer);
+    state.routeTimer = null;
+  }
+  if (state.retryTimer !== null) {
+    clearTimeout(state.retryTimer);
+    state.retryTimer = null;
+  }
+}
+
+/** The exchange is over (completed, failed or answered locally): timers off. */
+function finish(ctx: ForwardContext): void {
+  ctx.finished = true;
+  ctx.fwd!.over = true;
+  if (ctx.upgradeSocket === null || ctx.status !== 101) clearRouteTimer(ctx);
+}
+
+function onDownstreamClose(this: WithAttempt): void {
+  const ctx = this[kCtx];
+  if (ctx === undefined) return;
+  const state = ctx.fwd;
+  if (state === null) return;
+  if (this.writableFinished) {
+    clearRouteTimer(ctx);
+    return;
+  }
+  // The client went away first (DC): stop the upstream work.
+  if (ctx.responseFlags === '-' && ctx.status !== 101) ctx.responseFlags = 'DC';
+  const attempt = state.current;
+  if (attempt !== null && !attempt.done) attempt.cancel();
+  ctx.finished = true;
+  state.over = true;
+  clearRouteTimer(ctx);
+}
+
+// ---------------------------------------------------------------- response headers
+
+/**
+ * Upstream response headers → the flat list for writeHead: hop-by-hop dropped, `server`
+ * replaced (DP-2), `x-envoy-upstream-service-time` added.
+ */
+export function buildResponseHeaders(raw: Buffer[], serverHeader: string, serviceTimeMs: number): string[] {
+  const out: string[] = [];
+  let connection: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    switch (name.length) {
+      case 2:
+      case 6:
+      case 7:
+      case 10:
+      case 16:
+      case 17: {
+        const lower = name.toLowerCase();
+        if (lower === 'connection') {
+          connection = raw[i + 1]!.toString('latin1');
+          continue;
+        }
+        if (
+          lower === 'keep-alive' ||
+          lower === 'proxy-connection' ||
+          lower === 'te' ||
+          lower === 'trailer' ||
+          lower === 'transfer-encoding' ||
+          lower === 'upgrade' ||
+          lower === 'server'
+        ) {
+          continue;
+        }
+        break;
+      }
+      case 30:
+        if (name.toLowerCase() === 'x-envoy-upstream-service-time') continue;
+        break;
+      default:
+        break;
+    }
+    out.push(name, raw[i + 1]!.toString('latin1'));
+  }
+  if (connection !== null) dropConnectionNominated(out, connection);
+  out.push('server', serverHeader, 'x-envoy-upstream-service-time', String(serviceTimeMs));
+  return out;
+}

@@ -1,0 +1,62 @@
+/**
+ * VS-21 header operations on a flat `[name, value, name, value, ...]` list, the shape both
+ * undici (request) and ServerResponse.writeHead (response) take. Names in HeaderOps are lowercase.
+ */
+import type { HeaderOps } from '../snapshot/types.ts';
+
+export function applyHeaderOps(headers: string[], ops: HeaderOps): void {
+  const remove = ops.remove;
+  for (let i = 0; i < remove.length; i++) removeHeader(headers, remove[i]!);
+  const set = ops.set;
+  for (let i = 0; i < set.length; i++) {
+    const op = set[i]!;
+    removeHeader(headers, op[0]);
+    headers.push(op[0], op[1]);
+  }
+  const add = ops.add;
+  for (let i = 0; i < add.length; i++) {
+    const op = add[i]!;
+    headers.push(op[0], op[1]);
+  }
+}
+
+/** Removes every `name` (lowercase) in place. */
+export function removeHeader(headers: string[], name: string): void {
+  let w = 0;
+  const n = headers.length;
+  for (let r = 0; r < n; r += 2) {
+    const k = headers[r]!;
+    if (k.length === name.length && (k === name || k.toLowerCase() === name)) continue;
+    headers[w] = k;
+    headers[w + 1] = headers[r + 1]!;
+    w += 2;
+  }
+  headers.length = w;
+}
+
+export function hasHeader(headers: readonly string[], name: string): boolean {
+  for (let r = 0; r < headers.length; r += 2) {
+    const k = headers[r]!;
+    if (k.length === name.length && (k === name || k.toLowerCase() === name)) return true;
+  }
+  return false;
+}
+
+/**
+ * Route and destination operations in Envoy's order (VS-21): with one destination the route's ops
+ * run first and the destination's `set` wins; with several (weighted) the destination's run first.
+ */
+export function applyRouteAndDestinationOps(
+  headers: string[],
+  routeOps: HeaderOps | null,
+  destOps: HeaderOps | null,
+  singleDestination: boolean,
+): void {
+  if (singleDestination) {
+    if (routeOps !== null) applyHeaderOps(headers, routeOps);
+    if (destOps !== null) applyHeaderOps(headers, destOps);
+  } else {
+    if (destOps !== null) applyHeaderOps(headers, destOps);
+    if (routeOps !== null) applyHeaderOps(headers, routeOps);
+  }
+}

@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import { buildResponseHeaders, rewritePath, trustedClientAddress } from '../../../src/upstream/forward.ts';
+import { applyHeaderOps, applyRouteAndDestinationOps } from '../../../src/upstream/header-ops.ts';
+import { forwardTo, ops } from '../../support/snapshot-builder.ts';
+
+const b = (s: string): Buffer => Buffer.from(s);
+
+describe('response headers (DP-2, hop-by-hop)', () => {
+  it('drops hop-by-hop and Connection-named headers, replaces server, adds service time', () => {
+    const out = buildResponseHeaders(
+      [
+        b('Content-Type'),
+        b('text/html'),
+        b('Connection'),
+        b('keep-alive, X-Secret'),
+        b('X-Secret'),
+        b('1'),
+        b('Keep-Alive'),
+        b('timeout=5'),
+        b('Transfer-Encoding'),
+        b('chunked'),
+        b('Server'),
+        b('nginx'),
+        b('Set-Cookie'),
+        b('a=1'),
+        b('Set-Cookie'),
+        b('b=2'),
+      ],
+      'istio-envoy',
+      7,
+    );
+    expect(out).toEqual([
+      'Content-Type',
+      'text/html',
+      'Set-Cookie',
+      'a=1',
+      'Set-Cookie',
+      'b=2',
+      'server',
+      'istio-envoy',
+      'x-envoy-upstream-service-time',
+      '7',
+    ]);
+  });
+});
+
+describe('DP-1 trusted client address', () => {
+  it('is the peer with no trusted hops', () =>
+    expect(trustedClientAddress('1.1.1.1', '10.0.0.1', 0)).toBe('10.0.0.1'));
+  it('is the Nth from the right of the incoming XFF', () => {
+    expect(trustedClientAddress('203.0.113.128, 203.0.113.10, 203.0.113.1', '192.0.2.5', 1)).toBe(
+      '203.0.113.1',
+    );
+    expect(trustedClientAddress('203.0.113.128, 203.0.113.10, 203.0.113.1', '192.0.2.5', 2)).toBe(
+      '203.0.113.10',
+    );
+  });
+  it('falls back to the peer when XFF is too short', () =>
+    expect(trustedClientAddress('1.1.1.1', '10.0.0.1', 3)).toBe('10.0.0.1'));
+});
+
+describe('VS-21 header operations', () => {
+  it('remove, then set (overwrite, case-insensitive), then add', () => {
+    const h = ['X-A', '1', 'x-b', '2', 'X-C', '3'];
+    applyHeaderOps(h, ops({ remove: ['x-a'], set: [['x-b', 'new']], add: [['x-c', '4']] }));
+    expect(h).toEqual(['X-C', '3', 'x-b', 'new', 'x-c', '4']);
+  });
+  it('single destination: destination set wins; weighted: route wins', () => {
+    const route = ops({ set: [['x', 'route']] });
+    const dest = ops({ set: [['x', 'dest']] });
+    const one: string[] = [];
+    applyRouteAndDestinationOps(one, route, dest, true);
+    expect(one).toEqual(['x', 'dest']);
+    const many: string[] = [];
+    applyRouteAndDestinationOps(many, route, dest, false);
+    expect(many).toEqual(['x', 'route']);
+  });
+});
+
+describe('VS-12/VS-13 rewrites', () => {
+  it('prefix replaces the matched prefix (and keeps the trap of //)', () => {
+    expect(
+      rewritePath(
+        forwardTo([], {
+          rewrite: { kind: 'prefix', prefix: '/foo', ignoreCase: false, replacement: '/bar' },
+        }),
+        '/foo/x',
+      ),
+    ).toBe('/bar/x');
+    expect(
+      rewritePath(
+        forwardTo([], { rewrite: { kind: 'prefix', prefix: '/foo', ignoreCase: false, replacement: '/' } }),
+        '/foo/x',
+      ),
+    ).toBe('//x');
+    expect(
+      rewritePath(
+        forwardTo([], { rewrite: { kind: 'prefix', prefix: '/', ignoreCase: false, replacement: '/v2' } }),
+        '/api',
+      ),
+    ).toBe('/v2api');
+    expect(
+      rewritePath(
+        forwardTo([], { rewrite: { kind: 'prefix', prefix: '/FOO', ignoreCase: true, replacement: '/b' } }),
+        '/foo/x',
+      ),
+    ).toBe('/b/x');
+  });
+  it('full replaces the whole path', () => {
+    expect(rewritePath(forwardTo([], { rewrite: { kind: 'full', replacement: '/new/path' } }), '/foo')).toBe(
+      '/new/path',
+    );
+  });
+});
