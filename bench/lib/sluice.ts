@@ -1,0 +1,70 @@
+/** Starts `sluice serve` (src/main.ts under this Node) pinned to the proxy core, on loopback. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnPinned, type Proc } from './procs.ts';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const SLUICE_MAIN = join(REPO_ROOT, 'src', 'main.ts');
+
+export function sluiceAvailable(): string | null {
+  return existsSync(SLUICE_MAIN) ? null : `${SLUICE_MAIN} does not exist yet`;
+}
+
+export interface SluicePorts {
+  readonly status: number;
+  readonly metrics: number;
+  readonly admin: number;
+}
+
+export function sluiceArgs(configDir: string, ports: SluicePorts): string[] {
+  return [
+    SLUICE_MAIN,
+    'serve',
+    '--config',
+    configDir,
+    '--workers',
+    '1',
+    '--bind',
+    '127.0.0.1',
+    '--status-port',
+    String(ports.status),
+    '--metrics-port',
+    String(ports.metrics),
+    '--admin-port',
+    String(ports.admin),
+    '--log-level',
+    'warn',
+    // the bench ends it with SIGTERM: no reason to wait
+    '--drain-delay',
+    '0',
+    '--drain-timeout',
+    '1',
+  ];
+}
+
+export function startSluice(opts: {
+  name: string;
+  configDir: string;
+  ports: SluicePorts;
+  cpu: number | null;
+  logFile: string;
+}): Proc {
+  return spawnPinned({
+    name: opts.name,
+    cpu: opts.cpu,
+    command: process.execPath,
+    args: sluiceArgs(opts.configDir, opts.ports),
+    logFile: opts.logFile,
+    cwd: REPO_ROOT,
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
+}
+
+export function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
