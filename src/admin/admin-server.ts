@@ -1,20 +1,27 @@
 /**
- * The admin port (Envoy's 15000), loopback only: what is loaded and what it compiled to.
- * Secrets are never rendered: dumps go through snapshot/dump.ts and model PrivateBytes fingerprints.
+ * The admin port (Envoy's 15000), loopback only: what is loaded, what it compiled to, and how the
+ * processes are doing. Secrets are never rendered: dumps go through snapshot/dump.ts, and the
+ * replacer below turns any model PrivateBytes into a fingerprint.
  */
 import Fastify from 'fastify';
 import { isPrivateBytes, renderPrivate } from '../model/private-bytes.ts';
 import type { Resource } from '../model/resource.ts';
 import { dumpSnapshot, routeRows } from '../snapshot/dump.ts';
 import type { Snapshot } from '../snapshot/types.ts';
-import type { Logger } from '../observability/logger.ts';
 
 export interface AdminState {
   snapshot(): Snapshot | null;
   resources(): readonly Resource[];
-  /** Per-cluster endpoint and pool state from upstream/. */
+  /** Per-cluster endpoint and pool state from upstream/ (with --workers: per worker). */
   clusters(): unknown;
   version(): number;
+  /** Metrics as JSON (Envoy's /stats?format=json shape). */
+  stats(): Promise<unknown>;
+  /** Per-process state: pid, snapshot version and hash each serves, restarts. */
+  workers(): unknown;
+  logLevel(): string;
+  /** Sets the log level everywhere (every worker too); false when the level is unknown. */
+  setLogLevel(level: string): boolean;
 }
 
 export interface AdminServer {
@@ -27,34 +34,63 @@ function redact(_key: string, value: unknown): unknown {
   return isPrivateBytes(value) ? renderPrivate(value) : value;
 }
 
-export async function startAdminServer(opts: { port: number; state: AdminState; logger: Logger }): Promise<AdminServer> {
+export function renderJson(value: unknown): string {
+  return JSON.stringify(value, redact, 2) + '\n';
+}
+
+export async function startAdminServer(opts: { port: number; state: AdminState }): Promise<AdminServer> {
   const app = Fastify({ logger: false });
-  const json = (value: unknown): string => JSON.stringify(value, redact, 2) + '\n';
+  const state = opts.state;
   app.get('/config_dump', async (_req, reply) => {
-    const snapshot = opts.state.snapshot();
+    const snapshot = state.snapshot();
     return reply.type('application/json').send(
-      json({
-        version: opts.state.version(),
-        resources: opts.state.resources().map((r) => ({ kind: r.kind, apiVersion: r.apiVersion, namespace: r.namespace, name: r.name, spec: r.spec })),
+      renderJson({
+        version: state.version(),
+        resources: state.resources().map((r) => ({
+          kind: r.kind,
+          apiVersion: r.apiVersion,
+          namespace: r.namespace,
+          name: r.name,
+          spec: r.spec,
+        })),
         snapshot: snapshot ? dumpSnapshot(snapshot) : null,
       }),
     );
   });
   app.get('/routes', async (_req, reply) => {
-    const snapshot = opts.state.snapshot();
-    return reply.type('application/json').send(json(snapshot ? routeRows(snapshot) : []));
+    const snapshot = state.snapshot();
+    return reply.type('application/json').send(renderJson(snapshot ? routeRows(snapshot) : []));
   });
-  app.get('/clusters', async (_req, reply) => reply.type('application/json').send(json(opts.state.clusters())));
+  app.get('/clusters', async (_req, reply) =>
+    reply.type('application/json').send(renderJson(await state.clusters())),
+  );
+  app.get('/stats', async (_req, reply) =>
+    reply.type('application/json').send(renderJson(await state.stats())),
+  );
+  app.get('/workers', async (_req, reply) =>
+    reply.type('application/json').send(renderJson(await state.workers())),
+  );
+  // Envoy's /logging: GET shows the level, POST /logging?level=L sets it.
   app.get<{ Querystring: { level?: string } }>('/logging', async (req, reply) => {
+    if (req.query.level !== undefined)
+      return reply
+        .code(405)
+        .header('allow', 'POST')
+        .type('text/plain')
+        .send('use POST to change the log level\n');
+    return reply.type('text/plain').send(`level: ${state.logLevel()}\n`);
+  });
+  app.post<{ Querystring: { level?: string } }>('/logging', async (req, reply) => {
     const level = req.query.level;
-    if (level !== undefined) {
-      if (!opts.logger.levels.values[level] && level !== 'silent') return reply.code(400).send(`unknown level ${level}\n`);
-      opts.logger.level = level;
-    }
-    return reply.type('text/plain').send(`level: ${opts.logger.level}\n`);
+    if (level === undefined) return reply.code(400).type('text/plain').send('missing ?level=\n');
+    if (!state.setLogLevel(level)) return reply.code(400).type('text/plain').send(`unknown level ${level}\n`);
+    return reply.type('text/plain').send(`level: ${state.logLevel()}\n`);
   });
   // Loopback only: the admin port exposes configuration and must not be reachable from outside.
   await app.listen({ host: '127.0.0.1', port: opts.port });
   const address = app.server.address();
-  return { port: typeof address === 'object' && address ? address.port : opts.port, close: () => app.close() };
+  return {
+    port: typeof address === 'object' && address ? address.port : opts.port,
+    close: () => app.close(),
+  };
 }

@@ -18,7 +18,10 @@ export async function startStatusServer(opts: {
   const app: FastifyInstance = Fastify({ logger: false });
   app.get('/healthz/ready', async (_req, reply) => {
     const ready = opts.isReady();
-    return reply.code(ready ? 200 : 503).type('text/plain').send(ready ? 'ready\n' : 'not ready\n');
+    return reply
+      .code(ready ? 200 : 503)
+      .type('text/plain')
+      .send(ready ? 'ready\n' : 'not ready\n');
   });
   app.get('/healthz/live', async (_req, reply) => reply.type('text/plain').send('live\n'));
   await app.listen({ host: opts.host, port: opts.port });

@@ -1,103 +1,337 @@
 /**
- * `sluice serve`: providers → reload loop → gateway, plus the status and admin ports.
- * Returns a handle so tests and `quickstart` can run it in-process; main.ts wires signals.
+ * `sluice serve`: providers → reload loop → gateway, plus the status, metrics and admin ports.
+ * With --workers 1 everything runs in this process (startServe). With more, this process is the
+ * primary (startPrimary): it owns the providers and the loop, validates each set once, ships it
+ * to node:cluster workers that each compile and serve it (control/workers.ts), and answers the
+ * status, metrics and admin ports for all of them. Returns handles so tests and `quickstart` can
+ * run it in-process; serve-process.ts wires signals.
  */
-import { createFileProvider } from '../providers/file.ts';
+import { createFileProvider, readConfigPaths } from '../providers/file.ts';
 import type { Provider } from '../providers/provider.ts';
-import { createReloadLoop, type ReloadLoop } from '../control/loop.ts';
+import { loadResources } from '../config/index.ts';
+import { createReloadLoop, type ReloadLoop, type ReloadResult } from '../control/loop.ts';
 import { buildFromResources, type BuildResult } from '../control/build.ts';
 import { createGateway, type Gateway } from '../control/reconcile.ts';
+import { startWorkerPool, type WorkerPool } from '../control/workers.ts';
 import { startStatusServer, type StatusServer } from '../admin/status-server.ts';
-import { startAdminServer, type AdminServer } from '../admin/admin-server.ts';
+import { startAdminServer, type AdminServer, type AdminState } from '../admin/admin-server.ts';
 import { startMetricsServer, type MetricsServer } from '../admin/metrics-server.ts';
-import { createMetrics, type Metrics } from '../observability/metrics.ts';
+import {
+  createMetrics,
+  aggregateRegistries,
+  registerPoolGauges,
+  statsJson,
+  type PoolSample,
+  type Metrics,
+  type MetricsJson,
+} from '../observability/metrics.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
+import type { Registry } from 'prom-client';
+import type { RequestContext } from '../dataplane/request-context.ts';
+import type { PoolStatus } from '../upstream/pools.ts';
 import { SluiceError } from '../errors/sluice-error.ts';
 import type { Options } from './flags.ts';
 import { identityOf } from './io.ts';
 
-export interface RunningGateway {
+/** What signal handling needs from a running serve, single-process or primary. */
+export interface Running {
   readonly logger: Logger;
-  readonly gateway: Gateway;
   readonly loop: ReloadLoop;
   readonly status: StatusServer;
   readonly admin: AdminServer;
   readonly metricsServer: MetricsServer;
   readonly metrics: Metrics;
-  /** Resolves when the first config has been applied. */
+  /** Resolves when the first config has been applied (by every worker). */
   readonly firstApplied: Promise<void>;
   isReady(): boolean;
+  /** SIGHUP: re-read every config path now and reload if anything changed. */
+  reload(): Promise<void>;
   /** SIGTERM behaviour: readiness 503 at once, accept for drainDelay, then close and finish in-flight work. */
   drain(): Promise<void>;
   /** Immediate stop (tests, second signal). */
   close(): Promise<void>;
 }
 
-export async function startServe(opts: Options, deps: { logger?: Logger } = {}): Promise<RunningGateway> {
-  const logger = deps.logger ?? createLogger({ level: opts.logLevel });
-  if (opts.kubernetes) throw new SluiceError('SLUICE_CLI_USAGE', '--kubernetes is not available yet in this build; use --config');
-  if (opts.config.length === 0) throw new SluiceError('SLUICE_CLI_USAGE', 'no --config given (a file or directory of Istio YAML)');
-  if (opts.workers > 1) {
-    // node:cluster workers come with the operations work; until then one process serves.
-    logger.warn({ workers: opts.workers }, 'multiple workers are not implemented yet; serving with one process');
-  }
+export interface RunningGateway extends Running {
+  readonly gateway: Gateway;
+}
+
+export interface RunningPrimary extends Running {
+  readonly workers: WorkerPool;
+}
+
+export interface ServeDeps {
+  readonly logger?: Logger;
+  /** Reload loop timing (tests). */
+  readonly quietMs?: number;
+  readonly maxWaitMs?: number;
+}
+
+function checkOptions(opts: Options): void {
+  if (opts.kubernetes)
+    throw new SluiceError(
+      'SLUICE_CLI_USAGE',
+      '--kubernetes is not available yet in this build; use --config',
+    );
+  if (opts.config.length === 0)
+    throw new SluiceError('SLUICE_CLI_USAGE', 'no --config given (a file or directory of Istio YAML)');
+}
+
+export function isLogLevel(logger: Logger, level: string): boolean {
+  return level === 'silent' || Object.hasOwn(logger.levels.values, level);
+}
+
+interface ControlParts {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly apply: (build: BuildResult, version: number) => Promise<void>;
+  /** Called after each accepted apply. */
+  readonly afterApply?: () => void;
+  readonly ready: (version: number) => boolean;
+  /** The registry to scrape: this process's, or the primary's and every worker's merged. */
+  readonly scrape: () => Promise<Registry>;
+  readonly admin: Pick<AdminState, 'clusters' | 'setLogLevel'> & { workers(loop: ReloadLoop): unknown };
+  /**
+   * Drains the data plane: at once every response says `Connection: close`; listeners accept for
+   * --drain-delay, then stop; in-flight work gets --drain-timeout.
+   */
+  readonly drainDataPlane: () => Promise<void>;
+  /** Stops the data plane at once. */
+  readonly closeDataPlane: () => Promise<void>;
+}
+
+/** The part single-process and primary share: provider, loop, status/metrics/admin ports, drain. */
+async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts): Promise<Running> {
+  const { logger, metrics } = parts;
   const identity = identityOf(opts);
-  const gateway = createGateway({ bind: opts.bind, logger });
   let draining = false;
   let resolveFirst!: () => void;
   const firstApplied = new Promise<void>((resolve) => (resolveFirst = resolve));
-  const metrics = createMetrics();
   const loop = createReloadLoop({
     logger,
-    onResult: (result) => {
+    quietMs: deps.quietMs,
+    maxWaitMs: deps.maxWaitMs,
+    onResult: (result: ReloadResult) => {
       metrics.configReloads.inc({ result });
-      metrics.snapshotVersion.set(loop.stats.version);
-      if (result === 'accepted') metrics.snapshotAppliedAt.set(Date.now() / 1000);
+      if (result === 'accepted')
+        metrics.recordApplied(loop.stats.version, loop.stats.appliedAtMs ?? Date.now());
     },
     build: (update) => buildFromResources(update.resources, update.diagnostics, identity),
-    apply: async (build: BuildResult) => {
-      await gateway.apply(build.snapshot);
+    apply: async (build, version) => {
+      await parts.apply(build, version);
+      parts.afterApply?.();
       resolveFirst();
     },
   });
-  const isReady = (): boolean => !draining && loop.stats.version > 0;
-  const status = await startStatusServer({ host: opts.bind, port: opts.statusPort, isReady });
-  const closeOnFailure = (servers: { close(): Promise<void> }[]) => async (err: unknown) => {
-    await Promise.allSettled(servers.map((s) => s.close()));
+  // Every result starts at 0 so a rate() over it works from the first scrape.
+  for (const r of ['accepted', 'rejected', 'unchanged', 'failed'] as const)
+    metrics.configReloads.inc({ result: r }, 0);
+  const isReady = (): boolean => !draining && loop.stats.version > 0 && parts.ready(loop.stats.version);
+  const started: { close(): Promise<void> }[] = [];
+  const undo = async (err: unknown): Promise<never> => {
+    await Promise.allSettled(started.map((s) => s.close()));
+    await parts.closeDataPlane();
     throw err;
   };
-  const metricsServer = await startMetricsServer({ host: opts.bind, port: opts.metricsPort, registry: metrics.registry }).catch(
-    closeOnFailure([status]),
+  const status = await startStatusServer({ host: opts.bind, port: opts.statusPort, isReady }).catch(
+    (err: unknown) => undo(portError('status', opts.bind, opts.statusPort, err)),
   );
+  started.push(status);
+  const metricsServer = await startMetricsServer({
+    host: opts.bind,
+    port: opts.metricsPort,
+    contentType: metrics.registry.contentType,
+    render: async () => (await parts.scrape()).metrics(),
+  }).catch((err: unknown) => undo(portError('metrics', opts.bind, opts.metricsPort, err)));
+  started.push(metricsServer);
   const admin = await startAdminServer({
     port: opts.adminPort,
-    logger,
     state: {
       snapshot: () => loop.current()?.snapshot ?? null,
       resources: () => loop.current()?.resources.resources ?? [],
-      clusters: () => gateway.clusterStatus(),
       version: () => loop.stats.version,
+      stats: () => statsJson(parts.scrape()),
+      logLevel: () => logger.level,
+      clusters: parts.admin.clusters,
+      setLogLevel: parts.admin.setLogLevel,
+      workers: () => parts.admin.workers(loop),
     },
-  }).catch(closeOnFailure([status, metricsServer]));
-  const provider: Provider = createFileProvider({ paths: opts.config, defaultNamespace: opts.configNamespace });
-  await provider.start(loop.onUpdate);
+  }).catch((err: unknown) => undo(portError('admin', '127.0.0.1', opts.adminPort, err)));
+  started.push(admin);
+  const provider: Provider = createFileProvider({
+    paths: opts.config,
+    defaultNamespace: opts.configNamespace,
+  });
+  await provider.start(loop.onUpdate).catch(undo);
 
   let closed = false;
   const close = async (): Promise<void> => {
     if (closed) return;
     closed = true;
     loop.stop();
+    // First, and synchronously as far as it goes: a second signal exits right after this call.
+    const dataPlane = parts.closeDataPlane();
     await provider.stop();
-    await Promise.allSettled([gateway.close(), status.close(), admin.close(), metricsServer.close()]);
+    await Promise.allSettled([dataPlane, ...started.map((s) => s.close())]);
+  };
+  const reload = async (): Promise<void> => {
+    if (closed || draining) return;
+    const { inputs, diagnostics } = await readConfigPaths(opts.config);
+    const loaded = loadResources(inputs, { defaultNamespace: opts.configNamespace });
+    loop.onUpdate({ resources: loaded.resources, diagnostics: [...diagnostics, ...loaded.diagnostics] });
+    await loop.settled();
   };
   const drain = async (): Promise<void> => {
+    if (draining || closed) return;
     draining = true;
-    logger.info({ drainDelayMs: opts.drainDelayMs, drainTimeoutMs: opts.drainTimeoutMs }, 'draining');
-    await new Promise((r) => setTimeout(r, opts.drainDelayMs));
+    logger.info(
+      { drainDelayMs: opts.drainDelayMs, drainTimeoutMs: opts.drainTimeoutMs },
+      'draining: readiness is 503 now',
+    );
+    // A config change during the drain would only open listeners that are about to close.
     loop.stop();
+    const dataPlane = parts.drainDataPlane();
     await provider.stop();
-    await gateway.drain(opts.drainTimeoutMs);
+    await dataPlane;
+    logger.info('drained');
     await close();
   };
-  return { logger, gateway, loop, status, admin, metricsServer, metrics, firstApplied, isReady, drain, close };
+  return { logger, loop, status, admin, metricsServer, metrics, firstApplied, isReady, reload, drain, close };
+}
+
+/** A status/metrics/admin port that cannot be bound is a process fault with a one-line reason. */
+function portError(what: string, host: string, port: number, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === undefined) return err;
+  return new SluiceError('SLUICE_LISTEN_FAILED', `cannot listen on ${host}:${port} (${what} port): ${code}`, {
+    cause: err,
+  });
+}
+
+const WORKER_START_TIMEOUT_MS = 15_000;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The gateway as `serve` runs it, in the single process or in each worker: the one place the data
+ * plane's per-request hooks (access log, request metrics) are wired. `onRequestDone` is extra
+ * work the caller needs per finished request (a worker counts its requests).
+ */
+export function createServingGateway(
+  opts: Options,
+  logger: Logger,
+  metrics: Metrics,
+  onRequestDone?: (ctx: RequestContext) => void,
+): Gateway {
+  const gateway = createGateway({ bind: opts.bind, logger, ...(onRequestDone ? { onRequestDone } : {}) });
+  registerPoolGauges(metrics.registry, () => poolSamples(gateway));
+  return gateway;
+}
+
+/**
+ * Pools are keyed by settings; the metric names the cluster (`outbound|80||a.ns.svc.cluster.local`),
+ * the first by name when several share a pool.
+ */
+function poolSamples(gateway: Gateway): PoolSample[] {
+  const names = new Map<string, string>();
+  for (const c of gateway.current.get().clusters.values()) {
+    const seen = names.get(c.key);
+    if (seen === undefined || c.name < seen) names.set(c.key, c.name);
+  }
+  return (gateway.clusterStatus() as PoolStatus[]).map((p) => ({
+    cluster: names.get(p.clusterKey) ?? p.clusterKey,
+    connected: p.connected,
+    active: p.active,
+    pending: p.pending,
+  }));
+}
+
+/** One process: the gateway's listeners live here. */
+export async function startServe(opts: Options, deps: ServeDeps = {}): Promise<RunningGateway> {
+  checkOptions(opts);
+  const logger = deps.logger ?? createLogger({ level: opts.logLevel });
+  const metrics = createMetrics({ role: 'single' });
+  const gateway = createServingGateway(opts, logger, metrics);
+  metrics.workers.set(1);
+  const running = await startControl(opts, deps, {
+    logger,
+    metrics,
+    apply: (build) => gateway.apply(build.snapshot),
+    afterApply: () => metrics.listeners.set(gateway.boundPorts().size),
+    ready: () => true,
+    scrape: () => Promise.resolve(metrics.registry),
+    admin: {
+      clusters: () => gateway.clusterStatus(),
+      workers: (loop) => [
+        {
+          slot: 0,
+          pid: process.pid,
+          state: 'serving',
+          version: loop.stats.version,
+          hash: loop.stats.currentHash,
+          restarts: 0,
+          requests: null,
+        },
+      ],
+      setLogLevel: (level) => {
+        if (!isLogLevel(logger, level)) return false;
+        logger.level = level;
+        return true;
+      },
+    },
+    drainDataPlane: async () => {
+      // Keep-alive clients hear `Connection: close` from now on; new connections are still taken.
+      gateway.startDraining();
+      await sleep(opts.drainDelayMs);
+      await gateway.drain(opts.drainTimeoutMs);
+    },
+    closeDataPlane: () => gateway.close(),
+  });
+  return { ...running, gateway };
+}
+
+/** The primary of --workers N: no listeners of its own; the workers serve. */
+export async function startPrimary(opts: Options, deps: ServeDeps = {}): Promise<RunningPrimary> {
+  checkOptions(opts);
+  const logger = deps.logger ?? createLogger({ level: opts.logLevel });
+  const metrics = createMetrics({ role: 'primary' });
+  const workers = startWorkerPool({ count: opts.workers, logger, metrics });
+  // A worker that cannot even start must not keep the status port from answering.
+  let timer: NodeJS.Timeout | undefined;
+  const startedInTime = await Promise.race([
+    workers.started.then(() => true),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), WORKER_START_TIMEOUT_MS))),
+  ]);
+  clearTimeout(timer);
+  if (startedInTime) logger.info({ workers: opts.workers }, 'workers started');
+  else
+    logger.warn(
+      { workers: opts.workers, waitedMs: WORKER_START_TIMEOUT_MS },
+      'not every worker has started; going on',
+    );
+  const running = await startControl(opts, deps, {
+    logger,
+    metrics,
+    apply: (build, version) => workers.apply(build.resources, version, build.snapshot.hash),
+    ready: (version) => workers.allServing(version),
+    scrape: async () =>
+      aggregateRegistries(
+        metrics.registry,
+        (await workers.query('metrics')).map((a) => a.value as MetricsJson),
+      ),
+    admin: {
+      clusters: async () =>
+        (await workers.query('clusters')).map((a) => ({ worker: a.slot, pid: a.pid, clusters: a.value })),
+      workers: () => workers.status(),
+      setLogLevel: (level) => {
+        if (!isLogLevel(logger, level)) return false;
+        logger.level = level;
+        workers.broadcast({ type: 'sluice:log-level', level });
+        return true;
+      },
+    },
+    drainDataPlane: () => workers.drain(opts.drainDelayMs, opts.drainTimeoutMs),
+    closeDataPlane: async () => workers.kill(),
+  });
+  return { ...running, workers };
 }

@@ -50,7 +50,15 @@ export function createReloadLoop(opts: ReloadLoopOptions): ReloadLoop {
   const quietMs = opts.quietMs ?? 100;
   const maxWaitMs = opts.maxWaitMs ?? 1000;
   const log = opts.logger;
-  const stats: ReloadStats = { accepted: 0, rejected: 0, unchanged: 0, failed: 0, currentHash: null, version: 0, appliedAtMs: null };
+  const stats: ReloadStats = {
+    accepted: 0,
+    rejected: 0,
+    unchanged: 0,
+    failed: 0,
+    currentHash: null,
+    version: 0,
+    appliedAtMs: null,
+  };
   let pending: ProviderUpdate | null = null;
   let firstPendingAt = 0;
   let timer: NodeJS.Timeout | null = null;
@@ -83,12 +91,15 @@ export function createReloadLoop(opts: ReloadLoopOptions): ReloadLoop {
       for (const d of errors) log.error(formatDiagnostic(d));
       log.error(
         { errors: errors.length },
-        stats.currentHash === null ? 'config rejected; nothing is served until a valid config arrives' : 'config rejected; the last good config keeps serving',
+        stats.currentHash === null
+          ? 'config rejected; nothing is served until a valid config arrives'
+          : 'config rejected; the last good config keeps serving',
       );
       finish('rejected', build);
       return;
     }
-    for (const d of build.diagnostics) (d.level === 'warning' ? log.warn : log.info).call(log, formatDiagnostic(d));
+    for (const d of build.diagnostics)
+      (d.level === 'warning' ? log.warn : log.info).call(log, formatDiagnostic(d));
     const version = stats.version + 1;
     try {
       await opts.apply(build, version);
@@ -101,7 +112,10 @@ export function createReloadLoop(opts: ReloadLoopOptions): ReloadLoop {
     stats.currentHash = build.snapshot.hash;
     stats.appliedAtMs = Date.now();
     current = build;
-    log.info({ version, hash: build.snapshot.hash.slice(0, 12), resources: build.resources.resources.length }, 'config applied');
+    log.info(
+      { version, hash: build.snapshot.hash.slice(0, 12), resources: build.resources.resources.length },
+      'config applied',
+    );
     finish('accepted', build);
   };
 

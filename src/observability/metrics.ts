@@ -1,33 +1,180 @@
 /**
  * Prometheus metrics. One registry per process; label sets are created at config time, never
  * per request. Istio's request metrics (istio_requests_total …) join this registry with the
- * operations work; what is here now is sluice's own process and reload state.
+ * request-path work; what is here is sluice's own process, reload and worker state.
+ *
+ * With --workers N every process has its own registry: the primary keeps the reload and worker
+ * metrics, each worker its process and request metrics, and the primary's metrics port serves
+ * all of them merged by prom-client's AggregatorRegistry (`renderAggregated`).
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  AggregatorRegistry,
+  Counter,
+  Gauge,
+  Registry,
+  collectDefaultMetrics,
+  type MetricObjectWithValues,
+  type MetricValue,
+} from 'prom-client';
+
+export type MetricsRole = 'single' | 'primary' | 'worker';
 
 export interface Metrics {
   readonly registry: Registry;
   readonly configReloads: Counter<'result'>;
-  readonly snapshotVersion: Gauge;
-  readonly snapshotAppliedAt: Gauge;
+  readonly listeners: Gauge;
+  readonly workers: Gauge;
+  readonly workerRestarts: Counter;
+  /** Per worker slot: the snapshot version it serves (every slot equal when in step). */
+  readonly workerSnapshotVersion: Gauge<'worker'>;
+  /** A snapshot went live: version, applied-at timestamp and age follow it. */
+  recordApplied(version: number, atMs: number): void;
 }
 
-export function createMetrics(): Metrics {
+/** The JSON one registry yields; what workers send the primary. */
+export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+export function createMetrics(opts: { role?: MetricsRole; now?: () => number } = {}): Metrics {
+  const role = opts.role ?? 'single';
+  const now = opts.now ?? Date.now;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'sluice_' });
+  // Workers keep only process metrics (and, later, request metrics); reload state is the primary's.
+  const registers = role === 'worker' ? [] : [registry];
+  let appliedAtMs = 0;
+  const snapshotVersion = new Gauge({
+    name: 'sluice_snapshot_version',
+    help: 'Version of the snapshot serving now (0 before the first).',
+    registers,
+  });
+  const snapshotAppliedAt = new Gauge({
+    name: 'sluice_snapshot_applied_timestamp_seconds',
+    help: 'Unix time the serving snapshot was applied.',
+    registers,
+  });
+  new Gauge({
+    name: 'sluice_snapshot_age_seconds',
+    help: 'Seconds since the serving snapshot was applied (0 before the first).',
+    registers,
+    collect() {
+      this.set(appliedAtMs === 0 ? 0 : Math.max(0, (now() - appliedAtMs) / 1000));
+    },
+  });
   return {
     registry,
     configReloads: new Counter({
       name: 'sluice_config_reloads_total',
       help: 'Config sets processed, by result: accepted, rejected (errors or bind failure), unchanged, failed.',
       labelNames: ['result'],
-      registers: [registry],
+      registers,
     }),
-    snapshotVersion: new Gauge({ name: 'sluice_snapshot_version', help: 'Version of the snapshot serving now (0 before the first).', registers: [registry] }),
-    snapshotAppliedAt: new Gauge({
-      name: 'sluice_snapshot_applied_timestamp_seconds',
-      help: 'Unix time the serving snapshot was applied; age = time() - this.',
-      registers: [registry],
+    listeners: new Gauge({ name: 'sluice_listeners', help: 'Gateway listeners bound now.', registers }),
+    workers: new Gauge({
+      name: 'sluice_workers',
+      help: 'Worker processes running now (1 without --workers).',
+      registers,
     }),
+    workerRestarts: new Counter({
+      name: 'sluice_worker_restarts_total',
+      help: 'Worker processes restarted after they died.',
+      registers,
+    }),
+    workerSnapshotVersion: new Gauge({
+      name: 'sluice_worker_snapshot_version',
+      help: 'Snapshot version each worker serves, by worker slot (--workers > 1).',
+      labelNames: ['worker'],
+      registers,
+    }),
+    recordApplied(version, atMs) {
+      appliedAtMs = atMs;
+      snapshotVersion.set(version);
+      snapshotAppliedAt.set(atMs / 1000);
+    },
   };
+}
+
+/** The primary's registry plus every worker's, merged (counters summed, per prom-client's aggregators). */
+export async function aggregateRegistries(
+  primary: Registry,
+  workers: readonly MetricsJson[],
+): Promise<Registry> {
+  return AggregatorRegistry.aggregate([await primary.getMetricsAsJSON(), ...workers] as Parameters<
+    typeof AggregatorRegistry.aggregate
+  >[0]);
+}
+
+/** /stats as JSON (Envoy's admin /stats?format=json shape: { stats: [{ name, value }] }), sorted. */
+export async function statsJson(
+  registry: Registry | Promise<Registry>,
+): Promise<{ stats: { name: string; labels?: Record<string, string | number>; value: number }[] }> {
+  const metrics = await (await registry).getMetricsAsJSON();
+  const stats: { name: string; labels?: Record<string, string | number>; value: number }[] = [];
+  for (const m of metrics) {
+    for (const v of m.values) {
+      const labels = v.labels as Record<string, string | number>;
+      const name = (v as { metricName?: string }).metricName ?? m.name;
+      stats.push(
+        Object.keys(labels).length > 0 ? { name, labels, value: v.value } : { name, value: v.value },
+      );
+    }
+  }
+  stats.sort((a, b) =>
+    a.name < b.name
+      ? -1
+      : a.name > b.name
+        ? 1
+        : JSON.stringify(a.labels ?? {}) < JSON.stringify(b.labels ?? {})
+          ? -1
+          : 1,
+  );
+  return { stats };
+}
+
+/** What one upstream endpoint pool reports (upstream/pools.ts poolStatus()), as metrics need it. */
+export interface PoolSample {
+  /** Cluster name, e.g. outbound|80||a.ns.svc.cluster.local. */
+  readonly cluster: string;
+  readonly connected: number;
+  readonly active: number;
+  readonly pending: number;
+}
+
+/**
+ * Upstream pool gauges per cluster, read at scrape time (nothing on the request path). With
+ * --workers every worker registers its own and the primary's scrape sums them.
+ */
+export function registerPoolGauges(registry: Registry, read: () => readonly PoolSample[]): void {
+  const byCluster = (pick: (p: PoolSample) => number): Map<string, number> => {
+    const out = new Map<string, number>();
+    for (const p of read()) out.set(p.cluster, (out.get(p.cluster) ?? 0) + pick(p));
+    return out;
+  };
+  const gauge = (name: string, help: string, pick: (p: PoolSample) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['cluster'],
+      registers: [registry],
+      collect() {
+        // Clusters come and go with reloads: start from nothing each scrape.
+        this.reset();
+        for (const [cluster, value] of byCluster(pick)) this.set({ cluster }, value);
+      },
+    });
+  };
+  gauge(
+    'sluice_upstream_connections',
+    'Open connections to upstream endpoints, by cluster.',
+    (p) => p.connected,
+  );
+  gauge(
+    'sluice_upstream_requests_active',
+    'Requests in flight to upstream endpoints, by cluster.',
+    (p) => p.active,
+  );
+  gauge(
+    'sluice_upstream_requests_pending',
+    'Requests waiting for an upstream connection, by cluster.',
+    (p) => p.pending,
+  );
 }
