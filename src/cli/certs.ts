@@ -11,8 +11,13 @@ import { EXIT_OK, type CommandIO } from './io.ts';
  */
 export async function runCerts(opts: Options, io: CommandIO): Promise<number> {
   const [sub] = opts.positionals;
-  if (sub !== 'self-signed') throw new SluiceError('SLUICE_CLI_USAGE', 'usage: sluice certs self-signed --host H [--host H ...] --out DIR');
-  if (opts.hosts.length === 0) throw new SluiceError('SLUICE_CLI_USAGE', 'certs self-signed needs at least one --host');
+  if (sub !== 'self-signed')
+    throw new SluiceError(
+      'SLUICE_CLI_USAGE',
+      'usage: sluice certs self-signed --host H [--host H ...] --out DIR',
+    );
+  if (opts.hosts.length === 0)
+    throw new SluiceError('SLUICE_CLI_USAGE', 'certs self-signed needs at least one --host');
   if (!opts.out) throw new SluiceError('SLUICE_CLI_USAGE', 'certs self-signed needs --out DIR');
   const ca = makeCa();
   const leaf = makeServerCert(ca, opts.hosts);

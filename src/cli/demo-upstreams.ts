@@ -24,7 +24,15 @@ export const DEMO_SERVICES: readonly DemoService[] = [
   { name: 'httpbin', version: 'v1', port: 19087 },
 ];
 
-const SHOWN_HEADERS = ['host', 'end-user', 'x-forwarded-for', 'x-forwarded-proto', 'x-request-id', 'x-envoy-original-path', 'user-agent'];
+const SHOWN_HEADERS = [
+  'host',
+  'end-user',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-request-id',
+  'x-envoy-original-path',
+  'user-agent',
+];
 
 function answer(svc: DemoService, req: http.IncomingMessage, res: http.ServerResponse): void {
   const headers: Record<string, string> = {};
@@ -32,7 +40,9 @@ function answer(svc: DemoService, req: http.IncomingMessage, res: http.ServerRes
     const v = req.headers[h];
     if (typeof v === 'string') headers[h] = v;
   }
-  const body = JSON.stringify({ service: svc.name, version: svc.version, method: req.method, path: req.url, headers }) + '\n';
+  const body =
+    JSON.stringify({ service: svc.name, version: svc.version, method: req.method, path: req.url, headers }) +
+    '\n';
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
@@ -42,7 +52,9 @@ export interface RunningDemo {
   close(): Promise<void>;
 }
 
-export async function startDemoUpstreams(opts: { host?: string; services?: readonly DemoService[] } = {}): Promise<RunningDemo> {
+export async function startDemoUpstreams(
+  opts: { host?: string; services?: readonly DemoService[] } = {},
+): Promise<RunningDemo> {
   const host = opts.host ?? '127.0.0.1';
   const servers: http.Server[] = [];
   const services: (DemoService & { boundPort: number })[] = [];

@@ -11,14 +11,22 @@ import { loadFromFlags } from './load.ts';
  */
 export async function runExplain(opts: Options, io: CommandIO): Promise<number> {
   const [target, ...extra] = opts.positionals;
-  if (target === undefined || extra.length > 0) throw new SluiceError('SLUICE_CLI_USAGE', 'usage: sluice explain --config PATH [-H "k: v"] [-X METHOD] URL');
+  if (target === undefined || extra.length > 0)
+    throw new SluiceError(
+      'SLUICE_CLI_USAGE',
+      'usage: sluice explain --config PATH [-H "k: v"] [-X METHOD] URL',
+    );
   let url: URL;
   try {
     url = new URL(target);
   } catch {
-    throw new SluiceError('SLUICE_CLI_USAGE', `not a URL: ${JSON.stringify(target)} (e.g. http://shop.example.com:8080/cart)`);
+    throw new SluiceError(
+      'SLUICE_CLI_USAGE',
+      `not a URL: ${JSON.stringify(target)} (e.g. http://shop.example.com:8080/cart)`,
+    );
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new SluiceError('SLUICE_CLI_USAGE', `explain takes http:// or https:// URLs, got ${url.protocol}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new SluiceError('SLUICE_CLI_USAGE', `explain takes http:// or https:// URLs, got ${url.protocol}`);
   const scheme = url.protocol === 'https:' ? 'https' : 'http';
   const port = url.port === '' ? (scheme === 'https' ? 443 : 80) : Number(url.port);
   const headers: Record<string, string> = {};

@@ -26,29 +26,148 @@ const ALL_CONFIG: readonly CommandName[] = ['serve', 'validate', 'routes', 'expl
 const SERVING: readonly CommandName[] = ['serve', 'quickstart'];
 
 export const FLAGS: readonly FlagSpec[] = [
-  { name: 'config', type: 'list', help: 'config file or directory (recursive *.yaml, *.yml, *.json); repeatable', commands: [...ALL_CONFIG, 'quickstart'] },
-  { name: 'config-namespace', type: 'string', defaultText: 'default', help: 'namespace of documents that set none', commands: [...ALL_CONFIG, 'quickstart'] },
-  { name: 'namespace', type: 'string', defaultText: 'istio-system', help: "this gateway's own namespace (credentialName Secrets live here)", commands: [...ALL_CONFIG, 'quickstart'] },
-  { name: 'labels', type: 'labels', defaultText: 'istio=ingressgateway', help: "this gateway's workload labels k=v,...; Gateway and policy selectors match them", commands: [...ALL_CONFIG, 'quickstart'] },
-  { name: 'root-namespace', type: 'string', defaultText: 'istio-system', help: "Istio's root namespace for mesh-wide policy", commands: [...ALL_CONFIG, 'quickstart'] },
-  { name: 'bind', type: 'string', defaultText: '0.0.0.0', help: 'address the Gateway ports listen on', commands: SERVING },
-  { name: 'status-port', type: 'int', defaultText: '15021', help: 'readiness and liveness port (/healthz/ready, /healthz/live)', commands: SERVING },
-  { name: 'metrics-port', type: 'int', defaultText: '15090', help: 'Prometheus port (/stats/prometheus)', commands: SERVING },
-  { name: 'admin-port', type: 'int', defaultText: '15000', help: 'admin port on loopback (/config_dump, /routes, /clusters)', commands: SERVING },
-  { name: 'certs-dir', type: 'string', defaultText: './certs', help: 'directory of <credentialName>/{tls.crt,tls.key,ca.crt}', commands: [...ALL_CONFIG, 'quickstart'] },
-  { name: 'log-level', type: 'string', defaultText: 'info', help: 'trace, debug, info, warn, error, fatal or silent', commands: [...ALL_CONFIG, 'quickstart', 'certs'] },
-  { name: 'workers', type: 'int', defaultText: 'cores available', help: 'worker processes sharing the listen ports', commands: SERVING },
-  { name: 'drain-delay', type: 'duration', defaultText: '5s', help: 'after SIGTERM, keep accepting this long while readiness is 503', commands: SERVING },
-  { name: 'drain-timeout', type: 'duration', defaultText: '30s', help: 'the most in-flight requests may take after the drain delay', commands: SERVING },
-  { name: 'kubernetes', type: 'boolean', help: 'watch config from the Kubernetes API (in-cluster or KUBECONFIG)', commands: ['serve'] },
-  { name: 'watch-namespace', type: 'string', help: 'with --kubernetes: only this namespace', commands: ['serve'] },
+  {
+    name: 'config',
+    type: 'list',
+    help: 'config file or directory (recursive *.yaml, *.yml, *.json); repeatable',
+    commands: [...ALL_CONFIG, 'quickstart'],
+  },
+  {
+    name: 'config-namespace',
+    type: 'string',
+    defaultText: 'default',
+    help: 'namespace of documents that set none',
+    commands: [...ALL_CONFIG, 'quickstart'],
+  },
+  {
+    name: 'namespace',
+    type: 'string',
+    defaultText: 'istio-system',
+    help: "this gateway's own namespace (credentialName Secrets live here)",
+    commands: [...ALL_CONFIG, 'quickstart'],
+  },
+  {
+    name: 'labels',
+    type: 'labels',
+    defaultText: 'istio=ingressgateway',
+    help: "this gateway's workload labels k=v,...; Gateway and policy selectors match them",
+    commands: [...ALL_CONFIG, 'quickstart'],
+  },
+  {
+    name: 'root-namespace',
+    type: 'string',
+    defaultText: 'istio-system',
+    help: "Istio's root namespace for mesh-wide policy",
+    commands: [...ALL_CONFIG, 'quickstart'],
+  },
+  {
+    name: 'bind',
+    type: 'string',
+    defaultText: '0.0.0.0',
+    help: 'address the Gateway ports listen on',
+    commands: SERVING,
+  },
+  {
+    name: 'status-port',
+    type: 'int',
+    defaultText: '15021',
+    help: 'readiness and liveness port (/healthz/ready, /healthz/live)',
+    commands: SERVING,
+  },
+  {
+    name: 'metrics-port',
+    type: 'int',
+    defaultText: '15090',
+    help: 'Prometheus port (/stats/prometheus)',
+    commands: SERVING,
+  },
+  {
+    name: 'admin-port',
+    type: 'int',
+    defaultText: '15000',
+    help: 'admin port on loopback (/config_dump, /routes, /clusters)',
+    commands: SERVING,
+  },
+  {
+    name: 'certs-dir',
+    type: 'string',
+    defaultText: './certs',
+    help: 'directory of <credentialName>/{tls.crt,tls.key,ca.crt}',
+    commands: [...ALL_CONFIG, 'quickstart'],
+  },
+  {
+    name: 'log-level',
+    type: 'string',
+    defaultText: 'info',
+    help: 'trace, debug, info, warn, error, fatal or silent',
+    commands: [...ALL_CONFIG, 'quickstart', 'certs'],
+  },
+  {
+    name: 'workers',
+    type: 'int',
+    defaultText: 'cores available',
+    help: 'worker processes sharing the listen ports',
+    commands: SERVING,
+  },
+  {
+    name: 'drain-delay',
+    type: 'duration',
+    defaultText: '5s',
+    help: 'after SIGTERM, keep accepting this long while readiness is 503',
+    commands: SERVING,
+  },
+  {
+    name: 'drain-timeout',
+    type: 'duration',
+    defaultText: '30s',
+    help: 'the most in-flight requests may take after the drain delay',
+    commands: SERVING,
+  },
+  {
+    name: 'kubernetes',
+    type: 'boolean',
+    help: 'watch config from the Kubernetes API (in-cluster or KUBECONFIG)',
+    commands: ['serve'],
+  },
+  {
+    name: 'watch-namespace',
+    type: 'string',
+    help: 'with --kubernetes: only this namespace',
+    commands: ['serve'],
+  },
   { name: 'port', type: 'int', help: 'only this listener port', commands: ['routes'] },
-  { name: 'output', short: 'o', type: 'string', defaultText: 'table', help: 'table or json (validate: text or json)', commands: ['routes', 'validate', 'explain'] },
-  { name: 'header', short: 'H', type: 'headers', help: "request header 'name: value'; repeatable", commands: ['explain'] },
-  { name: 'request', short: 'X', type: 'string', defaultText: 'GET', help: 'request method', commands: ['explain'] },
+  {
+    name: 'output',
+    short: 'o',
+    type: 'string',
+    defaultText: 'table',
+    help: 'table or json (validate: text or json)',
+    commands: ['routes', 'validate', 'explain'],
+  },
+  {
+    name: 'header',
+    short: 'H',
+    type: 'headers',
+    help: "request header 'name: value'; repeatable",
+    commands: ['explain'],
+  },
+  {
+    name: 'request',
+    short: 'X',
+    type: 'string',
+    defaultText: 'GET',
+    help: 'request method',
+    commands: ['explain'],
+  },
   { name: 'host', type: 'list', help: 'certificate host name; repeatable', commands: ['certs'] },
   { name: 'out', type: 'string', help: 'output directory', commands: ['certs'] },
-  { name: 'help', short: 'h', type: 'boolean', help: 'show help', commands: ['serve', 'validate', 'routes', 'explain', 'certs', 'quickstart'] },
+  {
+    name: 'help',
+    short: 'h',
+    type: 'boolean',
+    help: 'show help',
+    commands: ['serve', 'validate', 'routes', 'explain', 'certs', 'quickstart'],
+  },
 ];
 
 export function envName(flag: string): string {
@@ -143,7 +262,9 @@ function valuesOf(raw: Raw, env: NodeJS.ProcessEnv, name: string): string[] | un
   if (fromEnv === undefined || fromEnv === '') return undefined;
   const spec = FLAGS.find((f) => f.name === name);
   // List-valued variables take comma- or path-separated values: SLUICE_CONFIG=a.yaml,dir/
-  return spec && (spec.type === 'list' || spec.type === 'headers') ? fromEnv.split(spec.type === 'headers' ? '\n' : ',') : [fromEnv];
+  return spec && (spec.type === 'list' || spec.type === 'headers')
+    ? fromEnv.split(spec.type === 'headers' ? '\n' : ',')
+    : [fromEnv];
 }
 
 function last(raw: Raw, env: NodeJS.ProcessEnv, name: string): string | undefined {
@@ -228,7 +349,8 @@ export function parseOptions(command: CommandName, argv: readonly string[], env:
 export function flagHelp(command: CommandName): string {
   const rows = FLAGS.filter((f) => f.commands.includes(command)).map((f) => {
     const short = f.short ? `-${f.short}, ` : '';
-    const arg = f.type === 'boolean' ? '' : ` ${f.type === 'duration' ? 'DURATION' : f.type === 'int' ? 'N' : 'VALUE'}`;
+    const arg =
+      f.type === 'boolean' ? '' : ` ${f.type === 'duration' ? 'DURATION' : f.type === 'int' ? 'N' : 'VALUE'}`;
     const def = f.defaultText ? ` (default ${f.defaultText})` : '';
     return [`  ${short}--${f.name}${arg}`, `${f.help}${def} [${envName(f.name)}]`] as const;
   });

@@ -13,7 +13,8 @@ export async function runRoutes(opts: Options, io: CommandIO): Promise<number> {
   } else {
     io.out(formatTable(rows as unknown as readonly Record<string, unknown>[]) + '\n');
     const errors = diagnostics.filter((d) => d.level === 'error').length;
-    if (errors > 0) io.err(`${errors} config error(s): run sluice validate for details; serve would refuse this config\n`);
+    if (errors > 0)
+      io.err(`${errors} config error(s): run sluice validate for details; serve would refuse this config\n`);
   }
   return EXIT_OK;
 }

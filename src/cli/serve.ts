@@ -6,7 +6,8 @@
  * status, metrics and admin ports for all of them. Returns handles so tests and `quickstart` can
  * run it in-process; serve-process.ts wires signals.
  */
-import { createFileProvider, readConfigPaths } from '../providers/file.ts';
+import { readConfigPaths } from '../providers/file.ts';
+import { addCertificates, createConfigSources } from '../providers/certs-dir.ts';
 import type { Provider } from '../providers/provider.ts';
 import { loadResources } from '../config/index.ts';
 import { createReloadLoop, type ReloadLoop, type ReloadResult } from '../control/loop.ts';
@@ -26,6 +27,7 @@ import {
   type MetricsJson,
 } from '../observability/metrics.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
+import { createObservability } from '../observability/request-observer.ts';
 import type { Registry } from 'prom-client';
 import type { RequestContext } from '../dataplane/request-context.ts';
 import type { PoolStatus } from '../upstream/pools.ts';
@@ -158,9 +160,12 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
     },
   }).catch((err: unknown) => undo(portError('admin', '127.0.0.1', opts.adminPort, err)));
   started.push(admin);
-  const provider: Provider = createFileProvider({
+  // Config files plus certificates (--certs-dir/<name>/ and Gateway file paths) as Secrets.
+  const certs = { certsDir: opts.certsDir, gatewayNamespace: opts.namespace };
+  const provider: Provider = createConfigSources({
     paths: opts.config,
     defaultNamespace: opts.configNamespace,
+    ...certs,
   });
   await provider.start(loop.onUpdate).catch(undo);
 
@@ -178,7 +183,12 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
     if (closed || draining) return;
     const { inputs, diagnostics } = await readConfigPaths(opts.config);
     const loaded = loadResources(inputs, { defaultNamespace: opts.configNamespace });
-    loop.onUpdate({ resources: loaded.resources, diagnostics: [...diagnostics, ...loaded.diagnostics] });
+    loop.onUpdate(
+      await addCertificates(
+        { resources: loaded.resources, diagnostics: [...diagnostics, ...loaded.diagnostics] },
+        certs,
+      ),
+    );
     await loop.settled();
   };
   const drain = async (): Promise<void> => {
@@ -223,9 +233,29 @@ export function createServingGateway(
   metrics: Metrics,
   onRequestDone?: (ctx: RequestContext) => void,
 ): Gateway {
-  const gateway = createGateway({ bind: opts.bind, logger, ...(onRequestDone ? { onRequestDone } : {}) });
+  // Request metrics (istio_*) join this process's registry; the access log and tracing follow
+  // each request's pinned snapshot (MeshConfig accessLogFile…, tracing.provider), so reloads apply.
+  const obs = createObservability({
+    registry: metrics.registry,
+    namespace: opts.namespace,
+    labels: opts.labels,
+    warn: (msg) => logger.warn(msg),
+  });
+  const done =
+    onRequestDone === undefined
+      ? obs.onRequestDone
+      : (ctx: RequestContext): void => {
+          obs.onRequestDone(ctx);
+          onRequestDone(ctx);
+        };
+  const gateway = createGateway({ bind: opts.bind, logger, onRequestDone: done });
   registerPoolGauges(metrics.registry, () => poolSamples(gateway));
-  return gateway;
+  // Buffered access log lines and queued spans are flushed once the data plane has stopped.
+  return {
+    ...gateway,
+    close: () => gateway.close().finally(() => obs.close()),
+    drain: (timeoutMs: number) => gateway.drain(timeoutMs).finally(() => obs.close()),
+  };
 }
 
 /**

@@ -148,14 +148,13 @@ export function planPorts(idx: Indexes, diagnostics: Diagnostic[]): PortPlan[] {
           return;
         }
       }
-      if (serving === 'TLS' || serving === 'TCP') {
+      // TLS servers (passthrough, or terminated into tcp routes) are served (compile/tls-routes.ts); TCP is not yet.
+      if (serving === 'TCP') {
         warn(
           'SLUICE_CONFIG_UNSUPPORTED',
           'warning',
           path,
-          serving === 'TCP'
-            ? `${proto} servers are not served yet; port ${port} gets a listener with no routes`
-            : `TLS ${mode ?? 'PASSTHROUGH'} servers (VirtualService tls/tcp routes) are not served yet; port ${port} gets a listener with no routes`,
+          `${proto} servers are not served yet; port ${port} gets a listener with no routes`,
         );
       }
       if (!b) {

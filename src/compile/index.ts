@@ -7,13 +7,23 @@ import { createHash } from 'node:crypto';
 import { sortDiagnostics, type Diagnostic } from '../errors/diagnostic.ts';
 import type { ResourceSet } from '../model/resource.ts';
 import type { GatewayIdentity, MeshConfigSpec } from '../model/sluice.ts';
-import type { GatewaySettings, Listener, Snapshot, TlsServer } from '../snapshot/types.ts';
+import type {
+  AccessLogSettings,
+  GatewaySettings,
+  Listener,
+  Snapshot,
+  TlsServer,
+  TracingSettings,
+} from '../snapshot/types.ts';
+import { parseDuration } from '../util/duration.ts';
 import { analyze } from './analysis/index.ts';
 import { createClusterContext } from './clusters.ts';
 import { credentialOf, httpsTableName, planPorts } from './gateways.ts';
 import { serverDnsNames } from './hosts.ts';
 import { buildIndexes } from './indexes.ts';
 import { buildRouteTable, createRouteContext } from './routes.ts';
+import { createTlsContext } from './tls.ts';
+import { buildTcpRoute, buildTlsRoutes } from './tls-routes.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- fixed contract name (brief)
 export interface CompileOptions extends GatewayIdentity {}
@@ -42,12 +52,117 @@ export function hashResources(set: ResourceSet): string {
 
 export function settingsOf(mesh: MeshConfigSpec | null): GatewaySettings {
   const n = mesh?.pathNormalization?.normalization;
+  const accessLog = accessLogSettingsOf(mesh);
+  const tracing = tracingSettingsOf(mesh);
   return {
     pathNormalization: n === undefined || n === 'DEFAULT' ? 'BASE' : n,
     numTrustedProxies: mesh?.gatewayTopology?.numTrustedProxies ?? 0,
     outboundTrafficPolicy: mesh?.outboundTrafficPolicy?.mode ?? 'ALLOW_ANY',
     serverHeader: 'istio-envoy',
+    // Absent (not null) when off, so settings without them keep their old shape.
+    ...(accessLog === null ? {} : { accessLog }),
+    ...(tracing === null ? {} : { tracing }),
   };
+}
+
+/** DP-6: accessLogFile "" (Istio's default) is off; encoding defaults to TEXT. */
+export function accessLogSettingsOf(mesh: MeshConfigSpec | null): AccessLogSettings | null {
+  const path = mesh?.accessLogFile ?? '';
+  if (path.trim() === '') return null;
+  const format = mesh?.accessLogFormat ?? '';
+  return {
+    path: path.trim(),
+    encoding: mesh?.accessLogEncoding ?? 'TEXT',
+    format: format.trim() === '' ? null : format,
+  };
+}
+
+/**
+ * MeshConfig `tracing.provider` names an `extensionProviders` entry of Istio's shape
+ * `{ name, opentelemetry: { service, port, http: { path, timeout, headers } } }`; spans go to it
+ * over OTLP/HTTP JSON. Null (tracing off) when no provider is named or it cannot be used.
+ */
+export function tracingSettingsOf(mesh: MeshConfigSpec | null): TracingSettings | null {
+  return resolveTracing(mesh).settings;
+}
+
+interface TracingResolution {
+  readonly settings: TracingSettings | null;
+  /** Why a named provider cannot be used (tracing stays off). */
+  readonly problem: {
+    readonly code: 'SLUICE_REF_NOT_FOUND' | 'SLUICE_CONFIG_UNSUPPORTED';
+    readonly message: string;
+  } | null;
+}
+
+function resolveTracing(mesh: MeshConfigSpec | null): TracingResolution {
+  const name = mesh?.tracing?.provider;
+  if (name === undefined || name === '') return { settings: null, problem: null };
+  const entry = (mesh?.extensionProviders ?? []).find((p) => p['name'] === name);
+  if (entry === undefined)
+    return {
+      settings: null,
+      problem: {
+        code: 'SLUICE_REF_NOT_FOUND',
+        message: `extensionProviders has no entry named "${name}"; tracing is off`,
+      },
+    };
+  const otel = entry['opentelemetry'];
+  const o = otel !== null && typeof otel === 'object' ? (otel as Record<string, unknown>) : null;
+  const http = o?.['http'];
+  const service = typeof o?.['service'] === 'string' ? o['service'] : '';
+  if (o === null || service === '' || http === null || typeof http !== 'object')
+    return {
+      settings: null,
+      problem: {
+        code: 'SLUICE_CONFIG_UNSUPPORTED',
+        message: `extensionProviders "${name}" must be opentelemetry with service and http (OTLP/HTTP; gRPC export is not supported); tracing is off`,
+      },
+    };
+  const port = typeof o['port'] === 'number' ? o['port'] : 4318;
+  const h = http as Record<string, unknown>;
+  const rawPath = typeof h['path'] === 'string' && h['path'] !== '' ? h['path'] : '/v1/traces';
+  const path = rawPath.startsWith('/') ? rawPath : '/' + rawPath;
+  const timeout =
+    typeof h['timeout'] === 'string' ? parseDuration(h['timeout'], { bareSeconds: false }) : null;
+  const headers: (readonly [string, string])[] = [];
+  if (Array.isArray(h['headers'])) {
+    for (const item of h['headers'] as unknown[]) {
+      if (item === null || typeof item !== 'object') continue;
+      const hn = (item as Record<string, unknown>)['name'];
+      const hv = (item as Record<string, unknown>)['value'];
+      if (typeof hn === 'string' && typeof hv === 'string') headers.push([hn, hv]);
+    }
+  }
+  const host = service.includes(':') && !service.startsWith('[') ? `[${service}]` : service;
+  return {
+    settings: {
+      provider: name,
+      endpoint: service.includes('://') ? `${service}:${port}${path}` : `http://${host}:${port}${path}`,
+      samplingPercentage: Math.min(100, Math.max(0, mesh?.tracing?.randomSamplingPercentage ?? 1)),
+      timeoutMs: timeout !== null && timeout.ok && timeout.ms > 0 ? timeout.ms : 5000,
+      headers,
+    },
+    problem: null,
+  };
+}
+
+/** A named tracing provider that cannot be used is a warning on the MeshConfig that names it. */
+function tracingDiagnostics(set: ResourceSet, mesh: MeshConfigSpec | null, diagnostics: Diagnostic[]): void {
+  const problem = resolveTracing(mesh).problem;
+  if (problem === null) return;
+  const r = set.resources.find(
+    (x) => x.kind === 'MeshConfig' && (x.spec as MeshConfigSpec | null)?.tracing !== undefined,
+  );
+  diagnostics.push({
+    level: 'warning',
+    code: problem.code,
+    ...(r === undefined
+      ? {}
+      : { subject: { origin: r.origin, kind: r.kind, namespace: r.namespace, name: r.name } }),
+    path: 'spec.tracing.provider',
+    message: problem.message,
+  });
 }
 
 function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnostics: Diagnostic[]): Snapshot {
@@ -55,6 +170,7 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
   const clusters = createClusterContext(indexes, diagnostics);
   const routes = createRouteContext(indexes, clusters, diagnostics);
   const listeners = new Map<number, Listener>();
+  const tls = createTlsContext(set, identity.namespace, diagnostics);
 
   for (const plan of planPorts(indexes, diagnostics)) {
     const httpTable =
@@ -66,7 +182,23 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
         entry,
       ]),
       credential: credentialOf(entry.server),
+      tls: tls.resolve(entry),
     }));
+    // GW-5: TLS servers terminated into tcp routes present certificates like HTTPS ones.
+    for (const entry of plan.servers) {
+      const mode = entry.server.tls?.mode;
+      if (entry.serving !== 'TLS' || (mode !== 'SIMPLE' && mode !== 'MUTUAL' && mode !== 'OPTIONAL_MUTUAL'))
+        continue;
+      tlsServers.push({
+        server: entry.ref,
+        sniHosts: serverDnsNames(entry.server.hosts),
+        table: buildRouteTable(routes, httpsTableName(plan.port, entry.server.port.name, entry.gateway), []),
+        credential: credentialOf(entry.server),
+        tls: tls.resolve(entry),
+        tcpRoute: buildTcpRoute(indexes, clusters, entry),
+      });
+    }
+    const tlsRoutes = buildTlsRoutes(indexes, clusters, plan, diagnostics);
     listeners.set(plan.port, {
       port: plan.port,
       bind: plan.bind,
@@ -75,12 +207,14 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
       httpTable,
       tlsServers,
       servers: plan.servers.map((s) => s.ref),
+      ...(tlsRoutes.length > 0 ? { tlsRoutes } : {}),
     });
   }
 
   const sortedClusters = new Map(
     [...clusters.clusters.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
   );
+  tracingDiagnostics(set, indexes.meshConfig, diagnostics);
   return {
     hash: hashResources(set),
     listeners,

@@ -2,7 +2,6 @@
  * Load + compile, the one path every command takes from documents to a Snapshot, so
  * `validate`, `routes` and `explain` print exactly what `serve` would run.
  */
-import { loadResources, type ConfigInput } from '../config/index.ts';
 import { compile } from '../compile/index.ts';
 import { sortDiagnostics, type Diagnostic } from '../errors/diagnostic.ts';
 import type { ResourceSet } from '../model/resource.ts';
@@ -23,13 +22,4 @@ export function buildFromResources(
 ): BuildResult {
   const { snapshot, diagnostics } = compile(resources, identity);
   return { resources, snapshot, diagnostics: sortDiagnostics([...loadDiagnostics, ...diagnostics]) };
-}
-
-export function buildFromInputs(
-  inputs: readonly ConfigInput[],
-  readDiagnostics: readonly Diagnostic[],
-  opts: { defaultNamespace: string; identity: GatewayIdentity },
-): BuildResult {
-  const loaded = loadResources(inputs, { defaultNamespace: opts.defaultNamespace });
-  return buildFromResources(loaded.resources, [...readDiagnostics, ...loaded.diagnostics], opts.identity);
 }

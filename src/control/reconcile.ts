@@ -4,10 +4,19 @@
  * old config keeps serving), keeps listeners whose key is unchanged, swaps the snapshot, then
  * closes removed listeners gracefully and releases pools no cluster uses any more.
  */
+import type { SecureContext, SecureContextOptions } from 'node:tls';
 import { SluiceError } from '../errors/sluice-error.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { Listener, Snapshot } from '../snapshot/types.ts';
-import { HttpListener, type ListenerTimeouts } from '../dataplane/listeners.ts';
+import type { Listener, Snapshot, TlsSettings, TlsVersionName } from '../snapshot/types.ts';
+import { HttpListener, type Http2Limits, type ListenerTimeouts } from '../dataplane/listeners.ts';
+import type { HandshakeFailure, TlsHooks } from '../dataplane/tls-sni.ts';
+import { contextOptions, createContextCache, DEFAULT_CIPHERS } from '../tls/secure-context.ts';
+import {
+  createTlsStats,
+  recordHandshake,
+  type CertificateInfo,
+  type TlsStats,
+} from '../observability/tls-stats.ts';
 import type { RequestContext } from '../dataplane/request-context.ts';
 import { closeUnusedPools, poolStatus, releasePools } from '../upstream/pools.ts';
 import { warmEndpoints } from '../upstream/endpoints.ts';
@@ -24,6 +33,18 @@ export interface GatewayOptions {
   readonly removedListenerGraceMs?: number;
   /** Per finished request (access log, metrics). */
   readonly onRequestDone?: (ctx: RequestContext) => void;
+  /** ACME challenges (providers/acme.ts): HTTP-01 tokens on plaintext listeners, TLS-ALPN-01 certificates. */
+  readonly acme?: AcmeHooks;
+  readonly http2?: Http2Limits;
+  /** Where handshake counters go; a fresh one when absent (see `tlsStats`). */
+  readonly tlsStats?: TlsStats;
+}
+
+export interface AcmeHooks {
+  /** Key authorisation for `/.well-known/acme-challenge/<token>`, or null to route normally. */
+  httpToken(token: string): string | null;
+  /** A context holding the acmeIdentifier certificate for `servername`, or null. */
+  alpnContext(servername: string): SecureContext | null;
 }
 
 export interface Gateway {
@@ -42,12 +63,57 @@ export interface Gateway {
   boundPorts(): Map<number, number>;
   /** Per-endpoint pool state for the admin `/clusters` page. */
   clusterStatus(): unknown;
+  /** Credentials the live snapshot presents, for the admin `/certs` page and the expiry gauge. */
+  certificates(nowMs?: number): CertificateInfo[];
+  readonly tlsStats: TlsStats;
 }
 
 interface Running {
   readonly key: string;
   readonly port: number;
   readonly listener: HttpListener;
+  /** HTTPS: the key of the default context options last set (no-SNI clients, version bounds). */
+  defaultsKey: string | null;
+}
+
+const VERSION_ORDER: readonly TlsVersionName[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+
+/**
+ * The port's server-level TLS options: the `*` server's certificate for clients without SNI
+ * (GW-14; none → those handshakes fail), version bounds spanning every server (each server's own
+ * are checked after the handshake), the ciphers of every server.
+ */
+function tlsDefaultsOf(l: Listener): { key: string; options: SecureContextOptions } {
+  const all = l.tlsServers.map((s) => s.tls ?? null).filter((t): t is TlsSettings => t !== null);
+  const star = l.tlsServers.find((s) => s.sniHosts.includes('*'))?.tls ?? null;
+  let min = 3;
+  let max = 0;
+  const ciphers = new Set<string>();
+  for (const t of all) {
+    min = Math.min(min, VERSION_ORDER.indexOf(t.minVersion));
+    max = Math.max(max, VERSION_ORDER.indexOf(t.maxVersion));
+    for (const c of (t.ciphers ?? DEFAULT_CIPHERS).split(':')) ciphers.add(c);
+  }
+  if (all.length === 0) {
+    min = 2;
+    max = 3;
+  }
+  const minVersion = VERSION_ORDER[min]!;
+  const maxVersion = VERSION_ORDER[Math.max(min, max)]!;
+  const cipherList = [...ciphers].join(':') || DEFAULT_CIPHERS;
+  const base =
+    star !== null
+      ? contextOptions({ ...star, minVersion, maxVersion, ciphers: cipherList })
+      : contextOptions({
+          mode: 'SIMPLE',
+          credentials: [],
+          clientCaPem: null,
+          minVersion,
+          maxVersion,
+          ciphers: cipherList,
+          key: '',
+        });
+  return { key: `${star?.key ?? '-'}|${minVersion}|${maxVersion}|${cipherList}`, options: base };
 }
 
 export function createGateway(opts: GatewayOptions): Gateway {
@@ -60,6 +126,56 @@ export function createGateway(opts: GatewayOptions): Gateway {
   /** Identity under which this gateway holds upstream pools. */
   const owner = {};
   const serverHeader = (): string => current.get().settings.serverHeader;
+  const tlsStats = opts.tlsStats ?? createTlsStats();
+  const contexts = createContextCache(() => (tlsStats.contextsBuilt += 1));
+  /** settings key → context, for the live snapshot (and the one being applied). */
+  const live = new Map<string, SecureContext[]>();
+  const tlsHooks: TlsHooks = {
+    contextFor: (settings, ecdsa) => {
+      const list = live.get(settings.key);
+      if (list === undefined) return null;
+      if (list.length === 1) return list[0]!;
+      const creds = settings.credentials;
+      const want = ecdsa ? 'EC' : 'RSA';
+      const i = creds.findIndex((c) => c.keyType === want);
+      return list[i < 0 ? 0 : i] ?? null;
+    },
+    acmeAlpnContext: opts.acme ? (name) => opts.acme!.alpnContext(name) : null,
+    onHandshake: (ok: boolean, reason: HandshakeFailure | null) => recordHandshake(tlsStats, ok, reason),
+  };
+  const acmeHttpToken = opts.acme ? (token: string) => opts.acme!.httpToken(token) : null;
+
+  /**
+   * Contexts for every TLS setting the snapshot uses, built before the swap (cached by content
+   * hash, so unchanged certificates are not rebuilt). A context OpenSSL refuses rejects the
+   * apply: the previous certificate keeps serving.
+   */
+  function buildContexts(snapshot: Snapshot): Map<string, SecureContext[]> {
+    const next = new Map<string, SecureContext[]>();
+    for (const l of snapshot.listeners.values()) {
+      for (const s of l.tlsServers) {
+        const t = s.tls ?? null;
+        if (t === null || next.has(t.key)) continue;
+        try {
+          // One context per credential: OpenSSL keeps only one certificate of a context switched
+          // in by SNI, so RSA and ECDSA are chosen from the peeked ClientHello instead (GW-15).
+          next.set(
+            t.key,
+            t.credentials.length <= 1
+              ? [contexts.get(t)]
+              : t.credentials.map((c, i) => contexts.get({ ...t, credentials: [c], key: `${t.key}|${i}` })),
+          );
+        } catch (err) {
+          throw new SluiceError(
+            'SLUICE_LISTEN_FAILED',
+            `port ${l.port}: the certificate of ${s.credential ?? 'server'} cannot be loaded: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+      }
+    }
+    return next;
+  }
 
   function listenerKey(l: Listener): string {
     return l.key;
@@ -68,8 +184,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
   async function applyNow(snapshot: Snapshot): Promise<void> {
     if (closed) throw new SluiceError('SLUICE_INTERNAL', 'apply() after close()');
     const wanted = new Map<string, Listener>();
+    const nextContexts = buildContexts(snapshot);
     for (const l of snapshot.listeners.values()) {
-      if (l.protocol !== 'HTTP') {
+      if (l.protocol === 'TCP') {
         if (!warned.has(l.key)) {
           warned.add(l.key);
           log.warn(
@@ -100,6 +217,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
         serverHeader,
         timeouts: opts.timeouts,
         onDone: opts.onRequestDone ?? null,
+        tls: l.protocol === 'HTTP' ? null : tlsHooks,
+        acmeHttpToken,
+        ...(opts.http2 !== undefined ? { http2: opts.http2 } : {}),
       });
       try {
         await listener.listen();
@@ -112,10 +232,33 @@ export function createGateway(opts: GatewayOptions): Gateway {
           { cause: err },
         );
       }
-      opening.push({ key, port: l.port, listener });
+      opening.push({ key, port: l.port, listener, defaultsKey: null });
     }
 
+    // New handshakes see the new contexts from here on; established connections keep theirs.
+    for (const [k, c] of nextContexts) live.set(k, c);
     current.swap(snapshot);
+    for (const k of [...live.keys()]) if (!nextContexts.has(k)) live.delete(k);
+    const liveContextKeys = new Set<string>();
+    for (const l of snapshot.listeners.values())
+      for (const s of l.tlsServers) {
+        const t = s.tls ?? null;
+        if (t === null) continue;
+        liveContextKeys.add(t.key);
+        t.credentials.forEach((_c, i) => liveContextKeys.add(`${t.key}|${i}`));
+      }
+    contexts.retain(liveContextKeys);
+    for (const r of [...running.values(), ...opening]) {
+      const l = wanted.get(r.key);
+      if (l === undefined || l.protocol === 'HTTP') continue;
+      r.listener.setPeekClientHello(
+        (l.tlsRoutes?.length ?? 0) > 0 || l.tlsServers.some((s) => (s.tls?.credentials.length ?? 0) > 1),
+      );
+      const d = tlsDefaultsOf(l);
+      if (d.key === r.defaultsKey) continue;
+      r.listener.setTlsDefaults(d.options);
+      r.defaultsKey = d.key;
+    }
     for (const o of opening) {
       running.set(o.key, o);
       log.info({ port: o.port, boundPort: o.listener.boundPort }, 'listener open');
@@ -168,5 +311,45 @@ export function createGateway(opts: GatewayOptions): Gateway {
     clusterStatus(): unknown {
       return poolStatus();
     },
+    certificates(nowMs: number = Date.now()): CertificateInfo[] {
+      return certificatesOf(current.get(), nowMs);
+    },
+    tlsStats,
   };
+}
+
+/** Each credential the snapshot presents, once, with the servers presenting it. */
+export function certificatesOf(snapshot: Snapshot, nowMs: number): CertificateInfo[] {
+  const byFingerprint = new Map<string, { info: Omit<CertificateInfo, 'servers'>; servers: string[] }>();
+  for (const l of snapshot.listeners.values()) {
+    for (const s of l.tlsServers) {
+      for (const c of s.tls?.credentials ?? []) {
+        let e = byFingerprint.get(c.fingerprint + '|' + c.name);
+        if (e === undefined) {
+          e = {
+            info: {
+              name: c.name,
+              source: c.source,
+              subject: c.subject,
+              issuer: c.issuer,
+              dnsNames: c.dnsNames,
+              fingerprint: c.fingerprint,
+              keyType: c.keyType,
+              notBefore: new Date(c.notBeforeMs).toISOString(),
+              notAfter: new Date(c.notAfterMs).toISOString(),
+              secondsUntilExpiry: Math.floor((c.notAfterMs - nowMs) / 1000),
+            },
+            servers: [],
+          };
+          byFingerprint.set(c.fingerprint + '|' + c.name, e);
+        }
+        e.servers.push(
+          `${l.port}/${s.server.gatewayNamespace}/${s.server.gatewayName}/${s.server.serverIndex}`,
+        );
+      }
+    }
+  }
+  return [...byFingerprint.values()]
+    .map((e) => ({ ...e.info, servers: e.servers }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.fingerprint < b.fingerprint ? -1 : 1));
 }

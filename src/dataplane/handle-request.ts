@@ -17,9 +17,14 @@ import { findRoute, findVirtualHost } from '../snapshot/lookup.ts';
 import { buildRedirectLocation } from '../snapshot/redirect.ts';
 import { forwardRequest } from '../upstream/forward.ts';
 import { applyHeaderOps } from '../upstream/header-ops.ts';
+import { startTrace } from '../observability/tracing.ts';
 import { normalisePath } from './normalise-path.ts';
 import { RequestContext } from './request-context.ts';
 import { sendLocalReply, sendUpstreamFailure, writeReply } from './local-reply.ts';
+import { findTlsServer } from '../snapshot/lookup.ts';
+import type { TLSSocket } from 'node:tls';
+import { sniOf } from './tls-sni.ts';
+import { sanitizeClientCertHeader } from './xfcc.ts';
 
 /** Where a listener reads the live snapshot (control/current.ts provides it). */
 export interface SnapshotSource {
@@ -35,6 +40,8 @@ export interface ListenerContext {
   readonly onDone: ((ctx: RequestContext) => void) | null;
   /** Set when the gateway starts draining: every response from then on says `Connection: close`. */
   draining: boolean;
+  /** ACME HTTP-01 (plaintext listeners): key authorisation for a token, or null; absent = off. */
+  readonly acmeHttpToken?: ((token: string) => string | null) | null;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -42,9 +49,35 @@ const EMPTY = Buffer.alloc(0);
 export function handleRequest(lc: ListenerContext, req: IncomingMessage, res: ServerResponse): void {
   const ctx = new RequestContext(req, res, lc.source.get(), lc.port, lc.scheme, null, null);
   if (lc.onDone !== null) watchDone(ctx, lc.onDone);
+  // Tracing off (no provider in MeshConfig): one property read, no tracing code runs.
+  const tracing = ctx.snapshot.settings.tracing;
+  if (tracing !== undefined) ctx.trace = startTrace(req, tracing);
   // Envoy marks HTTP/1 responses `Connection: close` once draining starts.
   if (lc.draining) res.shouldKeepAlive = false;
+  const acme = lc.acmeHttpToken;
+  if (acme != null && ctx.rawUrl.startsWith(ACME_PREFIX) && answerAcmeChallenge(ctx, acme)) return;
   routeAndAct(ctx);
+}
+
+const ACME_PREFIX = '/.well-known/acme-challenge/';
+
+/** ACME HTTP-01 (RFC 8555 §8.3): a known token is answered before routing; others route as usual. */
+function answerAcmeChallenge(ctx: RequestContext, lookup: (token: string) => string | null): boolean {
+  const token = ctx.rawUrl.slice(ACME_PREFIX.length);
+  if (token === '' || token.includes('/') || token.includes('?')) return false;
+  const keyAuth = lookup(token);
+  if (keyAuth === null) return false;
+  ctx.status = 200;
+  ctx.responseDetails = 'acme_challenge';
+  ctx.finished = true;
+  writeReply(
+    ctx.res,
+    200,
+    ['server', ctx.snapshot.settings.serverHeader, 'content-type', 'application/octet-stream'],
+    Buffer.from(keyAuth),
+    false,
+  );
+  return true;
 }
 
 /**
@@ -58,6 +91,8 @@ export function handleUpgrade(lc: ListenerContext, req: IncomingMessage, socket:
   socket.on('error', destroySelf);
   const ctx = new RequestContext(req, res, lc.source.get(), lc.port, lc.scheme, socket, head);
   if (lc.onDone !== null) watchDone(ctx, lc.onDone);
+  const tracing = ctx.snapshot.settings.tracing;
+  if (tracing !== undefined) ctx.trace = startTrace(req, tracing);
   routeAndAct(ctx);
 }
 
@@ -104,12 +139,22 @@ function isTokenChar(c: number): boolean {
   );
 }
 
+const MISDIRECTED = Buffer.from('Misdirected Request');
+
 function badRequest(ctx: RequestContext, details: string): void {
   ctx.status = 400;
   ctx.responseFlags = 'DPE';
   ctx.responseDetails = details;
   ctx.finished = true;
-  writeReply(ctx.res, 400, ['server', ctx.snapshot.settings.serverHeader], Buffer.from('Bad Request'), true);
+  // HTTP/2 has no Connection header; the stream just ends.
+  const close = ctx.req.httpVersionMajor !== 2;
+  writeReply(ctx.res, 400, ['server', ctx.snapshot.settings.serverHeader], Buffer.from('Bad Request'), close);
+}
+
+/** HTTP/2 `:authority`, else a `host` header (RFC 9113 §8.3.1); '' when neither. */
+function h2AuthorityOf(req: IncomingMessage): string {
+  const a = req.headers[':authority'] ?? req.headers.host;
+  return typeof a === 'string' ? a : '';
 }
 
 /**
@@ -158,8 +203,9 @@ function routeAndAct(ctx: RequestContext): void {
   const req = ctx.req;
   const snapshot = ctx.snapshot;
 
+  const h2 = req.httpVersionMajor === 2;
   // DP-4: HTTP/1.0 (and 0.9) get 426 unless Istio's PILOT_HTTP10 is on.
-  if (req.httpVersionMajor !== 1 || req.httpVersionMinor === 0) {
+  if (!h2 && (req.httpVersionMajor !== 1 || req.httpVersionMinor === 0)) {
     ctx.status = 426;
     ctx.responseDetails = 'low_version';
     ctx.finished = true;
@@ -175,7 +221,7 @@ function routeAndAct(ctx: RequestContext): void {
   // Request target: origin form, or absolute form whose authority replaces Host (Envoy).
   let target = ctx.rawUrl;
   let authority: string;
-  const hostHeader = hostHeaderOf(req);
+  const hostHeader = h2 ? h2AuthorityOf(req) : hostHeaderOf(req);
   if (hostHeader === null) return badRequest(ctx, 'http1.codec_error');
   if (target.charCodeAt(0) === 47 /* / */) {
     authority = hostHeader;
@@ -206,7 +252,25 @@ function routeAndAct(ctx: RequestContext): void {
   ctx.host = hostKeyOf(authority);
 
   const listener = snapshot.listeners.get(ctx.port);
-  const table: RouteTable | null = listener === undefined ? null : listener.httpTable;
+  let table: RouteTable | null = null;
+  if (listener !== undefined) {
+    if (ctx.scheme === 'http') table = listener.httpTable;
+    else {
+      // GW-14: the SNI-chosen server's own table; a Host another server on the port owns → 421
+      // (pain point 1: HTTP/2 coalescing and cross-host requests never route silently).
+      const servers = listener.tlsServers;
+      const socket = req.socket as TLSSocket;
+      const chosen = findTlsServer(servers, sniOf(socket));
+      const owner = servers.length === 1 ? chosen : findTlsServer(servers, ctx.host);
+      if (chosen === null || (owner !== null && owner !== chosen)) {
+        sendLocalReply(ctx, 421, '-', 'misdirected_request', MISDIRECTED);
+        return;
+      }
+      table = chosen.table;
+      sanitizeClientCertHeader(req, socket, chosen.tls ?? null);
+    }
+  }
+  if (ctx.scheme === 'http') sanitizeClientCertHeader(req, null, null);
   const vhost = table === null ? null : findVirtualHost(table, ctx.host);
   const route = vhost === null ? null : findRoute(vhost, ctx);
   if (route === null) {

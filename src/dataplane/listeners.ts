@@ -1,17 +1,38 @@
 /**
- * One node:http server per plaintext listener port, running sluice's own handler (DESIGN §3).
- * Requests llhttp refuses never reach the handler; the 'clientError' hook answers them the way
- * Envoy's codec does (400/408/431/501, body = status text, connection closed).
+ * One server per listener port, running sluice's own handler (DESIGN §3): node:http for plaintext
+ * (HTTP/1.1, plus h2c prior knowledge detected from the connection preface and handed to a
+ * node:http2 session), node:https for terminated TLS (SNI → server context, ALPN h2 sockets handed
+ * to the same node:http2 handling). Requests llhttp refuses never reach the handler; the
+ * 'clientError' hook answers them the way Envoy's codec does (400/408/431/501, body = status
+ * text, connection closed).
  *
- * Not yet: h2c prior knowledge on the same port (GW-5) comes with the TLS/HTTP2 work; a client
- * speaking h2c preface here gets 400 from llhttp.
+ * HTTP/2 abuse is bounded by nghttp2's limits, which Node exposes: concurrent streams (100),
+ * invalid frames, rejected streams, SETTINGS entries, outstanding PINGs, header list size, session
+ * memory; plus a per-session RST_STREAM budget (CVE-2023-44487 rapid reset): a client that cancels
+ * more streams than it completes gets GOAWAY ENHANCE_YOUR_CALM.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import {
+  constants as h2constants,
+  createServer as createH2Server,
+  type Http2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { handleRequest, handleUpgrade, type ListenerContext, type SnapshotSource } from './handle-request.ts';
+import { SluiceHttp2Request, SluiceHttp2Response } from './http2-compat.ts';
 import { rawErrorReply } from './local-reply.ts';
 import type { RequestContext } from './request-context.ts';
+import { createAlpnCallback, createSniCallback, kHello, type TlsHooks } from './tls-sni.ts';
+import { MAX_HELLO_BYTES, parseClientHello, type ClientHello } from '../tls/client-hello.ts';
+import { passthroughRouteFor, pipePassthrough } from './passthrough.ts';
+import { checkClientCertificate, checkNegotiated, serverOfSocket } from './tls-checks.ts';
 
 /** Envoy's max_request_headers_kb default is 60 KiB; the slack covers the request line. */
 export const MAX_HEADER_BYTES = 60 * 1024 + 1024;
@@ -35,7 +56,21 @@ export interface HttpListenerOptions {
   readonly serverHeader: () => string;
   readonly timeouts?: ListenerTimeouts;
   readonly onDone?: ((ctx: RequestContext) => void) | null;
+  /** Terminated TLS (HTTPS listener); absent = plaintext. */
+  readonly tls?: TlsHooks | null;
+  readonly http2?: Http2Limits;
+  /** ACME HTTP-01: the key authorisation for a token, or null (plaintext listeners only). */
+  readonly acmeHttpToken?: ((token: string) => string | null) | null;
 }
+
+/** HTTP/2 bounds (nghttp2 settings Node exposes) and the rapid-reset budget. */
+export interface Http2Limits {
+  readonly maxConcurrentStreams?: number;
+  /** Streams a client may reset (RST_STREAM) per session beyond the ones it let complete. */
+  readonly maxResetStreams?: number;
+}
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 function isWebSocketUpgrade(req: IncomingMessage): boolean {
   const up = req.headers.upgrade;
@@ -63,20 +98,59 @@ function clientErrorStatus(code: string | undefined, reason: string | undefined)
   }
 }
 
+/**
+ * Reads until the first TLS record is complete (or `timeoutMs`, or MAX_HELLO_BYTES), puts the
+ * bytes back, and reports the ClientHello (null: not TLS or malformed; the TLS server refuses it).
+ * The hello's hints also reach the TLSSocket wrapped around this socket (kHello).
+ */
+function peekClientHello(socket: Socket, timeoutMs: number, done: (hello: ClientHello | null) => void): void {
+  let buf: Buffer | null = null;
+  const finish = (hello: ClientHello | null): void => {
+    clearTimeout(timer);
+    socket.off('data', onData);
+    socket.off('close', onClose);
+    socket.pause();
+    if (buf !== null) socket.unshift(buf);
+    done(hello);
+  };
+  const onData = (chunk: Buffer): void => {
+    buf = buf === null ? chunk : Buffer.concat([buf, chunk]);
+    const r = parseClientHello(buf);
+    if (r.kind === 'hello') finish(r.hello);
+    else if (r.kind === 'invalid' || buf.length >= MAX_HELLO_BYTES) finish(null);
+  };
+  const onClose = (): void => clearTimeout(timer);
+  const timer = setTimeout(() => socket.destroy(), timeoutMs);
+  timer.unref();
+  socket.on('data', onData);
+  socket.once('close', onClose);
+}
+
+const kResets = Symbol('sluice.h2resets');
+type CountedSession = ServerHttp2Session & { [kResets]?: number };
+
 export class HttpListener {
   readonly port: number;
-  readonly server: Server;
+  readonly server: Server | HttpsServer;
   private readonly opts: HttpListenerOptions;
   private readonly upgraded = new Set<Duplex>();
+  private readonly sessions = new Set<ServerHttp2Session>();
   private readonly lc: ListenerContext;
+  private readonly h2: Http2Server;
+  private readonly maxResets: number;
   private boundPortValue = 0;
+  /** Peek each ClientHello before TLS (passthrough routes, RSA+ECDSA credentials); set per apply. */
+  private peekHello = false;
+  /** Accepted connections that have not sent their first bytes yet: idle, closed first on close(). */
+  private readonly peeking = new Set<Socket>();
 
   constructor(opts: HttpListenerOptions) {
     this.opts = opts;
     this.port = opts.port;
     const t = opts.timeouts ?? {};
     const headersTimeout = t.headersTimeoutMs ?? 60_000;
-    const server = createServer({
+    const keepAliveTimeout = t.keepAliveTimeoutMs ?? 3_600_000;
+    const httpOptions = {
       maxHeaderSize: MAX_HEADER_BYTES,
       insecureHTTPParser: false,
       // A missing Host is answered by the handler (400 with Envoy's headers), not by Node.
@@ -86,18 +160,55 @@ export class HttpListener {
       headersTimeout,
       // No whole-request deadline: uploads may be long; Istio has none by default.
       requestTimeout: 0,
-      keepAliveTimeout: t.keepAliveTimeoutMs ?? 3_600_000,
+      keepAliveTimeout,
       connectionsCheckingInterval: t.checkIntervalMs ?? Math.min(1_000, headersTimeout),
       shouldUpgradeCallback: isWebSocketUpgrade,
-    });
+    };
+    const tlsHooks = opts.tls ?? null;
+    const server: Server | HttpsServer =
+      tlsHooks === null
+        ? createServer(httpOptions)
+        : createHttpsServer({
+            ...httpOptions,
+            SNICallback: createSniCallback(opts.source, opts.port, tlsHooks),
+            ALPNCallback: createAlpnCallback(true, tlsHooks, opts.source, opts.port),
+            // Port-wide bounds come from setTlsDefaults(); each server's own are checked after the handshake.
+            minVersion: 'TLSv1.2',
+          });
     const lc: ListenerContext = {
       port: opts.port,
-      scheme: 'http',
+      scheme: tlsHooks === null ? 'http' : 'https',
       source: opts.source,
       onDone: opts.onDone ?? null,
       draining: false,
+      acmeHttpToken: tlsHooks === null ? (opts.acmeHttpToken ?? null) : null,
     };
     this.lc = lc;
+    const limits = opts.http2 ?? {};
+    this.maxResets = limits.maxResetStreams ?? 200;
+    this.h2 = createH2Server({
+      Http2ServerRequest: SluiceHttp2Request,
+      Http2ServerResponse: SluiceHttp2Response,
+      maxHeaderListPairs: 256,
+      maxSessionInvalidFrames: 100,
+      maxSessionRejectedStreams: 100,
+      maxSettings: 32,
+      maxOutstandingPings: 10,
+      maxSessionMemory: 10,
+      settings: {
+        maxConcurrentStreams: limits.maxConcurrentStreams ?? 100,
+        maxHeaderListSize: MAX_HEADER_BYTES,
+        enablePush: false,
+      },
+    } as Parameters<typeof createH2Server>[0]);
+    this.h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
+      // Reset in the same read as its HEADERS (rapid reset): nothing to answer, nothing to forward.
+      if (req.stream.closed || req.stream.destroyed) return;
+      handleRequest(lc, req as unknown as IncomingMessage, res as unknown as ServerResponse);
+    });
+    this.h2.on('session', (session: ServerHttp2Session) => this.trackSession(session));
+    this.h2.setTimeout(keepAliveTimeout);
+
     server.on('request', (req: IncomingMessage, res: ServerResponse) => handleRequest(lc, req, res));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.upgraded.add(socket);
@@ -113,7 +224,167 @@ export class HttpListener {
         s.destroy();
       }
     });
+    if (tlsHooks === null) this.interceptPlaintext(server);
+    else this.interceptTls(server as HttpsServer, tlsHooks);
     this.server = server;
+  }
+
+  /** h2c prior knowledge (GW-5): the first bytes decide between llhttp and an HTTP/2 session. */
+  private interceptPlaintext(server: Server): void {
+    const builtin = server.listeners('connection') as ((socket: Socket) => void)[];
+    server.removeAllListeners('connection');
+    const h2 = this.h2;
+    const peekMs = this.opts.timeouts?.headersTimeoutMs ?? 60_000;
+    const peeking = this.peeking;
+    server.on('connection', (socket: Socket) => {
+      peeking.add(socket);
+      const timer = setTimeout(() => socket.destroy(), peekMs);
+      timer.unref();
+      const onData = (chunk: Buffer): void => {
+        clearTimeout(timer);
+        peeking.delete(socket);
+        socket.off('data', onData);
+        socket.off('close', onClose);
+        socket.pause();
+        socket.unshift(chunk);
+        const n = Math.min(chunk.length, H2_PREFACE.length);
+        if (n >= 3 && chunk.compare(H2_PREFACE, 0, n, 0, n) === 0) {
+          // The session takes the bytes already read from the socket's buffer, then the handle.
+          h2.emit('connection', socket);
+        } else {
+          for (const l of builtin) l.call(server, socket);
+          socket.resume();
+        }
+      };
+      const onClose = (): void => {
+        clearTimeout(timer);
+        peeking.delete(socket);
+      };
+      socket.on('data', onData);
+      socket.once('close', onClose);
+    });
+  }
+
+  /** Whether connections are peeked for their ClientHello first (reconcile sets it per snapshot). */
+  setPeekClientHello(on: boolean): void {
+    this.peekHello = on;
+  }
+
+  /**
+   * Before TLS: when peeking, read the ClientHello (SNI, ECDSA support) from the socket without
+   * consuming it; a passthrough SNI is piped on encrypted, anything else goes to the TLS server,
+   * which reads the buffered bytes first.
+   */
+  private interceptTlsConnections(server: HttpsServer): void {
+    const builtin = server.listeners('connection') as ((socket: Socket) => void)[];
+    server.removeAllListeners('connection');
+    const source = this.opts.source;
+    const port = this.port;
+    const peekMs = Math.min(this.opts.timeouts?.headersTimeoutMs ?? 60_000, 10_000);
+    const toTls = (socket: Socket): void => {
+      for (const l of builtin) l.call(server, socket);
+    };
+    server.on('connection', (socket: Socket) => {
+      if (!this.peekHello) return toTls(socket);
+      this.peeking.add(socket);
+      socket.once('close', () => this.peeking.delete(socket));
+      peekClientHello(socket, peekMs, (hello) => {
+        this.peeking.delete(socket);
+        if (hello === null) return toTls(socket);
+        (socket as Socket & { [kHello]?: ClientHello })[kHello] = hello;
+        const listener = source.get().listeners.get(port);
+        const route = listener === undefined ? null : passthroughRouteFor(listener, hello.sni);
+        if (route !== null) {
+          // Tunnels are cut with WebSockets when a drain's grace ends.
+          this.upgraded.add(socket);
+          socket.once('close', () => this.upgraded.delete(socket));
+          pipePassthrough(socket, route);
+        } else if (listener !== undefined && listener.tlsServers.length === 0) socket.destroy();
+        else toTls(socket);
+      });
+    });
+  }
+
+  /** ALPN h2 sockets go to the HTTP/2 session handling; the rest to node:https's HTTP/1.1. */
+  private interceptTls(server: HttpsServer, hooks: TlsHooks): void {
+    this.interceptTlsConnections(server);
+    const builtin = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
+    server.removeAllListeners('secureConnection');
+    const h2 = this.h2;
+    const source = this.opts.source;
+    const port = this.port;
+    server.on('secureConnection', (socket: TLSSocket) => {
+      const failure = checkNegotiated(source, port, socket) ?? checkClientCertificate(source, port, socket);
+      if (failure !== null) {
+        hooks.onHandshake(false, failure);
+        socket.destroy();
+        return;
+      }
+      hooks.onHandshake(true, null);
+      const tcpRoute = serverOfSocket(source, port, socket)?.tcpRoute ?? null;
+      if (tcpRoute !== null) {
+        // GW-5 TLS terminated into a tcp route: the plaintext is piped on.
+        this.upgraded.add(socket);
+        socket.once('close', () => this.upgraded.delete(socket));
+        pipePassthrough(socket, tcpRoute);
+      } else if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
+      else for (const l of builtin) l.call(server, socket);
+    });
+    server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+      // Failures the SNI callback already counted carry no OpenSSL code.
+      if (err.code === undefined) return;
+      const code = err.code;
+      hooks.onHandshake(
+        false,
+        code.includes('VERSION') || code.includes('PROTOCOL')
+          ? 'protocol_version'
+          : code.includes('PEER_DID_NOT_RETURN_A_CERTIFICATE') || code.includes('CERTIFICATE_REQUIRED')
+            ? 'client_cert_required'
+            : code.includes('CERTIFICATE') || code.includes('CERT')
+              ? 'client_cert_invalid'
+              : 'other',
+      );
+    });
+  }
+
+  /**
+   * The port's default TLS context (clients without SNI, GW-14): the `*` server's, or one without a
+   * certificate (every such handshake fails). Version bounds span every server on the port, since
+   * OpenSSL keeps the first context's bounds; each server's own floor is checked after the handshake.
+   */
+  setTlsDefaults(options: import('node:tls').SecureContextOptions): void {
+    (this.server as HttpsServer).setSecureContext(options);
+  }
+
+  private trackSession(session: ServerHttp2Session): void {
+    this.sessions.add(session);
+    session.once('close', () => this.sessions.delete(session));
+    session.on('error', () => session.destroy());
+    session.on('stream', (stream: ServerHttp2Stream) => this.countResets(session, stream));
+  }
+
+  /**
+   * CVE-2023-44487: count streams the client resets (CANCEL) before they complete. A stream reset
+   * in the same read as its HEADERS is already closed when the event runs.
+   */
+  private countResets(session: CountedSession, stream: ServerHttp2Stream): void {
+    const count = (): void => {
+      if (session.destroyed) return;
+      const code = stream.rstCode;
+      if (code !== h2constants.NGHTTP2_CANCEL && code !== h2constants.NGHTTP2_REFUSED_STREAM) {
+        // A completed stream earns one reset back: browsers cancel some streams legitimately.
+        const r = session[kResets];
+        if (r !== undefined && r > 0) session[kResets] = r - 1;
+        return;
+      }
+      const n = (session[kResets] ?? 0) + 1;
+      session[kResets] = n;
+      if (n > this.maxResets) {
+        session.destroy(new Error('HTTP/2 rapid reset'), h2constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      }
+    };
+    if (stream.closed || stream.destroyed) count();
+    else stream.once('close', count);
   }
 
   listen(): Promise<void> {
@@ -138,6 +409,7 @@ export class HttpListener {
   /** From now on every response says `Connection: close`; the listener keeps accepting. */
   startDraining(): void {
     this.lc.draining = true;
+    for (const s of this.sessions) s.close();
   }
 
   get boundPort(): number {
@@ -146,11 +418,15 @@ export class HttpListener {
 
   /**
    * Stop accepting; in-flight requests finish, idle keep-alive connections close now, and after
-   * `graceMs` whatever is left (including WebSockets) is cut.
+   * `graceMs` whatever is left (including WebSockets and HTTP/2 sessions) is cut.
    */
   close(graceMs: number): Promise<void> {
     this.lc.draining = true;
     const server = this.server;
+    // GOAWAY: no new streams, open ones finish.
+    for (const s of this.sessions) s.close();
+    for (const s of this.peeking) s.destroy();
+    this.peeking.clear();
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | null = null;
       if (!server.listening) {
@@ -161,17 +437,18 @@ export class HttpListener {
       // they do, so a drain ends when the last request ends rather than at the deadline.
       const sweep = setInterval(() => server.closeIdleConnections(), 50);
       sweep.unref();
+      const force = (): void => {
+        server.closeAllConnections();
+        for (const s of this.upgraded) s.destroy();
+        this.upgraded.clear();
+        for (const s of this.sessions) s.destroy();
+      };
       server.close(() => {
         clearInterval(sweep);
         if (timer !== null) clearTimeout(timer);
         resolve();
       });
       server.closeIdleConnections();
-      const force = (): void => {
-        server.closeAllConnections();
-        for (const s of this.upgraded) s.destroy();
-        this.upgraded.clear();
-      };
       if (graceMs <= 0) force();
       else {
         timer = setTimeout(force, graceMs);

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { RequestView, Route, Snapshot } from '../snapshot/types.ts';
 import type { ForwardContext, ForwardState } from '../upstream/forward.ts';
 import type { UpstreamHost } from '../upstream/pools.ts';
+import type { TraceContext } from '../observability/finished-request.ts';
 
 export class RequestContext implements RequestView, ForwardContext {
   // RequestView (what matchers see)
@@ -46,6 +47,13 @@ export class RequestContext implements RequestView, ForwardContext {
   finished: boolean;
   fwd: ForwardState | null;
 
+  // observability: the sampled span (null when tracing is off or not sampled); end time and
+  // wire bytes, filled once by the request observer when the request is done
+  trace: TraceContext | null;
+  endMs: number;
+  requestBytes: number;
+  responseBytes: number;
+
   constructor(
     req: IncomingMessage,
     res: ServerResponse,
@@ -83,6 +91,10 @@ export class RequestContext implements RequestView, ForwardContext {
     this.upstreamServiceTimeMs = -1;
     this.finished = false;
     this.fwd = null;
+    this.trace = null;
+    this.endMs = 0;
+    this.requestBytes = 0;
+    this.responseBytes = 0;
   }
 
   /** Node's lowercased header object, built lazily by Node on first read (only header matchers read it). */

@@ -30,11 +30,20 @@ export interface EndpointSliceSpec {
   readonly addressType?: string;
   readonly endpoints: readonly {
     readonly addresses: readonly string[];
-    readonly conditions?: { readonly ready?: boolean; readonly serving?: boolean; readonly terminating?: boolean };
+    readonly conditions?: {
+      readonly ready?: boolean;
+      readonly serving?: boolean;
+      readonly terminating?: boolean;
+    };
     readonly zone?: string;
     readonly nodeName?: string;
   }[];
-  readonly ports: readonly { readonly name?: string; readonly port: number; readonly protocol?: string; readonly appProtocol?: string }[];
+  readonly ports: readonly {
+    readonly name?: string;
+    readonly port: number;
+    readonly protocol?: string;
+    readonly appProtocol?: string;
+  }[];
 }
 
 export interface IngressSpec {
@@ -45,3 +54,12 @@ export interface IngressSpec {
 }
 
 export type NamespaceSpec = Readonly<Record<string, never>>;
+
+/**
+ * Certificate files named by Gateway `serverCertificate`/`privateKey`/`caCertificates` (GW-16) are
+ * read by a provider into Secrets of this pseudo-namespace, named by the path as written, with one
+ * data key `file`: compile stays pure. The slash keeps it apart from every Kubernetes namespace.
+ */
+export const FILE_SECRET_NAMESPACE = 'sluice.dev/files';
+/** The data key holding a file-path Secret's bytes. */
+export const FILE_SECRET_KEY = 'file';

@@ -6,27 +6,12 @@
  */
 
 export type Protocol =
-  | 'HTTP'
-  | 'HTTPS'
-  | 'HTTP2'
-  | 'GRPC'
-  | 'GRPC-WEB'
-  | 'TLS'
-  | 'TCP'
-  | 'MONGO'
-  | 'REDIS'
-  | 'MYSQL'
-  | 'UDP';
+  'HTTP' | 'HTTPS' | 'HTTP2' | 'GRPC' | 'GRPC-WEB' | 'TLS' | 'TCP' | 'MONGO' | 'REDIS' | 'MYSQL' | 'UDP';
 
 // ---------------------------------------------------------------- Gateway
 
 export type ServerTlsMode =
-  | 'PASSTHROUGH'
-  | 'SIMPLE'
-  | 'MUTUAL'
-  | 'AUTO_PASSTHROUGH'
-  | 'ISTIO_MUTUAL'
-  | 'OPTIONAL_MUTUAL';
+  'PASSTHROUGH' | 'SIMPLE' | 'MUTUAL' | 'AUTO_PASSTHROUGH' | 'ISTIO_MUTUAL' | 'OPTIONAL_MUTUAL';
 
 export type TlsProtocolVersion = 'TLS_AUTO' | 'TLSV1_0' | 'TLSV1_1' | 'TLSV1_2' | 'TLSV1_3';
 
@@ -41,7 +26,11 @@ export interface ServerTlsSettings {
   readonly credentialName?: string;
   readonly credentialNames?: readonly string[];
   readonly caCertCredentialName?: string;
-  readonly tlsCertificates?: readonly { readonly serverCertificate?: string; readonly privateKey?: string; readonly caCertificates?: string }[];
+  readonly tlsCertificates?: readonly {
+    readonly serverCertificate?: string;
+    readonly privateKey?: string;
+    readonly caCertificates?: string;
+  }[];
   readonly subjectAltNames?: readonly string[];
   readonly verifyCertificateSpki?: readonly string[];
   readonly verifyCertificateHash?: readonly string[];
@@ -77,9 +66,7 @@ export interface GatewaySpec {
 
 /** Exactly one of the three is set. */
 export type StringMatch =
-  | { readonly exact: string }
-  | { readonly prefix: string }
-  | { readonly regex: string };
+  { readonly exact: string } | { readonly prefix: string } | { readonly regex: string };
 
 export interface PortSelector {
   readonly number?: number;
@@ -256,7 +243,8 @@ export interface VirtualServiceSpec {
 
 // ---------------------------------------------------------------- DestinationRule
 
-export type SimpleLB = 'UNSPECIFIED' | 'LEAST_CONN' | 'RANDOM' | 'PASSTHROUGH' | 'ROUND_ROBIN' | 'LEAST_REQUEST';
+export type SimpleLB =
+  'UNSPECIFIED' | 'LEAST_CONN' | 'RANDOM' | 'PASSTHROUGH' | 'ROUND_ROBIN' | 'LEAST_REQUEST';
 
 export interface ConsistentHashLB {
   readonly httpHeaderName?: string;
@@ -278,7 +266,11 @@ export interface LoadBalancerSettings {
   readonly consistentHash?: ConsistentHashLB;
   readonly localityLbSetting?: Readonly<Record<string, unknown>>;
   readonly warmupDurationSecs?: string;
-  readonly warmup?: { readonly duration?: string; readonly minimumPercent?: number; readonly aggression?: number };
+  readonly warmup?: {
+    readonly duration?: string;
+    readonly minimumPercent?: number;
+    readonly aggression?: number;
+  };
 }
 
 export interface ConnectionPoolSettings {

@@ -9,15 +9,55 @@ export interface MeshConfigSpec {
   readonly accessLogFile?: string;
   readonly accessLogEncoding?: 'TEXT' | 'JSON';
   readonly accessLogFormat?: string;
-  readonly gatewayTopology?: { readonly numTrustedProxies?: number; readonly proxyProtocol?: Readonly<Record<string, unknown>> };
+  readonly gatewayTopology?: {
+    readonly numTrustedProxies?: number;
+    readonly proxyProtocol?: Readonly<Record<string, unknown>>;
+  };
   /** DEFAULT is BASE (AP-9). */
   readonly pathNormalization?: { readonly normalization?: 'DEFAULT' | PathNormalization };
   readonly extensionProviders?: readonly Readonly<Record<string, unknown>>[];
   readonly defaultHttpRetryPolicy?: Readonly<Record<string, unknown>>;
   readonly rootNamespace?: string;
   readonly redis?: Readonly<Record<string, unknown>>;
-  readonly acme?: Readonly<Record<string, unknown>>;
+  readonly acme?: AcmeSettings;
   readonly egressProxyPort?: number;
+  /**
+   * sluice: which `extensionProviders` entry (an `opentelemetry` provider) receives spans, and the
+   * share of requests without a sampling decision that are sampled (Istio Telemetry's
+   * `tracing[].providers` + `randomSamplingPercentage`; default 1 %, as Istio's).
+   */
+  readonly tracing?: { readonly provider?: string; readonly randomSamplingPercentage?: number };
+}
+
+/** ACME issuers a Gateway names with the annotation `sluice.dev/acme-issuer: NAME` (providers/acme.ts). */
+export interface AcmeSettings {
+  readonly issuers?: readonly AcmeIssuerSpec[];
+}
+
+export type AcmeChallengeType = 'http-01' | 'tls-alpn-01';
+
+export interface AcmeIssuerSpec {
+  readonly name: string;
+  /** The ACME directory, e.g. https://acme-v02.api.letsencrypt.org/directory. */
+  readonly directoryUrl: string;
+  /** Account contact; `email` becomes `mailto:<email>` and is added to `contact`. */
+  readonly email?: string;
+  readonly contact?: readonly string[];
+  /**
+   * The account key (PEM, RSA or ECDSA) as the Secret of that name, key `tls.key` (in file mode
+   * `--certs-dir/<name>/tls.key`), or as a file path; default `--certs-dir/.acme/<issuer>.account.key`.
+   * Made (ECDSA P-256) on first use when absent, as cert-manager does.
+   */
+  readonly accountKeySecret?: string;
+  readonly accountKeyFile?: string;
+  /** External account binding (RFC 8555 §7.3.4), as the CA hands it out: key id and base64url HMAC key. */
+  readonly eab?: { readonly kid: string; readonly hmacKey: string };
+  /** Extra CAs to trust for the directory's HTTPS (e.g. pebble's test CA): PEM text or a PEM file path. */
+  readonly caBundle?: string;
+  /** Default http-01 (answered on the Gateway's plaintext listeners); tls-alpn-01 on its HTTPS ones. */
+  readonly challenge?: AcmeChallengeType;
+  /** Key of the issued certificates; default ECDSA (P-256). */
+  readonly keyType?: 'ECDSA' | 'RSA';
 }
 
 export type RateLimitPolicySpec = Readonly<Record<string, unknown>>;

@@ -55,6 +55,30 @@ export interface GatewaySettings {
   readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
   /** Value of the `server` response header (DP-2). */
   readonly serverHeader: string;
+  /** MeshConfig accessLogFile/Encoding/Format (DP-6); absent when access logging is off. */
+  readonly accessLog?: AccessLogSettings;
+  /** MeshConfig tracing + its OpenTelemetry extension provider; absent when tracing is off. */
+  readonly tracing?: TracingSettings;
+}
+
+export interface AccessLogSettings {
+  /** `/dev/stdout`, `/dev/stderr` or a file path. */
+  readonly path: string;
+  readonly encoding: 'TEXT' | 'JSON';
+  /** accessLogFormat as written; null = Envoy's default for the encoding. */
+  readonly format: string | null;
+}
+
+export interface TracingSettings {
+  /** The extensionProviders entry name. */
+  readonly provider: string;
+  /** OTLP/HTTP traces endpoint, e.g. `http://otel-collector.observability:4318/v1/traces`. */
+  readonly endpoint: string;
+  /** 0..100: share of requests without an upstream sampling decision that get a span. */
+  readonly samplingPercentage: number;
+  readonly timeoutMs: number;
+  /** Extra request headers for the collector (provider `http.headers`). */
+  readonly headers: readonly (readonly [name: string, value: string])[];
 }
 
 /** Plaintext HTTP family (HTTP/1.1 + h2c), terminated HTTPS, TLS passthrough/terminated-to-TCP, TCP. */
@@ -73,6 +97,8 @@ export interface Listener {
   readonly tlsServers: readonly TlsServer[];
   /** The Gateway servers merged into this listener, for explain and dumps. */
   readonly servers: readonly ServerRef[];
+  /** PASSTHROUGH servers' VirtualService `tls` routes, in order (first SNI match wins); absent = none. */
+  readonly tlsRoutes?: readonly TlsRoute[];
 }
 
 export interface ServerRef {
@@ -91,6 +117,72 @@ export interface TlsServer {
   readonly table: RouteTable;
   /** Name of the credential (secret or file pair) this server presents. */
   readonly credential: string | null;
+  /**
+   * Resolved TLS settings (compile/tls.ts). Null when the credential is missing or unusable: the
+   * server's SNI names then fail the handshake while the other servers keep serving (GW-15).
+   */
+  readonly tls?: TlsSettings | null;
+  /** TLS servers terminated into VirtualService `tcp` routes (GW-5): where the plaintext goes; absent = HTTP. */
+  readonly tcpRoute?: TlsRoute | null;
+}
+
+/** A TLS protocol version as Node names it. */
+export type TlsVersionName = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+
+/** One certificate chain + key a server presents (two with credentialNames: RSA and ECDSA). */
+export interface TlsCredential {
+  /** Credential name, or the certificate file path (GW-16). */
+  readonly name: string;
+  /** Where it came from: `Secret istio-system/x`, `certs-dir x`, `file /etc/certs/x.pem`. */
+  readonly source: string;
+  /** Full chain, leaf first. */
+  readonly certPem: string;
+  /** Private key PEM; dumps must never print it (use `fingerprint`). */
+  readonly keyPem: string;
+  /** sha256 of the leaf certificate DER, hex: `/certs`, logs. */
+  readonly fingerprint: string;
+  readonly keyType: 'RSA' | 'EC' | 'OTHER';
+  readonly subject: string;
+  readonly issuer: string;
+  readonly dnsNames: readonly string[];
+  readonly notBeforeMs: number;
+  readonly notAfterMs: number;
+}
+
+/** A terminated server's TLS settings (GW-13, GW-15..17), everything a secure context needs. */
+export interface TlsSettings {
+  readonly mode: 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL';
+  readonly credentials: readonly TlsCredential[];
+  /** Client CA bundle (MUTUAL/OPTIONAL_MUTUAL), null for SIMPLE. */
+  readonly clientCaPem: string | null;
+  readonly minVersion: TlsVersionName;
+  readonly maxVersion: TlsVersionName;
+  /** OpenSSL cipher list for TLS ≤1.2; null = Envoy's defaults. */
+  readonly ciphers: string | null;
+  /** Client certificate checks (GW-17); empty = not checked. */
+  readonly subjectAltNames: readonly string[];
+  /** base64 sha256 of the client certificate's SubjectPublicKeyInfo. */
+  readonly spkiHashes: readonly string[];
+  /** hex sha256 of the client certificate DER, lowercase, no colons. */
+  readonly certHashes: readonly string[];
+  /** Content hash of everything above: secure contexts are cached by it. */
+  readonly key: string;
+}
+
+/** GW-5 PASSTHROUGH: one VirtualService `tls` route, SNI → destinations over TCP. */
+export interface TlsRoute {
+  /** `<ns>.<vs>.tls.<i>`. */
+  readonly name: string;
+  /** Lowercased SNI names; `*.x` wildcards; `*` matches all. */
+  readonly sniHosts: readonly string[];
+  readonly destinations: readonly TcpDestination[];
+  readonly totalWeight: number;
+}
+
+export interface TcpDestination {
+  readonly clusterName: string;
+  readonly cluster: Cluster | null;
+  readonly weight: number;
 }
 
 /**
@@ -171,7 +263,12 @@ export interface WeightedCluster {
 
 /** VS-12/VS-13: what replaces the path; the query is always kept. */
 export type PathRewrite =
-  | { readonly kind: 'prefix'; readonly prefix: string; readonly ignoreCase: boolean; readonly replacement: string }
+  | {
+      readonly kind: 'prefix';
+      readonly prefix: string;
+      readonly ignoreCase: boolean;
+      readonly replacement: string;
+    }
   | { readonly kind: 'full'; readonly replacement: string }
   | { readonly kind: 'regex'; readonly pattern: CompiledRegex; readonly replacement: string };
 

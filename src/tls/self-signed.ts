@@ -11,7 +11,11 @@ export interface PemPair {
   readonly keyPem: string;
 }
 
-function rsaKeys(bits: number): { publicKey: forge.pki.rsa.PublicKey; privateKey: forge.pki.rsa.PrivateKey; keyPem: string } {
+function rsaKeys(bits: number): {
+  publicKey: forge.pki.rsa.PublicKey;
+  privateKey: forge.pki.rsa.PrivateKey;
+  keyPem: string;
+} {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: bits });
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const forgeKey = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
@@ -36,7 +40,10 @@ export function makeCa(opts: { commonName?: string; days?: number; now?: Date } 
   cert.publicKey = keys.publicKey;
   cert.serialNumber = serial();
   validity(cert, opts.days ?? 3650, opts.now ?? new Date());
-  const attrs = [{ name: 'commonName', value: opts.commonName ?? 'sluice development CA' }, { name: 'organizationName', value: 'sluice' }];
+  const attrs = [
+    { name: 'commonName', value: opts.commonName ?? 'sluice development CA' },
+    { name: 'organizationName', value: 'sluice' },
+  ];
   cert.setSubject(attrs);
   cert.setIssuer(attrs);
   cert.setExtensions([
@@ -51,7 +58,11 @@ export function makeCa(opts: { commonName?: string; days?: number; now?: Date } 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
 /** A leaf for `hosts` (DNS names, `*.` wildcards, IPv4 addresses), signed by `ca`. */
-export function makeServerCert(ca: PemPair, hosts: readonly string[], opts: { days?: number; now?: Date; clientAuth?: boolean } = {}): PemPair {
+export function makeServerCert(
+  ca: PemPair,
+  hosts: readonly string[],
+  opts: { days?: number; now?: Date; clientAuth?: boolean } = {},
+): PemPair {
   if (hosts.length === 0) throw new Error('at least one host is needed');
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const caKey = forge.pki.privateKeyFromPem(ca.keyPem);
@@ -66,7 +77,10 @@ export function makeServerCert(ca: PemPair, hosts: readonly string[], opts: { da
     { name: 'basicConstraints', cA: false },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true, clientAuth: opts.clientAuth ?? false },
-    { name: 'subjectAltName', altNames: hosts.map((h) => (IPV4.test(h) ? { type: 7, ip: h } : { type: 2, value: h })) },
+    {
+      name: 'subjectAltName',
+      altNames: hosts.map((h) => (IPV4.test(h) ? { type: 7, ip: h } : { type: 2, value: h })),
+    },
   ]);
   cert.sign(caKey, forge.md.sha256.create());
   return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.keyPem };

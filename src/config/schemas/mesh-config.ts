@@ -25,6 +25,43 @@ export const MeshConfigSpecSchema: z.ZodType<MeshConfigSpec> = z.strictObject({
   defaultHttpRetryPolicy: record.optional(),
   rootNamespace: str.optional(),
   redis: record.optional(),
-  acme: record.optional(),
+  acme: z
+    .strictObject({
+      issuers: z
+        .array(
+          z.strictObject({
+            name: str.min(1),
+            directoryUrl: z.url({ protocol: /^https?$/ }),
+            email: str.optional(),
+            contact: z.array(str).optional(),
+            accountKeySecret: str.min(1).optional(),
+            accountKeyFile: str.min(1).optional(),
+            eab: z.strictObject({ kid: str.min(1), hmacKey: str.min(1) }).optional(),
+            caBundle: str.min(1).optional(),
+            challenge: z.enum(['http-01', 'tls-alpn-01']).optional(),
+            keyType: z.enum(['ECDSA', 'RSA']).optional(),
+          }),
+        )
+        .superRefine((issuers, ctx) => {
+          const seen = new Set<string>();
+          issuers.forEach((issuer, i) => {
+            if (seen.has(issuer.name))
+              ctx.addIssue({
+                code: 'custom',
+                path: [i, 'name'],
+                message: `duplicate issuer name ${JSON.stringify(issuer.name)}`,
+              });
+            seen.add(issuer.name);
+          });
+        })
+        .optional(),
+    })
+    .optional(),
   egressProxyPort: z.int().min(1).max(65535).optional(),
+  tracing: z
+    .strictObject({
+      provider: str.optional(),
+      randomSamplingPercentage: z.number().min(0).max(100).optional(),
+    })
+    .optional(),
 });

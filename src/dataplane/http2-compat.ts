@@ -1,0 +1,48 @@
+/**
+ * HTTP/2 requests through the same handler as HTTP/1.1 (DP-9): the compat request hides
+ * pseudo-headers from rawHeaders (forward copies rawHeaders upstream, which stays HTTP/1.1),
+ * joins split cookies, and announces a body sent without content-length as chunked so forward
+ * streams it. The compat response gains the `destroyed` ServerResponse has.
+ */
+import { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+
+export class SluiceHttp2Request extends Http2ServerRequest {}
+export class SluiceHttp2Response extends Http2ServerResponse {}
+
+const kRaw = Symbol('sluice.rawHeaders');
+const baseRawHeaders = Object.getOwnPropertyDescriptor(Http2ServerRequest.prototype, 'rawHeaders')!.get!;
+
+function rawHeadersForUpstream(this: Http2ServerRequest & { [kRaw]?: string[] }): string[] {
+  const cached = this[kRaw];
+  if (cached !== undefined) return cached;
+  const src = baseRawHeaders.call(this) as string[];
+  const out: string[] = [];
+  let cookie: string | null = null;
+  let hasLength = false;
+  for (let i = 0; i < src.length; i += 2) {
+    const name = src[i]!;
+    if (name.charCodeAt(0) === 58 /* : */) continue;
+    if (name === 'cookie') {
+      // RFC 9113 §8.2.3: split cookie fields are joined with '; ' for HTTP/1.1.
+      cookie = cookie === null ? src[i + 1]! : cookie + '; ' + src[i + 1]!;
+      continue;
+    }
+    if (name === 'content-length') hasLength = true;
+    out.push(name, src[i + 1]!);
+  }
+  if (cookie !== null) out.push('cookie', cookie);
+  if (!hasLength && !this.stream.endAfterHeaders) out.push('transfer-encoding', 'chunked');
+  this[kRaw] = out;
+  return out;
+}
+
+Object.defineProperty(SluiceHttp2Request.prototype, 'rawHeaders', {
+  get: rawHeadersForUpstream,
+  configurable: true,
+});
+Object.defineProperty(SluiceHttp2Response.prototype, 'destroyed', {
+  get(this: Http2ServerResponse): boolean {
+    return this.stream.destroyed;
+  },
+  configurable: true,
+});

@@ -1,0 +1,91 @@
+/**
+ * After-handshake checks of a terminated connection against its server's settings (GW-13, GW-17):
+ * the negotiated protocol within the server's own bounds (OpenSSL keeps the port-wide bounds
+ * when the SNI context switches), the cipher in its list, and the client certificate (verified
+ * against the CA, then subjectAltNames, SPKI and certificate hashes; either hash list admits).
+ */
+import { createHash, X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import type { TlsServer } from '../snapshot/types.ts';
+import type { SnapshotSource } from './handle-request.ts';
+import { sniOf, tlsServerFor, type HandshakeFailure } from './tls-sni.ts';
+
+const VERSION_RANK: Record<string, number> = { TLSv1: 10, 'TLSv1.1': 11, 'TLSv1.2': 12, 'TLSv1.3': 13 };
+
+const DEFAULT_CIPHER_SET = new Set([
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+]);
+
+export function serverOfSocket(source: SnapshotSource, port: number, socket: TLSSocket): TlsServer | null {
+  return tlsServerFor(source, port, sniOf(socket));
+}
+
+export function checkNegotiated(
+  source: SnapshotSource,
+  port: number,
+  socket: TLSSocket,
+): HandshakeFailure | null {
+  const server = serverOfSocket(source, port, socket);
+  const tls = server?.tls ?? null;
+  if (tls === null) return sniOf(socket) === '' ? 'no_sni' : 'unknown_sni';
+  const version = socket.getProtocol() ?? '';
+  const rank = VERSION_RANK[version] ?? 0;
+  if (rank < VERSION_RANK[tls.minVersion]! || rank > VERSION_RANK[tls.maxVersion]!) return 'protocol_version';
+  if (rank < 13) {
+    const cipher = socket.getCipher()?.name ?? '';
+    const allowed = tls.ciphers === null ? DEFAULT_CIPHER_SET : new Set(tls.ciphers.split(':'));
+    if (!allowed.has(cipher)) return 'protocol_version';
+  }
+  return null;
+}
+
+export function checkClientCertificate(
+  source: SnapshotSource,
+  port: number,
+  socket: TLSSocket,
+): HandshakeFailure | null {
+  const server = serverOfSocket(source, port, socket);
+  const tls = server?.tls ?? null;
+  if (tls === null || tls.mode === 'SIMPLE') return null;
+  const peer = socket.getPeerX509Certificate();
+  if (peer === undefined) return tls.mode === 'MUTUAL' ? 'client_cert_required' : null;
+  if (!socket.authorized) return 'client_cert_invalid';
+  return matchesPins(peer, tls.subjectAltNames, tls.spkiHashes, tls.certHashes)
+    ? null
+    : 'client_cert_mismatch';
+}
+
+export function sansOf(cert: X509Certificate): string[] {
+  const out: string[] = [];
+  for (const part of (cert.subjectAltName ?? '').split(', ')) {
+    const c = part.indexOf(':');
+    if (c > 0) out.push(part.slice(c + 1));
+  }
+  return out;
+}
+
+/** GW-17: SAN must equal one listed; SPKI or certificate hash lists: either one admits. */
+export function matchesPins(
+  cert: X509Certificate,
+  subjectAltNames: readonly string[],
+  spkiHashes: readonly string[],
+  certHashes: readonly string[],
+): boolean {
+  if (subjectAltNames.length > 0) {
+    const sans = sansOf(cert);
+    if (!subjectAltNames.some((s) => sans.includes(s))) return false;
+  }
+  if (spkiHashes.length === 0 && certHashes.length === 0) return true;
+  if (certHashes.length > 0 && certHashes.includes(createHash('sha256').update(cert.raw).digest('hex')))
+    return true;
+  if (spkiHashes.length > 0) {
+    const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
+    if (spkiHashes.includes(createHash('sha256').update(spki).digest('base64'))) return true;
+  }
+  return false;
+}

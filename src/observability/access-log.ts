@@ -1,0 +1,517 @@
+/**
+ * Access log (DP-6): one line per finished request, configured by MeshConfig `accessLogFile`,
+ * `accessLogEncoding` and `accessLogFormat` as Istio does. The format is compiled once per
+ * distinct setting into an array of field getters (Envoy command operators such as
+ * `%REQ(X?Y):N%`, `%RESPONSE_FLAGS%`); a request runs the getters and appends one string to an
+ * asynchronous SonicBoom buffer (pino.destination({ sync: false })), which writes in batches;
+ * beyond a cap, lines are dropped and counted rather than slowing requests.
+ *
+ * Never logged: Authorization, Proxy-Authorization, Cookie and Set-Cookie values (even when a
+ * custom format asks for them) and the values of token-like query parameters in paths.
+ */
+import type { TLSSocket } from 'node:tls';
+import { hostname } from 'node:os';
+import pino from 'pino';
+import type { AccessLogConfig, FinishedRequest } from './finished-request.ts';
+import { rawHeader, requestIdOf } from './request-facts.ts';
+
+/** Istio's EnvoyTextLogFormat (pilot/pkg/model/telemetry_logging.go). */
+export const ISTIO_TEXT_FORMAT =
+  '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% ' +
+  '%RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% ' +
+  '"%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% ' +
+  '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" ' +
+  '"%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% ' +
+  '%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% ' +
+  '%REQUESTED_SERVER_NAME% %ROUTE_NAME%\n';
+
+/** Istio's EnvoyJSONLogFormatIstio keys and operators, in DP-6 order. */
+export const ISTIO_JSON_FORMAT: readonly (readonly [key: string, op: string])[] = [
+  ['start_time', '%START_TIME%'],
+  ['route_name', '%ROUTE_NAME%'],
+  ['method', '%REQ(:METHOD)%'],
+  ['path', '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%'],
+  ['protocol', '%PROTOCOL%'],
+  ['response_code', '%RESPONSE_CODE%'],
+  ['response_flags', '%RESPONSE_FLAGS%'],
+  ['response_code_details', '%RESPONSE_CODE_DETAILS%'],
+  ['connection_termination_details', '%CONNECTION_TERMINATION_DETAILS%'],
+  ['bytes_received', '%BYTES_RECEIVED%'],
+  ['bytes_sent', '%BYTES_SENT%'],
+  ['duration', '%DURATION%'],
+  ['upstream_service_time', '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%'],
+  ['x_forwarded_for', '%REQ(X-FORWARDED-FOR)%'],
+  ['user_agent', '%REQ(USER-AGENT)%'],
+  ['request_id', '%REQ(X-REQUEST-ID)%'],
+  ['authority', '%REQ(:AUTHORITY)%'],
+  ['upstream_host', '%UPSTREAM_HOST%'],
+  ['upstream_cluster', '%UPSTREAM_CLUSTER_RAW%'],
+  ['upstream_local_address', '%UPSTREAM_LOCAL_ADDRESS%'],
+  ['downstream_local_address', '%DOWNSTREAM_LOCAL_ADDRESS%'],
+  ['downstream_remote_address', '%DOWNSTREAM_REMOTE_ADDRESS%'],
+  ['requested_server_name', '%REQUESTED_SERVER_NAME%'],
+  ['upstream_transport_failure_reason', '%UPSTREAM_TRANSPORT_FAILURE_REASON%'],
+];
+
+/** A value of one command operator: null = absent (`-` in TEXT, null in JSON). */
+type Value = string | number | null;
+type Getter = (ctx: FinishedRequest) => Value;
+
+/** Header values never written, whatever the format asks. */
+const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
+export const REDACTED = '[redacted]';
+
+/** Query parameter names whose values are credentials (JWT fromParams, API keys, OAuth codes). */
+const SECRET_PARAM = /token|key|secret|passw|auth|sig|jwt|session|code|credential/i;
+
+/** `a=1&access_token=xyz` → `a=1&access_token=[redacted]`; untouched when nothing matches. */
+export function redactQuery(query: string): string {
+  if (query === '' || !SECRET_PARAM.test(query)) return query;
+  const parts = query.split('&');
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
+    const eq = p.indexOf('=');
+    const name = eq < 0 ? p : p.slice(0, eq);
+    if (eq >= 0 && SECRET_PARAM.test(name)) parts[i] = name + '=' + REDACTED;
+  }
+  return parts.join('&');
+}
+
+function unmapped(addr: string | undefined): string {
+  if (addr === undefined) return '';
+  return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+}
+
+function withPort(addr: string, port: number | undefined): string | null {
+  if (addr === '') return null;
+  const host = addr.includes(':') ? '[' + addr + ']' : addr;
+  return port === undefined ? host : host + ':' + port;
+}
+
+/** The request path Envoy logs: normalised path + query as routed (the original on rewrite). */
+function pathOf(ctx: FinishedRequest): string {
+  // A request refused before parsing (400, 426) logs the target as received.
+  if (ctx.authority === '') {
+    const q = ctx.rawUrl.indexOf('?');
+    return q < 0 ? ctx.rawUrl : ctx.rawUrl.slice(0, q + 1) + redactQuery(ctx.rawUrl.slice(q + 1));
+  }
+  return ctx.query === '' ? ctx.path : ctx.path + '?' + redactQuery(ctx.query);
+}
+
+function protocolOf(ctx: FinishedRequest): string {
+  const v = ctx.req.httpVersion;
+  return v === '2.0' ? 'HTTP/2' : 'HTTP/' + v;
+}
+
+/** The x-forwarded-for the upstream saw (the gateway appends the peer, DP-1). */
+function xffOf(ctx: FinishedRequest): string | null {
+  const sent = ctx.fwd?.headers;
+  if (sent !== undefined) {
+    for (let i = sent.length - 2; i >= 0; i -= 2) if (sent[i] === 'x-forwarded-for') return sent[i + 1]!;
+  }
+  const peer = unmapped(ctx.req.socket.remoteAddress);
+  const client = rawHeader(ctx.req.rawHeaders, 'x-forwarded-for');
+  if (client !== null && client !== '') return peer === '' ? client : client + ',' + peer;
+  return peer === '' ? null : peer;
+}
+
+function requestHeader(ctx: FinishedRequest, name: string): string | null {
+  switch (name) {
+    case ':method':
+      return ctx.method;
+    case ':path':
+    case 'x-envoy-original-path':
+      return pathOf(ctx);
+    case ':authority':
+    case 'host':
+      return ctx.authority !== '' ? ctx.authority : rawHeader(ctx.req.rawHeaders, 'host');
+    case ':scheme':
+      return ctx.scheme;
+    case 'x-request-id':
+      return requestIdOf(ctx);
+    case 'x-forwarded-for':
+      return xffOf(ctx);
+    default:
+      return rawHeader(ctx.req.rawHeaders, name);
+  }
+}
+
+/** JSON string literal; the common case (nothing to escape) is a concatenation. */
+function jsonString(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 32 || c === 34 || c === 92 || c > 126) return JSON.stringify(s);
+  }
+  return '"' + s + '"';
+}
+
+/** A response header from the head Node wrote (the proxied or local reply). */
+function responseHeader(ctx: FinishedRequest, name: string): string | null {
+  if (name === 'x-envoy-upstream-service-time')
+    return ctx.upstreamServiceTimeMs >= 0 ? String(ctx.upstreamServiceTimeMs) : null;
+  const head = (ctx.res as { _header?: string | null })._header;
+  if (typeof head !== 'string') return null;
+  const lower = head.toLowerCase();
+  const at = lower.indexOf('\r\n' + name + ':');
+  if (at < 0) return null;
+  const start = at + 3 + name.length;
+  const end = lower.indexOf('\r\n', start);
+  return head.slice(start, end < 0 ? head.length : end).trim();
+}
+
+/** Request head bytes as an HTTP/1.1 client sent them (request line, headers, blank line). */
+function requestHeadBytes(ctx: FinishedRequest): number {
+  const req = ctx.req;
+  let n = req.method!.length + 1 + ctx.rawUrl.length + 11 + 2;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) n += raw[i]!.length + 2 + raw[i + 1]!.length + 2;
+  return n;
+}
+
+/** Body bytes received (Envoy %BYTES_RECEIVED%): wire bytes less the request head. */
+function bytesReceived(ctx: FinishedRequest): number {
+  if (ctx.req.httpVersionMajor >= 2) return ctx.requestBytes;
+  return Math.max(0, ctx.requestBytes - requestHeadBytes(ctx));
+}
+
+/** Body bytes sent (Envoy %BYTES_SENT%): wire bytes less the response head Node wrote. */
+function bytesSent(ctx: FinishedRequest): number {
+  const head = (ctx.res as { _header?: string | null })._header;
+  const headLen = typeof head === 'string' ? head.length : 0;
+  return Math.max(0, ctx.responseBytes - headLen);
+}
+
+const HOSTNAME = hostname();
+
+/** ISO start time; many requests start in the same millisecond, so the last one is kept. */
+let lastStartMs = -1;
+let lastStartIso = '';
+function startTime(ctx: FinishedRequest): string {
+  const ms = ctx.startTimeMs;
+  if (ms !== lastStartMs) {
+    lastStartMs = ms;
+    lastStartIso = new Date(ms).toISOString();
+  }
+  return lastStartIso;
+}
+
+/** `%NAME%`, `%NAME(args)%`, `%NAME(args):N%`. */
+const OPERATOR = /%([A-Z0-9_]+)(?:\(([^)]*)\))?(?::(\d+))?%/g;
+
+function truncate(get: Getter, max: number | null): Getter {
+  if (max === null) return get;
+  return (ctx) => {
+    const v = get(ctx);
+    return typeof v === 'string' && v.length > max ? v.slice(0, max) : v;
+  };
+}
+
+function headerGetter(kind: 'REQ' | 'RESP', args: string, withoutQuery: boolean): Getter {
+  const [main, alt] = args.split('?').map((s) => s.trim().toLowerCase()) as [string, string | undefined];
+  if (SECRET_HEADERS.has(main) || (alt !== undefined && SECRET_HEADERS.has(alt))) return () => REDACTED;
+  const read = kind === 'REQ' ? requestHeader : responseHeader;
+  const one: Getter =
+    alt === undefined ? (ctx) => read(ctx, main) : (ctx) => read(ctx, main) ?? read(ctx, alt);
+  if (!withoutQuery) return one;
+  return (ctx) => {
+    const v = one(ctx);
+    if (typeof v !== 'string') return v;
+    const q = v.indexOf('?');
+    return q < 0 ? v : v.slice(0, q);
+  };
+}
+
+/** One command operator → its getter, or an error message for an unknown one. */
+function operatorGetter(name: string, args: string | undefined): Getter | string {
+  switch (name) {
+    case 'START_TIME':
+      return startTime;
+    case 'REQ':
+    case 'RESP':
+      if (args === undefined || args === '') return `%${name}(...)% needs a header name`;
+      return headerGetter(name, args, false);
+    case 'REQ_WITHOUT_QUERY':
+      if (args === undefined || args === '') return `%${name}(...)% needs a header name`;
+      return headerGetter('REQ', args, true);
+    case 'METHOD':
+      return (ctx) => ctx.method;
+    case 'PROTOCOL':
+      return protocolOf;
+    case 'RESPONSE_CODE':
+      return (ctx) => ctx.status;
+    case 'RESPONSE_FLAGS':
+      return (ctx) => ctx.responseFlags;
+    case 'RESPONSE_CODE_DETAILS':
+      return (ctx) =>
+        ctx.responseDetails === '-' ? (ctx.status > 0 ? 'via_upstream' : null) : ctx.responseDetails;
+    case 'CONNECTION_TERMINATION_DETAILS':
+    case 'UPSTREAM_TRANSPORT_FAILURE_REASON':
+    case 'UPSTREAM_LOCAL_ADDRESS':
+    case 'DOWNSTREAM_TLS_VERSION':
+    case 'DOWNSTREAM_PEER_SUBJECT':
+      return () => null;
+    case 'BYTES_RECEIVED':
+      return bytesReceived;
+    case 'BYTES_SENT':
+      return bytesSent;
+    case 'DURATION':
+      return (ctx) => Math.floor(ctx.endMs - ctx.startMs);
+    case 'RESPONSE_DURATION':
+      return (ctx) => (ctx.upstreamServiceTimeMs >= 0 ? ctx.upstreamServiceTimeMs : null);
+    case 'UPSTREAM_HOST':
+      return (ctx) => (ctx.upstreamHost === null ? null : ctx.upstreamHost.hostPort);
+    case 'UPSTREAM_CLUSTER':
+    case 'UPSTREAM_CLUSTER_RAW':
+      return (ctx) => ctx.clusterName;
+    case 'UPSTREAM_REQUEST_ATTEMPT_COUNT':
+      return (ctx) => ctx.attempts;
+    case 'ROUTE_NAME':
+      return (ctx) => ctx.route?.source?.ruleName ?? null;
+    case 'DOWNSTREAM_LOCAL_ADDRESS':
+      return (ctx) => withPort(unmapped(ctx.req.socket.localAddress), ctx.req.socket.localPort);
+    case 'DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT':
+      return (ctx) => withPort(unmapped(ctx.req.socket.localAddress), undefined);
+    case 'DOWNSTREAM_LOCAL_PORT':
+      return (ctx) => ctx.req.socket.localPort ?? null;
+    case 'DOWNSTREAM_REMOTE_ADDRESS':
+    case 'DOWNSTREAM_DIRECT_REMOTE_ADDRESS':
+      return (ctx) => withPort(unmapped(ctx.req.socket.remoteAddress), ctx.req.socket.remotePort);
+    case 'DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT':
+    case 'DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT':
+      return (ctx) => withPort(unmapped(ctx.req.socket.remoteAddress), undefined);
+    case 'DOWNSTREAM_REMOTE_PORT':
+      return (ctx) => ctx.req.socket.remotePort ?? null;
+    case 'REQUESTED_SERVER_NAME':
+      return (ctx) => {
+        const sni = (ctx.req.socket as Partial<TLSSocket>).servername;
+        return typeof sni === 'string' && sni !== '' ? sni : null;
+      };
+    case 'HOSTNAME':
+      return () => HOSTNAME;
+    case 'TRACE_ID':
+      return (ctx) => (ctx.trace === null ? null : ctx.trace.traceId);
+    default:
+      return `unknown command operator %${name}%`;
+  }
+}
+
+/** A compiled format string: literal pieces and getters, alternating. */
+interface Template {
+  readonly literals: readonly string[];
+  readonly getters: readonly Getter[];
+  /** The whole string is one operator: JSON keeps its type (number stays a number). */
+  readonly single: boolean;
+}
+
+function compileTemplate(text: string, errors: string[]): Template {
+  const literals: string[] = [];
+  const getters: Getter[] = [];
+  let last = 0;
+  for (const m of text.matchAll(OPERATOR)) {
+    literals.push(text.slice(last, m.index));
+    const g = operatorGetter(m[1]!, m[2]);
+    if (typeof g === 'string') {
+      errors.push(g);
+      getters.push(() => null);
+    } else {
+      getters.push(truncate(g, m[3] === undefined ? null : Number(m[3])));
+    }
+    last = m.index + m[0].length;
+  }
+  literals.push(text.slice(last));
+  return { literals, getters, single: getters.length === 1 && literals[0] === '' && literals[1] === '' };
+}
+
+function renderText(t: Template, ctx: FinishedRequest): string {
+  let out = t.literals[0]!;
+  const g = t.getters;
+  for (let i = 0; i < g.length; i++) {
+    const v = g[i]!(ctx);
+    out += (v === null || v === '' ? '-' : v) + t.literals[i + 1]!;
+  }
+  return out;
+}
+
+export interface CompiledFormat {
+  readonly encoding: 'TEXT' | 'JSON';
+  /** Unknown operators and unparsable JSON formats; the line still renders (absent values). */
+  readonly errors: readonly string[];
+  /** One line, newline-terminated. */
+  render(ctx: FinishedRequest): string;
+}
+
+/**
+ * MeshConfig access log settings → a renderer, once per distinct setting. TEXT: the format
+ * string (Istio's default when empty; a newline is added when missing, as Istio does). JSON:
+ * `accessLogFormat` is a JSON object of key → format string (Istio's default keys when empty or
+ * unparsable); a value that is exactly one operator keeps its type.
+ */
+export function compileAccessLogFormat(cfg: Pick<AccessLogConfig, 'encoding' | 'format'>): CompiledFormat {
+  const errors: string[] = [];
+  if (cfg.encoding === 'JSON') {
+    let fields: readonly (readonly [string, string])[] = ISTIO_JSON_FORMAT;
+    if (cfg.format !== null) {
+      try {
+        const parsed: unknown = JSON.parse(cfg.format);
+        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+          throw new Error('not a JSON object');
+        const entries = Object.entries(parsed as Record<string, unknown>).filter(
+          (e): e is [string, string] => typeof e[1] === 'string',
+        );
+        if (entries.length > 0) fields = entries;
+      } catch (err) {
+        errors.push(
+          `accessLogFormat is not a JSON object of strings (${(err as Error).message}); default used`,
+        );
+      }
+    }
+    const keys = fields.map(([k]) => JSON.stringify(k) + ':');
+    const templates = fields.map(([, f]) => compileTemplate(f, errors));
+    return {
+      encoding: 'JSON',
+      errors,
+      render(ctx: FinishedRequest): string {
+        let out = '{';
+        for (let i = 0; i < templates.length; i++) {
+          const t = templates[i]!;
+          let v: Value;
+          if (t.single) v = t.getters[0]!(ctx);
+          else v = renderText(t, ctx);
+          out +=
+            (i === 0 ? '' : ',') +
+            keys[i]! +
+            (v === null ? 'null' : typeof v === 'number' ? String(v) : jsonString(v));
+        }
+        return out + '}\n';
+      },
+    };
+  }
+  let text = cfg.format ?? ISTIO_TEXT_FORMAT;
+  if (!text.endsWith('\n')) text += '\n';
+  const template = compileTemplate(text, errors);
+  return { encoding: 'TEXT', errors, render: (ctx) => renderText(template, ctx) };
+}
+
+// ---------------------------------------------------------------- writer
+
+/** Where lines go; pino.destination's SonicBoom in production. */
+export interface LogDestination {
+  write(line: string): boolean;
+  flush(cb?: (err?: Error | null) => void): void;
+  end(): void;
+  on(event: 'error', fn: (err: Error) => void): unknown;
+  on(event: 'drop', fn: (data: unknown) => void): unknown;
+  once(event: 'close', fn: () => void): unknown;
+}
+
+export interface AccessLoggerOptions {
+  /**
+   * Bytes buffered before a write starts (default 64 KiB, Envoy's access log buffer); a timer
+   * flushes the rest. Fewer, larger writes: the file system work lands on the proxy's core too.
+   */
+  readonly minLength?: number;
+  /** Bytes buffered at most while the disk or pipe is slow; later lines are dropped (default 16 MiB). */
+  readonly maxLength?: number;
+  /** Flush a partial buffer at least this often (default 1000 ms, Envoy's flush interval). */
+  readonly flushIntervalMs?: number;
+  /** Format problems (once per distinct setting) and write errors. */
+  readonly onWarn?: (msg: string) => void;
+  /** Tests: a different destination factory. */
+  readonly open?: (path: string) => LogDestination;
+}
+
+export interface AccessLogger {
+  /** One line for a finished request; a no-op when its snapshot has access logging off. */
+  log(ctx: FinishedRequest): void;
+  /** Write what is buffered now. */
+  flush(): Promise<void>;
+  /** Flush and close the file (stdout/stderr stay open). */
+  close(): Promise<void>;
+  stats(): { lines: number; dropped: number };
+}
+
+export function createAccessLogger(opts: AccessLoggerOptions = {}): AccessLogger {
+  const warn = opts.onWarn ?? (() => undefined);
+  const open =
+    opts.open ??
+    ((path: string): LogDestination =>
+      pino.destination({
+        dest: path === '/dev/stdout' ? 1 : path === '/dev/stderr' ? 2 : path,
+        sync: false,
+        minLength: opts.minLength ?? 64 * 1024,
+        maxWrite: 256 * 1024,
+        maxLength: opts.maxLength ?? 16 * 1024 * 1024,
+        periodicFlush: opts.flushIntervalMs ?? 1000,
+        mkdir: true,
+        append: true,
+      }) as unknown as LogDestination);
+  let lines = 0;
+  let dropped = 0;
+  /** The settings object last seen: a reference check per request, a real compare on change. */
+  let seen: AccessLogConfig | undefined;
+  let format: CompiledFormat | null = null;
+  let formatKey = '';
+  let dest: LogDestination | null = null;
+  let destPath = '';
+
+  function adopt(cfg: AccessLogConfig): void {
+    seen = cfg;
+    const key = cfg.encoding + '\0' + (cfg.format ?? '');
+    if (format === null || key !== formatKey) {
+      format = compileAccessLogFormat(cfg);
+      formatKey = key;
+      for (const e of format.errors) warn(`access log format: ${e}`);
+    }
+    if (dest === null || cfg.path !== destPath) {
+      const old = dest;
+      dest = open(cfg.path);
+      destPath = cfg.path;
+      dest.on('error', (err: Error) => warn(`access log ${cfg.path}: ${err.message}`));
+      dest.on('drop', () => {
+        dropped += 1;
+      });
+      if (old !== null) endQuietly(old);
+    }
+  }
+
+  return {
+    log(ctx: FinishedRequest): void {
+      const cfg = ctx.snapshot.settings.accessLog;
+      if (cfg === undefined) return;
+      if (cfg !== seen) adopt(cfg);
+      dest!.write(format!.render(ctx));
+      lines += 1;
+    },
+    flush(): Promise<void> {
+      const d = dest;
+      if (d === null) return Promise.resolve();
+      return new Promise((resolve) => {
+        try {
+          d.flush(() => resolve());
+        } catch {
+          // Nothing buffered or the stream is still opening.
+          resolve();
+        }
+      });
+    },
+    async close(): Promise<void> {
+      const d = dest;
+      dest = null;
+      seen = undefined;
+      if (d === null) return;
+      await new Promise<void>((resolve) => {
+        d.once('close', () => resolve());
+        endQuietly(d);
+      });
+    },
+    stats: () => ({ lines, dropped }),
+  };
+}
+
+function endQuietly(d: LogDestination): void {
+  try {
+    d.end();
+  } catch {
+    // already ended
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * What observability reads of a finished request. dataplane/request-context.ts's RequestContext
+ * has all of it; observability may not import dataplane/ or snapshot/ (DESIGN §2), so the shape
+ * is restated here structurally and RequestContext satisfies it.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** MeshConfig access log settings (snapshot/types.ts AccessLogSettings). */
+export interface AccessLogConfig {
+  readonly path: string;
+  readonly encoding: 'TEXT' | 'JSON';
+  readonly format: string | null;
+}
+
+/** MeshConfig tracing settings (snapshot/types.ts TracingSettings). */
+export interface TracingConfig {
+  readonly provider: string;
+  readonly endpoint: string;
+  readonly samplingPercentage: number;
+  readonly timeoutMs: number;
+  readonly headers: readonly (readonly [name: string, value: string])[];
+}
+
+export interface ObservedSettings {
+  readonly accessLog?: AccessLogConfig;
+  readonly tracing?: TracingConfig;
+}
+
+/** Trace state of a sampled request (tracing.ts startTrace). */
+export interface TraceContext {
+  /** 32 lowercase hex digits. */
+  readonly traceId: string;
+  /** This request's (server) span: 16 hex digits; also the parent id the upstream sees. */
+  readonly spanId: string;
+  /** The caller's span id from traceparent, '' for a new trace. */
+  readonly parentSpanId: string;
+  /** The caller's tracestate, '' when none. */
+  readonly traceState: string;
+}
+
+export interface FinishedRequest {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly snapshot: { readonly settings: ObservedSettings };
+  readonly method: string;
+  readonly scheme: 'http' | 'https';
+  readonly authority: string;
+  readonly host: string;
+  readonly path: string;
+  readonly query: string;
+  readonly port: number;
+  readonly rawUrl: string;
+  readonly startTimeMs: number;
+  readonly startMs: number;
+  readonly route: {
+    readonly name: string;
+    readonly source: { readonly ruleName: string | null } | null;
+  } | null;
+  readonly clusterName: string | null;
+  readonly upstreamHost: { readonly hostPort: string } | null;
+  readonly status: number;
+  readonly responseFlags: string;
+  readonly responseDetails: string;
+  readonly attempts: number;
+  readonly upstreamServiceTimeMs: number;
+  /** Upstream request headers as sent (flat name/value list), null when nothing was forwarded. */
+  readonly fwd: { readonly headers: readonly string[] } | null;
+  readonly trace: TraceContext | null;
+  /** Filled by the observer when the request is done (request-observer.ts). */
+  endMs: number;
+  /** Bytes on the wire, head + body (Istio's request.total_size / response.total_size). */
+  requestBytes: number;
+  responseBytes: number;
+}
