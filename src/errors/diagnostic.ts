@@ -106,6 +106,8 @@ export function diagnosticToJson(d: Diagnostic): Record<string, unknown> {
       : {}),
     ...(d.path ? { path: d.path } : {}),
     message: d.message,
-    ...(d.related ? { related: { ...d.related, origin: d.related.origin ? formatOrigin(d.related.origin) : undefined } } : {}),
+    ...(d.related
+      ? { related: { ...d.related, origin: d.related.origin ? formatOrigin(d.related.origin) : undefined } }
+      : {}),
   };
 }

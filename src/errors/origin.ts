@@ -13,7 +13,6 @@ export type Origin =
     }
   | { readonly kind: 'builtin'; readonly what: string };
 
-
 /** Renders an origin as diagnostics print it: `file#doc:line` or `kube:ns/kind/name@rv`. */
 export function formatOrigin(o: Origin, line?: number): string {
   switch (o.kind) {

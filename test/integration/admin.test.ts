@@ -60,6 +60,9 @@ async function start(
       '1',
       '--drain-delay',
       drainDelay,
+      // Never the repository's ./certs: the quickstart writes a credential there.
+      '--certs-dir',
+      `${dir.dir}/.no-certs`,
     ],
     {},
   );

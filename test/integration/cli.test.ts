@@ -46,7 +46,10 @@ spec:
 `;
 
 /** node:http rather than fetch: fetch does not let a test set the Host header. */
-function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+function get(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { headers, agent: false }, (res) => {
       let body = '';
@@ -86,7 +89,12 @@ describe('sluice CLI', () => {
     const file = await tempConfig('shop.yaml', `# leading comment\n---\n${BAD_WEIGHT}`);
     const r = await runSluice(['validate', '--config', file]);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(new RegExp(`^error +${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}#\\d+:\\d+ VirtualService default/shop: spec\\.http\\[0\\]\\.route\\[0\\]\\.weight: .*\\[SLUICE_CONFIG_(SCHEMA|INVALID)\\]$`, 'm'));
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `^error +${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}#\\d+:\\d+ VirtualService default/shop: spec\\.http\\[0\\]\\.route\\[0\\]\\.weight: .*\\[SLUICE_CONFIG_(SCHEMA|INVALID)\\]$`,
+        'm',
+      ),
+    );
     const json = await runSluice(['validate', '--config', file, '-o', 'json']);
     const parsed = JSON.parse(json.stdout) as { errors: number; diagnostics: { path?: string }[] };
     expect(parsed.errors).toBeGreaterThan(0);
@@ -102,7 +110,14 @@ describe('sluice CLI', () => {
   });
 
   it('explain names the VirtualService and rule a request hits', async () => {
-    const r = await runSluice(['explain', '--config', GATEWAYS, '-H', 'end-user: jason', 'http://reviews.example.com:8080/reviews/1']);
+    const r = await runSluice([
+      'explain',
+      '--config',
+      GATEWAYS,
+      '-H',
+      'end-user: jason',
+      'http://reviews.example.com:8080/reviews/1',
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('bookinfo/reviews');
     expect(r.stdout).toContain('outbound|9080|v2|reviews.bookinfo.svc.cluster.local');
@@ -114,9 +129,22 @@ describe('sluice CLI', () => {
 
 describe('quickstart (npm start)', () => {
   it('serves the examples with its own demo upstreams', async () => {
-    const p = spawnSluice(['quickstart', '--status-port', '25021', '--admin-port', '25000', '--metrics-port', '25090', '--log-level', 'warn']);
+    const p = spawnSluice([
+      'quickstart',
+      '--status-port',
+      '25021',
+      '--admin-port',
+      '25000',
+      '--metrics-port',
+      '25090',
+      '--log-level',
+      'warn',
+    ]);
     procs.push(p);
-    await until(async () => (await get('http://127.0.0.1:25021/healthz/ready')).status === 200, { timeoutMs: 15_000, what: `readiness; output: ${p.output()}` }).catch((e: unknown) => {
+    await until(async () => (await get('http://127.0.0.1:25021/healthz/ready')).status === 200, {
+      timeoutMs: 15_000,
+      what: `readiness; output: ${p.output()}`,
+    }).catch((e: unknown) => {
       throw new Error(`${String(e)}\n${p.output()}`);
     });
     const base = 'http://127.0.0.1:8080';

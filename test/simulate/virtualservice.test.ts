@@ -53,7 +53,10 @@ const cases: SimCase[] = [
       vs('omitted', direct(205), { hosts: '[o.example.com]', gateways: null }) +
       vs('mesh', direct(206), { hosts: '[m.example.com]', gateways: '[mesh]' }) +
       vs('wrong-ns-short', direct(207), { hosts: '[w.example.com]', ns: 'shop', gateways: '[gw]' }),
-    diagnostics: ['legacy gateway name format "gw.istio-system.svc.cluster.local"; prefer <namespace>/<name>: "istio-system/gw"', 'Gateway shop/gw not found'],
+    diagnostics: [
+      'legacy gateway name format "gw.istio-system.svc.cluster.local"; prefer <namespace>/<name>: "istio-system/gw"',
+      'Gateway shop/gw not found',
+    ],
     calls: [
       { name: 'short', authority: 's.example.com', want: { status: 201 } },
       { name: 'ns/name', authority: 'q.example.com', want: { status: 202 } },

@@ -16,7 +16,10 @@ export interface Finished {
 }
 
 /** Runs sluice to completion (bounded by timeoutMs). */
-export function runSluice(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<Finished> {
+export function runSluice(
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
+): Promise<Finished> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [MAIN, ...args], {
       cwd: opts.cwd ?? REPO,
@@ -29,7 +32,11 @@ export function runSluice(args: readonly string[], opts: { env?: NodeJS.ProcessE
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`sluice ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 20000} ms\nstdout:${stdout}\nstderr:${stderr}`));
+      reject(
+        new Error(
+          `sluice ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 20000} ms\nstdout:${stdout}\nstderr:${stderr}`,
+        ),
+      );
     }, opts.timeoutMs ?? 20000);
     child.on('error', reject);
     child.on('close', (code, signal) => {
@@ -43,11 +50,17 @@ export interface Spawned {
   readonly child: ChildProcess;
   output(): string;
   /** Sends a signal and waits for exit (SIGKILL after timeoutMs). */
-  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(
+    signal?: NodeJS.Signals,
+    timeoutMs?: number,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /** Starts a long-running sluice (serve, quickstart); the caller stops it. */
-export function spawnSluice(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Spawned {
+export function spawnSluice(
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Spawned {
   const child = spawn(process.execPath, [MAIN, ...args], {
     cwd: opts.cwd ?? REPO,
     env: { ...process.env, ...opts.env },

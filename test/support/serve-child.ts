@@ -53,6 +53,9 @@ export async function startServeChild(
     '0',
     '--admin-port',
     '0',
+    // Never the repository's ./certs: the quickstart writes a credential there.
+    '--certs-dir',
+    `${config}/.no-certs`,
     ...extraArgs,
   ]);
   const logs = (): Record<string, unknown>[] =>

@@ -3,7 +3,11 @@ import { FLAGS, envName, flagHelp, parseOptions } from '../../../src/cli/flags.t
 
 describe('cli flags', () => {
   it('takes repeatable --config and short flags', () => {
-    const o = parseOptions('explain', ['--config', 'a.yaml', '--config=dir/', '-H', 'End-User: jason', '-X', 'POST', 'http://x/y'], {});
+    const o = parseOptions(
+      'explain',
+      ['--config', 'a.yaml', '--config=dir/', '-H', 'End-User: jason', '-X', 'POST', 'http://x/y'],
+      {},
+    );
     expect(o.config).toEqual(['a.yaml', 'dir/']);
     expect(o.headers).toEqual([['end-user', 'jason']]);
     expect(o.method).toBe('POST');
@@ -11,7 +15,12 @@ describe('cli flags', () => {
   });
 
   it('reads every flag from SLUICE_* when not given, the command line winning', () => {
-    const env = { SLUICE_WORKERS: '2', SLUICE_DRAIN_DELAY: '500ms', SLUICE_LABELS: 'app=edge,istio=ingressgateway', SLUICE_CONFIG: 'a.yaml,b.yaml' };
+    const env = {
+      SLUICE_WORKERS: '2',
+      SLUICE_DRAIN_DELAY: '500ms',
+      SLUICE_LABELS: 'app=edge,istio=ingressgateway',
+      SLUICE_CONFIG: 'a.yaml,b.yaml',
+    };
     const o = parseOptions('serve', [], env);
     expect(o.workers).toBe(2);
     expect(o.drainDelayMs).toBe(500);
@@ -37,7 +46,9 @@ describe('cli flags', () => {
 
   it('rejects unknown flags, flags of other commands and bad values with a usage error', () => {
     expect(() => parseOptions('validate', ['--nope'], {})).toThrow(/unknown flag --nope/);
-    expect(() => parseOptions('validate', ['--workers', '2'], {})).toThrow(/does not apply to sluice validate/);
+    expect(() => parseOptions('validate', ['--workers', '2'], {})).toThrow(
+      /does not apply to sluice validate/,
+    );
     expect(() => parseOptions('serve', ['--workers', 'many'], {})).toThrow(/whole number/);
     expect(() => parseOptions('serve', ['--labels', 'novalue'], {})).toThrow(/k=v/);
     expect(() => parseOptions('serve', ['--config'], {})).toThrow(/needs a value/);

@@ -39,6 +39,8 @@ const errorsOf = (ds: readonly Diagnostic[]) => ds.filter((d) => d.level === 'er
 if (!present && process.env.CI) {
   throw new Error(`Istio corpus not found at ${corpus}; CI must provide it`);
 }
+if (!present)
+  console.warn(`Istio corpus not found at ${corpus}: its checks did not run (under CI this fails)`);
 
 describe.skipIf(!present)('istio corpus (per-document validation)', () => {
   const expectations: Expectation[] = present
@@ -80,8 +82,4 @@ describe.skipIf(!present)('istio corpus (per-document validation)', () => {
       ).toBe(true);
     }
   });
-});
-
-describe.skipIf(present)('istio corpus', () => {
-  it.skip(`skipped: corpus not found at ${corpus} (set CI to make this a failure)`, () => {});
 });
