@@ -391,11 +391,10 @@ export function resolveDestination(
       source = serviceEndpoints(idx, reg.svc, host, regPort);
     }
   } else {
-    return fail(
-      'SLUICE_REF_NOT_FOUND',
-      `destination host ${host} is not a known Service or ServiceEntry`,
-      true,
-    );
+    // Istio answers 503 NC for a host its registry does not know (VS-19). sluice in file mode
+    // often runs beside a cluster whose Services are not in its config, so it resolves the
+    // destination host itself by DNS (analysis still reports the unknown host, IST0101).
+    source = { kind: 'dns', endpoints: [{ address: host, port, weight: 1, labels: {} }], roundRobin: false };
   }
 
   if (subsetDef?.labels && Object.keys(subsetDef.labels).length > 0 && reg.kind === 'svc') {

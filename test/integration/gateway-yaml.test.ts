@@ -57,6 +57,27 @@ ${extra}`;
 }
 
 describe('gateway from Istio YAML', () => {
+  it('a destination host outside the config is resolved by DNS (sluice; Istio gives 503 NC)', async () => {
+    const up = await echo('dns');
+    const g = await gateway(
+      GATEWAY +
+        `
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: by-dns, namespace: default }
+spec:
+  hosts: [dns.example.com]
+  gateways: [istio-system/gw]
+  http:
+    - route: [{ destination: { host: 127.0.0.1, port: { number: ${up.port} } } }]
+`,
+    );
+    const r = await get(g, '/hello', { host: 'dns.example.com' });
+    expect(r.status, r.text).toBe(200);
+    expect(JSON.parse(r.text) as EchoBody).toMatchObject({ name: 'dns', url: '/hello' });
+  });
+
   it('routes by VirtualService match to ServiceEntry endpoints', async () => {
     const a = await echo('a');
     const b = await echo('b');
@@ -263,7 +284,7 @@ spec:
     expect((JSON.parse(r.text) as EchoBody).name).toBe('dns');
   });
 
-  it('VS-19 unknown destination host → 503 NC', async () => {
+  it('an unknown destination host that does not resolve → 503 UH (sluice resolves it; Istio gives 503 NC)', async () => {
     const g = await gateway(
       GATEWAY +
         `
@@ -280,6 +301,6 @@ spec:
     );
     const r = await get(g, '/');
     expect(r.status).toBe(503);
-    expect(r.text).toBe('');
+    expect(r.text).toBe('no healthy upstream');
   });
 });

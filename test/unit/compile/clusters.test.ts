@@ -60,12 +60,21 @@ spec:
     );
   });
 
-  it('VS-19 unknown host, port or subset → null cluster (503 NC)', () => {
-    expect(clusterOf('  - route: [{destination: {host: nowhere}}]', SVC).cluster).toBeNull();
+  it('VS-19 unknown port or subset of a known host → null cluster (503 NC)', () => {
     expect(clusterOf('  - route: [{destination: {host: web, port: {number: 81}}}]', SVC).cluster).toBeNull();
     const r = clusterOf('  - route: [{destination: {host: web, subset: v9}}]', SVC);
     expect(r.cluster).toBeNull();
     expect(r.name).toBe('outbound|80|v9|web.default.svc.cluster.local');
+  });
+
+  it('a host outside the registry is resolved by DNS (sluice; Istio gives 503 NC)', () => {
+    const { cluster } = clusterOf('  - route: [{destination: {host: nowhere}}]', SVC);
+    expect(cluster?.endpoints).toEqual({
+      kind: 'dns',
+      // No port on the destination and none known: the Gateway server's port (VS-19).
+      endpoints: [{ address: 'nowhere.default.svc.cluster.local', port: 8080, weight: 1, labels: {} }],
+      roundRobin: false,
+    });
   });
 
   it('SE-2/SE-3 STATIC endpoints with port name → target port maps and labels', () => {
