@@ -360,7 +360,12 @@ export class HttpListener {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('error', () => session.destroy());
-    session.on('stream', (stream: ServerHttp2Stream) => this.countResets(session, stream));
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      this.countResets(session, stream);
+      // A session opened while draining gets GOAWAY once its stream is answered, as HTTP/1
+      // clients get `Connection: close` on their next response.
+      if (this.lc.draining) stream.once('close', () => session.close());
+    });
   }
 
   /**

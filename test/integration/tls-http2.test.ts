@@ -160,6 +160,33 @@ function settingsOf(conn: RawConn): Map<number, number> {
 }
 
 describe('HTTP/2 (GW-5, DP-9)', () => {
+  it('draining sends GOAWAY: an open session finishes its stream, a session opened during the drain gets GOAWAY after its first answer', async () => {
+    const { g } = await setup({ delayMs: 200 });
+    const ask = (session: ReturnType<typeof h2connect>): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = session.request({ ':path': '/d', ':authority': 'h2.example.com' }).end();
+        let status = 0;
+        req.on('response', (h) => (status = Number(h[':status'])));
+        req.resume();
+        req.on('end', () => resolve(status));
+        req.on('error', reject);
+      });
+    const before = h2connect(`http://127.0.0.1:${g.port()}`);
+    cleanups.push(async () => void before.destroy());
+    const beforeGoaway = new Promise<void>((resolve) => before.once('goaway', () => resolve()));
+    const inFlight = ask(before);
+    await new Promise((r) => setTimeout(r, 50)); // the stream is open upstream
+    g.gateway.startDraining();
+    await beforeGoaway;
+    expect(await inFlight).toBe(200);
+
+    const during = h2connect(`http://127.0.0.1:${g.port()}`);
+    cleanups.push(async () => void during.destroy());
+    const duringGoaway = new Promise<void>((resolve) => during.once('goaway', () => resolve()));
+    expect(await ask(during)).toBe(200);
+    await duringGoaway;
+  });
+
   it('GW-5 h2c prior knowledge and HTTP/1.1 share a plaintext port; upstream stays HTTP/1.1', async () => {
     const { g, up } = await setup();
     const session = h2connect(`http://127.0.0.1:${g.port()}`);
