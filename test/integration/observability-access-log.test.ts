@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { snapshotFromYaml, startGatewayWithSnapshot, type TestGateway } from '../support/gateway.ts';
 import { startEcho, type EchoBody } from '../support/upstreams.ts';
-import { untilValue } from '../support/observability.ts';
+import { shopYaml, untilValue } from '../support/observability.ts';
 import { createAccessLogger, type AccessLogger } from '../../src/observability/access-log.ts';
 import { createRequestObserver } from '../../src/observability/request-observer.ts';
 
@@ -27,45 +27,12 @@ function tempFile(): string {
 }
 
 function yamlFor(upPort: number, mesh: string): string {
-  return `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: gw, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers:
-    - port: { number: 8080, name: http, protocol: HTTP }
-      hosts: ['*']
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: shop, namespace: default }
-spec:
-  hosts: [shop.default.svc.cluster.local]
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${upPort} } }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: shop, namespace: default }
-spec:
-  hosts: [shop.example.com]
-  gateways: [istio-system/gw]
-  http:
-    - name: shop-all
-      route: [{ destination: { host: shop.default.svc.cluster.local } }]
-${
-  mesh === ''
-    ? ''
-    : `---
-apiVersion: sluice.dev/v1alpha1
-kind: MeshConfig
-metadata: { name: mesh, namespace: istio-system }
-spec:
-${mesh}`
-}
-`;
+  return shopYaml({
+    upPort,
+    mesh,
+    http: `    - name: shop-all
+      route: [{ destination: { host: shop.default.svc.cluster.local } }]`,
+  });
 }
 
 async function setup(mesh: (file: string) => string): Promise<{

@@ -9,7 +9,14 @@ import { AggregatorRegistry, Registry } from 'prom-client';
 import { startGatewayFromYaml, type TestGateway } from '../support/gateway.ts';
 import { closedPort, startEcho } from '../support/upstreams.ts';
 import { until } from '../support/until.ts';
-import { parsePrometheus, serveRegistry, sumOf, untilValue, type Sample } from '../support/observability.ts';
+import {
+  parsePrometheus,
+  serveRegistry,
+  shopYaml,
+  sumOf,
+  untilValue,
+  type Sample,
+} from '../support/observability.ts';
 import {
   createRequestMetrics,
   ISTIO_BUCKETS,
@@ -24,26 +31,9 @@ afterEach(async () => {
 });
 
 function yamlFor(upPort: number, deadPort: number): string {
-  return `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: gw, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers:
-    - port: { number: 8080, name: http, protocol: HTTP }
-      hosts: ['*']
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: shop, namespace: default }
-spec:
-  hosts: [shop.default.svc.cluster.local]
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${upPort} } }]
----
-apiVersion: networking.istio.io/v1
+  return shopYaml({
+    upPort,
+    extra: `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: { name: dead, namespace: default }
 spec:
@@ -52,18 +42,12 @@ spec:
   resolution: STATIC
   endpoints: [{ address: 127.0.0.1, ports: { http: ${deadPort} } }]
 ---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: shop, namespace: default }
-spec:
-  hosts: [shop.example.com]
-  gateways: [istio-system/gw]
-  http:
-    - match: [{ uri: { prefix: /dead } }]
+`,
+    http: `    - match: [{ uri: { prefix: /dead } }]
       route: [{ destination: { host: dead.example.org } }]
       retries: { attempts: 0 }
-    - route: [{ destination: { host: shop.default.svc.cluster.local } }]
-`;
+    - route: [{ destination: { host: shop.default.svc.cluster.local } }]`,
+  });
 }
 
 async function setup(): Promise<{ g: TestGateway; scrape: () => Promise<Sample[]>; registry: Registry }> {

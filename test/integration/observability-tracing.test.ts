@@ -8,7 +8,13 @@ import { request } from 'undici';
 import { snapshotFromYaml, startGatewayWithSnapshot, type TestGateway } from '../support/gateway.ts';
 import { closedPort, startEcho, type EchoBody } from '../support/upstreams.ts';
 import { until } from '../support/until.ts';
-import { attr, startOtlpReceiver, untilValue, type OtlpReceiver } from '../support/observability.ts';
+import {
+  attr,
+  shopYaml,
+  startOtlpReceiver,
+  untilValue,
+  type OtlpReceiver,
+} from '../support/observability.ts';
 import { createTracer, type Tracer } from '../../src/observability/tracing.ts';
 import { createRequestObserver } from '../../src/observability/request-observer.ts';
 import type { FinishedRequest } from '../../src/observability/finished-request.ts';
@@ -19,44 +25,7 @@ afterEach(async () => {
 });
 
 function yamlFor(upPort: number, mesh: string): string {
-  return `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: gw, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers:
-    - port: { number: 8080, name: http, protocol: HTTP }
-      hosts: ['*']
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: shop, namespace: default }
-spec:
-  hosts: [shop.default.svc.cluster.local]
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${upPort} } }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: shop, namespace: default }
-spec:
-  hosts: [shop.example.com]
-  gateways: [istio-system/gw]
-  http:
-    - route: [{ destination: { host: shop.default.svc.cluster.local } }]
-${
-  mesh === ''
-    ? ''
-    : `---
-apiVersion: sluice.dev/v1alpha1
-kind: MeshConfig
-metadata: { name: mesh, namespace: istio-system }
-spec:
-${mesh}`
-}
-`;
+  return shopYaml({ upPort, mesh });
 }
 
 function otelMesh(receiverPort: number, percent: number, extra = ''): string {

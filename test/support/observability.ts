@@ -151,3 +151,51 @@ export async function untilValue<T>(
   const v = await until(fn, opts);
   return v as T;
 }
+
+/**
+ * The config the observability tests share: a Gateway on 8080 for every host, a STATIC
+ * ServiceEntry `shop.default.svc.cluster.local` on 127.0.0.1:upPort, a VirtualService for
+ * shop.example.com whose `http` rules default to one route to it, optional extra documents, and an
+ * optional MeshConfig spec (indented YAML lines).
+ */
+export function shopYaml(opts: { upPort: number; http?: string; extra?: string; mesh?: string }): string {
+  const http = opts.http ?? '    - route: [{ destination: { host: shop.default.svc.cluster.local } }]';
+  const mesh =
+    opts.mesh === undefined || opts.mesh === ''
+      ? ''
+      : `---
+apiVersion: sluice.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh, namespace: istio-system }
+spec:
+${opts.mesh}
+`;
+  return `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+    - port: { number: 8080, name: http, protocol: HTTP }
+      hosts: ['*']
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: shop, namespace: default }
+spec:
+  hosts: [shop.default.svc.cluster.local]
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  resolution: STATIC
+  endpoints: [{ address: 127.0.0.1, ports: { http: ${opts.upPort} } }]
+---
+${opts.extra ?? ''}apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: shop, namespace: default }
+spec:
+  hosts: [shop.example.com]
+  gateways: [istio-system/gw]
+  http:
+${http}
+${mesh}`;
+}
