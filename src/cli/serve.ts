@@ -248,7 +248,12 @@ export function createServingGateway(
           obs.onRequestDone(ctx);
           onRequestDone(ctx);
         };
-  const gateway = createGateway({ bind: opts.bind, logger, onRequestDone: done });
+  const gateway = createGateway({
+    bind: opts.bind,
+    logger,
+    onRequestDone: done,
+    ...(obs.metrics !== null ? { tcp: obs.metrics } : {}),
+  });
   registerPoolGauges(metrics.registry, () => poolSamples(gateway));
   // Buffered access log lines and queued spans are flushed once the data plane has stopped.
   return {

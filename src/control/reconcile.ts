@@ -18,6 +18,7 @@ import {
   type TlsStats,
 } from '../observability/tls-stats.ts';
 import type { RequestContext } from '../dataplane/request-context.ts';
+import type { TcpConnectionObserver } from '../observability/request-metrics.ts';
 import { closeUnusedPools, poolStatus, releasePools } from '../upstream/pools.ts';
 import { warmEndpoints } from '../upstream/endpoints.ts';
 import { createCurrent, type Current } from './current.ts';
@@ -33,6 +34,8 @@ export interface GatewayOptions {
   readonly removedListenerGraceMs?: number;
   /** Per finished request (access log, metrics). */
   readonly onRequestDone?: (ctx: RequestContext) => void;
+  /** Per proxied TCP connection (passthrough, tcp routes): istio_tcp_* metrics. */
+  readonly tcp?: TcpConnectionObserver;
   /** ACME challenges (providers/acme.ts): HTTP-01 tokens on plaintext listeners, TLS-ALPN-01 certificates. */
   readonly acme?: AcmeHooks;
   readonly http2?: Http2Limits;
@@ -219,6 +222,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
         onDone: opts.onRequestDone ?? null,
         tls: l.protocol === 'HTTP' ? null : tlsHooks,
         acmeHttpToken,
+        tcp: opts.tcp ?? null,
         ...(opts.http2 !== undefined ? { http2: opts.http2 } : {}),
       });
       try {

@@ -32,6 +32,7 @@ import type { RequestContext } from './request-context.ts';
 import { createAlpnCallback, createSniCallback, kHello, type TlsHooks } from './tls-sni.ts';
 import { MAX_HELLO_BYTES, parseClientHello, type ClientHello } from '../tls/client-hello.ts';
 import { passthroughRouteFor, pipePassthrough } from './passthrough.ts';
+import type { TcpConnectionObserver } from '../observability/request-metrics.ts';
 import { checkClientCertificate, checkNegotiated, serverOfSocket } from './tls-checks.ts';
 
 /** Envoy's max_request_headers_kb default is 60 KiB; the slack covers the request line. */
@@ -61,6 +62,8 @@ export interface HttpListenerOptions {
   readonly http2?: Http2Limits;
   /** ACME HTTP-01: the key authorisation for a token, or null (plaintext listeners only). */
   readonly acmeHttpToken?: ((token: string) => string | null) | null;
+  /** istio_tcp_* for passthrough and tcp-route connections; null = not counted. */
+  readonly tcp?: TcpConnectionObserver | null;
 }
 
 /** HTTP/2 bounds (nghttp2 settings Node exposes) and the rapid-reset budget. */
@@ -298,7 +301,7 @@ export class HttpListener {
           // Tunnels are cut with WebSockets when a drain's grace ends.
           this.upgraded.add(socket);
           socket.once('close', () => this.upgraded.delete(socket));
-          pipePassthrough(socket, route);
+          pipePassthrough(socket, route, this.opts.tcp ?? null);
         } else if (listener !== undefined && listener.tlsServers.length === 0) socket.destroy();
         else toTls(socket);
       });
@@ -326,7 +329,7 @@ export class HttpListener {
         // GW-5 TLS terminated into a tcp route: the plaintext is piped on.
         this.upgraded.add(socket);
         socket.once('close', () => this.upgraded.delete(socket));
-        pipePassthrough(socket, tcpRoute);
+        pipePassthrough(socket, tcpRoute, this.opts.tcp ?? null);
       } else if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
       else for (const l of builtin) l.call(server, socket);
     });

@@ -7,6 +7,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Listener, TlsRoute, TlsServer } from '../snapshot/types.ts';
 import { hostSetOf, pickHost, type HostSet } from '../upstream/endpoints.ts';
+import type { TcpConnectionObserver } from '../observability/request-metrics.ts';
 
 /** How specifically `pattern` covers `sni`: exact > longest wildcard > `*`; -1 = not at all. */
 export function sniScore(pattern: string, sni: string): number {
@@ -49,8 +50,16 @@ export function passthroughRouteFor(listener: Listener, sni: string): TlsRoute |
   return terminated >= routeScore ? null : route;
 }
 
-/** Pipes `client` to a destination of `route`; closes it when there is none (UH/NC). */
-export function pipePassthrough(client: Socket, route: TlsRoute, onDone?: (ok: boolean) => void): void {
+/**
+ * Pipes `client` to a destination of `route`; closes it when there is none. `observer` hears one
+ * opened and one closed per connection (istio_tcp_*), with Envoy's tcp_proxy response flags: NC
+ * no cluster, UH no healthy upstream, UF connect failed or timed out, `-` otherwise.
+ */
+export function pipePassthrough(
+  client: Socket,
+  route: TlsRoute,
+  observer: TcpConnectionObserver | null = null,
+): void {
   const dests = route.destinations;
   let dest = dests[0];
   if (dests.length > 1 && route.totalWeight > 0) {
@@ -64,21 +73,32 @@ export function pipePassthrough(client: Socket, route: TlsRoute, onDone?: (ok: b
     }
   }
   const cluster = dest?.cluster ?? null;
+  const clusterName = cluster?.name ?? null;
+  let flags = '-';
+  if (observer !== null) {
+    observer.tcpOpened(clusterName);
+    // Bytes to and from the client, as Envoy's downstream counters see them.
+    client.once('close', () => observer.tcpClosed(clusterName, flags, client.bytesWritten, client.bytesRead));
+  }
   if (cluster === null) {
+    flags = 'NC';
     client.destroy();
-    onDone?.(false);
     return;
   }
   const withSet = (set: HostSet): void => {
     const host = pickHost(set, null);
     if (host === null || client.destroyed) {
+      if (host === null) flags = 'UH';
       client.destroy();
-      onDone?.(false);
       return;
     }
-    const upstream = connect({ host: host.address, port: host.port });
+    // Half-close passes through, as Envoy's tcp_proxy does: a client that sends FIN still hears
+    // the rest of the answer (pipe() forwards each side's end to the other).
+    const upstream = connect({ host: host.address, port: host.port, allowHalfOpen: true });
+    client.allowHalfOpen = true;
     upstream.setNoDelay(true);
     client.setNoDelay(true);
+    let connected = false;
     const timer = setTimeout(() => upstream.destroy(), cluster.connectTimeoutMs);
     const fail = (): void => {
       clearTimeout(timer);
@@ -87,21 +107,29 @@ export function pipePassthrough(client: Socket, route: TlsRoute, onDone?: (ok: b
     };
     upstream.once('connect', () => {
       clearTimeout(timer);
-      onDone?.(true);
+      connected = true;
       upstream.pipe(client);
       client.pipe(upstream);
       client.resume();
     });
-    upstream.on('error', fail);
+    upstream.on('error', () => {
+      if (!connected) flags = 'UF';
+      fail();
+    });
     client.on('error', fail);
-    upstream.once('close', () => client.destroy());
+    upstream.once('close', () => {
+      // Closed before connecting without an error: the connect timeout fired.
+      if (!connected && !client.destroyed) flags = 'UF';
+      // Connected: pipe() has ended the client after the last byte; destroying would cut it off.
+      if (!connected) client.destroy();
+    });
     client.once('close', () => upstream.destroy());
   };
   const set = hostSetOf(cluster);
   if (set instanceof Promise)
     set.then(withSet, () => {
+      flags = 'UH';
       client.destroy();
-      onDone?.(false);
     });
   else withSet(set);
 }

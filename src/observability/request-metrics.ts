@@ -83,6 +83,9 @@ export interface RequestMetrics {
   tcpClosed(clusterName: string | null, flags: string, sentBytes: number, receivedBytes: number): void;
 }
 
+/** What TCP proxying (passthrough, tcp routes) reports per connection. */
+export type TcpConnectionObserver = Pick<RequestMetrics, 'tcpOpened' | 'tcpClosed'>;
+
 /** One label set of the four HTTP metrics: counts and non-cumulative bucket counts. */
 interface Series {
   readonly labels: Labels;

@@ -24,6 +24,9 @@ import {
 } from '../../src/observability/request-metrics.ts';
 import { createObservability, createRequestObserver } from '../../src/observability/request-observer.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
+import { connect as tlsConnect } from 'node:tls';
+import { createServer as createNetServer } from 'node:net';
+import { rsaLeaf, testCa, tlsSecretYaml } from '../support/certs.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -220,5 +223,125 @@ describe('DP-7 Istio request metrics', () => {
     expect(sumOf(samples, 'sluice_access_log_lines_total', { result: 'written' })).toBe(0);
     expect(sumOf(samples, 'sluice_tracing_spans_total', { result: 'exported' })).toBe(0);
     expect(samples.some((s) => s.name === 'sluice_snapshot_version')).toBe(true);
+  });
+});
+
+describe('DP-7 Istio TCP metrics', () => {
+  function tcpYaml(echoPort: number, deadPort: number): string {
+    return `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+    - port: { number: 8443, name: tls-db, protocol: TLS }
+      hosts: [db.example.com]
+      tls: { mode: SIMPLE, credentialName: db-cert }
+    - port: { number: 8443, name: tls-pass, protocol: TLS }
+      hosts: [dead.example.com]
+      tls: { mode: PASSTHROUGH }
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: db, namespace: default }
+spec:
+  hosts: [db.internal]
+  ports: [{ number: 5432, name: tcp, protocol: TCP }]
+  resolution: STATIC
+  endpoints: [{ address: 127.0.0.1, ports: { tcp: ${echoPort} } }]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: dead, namespace: default }
+spec:
+  hosts: [dead.internal]
+  ports: [{ number: 443, name: tls, protocol: TLS }]
+  resolution: STATIC
+  endpoints: [{ address: 127.0.0.1, ports: { tls: ${deadPort} } }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: db, namespace: default }
+spec:
+  hosts: [db.example.com]
+  gateways: [istio-system/gw]
+  tcp: [{ route: [{ destination: { host: db.internal, port: { number: 5432 } } }] }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: dead, namespace: default }
+spec:
+  hosts: [dead.example.com]
+  gateways: [istio-system/gw]
+  tls:
+    - match: [{ sniHosts: [dead.example.com] }]
+      route: [{ destination: { host: dead.internal, port: { number: 443 } } }]
+`;
+  }
+
+  /** A TLS client that sends `payload`, reads until the server closes, and reports what it got. */
+  function tlsExchange(port: number, servername: string, payload: string): Promise<string> {
+    return new Promise((resolve) => {
+      let got = '';
+      const s = tlsConnect({ host: '127.0.0.1', port, servername, ca: testCa().certPem });
+      s.setEncoding('utf8');
+      s.once('secureConnect', () => s.end(payload));
+      s.on('data', (c: string) => (got += c));
+      s.once('error', (e: Error) => resolve(`error: ${e.message}`));
+      s.once('close', () => resolve(got));
+    });
+  }
+
+  it('istio_tcp_* count connections and bytes of tcp routes and passthrough, UF when the upstream refuses', async () => {
+    // An echo server that closes its side once the client has finished sending.
+    const echo = createNetServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => echo.close(() => r())));
+    const registry = new Registry();
+    const metrics = createRequestMetrics({
+      registry,
+      workload: 'sluice',
+      namespace: 'istio-system',
+      labels: { app: 'sluice-gw' },
+    });
+    const yaml =
+      tlsSecretYaml('db-cert', rsaLeaf(['db.example.com'])) +
+      '---\n' +
+      tcpYaml((echo.address() as { port: number }).port, await closedPort());
+    const g = await startGatewayFromYaml(yaml, { tcp: metrics });
+    cleanups.push(() => g.close());
+    const endpoint = await serveRegistry(registry);
+    cleanups.push(() => endpoint.close());
+
+    const payload = 'x'.repeat(1000);
+    expect(await tlsExchange(g.port(8443), 'db.example.com', payload)).toBe(payload);
+    expect(await tlsExchange(g.port(8443), 'db.example.com', payload)).toBe(payload);
+    expect(await tlsExchange(g.port(8443), 'dead.example.com', 'hi')).toMatch(/^error|^$/);
+
+    const samples = await untilValue(
+      async () => {
+        const res = await request(endpoint.url);
+        const s = parsePrometheus(await res.body.text());
+        return sumOf(s, 'istio_tcp_connections_closed_total') === 3 ? s : null;
+      },
+      { what: 'three TCP connections closed' },
+    );
+    const db = { destination_service: 'db.internal', request_protocol: 'tcp' };
+    expect(sumOf(samples, 'istio_tcp_connections_opened_total', db)).toBe(2);
+    expect(sumOf(samples, 'istio_tcp_connections_closed_total', { ...db, response_flags: '-' })).toBe(2);
+    // The TLS record overhead is on top of the 1000 payload bytes each way.
+    expect(sumOf(samples, 'istio_tcp_received_bytes_total', db)).toBeGreaterThanOrEqual(2000);
+    expect(sumOf(samples, 'istio_tcp_sent_bytes_total', db)).toBeGreaterThanOrEqual(2000);
+    const dead = { destination_service: 'dead.internal' };
+    expect(sumOf(samples, 'istio_tcp_connections_opened_total', dead)).toBe(1);
+    expect(sumOf(samples, 'istio_tcp_connections_closed_total', { ...dead, response_flags: 'UF' })).toBe(1);
+    expect(sumOf(samples, 'istio_tcp_sent_bytes_total', dead)).toBe(0);
+    const one = samples.find((s) => s.name === 'istio_tcp_connections_opened_total')!;
+    expect(one.labels).toMatchObject({
+      reporter: 'source',
+      source_app: 'sluice-gw',
+      request_protocol: 'tcp',
+    });
   });
 });
