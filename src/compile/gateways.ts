@@ -148,15 +148,6 @@ export function planPorts(idx: Indexes, diagnostics: Diagnostic[]): PortPlan[] {
           return;
         }
       }
-      // TLS servers (passthrough, or terminated into tcp routes) are served (compile/tls-routes.ts); TCP is not yet.
-      if (serving === 'TCP') {
-        warn(
-          'SLUICE_CONFIG_UNSUPPORTED',
-          'warning',
-          path,
-          `${proto} servers are not served yet; port ${port} gets a listener with no routes`,
-        );
-      }
       if (!b) {
         b = { port, bind: server.bind ?? null, family, first: entry, servers: [], tlsHosts: new Map() };
         byPort.set(port, b);

@@ -12,6 +12,7 @@ import type {
   GatewaySettings,
   Listener,
   Snapshot,
+  TlsRoute,
   TlsServer,
   TracingSettings,
 } from '../snapshot/types.ts';
@@ -195,10 +196,17 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
         table: buildRouteTable(routes, httpsTableName(plan.port, entry.server.port.name, entry.gateway), []),
         credential: credentialOf(entry.server),
         tls: tls.resolve(entry),
-        tcpRoute: buildTcpRoute(indexes, clusters, entry),
+        tcpRoute: buildTcpRoute(indexes, clusters, entry, diagnostics),
       });
     }
     const tlsRoutes = buildTlsRoutes(indexes, clusters, plan, diagnostics);
+    // TCP servers: the first server on the port with a bound `tcp` rule decides (one filter chain per port).
+    let tcpRoute: TlsRoute | null = null;
+    if (plan.protocol === 'TCP')
+      for (const entry of plan.servers) {
+        tcpRoute = buildTcpRoute(indexes, clusters, entry, diagnostics);
+        if (tcpRoute !== null) break;
+      }
     listeners.set(plan.port, {
       port: plan.port,
       bind: plan.bind,
@@ -208,6 +216,7 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
       tlsServers,
       servers: plan.servers.map((s) => s.ref),
       ...(tlsRoutes.length > 0 ? { tlsRoutes } : {}),
+      ...(plan.protocol === 'TCP' ? { tcpRoute } : {}),
     });
   }
 

@@ -9,6 +9,7 @@ import { SluiceError } from '../errors/sluice-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Listener, Snapshot, TlsSettings, TlsVersionName } from '../snapshot/types.ts';
 import { HttpListener, type Http2Limits, type ListenerTimeouts } from '../dataplane/listeners.ts';
+import { TcpListener } from '../dataplane/tcp-listener.ts';
 import type { HandshakeFailure, TlsHooks } from '../dataplane/tls-sni.ts';
 import { contextOptions, createContextCache, DEFAULT_CIPHERS } from '../tls/secure-context.ts';
 import {
@@ -74,7 +75,7 @@ export interface Gateway {
 interface Running {
   readonly key: string;
   readonly port: number;
-  readonly listener: HttpListener;
+  readonly listener: HttpListener | TcpListener;
   /** HTTPS: the key of the default context options last set (no-SNI clients, version bounds). */
   defaultsKey: string | null;
 }
@@ -123,7 +124,6 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const log = opts.logger;
   const current = createCurrent();
   const running = new Map<string, Running>();
-  const warned = new Set<string>();
   let chain: Promise<void> = Promise.resolve();
   let closed = false;
   /** Identity under which this gateway holds upstream pools. */
@@ -189,16 +189,6 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const wanted = new Map<string, Listener>();
     const nextContexts = buildContexts(snapshot);
     for (const l of snapshot.listeners.values()) {
-      if (l.protocol === 'TCP') {
-        if (!warned.has(l.key)) {
-          warned.add(l.key);
-          log.warn(
-            { port: l.port, protocol: l.protocol },
-            'listener protocol not served yet by this build; skipped',
-          );
-        }
-        continue;
-      }
       wanted.set(listenerKey(l), l);
     }
     const removed: Running[] = [];
@@ -212,19 +202,29 @@ export function createGateway(opts: GatewayOptions): Gateway {
       if (clash !== undefined && (opts.bindPortFor === undefined || opts.bindPortFor(l.port) !== 0)) {
         await clash.listener.close(0);
       }
-      const listener = new HttpListener({
-        port: l.port,
-        bindPort: opts.bindPortFor ? opts.bindPortFor(l.port) : l.port,
-        bind: l.bind ?? opts.bind,
-        source: current,
-        serverHeader,
-        timeouts: opts.timeouts,
-        onDone: opts.onRequestDone ?? null,
-        tls: l.protocol === 'HTTP' ? null : tlsHooks,
-        acmeHttpToken,
-        tcp: opts.tcp ?? null,
-        ...(opts.http2 !== undefined ? { http2: opts.http2 } : {}),
-      });
+      const bindPort = opts.bindPortFor ? opts.bindPortFor(l.port) : l.port;
+      const listener =
+        l.protocol === 'TCP'
+          ? new TcpListener({
+              port: l.port,
+              bindPort,
+              bind: l.bind ?? opts.bind,
+              source: current,
+              tcp: opts.tcp ?? null,
+            })
+          : new HttpListener({
+              port: l.port,
+              bindPort,
+              bind: l.bind ?? opts.bind,
+              source: current,
+              serverHeader,
+              timeouts: opts.timeouts,
+              onDone: opts.onRequestDone ?? null,
+              tls: l.protocol === 'HTTP' ? null : tlsHooks,
+              acmeHttpToken,
+              tcp: opts.tcp ?? null,
+              ...(opts.http2 !== undefined ? { http2: opts.http2 } : {}),
+            });
       try {
         await listener.listen();
       } catch (err) {
@@ -254,7 +254,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     contexts.retain(liveContextKeys);
     for (const r of [...running.values(), ...opening]) {
       const l = wanted.get(r.key);
-      if (l === undefined || l.protocol === 'HTTP') continue;
+      if (l === undefined || !(r.listener instanceof HttpListener) || l.protocol === 'HTTP') continue;
       r.listener.setPeekClientHello(
         (l.tlsRoutes?.length ?? 0) > 0 || l.tlsServers.some((s) => (s.tls?.credentials.length ?? 0) > 1),
       );

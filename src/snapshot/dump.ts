@@ -12,7 +12,10 @@ import type {
   RouteAction,
   RouteTable,
   Snapshot,
+  TcpDestination,
+  TlsRoute,
   TlsServer,
+  TlsSettings,
   VirtualHost,
 } from './types.ts';
 
@@ -147,8 +150,49 @@ function dumpTable(t: RouteTable): unknown {
   };
 }
 
+/** TLS settings without key material: credentials by name, source and certificate fingerprint. */
+function dumpTls(t: TlsSettings | null | undefined): unknown {
+  if (t === null || t === undefined) return null;
+  return {
+    mode: t.mode,
+    credentials: t.credentials.map((c) => ({
+      name: c.name,
+      source: c.source,
+      keyType: c.keyType,
+      fingerprint: c.fingerprint,
+    })),
+    clientCa: t.clientCaPem !== null,
+    minVersion: t.minVersion,
+    maxVersion: t.maxVersion,
+    ciphers: t.ciphers,
+    subjectAltNames: t.subjectAltNames,
+    spkiHashes: t.spkiHashes,
+    certHashes: t.certHashes,
+  };
+}
+
+function dumpTcpRoute(r: TlsRoute): unknown {
+  return {
+    name: r.name,
+    sniHosts: r.sniHosts,
+    destinations: r.destinations.map((d) => describeTcpDestination(d, r)),
+  };
+}
+
+function describeTcpDestination(d: TcpDestination, r: TlsRoute): string {
+  const share = r.destinations.length === 1 ? '' : ` ${d.weight}/${r.totalWeight}`;
+  return `${d.clusterName}${share}${d.cluster === null ? ' (unknown: connection closed)' : ''}`;
+}
+
 function dumpTlsServer(s: TlsServer): unknown {
-  return { server: s.server, sniHosts: s.sniHosts, credential: s.credential, table: dumpTable(s.table) };
+  return {
+    server: s.server,
+    sniHosts: s.sniHosts,
+    credential: s.credential,
+    tls: dumpTls(s.tls),
+    table: dumpTable(s.table),
+    ...(s.tcpRoute != null ? { tcpRoute: dumpTcpRoute(s.tcpRoute) } : {}),
+  };
 }
 
 function dumpListener(l: Listener): unknown {
@@ -160,6 +204,8 @@ function dumpListener(l: Listener): unknown {
     servers: l.servers,
     httpTable: l.httpTable === null ? null : dumpTable(l.httpTable),
     tlsServers: l.tlsServers.map(dumpTlsServer),
+    ...(l.tlsRoutes !== undefined ? { tlsRoutes: l.tlsRoutes.map(dumpTcpRoute) } : {}),
+    ...(l.protocol === 'TCP' ? { tcpRoute: l.tcpRoute ? dumpTcpRoute(l.tcpRoute) : null } : {}),
   };
 }
 
@@ -224,13 +270,30 @@ function tableRows(port: number, t: RouteTable, out: RouteRow[]): void {
   }
 }
 
+function tcpRows(port: number, table: string, r: TlsRoute, action: string, out: RouteRow[]): void {
+  out.push({
+    port,
+    table,
+    vhost: r.sniHosts.length > 0 ? r.sniHosts.join(',') : '*',
+    route: r.name,
+    match: r.sniHosts.length > 0 ? `sni ${r.sniHosts.join(',')}` : '*',
+    action,
+    destinations: r.destinations.map((d) => describeTcpDestination(d, r)),
+  });
+}
+
 /** One row per route, in lookup order per table, for `sluice routes` (like istioctl proxy-config routes). */
 export function routeRows(snapshot: Snapshot, port?: number): RouteRow[] {
   const out: RouteRow[] = [];
   for (const l of listenersByPort(snapshot)) {
     if (port !== undefined && l.port !== port) continue;
     if (l.httpTable) tableRows(l.port, l.httpTable, out);
-    for (const s of l.tlsServers) tableRows(l.port, s.table, out);
+    for (const s of l.tlsServers) {
+      tableRows(l.port, s.table, out);
+      if (s.tcpRoute) tcpRows(l.port, `tls.${l.port}`, s.tcpRoute, 'terminated', out);
+    }
+    for (const r of l.tlsRoutes ?? []) tcpRows(l.port, `tls.${l.port}`, r, 'passthrough', out);
+    if (l.tcpRoute) tcpRows(l.port, `tcp.${l.port}`, l.tcpRoute, 'tcp', out);
   }
   return out;
 }

@@ -99,6 +99,8 @@ export interface Listener {
   readonly servers: readonly ServerRef[];
   /** PASSTHROUGH servers' VirtualService `tls` routes, in order (first SNI match wins); absent = none. */
   readonly tlsRoutes?: readonly TlsRoute[];
+  /** TCP listeners: where every connection goes (the first VirtualService `tcp` rule bound to a server here); null = closed. */
+  readonly tcpRoute?: TlsRoute | null;
 }
 
 export interface ServerRef {

@@ -246,12 +246,11 @@ const cases: SimCase[] = [
     ],
   },
   {
-    name: 'GW-5 TLS passthrough and TCP servers get listeners but are not served yet',
+    name: 'GW-5 TLS passthrough and TCP servers get listeners with no HTTP table',
     config: gatewayYaml(
       'gw',
       `  - port: {number: 8443, name: tls, protocol: TLS}\n    hosts: [a.example.com]\n    tls: {mode: PASSTHROUGH}\n  - port: {number: 9000, name: tcp, protocol: TCP}\n    hosts: ["*"]`,
     ),
-    diagnostics: ['not served yet'],
     calls: [{ name: 'tls', port: 8443, want: { status: 0, table: null } }],
   },
 ];

@@ -1,0 +1,94 @@
+/**
+ * Gateway servers with `protocol: TCP` (and MONGO, MYSQL, REDIS, which Istio proxies as TCP):
+ * every connection goes to the port's `tcp` route, read from the live snapshot when the
+ * connection arrives, so a reload applies to new connections while open ones keep their upstream.
+ * No route: the connection is closed, as Envoy does when no filter chain matches.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import type { TcpConnectionObserver } from '../observability/request-metrics.ts';
+import type { SnapshotSource } from './handle-request.ts';
+import { pipePassthrough } from './passthrough.ts';
+
+export interface TcpListenerOptions {
+  /** Configured Gateway port: the snapshot's listener key. */
+  readonly port: number;
+  /** Port actually bound (the configured one, or 0 in tests). */
+  readonly bindPort: number;
+  readonly bind: string;
+  readonly source: SnapshotSource;
+  readonly tcp?: TcpConnectionObserver | null;
+}
+
+export class TcpListener {
+  private readonly opts: TcpListenerOptions;
+  private readonly server: Server;
+  private readonly open = new Set<Socket>();
+  private boundPortValue = 0;
+
+  constructor(opts: TcpListenerOptions) {
+    this.opts = opts;
+    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+  }
+
+  private accept(socket: Socket): void {
+    const route = this.opts.source.get().listeners.get(this.opts.port)?.tcpRoute ?? null;
+    if (route === null) {
+      socket.destroy();
+      return;
+    }
+    this.open.add(socket);
+    socket.once('close', () => this.open.delete(socket));
+    pipePassthrough(socket, route, this.opts.tcp ?? null);
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const server = this.server;
+      const onError = (err: Error): void => {
+        server.off('listening', onListening);
+        reject(err);
+      };
+      const onListening = (): void => {
+        server.off('error', onError);
+        const addr = server.address();
+        this.boundPortValue = typeof addr === 'object' && addr !== null ? addr.port : this.opts.bindPort;
+        resolve();
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen({ host: this.opts.bind, port: this.opts.bindPort, exclusive: false });
+    });
+  }
+
+  /** A byte stream has no way to ask the client to go elsewhere; connections finish on their own. */
+  startDraining(): void {}
+
+  get boundPort(): number {
+    return this.boundPortValue;
+  }
+
+  /** Stop accepting; open connections may finish for `graceMs`, then are cut. */
+  close(graceMs: number): Promise<void> {
+    const server = this.server;
+    return new Promise((resolve) => {
+      if (!server.listening) {
+        resolve();
+        return;
+      }
+      let timer: NodeJS.Timeout | null = null;
+      const force = (): void => {
+        for (const s of this.open) s.destroy();
+        this.open.clear();
+      };
+      server.close(() => {
+        if (timer !== null) clearTimeout(timer);
+        resolve();
+      });
+      if (graceMs <= 0) force();
+      else {
+        timer = setTimeout(force, graceMs);
+        timer.unref();
+      }
+    });
+  }
+}
