@@ -8,12 +8,17 @@ import { isPrivateBytes, renderPrivate } from '../model/private-bytes.ts';
 import type { Resource } from '../model/resource.ts';
 import { dumpSnapshot, routeRows } from '../snapshot/dump.ts';
 import type { Snapshot } from '../snapshot/types.ts';
+import { redactRedisUrl } from '../util/redis-url.ts';
 
 export interface AdminState {
   snapshot(): Snapshot | null;
   resources(): readonly Resource[];
   /** Per-cluster endpoint and pool state from upstream/ (with --workers: per worker). */
   clusters(): unknown;
+  /** Credentials served (control/reconcile.ts certificatesOf; with --workers: merged); no key material. */
+  certs(): unknown;
+  /** ACME targets (control/acme-runner.ts status()): issuer, credential, hosts, back-off; [] when ACME is off. */
+  acme(): unknown;
   version(): number;
   /** Metrics as JSON (Envoy's /stats?format=json shape). */
   stats(): Promise<unknown>;
@@ -30,7 +35,9 @@ export interface AdminServer {
 }
 
 /** JSON.stringify replacer that turns key material into fingerprints. */
-function redact(_key: string, value: unknown): unknown {
+function redact(key: string, value: unknown): unknown {
+  // MeshConfig redis.url may carry a password.
+  if (key === 'url' && typeof value === 'string' && value.startsWith('redis')) return redactRedisUrl(value);
   return isPrivateBytes(value) ? renderPrivate(value) : value;
 }
 
@@ -64,6 +71,10 @@ export async function startAdminServer(opts: { port: number; state: AdminState }
   app.get('/clusters', async (_req, reply) =>
     reply.type('application/json').send(renderJson(await state.clusters())),
   );
+  app.get('/certs', async (_req, reply) =>
+    reply.type('application/json').send(renderJson(await state.certs())),
+  );
+  app.get('/acme', async (_req, reply) => reply.type('application/json').send(renderJson(state.acme())));
   app.get('/stats', async (_req, reply) =>
     reply.type('application/json').send(renderJson(await state.stats())),
   );

@@ -7,6 +7,7 @@ import cluster from 'node:cluster';
 import type { Options } from './flags.ts';
 import { createServingGateway, isLogLevel, startPrimary, startServe, type Running } from './serve.ts';
 import { runWorker } from '../control/workers.ts';
+import { createAcmeRunner } from '../control/acme-runner.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import { identityOf } from './io.ts';
@@ -49,15 +50,18 @@ export async function serveUntilSignalled(opts: Options): Promise<number> {
       worker: Number(process.env['SLUICE_WORKER_SLOT'] ?? 0),
     });
     const metrics = createMetrics({ role: 'worker' });
+    // The primary orders certificates; a worker answers the challenges from the shared store.
+    const acme = createAcmeRunner({ role: 'answer', certsDir: opts.certsDir, logger });
     return runWorker({
       identity: identityOf(opts),
       logger,
       metrics,
-      createGateway: (countRequest) => createServingGateway(opts, logger, metrics, countRequest),
+      createGateway: (countRequest) => createServingGateway(opts, logger, metrics, countRequest, acme.hooks),
       setLogLevel: (level) => {
         if (isLogLevel(logger, level)) logger.level = level;
       },
-    });
+      onApplied: (resources) => acme.update(resources),
+    }).finally(() => acme.close());
   }
   const running = opts.workers > 1 ? await startPrimary(opts) : await startServe(opts);
   running.logger.info(

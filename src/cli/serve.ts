@@ -12,7 +12,8 @@ import type { Provider } from '../providers/provider.ts';
 import { loadResources } from '../config/index.ts';
 import { createReloadLoop, type ReloadLoop, type ReloadResult } from '../control/loop.ts';
 import { buildFromResources, type BuildResult } from '../control/build.ts';
-import { createGateway, type Gateway } from '../control/reconcile.ts';
+import { createGateway, type AcmeHooks, type Gateway } from '../control/reconcile.ts';
+import { createAcmeRunner, type AcmeRunner, type AcmeTuning } from '../control/acme-runner.ts';
 import { startWorkerPool, type WorkerPool } from '../control/workers.ts';
 import { startStatusServer, type StatusServer } from '../admin/status-server.ts';
 import { startAdminServer, type AdminServer, type AdminState } from '../admin/admin-server.ts';
@@ -28,6 +29,8 @@ import {
 } from '../observability/metrics.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { createObservability } from '../observability/request-observer.ts';
+import { registerTlsMetrics } from '../observability/tls-metrics.ts';
+import { mergeCertificateLists, type CertificateInfo } from '../observability/tls-stats.ts';
 import type { Registry } from 'prom-client';
 import type { RequestContext } from '../dataplane/request-context.ts';
 import type { PoolStatus } from '../upstream/pools.ts';
@@ -67,6 +70,8 @@ export interface ServeDeps {
   /** Reload loop timing (tests). */
   readonly quietMs?: number;
   readonly maxWaitMs?: number;
+  /** ACME manager timings (tests). */
+  readonly acme?: AcmeTuning;
 }
 
 function checkOptions(opts: Options): void {
@@ -89,10 +94,14 @@ interface ControlParts {
   readonly apply: (build: BuildResult, version: number) => Promise<void>;
   /** Called after each accepted apply. */
   readonly afterApply?: () => void;
+  /** Orders certificates for the accepted config (this process or the primary runs the orders). */
+  readonly acme: AcmeRunner;
   readonly ready: (version: number) => boolean;
   /** The registry to scrape: this process's, or the primary's and every worker's merged. */
   readonly scrape: () => Promise<Registry>;
-  readonly admin: Pick<AdminState, 'clusters' | 'setLogLevel'> & { workers(loop: ReloadLoop): unknown };
+  readonly admin: Pick<AdminState, 'clusters' | 'certs' | 'setLogLevel'> & {
+    workers(loop: ReloadLoop): unknown;
+  };
   /**
    * Drains the data plane: at once every response says `Connection: close`; listeners accept for
    * --drain-delay, then stop; in-flight work gets --drain-timeout.
@@ -122,6 +131,7 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
     apply: async (build, version) => {
       await parts.apply(build, version);
       parts.afterApply?.();
+      parts.acme.update(build.resources);
       resolveFirst();
     },
   });
@@ -131,7 +141,7 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
   const isReady = (): boolean => !draining && loop.stats.version > 0 && parts.ready(loop.stats.version);
   const started: { close(): Promise<void> }[] = [];
   const undo = async (err: unknown): Promise<never> => {
-    await Promise.allSettled(started.map((s) => s.close()));
+    await Promise.allSettled([parts.acme.close(), ...started.map((s) => s.close())]);
     await parts.closeDataPlane();
     throw err;
   };
@@ -155,6 +165,8 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
       stats: () => statsJson(parts.scrape()),
       logLevel: () => logger.level,
       clusters: parts.admin.clusters,
+      certs: parts.admin.certs,
+      acme: () => parts.acme.status(),
       setLogLevel: parts.admin.setLogLevel,
       workers: () => parts.admin.workers(loop),
     },
@@ -177,7 +189,7 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
     // First, and synchronously as far as it goes: a second signal exits right after this call.
     const dataPlane = parts.closeDataPlane();
     await provider.stop();
-    await Promise.allSettled([dataPlane, ...started.map((s) => s.close())]);
+    await Promise.allSettled([dataPlane, parts.acme.close(), ...started.map((s) => s.close())]);
   };
   const reload = async (): Promise<void> => {
     if (closed || draining) return;
@@ -200,6 +212,7 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
     );
     // A config change during the drain would only open listeners that are about to close.
     loop.stop();
+    void parts.acme.close();
     const dataPlane = parts.drainDataPlane();
     await provider.stop();
     await dataPlane;
@@ -232,6 +245,7 @@ export function createServingGateway(
   logger: Logger,
   metrics: Metrics,
   onRequestDone?: (ctx: RequestContext) => void,
+  acme?: AcmeHooks,
 ): Gateway {
   // Request metrics (istio_*) join this process's registry; the access log and tracing follow
   // each request's pinned snapshot (MeshConfig accessLogFile…, tracing.provider), so reloads apply.
@@ -253,8 +267,13 @@ export function createServingGateway(
     logger,
     onRequestDone: done,
     ...(obs.metrics !== null ? { tcp: obs.metrics } : {}),
+    ...(acme !== undefined ? { acme } : {}),
   });
   registerPoolGauges(metrics.registry, () => poolSamples(gateway));
+  registerTlsMetrics(metrics.registry, {
+    stats: () => gateway.tlsStats,
+    certificates: (nowMs) => gateway.certificates(nowMs),
+  });
   // Buffered access log lines and queued spans are flushed once the data plane has stopped.
   return {
     ...gateway,
@@ -281,22 +300,40 @@ function poolSamples(gateway: Gateway): PoolSample[] {
   }));
 }
 
+/**
+ * The ACME runner of the process that orders (single process, or the primary: one orderer per
+ * host), counting into this process's registry.
+ */
+function createOrderingAcme(opts: Options, deps: ServeDeps, logger: Logger, metrics: Metrics): AcmeRunner {
+  return createAcmeRunner({
+    role: 'order',
+    certsDir: opts.certsDir,
+    logger,
+    labels: opts.labels,
+    metrics: { orderResult: (issuer, _credential, result) => metrics.acmeOrders.inc({ issuer, result }) },
+    ...(deps.acme !== undefined ? { tuning: deps.acme } : {}),
+  });
+}
+
 /** One process: the gateway's listeners live here. */
 export async function startServe(opts: Options, deps: ServeDeps = {}): Promise<RunningGateway> {
   checkOptions(opts);
   const logger = deps.logger ?? createLogger({ level: opts.logLevel });
   const metrics = createMetrics({ role: 'single' });
-  const gateway = createServingGateway(opts, logger, metrics);
+  const acme = createOrderingAcme(opts, deps, logger, metrics);
+  const gateway = createServingGateway(opts, logger, metrics, undefined, acme.hooks);
   metrics.workers.set(1);
   const running = await startControl(opts, deps, {
     logger,
     metrics,
     apply: (build) => gateway.apply(build.snapshot),
     afterApply: () => metrics.listeners.set(gateway.boundPorts().size),
+    acme,
     ready: () => true,
     scrape: () => Promise.resolve(metrics.registry),
     admin: {
       clusters: () => gateway.clusterStatus(),
+      certs: () => gateway.certificates(),
       workers: (loop) => [
         {
           slot: 0,
@@ -348,6 +385,8 @@ export async function startPrimary(opts: Options, deps: ServeDeps = {}): Promise
     logger,
     metrics,
     apply: (build, version) => workers.apply(build.resources, version, build.snapshot.hash),
+    // The workers answer its challenges from the shared store (control/acme-runner.ts).
+    acme: createOrderingAcme(opts, deps, logger, metrics),
     ready: (version) => workers.allServing(version),
     scrape: async () =>
       aggregateRegistries(
@@ -357,6 +396,9 @@ export async function startPrimary(opts: Options, deps: ServeDeps = {}): Promise
     admin: {
       clusters: async () =>
         (await workers.query('clusters')).map((a) => ({ worker: a.slot, pid: a.pid, clusters: a.value })),
+      // Every worker serves the same snapshot version: one list, not one per worker.
+      certs: async () =>
+        mergeCertificateLists((await workers.query('certs')).map((a) => a.value as CertificateInfo[])),
       workers: () => workers.status(),
       setLogLevel: (level) => {
         if (!isLogLevel(logger, level)) return false;

@@ -14,6 +14,7 @@ import type { ServerTlsSettings, TlsProtocolVersion } from '../model/networking.
 import type { PrivateBytes } from '../model/private-bytes.ts';
 import type { Resource, ResourceSet } from '../model/resource.ts';
 import type { TlsCredential, TlsSettings, TlsVersionName } from '../snapshot/types.ts';
+import { checkCrls } from './crl.ts';
 import type { ServerEntry } from './gateways.ts';
 import { subjectOf } from './indexes.ts';
 
@@ -152,6 +153,8 @@ export function createTlsContext(
 
     const credentials: TlsCredential[] = [];
     let caPem: string | null = null;
+    /** The CRL, where it came from (for messages) and the field that named it. */
+    let crl: { pem: string; from: string; path: string } | null = null;
     const names = tls.credentialName
       ? [tls.credentialName]
       : tls.credentialNames && tls.credentialNames.length > 0
@@ -177,8 +180,20 @@ export function createTlsContext(
         const caName = tls.caCertCredentialName ?? first;
         for (const s of [secretOf(`${caName}-cacert`), secretOf(caName)]) {
           if (s === undefined) continue;
-          caPem = text(s.spec.data['cacert']) ?? text(s.spec.data['ca.crt']);
-          if (caPem !== null) break;
+          const generic = text(s.spec.data['cacert']);
+          caPem = generic ?? text(s.spec.data['ca.crt']);
+          if (caPem === null) continue;
+          // The CRL comes from the Secret that gives the CA: `crl` beside `cacert`, `ca.crl` beside
+          // `ca.crt` (istio/istio pilot/pkg/credentials/kube/secrets.go ExtractRoot, TLSSecretCrl).
+          const key = generic !== null ? 'crl' : 'ca.crl';
+          const pem = text(s.spec.data[key]);
+          if (pem !== null)
+            crl = {
+              pem,
+              from: `${describeSecret(s)} key ${key}`,
+              path: tls.credentialName ? 'credentialName' : 'credentialNames',
+            };
+          break;
         }
         if (caPem === null)
           return problem(
@@ -225,6 +240,11 @@ export function createTlsContext(
         if (caPath === undefined) return problem('caCertificates', `${mode} needs caCertificates`);
         caPem = fileOf(caPath);
         if (caPem === null) return problem('caCertificates', `CA file ${caPath} could not be read`);
+        if (tls.caCrl) {
+          const pem = fileOf(tls.caCrl);
+          if (pem === null) return problem('caCrl', `CRL file ${tls.caCrl} could not be read`);
+          crl = { pem, from: `CRL file ${tls.caCrl}`, path: 'caCrl' };
+        }
       }
     }
     if (credentials.length === 2 && credentials[0]!.keyType === credentials[1]!.keyType)
@@ -234,8 +254,20 @@ export function createTlsContext(
       );
     if (caPem !== null && !isValidCa(caPem))
       return problem('mode', 'the client CA bundle is not a PEM certificate');
+    if (crl !== null && caPem !== null) {
+      const found = checkCrls(crl.pem, caPem, nowMs);
+      if (found.error !== null) return problem(crl.path, `${crl.from}: ${found.error}`);
+      for (const w of found.warnings)
+        diagnostics.push({
+          level: 'warning',
+          code: 'SLUICE_TLS_CONFIG',
+          subject: subjectOf(entry.gateway),
+          path: `${base}.${crl.path}`,
+          message: `${crl.from}: ${w}`,
+        });
+    }
 
-    return settingsFrom(tls, mode, credentials, caPem);
+    return settingsFrom(tls, mode, credentials, caPem, crl?.pem ?? null);
   }
   return { resolve };
 }
@@ -245,6 +277,7 @@ function settingsFrom(
   mode: TlsSettings['mode'],
   credentials: TlsCredential[],
   caPem: string | null,
+  crlPem: string | null,
 ): TlsSettings {
   const minVersion = VERSIONS[tls.minProtocolVersion ?? 'TLS_AUTO'] ?? 'TLSv1.2';
   const maxVersion = VERSIONS[tls.maxProtocolVersion ?? 'TLS_AUTO'] ?? 'TLSv1.3';
@@ -257,6 +290,8 @@ function settingsFrom(
   h.update(ciphers ?? '')
     .update('\0')
     .update(caPem ?? '')
+    .update('\0')
+    .update(crlPem ?? '')
     .update('\0');
   for (const c of credentials) h.update(c.certPem).update('\0').update(c.keyPem).update('\0');
   h.update(JSON.stringify([subjectAltNames, spkiHashes, certHashes]));
@@ -264,6 +299,7 @@ function settingsFrom(
     mode,
     credentials,
     clientCaPem: caPem,
+    crlPem,
     minVersion,
     maxVersion,
     ciphers,

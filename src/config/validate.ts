@@ -373,11 +373,19 @@ function validateServerTls(tls: ServerTlsSettings | undefined, path: FieldPath, 
       T,
     );
   }
+  // Istio's rules (validateTLSOptions). With a credential the CRL is read from the Secret that gives
+  // the client CA: `ca.crl` beside `ca.crt`, or `crl` beside `cacert` (GW-15; compile/tls.ts).
   if (tls.caCrl) {
     if (tls.credentialName)
       f.error(
         [...path, 'caCrl'],
-        'caCrl is not supported with credentialName: put the CRL in the credential',
+        'caCrl is not supported with credentialName: put the CRL in the credential (Secret key ca.crl beside ca.crt, or crl beside cacert)',
+        T,
+      );
+    else if (tls.credentialNames?.length)
+      f.warn(
+        [...path, 'caCrl'],
+        'caCrl is ignored with credentialNames: the CRL is read from the credential (Secret key ca.crl beside ca.crt, or crl beside cacert)',
         T,
       );
     if (tls.mode === 'SIMPLE') f.error([...path, 'caCrl'], 'caCrl is not supported with SIMPLE TLS', T);

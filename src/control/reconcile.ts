@@ -47,8 +47,15 @@ export interface GatewayOptions {
 export interface AcmeHooks {
   /** Key authorisation for `/.well-known/acme-challenge/<token>`, or null to route normally. */
   httpToken(token: string): string | null;
+  /**
+   * Tokens another process ordered (a shared store: other replicas, or the --workers primary),
+   * asked only for challenge paths httpToken does not know; null routes normally.
+   */
+  lookupHttpToken?(token: string): Promise<string | null>;
   /** A context holding the acmeIdentifier certificate for `servername`, or null. */
   alpnContext(servername: string): SecureContext | null;
+  /** As lookupHttpToken, for `acme-tls/1` handshakes alpnContext has nothing for. */
+  loadAlpnContext?(servername: string): Promise<SecureContext | null>;
 }
 
 export interface Gateway {
@@ -130,6 +137,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const owner = {};
   const serverHeader = (): string => current.get().settings.serverHeader;
   const tlsStats = opts.tlsStats ?? createTlsStats();
+  const acme = opts.acme;
   const contexts = createContextCache(() => (tlsStats.contextsBuilt += 1));
   /** settings key → context, for the live snapshot (and the one being applied). */
   const live = new Map<string, SecureContext[]>();
@@ -143,10 +151,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
       const i = creds.findIndex((c) => c.keyType === want);
       return list[i < 0 ? 0 : i] ?? null;
     },
-    acmeAlpnContext: opts.acme ? (name) => opts.acme!.alpnContext(name) : null,
+    acmeAlpnContext: acme ? (name) => acme.alpnContext(name) ?? acme.loadAlpnContext?.(name) ?? null : null,
     onHandshake: (ok: boolean, reason: HandshakeFailure | null) => recordHandshake(tlsStats, ok, reason),
   };
-  const acmeHttpToken = opts.acme ? (token: string) => opts.acme!.httpToken(token) : null;
+  const acmeHttpToken = acme
+    ? (token: string) => acme.httpToken(token) ?? acme.lookupHttpToken?.(token) ?? null
+    : null;
 
   /**
    * Contexts for every TLS setting the snapshot uses, built before the swap (cached by content

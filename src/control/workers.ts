@@ -39,7 +39,7 @@ export type FromWorker =
   | { readonly type: 'sluice:apply-failed'; readonly version: number; readonly error: string }
   | { readonly type: 'sluice:answer'; readonly id: number; readonly value: unknown };
 
-export type WorkerQuery = 'metrics' | 'clusters' | 'stats';
+export type WorkerQuery = 'metrics' | 'clusters' | 'certs' | 'stats';
 
 /** What a worker says about itself (admin /workers). */
 export interface WorkerStats {
@@ -405,6 +405,8 @@ export function runWorker(opts: {
   /** The gateway as serve builds it; `countRequest` must be called once per finished request. */
   createGateway: (countRequest: () => void) => Gateway;
   setLogLevel: (level: string) => void;
+  /** After each applied set (the worker's ACME runner follows the MeshConfig's issuers and store). */
+  onApplied?: (resources: ResourceSet) => void;
 }): Promise<number> {
   const log = opts.logger;
   let requests = 0;
@@ -428,6 +430,7 @@ export function runWorker(opts: {
       await gateway.apply(build.snapshot);
       version = m.version;
       hash = build.snapshot.hash;
+      opts.onApplied?.(m.resources);
       reply({ type: 'sluice:applied', version, hash, boundPorts: [...gateway.boundPorts()] });
     } catch (err) {
       reply({
@@ -442,6 +445,7 @@ export function runWorker(opts: {
     let value: unknown;
     if (what === 'metrics') value = (await metrics.registry.getMetricsAsJSON()) satisfies MetricsJson;
     else if (what === 'clusters') value = gateway.clusterStatus();
+    else if (what === 'certs') value = gateway.certificates();
     else
       value = {
         pid: process.pid,

@@ -40,8 +40,11 @@ export interface ListenerContext {
   readonly onDone: ((ctx: RequestContext) => void) | null;
   /** Set when the gateway starts draining: every response from then on says `Connection: close`. */
   draining: boolean;
-  /** ACME HTTP-01 (plaintext listeners): key authorisation for a token, or null; absent = off. */
-  readonly acmeHttpToken?: ((token: string) => string | null) | null;
+  /**
+   * ACME HTTP-01 (plaintext listeners): key authorisation for a token, or null; absent = off. A
+   * promise when the answer must be read from a shared store (another process ordered).
+   */
+  readonly acmeHttpToken?: ((token: string) => string | Promise<string | null> | null) | null;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -62,11 +65,31 @@ export function handleRequest(lc: ListenerContext, req: IncomingMessage, res: Se
 const ACME_PREFIX = '/.well-known/acme-challenge/';
 
 /** ACME HTTP-01 (RFC 8555 §8.3): a known token is answered before routing; others route as usual. */
-function answerAcmeChallenge(ctx: RequestContext, lookup: (token: string) => string | null): boolean {
+function answerAcmeChallenge(
+  ctx: RequestContext,
+  lookup: NonNullable<ListenerContext['acmeHttpToken']>,
+): boolean {
   const token = ctx.rawUrl.slice(ACME_PREFIX.length);
   if (token === '' || token.includes('/') || token.includes('?')) return false;
   const keyAuth = lookup(token);
   if (keyAuth === null) return false;
+  if (typeof keyAuth === 'string') writeAcmeAnswer(ctx, keyAuth);
+  else
+    // From the shared store (a store error counts as unknown): only challenge paths wait for it.
+    keyAuth.then(
+      (found) => answerOrRoute(ctx, found),
+      () => answerOrRoute(ctx, null),
+    );
+  return true;
+}
+
+function answerOrRoute(ctx: RequestContext, keyAuth: string | null): void {
+  if (ctx.res.destroyed) return;
+  if (keyAuth === null) routeAndAct(ctx);
+  else writeAcmeAnswer(ctx, keyAuth);
+}
+
+function writeAcmeAnswer(ctx: RequestContext, keyAuth: string): void {
   ctx.status = 200;
   ctx.responseDetails = 'acme_challenge';
   ctx.finished = true;
@@ -77,7 +100,6 @@ function answerAcmeChallenge(ctx: RequestContext, lookup: (token: string) => str
     Buffer.from(keyAuth),
     false,
   );
-  return true;
 }
 
 /**

@@ -33,7 +33,12 @@ import { createAlpnCallback, createSniCallback, kHello, type TlsHooks } from './
 import { MAX_HELLO_BYTES, parseClientHello, type ClientHello } from '../tls/client-hello.ts';
 import { passthroughRouteFor, pipePassthrough } from './passthrough.ts';
 import type { TcpConnectionObserver } from '../observability/request-metrics.ts';
-import { checkClientCertificate, checkNegotiated, serverOfSocket } from './tls-checks.ts';
+import {
+  checkClientCertificate,
+  checkNegotiated,
+  failureOfClientError,
+  serverOfSocket,
+} from './tls-checks.ts';
 
 /** Envoy's max_request_headers_kb default is 60 KiB; the slack covers the request line. */
 export const MAX_HEADER_BYTES = 60 * 1024 + 1024;
@@ -61,7 +66,7 @@ export interface HttpListenerOptions {
   readonly tls?: TlsHooks | null;
   readonly http2?: Http2Limits;
   /** ACME HTTP-01: the key authorisation for a token, or null (plaintext listeners only). */
-  readonly acmeHttpToken?: ((token: string) => string | null) | null;
+  readonly acmeHttpToken?: ListenerContext['acmeHttpToken'];
   /** istio_tcp_* for passthrough and tcp-route connections; null = not counted. */
   readonly tcp?: TcpConnectionObserver | null;
 }
@@ -333,20 +338,10 @@ export class HttpListener {
       } else if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
       else for (const l of builtin) l.call(server, socket);
     });
-    server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
       // Failures the SNI callback already counted carry no OpenSSL code.
       if (err.code === undefined) return;
-      const code = err.code;
-      hooks.onHandshake(
-        false,
-        code.includes('VERSION') || code.includes('PROTOCOL')
-          ? 'protocol_version'
-          : code.includes('PEER_DID_NOT_RETURN_A_CERTIFICATE') || code.includes('CERTIFICATE_REQUIRED')
-            ? 'client_cert_required'
-            : code.includes('CERTIFICATE') || code.includes('CERT')
-              ? 'client_cert_invalid'
-              : 'other',
-      );
+      hooks.onHandshake(false, failureOfClientError(source, port, socket, err.code));
     });
   }
 

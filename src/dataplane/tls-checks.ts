@@ -54,10 +54,61 @@ export function checkClientCertificate(
   if (tls === null || tls.mode === 'SIMPLE') return null;
   const peer = socket.getPeerX509Certificate();
   if (peer === undefined) return tls.mode === 'MUTUAL' ? 'client_cert_required' : null;
-  if (!socket.authorized) return 'client_cert_invalid';
+  if (!socket.authorized) return failureOfVerifyError(socket.authorizationError);
   return matchesPins(peer, tls.subjectAltNames, tls.spkiHashes, tls.certHashes)
     ? null
     : 'client_cert_mismatch';
+}
+
+/** OpenSSL verify results about CRLs rather than the certificate (X509_V_ERR_*, as Node names them). */
+const CRL_ERRORS = new Set([
+  'UNABLE_TO_GET_CRL',
+  'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
+  'CRL_SIGNATURE_FAILURE',
+  'CRL_NOT_YET_VALID',
+  'CRL_HAS_EXPIRED',
+  'ERROR_IN_CRL_LAST_UPDATE_FIELD',
+  'ERROR_IN_CRL_NEXT_UPDATE_FIELD',
+  'UNABLE_TO_GET_CRL_ISSUER',
+  'KEYUSAGE_NO_CRL_SIGN',
+  'DIFFERENT_CRL_SCOPE',
+  'UNHANDLED_CRITICAL_CRL_EXTENSION',
+]);
+
+/**
+ * Why a client certificate failed verification (`TLSSocket.authorizationError`): revoked by the
+ * CA's CRL, a CRL that cannot vouch for it (expired, missing for a CA of the chain), or otherwise
+ * invalid (unknown CA, expired certificate…).
+ */
+export function failureOfVerifyError(code: string | Error | null | undefined): HandshakeFailure {
+  const c = typeof code === 'string' ? code : ((code as { code?: string } | null | undefined)?.code ?? '');
+  if (c === 'CERT_REVOKED') return 'client_cert_revoked';
+  return CRL_ERRORS.has(c) ? 'client_crl_unusable' : 'client_cert_invalid';
+}
+
+/** Why a handshake that never reached `secureConnection` failed (the server's `tlsClientError`). */
+export function failureOfClientError(
+  source: SnapshotSource,
+  port: number,
+  socket: TLSSocket,
+  code: string,
+): HandshakeFailure {
+  // MUTUAL: a client certificate that fails verification (revoked, unknown CA…) completes the
+  // handshake in OpenSSL and is cut by Node, leaving only the verify result on the socket.
+  const verifyError = (socket as { authorizationError?: unknown }).authorizationError;
+  if (verifyError) return failureOfVerifyError(verifyError as string);
+  // No SNI and no `*` server: the port's default context has no certificate (GW-14).
+  if (sniOf(socket) === '' && serverOfSocket(source, port, socket) === null) return 'no_sni';
+  return failureOfTlsError(code);
+}
+
+/** A handshake OpenSSL refused, by its error code (`ERR_SSL_…`). */
+export function failureOfTlsError(code: string): HandshakeFailure {
+  if (code.includes('VERSION') || code.includes('PROTOCOL')) return 'protocol_version';
+  if (code.includes('PEER_DID_NOT_RETURN_A_CERTIFICATE') || code.includes('CERTIFICATE_REQUIRED'))
+    return 'client_cert_required';
+  if (code.includes('CERTIFICATE') || code.includes('CERT')) return 'client_cert_invalid';
+  return 'other';
 }
 
 export function sansOf(cert: X509Certificate): string[] {

@@ -25,6 +25,10 @@ export type HandshakeFailure =
   | 'no_certificate'
   | 'client_cert_required'
   | 'client_cert_invalid'
+  /** The client CA's CRL lists the certificate (GW-16 caCrl, Secret `ca.crl`). */
+  | 'client_cert_revoked'
+  /** A CRL is configured but cannot vouch for the chain: expired, not yet valid, none from a CA. */
+  | 'client_crl_unusable'
   | 'client_cert_mismatch'
   | 'protocol_version'
   | 'other';
@@ -35,8 +39,11 @@ export interface TlsHooks {
    * With an RSA and an ECDSA credential, `ecdsa` (from the peeked ClientHello) picks between them.
    */
   contextFor(settings: TlsSettings, ecdsa: boolean): SecureContext | null;
-  /** ACME TLS-ALPN-01: a context for `acme-tls/1` handshakes, or null. */
-  acmeAlpnContext: ((servername: string) => SecureContext | null) | null;
+  /**
+   * ACME TLS-ALPN-01: a context for `acme-tls/1` handshakes, or null; a promise when it must be
+   * read from a shared store (another process ordered).
+   */
+  acmeAlpnContext: ((servername: string) => SecureContext | Promise<SecureContext | null> | null) | null;
   onHandshake(ok: boolean, reason: HandshakeFailure | null): void;
 }
 
@@ -109,12 +116,13 @@ export function createSniCallback(
     const socket: SniSocket = this; // eslint-disable-line @typescript-eslint/no-this-alias
     if (hooks.acmeAlpnContext !== null && (socket as { [kAcme]?: boolean })[kAcme] === true) {
       const acme = hooks.acmeAlpnContext(servername);
-      if (acme !== null) {
-        cb(null, acme);
-        return;
-      }
-      hooks.onHandshake(false, 'unknown_sni');
-      cb(new Error(`no ACME challenge for ${servername}`));
+      const refuse = (): void => {
+        hooks.onHandshake(false, 'unknown_sni');
+        cb(new Error(`no ACME challenge for ${servername}`));
+      };
+      if (acme instanceof Promise) acme.then((ctx) => (ctx !== null ? cb(null, ctx) : refuse()), refuse);
+      else if (acme !== null) cb(null, acme);
+      else refuse();
       return;
     }
     socket[kSni] = servername;

@@ -18,7 +18,7 @@ export interface MeshConfigSpec {
   readonly extensionProviders?: readonly Readonly<Record<string, unknown>>[];
   readonly defaultHttpRetryPolicy?: Readonly<Record<string, unknown>>;
   readonly rootNamespace?: string;
-  readonly redis?: Readonly<Record<string, unknown>>;
+  readonly redis?: RedisSettings;
   readonly acme?: AcmeSettings;
   readonly egressProxyPort?: number;
   /**
@@ -27,6 +27,21 @@ export interface MeshConfigSpec {
    * `tracing[].providers` + `randomSamplingPercentage`; default 1 %, as Istio's).
    */
   readonly tracing?: { readonly provider?: string; readonly randomSamplingPercentage?: number };
+}
+
+/**
+ * The Redis connection sluice shares between replicas: the ACME order lock and challenge answers
+ * (providers/acme-lock.ts), later rate-limit counters. Without it, ACME coordinates through
+ * files in --certs-dir.
+ */
+export interface RedisSettings {
+  /**
+   * `redis://[user:password@]host[:port][/db]`, or `rediss://…` for TLS (ioredis' URL forms);
+   * port 6379 and db 0 by default. The password never appears in logs or dumps.
+   */
+  readonly url: string;
+  /** Prepended to every key sluice writes; default `sluice:`. */
+  readonly keyPrefix?: string;
 }
 
 /** ACME issuers a Gateway names with the annotation `sluice.dev/acme-issuer: NAME` (providers/acme.ts). */

@@ -27,6 +27,8 @@ export interface Metrics {
   readonly workerRestarts: Counter;
   /** Per worker slot: the snapshot version it serves (every slot equal when in step). */
   readonly workerSnapshotVersion: Gauge<'worker'>;
+  /** ACME orders by issuer and result (issued, failed, locked); the process running the orders counts. */
+  readonly acmeOrders: Counter<'issuer' | 'result'>;
   /** A snapshot went live: version, applied-at timestamp and age follow it. */
   recordApplied(version: number, atMs: number): void;
 }
@@ -83,6 +85,12 @@ export function createMetrics(opts: { role?: MetricsRole; now?: () => number } =
       name: 'sluice_worker_snapshot_version',
       help: 'Snapshot version each worker serves, by worker slot (--workers > 1).',
       labelNames: ['worker'],
+      registers,
+    }),
+    acmeOrders: new Counter({
+      name: 'sluice_acme_orders_total',
+      help: 'ACME certificate orders by issuer and result: issued, failed (retried after a back-off), locked (another replica holds the order).',
+      labelNames: ['issuer', 'result'],
       registers,
     }),
     recordApplied(version, atMs) {

@@ -1,8 +1,8 @@
 /**
  * Certificates from disk as Secret resources, so compile stays pure (DESIGN §2):
- * - `--certs-dir/<name>/{tls.crt,tls.key,ca.crt}` → Secret `<gateway namespace>/<name>` (GW-15:
+ * - `--certs-dir/<name>/{tls.crt,tls.key,ca.crt,ca.crl}` → Secret `<gateway namespace>/<name>` (GW-15:
  *   used when no config document defines that Secret; documents win);
- * - Gateway `serverCertificate`/`privateKey`/`caCertificates` paths (GW-16) → Secrets in
+ * - Gateway `serverCertificate`/`privateKey`/`caCertificates`/`caCrl` paths (GW-16) → Secrets in
  *   FILE_SECRET_NAMESPACE named by the path.
  * `createConfigSources` joins the config file provider with both and watches the certificate
  * directory and the named files, so a rotated certificate is a new ResourceSet within ~100 ms
@@ -21,7 +21,7 @@ import type { Provider, ProviderUpdate } from './provider.ts';
 
 type SecretResource = Resource<'Secret', SecretSpec>;
 
-const CERT_FILES = ['tls.crt', 'tls.key', 'ca.crt'] as const;
+const CERT_FILES = ['tls.crt', 'tls.key', 'ca.crt', 'ca.crl'] as const;
 
 function b64(buf: Buffer): PrivateBytes {
   return privateBytes(buf.toString('base64'));
@@ -69,7 +69,8 @@ export function certificatePathsOf(set: ResourceSet): string[] {
     for (const server of (r.spec as GatewaySpec).servers) {
       const tls = server.tls;
       if (!tls) continue;
-      for (const p of [tls.serverCertificate, tls.privateKey, tls.caCertificates]) if (p) paths.add(p);
+      for (const p of [tls.serverCertificate, tls.privateKey, tls.caCertificates, tls.caCrl])
+        if (p) paths.add(p);
       for (const c of tls.tlsCertificates ?? [])
         for (const p of [c.serverCertificate, c.privateKey, c.caCertificates]) if (p) paths.add(p);
     }

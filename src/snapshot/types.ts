@@ -157,6 +157,11 @@ export interface TlsSettings {
   readonly credentials: readonly TlsCredential[];
   /** Client CA bundle (MUTUAL/OPTIONAL_MUTUAL), null for SIMPLE. */
   readonly clientCaPem: string | null;
+  /**
+   * Certificate revocation lists for the client CA (PEM, one or more `X509 CRL` blocks): Gateway
+   * `caCrl` file, or the CA Secret's `ca.crl`/`crl` (GW-15, GW-16); null = no revocation check.
+   */
+  readonly crlPem: string | null;
   readonly minVersion: TlsVersionName;
   readonly maxVersion: TlsVersionName;
   /** OpenSSL cipher list for TLS ≤1.2; null = Envoy's defaults. */

@@ -10,6 +10,8 @@ export interface ContextSettings {
   readonly mode: 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL';
   readonly credentials: readonly { readonly certPem: string; readonly keyPem: string }[];
   readonly clientCaPem: string | null;
+  /** PEM CRLs checked against client certificates; absent or null = none. */
+  readonly crlPem?: string | null;
   readonly minVersion: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
   readonly maxVersion: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
   readonly ciphers: string | null;
@@ -30,6 +32,9 @@ export function contextOptions(s: ContextSettings): SecureContextOptions {
     cert: s.credentials.map((c) => c.certPem),
     key: s.credentials.map((c) => c.keyPem),
     ...(s.clientCaPem !== null ? { ca: s.clientCaPem } : {}),
+    // Every CRL of the PEM is loaded (one per CA, as Envoy takes them); Node then sets
+    // CRL_CHECK|CRL_CHECK_ALL, Envoy's default too: every CA of a chain needs a current CRL.
+    ...(s.crlPem ? { crl: s.crlPem } : {}),
     minVersion: s.minVersion,
     maxVersion: s.maxVersion,
     ciphers,

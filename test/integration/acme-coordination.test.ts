@@ -4,12 +4,11 @@
  * Redis) and pick the result up from the files; failed orders are counted, back off
  * exponentially, and leave the existing certificate in place.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/observability/logger.ts';
 import {
@@ -36,7 +35,7 @@ import {
   type ChallengeResponders,
   type Pebble,
 } from '../support/pebble.ts';
-import { until } from '../support/until.ts';
+import { startRedisServer } from '../support/redis.ts';
 
 const tokens = createAcmeTokens();
 // The replica pebble's validation requests reach (a load balancer's pick).
@@ -87,41 +86,11 @@ function manager(over: Partial<AcmeManagerOptions> & Pick<AcmeManagerOptions, 'l
   return { m, results };
 }
 
-/** A real redis-server on a free loopback port; fails loudly when it is not installed. */
+/** A real redis-server for this test, stopped after it. */
 async function startRedis(): Promise<Redis> {
-  if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error !== undefined) {
-    throw new Error(
-      'redis-server is not installed; install it with: apt-get update && apt-get install -y redis-server',
-    );
-  }
-  const port = await freePort();
-  const child: ChildProcess = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' },
-  );
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('close', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  );
-  const redis = new Redis({
-    port,
-    host: '127.0.0.1',
-    lazyConnect: true,
-    maxRetriesPerRequest: 1,
-    retryStrategy: () => 50,
-  });
-  redis.on('error', () => undefined); // refused until the server is up; until() below waits for it
-  cleanups.push(() => redis.quit().catch(() => undefined));
-  await until(async () => (await redis.ping().catch(() => null)) === 'PONG', {
-    timeoutMs: 5000,
-    what: 'redis-server ping',
-  });
-  return redis;
+  const server = await startRedisServer();
+  cleanups.push(() => server.close());
+  return server.client;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { MeshConfigSpec } from '../../model/sluice.ts';
 import { str, uint32 } from './common.ts';
+import { redisUrlProblem } from '../../util/redis-url.ts';
 
 const record = z.record(z.string(), z.unknown());
 
@@ -24,7 +25,16 @@ export const MeshConfigSpecSchema: z.ZodType<MeshConfigSpec> = z.strictObject({
   extensionProviders: z.array(record).optional(),
   defaultHttpRetryPolicy: record.optional(),
   rootNamespace: str.optional(),
-  redis: record.optional(),
+  // Strict on purpose: a typo here would silently fall back to file coordination.
+  redis: z
+    .strictObject({
+      url: str.superRefine((url, ctx) => {
+        const problem = redisUrlProblem(url);
+        if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+      }),
+      keyPrefix: str.optional(),
+    })
+    .optional(),
   acme: z
     .strictObject({
       issuers: z

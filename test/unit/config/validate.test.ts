@@ -502,6 +502,13 @@ const ERRORS: [string, string, string][] = [
     'SLUICE_TLS_CONFIG spec.servers[0].tls.caCrl: caCrl is not supported with SIMPLE TLS',
   ],
   [
+    'GW-16 caCrl not with credentialName (the CRL goes in the Secret)',
+    gw(
+      '  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: ["a.example.com"]\n    tls: {mode: MUTUAL, credentialName: c, caCrl: /crl}\n',
+    ),
+    'SLUICE_TLS_CONFIG spec.servers[0].tls.caCrl: caCrl is not supported with credentialName: put the CRL in the credential (Secret key ca.crl beside ca.crt, or crl beside cacert)',
+  ],
+  [
     'VS-9 claim routing needs a gateway',
     vs(
       '  hosts: [a.example.com]\n  http:\n  - match: [{headers: {"@request.auth.claims.group": {exact: a}}}]\n    route: [{destination: {host: a}}]\n',
@@ -671,6 +678,24 @@ describe('validate: warnings and notes', () => {
       'SLUICE_TLS_CONFIG spec.servers[0].tls.mode: tls.mode is not set, so it is PASSTHROUGH (GW-6): the certificate is IGNORED and TLS is not terminated here; set mode: SIMPLE to terminate TLS',
     ]);
     expect(r.resources.resources).toHaveLength(1);
+  });
+
+  it('GW-16 caCrl with MUTUAL files is accepted; with credentialNames it is ignored, with a warning', () => {
+    const files = load(
+      gw(
+        '  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: ["a.example.com"]\n    tls: {mode: MUTUAL, serverCertificate: /c, privateKey: /k, caCertificates: /ca, caCrl: /crl}\n',
+      ),
+    );
+    expect(files.diagnostics).toEqual([]);
+    const named = load(
+      gw(
+        '  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: ["a.example.com"]\n    tls: {mode: MUTUAL, credentialNames: [a, b], caCrl: /crl}\n',
+      ),
+    );
+    expect(found(named.diagnostics, 'warning')).toEqual([
+      'SLUICE_TLS_CONFIG spec.servers[0].tls.caCrl: caCrl is ignored with credentialNames: the CRL is read from the credential (Secret key ca.crl beside ca.crt, or crl beside cacert)',
+    ]);
+    expect(named.resources.resources).toHaveLength(1);
   });
 
   it('GW-5 a TLS server without mode or certificate is plain SNI passthrough: no warning', () => {

@@ -87,4 +87,26 @@ describe('certs-dir provider (GW-15, GW-16)', () => {
     const files = update.resources.resources.filter((r) => r.namespace === FILE_SECRET_NAMESPACE);
     expect(files.map((f) => f.name)).toEqual([cert]);
   });
+
+  it('GW-15, GW-16 CRLs are read like CA certificates: <name>/ca.crl and the caCrl path', async () => {
+    const d = await tempDir();
+    await mkdir(path.join(d, 'shop'));
+    await writeFile(path.join(d, 'shop', 'ca.crt'), 'CA');
+    await writeFile(path.join(d, 'shop', 'ca.crl'), 'CRL');
+    const [shop] = await readCertsDir(d, 'istio-system');
+    expect(Object.keys(shop!.spec.data).sort()).toEqual(['ca.crl', 'ca.crt']);
+    const loaded = loadResources(
+      [
+        {
+          file: 'g.yaml',
+          text: GATEWAY('/c.pem', '/k.pem').replace(
+            'mode: SIMPLE,',
+            'mode: MUTUAL, caCertificates: /ca.pem, caCrl: /crl.pem,',
+          ),
+        },
+      ],
+      { defaultNamespace: 'default' },
+    );
+    expect(certificatePathsOf(loaded.resources)).toEqual(['/c.pem', '/ca.pem', '/crl.pem', '/k.pem']);
+  });
 });

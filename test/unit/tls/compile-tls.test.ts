@@ -12,6 +12,8 @@ import type { Resource } from '../../../src/model/resource.ts';
 import type { TlsServer } from '../../../src/snapshot/types.ts';
 import { TEST_IDENTITY } from '../../support/gateway.ts';
 import { rsaLeaf, testCa, tlsSecretYaml } from '../../support/certs.ts';
+import { makeCrl } from '../../support/crl.ts';
+import { makeCa } from '../../../src/tls/self-signed.ts';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
@@ -176,5 +178,142 @@ data: { cacert: ${b64(testCa().certPem)} }
     const k1 = build(y('a')).servers[0]!.tls!.key;
     expect(build(y('a')).servers[0]!.tls!.key).toBe(k1);
     expect(build(y('b')).servers[0]!.tls!.key).not.toBe(k1);
+  });
+});
+
+describe('compile/tls: client certificate revocation lists (GW-15, GW-16)', () => {
+  const CLIENT = rsaLeaf(['client.example.com'], { clientAuth: true, tag: 'crl-client' });
+  const CRL = makeCrl(testCa(), [CLIENT.certPem]);
+  const mutualFiles = (extra = ''): string =>
+    gateway(`    - port: { number: 8443, name: https-a, protocol: HTTPS }
+      hosts: [a.example.com]
+      tls: { mode: MUTUAL, serverCertificate: /c.pem, privateKey: /k.pem, caCertificates: /ca.pem${extra} }
+    - port: { number: 8443, name: https-b, protocol: HTTPS }
+      hosts: [b.example.com]
+      tls: { mode: SIMPLE, credentialName: b }`);
+  const files = (crl?: string): Resource[] => [
+    fileSecret('/c.pem', A.certPem),
+    fileSecret('/k.pem', A.keyPem),
+    fileSecret('/ca.pem', testCa().certPem),
+    ...(crl === undefined ? [] : [fileSecret('/crl.pem', crl)]),
+  ];
+
+  it('GW-16 caCrl file: the CRL joins the settings and their key (a new CRL is a new context)', () => {
+    const plain = build(tlsSecretYaml('b', B) + mutualFiles(), files());
+    const withCrl = build(tlsSecretYaml('b', B) + mutualFiles(', caCrl: /crl.pem'), files(CRL));
+    expect(withCrl.messages).toEqual([]);
+    expect(plain.servers[0]!.tls!.crlPem).toBeNull();
+    expect(withCrl.servers[0]!.tls!.crlPem).toBe(CRL);
+    expect(withCrl.servers[0]!.tls!.key).not.toBe(plain.servers[0]!.tls!.key);
+    const other = makeCrl(testCa(), []);
+    const rotated = build(tlsSecretYaml('b', B) + mutualFiles(', caCrl: /crl.pem'), files(other));
+    expect(rotated.servers[0]!.tls!.key).not.toBe(withCrl.servers[0]!.tls!.key);
+  });
+
+  it('GW-16 an unreadable or unparseable CRL fails that server only, naming the file', () => {
+    const missing = build(tlsSecretYaml('b', B) + mutualFiles(', caCrl: /crl.pem'), files());
+    expect(missing.servers[0]!.tls).toBeNull();
+    expect(missing.servers[1]!.tls).not.toBeNull();
+    expect(missing.messages).toContainEqual(
+      expect.stringMatching(/^error spec\.servers\[0\]\.tls\.caCrl: CRL file \/crl\.pem could not be read/),
+    );
+    for (const broken of [
+      'not a crl at all',
+      CRL.replace(/\n[A-Za-z0-9+/]{20}/, '\n'),
+      '-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----\n',
+    ]) {
+      const r = build(tlsSecretYaml('b', B) + mutualFiles(', caCrl: /crl.pem'), files(broken));
+      expect(r.servers[0]!.tls).toBeNull();
+      expect(r.servers[1]!.tls).not.toBeNull();
+      expect(r.messages.join('\n')).toMatch(/^error spec\.servers\[0\]\.tls\.caCrl: CRL file \/crl\.pem: /m);
+    }
+  });
+
+  it('GW-16 a CRL whose signature does not verify is refused; one from another CA or expired is a warning', () => {
+    // Flip a byte of the signature (the end of the DER).
+    const der = Buffer.from(CRL.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+    der[der.length - 5]! ^= 0xff;
+    const tampered = `-----BEGIN X509 CRL-----\n${der.toString('base64')}\n-----END X509 CRL-----\n`;
+    const bad = build(tlsSecretYaml('b', B) + mutualFiles(', caCrl: /crl.pem'), files(tampered));
+    expect(bad.servers[0]!.tls).toBeNull();
+    expect(bad.messages.join('\n')).toMatch(/its signature does not verify with that CA/);
+
+    const stranger = makeCrl(makeCa({ commonName: 'other CA' }), []);
+    const foreign = build(tlsSecretYaml('b', B) + mutualFiles(', caCrl: /crl.pem'), files(stranger));
+    expect(foreign.servers[0]!.tls!.crlPem).toBe(stranger);
+    expect(foreign.messages).toEqual([
+      expect.stringMatching(/^warning .*caCrl: .*no CRL from client CA .*sluice test CA.*refused/),
+      expect.stringMatching(
+        /^warning .*caCrl: CRL file \/crl\.pem: the CRL was not issued by any of the client CAs/,
+      ),
+    ]);
+
+    const stale = makeCrl(testCa(), [], {
+      lastUpdate: new Date(Date.now() - 20 * 86400_000),
+      nextUpdate: new Date(Date.now() - 86400_000),
+    });
+    const expired = build(tlsSecretYaml('b', B) + mutualFiles(', caCrl: /crl.pem'), files(stale));
+    expect(expired.servers[0]!.tls).not.toBeNull();
+    expect(expired.messages).toEqual([
+      expect.stringMatching(
+        /^warning .*caCrl: .*the CRL expired on .* every client certificate of .*is refused/,
+      ),
+    ]);
+  });
+
+  it('GW-15 credentialName: the CRL comes with the CA, ca.crl beside ca.crt or crl beside cacert', () => {
+    const tlsCa = build(
+      `apiVersion: v1
+kind: Secret
+metadata: { name: a, namespace: istio-system }
+data: { tls.crt: ${b64(A.certPem)}, tls.key: ${b64(A.keyPem)}, ca.crt: ${b64(testCa().certPem)}, ca.crl: ${b64(CRL)} }
+` +
+        gateway(`    - port: { number: 8443, name: https, protocol: HTTPS }
+      hosts: [a.example.com]
+      tls: { mode: OPTIONAL_MUTUAL, credentialName: a }`),
+    );
+    expect(tlsCa.servers[0]!.tls!.crlPem).toBe(CRL);
+    const generic = build(
+      tlsSecretYaml('a', A) +
+        `---
+apiVersion: v1
+kind: Secret
+metadata: { name: a-cacert, namespace: istio-system }
+data: { cacert: ${b64(testCa().certPem)}, crl: ${b64(CRL)}, ca.crl: ${b64('ignored')} }
+` +
+        gateway(`    - port: { number: 8443, name: https, protocol: HTTPS }
+      hosts: [a.example.com]
+      tls: { mode: MUTUAL, credentialName: a }`),
+    );
+    expect(generic.messages).toEqual([]);
+    expect(generic.servers[0]!.tls!.crlPem).toBe(CRL);
+    const broken = build(
+      tlsSecretYaml('a', A) +
+        `---
+apiVersion: v1
+kind: Secret
+metadata: { name: a-cacert, namespace: istio-system }
+data: { cacert: ${b64(testCa().certPem)}, crl: ${b64('garbage')} }
+` +
+        gateway(`    - port: { number: 8443, name: https, protocol: HTTPS }
+      hosts: [a.example.com]
+      tls: { mode: MUTUAL, credentialName: a }`),
+    );
+    expect(broken.servers[0]!.tls).toBeNull();
+    expect(broken.messages.join('\n')).toMatch(
+      /^error spec\.servers\[0\]\.tls\.credentialName: Secret istio-system\/a-cacert key crl: no -----BEGIN X509 CRL----- block/m,
+    );
+    // SIMPLE verifies no client certificate: a CRL in the Secret is not used.
+    const simple = build(
+      `apiVersion: v1
+kind: Secret
+metadata: { name: a, namespace: istio-system }
+data: { tls.crt: ${b64(A.certPem)}, tls.key: ${b64(A.keyPem)}, ca.crt: ${b64(testCa().certPem)}, ca.crl: ${b64('garbage')} }
+` +
+        gateway(`    - port: { number: 8443, name: https, protocol: HTTPS }
+      hosts: [a.example.com]
+      tls: { mode: SIMPLE, credentialName: a }`),
+    );
+    expect(simple.servers[0]!.tls!.crlPem).toBeNull();
   });
 });

@@ -1,0 +1,39 @@
+/**
+ * The Redis URL a MeshConfig declares (`redis.url`): checked by the config schema, redacted
+ * wherever it is shown (logs, /config_dump). Its password is a secret: neither function ever
+ * returns it.
+ */
+
+/**
+ * What is wrong with `url` as `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS),
+ * the forms ioredis accepts; null when it is fine. The message never echoes the URL itself.
+ */
+export function redisUrlProblem(url: string): string | null {
+  const shape = 'must be redis://[user:password@]host[:port][/db] or rediss://… (TLS)';
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `${shape}; it is not a URL`;
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
+    return `${shape}; got scheme ${JSON.stringify(parsed.protocol.slice(0, -1))}`;
+  if (parsed.hostname === '') return `${shape}; the host is missing`;
+  if (parsed.pathname !== '' && parsed.pathname !== '/' && !/^\/\d{1,5}$/.test(parsed.pathname))
+    return `${shape}; the path must be a database number such as /0`;
+  if (parsed.search !== '' || parsed.hash !== '')
+    return `${shape}; query strings and fragments are not supported`;
+  return null;
+}
+
+/** The URL with its password replaced by `***`, for logs and dumps; unparsable input is hidden whole. */
+export function redactRedisUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return '***';
+  }
+  if (parsed.password !== '') parsed.password = '***';
+  return parsed.href;
+}
