@@ -44,6 +44,9 @@ export interface RedisSettings {
   readonly keyPrefix?: string;
 }
 
+/** The Gateway annotation naming the ACME issuer that supplies its servers' credentials. */
+export const ACME_ISSUER_ANNOTATION = 'sluice.dev/acme-issuer';
+
 /** ACME issuers a Gateway names with the annotation `sluice.dev/acme-issuer: NAME` (providers/acme.ts). */
 export interface AcmeSettings {
   readonly issuers?: readonly AcmeIssuerSpec[];

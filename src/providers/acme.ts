@@ -29,7 +29,8 @@ import type { AcmeTokens } from '../tls/acme-tokens.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AcmeLock } from './acme-lock.ts';
 
-export const ACME_ISSUER_ANNOTATION = 'sluice.dev/acme-issuer';
+export { ACME_ISSUER_ANNOTATION } from '../model/sluice.ts';
+import { ACME_ISSUER_ANNOTATION } from '../model/sluice.ts';
 
 export type AcmeOrderResult = 'issued' | 'failed' | 'locked';
 

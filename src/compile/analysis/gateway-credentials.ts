@@ -3,6 +3,7 @@ import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { SecretSpec } from '../../model/kube.ts';
 import type { PrivateBytes } from '../../model/private-bytes.ts';
 import type { Resource } from '../../model/resource.ts';
+import { ACME_ISSUER_ANNOTATION } from '../../model/sluice.ts';
 import type { AnalysisContext } from './context.ts';
 import { finding, findResource, nameOf, refNotFound, selectorMatches } from './context.ts';
 
@@ -93,6 +94,21 @@ export function analyzeGatewayCredentials(ctx: AnalysisContext): Diagnostic[] {
       for (const { name, path } of names) {
         const ref = credentialRef(name, identity.namespace);
         const secret = findResource<'Secret', SecretSpec>(ctx, 'Secret', ref.namespace, ref.name);
+        const issuer = gw.annotations[ACME_ISSUER_ANNOTATION];
+        if (!secret && issuer !== undefined && ref.namespace === identity.namespace) {
+          // Expected before the first order: serve writes the certificate into --certs-dir.
+          out.push(
+            finding({
+              level: 'info',
+              code: 'SLUICE_REF_NOT_FOUND',
+              istioCode: 'IST0101',
+              resource: gw,
+              path,
+              message: `credentialName "${name}" has no Secret; ACME issuer "${issuer}" (${ACME_ISSUER_ANNOTATION}) orders it into the certificates directory ${ref.name}/ unless it is there already; until then this server's hosts refuse handshakes`,
+            }),
+          );
+          continue;
+        }
         if (!secret) {
           out.push(
             refNotFound({

@@ -73,6 +73,18 @@ describe('gateway credentials (IST0101 credentialName, IST0161; GW-15)', () => {
     expect(ds[1]!.related).toMatchObject({ kind: 'Secret', namespace: 'istio-system', name: 'elsewhere' });
   });
 
+  it('a Gateway annotated with an ACME issuer gets an info, not a warning, for its not-yet-issued credential', () => {
+    const annotated = {
+      ...tlsGateway('a', 'shop'),
+      annotations: { 'sluice.dev/acme-issuer': 'letsencrypt' },
+    };
+    const ds = run([annotated, tlsGateway('b', 'nope')], NOW);
+    const byGateway = Object.fromEntries(ds.map((d) => [d.subject.name, d]));
+    expect(byGateway['a']).toMatchObject({ level: 'info', code: 'SLUICE_REF_NOT_FOUND' });
+    expect(byGateway['a']!.message).toContain('ACME issuer "letsencrypt"');
+    expect(byGateway['b']).toMatchObject({ level: 'warning', code: 'SLUICE_REF_NOT_FOUND' });
+  });
+
   it('IST0161 errors for missing keys, garbage, expired certificates and mismatched keys, never echoing data', () => {
     const ds = run(
       [
