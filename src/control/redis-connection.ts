@@ -8,7 +8,8 @@
  * connection errors are logged (throttled) instead of being thrown. Callers treat a failed
  * command as a failed attempt (the ACME manager backs off). The URL is only ever logged redacted.
  */
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import type { RedisSettings } from '../model/sluice.ts';
 import type { Logger } from '../observability/logger.ts';
 import { redactRedisUrl } from '../util/redis-url.ts';
@@ -26,10 +27,16 @@ export interface RedisConnection {
 /** One error line per outage (and at most one a minute while it lasts), one line when it is back. */
 const ERROR_LOG_INTERVAL_MS = 60_000;
 
+/** ioredis adds about 27 MiB to the process: loaded on the first connection, not at start. */
+function loadRedis(): typeof Redis {
+  return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
+}
+
 export function connectRedis(settings: RedisSettings, logger: Logger): RedisConnection {
   const where = redactRedisUrl(settings.url);
   const log = logger.child({ component: 'redis', redis: where });
-  const client = new Redis(settings.url, {
+  const RedisClient = loadRedis();
+  const client = new RedisClient(settings.url, {
     lazyConnect: true,
     connectTimeout: 5000,
     commandTimeout: 5000,

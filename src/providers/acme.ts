@@ -21,7 +21,7 @@ import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import * as acme from 'acme-client';
+import type * as AcmeClient from 'acme-client';
 import type { Resource, ResourceSet } from '../model/resource.ts';
 import type { GatewaySpec } from '../model/networking.ts';
 import type { AcmeChallengeType, AcmeIssuerSpec, MeshConfigSpec } from '../model/sluice.ts';
@@ -323,7 +323,16 @@ function loadHttpAdapter(): AxiosAdapter {
     }
   };
 }
+/**
+ * acme-client (with axios under it) adds about 40 MiB to the process: it is loaded when the first
+ * manager is created, so gateways that declare no issuer never pay for it.
+ */
+function loadAcmeClient(): typeof AcmeClient {
+  return createRequire(import.meta.url)('acme-client') as typeof AcmeClient;
+}
+
 function installHttpOptions(
+  acme: typeof AcmeClient,
   agents: ReadonlyMap<string, Agent>,
   timeoutMs: number,
   retries: number,
@@ -362,6 +371,7 @@ async function readCaBundle(caBundle: string): Promise<string> {
 }
 
 export function createAcmeManager(opts: AcmeManagerOptions): AcmeManager {
+  const acme = loadAcmeClient();
   const cfg = { ...DEFAULTS, ...stripUndefined(opts) };
   const now = opts.now ?? Date.now;
   const random = opts.random ?? Math.random;
@@ -369,7 +379,7 @@ export function createAcmeManager(opts: AcmeManagerOptions): AcmeManager {
   const issuers = new Map(opts.issuers.map((i) => [i.name, i]));
   let issuerNames = new Set(issuers.keys());
   const states = new Map<string, TargetState>();
-  const clients = new Map<string, Promise<acme.Client>>();
+  const clients = new Map<string, Promise<AcmeClient.Client>>();
   const agents = new Map<string, Agent>();
   const warned = new Set<string>();
   let currentCerts: ReadonlyMap<string, string> = new Map();
@@ -377,7 +387,7 @@ export function createAcmeManager(opts: AcmeManagerOptions): AcmeManager {
   let running: Promise<void> | null = null;
   let rerun = false;
   let stopped = false;
-  const uninstall = installHttpOptions(agents, cfg.requestTimeoutMs, cfg.requestRetries);
+  const uninstall = installHttpOptions(acme, agents, cfg.requestTimeoutMs, cfg.requestRetries);
   acme.setLogger((message) => log.trace({ acme: message }, 'acme-client'));
 
   function stateKey(t: AcmeTarget): string {
@@ -411,7 +421,7 @@ export function createAcmeManager(opts: AcmeManagerOptions): AcmeManager {
     }
   }
 
-  function clientFor(issuer: AcmeIssuerSpec): Promise<acme.Client> {
+  function clientFor(issuer: AcmeIssuerSpec): Promise<AcmeClient.Client> {
     let client = clients.get(issuer.name);
     if (client === undefined) {
       client = (async () => {

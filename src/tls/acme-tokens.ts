@@ -18,7 +18,8 @@
  */
 import { createHash, generateKeyPair, randomBytes } from 'node:crypto';
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type forgeModule from 'node-forge';
 
 export const ACME_CHALLENGE_PATH_PREFIX = '/.well-known/acme-challenge/';
 export const ACME_TLS_ALPN_PROTOCOL = 'acme-tls/1';
@@ -171,7 +172,9 @@ export function makeAlpnChallengeCert(
   keyPem: string,
   now: Date = new Date(),
 ): string {
-  const privateKey = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
+  // node-forge is about 13 MiB resident: loaded for the first challenge, not with every listener.
+  const forge = createRequire(import.meta.url)('node-forge') as typeof forgeModule;
+  const privateKey = forge.pki.privateKeyFromPem(keyPem) as forgeModule.pki.rsa.PrivateKey;
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.setRsaPublicKey(privateKey.n, privateKey.e);
   const serial = randomBytes(16);

@@ -79,7 +79,7 @@ describe('gateway credentials (IST0101 credentialName, IST0161; GW-15)', () => {
       annotations: { 'sluice.dev/acme-issuer': 'letsencrypt' },
     };
     const ds = run([annotated, tlsGateway('b', 'nope')], NOW);
-    const byGateway = Object.fromEntries(ds.map((d) => [d.subject.name, d]));
+    const byGateway = Object.fromEntries(ds.map((d) => [d.subject?.name, d]));
     expect(byGateway['a']).toMatchObject({ level: 'info', code: 'SLUICE_REF_NOT_FOUND' });
     expect(byGateway['a']!.message).toContain('ACME issuer "letsencrypt"');
     expect(byGateway['b']).toMatchObject({ level: 'warning', code: 'SLUICE_REF_NOT_FOUND' });
