@@ -8,6 +8,7 @@ import type {
   DirectResponseAction,
   ForwardAction,
   HeaderOps,
+  HeaderValue,
   PathRewrite,
   RedirectAction,
   RetryOn,
@@ -17,6 +18,8 @@ import type {
 } from '../snapshot/types.ts';
 import { parseDuration } from '../util/duration.ts';
 import { compileRe2 } from '../util/re2.ts';
+import { parseCommandOperators } from '../util/command-operators.ts';
+import { HEADER_OPERATORS } from '../snapshot/header-operators.ts';
 import { resolveDestination, type ClusterContext } from './clusters.ts';
 import type { MatchBuildProblem } from './match.ts';
 
@@ -152,13 +155,59 @@ export function compileRetry(
 }
 
 /** VS-21 header operations, or null when there are none. Names lowercased. */
-export function compileHeaderOps(ops: HeaderOperations | undefined): HeaderOps | null {
+/**
+ * VS-21 header operations. Values go through Envoy's substitution rules: `%%` is a literal `%`,
+ * `%NAME%`/`%NAME(args)%` an operator from snapshot/header-operators.ts; anything else with a `%`
+ * is an error (Envoy refuses the route configuration), and that operation is left out.
+ */
+export function compileHeaderOps(
+  ops: HeaderOperations | undefined,
+  path: string,
+  problems: ActionProblem[],
+): HeaderOps | null {
   if (!ops) return null;
+  const values = (kind: 'set' | 'add'): (readonly [string, HeaderValue])[] => {
+    const out: (readonly [string, HeaderValue])[] = [];
+    for (const [k, v] of Object.entries(ops[kind] ?? {})) {
+      const value = compileHeaderValue(v, `${path}.${kind}.${k}`, problems);
+      if (value !== null) out.push([k.toLowerCase(), value]);
+    }
+    return out;
+  };
   const remove = (ops.remove ?? []).map((h) => h.toLowerCase());
-  const set = Object.entries(ops.set ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const);
-  const add = Object.entries(ops.add ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const);
+  const set = values('set');
+  const add = values('add');
   if (remove.length === 0 && set.length === 0 && add.length === 0) return null;
   return { remove, set, add };
+}
+
+function compileHeaderValue(text: string, path: string, problems: ActionProblem[]): HeaderValue | null {
+  if (!text.includes('%')) return text;
+  const parsed = parseCommandOperators(text);
+  if (!parsed.ok) {
+    problems.push({ path, message: parsed.error, level: 'error' });
+    return null;
+  }
+  for (const part of parsed.parts) {
+    if (typeof part === 'string') continue;
+    const takes = HEADER_OPERATORS.get(part.name);
+    const problem =
+      takes === undefined
+        ? `%${part.name}% is not a command operator sluice substitutes in header values (supported: ${[...HEADER_OPERATORS.keys()].join(', ')})`
+        : takes === 'required' && (part.args === null || part.args.trim() === '')
+          ? `%${part.name}(...)% needs an argument`
+          : takes === 'none' && part.args !== null
+            ? `%${part.name}% takes no argument here`
+            : null;
+    if (problem !== null) {
+      problems.push({ path, message: problem, level: 'error' });
+      return null;
+    }
+  }
+  const only = parsed.parts[0];
+  if (parsed.parts.length === 0) return '';
+  if (parsed.parts.length === 1 && typeof only === 'string') return only;
+  return { text, parts: parsed.parts };
 }
 
 const REDIRECT_CODES = new Set([301, 302, 303, 307, 308]);
@@ -261,8 +310,12 @@ export function compileAction(input: ActionInput, problems: ActionProblem[]): Ro
       cluster: resolved.cluster,
       // VS-20: a single destination takes all traffic whatever its weight.
       weight: single ? 1 : (d.weight ?? 0),
-      requestHeaders: compileHeaderOps(d.headers?.request),
-      responseHeaders: compileHeaderOps(d.headers?.response),
+      requestHeaders: compileHeaderOps(d.headers?.request, `${path}.route[${i}].headers.request`, problems),
+      responseHeaders: compileHeaderOps(
+        d.headers?.response,
+        `${path}.route[${i}].headers.response`,
+        problems,
+      ),
     };
   });
   let weighted = destinations;

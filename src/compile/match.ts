@@ -14,6 +14,8 @@ export interface MatchBuildProblem {
   readonly message: string;
   /** Defaults: SLUICE_REGEX_INVALID for regex paths, else SLUICE_CONFIG_INVALID. */
   readonly code?: 'SLUICE_CONFIG_UNSUPPORTED';
+  /** An error even when the route itself survives (the config is refused, as Envoy refuses it). */
+  readonly level?: 'error';
 }
 
 /** What one string test needs: a description and a test on a (possibly missing) value. */

@@ -132,13 +132,15 @@ function translateRoute(
           },
           problems,
         );
+  const requestHeaders = compileHeaderOps(rule.headers?.request, `${rulePath}.headers.request`, problems);
+  const responseHeaders = compileHeaderOps(rule.headers?.response, `${rulePath}.headers.response`, problems);
   const dropped = conditions === null || action === null;
   for (const p of problems) {
     const code = p.code ?? (/regex/i.test(p.path) ? 'SLUICE_REGEX_INVALID' : 'SLUICE_CONFIG_INVALID');
     report(
       ctx,
       vs,
-      dropped && code !== 'SLUICE_CONFIG_UNSUPPORTED' ? 'error' : 'warning',
+      p.level ?? (dropped && code !== 'SLUICE_CONFIG_UNSUPPORTED' ? 'error' : 'warning'),
       code,
       p.path,
       dropped && !p.message.includes('dropped') ? `${p.message}; the route is dropped` : p.message,
@@ -160,8 +162,8 @@ function translateRoute(
     },
     conditions,
     action,
-    requestHeaders: compileHeaderOps(rule.headers?.request),
-    responseHeaders: compileHeaderOps(rule.headers?.response),
+    requestHeaders,
+    responseHeaders,
   };
   if (isCatchAllMatch(match)) ctx.catchAll.add(route);
   return route;

@@ -318,7 +318,7 @@ function direct(ctx: RequestContext, action: DirectResponseAction): void {
   ctx.finished = true;
   const headers: string[] = ['server', ctx.snapshot.settings.serverHeader];
   const ops = ctx.route!.responseHeaders;
-  if (ops !== null) applyHeaderOps(headers, ops);
+  if (ops !== null) applyHeaderOps(headers, ops, ctx);
   const body = action.body;
   // VS-17: a non-empty body is text/plain unless the route's response headers set a type.
   writeReply(
@@ -351,7 +351,7 @@ function redirect(ctx: RequestContext, action: RedirectAction): void {
   ctx.finished = true;
   const headers: string[] = ['server', settings.serverHeader, 'location', location];
   const ops = ctx.route!.responseHeaders;
-  if (ops !== null) applyHeaderOps(headers, ops);
+  if (ops !== null) applyHeaderOps(headers, ops, ctx);
   writeReply(ctx.res, action.code, headers, EMPTY, false);
 }
 

@@ -32,7 +32,7 @@ export function sendLocalReply(
   }
   const headers: string[] = ['server', ctx.snapshot.settings.serverHeader];
   const route = ctx.route;
-  if (route !== null && route.responseHeaders !== null) applyHeaderOps(headers, route.responseHeaders);
+  if (route !== null && route.responseHeaders !== null) applyHeaderOps(headers, route.responseHeaders, ctx);
   writeReply(res, status, headers, body === null ? EMPTY : body, false);
 }
 

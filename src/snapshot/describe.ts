@@ -51,7 +51,7 @@ export function describeHeaderOps(ops: HeaderOps | null): Record<string, unknown
   if (ops === null) return null;
   return {
     remove: [...ops.remove],
-    set: Object.fromEntries(ops.set),
-    add: Object.fromEntries(ops.add),
+    set: Object.fromEntries(ops.set.map(([k, v]) => [k, typeof v === 'string' ? v : v.text])),
+    add: Object.fromEntries(ops.add.map(([k, v]) => [k, typeof v === 'string' ? v : v.text])),
   };
 }

@@ -7,6 +7,7 @@
  * per-request state: balancer counters, pools and DNS answers live in upstream/, keyed by
  * `Cluster.key` and endpoint keys, so they survive snapshot swaps.
  */
+import type { TemplatePart } from '../util/command-operators.ts';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { PathNormalization } from '../model/sluice.ts';
 
@@ -302,8 +303,22 @@ export interface DirectResponseAction {
 export interface HeaderOps {
   /** Applied in order: remove, then set (overwrite), then add (append) (VS-21). */
   readonly remove: readonly string[];
-  readonly set: readonly (readonly [name: string, value: string])[];
-  readonly add: readonly (readonly [name: string, value: string])[];
+  readonly set: readonly (readonly [name: string, value: HeaderValue])[];
+  readonly add: readonly (readonly [name: string, value: HeaderValue])[];
+}
+
+/** A header value as configured: plain text (`%%` already unescaped), or a template with `%VAR%`s. */
+export type HeaderValue = string | HeaderTemplate;
+
+/**
+ * VS-21 `%VAR%` substitution: the value's literal text and Envoy command operators, parsed once at
+ * compile time; only names in snapshot/header-operators.ts get here. The data plane renders it
+ * per request (upstream/header-template.ts); an empty result adds no header, as Envoy does.
+ */
+export interface HeaderTemplate {
+  /** As written in the VirtualService, for dumps. */
+  readonly text: string;
+  readonly parts: readonly TemplatePart[];
 }
 
 export interface RetryPolicy {

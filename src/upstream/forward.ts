@@ -32,6 +32,8 @@ export interface ForwardContext {
   readonly authority: string;
   readonly path: string;
   readonly query: string;
+  /** Epoch ms the request arrived (`%START_TIME%`). */
+  readonly startTimeMs: number;
   route: Route | null;
   /** WebSocket: the raw client socket and the bytes read past the request head. */
   readonly upgradeSocket: Duplex | null;
@@ -182,6 +184,7 @@ export function buildUpstreamHeaders(
       ctx.route.requestHeaders,
       dest.requestHeaders,
       action.destinations.length === 1,
+      ctx,
     );
     attemptCountIndex = out.lastIndexOf('x-envoy-attempt-count') + 1;
   }
@@ -453,6 +456,7 @@ class Attempt {
         route.responseHeaders,
         state.dest.responseHeaders,
         state.action.destinations.length === 1,
+        ctx,
       );
     }
     this.resume = resume;

@@ -3,20 +3,27 @@
  * undici (request) and ServerResponse.writeHead (response) take. Names in HeaderOps are lowercase.
  */
 import type { HeaderOps } from '../snapshot/types.ts';
+import type { ForwardContext } from './forward.ts';
+import { renderHeaderValue } from './header-template.ts';
 
-export function applyHeaderOps(headers: string[], ops: HeaderOps): void {
+/** `ctx` feeds `%VAR%` values; a value that renders empty sets (or adds) nothing. */
+export function applyHeaderOps(headers: string[], ops: HeaderOps, ctx: ForwardContext): void {
   const remove = ops.remove;
   for (let i = 0; i < remove.length; i++) removeHeader(headers, remove[i]!);
   const set = ops.set;
   for (let i = 0; i < set.length; i++) {
     const op = set[i]!;
     removeHeader(headers, op[0]);
-    headers.push(op[0], op[1]);
+    const v = op[1];
+    const value = typeof v === 'string' ? v : renderHeaderValue(v, ctx);
+    if (value !== '' || typeof v === 'string') headers.push(op[0], value);
   }
   const add = ops.add;
   for (let i = 0; i < add.length; i++) {
     const op = add[i]!;
-    headers.push(op[0], op[1]);
+    const v = op[1];
+    const value = typeof v === 'string' ? v : renderHeaderValue(v, ctx);
+    if (value !== '' || typeof v === 'string') headers.push(op[0], value);
   }
 }
 
@@ -51,12 +58,13 @@ export function applyRouteAndDestinationOps(
   routeOps: HeaderOps | null,
   destOps: HeaderOps | null,
   singleDestination: boolean,
+  ctx: ForwardContext,
 ): void {
   if (singleDestination) {
-    if (routeOps !== null) applyHeaderOps(headers, routeOps);
-    if (destOps !== null) applyHeaderOps(headers, destOps);
+    if (routeOps !== null) applyHeaderOps(headers, routeOps, ctx);
+    if (destOps !== null) applyHeaderOps(headers, destOps, ctx);
   } else {
-    if (destOps !== null) applyHeaderOps(headers, destOps);
-    if (routeOps !== null) applyHeaderOps(headers, routeOps);
+    if (destOps !== null) applyHeaderOps(headers, destOps, ctx);
+    if (routeOps !== null) applyHeaderOps(headers, routeOps, ctx);
   }
 }

@@ -78,6 +78,51 @@ spec:
     expect(JSON.parse(r.text) as EchoBody).toMatchObject({ name: 'dns', url: '/hello' });
   });
 
+  it('VS-21 %VAR% substitution in request and response header values; %% is a literal percent', async () => {
+    const up = await echo('vars');
+    const g = await gateway(
+      GATEWAY +
+        staticEntry('v', 'v.internal', [up.port]) +
+        `
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: vars, namespace: default }
+spec:
+  hosts: [vars.example.com]
+  gateways: [istio-system/gw]
+  http:
+    - name: with-vars
+      headers:
+        request:
+          set:
+            x-client-ip: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
+            x-user-copy: "user=%REQ(x-user)%"
+            x-missing: "%REQ(x-not-sent)%"
+            x-share: "100%%"
+            x-short: "%REQ(x-user):3%"
+        response:
+          set:
+            x-route: "%ROUTE_NAME%"
+            x-cluster: "%UPSTREAM_CLUSTER%"
+            x-proto: "%PROTOCOL%"
+      route: [{ destination: { host: v.internal } }]
+`,
+    );
+    const r = await get(g, '/', { host: 'vars.example.com', 'x-user': 'alice' });
+    expect(r.status, r.text).toBe(200);
+    const seen = (JSON.parse(r.text) as EchoBody).headers;
+    expect(seen['x-client-ip']).toBe('127.0.0.1');
+    expect(seen['x-user-copy']).toBe('user=alice');
+    expect(seen['x-share']).toBe('100%');
+    expect(seen['x-short']).toBe('ali');
+    // A value that renders empty adds no header (Envoy keeps no empty substituted value).
+    expect(seen['x-missing']).toBeUndefined();
+    expect(r.headers['x-route']).toBe('with-vars');
+    expect(r.headers['x-cluster']).toBe('outbound|80||v.internal');
+    expect(r.headers['x-proto']).toBe('HTTP/1.1');
+  });
+
   it('routes by VirtualService match to ServiceEntry endpoints', async () => {
     const a = await echo('a');
     const b = await echo('b');

@@ -129,6 +129,46 @@ describe('actions', () => {
     });
   });
 
+  it('VS-21 header values: %% unescaped at compile time, operators kept as a template', () => {
+    const r = route(
+      '  - headers: {request: {set: {x-a: "100%%", x-b: "ip=%DOWNSTREAM_REMOTE_ADDRESS%", x-c: "%REQ(x-user?x-id):8%"}}}\n    route: [{destination: {host: web}}]',
+    );
+    const set = r.requestHeaders?.set ?? [];
+    expect(set[0]).toEqual(['x-a', '100%']);
+    expect(set[1]).toEqual([
+      'x-b',
+      {
+        text: 'ip=%DOWNSTREAM_REMOTE_ADDRESS%',
+        parts: ['ip=', { name: 'DOWNSTREAM_REMOTE_ADDRESS', args: null, maxLength: null }],
+      },
+    ]);
+    expect(set[2]?.[1]).toMatchObject({ parts: [{ name: 'REQ', args: 'x-user?x-id', maxLength: 8 }] });
+  });
+
+  it.each([
+    ['a lone percent', '50%', 'starts no command operator'],
+    ['an unknown operator', '%DYNAMIC_METADATA(x)%', 'not a command operator sluice substitutes'],
+    ['REQ without a header', '%REQ()%', 'needs an argument'],
+    ['an argument where none is taken', '%HOSTNAME(x)%', 'takes no argument'],
+  ])(
+    'VS-21 %s in a header value is an error naming the field; the rest of the route stays',
+    (_n, value, want) => {
+      const c = compileYaml(
+        vsYaml(
+          `  - headers: {response: {set: {x-ok: fine, x-bad: "${value}"}}}\n    route: [{destination: {host: web}}]`,
+          {
+            extra: SVC,
+          },
+        ),
+      );
+      const d = c.diagnostics.find((x) => x.path === 'spec.http[0].headers.response.set.x-bad');
+      expect(d?.level, c.messages.join('\n')).toBe('error');
+      expect(d?.message).toContain(want);
+      const r = routeOf(c.snapshot, 8080, 'a.example.com', '/');
+      expect(r?.responseHeaders?.set).toEqual([['x-ok', 'fine']]);
+    },
+  );
+
   it('VS-22 timeout default none; 10s → 10000 ms; 0s = none', () => {
     expect(forward('  - route: [{destination: {host: web}}]').timeoutMs).toBeNull();
     expect(forward('  - timeout: 10s\n    route: [{destination: {host: web}}]').timeoutMs).toBe(10_000);

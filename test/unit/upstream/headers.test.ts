@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { buildResponseHeaders, rewritePath, trustedClientAddress } from '../../../src/upstream/forward.ts';
+import {
+  buildResponseHeaders,
+  rewritePath,
+  trustedClientAddress,
+  type ForwardContext,
+} from '../../../src/upstream/forward.ts';
 import { applyHeaderOps, applyRouteAndDestinationOps } from '../../../src/upstream/header-ops.ts';
 import { forwardTo, ops } from '../../support/snapshot-builder.ts';
 
@@ -60,19 +65,21 @@ describe('DP-1 trusted client address', () => {
 });
 
 describe('VS-21 header operations', () => {
+  // Plain values never read the request (only %VAR% templates do).
+  const noCtx = {} as ForwardContext;
   it('remove, then set (overwrite, case-insensitive), then add', () => {
     const h = ['X-A', '1', 'x-b', '2', 'X-C', '3'];
-    applyHeaderOps(h, ops({ remove: ['x-a'], set: [['x-b', 'new']], add: [['x-c', '4']] }));
+    applyHeaderOps(h, ops({ remove: ['x-a'], set: [['x-b', 'new']], add: [['x-c', '4']] }), noCtx);
     expect(h).toEqual(['X-C', '3', 'x-b', 'new', 'x-c', '4']);
   });
   it('single destination: destination set wins; weighted: route wins', () => {
     const route = ops({ set: [['x', 'route']] });
     const dest = ops({ set: [['x', 'dest']] });
     const one: string[] = [];
-    applyRouteAndDestinationOps(one, route, dest, true);
+    applyRouteAndDestinationOps(one, route, dest, true, noCtx);
     expect(one).toEqual(['x', 'dest']);
     const many: string[] = [];
-    applyRouteAndDestinationOps(many, route, dest, false);
+    applyRouteAndDestinationOps(many, route, dest, false, noCtx);
     expect(many).toEqual(['x', 'route']);
   });
 });
