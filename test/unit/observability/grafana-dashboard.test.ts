@@ -1,11 +1,13 @@
 /**
  * deploy/grafana/sluice-dashboard.json reads only metrics sluice exports: every istio_* and
- * sluice_* name in its queries is registered by request-metrics.ts or metrics.ts.
+ * sluice_* name in its queries is registered by request-metrics.ts, metrics.ts or tls-metrics.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { createMetrics } from '../../../src/observability/metrics.ts';
 import { createRequestMetrics } from '../../../src/observability/request-metrics.ts';
+import { registerTlsMetrics } from '../../../src/observability/tls-metrics.ts';
+import { createTlsStats } from '../../../src/observability/tls-stats.ts';
 
 const DASHBOARD = new URL('../../../deploy/grafana/sluice-dashboard.json', import.meta.url);
 
@@ -26,6 +28,7 @@ describe('Grafana dashboard', () => {
     expect(dash.uid).toBe('sluice-gateway');
     const metrics = createMetrics({ role: 'single' });
     createRequestMetrics({ registry: metrics.registry, workload: 'sluice', namespace: 'ns', labels: {} });
+    registerTlsMetrics(metrics.registry, { stats: createTlsStats, certificates: () => [] });
     const exported = new Set<string>();
     for (const m of await metrics.registry.getMetricsAsJSON()) {
       exported.add(m.name);
