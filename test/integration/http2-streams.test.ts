@@ -1,8 +1,7 @@
 /**
- * HTTP/2 requests through both request/response pairs (DP-9, src/dataplane/http2-compat.ts):
- * bodiless requests are served straight on the stream, requests with a body (and CONNECT,
- * Expect) through Node's compat pair. Each case pins what a client and the access log see, so
- * either pair answers the way HTTP/1.1 requests are answered.
+ * HTTP/2 requests end to end (DP-9, src/dataplane/http2-compat.ts): requests with and without a
+ * body, CONNECT and Expect. Each case pins what a client and the access log see, so HTTP/2
+ * requests are answered the way HTTP/1.1 requests are, whatever object serves the stream.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
