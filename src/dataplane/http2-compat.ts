@@ -2,7 +2,8 @@
  * HTTP/2 requests through the same handler as HTTP/1.1 (DP-9): the compat request hides
  * pseudo-headers from rawHeaders (forward copies rawHeaders upstream, which stays HTTP/1.1),
  * joins split cookies, and announces a body sent without content-length as chunked so forward
- * streams it. The compat response gains the `destroyed` ServerResponse has.
+ * streams it. The compat response gains the `destroyed` ServerResponse has, and is finished only
+ * when its stream was not reset.
  */
 import { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 
@@ -38,6 +39,23 @@ function rawHeadersForUpstream(this: Http2ServerRequest & { [kRaw]?: string[] })
 
 Object.defineProperty(SluiceHttp2Request.prototype, 'rawHeaders', {
   get: rawHeadersForUpstream,
+  configurable: true,
+});
+const baseWritableFinished = Object.getOwnPropertyDescriptor(
+  Http2ServerResponse.prototype,
+  'writableFinished',
+)!.get!;
+
+/**
+ * Node's compat response reports itself finished when its stream closes, even when the client
+ * reset the stream (RST_STREAM CANCEL) before the answer: then the upstream request would run on
+ * and keep its cluster slot, and the access log would miss DC. Only a stream that closed without
+ * an error code finished.
+ */
+Object.defineProperty(SluiceHttp2Response.prototype, 'writableFinished', {
+  get(this: Http2ServerResponse): boolean {
+    return (baseWritableFinished.call(this) as boolean) && (this.stream?.rstCode ?? 0) === 0;
+  },
   configurable: true,
 });
 Object.defineProperty(SluiceHttp2Response.prototype, 'destroyed', {

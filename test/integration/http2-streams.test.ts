@@ -4,7 +4,8 @@
  * requests are answered the way HTTP/1.1 requests are, whatever object serves the stream.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import { connect, constants, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import { createServer as createHttpServer } from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import { startGatewayFromYaml, startGatewayWithSnapshot, type TestGateway } from '../support/gateway.ts';
 import { startEcho, startRaw, type EchoBody, type Upstream } from '../support/upstreams.ts';
@@ -247,5 +248,46 @@ spec:
     expect((JSON.parse(r.body.toString()) as EchoBody).headers['x-forwarded-client-cert']).toBe(
       `Hash=${hash};Subject="CN=client-a";DNS=client.a`,
     );
+  });
+});
+
+describe('HTTP/2 client cancels (RST_STREAM CANCEL)', () => {
+  it('a stream the client resets before the answer is DC, its upstream request is cut, and the cluster slot is free again', async () => {
+    let aborted = 0;
+    const held = new Set<import('node:http').ServerResponse>();
+    const server = createHttpServer((req, res) => {
+      if (req.url === '/hold') {
+        held.add(res);
+        res.on('close', () => {
+          held.delete(res);
+          if (!res.writableFinished) aborted += 1;
+        });
+        return;
+      }
+      res.end('answered');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(
+      () =>
+        new Promise<void>((r) => {
+          server.closeAllConnections();
+          server.close(() => r());
+        }),
+    );
+    const up = { port: (server.address() as { port: number }).port } as Upstream;
+    // One request at a time: a slot the cancelled request kept would turn the next into 503 UO.
+    const { s, done } = await gateway([
+      route('all', [], forwardTo([[cluster('slow', up, { maxRequests: 1 }), 100]])),
+    ]);
+    const st = s.request({ ':authority': 'shop.example.com', ':path': '/hold' });
+    st.on('error', () => undefined);
+    await until(() => held.size === 1 || null, { what: 'the upstream holding the request' });
+    st.close(constants.NGHTTP2_CANCEL);
+    const [first] = await finished(done, 1);
+    expect(first!.responseFlags).toBe('DC');
+    await until(() => aborted === 1 || null, { what: 'the upstream request cut' });
+    const next = await h2(s, { ':path': '/answer' });
+    expect(next.headers[':status']).toBe(200);
+    expect(next.body.toString()).toBe('answered');
   });
 });
