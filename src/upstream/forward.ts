@@ -737,6 +737,10 @@ export function buildResponseHeaders(raw: Buffer[], serverHeader: string, servic
         }
         break;
       }
+      case 14:
+        // Connection-specific (RFC 9113 §8.2.2): an HTTP/2 client's stream refuses it outright.
+        if (name.toLowerCase() === 'http2-settings') continue;
+        break;
       case 30:
         if (name.toLowerCase() === 'x-envoy-upstream-service-time') continue;
         break;

@@ -291,3 +291,16 @@ describe('HTTP/2 client cancels (RST_STREAM CANCEL)', () => {
     expect(next.body.toString()).toBe('answered');
   });
 });
+
+describe('HTTP/2 and connection-specific upstream headers', () => {
+  it('an upstream HTTP2-Settings response header is dropped, so HTTP/2 clients still get the answer', async () => {
+    const up = await upstream(
+      startRaw('HTTP/1.1 200 OK\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nContent-Length: 2\r\n\r\nok'),
+    );
+    const { s } = await gateway([route('all', [], forwardTo([[cluster('raw', up), 100]]))]);
+    const a = await h2(s, { ':path': '/' });
+    expect(a.headers[':status']).toBe(200);
+    expect(a.body.toString()).toBe('ok');
+    expect(a.headers['http2-settings']).toBeUndefined();
+  });
+});
