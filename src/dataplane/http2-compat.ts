@@ -6,8 +6,50 @@
  * when its stream was not reset.
  */
 import { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 
-export class SluiceHttp2Request extends Http2ServerRequest {}
+/** The connection facts the access log and spans read once the request is done. */
+interface SocketFacts {
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
+  readonly servername: string | false | null | undefined;
+  readonly encrypted: boolean;
+}
+
+const baseSocket = Object.getOwnPropertyDescriptor(Http2ServerRequest.prototype, 'socket')!.get!;
+
+export class SluiceHttp2Request extends Http2ServerRequest {
+  /**
+   * Read while the stream is open: compat's socket is a proxy that reads the session's socket,
+   * and once the stream has closed (when the access log runs) every address reads as undefined.
+   */
+  readonly socketFacts: SocketFacts;
+
+  constructor(...args: ConstructorParameters<typeof Http2ServerRequest>) {
+    super(...args);
+    const sock = baseSocket.call(this) as TLSSocket;
+    this.socketFacts = {
+      remoteAddress: sock.remoteAddress,
+      remotePort: sock.remotePort,
+      localAddress: sock.localAddress,
+      localPort: sock.localPort,
+      servername: sock.servername,
+      encrypted: sock.encrypted === true,
+    };
+  }
+}
+
+Object.defineProperty(SluiceHttp2Request.prototype, 'socket', {
+  get(this: SluiceHttp2Request): unknown {
+    // While the session lives, the live socket (TLS peer certificate, etc.); after, the facts.
+    return this.stream.session !== undefined && !this.stream.closed
+      ? baseSocket.call(this)
+      : this.socketFacts;
+  },
+  configurable: true,
+});
 export class SluiceHttp2Response extends Http2ServerResponse {}
 
 const kRaw = Symbol('sluice.rawHeaders');

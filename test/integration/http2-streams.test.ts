@@ -13,6 +13,7 @@ import { forwardTo, ops, prefix, route, snapshotOf, staticCluster } from '../sup
 import { opensslLeaf, rsaLeaf, testCa, tlsSecretYaml } from '../support/certs.ts';
 import { until } from '../support/until.ts';
 import type { RequestContext } from '../../src/dataplane/request-context.ts';
+import { compileAccessLogFormat } from '../../src/observability/access-log.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -302,5 +303,19 @@ describe('HTTP/2 and connection-specific upstream headers', () => {
     expect(a.headers[':status']).toBe(200);
     expect(a.body.toString()).toBe('ok');
     expect(a.headers['http2-settings']).toBeUndefined();
+  });
+});
+
+describe('HTTP/2 access log addresses', () => {
+  it('DOWNSTREAM_* addresses are logged for HTTP/2 requests too (read after the stream closed)', async () => {
+    const up = await upstream(startEcho({ name: 'shop' }));
+    const { g, s, done } = await gateway([route('all', [], forwardTo([[cluster('shop', up), 100]]))]);
+    expect((await h2(s, { ':path': '/' })).headers[':status']).toBe(200);
+    const [ctx] = await finished(done, 1);
+    const line = compileAccessLogFormat({
+      encoding: 'TEXT',
+      format: '%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %DOWNSTREAM_LOCAL_ADDRESS% %PROTOCOL%\n',
+    }).render(ctx!);
+    expect(line).toBe(`127.0.0.1 127.0.0.1:${g.port()} HTTP/2\n`);
   });
 });
