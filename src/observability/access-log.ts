@@ -13,7 +13,7 @@ import type { TLSSocket } from 'node:tls';
 import { hostname } from 'node:os';
 import pino from 'pino';
 import type { AccessLogConfig, FinishedRequest } from './finished-request.ts';
-import { rawHeader, requestIdOf } from './request-facts.ts';
+import { rawHeader, requestIdOf, unmapped, withPort } from './request-facts.ts';
 
 /** Istio's EnvoyTextLogFormat (pilot/pkg/model/telemetry_logging.go). */
 export const ISTIO_TEXT_FORMAT =
@@ -75,17 +75,6 @@ export function redactQuery(query: string): string {
     if (eq >= 0 && SECRET_PARAM.test(name)) parts[i] = name + '=' + REDACTED;
   }
   return parts.join('&');
-}
-
-function unmapped(addr: string | undefined): string {
-  if (addr === undefined) return '';
-  return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
-}
-
-function withPort(addr: string, port: number | undefined): string | null {
-  if (addr === '') return null;
-  const host = addr.includes(':') ? '[' + addr + ']' : addr;
-  return port === undefined ? host : host + ':' + port;
 }
 
 /** The request path Envoy logs: normalised path + query as routed (the original on rewrite). */

@@ -20,3 +20,16 @@ export function requestIdOf(ctx: FinishedRequest): string | null {
   }
   return rawHeader(ctx.req.rawHeaders, 'x-request-id');
 }
+
+/** A socket address without the IPv4-mapped IPv6 prefix (`::ffff:10.0.0.1` → `10.0.0.1`). */
+export function unmapped(addr: string | undefined): string {
+  if (addr === undefined) return '';
+  return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+}
+
+/** `host:port` as Envoy prints an address (`[v6]:port`); null for no address. */
+export function withPort(addr: string, port: number | undefined): string | null {
+  if (addr === '') return null;
+  const host = addr.includes(':') ? '[' + addr + ']' : addr;
+  return port === undefined ? host : host + ':' + port;
+}

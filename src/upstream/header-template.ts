@@ -7,24 +7,13 @@ import type { TLSSocket } from 'node:tls';
 import { hostname } from 'node:os';
 import type { HeaderTemplate, HeaderValue } from '../snapshot/types.ts';
 import type { TemplatePart } from '../util/command-operators.ts';
-import { rawHeader } from '../observability/request-facts.ts';
+import { rawHeader, unmapped, withPort } from '../observability/request-facts.ts';
 import { peerAddress, trustedClientAddress, type ForwardContext } from './forward.ts';
 
 type Getter = (ctx: ForwardContext) => string | null;
 
 const HOSTNAME = hostname();
 const compiled = new WeakMap<HeaderTemplate, readonly (string | Getter)[]>();
-
-function unmapped(addr: string | undefined): string {
-  if (addr === undefined) return '';
-  return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
-}
-
-function withPort(addr: string, port: number | undefined): string | null {
-  if (addr === '') return null;
-  const host = addr.includes(':') ? '[' + addr + ']' : addr;
-  return port === undefined ? host : host + ':' + port;
-}
 
 function tlsOf(ctx: ForwardContext): TLSSocket | null {
   const s = ctx.req.socket as Partial<TLSSocket>;
