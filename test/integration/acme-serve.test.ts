@@ -22,7 +22,7 @@ import { createAcmeRunner, type AcmeTargetRow } from '../../src/control/acme-run
 import { createLogger } from '../../src/observability/logger.ts';
 import { parsePrometheus, sumOf } from '../support/observability.ts';
 import { makeConfigDir } from '../support/ops-config.ts';
-import { freePort, startPebble, type Pebble } from '../support/pebble.ts';
+import { freePort, freePorts, startPebble, type Pebble } from '../support/pebble.ts';
 import { startRedisServer } from '../support/redis.ts';
 import { get, startServeChild } from '../support/serve-child.ts';
 import { startEcho } from '../support/upstreams.ts';
@@ -100,7 +100,8 @@ async function setup(
   challenge: 'http-01' | 'tls-alpn-01',
   redis?: string,
 ): Promise<{ pebble: Pebble; ports: Ports; configDir: string; certsDir: string }> {
-  const ports = { httpPort: await freePort(), httpsPort: await freePort() };
+  const [httpPort, httpsPort] = (await freePorts(2)) as [number, number];
+  const ports = { httpPort, httpsPort };
   const pebble = await startPebble({ httpPort: ports.httpPort, tlsPort: ports.httpsPort });
   cleanups.push(() => pebble.close());
   const up = await startEcho({ name: 'up' });

@@ -76,15 +76,29 @@ export function requirePebble(): { pebble: string; challtestsrv: string } {
   return { pebble, challtestsrv };
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0]!;
+}
+
+/**
+ * `n` distinct free ports: every one is held open until all are found, since ports asked for one
+ * after another may come back equal once the first is released (pebble then fails to bind).
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers: ReturnType<typeof createServer>[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const s = createServer();
+      servers.push(s);
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', () => resolve());
+      });
+    }
+    return servers.map((s) => (s.address() as { port: number }).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
 }
 
 function httpsGet(url: string, caPem: string): Promise<{ status: number; body: string }> {
@@ -136,12 +150,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   const leaf = makeServerCert(ca, ['localhost', '127.0.0.1']);
   await writeFile(join(dir, 'cert.pem'), leaf.certPem);
   await writeFile(join(dir, 'key.pem'), leaf.keyPem);
-  const [acmePort, mgmtPort, dnsPort, chMgmtPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
+  const [acmePort, mgmtPort, dnsPort, chMgmtPort] = (await freePorts(4)) as [number, number, number, number];
   await writeFile(
     join(dir, 'pebble-config.json'),
     JSON.stringify({
