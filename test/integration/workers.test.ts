@@ -58,7 +58,12 @@ async function setup(): Promise<{ child: ServeChild; port: number; dir: ConfigDi
     '5',
   ]);
   cleanups.push(() => child.proc.stop('SIGKILL'));
-  await until(async () => (await child.readiness()) === 200, { timeoutMs: 20_000, what: 'ready' });
+  await until(async () => (await child.readiness()) === 200, { timeoutMs: 20_000, what: 'ready' }).catch(
+    (err: unknown) => {
+      // What the primary and the workers said is the only clue to why they did not get ready.
+      throw new Error(`${String(err)}\noutput:\n${child.proc.output().slice(-6000)}`, { cause: err });
+    },
+  );
   return { child, port, dir };
 }
 
