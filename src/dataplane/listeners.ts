@@ -39,6 +39,7 @@ import {
   failureOfClientError,
   serverOfSocket,
 } from './tls-checks.ts';
+import { listenOn } from './listen.ts';
 
 /** Envoy's max_request_headers_kb default is 60 KiB; the slack covers the request line. */
 export const MAX_HEADER_BYTES = 60 * 1024 + 1024;
@@ -390,23 +391,8 @@ export class HttpListener {
     else stream.once('close', count);
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const server = this.server;
-      const onError = (err: Error): void => {
-        server.off('listening', onListening);
-        reject(err);
-      };
-      const onListening = (): void => {
-        server.off('error', onError);
-        const addr = server.address();
-        this.boundPortValue = typeof addr === 'object' && addr !== null ? addr.port : this.opts.bindPort;
-        resolve();
-      };
-      server.once('error', onError);
-      server.once('listening', onListening);
-      server.listen({ host: this.opts.bind, port: this.opts.bindPort, exclusive: false });
-    });
+  async listen(): Promise<void> {
+    this.boundPortValue = await listenOn(this.server, this.opts.bind, this.opts.bindPort);
   }
 
   /** From now on every response says `Connection: close`; the listener keeps accepting. */

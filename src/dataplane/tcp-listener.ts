@@ -8,6 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { TcpConnectionObserver } from '../observability/request-metrics.ts';
 import type { SnapshotSource } from './handle-request.ts';
 import { pipePassthrough } from './passthrough.ts';
+import { listenOn } from './listen.ts';
 
 export interface TcpListenerOptions {
   /** Configured Gateway port: the snapshot's listener key. */
@@ -41,23 +42,8 @@ export class TcpListener {
     pipePassthrough(socket, route, this.opts.tcp ?? null);
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const server = this.server;
-      const onError = (err: Error): void => {
-        server.off('listening', onListening);
-        reject(err);
-      };
-      const onListening = (): void => {
-        server.off('error', onError);
-        const addr = server.address();
-        this.boundPortValue = typeof addr === 'object' && addr !== null ? addr.port : this.opts.bindPort;
-        resolve();
-      };
-      server.once('error', onError);
-      server.once('listening', onListening);
-      server.listen({ host: this.opts.bind, port: this.opts.bindPort, exclusive: false });
-    });
+  async listen(): Promise<void> {
+    this.boundPortValue = await listenOn(this.server, this.opts.bind, this.opts.bindPort);
   }
 
   /** A byte stream has no way to ask the client to go elsewhere; connections finish on their own. */

@@ -14,6 +14,8 @@ type Getter = (ctx: ForwardContext) => string | null;
 
 const HOSTNAME = hostname();
 const compiled = new WeakMap<HeaderTemplate, readonly (string | Getter)[]>();
+const UNSAFE_IN_VALUE = /[\r\n\0]/;
+const UNSAFE_IN_VALUE_ALL = /[\r\n\0]/g;
 
 function tlsOf(ctx: ForwardContext): TLSSocket | null {
   const s = ctx.req.socket as Partial<TLSSocket>;
@@ -156,5 +158,5 @@ export function renderHeaderValue(value: HeaderValue, ctx: ForwardContext): stri
     }
   }
   // Header values may not carry CR, LF or NUL, whatever a client put in the header copied here.
-  return /[\r\n\0]/.test(out) ? out.replace(/[\r\n\0]/g, '') : out;
+  return UNSAFE_IN_VALUE.test(out) ? out.replaceAll(UNSAFE_IN_VALUE_ALL, '') : out;
 }

@@ -24,6 +24,7 @@ import { TEST_IDENTITY } from '../support/gateway.ts';
 import { acmeGateway, startPebble } from '../support/pebble.ts';
 import { startEcho } from '../support/upstreams.ts';
 import { until } from '../support/until.ts';
+import { upstreamRouteYaml } from '../support/upstream-route.ts';
 
 const HOST = 'acme-gw.example.test';
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -48,22 +49,7 @@ spec:
       hosts: [${HOST}]
       tls: { mode: SIMPLE, credentialName: site }
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: up, namespace: default }
-spec:
-  hosts: [up.internal]
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${upstreamPort} } }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: site, namespace: default }
-spec:
-  hosts: ['*']
-  gateways: [istio-system/public]
-  http: [{ route: [{ destination: { host: up.internal } }] }]
+${upstreamRouteYaml(upstreamPort, `['*']`, { gateway: 'istio-system/public', name: 'site' })}
 `;
 }
 

@@ -27,6 +27,7 @@ import { startRedisServer } from '../support/redis.ts';
 import { get, startServeChild } from '../support/serve-child.ts';
 import { startEcho } from '../support/upstreams.ts';
 import { until } from '../support/until.ts';
+import { upstreamRouteYaml } from '../support/upstream-route.ts';
 
 const HOST = 'acme-serve.example.test';
 
@@ -76,22 +77,7 @@ spec:
       hosts: [${HOST}]
       tls: { mode: SIMPLE, credentialName: site }
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: up, namespace: default }
-spec:
-  hosts: [up.internal]
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${opts.upPort} } }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: site, namespace: default }
-spec:
-  hosts: ['*']
-  gateways: [istio-system/public]
-  http: [{ route: [{ destination: { host: up.internal } }] }]
+${upstreamRouteYaml(opts.upPort, `['*']`, { gateway: 'istio-system/public', name: 'site' })}
 `;
 }
 

@@ -14,6 +14,7 @@ import { opensslLeaf, rsaLeaf, testCa, tlsSecretYaml } from '../support/certs.ts
 import { until } from '../support/until.ts';
 import type { RequestContext } from '../../src/dataplane/request-context.ts';
 import { compileAccessLogFormat } from '../../src/observability/access-log.ts';
+import { upstreamRouteYaml } from '../support/upstream-route.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -218,22 +219,7 @@ spec:
       hosts: [${host}]
       tls: { mode: MUTUAL, credentialName: m-cert }
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: up, namespace: default }
-spec:
-  hosts: [up.internal]
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${up.port} } }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: vs, namespace: default }
-spec:
-  hosts: [${host}]
-  gateways: [istio-system/gw]
-  http: [{ route: [{ destination: { host: up.internal } }] }]
+${upstreamRouteYaml(up.port, `[${host}]`)}
 `);
     cleanups.push(() => g.close());
     const client = opensslLeaf({ key: 'ec', cn: 'client-a', sans: ['DNS:client.a'], client: true });

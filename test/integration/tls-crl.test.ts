@@ -17,6 +17,7 @@ import { startServeInProcess } from '../support/serve-in-process.ts';
 import { httpsGet } from '../support/tls-client.ts';
 import { startEcho } from '../support/upstreams.ts';
 import { until } from '../support/until.ts';
+import { upstreamRouteYaml } from '../support/upstream-route.ts';
 
 let cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -34,22 +35,7 @@ const as = (p: { certPem: string; keyPem: string }): { cert: string; key: string
 });
 
 function routesYaml(upstreamPort: number): string {
-  return `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: up, namespace: default }
-spec:
-  hosts: [up.internal]
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${upstreamPort} } }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: vs, namespace: default }
-spec:
-  hosts: [${HOST}]
-  gateways: [istio-system/gw]
-  http: [{ route: [{ destination: { host: up.internal } }] }]
+  return `${upstreamRouteYaml(upstreamPort, `[${HOST}]`)}
 `;
 }
 

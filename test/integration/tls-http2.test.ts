@@ -18,6 +18,7 @@ import { until } from '../support/until.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { upstreamRouteYaml } from '../support/upstream-route.ts';
 
 const run = promisify(execFile);
 const cleanups: (() => Promise<void>)[] = [];
@@ -49,22 +50,7 @@ spec:
   servers:
     ${server}
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: up, namespace: default }
-spec:
-  hosts: [up.internal]
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${up.port} } }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: vs, namespace: default }
-spec:
-  hosts: [h2.example.com]
-  gateways: [istio-system/gw]
-  http: [{ route: [{ destination: { host: up.internal } }] }]
+${upstreamRouteYaml(up.port, `[h2.example.com]`)}
 `);
   cleanups.push(() => g.close());
   return { g, up };

@@ -16,6 +16,7 @@ import { startServeInProcess } from '../support/serve-in-process.ts';
 import { handshake, httpsGet } from '../support/tls-client.ts';
 import { startEcho } from '../support/upstreams.ts';
 import { until } from '../support/until.ts';
+import { upstreamRouteYaml } from '../support/upstream-route.ts';
 
 let cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -48,22 +49,7 @@ spec:
       hosts: [b.example.com]
       tls: { mode: SIMPLE, credentialName: b-cert }
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: up, namespace: default }
-spec:
-  hosts: [up.internal]
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${up.port} } }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: vs, namespace: default }
-spec:
-  hosts: [a.example.com, b.example.com]
-  gateways: [istio-system/gw]
-  http: [{ route: [{ destination: { host: up.internal } }] }]
+${upstreamRouteYaml(up.port, `[a.example.com, b.example.com]`)}
 `,
   });
   cleanups.push(() => dir.remove());

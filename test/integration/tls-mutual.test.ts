@@ -13,6 +13,7 @@ import { startGatewayFromYaml, type TestGateway } from '../support/gateway.ts';
 import { startEcho, type EchoBody, type Upstream } from '../support/upstreams.ts';
 import { opensslLeaf, rsaLeaf, testCa, tlsSecretYaml } from '../support/certs.ts';
 import { makeCa, makeServerCert } from '../../src/tls/self-signed.ts';
+import { upstreamRouteYaml } from '../support/upstream-route.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -44,22 +45,7 @@ spec:
       hosts: [${HOST}]
       tls: ${tls}
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: up, namespace: default }
-spec:
-  hosts: [up.internal]
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${up.port} } }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: vs, namespace: default }
-spec:
-  hosts: [${HOST}]
-  gateways: [istio-system/gw]
-  http: [{ route: [{ destination: { host: up.internal } }] }]
+${upstreamRouteYaml(up.port, `[${HOST}]`)}
 `);
   cleanups.push(() => g.close());
   return { g, up, port: g.port(8443) };
@@ -203,22 +189,7 @@ spec:
   selector: { istio: ingressgateway }
   servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: up, namespace: default }
-spec:
-  hosts: [up.internal]
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${up.port} } }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: vs, namespace: default }
-spec:
-  hosts: ['*']
-  gateways: [istio-system/gw]
-  http: [{ route: [{ destination: { host: up.internal } }] }]
+${upstreamRouteYaml(up.port, `['*']`)}
 `);
     cleanups.push(() => g.close());
     const res = await fetch(g.url('/'), { headers: { 'x-forwarded-client-cert': 'Hash=forged' } });

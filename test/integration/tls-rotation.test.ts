@@ -21,6 +21,7 @@ import { startEcho } from '../support/upstreams.ts';
 import { rsaLeaf, testCa } from '../support/certs.ts';
 import { until } from '../support/until.ts';
 import type { PemPair } from '../../src/tls/self-signed.ts';
+import { upstreamRouteYaml } from '../support/upstream-route.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -39,22 +40,7 @@ spec:
       hosts: [rot.example.com]
       tls: ${tls}
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: up, namespace: default }
-spec:
-  hosts: [up.internal]
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${upstreamPort} } }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: rot, namespace: default }
-spec:
-  hosts: [rot.example.com]
-  gateways: [istio-system/gw]
-  http: [{ route: [{ destination: { host: up.internal } }] }]
+${upstreamRouteYaml(upstreamPort, `[rot.example.com]`, { name: 'rot' })}
 `;
 }
 
