@@ -10,6 +10,8 @@ import type { GatewayIdentity, MeshConfigSpec } from '../model/sluice.ts';
 import type {
   AccessLogSettings,
   GatewaySettings,
+  HttpFilter,
+  RouteTable,
   Listener,
   Snapshot,
   TlsRoute,
@@ -24,6 +26,7 @@ import { serverDnsNames } from './hosts.ts';
 import { buildIndexes } from './indexes.ts';
 import { buildRouteTable, createRouteContext } from './routes.ts';
 import { createTlsContext } from './tls.ts';
+import { filtersAt, planSecurity } from './filters.ts';
 import { buildTcpRoute, buildTlsRoutes } from './tls-routes.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- fixed contract name (brief)
@@ -172,19 +175,38 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
   const routes = createRouteContext(indexes, clusters, diagnostics);
   const listeners = new Map<number, Listener>();
   const tls = createTlsContext(set, identity.namespace, diagnostics);
+  const security = planSecurity(set, indexes, clusters, diagnostics);
 
   for (const plan of planPorts(indexes, diagnostics)) {
     const httpTable =
-      plan.protocol === 'HTTP' ? buildRouteTable(routes, `http.${plan.port}`, plan.plaintext) : null;
-    const tlsServers: TlsServer[] = plan.terminated.map((entry) => ({
-      server: entry.ref,
-      sniHosts: serverDnsNames(entry.server.hosts),
-      table: buildRouteTable(routes, httpsTableName(plan.port, entry.server.port.name, entry.gateway), [
-        entry,
-      ]),
-      credential: credentialOf(entry.server),
-      tls: tls.resolve(entry),
-    }));
+      plan.protocol === 'HTTP'
+        ? withFilters(
+            buildRouteTable(routes, `http.${plan.port}`, plan.plaintext),
+            filtersAt(
+              security,
+              { port: plan.port, clientCerts: false, where: `port ${plan.port}` },
+              diagnostics,
+            ),
+          )
+        : null;
+    const tlsServers: TlsServer[] = plan.terminated.map((entry) => {
+      const settings = tls.resolve(entry);
+      const site = {
+        port: plan.port,
+        clientCerts: settings?.mode === 'MUTUAL' || settings?.mode === 'OPTIONAL_MUTUAL',
+        where: `port ${plan.port} server ${entry.ref.gatewayNamespace}/${entry.ref.gatewayName} servers[${entry.ref.serverIndex}] (tls.mode ${settings?.mode ?? entry.server.tls?.mode ?? 'SIMPLE'})`,
+      };
+      return {
+        server: entry.ref,
+        sniHosts: serverDnsNames(entry.server.hosts),
+        table: withFilters(
+          buildRouteTable(routes, httpsTableName(plan.port, entry.server.port.name, entry.gateway), [entry]),
+          filtersAt(security, site, diagnostics),
+        ),
+        credential: credentialOf(entry.server),
+        tls: settings,
+      };
+    });
     // GW-5: TLS servers terminated into tcp routes present certificates like HTTPS ones.
     for (const entry of plan.servers) {
       const mode = entry.server.tls?.mode;
@@ -230,6 +252,11 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
     clusters: sortedClusters,
     settings: settingsOf(indexes.meshConfig),
   };
+}
+
+/** A table with its workload-level filters; the same object when there are none. */
+function withFilters(table: RouteTable, filters: readonly HttpFilter[] | undefined): RouteTable {
+  return filters === undefined ? table : { ...table, filters };
 }
 
 /** Pure and sync; never throws on user input (an unexpected fault becomes SLUICE_INTERNAL and an empty snapshot). */

@@ -20,6 +20,8 @@ export const CODES = {
   SLUICE_NO_ENDPOINTS: 'a destination host or subset has no known endpoints',
   SLUICE_ROUTE_UNREACHABLE: 'a route can never match because an earlier one always does',
   SLUICE_ROUTE_OVERLAP: 'a route overlaps an earlier one and may never match',
+  SLUICE_POLICY_UNENFORCEABLE:
+    'a security policy applies to this gateway but sluice cannot enforce it exactly, so the change is refused',
   SLUICE_TLS_CONFIG: 'a TLS setting is missing, contradictory or unusable',
   SLUICE_ANALYSIS: 'an istioctl-analyze style finding about the configuration',
   // process

@@ -6,6 +6,8 @@
 import { describeAction, describeConditions, describeDestination, describeHeaderOps } from './describe.ts';
 import type {
   Cluster,
+  CompiledPolicy,
+  HttpFilter,
   Listener,
   RetryPolicy,
   Route,
@@ -141,9 +143,62 @@ function dumpVhost(v: VirtualHost): unknown {
   return { name: v.name, routes: v.routes.map(dumpRoute) };
 }
 
+function dumpPolicies(list: readonly CompiledPolicy[]): string[] {
+  return list.map((p) => `${p.namespace}/${p.name} rules[${p.rules.map((r) => r.index).join(',')}]`);
+}
+
+/** Filters as data: policies by name and rule, JWT providers without keys (kids only). */
+function dumpFilter(f: HttpFilter): unknown {
+  switch (f.kind) {
+    case 'rbac':
+      return {
+        filter: 'rbac',
+        action: f.action,
+        policies: dumpPolicies(f.policies),
+        dryRun: dumpPolicies(f.shadow),
+      };
+    case 'ext-authz': {
+      const p = f.provider;
+      return {
+        filter: 'ext_authz',
+        provider: p.name,
+        protocol: p.protocol,
+        service: p.authority,
+        cluster: p.cluster.name,
+        timeoutMs: p.timeoutMs,
+        failOpen: p.failOpen,
+        statusOnError: p.statusOnError,
+        policies: dumpPolicies(f.policies),
+        dryRun: dumpPolicies(f.shadow),
+      };
+    }
+    case 'jwt-authn':
+      return {
+        filter: 'jwt_authn',
+        providers: f.providers.map((p) => ({
+          issuer: p.issuer,
+          audiences: p.audiences,
+          jwks:
+            p.jwks.kind === 'remote'
+              ? { uri: p.jwks.uri, timeoutMs: p.jwks.timeoutMs }
+              : { inline: p.jwks.keys.map((k) => (typeof k['kid'] === 'string' ? k['kid'] : '(no kid)')) },
+          headers: p.locations.headers.map((h) => `${h.name}: ${h.prefix}<token>`),
+          params: p.locations.params,
+          cookies: p.locations.cookies,
+          forwardOriginalToken: p.forwardOriginalToken,
+          outputPayloadToHeader: p.outputPayloadToHeader,
+          outputClaimToHeaders: p.outputClaimToHeaders,
+          requireToken: p.requireToken,
+          source: p.source,
+        })),
+      };
+  }
+}
+
 function dumpTable(t: RouteTable): unknown {
   return {
     name: t.name,
+    ...(t.filters !== undefined ? { filters: t.filters.map(dumpFilter) } : {}),
     exact: valuesByKey(t.exact).map(dumpVhost),
     wildcards: t.wildcards.map((w) => ({ suffix: w.suffix, vhost: dumpVhost(w.vhost) })),
     catchAll: t.catchAll === null ? null : dumpVhost(t.catchAll),

@@ -204,6 +204,8 @@ export interface RouteTable {
   /** `*.example.com` stored as suffix `.example.com`, longest suffix first. */
   readonly wildcards: readonly { readonly suffix: string; readonly vhost: VirtualHost }[];
   readonly catchAll: VirtualHost | null;
+  /** Workload-level filters (security policy selecting this gateway), in order; absent = none. */
+  readonly filters?: readonly HttpFilter[];
 }
 
 export interface VirtualHost {
@@ -384,4 +386,204 @@ export interface Cluster {
   readonly maxConnections: number;
   readonly maxPendingRequests: number;
   readonly maxRequests: number;
+}
+
+// ---------------------------------------------------------------- request pipeline
+
+/*
+ * The HTTP filters a route table (workload-level policy) runs, in Istio's order (istio/istio
+ * listener_builder.go, authz builder.go): ext_authz (CUSTOM) → jwt_authn → rbac AUDIT → rbac DENY
+ * → rbac ALLOW; route filters follow route lookup. Plain data plus precompiled predicates; the
+ * data plane runs them (dataplane/pipeline.ts), `sluice explain` runs the same decisions. A table
+ * with no filter has `filters` absent and pays nothing.
+ */
+
+// ---------------------------------------------------------------- what policy sees
+
+/** The authenticated JWT of a request (RequestAuthentication), once jwt_authn accepted it. */
+export interface RequestAuth {
+  /** `iss/sub` (AP-5). */
+  readonly principal: string;
+  readonly issuer: string;
+  readonly subject: string;
+  /** `aud` as a list (a string claim becomes one element). */
+  readonly audiences: readonly string[];
+  /** `azp`, '' when absent. */
+  readonly presenter: string;
+  /**
+   * The payload, with space-delimited claims (`scope`, `permission`, spaceDelimitedClaims) split
+   * into lists as Envoy normalises them for matching (RA-7).
+   */
+  readonly claims: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * What authorization and ext_authz read of a request, beyond what route matching reads
+ * (dataplane/request-context.ts implements it; `sluice explain` builds one from its flags).
+ */
+export interface PolicyRequest extends RequestView {
+  /** The direct peer's IP (`source.ip`, `ipBlocks`): IPv4-mapped IPv6 unwrapped. */
+  readonly peerIp: string;
+  /** The client IP after trusted-proxy handling (`remote.ip`, `remoteIpBlocks`; DP-1). */
+  readonly remoteIp: string;
+  /** The local address the connection arrived on (`destination.ip`). */
+  readonly localIp: string;
+  /** SNI of the TLS connection, '' for plaintext (`connection.sni`). */
+  readonly sni: string;
+  /**
+   * The verified client certificate's principal (URI SAN, e.g. `spiffe://cluster.local/ns/a/sa/b`,
+   * else DNS SAN, else subject), null without a verified certificate (AP-5).
+   */
+  readonly peerPrincipal: string | null;
+  /** Set by jwt_authn when a token was accepted, else null. */
+  auth: RequestAuth | null;
+}
+
+// ---------------------------------------------------------------- filters
+
+export type HttpFilter = ExtAuthzFilter | JwtAuthnFilter | RbacFilter;
+
+// ---------------------------------------------------------------- rbac
+
+/** One AuthorizationPolicy rule: matches when any `from`, any `to` and every `when` hold (AP-3). */
+export interface CompiledRule {
+  /** Index in `spec.rules`. */
+  readonly index: number;
+  readonly test: (req: PolicyRequest) => boolean;
+}
+
+export interface CompiledPolicy {
+  readonly namespace: string;
+  readonly name: string;
+  /** `spec.rules`; a policy matches when one rule does. Empty = never matches (DENY without rules). */
+  readonly rules: readonly CompiledRule[];
+}
+
+/** Which policy and rule decided, or `none` (ALLOW policies exist and none matched). */
+export interface PolicyMatch {
+  readonly policy: CompiledPolicy;
+  readonly rule: number;
+}
+
+/**
+ * One Envoy RBAC filter: the policies of one action (AP-2). AUDIT never denies; DENY denies on a
+ * match; ALLOW denies when nothing matches. `shadow` holds `istio.io/dry-run` policies: evaluated,
+ * logged and counted, never enforced (AP-8).
+ */
+export interface RbacFilter {
+  readonly kind: 'rbac';
+  readonly action: 'AUDIT' | 'DENY' | 'ALLOW';
+  readonly policies: readonly CompiledPolicy[];
+  readonly shadow: readonly CompiledPolicy[];
+}
+
+// ---------------------------------------------------------------- jwt_authn
+
+/** Where a token is looked for (RA-2). */
+export interface TokenLocations {
+  /** Header name (lowercase) and the exact prefix before the token ('' = none). */
+  readonly headers: readonly { readonly name: string; readonly prefix: string }[];
+  readonly params: readonly string[];
+  readonly cookies: readonly string[];
+}
+
+export type JwksSource =
+  /** `jwks` written in the RequestAuthentication: parsed at compile time. */
+  | { readonly kind: 'inline'; readonly keys: readonly Readonly<Record<string, unknown>>[] }
+  /**
+   * `jwksUri`: fetched by the data plane (dataplane/filters/jwks-store.ts), cached, refreshed;
+   * fail closed while it has never been fetched (RA-6).
+   */
+  | { readonly kind: 'remote'; readonly uri: string; readonly timeoutMs: number };
+
+/** One `jwtRules` entry (Envoy's JwtProvider). */
+export interface JwtProvider {
+  readonly issuer: string;
+  /** Any of them must be in `aud`; empty = not checked (RA-5). */
+  readonly audiences: readonly string[];
+  readonly jwks: JwksSource;
+  readonly locations: TokenLocations;
+  readonly forwardOriginalToken: boolean;
+  /** Header that gets the token's base64url payload; null = none. */
+  readonly outputPayloadToHeader: string | null;
+  readonly outputClaimToHeaders: readonly { readonly header: string; readonly claim: string }[];
+  /** Claims split on spaces for matching (`scope`, `permission` and the rule's own). */
+  readonly spaceDelimitedClaims: readonly string[];
+  /** `presence: REQUIRED`: a request without a token at this provider's locations is refused (401). */
+  readonly requireToken: boolean;
+  /** Where the rule was written: `RequestAuthentication ns/name jwtRules[i]`. */
+  readonly source: string;
+}
+
+/**
+ * jwt_authn as Istio configures it (RA-1..RA-3): providers sorted by issuer; a request passes
+ * when it carries no token at any provider's locations, or every token found verifies against
+ * the provider of its issuer. CORS preflights skip it (bypass_cors_preflight).
+ */
+export interface JwtAuthnFilter {
+  readonly kind: 'jwt-authn';
+  readonly providers: readonly JwtProvider[];
+  /** Request headers removed before verification so a client cannot forge them (outputs). */
+  readonly sanitizeHeaders: readonly string[];
+}
+
+// ---------------------------------------------------------------- ext_authz
+
+/** A `matchHeaders` entry of an ext_authz header list: exact, `prefix*` or `*suffix`, case-insensitive. */
+export interface HeaderNamePattern {
+  readonly kind: 'exact' | 'prefix' | 'suffix';
+  /** Lowercase. */
+  readonly value: string;
+}
+
+interface ExtAuthzCommon {
+  /** The extensionProviders entry name. */
+  readonly name: string;
+  /** `service` as written: the authority of check requests. */
+  readonly authority: string;
+  /** Where the authorization service is (its host and port resolved like a destination). */
+  readonly cluster: Cluster;
+  readonly timeoutMs: number;
+  readonly failOpen: boolean;
+  /** statusOnError, default 403. */
+  readonly statusOnError: number;
+  /** includeRequestBodyInCheck; null = the body is not sent. */
+  readonly body: {
+    readonly maxRequestBytes: number;
+    readonly allowPartialMessage: boolean;
+    readonly packAsBytes: boolean;
+  } | null;
+}
+
+/** Istio `envoyExtAuthzHttp`. */
+export interface ExtAuthzHttpProvider extends ExtAuthzCommon {
+  readonly protocol: 'http';
+  readonly pathPrefix: string;
+  /** Request headers sent to the authorizer besides Host, Method, Path, Content-Length and Authorization. */
+  readonly includeRequestHeaders: readonly HeaderNamePattern[];
+  readonly includeAdditionalHeaders: readonly (readonly [name: string, value: string])[];
+  /** Authorizer response headers copied onto the upstream request on allow; empty = none. */
+  readonly headersToUpstreamOnAllow: readonly HeaderNamePattern[];
+  /** Authorizer response headers added to the client's response on allow; empty = none. */
+  readonly headersToDownstreamOnAllow: readonly HeaderNamePattern[];
+  /** Authorizer response headers sent to the client on deny; null = all of them (Envoy's default). */
+  readonly headersToDownstreamOnDeny: readonly HeaderNamePattern[] | null;
+}
+
+/** Istio `envoyExtAuthzGrpc`: `envoy.service.auth.v3.Authorization/Check`. */
+export interface ExtAuthzGrpcProvider extends ExtAuthzCommon {
+  readonly protocol: 'grpc';
+}
+
+export type ExtAuthzProvider = ExtAuthzHttpProvider | ExtAuthzGrpcProvider;
+
+/**
+ * CUSTOM authorization (AP-1): the provider is called only for requests a CUSTOM policy's rules
+ * match (Istio's shadow RBAC in front of ext_authz); `shadow` (dry-run) matches are counted only.
+ */
+export interface ExtAuthzFilter {
+  readonly kind: 'ext-authz';
+  readonly provider: ExtAuthzProvider;
+  readonly policies: readonly CompiledPolicy[];
+  readonly shadow: readonly CompiledPolicy[];
 }

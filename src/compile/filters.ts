@@ -1,0 +1,119 @@
+/**
+ * The filter list of each route table, in Istio's one order (istio/istio listener_builder.go):
+ * ext_authz (CUSTOM) → jwt_authn → rbac AUDIT → rbac DENY → rbac ALLOW. The security policies
+ * selecting this gateway are planned once per compile and placed per table, since what a rule can
+ * see depends on the server (a client certificate only on MUTUAL servers). A gateway no policy
+ * selects gets no list at all.
+ */
+import type { Diagnostic } from '../errors/diagnostic.ts';
+import type { ResourceSet } from '../model/resource.ts';
+import type { AuthorizationPolicySpec, RequestAuthenticationSpec } from '../model/security.ts';
+import type {
+  CompiledPolicy,
+  ExtAuthzFilter,
+  ExtAuthzProvider,
+  HttpFilter,
+  JwtAuthnFilter,
+} from '../snapshot/types.ts';
+import { compileJwtAuthn, type RequestAuthenticationResource } from './authn.ts';
+import {
+  placePolicy,
+  planPolicies,
+  rbacFiltersAt,
+  type AuthorizationPolicyResource,
+  type AuthzSite,
+  type PolicyPlan,
+} from './authz.ts';
+import type { ClusterContext } from './clusters.ts';
+import { extAuthzProviders } from './ext-authz.ts';
+import { subjectOf, type Indexes } from './indexes.ts';
+import { selectPolicies } from './policy-selection.ts';
+
+export interface SecurityPlan {
+  readonly jwt: JwtAuthnFilter | null;
+  /** ALLOW, DENY and AUDIT policies. */
+  readonly plans: readonly PolicyPlan[];
+  readonly custom: { readonly provider: ExtAuthzProvider; readonly plans: readonly PolicyPlan[] } | null;
+  /** Errors already reported (a policy placed at several tables reports once). */
+  readonly reported: Set<string>;
+}
+
+/** Plans the policies selecting this gateway; null when none does (then no table gets filters). */
+export function planSecurity(
+  set: ResourceSet,
+  indexes: Indexes,
+  clusters: ClusterContext,
+  diagnostics: Diagnostic[],
+): SecurityPlan | null {
+  const identity = indexes.identity;
+  const ras = selectPolicies<RequestAuthenticationSpec>(set, 'RequestAuthentication', identity, diagnostics);
+  const aps = selectPolicies<AuthorizationPolicySpec>(set, 'AuthorizationPolicy', identity, diagnostics);
+  if (ras.length === 0 && aps.length === 0) return null;
+  const reported = new Set<string>();
+  const jwt = compileJwtAuthn(ras as RequestAuthenticationResource[], diagnostics);
+  const plans = planPolicies(aps as AuthorizationPolicyResource[], diagnostics, reported);
+  const custom = plans.filter((p) => p.action === 'CUSTOM');
+  let customPlan: SecurityPlan['custom'] = null;
+  if (custom.length > 0) {
+    const mesh = set.resources.find((r) => r.kind === 'MeshConfig');
+    const providers = extAuthzProviders(
+      indexes.meshConfig,
+      clusters,
+      identity.rootNamespace,
+      mesh === undefined ? undefined : subjectOf(mesh),
+    );
+    const names = [...new Set(custom.map((p) => p.resource.spec.provider?.name ?? ''))];
+    const refuse = (p: PolicyPlan, message: string): void => {
+      diagnostics.push({
+        level: 'error',
+        code: 'SLUICE_POLICY_UNENFORCEABLE',
+        subject: subjectOf(p.resource),
+        path: 'spec.provider.name',
+        message: `${message}; the policy cannot be enforced exactly, so the change is refused`,
+      });
+    };
+    if (names.length > 1) {
+      // Istio allows one CUSTOM provider per workload unless a feature flag says otherwise.
+      for (const p of custom)
+        refuse(
+          p,
+          `CUSTOM policies for this gateway name ${names.length} providers (${names.join(', ')}); one is supported`,
+        );
+    } else {
+      const name = names[0]!;
+      const r = providers.get(name);
+      if (r === undefined)
+        for (const p of custom)
+          refuse(
+            p,
+            `no extensionProviders entry named "${name}" with envoyExtAuthzHttp or envoyExtAuthzGrpc in MeshConfig (known: ${[...providers.keys()].join(', ') || 'none'})`,
+          );
+      else if (r.provider === null)
+        for (const p of custom)
+          refuse(p, `extension provider "${name}" is unusable: ${r.problems.join('; ')}`);
+      else customPlan = { provider: r.provider, plans: custom };
+    }
+  }
+  return { jwt, plans: plans.filter((p) => p.action !== 'CUSTOM'), custom: customPlan, reported };
+}
+
+/** The filters of the table at `site`, in the fixed order; undefined when none apply. */
+export function filtersAt(
+  plan: SecurityPlan | null,
+  site: AuthzSite,
+  diagnostics: Diagnostic[],
+): readonly HttpFilter[] | undefined {
+  if (plan === null) return undefined;
+  const out: HttpFilter[] = [];
+  if (plan.custom !== null) {
+    const policies: CompiledPolicy[] = [];
+    const shadow: CompiledPolicy[] = [];
+    for (const p of plan.custom.plans)
+      (p.dryRun ? shadow : policies).push(placePolicy(p, site, diagnostics, plan.reported));
+    const f: ExtAuthzFilter = { kind: 'ext-authz', provider: plan.custom.provider, policies, shadow };
+    out.push(f);
+  }
+  if (plan.jwt !== null) out.push(plan.jwt);
+  out.push(...rbacFiltersAt(plan.plans, site, diagnostics, plan.reported));
+  return out.length > 0 ? out : undefined;
+}

@@ -1,0 +1,66 @@
+/**
+ * The contract between the request pipeline and its filters: what a filter reads and may change
+ * on the request, how it answers locally, and what it reports (metrics, audit logs).
+ */
+import type { IncomingMessage } from 'node:http';
+import type { PolicyRequest } from '../../snapshot/types.ts';
+import type { JwksStore } from './jwks-store.ts';
+
+/** Upstream request header changes a filter asks for (applied once, by the forwarder). */
+export interface HeaderEdits {
+  /** Lowercase names removed from the client's headers. */
+  readonly remove: readonly string[];
+  /** Lowercase name, value: replaces any client header of that name. */
+  readonly set: readonly (readonly [string, string])[];
+}
+
+/** What filters read and write on a request (dataplane/request-context.ts implements it). */
+export interface FilterContext extends PolicyRequest {
+  readonly req: IncomingMessage;
+  /** x-request-id as forwarded (assigned before routing). */
+  readonly requestId: string;
+  /** Wall-clock ms the request arrived. */
+  readonly startTimeMs: number;
+  /** Set once a reply has started: a filter finishing late must not answer. */
+  readonly finished: boolean;
+  /** Route matching sees JWT claims once jwt_authn accepted a token (VS-9). */
+  claims: Readonly<Record<string, unknown>> | null;
+  /** Accumulated, in filter order; null when no filter changed a header. */
+  headerEdits: HeaderEdits[] | null;
+  /** Flat name/value list added to the response the client gets; null = none. */
+  responseHeadersToAdd: string[] | null;
+  /** Body bytes a filter read ahead (ext_authz with the body); the forwarder sends them first. */
+  bodyPrefix: Buffer | null;
+}
+
+/** A local answer a filter gives instead of letting the request go on. */
+export interface FilterReply {
+  readonly status: number;
+  readonly body: Buffer | null;
+  /** Extra response headers (flat), e.g. www-authenticate. */
+  readonly headers: readonly string[] | null;
+  /** Response flag for the access log ('-' = none). */
+  readonly flag: string;
+  readonly details: string;
+}
+
+export type PolicyOutcome =
+  'allow' | 'deny' | 'audit' | 'dry_run_allow' | 'dry_run_deny' | 'error' | 'error_allowed';
+
+/** Per decision: metrics and audit logs (observability wires it; no token or claim ever passed). */
+export interface PolicyObserver {
+  decision(
+    ctx: FilterContext,
+    filter: 'ext_authz' | 'jwt_authn' | 'rbac',
+    action: string,
+    policy: string,
+    outcome: PolicyOutcome,
+  ): void;
+}
+
+/** What the pipeline needs besides the snapshot: long-lived state of this process. */
+export interface FilterRuntime {
+  readonly jwks: JwksStore;
+  readonly observer: PolicyObserver | null;
+  readonly now: () => number;
+}

@@ -1,0 +1,255 @@
+/**
+ * The request pipeline: runs a compiled filter list (snapshot/policy.ts) in its order, then hands
+ * the request on. A filter continues, edits headers, or answers locally; ext_authz (and jwt_authn
+ * while a key set is fetched or a token is first verified) is asynchronous, and the pipeline
+ * resumes where it stopped. A list with nothing asynchronous to do runs without a promise or a
+ * closure; a table or route without filters never enters here.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { ExtAuthzFilter, HttpFilter, JwtAuthnFilter, RbacFilter } from '../snapshot/types.ts';
+import { decideRbac, firstMatch, policyId } from '../snapshot/policy.ts';
+import { callAuthorizer, decideExtAuthz } from './filters/ext-authz.ts';
+import type { CheckAnswer } from './filters/ext-authz-check.ts';
+import { runJwtAuthn, wwwAuthenticate, type JwtDecision } from './filters/jwt-authn.ts';
+import { JWT_STATUS } from './filters/jwt-verify.ts';
+import type { FilterContext, FilterReply, FilterRuntime, HeaderEdits } from './filters/filter.ts';
+
+export type Continue = (ctx: FilterContext) => void;
+export type Reply = (ctx: FilterContext, reply: FilterReply) => void;
+
+const RBAC_DENIED = Buffer.from('RBAC: access denied');
+const PAYLOAD_TOO_LARGE = Buffer.from('Payload Too Large');
+
+function addEdits(ctx: FilterContext, edits: HeaderEdits | null): void {
+  if (edits === null) return;
+  (ctx.headerEdits ??= []).push(edits);
+}
+
+/** Runs `filters` from `start`; calls `next` when all continued, `reply` when one answered. */
+export function runFilters(
+  ctx: FilterContext,
+  filters: readonly HttpFilter[],
+  rt: FilterRuntime,
+  next: Continue,
+  reply: Reply,
+  start = 0,
+): void {
+  for (let i = start; i < filters.length; i++) {
+    const f = filters[i]!;
+    let outcome: FilterReply | null | Promise<FilterReply | null>;
+    switch (f.kind) {
+      case 'rbac':
+        outcome = runRbac(ctx, f, rt);
+        break;
+      case 'jwt-authn':
+        outcome = runJwt(ctx, f, rt);
+        break;
+      case 'ext-authz':
+        outcome = runExtAuthz(ctx, f, rt);
+        break;
+    }
+    if (outcome === null) continue;
+    if (outcome instanceof Promise) {
+      outcome.then(
+        (r) => {
+          // The client went away or something already answered while the filter waited.
+          if (ctx.finished || ctx.req.destroyed) return;
+          if (r === null) runFilters(ctx, filters, rt, next, reply, i + 1);
+          else reply(ctx, r);
+        },
+        () => {
+          if (!ctx.finished && !ctx.req.destroyed) reply(ctx, INTERNAL_ERROR);
+        },
+      );
+      return;
+    }
+    reply(ctx, outcome);
+    return;
+  }
+  next(ctx);
+}
+
+const INTERNAL_ERROR: FilterReply = {
+  status: 500,
+  body: Buffer.from('Internal Server Error'),
+  headers: null,
+  flag: '-',
+  details: 'filter_failed',
+};
+
+// ---------------------------------------------------------------- rbac
+
+function runRbac(ctx: FilterContext, f: RbacFilter, rt: FilterRuntime): FilterReply | null {
+  const obs = rt.observer;
+  if (f.shadow.length > 0 && obs !== null) {
+    // istio.io/dry-run: the verdict the policies would give, logged and counted only.
+    const m = firstMatch(f.shadow, ctx);
+    const wouldDeny = f.action === 'DENY' ? m !== null : f.action === 'ALLOW' ? m === null : false;
+    obs.decision(ctx, 'rbac', f.action, policyId(m), wouldDeny ? 'dry_run_deny' : 'dry_run_allow');
+  }
+  if (f.policies.length === 0) return null;
+  const v = decideRbac(f, ctx);
+  switch (v.kind) {
+    case 'audit':
+      if (v.match !== null) obs?.decision(ctx, 'rbac', 'AUDIT', policyId(v.match), 'audit');
+      return null;
+    case 'allow':
+      if (f.action === 'ALLOW') obs?.decision(ctx, 'rbac', 'ALLOW', policyId(v.match), 'allow');
+      return null;
+    case 'deny':
+      obs?.decision(ctx, 'rbac', f.action, policyId(v.match), 'deny');
+      return {
+        status: 403,
+        body: RBAC_DENIED,
+        headers: null,
+        flag: '-',
+        details: `rbac_access_denied_matched_policy[${policyId(v.match)}]`,
+      };
+  }
+}
+
+// ---------------------------------------------------------------- jwt_authn
+
+function runJwt(
+  ctx: FilterContext,
+  f: JwtAuthnFilter,
+  rt: FilterRuntime,
+): FilterReply | null | Promise<FilterReply | null> {
+  const d = runJwtAuthn(ctx, f, rt.jwks, rt.now());
+  if (d instanceof Promise) return d.then((x) => applyJwt(ctx, x, rt));
+  return applyJwt(ctx, d, rt);
+}
+
+function applyJwt(ctx: FilterContext, d: JwtDecision, rt: FilterRuntime): FilterReply | null {
+  if (d.kind === 'allow') {
+    if (d.auth !== null) {
+      ctx.auth = d.auth;
+      ctx.claims = d.auth.claims;
+    }
+    addEdits(ctx, d.edits);
+    rt.observer?.decision(ctx, 'jwt_authn', '-', '-', 'allow');
+    return null;
+  }
+  rt.observer?.decision(ctx, 'jwt_authn', '-', d.status, 'deny');
+  const message = JWT_STATUS[d.status];
+  return {
+    // RA-3: a token for the wrong audience is 403, every other failure 401.
+    status: d.status === 'JwtAudienceNotAllowed' ? 403 : 401,
+    body: Buffer.from(message),
+    headers: ['www-authenticate', wwwAuthenticate(d.status, ctx.scheme, ctx.authority, ctx.path)],
+    flag: '-',
+    details: `jwt_authn_access_denied{${message.replaceAll(' ', '_')}}`,
+  };
+}
+
+// ---------------------------------------------------------------- ext_authz
+
+function runExtAuthz(
+  ctx: FilterContext,
+  f: ExtAuthzFilter,
+  rt: FilterRuntime,
+): FilterReply | null | Promise<FilterReply | null> {
+  const d = decideExtAuthz(f, ctx);
+  if (d.kind === 'skip') return null;
+  const policy = policyId(d.match);
+  if (d.dryRun) {
+    rt.observer?.decision(ctx, 'ext_authz', 'CUSTOM', policy, 'dry_run_allow');
+    return null;
+  }
+  const bodyCfg = f.provider.body;
+  const body = bodyCfg === null ? null : readBodyPrefix(ctx.req, bodyCfg.maxRequestBytes);
+  return (body ?? Promise.resolve(null)).then(async (b) => {
+    if (b !== null) {
+      ctx.bodyPrefix = b.buffer.length > 0 ? b.buffer : null;
+      // Envoy's ext_authz buffer: a larger body without allowPartialMessage is refused.
+      if (!b.complete && bodyCfg !== null && !bodyCfg.allowPartialMessage)
+        return {
+          status: 413,
+          body: PAYLOAD_TOO_LARGE,
+          headers: null,
+          flag: '-',
+          details: 'request_payload_too_large',
+        };
+    }
+    const sent = b === null ? null : b.buffer.subarray(0, bodyCfg!.maxRequestBytes);
+    const answer = await callAuthorizer(f, {
+      req: ctx,
+      requestId: ctx.requestId,
+      protocol: ctx.req.httpVersionMajor === 2 ? 'HTTP/2' : `HTTP/1.${ctx.req.httpVersionMinor}`,
+      body: sent,
+      bodyComplete: b?.complete ?? true,
+      startTimeMs: ctx.startTimeMs,
+    });
+    return applyExtAuthz(ctx, f, answer, policy, rt);
+  });
+}
+
+function applyExtAuthz(
+  ctx: FilterContext,
+  f: ExtAuthzFilter,
+  a: CheckAnswer,
+  policy: string,
+  rt: FilterRuntime,
+): FilterReply | null {
+  const obs = rt.observer;
+  switch (a.kind) {
+    case 'allow':
+      addEdits(ctx, a.edits);
+      if (a.responseHeaders !== null) (ctx.responseHeadersToAdd ??= []).push(...a.responseHeaders);
+      obs?.decision(ctx, 'ext_authz', 'CUSTOM', policy, 'allow');
+      return null;
+    case 'deny':
+      obs?.decision(ctx, 'ext_authz', 'CUSTOM', policy, 'deny');
+      return {
+        status: a.status,
+        body: a.body,
+        headers: a.headers,
+        flag: 'UAEX',
+        details: 'ext_authz_denied',
+      };
+    case 'error':
+      if (f.provider.failOpen) {
+        obs?.decision(ctx, 'ext_authz', 'CUSTOM', policy, 'error_allowed');
+        return null;
+      }
+      obs?.decision(ctx, 'ext_authz', 'CUSTOM', policy, 'error');
+      return {
+        status: f.provider.statusOnError,
+        body: null,
+        headers: null,
+        flag: 'UAEX',
+        details: 'ext_authz_error',
+      };
+  }
+}
+
+/** Reads up to `max` body bytes ahead (whole chunks kept for the upstream), then pauses the stream. */
+function readBodyPrefix(req: IncomingMessage, max: number): Promise<{ buffer: Buffer; complete: boolean }> {
+  if (
+    req.complete ||
+    (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined)
+  )
+    return Promise.resolve({ buffer: Buffer.alloc(0), complete: true });
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (complete: boolean): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onEnd);
+      req.off('close', onEnd);
+      req.pause();
+      resolve({ buffer: Buffer.concat(chunks), complete });
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > max) done(false);
+    };
+    const onEnd = (): void => done(true);
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onEnd);
+    req.once('close', onEnd);
+  });
+}
