@@ -6,7 +6,13 @@
  * closure; a table or route without filters never enters here.
  */
 import type { IncomingMessage } from 'node:http';
-import type { ExtAuthzFilter, HttpFilter, JwtAuthnFilter, RbacFilter } from '../snapshot/types.ts';
+import type {
+  ExtAuthzFilter,
+  HttpFilter,
+  JwtAuthnFilter,
+  PolicyMatch,
+  RbacFilter,
+} from '../snapshot/types.ts';
 import { decideRbac, firstMatch, policyId } from '../snapshot/policy.ts';
 import { callAuthorizer, decideExtAuthz } from './filters/ext-authz.ts';
 import type { CheckAnswer } from './filters/ext-authz-check.ts';
@@ -16,6 +22,15 @@ import type { FilterContext, FilterReply, FilterRuntime, HeaderEdits } from './f
 
 export type Continue = (ctx: FilterContext) => void;
 export type Reply = (ctx: FilterContext, reply: FilterReply) => void;
+
+/** `ns/name` of the matched policy, '-' when none: the metric label (rules go to the log). */
+function policyName(m: PolicyMatch | null): string {
+  return m === null ? '-' : `${m.policy.namespace}/${m.policy.name}`;
+}
+
+function ruleOf(m: PolicyMatch | null): number {
+  return m === null ? -1 : m.rule;
+}
 
 const RBAC_DENIED = Buffer.from('RBAC: access denied');
 const PAYLOAD_TOO_LARGE = Buffer.from('Payload Too Large');
@@ -85,19 +100,29 @@ function runRbac(ctx: FilterContext, f: RbacFilter, rt: FilterRuntime): FilterRe
     // istio.io/dry-run: the verdict the policies would give, logged and counted only.
     const m = firstMatch(f.shadow, ctx);
     const wouldDeny = f.action === 'DENY' ? m !== null : f.action === 'ALLOW' ? m === null : false;
-    obs.decision(ctx, 'rbac', f.action, policyId(m), wouldDeny ? 'dry_run_deny' : 'dry_run_allow');
+    obs.decision(
+      ctx.requestId,
+      'rbac',
+      f.action,
+      policyName(m),
+      ruleOf(m),
+      wouldDeny ? 'dry_run_deny' : 'dry_run_allow',
+      '',
+    );
   }
   if (f.policies.length === 0) return null;
   const v = decideRbac(f, ctx);
   switch (v.kind) {
     case 'audit':
-      if (v.match !== null) obs?.decision(ctx, 'rbac', 'AUDIT', policyId(v.match), 'audit');
+      if (v.match !== null)
+        obs?.decision(ctx.requestId, 'rbac', 'AUDIT', policyName(v.match), ruleOf(v.match), 'audit', '');
       return null;
     case 'allow':
-      if (f.action === 'ALLOW') obs?.decision(ctx, 'rbac', 'ALLOW', policyId(v.match), 'allow');
+      if (f.action === 'ALLOW')
+        obs?.decision(ctx.requestId, 'rbac', 'ALLOW', policyName(v.match), ruleOf(v.match), 'allow', '');
       return null;
     case 'deny':
-      obs?.decision(ctx, 'rbac', f.action, policyId(v.match), 'deny');
+      obs?.decision(ctx.requestId, 'rbac', f.action, policyName(v.match), ruleOf(v.match), 'deny', '');
       return {
         status: 403,
         body: RBAC_DENIED,
@@ -127,10 +152,10 @@ function applyJwt(ctx: FilterContext, d: JwtDecision, rt: FilterRuntime): Filter
       ctx.claims = d.auth.claims;
     }
     addEdits(ctx, d.edits);
-    rt.observer?.decision(ctx, 'jwt_authn', '-', '-', 'allow');
+    rt.observer?.decision(ctx.requestId, 'jwt_authn', '-', d.auth?.issuer ?? '-', -1, 'allow', '');
     return null;
   }
-  rt.observer?.decision(ctx, 'jwt_authn', '-', d.status, 'deny');
+  rt.observer?.decision(ctx.requestId, 'jwt_authn', '-', '-', -1, 'deny', d.status);
   const message = JWT_STATUS[d.status];
   return {
     // RA-3: a token for the wrong audience is 403, every other failure 401.
@@ -151,9 +176,17 @@ function runExtAuthz(
 ): FilterReply | null | Promise<FilterReply | null> {
   const d = decideExtAuthz(f, ctx);
   if (d.kind === 'skip') return null;
-  const policy = policyId(d.match);
+  const policy = d.match;
   if (d.dryRun) {
-    rt.observer?.decision(ctx, 'ext_authz', 'CUSTOM', policy, 'dry_run_allow');
+    rt.observer?.decision(
+      ctx.requestId,
+      'ext_authz',
+      'CUSTOM',
+      policyName(policy),
+      policy.rule,
+      'dry_run_allow',
+      '',
+    );
     return null;
   }
   const bodyCfg = f.provider.body;
@@ -188,18 +221,20 @@ function applyExtAuthz(
   ctx: FilterContext,
   f: ExtAuthzFilter,
   a: CheckAnswer,
-  policy: string,
+  policy: PolicyMatch,
   rt: FilterRuntime,
 ): FilterReply | null {
+  const name = policyName(policy);
+  const rid = ctx.requestId;
   const obs = rt.observer;
   switch (a.kind) {
     case 'allow':
       addEdits(ctx, a.edits);
       if (a.responseHeaders !== null) (ctx.responseHeadersToAdd ??= []).push(...a.responseHeaders);
-      obs?.decision(ctx, 'ext_authz', 'CUSTOM', policy, 'allow');
+      obs?.decision(rid, 'ext_authz', 'CUSTOM', name, policy.rule, 'allow', '');
       return null;
     case 'deny':
-      obs?.decision(ctx, 'ext_authz', 'CUSTOM', policy, 'deny');
+      obs?.decision(rid, 'ext_authz', 'CUSTOM', name, policy.rule, 'deny', String(a.status));
       return {
         status: a.status,
         body: a.body,
@@ -209,10 +244,10 @@ function applyExtAuthz(
       };
     case 'error':
       if (f.provider.failOpen) {
-        obs?.decision(ctx, 'ext_authz', 'CUSTOM', policy, 'error_allowed');
+        obs?.decision(rid, 'ext_authz', 'CUSTOM', name, policy.rule, 'error_allowed', a.reason);
         return null;
       }
-      obs?.decision(ctx, 'ext_authz', 'CUSTOM', policy, 'error');
+      obs?.decision(rid, 'ext_authz', 'CUSTOM', name, policy.rule, 'error', a.reason);
       return {
         status: f.provider.statusOnError,
         body: null,

@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { PolicyRequest } from '../../snapshot/types.ts';
 import type { JwksStore } from './jwks-store.ts';
+import type { PolicyDecisionSink } from '../../observability/policy-metrics.ts';
 
 /** Upstream request header changes a filter asks for (applied once, by the forwarder). */
 export interface HeaderEdits {
@@ -44,23 +45,10 @@ export interface FilterReply {
   readonly details: string;
 }
 
-export type PolicyOutcome =
-  'allow' | 'deny' | 'audit' | 'dry_run_allow' | 'dry_run_deny' | 'error' | 'error_allowed';
-
-/** Per decision: metrics and audit logs (observability wires it; no token or claim ever passed). */
-export interface PolicyObserver {
-  decision(
-    ctx: FilterContext,
-    filter: 'ext_authz' | 'jwt_authn' | 'rbac',
-    action: string,
-    policy: string,
-    outcome: PolicyOutcome,
-  ): void;
-}
-
 /** What the pipeline needs besides the snapshot: long-lived state of this process. */
 export interface FilterRuntime {
   readonly jwks: JwksStore;
-  readonly observer: PolicyObserver | null;
+  /** Metrics and audit logs of decisions; null = not observed. */
+  readonly observer: PolicyDecisionSink | null;
   readonly now: () => number;
 }
