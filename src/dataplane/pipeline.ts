@@ -152,7 +152,7 @@ function applyJwt(ctx: FilterContext, d: JwtDecision, rt: FilterRuntime): Filter
       ctx.claims = d.auth.claims;
     }
     addEdits(ctx, d.edits);
-    rt.observer?.decision(ctx.requestId, 'jwt_authn', '-', d.auth?.issuer ?? '-', -1, 'allow', '');
+    rt.observer?.decision(ctx.requestId, 'jwt_authn', '-', '-', -1, 'allow', '');
     return null;
   }
   rt.observer?.decision(ctx.requestId, 'jwt_authn', '-', '-', -1, 'deny', d.status);
