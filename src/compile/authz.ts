@@ -42,6 +42,8 @@ export interface AuthzSite {
   readonly port: number;
   /** Clients present verified certificates here (MUTUAL or OPTIONAL_MUTUAL). */
   readonly clientCerts: boolean;
+  /** A TCP site (plain TCP, TLS passthrough, TLS terminated into a tcp route): AP-8 applies. */
+  readonly tcp: boolean;
   /** For messages: `port 8080` or `port 443 server istio-system/gw[1]`. */
   readonly where: string;
 }
@@ -513,13 +515,38 @@ function anyAlternative(alts: readonly (readonly Leaf[])[] | null): Test<PolicyR
   return anyOf(alts.map(allOf));
 }
 
+/** Attributes only an HTTP request has (hosts, methods, paths, headers, JWT). */
+function httpOnly(l: Leaf): boolean {
+  return l.key.startsWith('request.');
+}
+
+/**
+ * AP-8 on a TCP site: an ALLOW rule that reads HTTP attributes is dropped (stricter); DENY and
+ * AUDIT rules ignore those conditions (broader). Null: the rule is dropped.
+ */
+function forTcp(rule: RulePlan, action: PolicyAction): RulePlan | null {
+  const leaves = [...(rule.from ?? []).flat(), ...(rule.to ?? []).flat(), ...rule.when];
+  if (!leaves.some(httpOnly)) return rule;
+  if (action === 'ALLOW') return null;
+  const keep = (alts: readonly (readonly Leaf[])[] | null): (readonly Leaf[])[] | null =>
+    alts === null ? null : alts.map((a) => a.filter((l) => !httpOnly(l)));
+  return { ...rule, from: keep(rule.from), to: keep(rule.to), when: rule.when.filter((l) => !httpOnly(l)) };
+}
+
 /**
  * The rule as it runs at `site`. A rule that reads a client certificate where none is ever
  * verified is an error (reported through `problem`): Envoy would see no principal and an ALLOW
  * would never match (stricter) but a DENY would never deny (open); sluice refuses both.
  */
-function placeRule(rule: RulePlan, site: AuthzSite, problem: Problems): CompiledRule | null {
-  if (rule.ports !== null && !rule.ports.has(site.port)) return null;
+function placeRule(
+  planned: RulePlan,
+  site: AuthzSite,
+  action: PolicyAction,
+  problem: Problems,
+): CompiledRule | null {
+  if (planned.ports !== null && !planned.ports.has(site.port)) return null;
+  const rule = site.tcp ? forTcp(planned, action) : planned;
+  if (rule === null) return null;
   if (!site.clientCerts) {
     const leaves = [...(rule.from ?? []).flat(), ...rule.when];
     const needs = leaves.find((l) => l.peerCert);
@@ -556,7 +583,7 @@ export function placePolicy(
   const problem = problemsOf(r, diagnostics, reported);
   const rules: CompiledRule[] = [];
   for (const rule of plan.rules) {
-    const placed = placeRule(rule, site, problem);
+    const placed = placeRule(rule, site, plan.action, problem);
     if (placed !== null) rules.push(placed);
   }
   return { namespace: r.namespace, name: r.name, rules };

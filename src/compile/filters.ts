@@ -14,6 +14,7 @@ import type {
   ExtAuthzProvider,
   HttpFilter,
   JwtAuthnFilter,
+  RbacFilter,
 } from '../snapshot/types.ts';
 import { compileJwtAuthn, type RequestAuthenticationResource } from './authn.ts';
 import {
@@ -115,5 +116,35 @@ export function filtersAt(
   }
   if (plan.jwt !== null) out.push(plan.jwt);
   out.push(...rbacFiltersAt(plan.plans, site, diagnostics, plan.reported));
+  return out.length > 0 ? out : undefined;
+}
+
+/**
+ * The RBAC filters a TCP site enforces per connection (plain TCP, TLS passthrough, TLS terminated
+ * into a tcp route), with AP-8's TCP reading; undefined when none apply. JWT never applies to
+ * TCP; a CUSTOM policy that could match here is refused (sluice has no ext_authz for TCP).
+ */
+export function tcpFiltersAt(
+  plan: SecurityPlan | null,
+  site: AuthzSite,
+  diagnostics: Diagnostic[],
+): readonly RbacFilter[] | undefined {
+  if (plan === null) return undefined;
+  if (plan.custom !== null) {
+    for (const p of plan.custom.plans) {
+      if (p.dryRun || placePolicy(p, site, diagnostics, plan.reported).rules.length === 0) continue;
+      const key = `${p.resource.namespace}/${p.resource.name}|tcp|${site.port}`;
+      if (plan.reported.has(key)) continue;
+      plan.reported.add(key);
+      diagnostics.push({
+        level: 'error',
+        code: 'SLUICE_POLICY_UNENFORCEABLE',
+        subject: subjectOf(p.resource),
+        path: 'spec.rules',
+        message: `CUSTOM authorization would apply to TCP connections on ${site.where}, which sluice cannot send to an external authorizer; restrict the rules with to.operation.ports; the policy cannot be enforced exactly, so the change is refused`,
+      });
+    }
+  }
+  const out = rbacFiltersAt(plan.plans, site, diagnostics, plan.reported);
   return out.length > 0 ? out : undefined;
 }

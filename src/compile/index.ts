@@ -26,7 +26,7 @@ import { serverDnsNames } from './hosts.ts';
 import { buildIndexes } from './indexes.ts';
 import { buildRouteTable, createRouteContext } from './routes.ts';
 import { createTlsContext } from './tls.ts';
-import { filtersAt, planSecurity } from './filters.ts';
+import { filtersAt, planSecurity, tcpFiltersAt } from './filters.ts';
 import { buildTcpRoute, buildTlsRoutes } from './tls-routes.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- fixed contract name (brief)
@@ -184,7 +184,7 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
             buildRouteTable(routes, `http.${plan.port}`, plan.plaintext),
             filtersAt(
               security,
-              { port: plan.port, clientCerts: false, where: `port ${plan.port}` },
+              { port: plan.port, clientCerts: false, tcp: false, where: `port ${plan.port}` },
               diagnostics,
             ),
           )
@@ -194,6 +194,7 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
       const site = {
         port: plan.port,
         clientCerts: settings?.mode === 'MUTUAL' || settings?.mode === 'OPTIONAL_MUTUAL',
+        tcp: false,
         where: `port ${plan.port} server ${entry.ref.gatewayNamespace}/${entry.ref.gatewayName} servers[${entry.ref.serverIndex}] (tls.mode ${settings?.mode ?? entry.server.tls?.mode ?? 'SIMPLE'})`,
       };
       return {
@@ -212,13 +213,25 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
       const mode = entry.server.tls?.mode;
       if (entry.serving !== 'TLS' || (mode !== 'SIMPLE' && mode !== 'MUTUAL' && mode !== 'OPTIONAL_MUTUAL'))
         continue;
+      const settings = tls.resolve(entry);
+      const tcpFilters = tcpFiltersAt(
+        security,
+        {
+          port: plan.port,
+          clientCerts: settings?.mode === 'MUTUAL' || settings?.mode === 'OPTIONAL_MUTUAL',
+          tcp: true,
+          where: `port ${plan.port} server ${entry.ref.gatewayNamespace}/${entry.ref.gatewayName} servers[${entry.ref.serverIndex}] (TLS terminated to TCP)`,
+        },
+        diagnostics,
+      );
       tlsServers.push({
         server: entry.ref,
         sniHosts: serverDnsNames(entry.server.hosts),
         table: buildRouteTable(routes, httpsTableName(plan.port, entry.server.port.name, entry.gateway), []),
         credential: credentialOf(entry.server),
-        tls: tls.resolve(entry),
+        tls: settings,
         tcpRoute: buildTcpRoute(indexes, clusters, entry, diagnostics),
+        ...(tcpFilters !== undefined ? { tcpFilters } : {}),
       });
     }
     const tlsRoutes = buildTlsRoutes(indexes, clusters, plan, diagnostics);
@@ -229,6 +242,20 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
         tcpRoute = buildTcpRoute(indexes, clusters, entry, diagnostics);
         if (tcpRoute !== null) break;
       }
+    // Connection-level policy for plain TCP and TLS passthrough (HTTP servers have their tables').
+    const tcpFilters =
+      plan.protocol === 'TCP' || tlsRoutes.length > 0
+        ? tcpFiltersAt(
+            security,
+            {
+              port: plan.port,
+              clientCerts: false,
+              tcp: true,
+              where: `port ${plan.port} (${plan.protocol === 'TCP' ? 'TCP' : 'TLS passthrough'})`,
+            },
+            diagnostics,
+          )
+        : undefined;
     listeners.set(plan.port, {
       port: plan.port,
       bind: plan.bind,
@@ -239,6 +266,7 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
       servers: plan.servers.map((s) => s.ref),
       ...(tlsRoutes.length > 0 ? { tlsRoutes } : {}),
       ...(plan.protocol === 'TCP' ? { tcpRoute } : {}),
+      ...(tcpFilters !== undefined ? { tcpFilters } : {}),
     });
   }
 

@@ -247,6 +247,7 @@ function dumpTlsServer(s: TlsServer): unknown {
     tls: dumpTls(s.tls),
     table: dumpTable(s.table),
     ...(s.tcpRoute != null ? { tcpRoute: dumpTcpRoute(s.tcpRoute) } : {}),
+    ...(s.tcpFilters !== undefined ? { tcpFilters: s.tcpFilters.map(dumpFilter) } : {}),
   };
 }
 
@@ -261,6 +262,7 @@ function dumpListener(l: Listener): unknown {
     tlsServers: l.tlsServers.map(dumpTlsServer),
     ...(l.tlsRoutes !== undefined ? { tlsRoutes: l.tlsRoutes.map(dumpTcpRoute) } : {}),
     ...(l.protocol === 'TCP' ? { tcpRoute: l.tcpRoute ? dumpTcpRoute(l.tcpRoute) : null } : {}),
+    ...(l.tcpFilters !== undefined ? { tcpFilters: l.tcpFilters.map(dumpFilter) } : {}),
   };
 }
 

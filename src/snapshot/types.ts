@@ -102,6 +102,8 @@ export interface Listener {
   readonly tlsRoutes?: readonly TlsRoute[];
   /** TCP listeners: where every connection goes (the first VirtualService `tcp` rule bound to a server here); null = closed. */
   readonly tcpRoute?: TlsRoute | null;
+  /** TCP and TLS passthrough connections: AuthorizationPolicy enforced per connection (AP-8); absent = none. */
+  readonly tcpFilters?: readonly RbacFilter[];
 }
 
 export interface ServerRef {
@@ -127,6 +129,8 @@ export interface TlsServer {
   readonly tls?: TlsSettings | null;
   /** TLS servers terminated into VirtualService `tcp` routes (GW-5): where the plaintext goes; absent = HTTP. */
   readonly tcpRoute?: TlsRoute | null;
+  /** Those servers' connection-level AuthorizationPolicy (AP-8); absent = none. */
+  readonly tcpFilters?: readonly RbacFilter[];
 }
 
 /** A TLS protocol version as Node names it. */

@@ -308,3 +308,56 @@ describe('AP-1 selection', () => {
     expect(c.messages.some((m) => m.startsWith('warning') && m.includes('targetRefs[0]'))).toBe(true);
   });
 });
+
+describe('AP-8 on TCP listeners', () => {
+  const TCP = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: tcp, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 9000, name: tcp, protocol: TCP}
+    hosts: ["*"]
+`;
+  const tcpFilters = (yaml: string): readonly RbacFilter[] => {
+    const c = compileYaml(TCP + yaml);
+    expect(c.messages.filter((m) => m.startsWith('error'))).toEqual([]);
+    return c.snapshot.listeners.get(9000)!.tcpFilters ?? [];
+  };
+
+  test('ALLOW drops a rule that reads HTTP attributes (stricter)', () => {
+    const f = tcpFilters(
+      policy(
+        'a',
+        'rules:\n- to: [{operation: {paths: ["/x"]}}]\n- from: [{source: {ipBlocks: ["10.0.0.0/8"]}}]',
+      ),
+    );
+    expect(f[0]!.policies[0]!.rules.map((r) => r.index)).toEqual([1]);
+    expect(verdict(f, request({ port: 9000, peerIp: '10.1.1.1' }))).toBe('allow');
+    expect(verdict(f, request({ port: 9000, peerIp: '192.0.2.1' }))).toBe('deny none');
+  });
+
+  test('DENY ignores the HTTP conditions of a rule (broader)', () => {
+    const f = tcpFilters(policy('d', 'action: DENY\nrules:\n- to: [{operation: {methods: ["POST"]}}]'));
+    expect(verdict(f, request({ port: 9000, method: 'GET' }))).toMatch(/^deny/);
+  });
+
+  test('CUSTOM that could match TCP connections is refused', () => {
+    const c = compileYaml(
+      TCP +
+        `---
+apiVersion: sluice.dev/v1alpha1
+kind: MeshConfig
+metadata: {name: mesh, namespace: istio-system}
+spec:
+  extensionProviders:
+  - name: authz
+    envoyExtAuthzHttp: {service: authz.example.com, port: 8000}
+` +
+        policy('c', 'action: CUSTOM\nprovider: {name: authz}\nrules: [{}]'),
+    );
+    expect(c.messages.some((m) => m.includes('CUSTOM authorization would apply to TCP connections'))).toBe(
+      true,
+    );
+  });
+});
