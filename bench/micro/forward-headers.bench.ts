@@ -5,7 +5,7 @@ import {
   buildUpstreamHeaders,
   type ForwardContext,
 } from '../../src/upstream/forward.ts';
-import { hostKeyOf } from '../../src/dataplane/handle-request.ts';
+import { hostKeyOf } from '../../src/snapshot/route-request.ts';
 import type { ForwardAction, Snapshot, WeightedCluster } from '../../src/snapshot/types.ts';
 
 function bench(name: string, fn: () => unknown, iterations = 1_000_000): void {
@@ -53,7 +53,6 @@ bench('buildUpstreamHeaders (7 client headers)', () =>
   buildUpstreamHeaders(ctx, action, dest, null, {
     xff: null,
     xfp: null,
-    requestId: null,
     connection: null,
     hasBody: false,
   }),

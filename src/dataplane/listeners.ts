@@ -25,7 +25,8 @@ import {
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { handleRequest, handleUpgrade, type ListenerContext, type SnapshotSource } from './handle-request.ts';
+import { handleRequest, handleUpgrade, type ListenerContext } from './handle-request.ts';
+import type { SnapshotSource } from '../snapshot/types.ts';
 import { SluiceHttp2Request, SluiceHttp2Response } from './http2-compat.ts';
 import { rawErrorReply } from './local-reply.ts';
 import type { RequestContext } from './request-context.ts';

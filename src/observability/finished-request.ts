@@ -22,6 +22,8 @@ export interface TracingConfig {
 }
 
 export interface ObservedSettings {
+  /** MeshConfig gatewayTopology.numTrustedProxies: who the client is (DP-1). */
+  readonly numTrustedProxies: number;
   readonly accessLog?: AccessLogConfig;
   readonly tracing?: TracingConfig;
 }
@@ -50,6 +52,8 @@ export interface FinishedRequest {
   readonly query: string;
   readonly port: number;
   readonly rawUrl: string;
+  /** x-request-id: assigned before routing (DP-1), so local replies have one too; '' before. */
+  readonly requestId: string;
   readonly startTimeMs: number;
   readonly startMs: number;
   readonly route: {
