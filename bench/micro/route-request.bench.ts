@@ -5,19 +5,9 @@
  */
 import { compile } from '../../src/compile/index.ts';
 import { loadResources } from '../../src/config/index.ts';
-import { admitRequest, selectRoute, type RoutedRequest } from '../../src/snapshot/route-request.ts';
+import { admitRequest, selectRoute, undecidedRequest } from '../../src/snapshot/route-request.ts';
 import { BENCH_REQUEST, generateConfig } from '../configs/generate.ts';
-
-function bench(name: string, fn: () => unknown, iterations = 1_000_000): void {
-  for (let i = 0; i < 100_000; i++) fn();
-  const t0 = process.hrtime.bigint();
-  let sink: unknown;
-  for (let i = 0; i < iterations; i++) sink = fn();
-  const ns = Number(process.hrtime.bigint() - t0) / iterations;
-  process.stdout.write(
-    `${name.padEnd(48)} ${ns.toFixed(1).padStart(8)} ns/op${sink === undefined ? ' ' : ''}\n`,
-  );
-}
+import { bench } from './timing.ts';
 
 const headers = Object.fromEntries(
   Object.entries(BENCH_REQUEST.headers).map(([k, v]) => [k.toLowerCase(), v]),
@@ -30,22 +20,7 @@ for (const shape of ['one-rule', 'many-rules'] as const) {
     labels: { istio: 'ingressgateway' },
     rootNamespace: 'istio-system',
   }).snapshot;
-  const r: RoutedRequest = {
-    method: 'GET',
-    scheme: 'http',
-    authority: '',
-    host: '',
-    path: '/',
-    query: '',
-    headers,
-    port: 8080,
-    queryParams: null,
-    claims: null,
-    tlsServer: null,
-    table: null,
-    vhost: null,
-    route: null,
-  };
+  const r = undecidedRequest('GET', 'http', 8080, headers);
   const hostHeader = BENCH_REQUEST.host + ':8080';
   bench(`admitRequest + selectRoute (${shape})`, () => {
     if (admitRequest(r, snapshot, BENCH_REQUEST.path, hostHeader, '') !== null) throw new Error('refused');

@@ -18,6 +18,7 @@ import {
   NO_ROUTE,
   PATH_REFUSED,
   selectRoute,
+  undecidedRequest,
   type Refusal,
   type RoutedRequest,
 } from './route-request.ts';
@@ -228,22 +229,12 @@ export function explainRequest(snapshot: Snapshot, call: ExplainCall): ExplainRe
     lines.push(`SNI ${sni}: ${serverText(chosen.server)}`);
   }
 
-  const req: RoutedRequest = {
-    method: call.method ?? 'GET',
-    scheme: call.scheme ?? scheme,
-    authority: '',
-    host: '',
-    path: '/',
-    query: '',
-    headers: lowerHeaders(call.headers),
-    port: call.port,
-    queryParams: null,
-    claims: null,
-    tlsServer: null,
-    table: null,
-    vhost: null,
-    route: null,
-  };
+  const req = undecidedRequest(
+    call.method ?? 'GET',
+    call.scheme ?? scheme,
+    call.port,
+    lowerHeaders(call.headers),
+  );
   const admitted = admitRequest(req, snapshot, call.path, call.authority, sni);
   const tableName = req.table?.name ?? null;
   const common = {

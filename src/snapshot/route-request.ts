@@ -36,6 +36,31 @@ export interface RoutedRequest extends RequestView {
   route: Route | null;
 }
 
+/** A request nothing has been decided for yet (explain, tools; the data plane's is RequestContext). */
+export function undecidedRequest(
+  method: string,
+  scheme: 'http' | 'https',
+  port: number,
+  headers: RequestView['headers'],
+): RoutedRequest {
+  return {
+    method,
+    scheme,
+    authority: '',
+    host: '',
+    path: '/',
+    query: '',
+    headers,
+    port,
+    queryParams: null,
+    claims: null,
+    tlsServer: null,
+    table: null,
+    vhost: null,
+    route: null,
+  };
+}
+
 /** A local answer decided while routing: Envoy's status, response flag and details. */
 export interface Refusal {
   readonly status: number;

@@ -6,6 +6,7 @@ import {
   INVALID_URL,
   MISSING_HOST,
   CODEC_ERROR,
+  undecidedRequest,
   type RoutedRequest,
 } from '../../../src/snapshot/route-request.ts';
 import { compileYaml, vsYaml } from '../../simulate/compile-yaml.ts';
@@ -46,22 +47,7 @@ describe('GW-10 host key', () => {
 
 describe('admitRequest', () => {
   const { snapshot } = compileYaml(vsYaml('  - directResponse: {status: 200}', { vsHosts: '["*"]' }));
-  const fresh = (): RoutedRequest => ({
-    method: 'GET',
-    scheme: 'http',
-    authority: '',
-    host: '',
-    path: '/',
-    query: '',
-    headers: {},
-    port: 8080,
-    queryParams: null,
-    claims: null,
-    tlsServer: null,
-    table: null,
-    vhost: null,
-    route: null,
-  });
+  const fresh = (): RoutedRequest => undecidedRequest('GET', 'http', 8080, {});
 
   it('absolute form: the target authority replaces Host, the path and query are split', () => {
     const r = fresh();
