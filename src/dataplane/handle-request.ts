@@ -40,7 +40,7 @@ export interface ListenerContext {
   readonly source: SnapshotSource;
   /** Called once per finished request (access log, metrics); null when nobody listens. */
   readonly onDone: ((ctx: RequestContext) => void) | null;
-  /** Set when the gateway starts draining: every response from then on says `Connection: close`. */
+  /** Set when the gateway starts draining: every HTTP/1 head from then on says `Connection: close` (listeners.ts). */
   draining: boolean;
   /**
    * ACME HTTP-01 (plaintext listeners): key authorisation for a token, or null; absent = off. A
@@ -58,8 +58,6 @@ export function handleRequest(lc: ListenerContext, req: IncomingMessage, res: Se
   // Tracing off (no provider in MeshConfig): one property read, no tracing code runs.
   const tracing = ctx.snapshot.settings.tracing;
   if (tracing !== undefined) ctx.trace = startTrace(req, tracing);
-  // Envoy marks HTTP/1 responses `Connection: close` once draining starts.
-  if (lc.draining) res.shouldKeepAlive = false;
   const acme = lc.acmeHttpToken;
   if (acme != null && ctx.rawUrl.startsWith(ACME_PREFIX) && answerAcmeChallenge(ctx, acme)) return;
   routeAndAct(ctx);

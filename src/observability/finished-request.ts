@@ -5,6 +5,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+/**
+ * Body bytes an HTTP/2 response handed to its stream (the data plane's compat response counts
+ * them): one connection carries many streams, so the socket's counters cannot say.
+ */
+export const kStreamBytesSent = Symbol('sluice.streamBytesSent');
+
 /** MeshConfig access log settings (snapshot/types.ts AccessLogSettings). */
 export interface AccessLogConfig {
   readonly path: string;
