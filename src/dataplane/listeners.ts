@@ -48,6 +48,7 @@ import {
   serverOfSocket,
 } from './tls-checks.ts';
 import { listenOn } from './listen.ts';
+import { mustWait, waitTurn } from './pipelining.ts';
 
 /** Envoy's max_request_headers_kb default is 60 KiB; the slack covers the request line. */
 export const MAX_HEADER_BYTES = 60 * 1024 + 1024;
@@ -252,11 +253,16 @@ export class HttpListener {
     this.h2.on('session', (session: ServerHttp2Session) => this.trackSession(session));
     this.h2.setTimeout(keepAliveTimeout);
 
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => handleRequest(lc, req, res));
+    // HTTP/1.1 pipelining: one request at a time per connection, in order (pipelining.ts).
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (mustWait(req.socket, res)) waitTurn(req.socket, res, () => handleRequest(lc, req, res));
+      else handleRequest(lc, req, res);
+    });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.upgraded.add(socket);
       socket.once('close', () => this.upgraded.delete(socket));
-      handleUpgrade(lc, req, socket, head);
+      if (mustWait(socket, null)) waitTurn(socket, null, () => handleUpgrade(lc, req, socket, head));
+      else handleUpgrade(lc, req, socket, head);
     });
     server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Duplex) => {
       const reply = clientErrorStatus(err.code, err.reason);
