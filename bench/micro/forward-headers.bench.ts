@@ -5,19 +5,9 @@ import {
   buildUpstreamHeaders,
   type ForwardContext,
 } from '../../src/upstream/forward.ts';
-import { hostKeyOf } from '../../src/dataplane/handle-request.ts';
+import { hostKeyOf } from '../../src/snapshot/route-request.ts';
 import type { ForwardAction, Snapshot, WeightedCluster } from '../../src/snapshot/types.ts';
-
-function bench(name: string, fn: () => unknown, iterations = 1_000_000): void {
-  for (let i = 0; i < 100_000; i++) fn();
-  const t0 = process.hrtime.bigint();
-  let sink: unknown;
-  for (let i = 0; i < iterations; i++) sink = fn();
-  const ns = Number(process.hrtime.bigint() - t0) / iterations;
-  process.stdout.write(
-    `${name.padEnd(48)} ${ns.toFixed(1).padStart(8)} ns/op${sink === undefined ? ' ' : ''}\n`,
-  );
-}
+import { bench } from './timing.ts';
 
 const req = {
   rawHeaders: [
@@ -53,7 +43,6 @@ bench('buildUpstreamHeaders (7 client headers)', () =>
   buildUpstreamHeaders(ctx, action, dest, null, {
     xff: null,
     xfp: null,
-    requestId: null,
     connection: null,
     hasBody: false,
   }),

@@ -19,7 +19,6 @@ import type {
 import { parseDuration } from '../util/duration.ts';
 import { compileRe2 } from '../util/re2.ts';
 import { parseCommandOperators } from '../util/command-operators.ts';
-import { HEADER_OPERATORS } from '../snapshot/header-operators.ts';
 import { resolveDestination, type ClusterContext } from './clusters.ts';
 import type { MatchBuildProblem } from './match.ts';
 
@@ -183,26 +182,10 @@ export function compileHeaderOps(
 
 function compileHeaderValue(text: string, path: string, problems: ActionProblem[]): HeaderValue | null {
   if (!text.includes('%')) return text;
-  const parsed = parseCommandOperators(text);
-  if (!parsed.ok) {
-    problems.push({ path, message: parsed.error, level: 'error' });
+  const parsed = parseCommandOperators(text, 'header');
+  if (parsed.errors.length > 0) {
+    problems.push({ path, message: parsed.errors[0]!, level: 'error' });
     return null;
-  }
-  for (const part of parsed.parts) {
-    if (typeof part === 'string') continue;
-    const takes = HEADER_OPERATORS.get(part.name);
-    const problem =
-      takes === undefined
-        ? `%${part.name}% is not a command operator sluice substitutes in header values (supported: ${[...HEADER_OPERATORS.keys()].join(', ')})`
-        : takes === 'required' && (part.args === null || part.args.trim() === '')
-          ? `%${part.name}(...)% needs an argument`
-          : takes === 'none' && part.args !== null
-            ? `%${part.name}% takes no argument here`
-            : null;
-    if (problem !== null) {
-      problems.push({ path, message: problem, level: 'error' });
-      return null;
-    }
   }
   const only = parsed.parts[0];
   if (parsed.parts.length === 0) return '';

@@ -6,30 +6,32 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import type {
   DirectResponseAction,
   ForwardAction,
+  GatewaySettings,
   RedirectAction,
-  RouteTable,
-  Snapshot,
+  SnapshotSource,
 } from '../snapshot/types.ts';
-import { findRoute, findVirtualHost } from '../snapshot/lookup.ts';
+import {
+  admitRequest,
+  CODEC_ERROR,
+  NO_CLUSTER,
+  pickDestination,
+  selectRoute,
+  type Refusal,
+} from '../snapshot/route-request.ts';
 import { buildRedirectLocation } from '../snapshot/redirect.ts';
 import { forwardRequest } from '../upstream/forward.ts';
 import { applyHeaderOps } from '../upstream/header-ops.ts';
 import { startTrace } from '../observability/tracing.ts';
-import { normalisePath } from './normalise-path.ts';
+import { rawHeader } from '../observability/request-facts.ts';
 import { RequestContext } from './request-context.ts';
 import { sendLocalReply, sendUpstreamFailure, writeReply } from './local-reply.ts';
-import { findTlsServer } from '../snapshot/lookup.ts';
-import type { TLSSocket } from 'node:tls';
 import { sniOf } from './tls-sni.ts';
 import { sanitizeClientCertHeader } from './xfcc.ts';
-
-/** Where a listener reads the live snapshot (control/current.ts provides it). */
-export interface SnapshotSource {
-  get(): Snapshot;
-}
 
 export interface ListenerContext {
   /** The configured Gateway server port: the key into `snapshot.listeners` (GW-3). */
@@ -38,7 +40,7 @@ export interface ListenerContext {
   readonly source: SnapshotSource;
   /** Called once per finished request (access log, metrics); null when nobody listens. */
   readonly onDone: ((ctx: RequestContext) => void) | null;
-  /** Set when the gateway starts draining: every response from then on says `Connection: close`. */
+  /** Set when the gateway starts draining: every HTTP/1 head from then on says `Connection: close` (listeners.ts). */
   draining: boolean;
   /**
    * ACME HTTP-01 (plaintext listeners): key authorisation for a token, or null; absent = off. A
@@ -51,12 +53,11 @@ const EMPTY = Buffer.alloc(0);
 
 export function handleRequest(lc: ListenerContext, req: IncomingMessage, res: ServerResponse): void {
   const ctx = new RequestContext(req, res, lc.source.get(), lc.port, lc.scheme, null, null);
+  ctx.requestId = requestIdFor(req, ctx.snapshot.settings);
   if (lc.onDone !== null) watchDone(ctx, lc.onDone);
   // Tracing off (no provider in MeshConfig): one property read, no tracing code runs.
   const tracing = ctx.snapshot.settings.tracing;
   if (tracing !== undefined) ctx.trace = startTrace(req, tracing);
-  // Envoy marks HTTP/1 responses `Connection: close` once draining starts.
-  if (lc.draining) res.shouldKeepAlive = false;
   const acme = lc.acmeHttpToken;
   if (acme != null && ctx.rawUrl.startsWith(ACME_PREFIX) && answerAcmeChallenge(ctx, acme)) return;
   routeAndAct(ctx);
@@ -112,6 +113,7 @@ export function handleUpgrade(lc: ListenerContext, req: IncomingMessage, socket:
   res.shouldKeepAlive = false;
   socket.on('error', destroySelf);
   const ctx = new RequestContext(req, res, lc.source.get(), lc.port, lc.scheme, socket, head);
+  ctx.requestId = requestIdFor(req, ctx.snapshot.settings);
   if (lc.onDone !== null) watchDone(ctx, lc.onDone);
   const tracing = ctx.snapshot.settings.tracing;
   if (tracing !== undefined) ctx.trace = startTrace(req, tracing);
@@ -161,16 +163,33 @@ function isTokenChar(c: number): boolean {
   );
 }
 
-const MISDIRECTED = Buffer.from('Misdirected Request');
+/** DP-4: HTTP/1.0 (and 0.9) get 426 unless Istio's PILOT_HTTP10 is on. */
+const UPGRADE_REQUIRED: Refusal = {
+  status: 426,
+  flag: '-',
+  details: 'low_version',
+  body: '',
+  close: true,
+};
 
-function badRequest(ctx: RequestContext, details: string): void {
-  ctx.status = 400;
-  ctx.responseFlags = 'DPE';
-  ctx.responseDetails = details;
+/** A refusal as the reply Envoy gives: a codec error closes an HTTP/1 connection. */
+function refuse(ctx: RequestContext, r: Refusal): void {
+  if (!r.close) {
+    sendLocalReply(ctx, r.status, r.flag, r.details, r.body === '' ? null : Buffer.from(r.body));
+    return;
+  }
+  ctx.status = r.status;
+  if (r.flag !== '-') ctx.responseFlags = r.flag;
+  ctx.responseDetails = r.details;
   ctx.finished = true;
   // HTTP/2 has no Connection header; the stream just ends.
-  const close = ctx.req.httpVersionMajor !== 2;
-  writeReply(ctx.res, 400, ['server', ctx.snapshot.settings.serverHeader], Buffer.from('Bad Request'), close);
+  writeReply(
+    ctx.res,
+    r.status,
+    ['server', ctx.snapshot.settings.serverHeader],
+    r.body === '' ? EMPTY : Buffer.from(r.body),
+    ctx.req.httpVersionMajor !== 2,
+  );
 }
 
 /** HTTP/2 `:authority`, else a `host` header (RFC 9113 §8.3.1); '' when neither. */
@@ -198,110 +217,42 @@ function hostHeaderOf(req: IncomingMessage): string | null {
   return host;
 }
 
-/** GW-10: lowercase, port dropped (`[v6]:port` kept bracketed). */
-export function hostKeyOf(authority: string): string {
-  let end = authority.length;
-  if (authority.charCodeAt(0) === 91 /* [ */) {
-    const close = authority.indexOf(']');
-    if (close > 0) end = close + 1;
-  } else {
-    const colon = authority.lastIndexOf(':');
-    if (colon >= 0) end = colon;
+/**
+ * DP-1: x-request-id, assigned before routing as Envoy's connection manager does, so local
+ * replies have one too. A client's own is kept only from trusted hops.
+ */
+function requestIdFor(req: IncomingMessage, settings: GatewaySettings): string {
+  if (settings.numTrustedProxies > 0) {
+    const sent = rawHeader(req.rawHeaders, 'x-request-id');
+    if (sent !== null && sent !== '') return sent;
   }
-  let host = end === authority.length ? authority : authority.slice(0, end);
-  for (let i = 0; i < host.length; i++) {
-    const c = host.charCodeAt(i);
-    if (c >= 65 && c <= 90) {
-      host = host.toLowerCase();
-      break;
-    }
-  }
-  // A trailing dot is the same name (Envoy strips it for host matching).
-  if (host.length > 1 && host.charCodeAt(host.length - 1) === 46) host = host.slice(0, -1);
-  return host;
+  return randomUUID();
 }
 
 function routeAndAct(ctx: RequestContext): void {
   const req = ctx.req;
-  const snapshot = ctx.snapshot;
-
   const h2 = req.httpVersionMajor === 2;
-  // DP-4: HTTP/1.0 (and 0.9) get 426 unless Istio's PILOT_HTTP10 is on.
-  if (!h2 && (req.httpVersionMajor !== 1 || req.httpVersionMinor === 0)) {
-    ctx.status = 426;
-    ctx.responseDetails = 'low_version';
-    ctx.finished = true;
-    writeReply(ctx.res, 426, ['server', snapshot.settings.serverHeader], EMPTY, true);
-    return;
-  }
-  // llhttp only admits the methods it knows; a custom token still has to be a valid token.
+  if (!h2 && (req.httpVersionMajor !== 1 || req.httpVersionMinor === 0)) return refuse(ctx, UPGRADE_REQUIRED);
   const method = ctx.method;
+  // llhttp only admits the methods it knows; a custom token still has to be a valid token.
   for (let i = 0; i < method.length; i++) {
-    if (!isTokenChar(method.charCodeAt(i))) return badRequest(ctx, 'http1.codec_error');
+    if (!isTokenChar(method.charCodeAt(i))) return refuse(ctx, CODEC_ERROR);
   }
-
-  // Request target: origin form, or absolute form whose authority replaces Host (Envoy).
-  let target = ctx.rawUrl;
-  let authority: string;
-  const hostHeader = h2 ? h2AuthorityOf(req) : hostHeaderOf(req);
-  if (hostHeader === null) return badRequest(ctx, 'http1.codec_error');
-  if (target.charCodeAt(0) === 47 /* / */) {
-    authority = hostHeader;
-  } else {
-    const scheme = target.startsWith('http://') ? 7 : target.startsWith('https://') ? 8 : -1;
-    if (scheme < 0) return badRequest(ctx, 'http1.invalid_url');
-    const slash = target.indexOf('/', scheme);
-    const q = target.indexOf('?', scheme);
-    const end = slash < 0 ? (q < 0 ? target.length : q) : q >= 0 && q < slash ? q : slash;
-    authority = target.slice(scheme, end);
-    target =
-      end === target.length
-        ? '/'
-        : target.charCodeAt(end) === 47
-          ? target.slice(end)
-          : '/' + target.slice(end);
-  }
-  if (authority === '') return badRequest(ctx, 'missing_host_header');
-  // Envoy rejects a fragment in the request target (http_reject_path_with_fragment).
-  if (target.includes('#')) return badRequest(ctx, 'http1.invalid_url');
-  const qi = target.indexOf('?');
-  const rawPath = qi < 0 ? target : target.slice(0, qi);
-  const path = normalisePath(rawPath, snapshot.settings.pathNormalization);
-  if (path === null) return badRequest(ctx, 'path_normalization_failed');
-  ctx.path = path;
-  ctx.query = qi < 0 ? '' : target.slice(qi + 1);
-  ctx.authority = authority;
-  ctx.host = hostKeyOf(authority);
-
-  const listener = snapshot.listeners.get(ctx.port);
-  let table: RouteTable | null = null;
-  if (listener !== undefined) {
-    if (ctx.scheme === 'http') table = listener.httpTable;
-    else {
-      // GW-14: the SNI-chosen server's own table; a Host another server on the port owns → 421
-      // (pain point 1: HTTP/2 coalescing and cross-host requests never route silently).
-      const servers = listener.tlsServers;
-      const socket = req.socket as TLSSocket;
-      const chosen = findTlsServer(servers, sniOf(socket));
-      const owner = servers.length === 1 ? chosen : findTlsServer(servers, ctx.host);
-      if (chosen === null || (owner !== null && owner !== chosen)) {
-        sendLocalReply(ctx, 421, '-', 'misdirected_request', MISDIRECTED);
-        return;
-      }
-      table = chosen.table;
-      sanitizeClientCertHeader(req, socket, chosen.tls ?? null);
-    }
-  }
-  if (ctx.scheme === 'http') sanitizeClientCertHeader(req, null, null);
-  const vhost = table === null ? null : findVirtualHost(table, ctx.host);
-  const route = vhost === null ? null : findRoute(vhost, ctx);
-  if (route === null) {
-    // GW-12: 404, empty body, NR.
-    sendLocalReply(ctx, 404, 'NR', 'route_not_found', null);
-    return;
-  }
-  ctx.route = route;
-  const action = route.action;
+  const tls = ctx.scheme === 'https';
+  const socket = tls ? (req.socket as TLSSocket) : null;
+  const refused = admitRequest(
+    ctx,
+    ctx.snapshot,
+    ctx.rawUrl,
+    h2 ? h2AuthorityOf(req) : hostHeaderOf(req),
+    socket === null ? '' : sniOf(socket),
+  );
+  if (refused !== null) return refuse(ctx, refused);
+  sanitizeClientCertHeader(req, socket, ctx.tlsServer?.tls ?? null);
+  // Workload-level policy (JWT, authorization) will sit here: the table is known, the route not.
+  const noRoute = selectRoute(ctx);
+  if (noRoute !== null) return refuse(ctx, noRoute);
+  const action = ctx.route!.action;
   switch (action.kind) {
     case 'forward':
       return forward(ctx, action);
@@ -356,26 +307,11 @@ function redirect(ctx: RequestContext, action: RedirectAction): void {
 }
 
 function forward(ctx: RequestContext, action: ForwardAction): void {
-  const dests = action.destinations;
-  let dest = dests[0]!;
-  if (dests.length > 1) {
-    // VS-20: a random integer in [0, totalWeight) walks the cumulative weights.
-    let r = (Math.random() * action.totalWeight) | 0;
-    for (let i = 0; i < dests.length; i++) {
-      const d = dests[i]!;
-      if (r < d.weight) {
-        dest = d;
-        break;
-      }
-      r -= d.weight;
-    }
-  }
+  const dest = pickDestination(action);
   const cluster = dest.cluster;
   if (cluster === null) {
-    // VS-19: unknown host, subset or port → 503 NC, empty body.
     ctx.clusterName = dest.clusterName;
-    sendLocalReply(ctx, 503, 'NC', 'cluster_not_found', null);
-    return;
+    return refuse(ctx, NO_CLUSTER);
   }
   forwardRequest(ctx, action, dest, cluster, sendUpstreamFailure, sendLocalReply);
 }

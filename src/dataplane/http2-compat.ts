@@ -7,6 +7,7 @@
  */
 import { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
+import { kStreamBytesSent } from '../observability/finished-request.ts';
 
 /** The connection facts the access log and spans read once the request is done. */
 interface SocketFacts {
@@ -50,7 +51,34 @@ Object.defineProperty(SluiceHttp2Request.prototype, 'socket', {
   },
   configurable: true,
 });
-export class SluiceHttp2Response extends Http2ServerResponse {}
+export class SluiceHttp2Response extends Http2ServerResponse {
+  [kStreamBytesSent] = 0;
+}
+
+const baseWrite = Http2ServerResponse.prototype.write as (
+  this: SluiceHttp2Response,
+  chunk: string | Uint8Array,
+  encoding?: unknown,
+  cb?: unknown,
+) => boolean;
+
+/** Counts body bytes as they are handed to the stream (%BYTES_SENT%; compat's end() writes through here). */
+Object.defineProperty(SluiceHttp2Response.prototype, 'write', {
+  value: function write(
+    this: SluiceHttp2Response,
+    chunk: string | Uint8Array,
+    encoding?: unknown,
+    cb?: unknown,
+  ): boolean {
+    this[kStreamBytesSent] +=
+      typeof chunk === 'string'
+        ? Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
+        : chunk.byteLength;
+    return baseWrite.call(this, chunk, encoding, cb);
+  },
+  configurable: true,
+  writable: true,
+});
 
 const kRaw = Symbol('sluice.rawHeaders');
 const baseRawHeaders = Object.getOwnPropertyDescriptor(Http2ServerRequest.prototype, 'rawHeaders')!.get!;

@@ -11,7 +11,14 @@
  * memory; plus a per-session RST_STREAM budget (CVE-2023-44487 rapid reset): a client that cancels
  * more streams than it completes gets GOAWAY ENHANCE_YOUR_CALM.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  ServerResponse,
+  type IncomingMessage,
+  type OutgoingHttpHeader,
+  type OutgoingHttpHeaders,
+  type Server,
+} from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import {
   constants as h2constants,
@@ -25,7 +32,8 @@ import {
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { handleRequest, handleUpgrade, type ListenerContext, type SnapshotSource } from './handle-request.ts';
+import { handleRequest, handleUpgrade, type ListenerContext } from './handle-request.ts';
+import type { SnapshotSource } from '../snapshot/types.ts';
 import { SluiceHttp2Request, SluiceHttp2Response } from './http2-compat.ts';
 import { rawErrorReply } from './local-reply.ts';
 import type { RequestContext } from './request-context.ts';
@@ -40,6 +48,7 @@ import {
   serverOfSocket,
 } from './tls-checks.ts';
 import { listenOn } from './listen.ts';
+import { mustWait, waitTurn } from './pipelining.ts';
 
 /** Envoy's max_request_headers_kb default is 60 KiB; the slack covers the request line. */
 export const MAX_HEADER_BYTES = 60 * 1024 + 1024;
@@ -77,6 +86,31 @@ export interface Http2Limits {
   readonly maxConcurrentStreams?: number;
   /** Streams a client may reset (RST_STREAM) per session beyond the ones it let complete. */
   readonly maxResetStreams?: number;
+}
+
+/**
+ * The HTTP/1 response class of one listener: a head written once the listener drains says
+ * `Connection: close`, in-flight requests' included, so every client leaves the connection after
+ * its answer (Envoy's drain). Node reads `shouldKeepAlive` when it writes the head.
+ */
+function drainingResponse(lc: ListenerContext): typeof ServerResponse {
+  const writeHead = ServerResponse.prototype.writeHead;
+  class DrainingResponse extends ServerResponse {}
+  DrainingResponse.prototype.writeHead = function (
+    this: ServerResponse,
+    status: number,
+    reason?: string | OutgoingHttpHeaders | OutgoingHttpHeader[],
+    headers?: OutgoingHttpHeaders | OutgoingHttpHeader[],
+  ): ServerResponse {
+    if (lc.draining) this.shouldKeepAlive = false;
+    return (writeHead as (s: number, r: unknown, h: unknown) => ServerResponse).call(
+      this,
+      status,
+      reason,
+      headers,
+    );
+  } as typeof writeHead;
+  return DrainingResponse as typeof ServerResponse;
 }
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -159,6 +193,16 @@ export class HttpListener {
     const t = opts.timeouts ?? {};
     const headersTimeout = t.headersTimeoutMs ?? 60_000;
     const keepAliveTimeout = t.keepAliveTimeoutMs ?? 3_600_000;
+    const tlsHooks = opts.tls ?? null;
+    const lc: ListenerContext = {
+      port: opts.port,
+      scheme: tlsHooks === null ? 'http' : 'https',
+      source: opts.source,
+      onDone: opts.onDone ?? null,
+      draining: false,
+      acmeHttpToken: tlsHooks === null ? (opts.acmeHttpToken ?? null) : null,
+    };
+    this.lc = lc;
     const httpOptions = {
       maxHeaderSize: MAX_HEADER_BYTES,
       insecureHTTPParser: false,
@@ -172,8 +216,8 @@ export class HttpListener {
       keepAliveTimeout,
       connectionsCheckingInterval: t.checkIntervalMs ?? Math.min(1_000, headersTimeout),
       shouldUpgradeCallback: isWebSocketUpgrade,
+      ServerResponse: drainingResponse(lc),
     };
-    const tlsHooks = opts.tls ?? null;
     const server: Server | HttpsServer =
       tlsHooks === null
         ? createServer(httpOptions)
@@ -184,15 +228,6 @@ export class HttpListener {
             // Port-wide bounds come from setTlsDefaults(); each server's own are checked after the handshake.
             minVersion: 'TLSv1.2',
           });
-    const lc: ListenerContext = {
-      port: opts.port,
-      scheme: tlsHooks === null ? 'http' : 'https',
-      source: opts.source,
-      onDone: opts.onDone ?? null,
-      draining: false,
-      acmeHttpToken: tlsHooks === null ? (opts.acmeHttpToken ?? null) : null,
-    };
-    this.lc = lc;
     const limits = opts.http2 ?? {};
     this.maxResets = limits.maxResetStreams ?? 200;
     this.h2 = createH2Server({
@@ -218,11 +253,16 @@ export class HttpListener {
     this.h2.on('session', (session: ServerHttp2Session) => this.trackSession(session));
     this.h2.setTimeout(keepAliveTimeout);
 
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => handleRequest(lc, req, res));
+    // HTTP/1.1 pipelining: one request at a time per connection, in order (pipelining.ts).
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (mustWait(req.socket, res)) waitTurn(req.socket, res, () => handleRequest(lc, req, res));
+      else handleRequest(lc, req, res);
+    });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.upgraded.add(socket);
       socket.once('close', () => this.upgraded.delete(socket));
-      handleUpgrade(lc, req, socket, head);
+      if (mustWait(socket, null)) waitTurn(socket, null, () => handleUpgrade(lc, req, socket, head));
+      else handleUpgrade(lc, req, socket, head);
     });
     server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Duplex) => {
       const reply = clientErrorStatus(err.code, err.reason);

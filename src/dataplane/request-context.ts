@@ -5,12 +5,13 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { RequestView, Route, Snapshot } from '../snapshot/types.ts';
+import type { Route, RouteTable, Snapshot, TlsServer, VirtualHost } from '../snapshot/types.ts';
+import type { RoutedRequest } from '../snapshot/route-request.ts';
 import type { ForwardContext, ForwardState } from '../upstream/forward.ts';
 import type { UpstreamHost } from '../upstream/pools.ts';
 import type { TraceContext } from '../observability/finished-request.ts';
 
-export class RequestContext implements RequestView, ForwardContext {
+export class RequestContext implements RoutedRequest, ForwardContext {
   // RequestView (what matchers see)
   method: string;
   scheme: 'http' | 'https';
@@ -33,8 +34,13 @@ export class RequestContext implements RequestView, ForwardContext {
   readonly startMs: number;
   /** The request target exactly as received (access log path when nothing rewrote it). */
   readonly rawUrl: string;
+  /** x-request-id, assigned before routing (DP-1). */
+  requestId: string;
 
-  // decisions and outcome (access log, metrics)
+  // routing decisions (snapshot/route-request.ts), then outcome (access log, metrics)
+  tlsServer: TlsServer | null;
+  table: RouteTable | null;
+  vhost: VirtualHost | null;
   route: Route | null;
   clusterName: string | null;
   upstreamHost: UpstreamHost | null;
@@ -80,6 +86,10 @@ export class RequestContext implements RequestView, ForwardContext {
     this.startTimeMs = Date.now();
     this.startMs = performance.now();
     this.rawUrl = req.url ?? '/';
+    this.requestId = '';
+    this.tlsServer = null;
+    this.table = null;
+    this.vhost = null;
     this.route = null;
     this.clusterName = null;
     this.upstreamHost = null;

@@ -6,7 +6,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { TcpConnectionObserver } from '../observability/request-metrics.ts';
-import type { SnapshotSource } from './handle-request.ts';
+import type { SnapshotSource } from '../snapshot/types.ts';
 import { pipePassthrough } from './passthrough.ts';
 import { listenOn } from './listen.ts';
 

@@ -6,8 +6,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import type { TlsServer } from '../snapshot/types.ts';
-import type { SnapshotSource } from './handle-request.ts';
+import type { SnapshotSource, TlsServer } from '../snapshot/types.ts';
 import { sniOf, tlsServerFor, type HandshakeFailure } from './tls-sni.ts';
 
 const VERSION_RANK: Record<string, number> = { TLSv1: 10, 'TLSv1.1': 11, 'TLSv1.2': 12, 'TLSv1.3': 13 };

@@ -9,10 +9,9 @@
  * its servername callback); OpenSSL reads it when it sends the CertificateRequest.
  */
 import type { SecureContext, TLSSocket } from 'node:tls';
-import type { TlsServer, TlsSettings } from '../snapshot/types.ts';
+import type { SnapshotSource, TlsServer, TlsSettings } from '../snapshot/types.ts';
 import type { ClientHello } from '../tls/client-hello.ts';
 import { findTlsServer } from '../snapshot/lookup.ts';
-import type { SnapshotSource } from './handle-request.ts';
 
 /** The SNI name the client sent ('' for none), set during the handshake. */
 export const kSni = Symbol('sluice.sni');

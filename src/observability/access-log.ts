@@ -9,11 +9,10 @@
  * Never logged: Authorization, Proxy-Authorization, Cookie and Set-Cookie values (even when a
  * custom format asks for them) and the values of token-like query parameters in paths.
  */
-import type { TLSSocket } from 'node:tls';
-import { hostname } from 'node:os';
 import pino from 'pino';
+import { parseCommandOperators, type CommandOperator } from '../util/command-operators.ts';
 import type { AccessLogConfig, FinishedRequest } from './finished-request.ts';
-import { rawHeader, requestIdOf, unmapped, withPort } from './request-facts.ts';
+import { operatorGetter, type OperatorGetter, type OperatorValue } from './operator-values.ts';
 
 /** Istio's EnvoyTextLogFormat (pilot/pkg/model/telemetry_logging.go). */
 export const ISTIO_TEXT_FORMAT =
@@ -53,10 +52,6 @@ export const ISTIO_JSON_FORMAT: readonly (readonly [key: string, op: string])[] 
   ['upstream_transport_failure_reason', '%UPSTREAM_TRANSPORT_FAILURE_REASON%'],
 ];
 
-/** A value of one command operator: null = absent (`-` in TEXT, null in JSON). */
-type Value = string | number | null;
-type Getter = (ctx: FinishedRequest) => Value;
-
 /** Header values never written, whatever the format asks. */
 const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
 export const REDACTED = '[redacted]';
@@ -77,52 +72,11 @@ export function redactQuery(query: string): string {
   return parts.join('&');
 }
 
-/** The request path Envoy logs: normalised path + query as routed (the original on rewrite). */
-function pathOf(ctx: FinishedRequest): string {
-  // A request refused before parsing (400, 426) logs the target as received.
-  if (ctx.authority === '') {
-    const q = ctx.rawUrl.indexOf('?');
-    return q < 0 ? ctx.rawUrl : ctx.rawUrl.slice(0, q + 1) + redactQuery(ctx.rawUrl.slice(q + 1));
-  }
-  return ctx.query === '' ? ctx.path : ctx.path + '?' + redactQuery(ctx.query);
-}
-
-function protocolOf(ctx: FinishedRequest): string {
-  const v = ctx.req.httpVersion;
-  return v === '2.0' ? 'HTTP/2' : 'HTTP/' + v;
-}
-
-/** The x-forwarded-for the upstream saw (the gateway appends the peer, DP-1). */
-function xffOf(ctx: FinishedRequest): string | null {
-  const sent = ctx.fwd?.headers;
-  if (sent !== undefined) {
-    for (let i = sent.length - 2; i >= 0; i -= 2) if (sent[i] === 'x-forwarded-for') return sent[i + 1]!;
-  }
-  const peer = unmapped(ctx.req.socket.remoteAddress);
-  const client = rawHeader(ctx.req.rawHeaders, 'x-forwarded-for');
-  if (client !== null && client !== '') return peer === '' ? client : client + ',' + peer;
-  return peer === '' ? null : peer;
-}
-
-function requestHeader(ctx: FinishedRequest, name: string): string | null {
-  switch (name) {
-    case ':method':
-      return ctx.method;
-    case ':path':
-    case 'x-envoy-original-path':
-      return pathOf(ctx);
-    case ':authority':
-    case 'host':
-      return ctx.authority !== '' ? ctx.authority : rawHeader(ctx.req.rawHeaders, 'host');
-    case ':scheme':
-      return ctx.scheme;
-    case 'x-request-id':
-      return requestIdOf(ctx);
-    case 'x-forwarded-for':
-      return xffOf(ctx);
-    default:
-      return rawHeader(ctx.req.rawHeaders, name);
-  }
+/** A path with the values of credential-like query parameters redacted. */
+function redactPath(v: OperatorValue): OperatorValue {
+  if (typeof v !== 'string') return v;
+  const q = v.indexOf('?');
+  return q < 0 ? v : v.slice(0, q + 1) + redactQuery(v.slice(q + 1));
 }
 
 /** JSON string literal; the common case (nothing to escape) is a concatenation. */
@@ -134,180 +88,40 @@ function jsonString(s: string): string {
   return '"' + s + '"';
 }
 
-/** A response header from the head Node wrote (the proxied or local reply). */
-function responseHeader(ctx: FinishedRequest, name: string): string | null {
-  if (name === 'x-envoy-upstream-service-time')
-    return ctx.upstreamServiceTimeMs >= 0 ? String(ctx.upstreamServiceTimeMs) : null;
-  const head = (ctx.res as { _header?: string | null })._header;
-  if (typeof head !== 'string') return null;
-  const lower = head.toLowerCase();
-  const at = lower.indexOf('\r\n' + name + ':');
-  if (at < 0) return null;
-  const start = at + 3 + name.length;
-  const end = lower.indexOf('\r\n', start);
-  return head.slice(start, end < 0 ? head.length : end).trim();
-}
-
-/** Request head bytes as an HTTP/1.1 client sent them (request line, headers, blank line). */
-function requestHeadBytes(ctx: FinishedRequest): number {
-  const req = ctx.req;
-  let n = req.method!.length + 1 + ctx.rawUrl.length + 11 + 2;
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) n += raw[i]!.length + 2 + raw[i + 1]!.length + 2;
-  return n;
-}
-
-/** Body bytes received (Envoy %BYTES_RECEIVED%): wire bytes less the request head. */
-function bytesReceived(ctx: FinishedRequest): number {
-  if (ctx.req.httpVersionMajor >= 2) return ctx.requestBytes;
-  return Math.max(0, ctx.requestBytes - requestHeadBytes(ctx));
-}
-
-/** Body bytes sent (Envoy %BYTES_SENT%): wire bytes less the response head Node wrote. */
-function bytesSent(ctx: FinishedRequest): number {
-  const head = (ctx.res as { _header?: string | null })._header;
-  const headLen = typeof head === 'string' ? head.length : 0;
-  return Math.max(0, ctx.responseBytes - headLen);
-}
-
-const HOSTNAME = hostname();
-
-/** ISO start time; many requests start in the same millisecond, so the last one is kept. */
-let lastStartMs = -1;
-let lastStartIso = '';
-function startTime(ctx: FinishedRequest): string {
-  const ms = ctx.startTimeMs;
-  if (ms !== lastStartMs) {
-    lastStartMs = ms;
-    lastStartIso = new Date(ms).toISOString();
-  }
-  return lastStartIso;
-}
-
-/** `%NAME%`, `%NAME(args)%`, `%NAME(args):N%`. */
-const OPERATOR = /%([A-Z0-9_]+)(?:\(([^)]*)\))?(?::(\d+))?%/g;
-
-function truncate(get: Getter, max: number | null): Getter {
-  if (max === null) return get;
-  return (ctx) => {
-    const v = get(ctx);
-    return typeof v === 'string' && v.length > max ? v.slice(0, max) : v;
-  };
-}
-
-function headerGetter(kind: 'REQ' | 'RESP', args: string, withoutQuery: boolean): Getter {
-  const [main, alt] = args.split('?').map((s) => s.trim().toLowerCase()) as [string, string | undefined];
-  if (SECRET_HEADERS.has(main) || (alt !== undefined && SECRET_HEADERS.has(alt))) return () => REDACTED;
-  const read = kind === 'REQ' ? requestHeader : responseHeader;
-  const one: Getter =
-    alt === undefined ? (ctx) => read(ctx, main) : (ctx) => read(ctx, main) ?? read(ctx, alt);
-  if (!withoutQuery) return one;
-  return (ctx) => {
-    const v = one(ctx);
-    if (typeof v !== 'string') return v;
-    const q = v.indexOf('?');
-    return q < 0 ? v : v.slice(0, q);
-  };
-}
-
-/** One command operator → its getter, or an error message for an unknown one. */
-function operatorGetter(name: string, args: string | undefined): Getter | string {
-  switch (name) {
-    case 'START_TIME':
-      return startTime;
-    case 'REQ':
-    case 'RESP':
-      if (args === undefined || args === '') return `%${name}(...)% needs a header name`;
-      return headerGetter(name, args, false);
-    case 'REQ_WITHOUT_QUERY':
-      if (args === undefined || args === '') return `%${name}(...)% needs a header name`;
-      return headerGetter('REQ', args, true);
-    case 'METHOD':
-      return (ctx) => ctx.method;
-    case 'PROTOCOL':
-      return protocolOf;
-    case 'RESPONSE_CODE':
-      return (ctx) => ctx.status;
-    case 'RESPONSE_FLAGS':
-      return (ctx) => ctx.responseFlags;
-    case 'RESPONSE_CODE_DETAILS':
-      return (ctx) =>
-        ctx.responseDetails === '-' ? (ctx.status > 0 ? 'via_upstream' : null) : ctx.responseDetails;
-    case 'CONNECTION_TERMINATION_DETAILS':
-    case 'UPSTREAM_TRANSPORT_FAILURE_REASON':
-    case 'UPSTREAM_LOCAL_ADDRESS':
-    case 'DOWNSTREAM_TLS_VERSION':
-    case 'DOWNSTREAM_PEER_SUBJECT':
-      return () => null;
-    case 'BYTES_RECEIVED':
-      return bytesReceived;
-    case 'BYTES_SENT':
-      return bytesSent;
-    case 'DURATION':
-      return (ctx) => Math.floor(ctx.endMs - ctx.startMs);
-    case 'RESPONSE_DURATION':
-      return (ctx) => (ctx.upstreamServiceTimeMs >= 0 ? ctx.upstreamServiceTimeMs : null);
-    case 'UPSTREAM_HOST':
-      return (ctx) => (ctx.upstreamHost === null ? null : ctx.upstreamHost.hostPort);
-    case 'UPSTREAM_CLUSTER':
-    case 'UPSTREAM_CLUSTER_RAW':
-      return (ctx) => ctx.clusterName;
-    case 'UPSTREAM_REQUEST_ATTEMPT_COUNT':
-      return (ctx) => ctx.attempts;
-    case 'ROUTE_NAME':
-      return (ctx) => ctx.route?.source?.ruleName ?? null;
-    case 'DOWNSTREAM_LOCAL_ADDRESS':
-      return (ctx) => withPort(unmapped(ctx.req.socket.localAddress), ctx.req.socket.localPort);
-    case 'DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT':
-      return (ctx) => withPort(unmapped(ctx.req.socket.localAddress), undefined);
-    case 'DOWNSTREAM_LOCAL_PORT':
-      return (ctx) => ctx.req.socket.localPort ?? null;
-    case 'DOWNSTREAM_REMOTE_ADDRESS':
-    case 'DOWNSTREAM_DIRECT_REMOTE_ADDRESS':
-      return (ctx) => withPort(unmapped(ctx.req.socket.remoteAddress), ctx.req.socket.remotePort);
-    case 'DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT':
-    case 'DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT':
-      return (ctx) => withPort(unmapped(ctx.req.socket.remoteAddress), undefined);
-    case 'DOWNSTREAM_REMOTE_PORT':
-      return (ctx) => ctx.req.socket.remotePort ?? null;
-    case 'REQUESTED_SERVER_NAME':
-      return (ctx) => {
-        const sni = (ctx.req.socket as Partial<TLSSocket>).servername;
-        return typeof sni === 'string' && sni !== '' ? sni : null;
-      };
-    case 'HOSTNAME':
-      return () => HOSTNAME;
-    case 'TRACE_ID':
-      return (ctx) => (ctx.trace === null ? null : ctx.trace.traceId);
-    default:
-      return `unknown command operator %${name}%`;
-  }
+/**
+ * The access log's policy over the shared evaluator: credential headers are never written, and
+ * paths lose the values of credential-like query parameters.
+ */
+function accessLogGetter(op: CommandOperator): OperatorGetter {
+  const isHeader = op.name === 'REQ' || op.name === 'RESP' || op.name === 'REQ_WITHOUT_QUERY';
+  if (!isHeader || op.args === null) return operatorGetter(op);
+  const names = op.args.split('?').map((s) => s.trim().toLowerCase());
+  if (names.some((n) => SECRET_HEADERS.has(n))) return () => REDACTED;
+  const get = operatorGetter(op);
+  if (op.name === 'RESP' || !names.some((n) => n === ':path' || n === 'x-envoy-original-path')) return get;
+  return (r) => redactPath(get(r));
 }
 
 /** A compiled format string: literal pieces and getters, alternating. */
 interface Template {
   readonly literals: readonly string[];
-  readonly getters: readonly Getter[];
+  readonly getters: readonly OperatorGetter[];
   /** The whole string is one operator: JSON keeps its type (number stays a number). */
   readonly single: boolean;
 }
 
 function compileTemplate(text: string, errors: string[]): Template {
-  const literals: string[] = [];
-  const getters: Getter[] = [];
-  let last = 0;
-  for (const m of text.matchAll(OPERATOR)) {
-    literals.push(text.slice(last, m.index));
-    const g = operatorGetter(m[1]!, m[2]);
-    if (typeof g === 'string') {
-      errors.push(g);
-      getters.push(() => null);
-    } else {
-      getters.push(truncate(g, m[3] === undefined ? null : Number(m[3])));
+  const parsed = parseCommandOperators(text, 'access-log');
+  errors.push(...parsed.errors);
+  const literals: string[] = [''];
+  const getters: OperatorGetter[] = [];
+  for (const part of parsed.parts) {
+    if (typeof part === 'string') literals[literals.length - 1] += part;
+    else {
+      getters.push(accessLogGetter(part));
+      literals.push('');
     }
-    last = m.index + m[0].length;
   }
-  literals.push(text.slice(last));
   return { literals, getters, single: getters.length === 1 && literals[0] === '' && literals[1] === '' };
 }
 
@@ -363,7 +177,7 @@ export function compileAccessLogFormat(cfg: Pick<AccessLogConfig, 'encoding' | '
         let out = '{';
         for (let i = 0; i < templates.length; i++) {
           const t = templates[i]!;
-          let v: Value;
+          let v: OperatorValue;
           if (t.single) v = t.getters[0]!(ctx);
           else v = renderText(t, ctx);
           out +=

@@ -5,6 +5,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+/**
+ * Body bytes an HTTP/2 response handed to its stream (the data plane's compat response counts
+ * them): one connection carries many streams, so the socket's counters cannot say.
+ */
+export const kStreamBytesSent = Symbol('sluice.streamBytesSent');
+
 /** MeshConfig access log settings (snapshot/types.ts AccessLogSettings). */
 export interface AccessLogConfig {
   readonly path: string;
@@ -22,6 +28,8 @@ export interface TracingConfig {
 }
 
 export interface ObservedSettings {
+  /** MeshConfig gatewayTopology.numTrustedProxies: who the client is (DP-1). */
+  readonly numTrustedProxies: number;
   readonly accessLog?: AccessLogConfig;
   readonly tracing?: TracingConfig;
 }
@@ -50,6 +58,8 @@ export interface FinishedRequest {
   readonly query: string;
   readonly port: number;
   readonly rawUrl: string;
+  /** x-request-id: assigned before routing (DP-1), so local replies have one too; '' before. */
+  readonly requestId: string;
   readonly startTimeMs: number;
   readonly startMs: number;
   readonly route: {

@@ -1,5 +1,5 @@
-/** Request facts more than one observability output reads, read without building req.headers. */
-import type { FinishedRequest } from './finished-request.ts';
+/** Request facts more than one output reads (access log, spans, header templates), read without building req.headers. */
+import type { IncomingMessage } from 'node:http';
 
 /** A request header by lowercase name from rawHeaders (repeats joined with ','). */
 export function rawHeader(raw: readonly string[], name: string): string | null {
@@ -12,13 +12,11 @@ export function rawHeader(raw: readonly string[], name: string): string | null {
   return out;
 }
 
-/** The x-request-id the upstream saw (the gateway may have generated it, DP-1), else the client's. */
-export function requestIdOf(ctx: FinishedRequest): string | null {
-  const sent = ctx.fwd?.headers;
-  if (sent !== undefined) {
-    for (let i = sent.length - 2; i >= 0; i -= 2) if (sent[i] === 'x-request-id') return sent[i + 1]!;
-  }
-  return rawHeader(ctx.req.rawHeaders, 'x-request-id');
+/** The last value of `name` in a flat name/value list the gateway built (lowercase names). */
+export function sentHeader(list: readonly string[] | undefined, name: string): string | null {
+  if (list === undefined) return null;
+  for (let i = list.length - 2; i >= 0; i -= 2) if (list[i] === name) return list[i + 1]!;
+  return null;
 }
 
 /** A socket address without the IPv4-mapped IPv6 prefix (`::ffff:10.0.0.1` → `10.0.0.1`). */
@@ -32,4 +30,23 @@ export function withPort(addr: string, port: number | undefined): string | null 
   if (addr === '') return null;
   const host = addr.includes(':') ? '[' + addr + ']' : addr;
   return port === undefined ? host : host + ':' + port;
+}
+
+/** The connection's peer address ('' when the socket is gone). */
+export function peerAddress(req: IncomingMessage): string {
+  return unmapped(req.socket.remoteAddress);
+}
+
+/**
+ * Envoy's trusted client address: the peer when no hops are trusted, else the Nth address from
+ * the right of the incoming x-forwarded-for (the peer when the list is shorter), DP-1. This is
+ * Envoy's downstream remote address once its connection manager has run.
+ */
+export function trustedClientAddress(xff: string | null, peer: string, trustedHops: number): string {
+  if (trustedHops <= 0 || xff === null) return peer;
+  const parts = xff.split(',');
+  const i = parts.length - trustedHops;
+  if (i < 0) return peer;
+  const v = parts[i]!.trim();
+  return v === '' ? peer : v;
 }

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { Counter, type Registry } from 'prom-client';
 import { createAccessLogger, type AccessLogger } from './access-log.ts';
-import type { FinishedRequest } from './finished-request.ts';
+import { kStreamBytesSent, type FinishedRequest } from './finished-request.ts';
 import { createRequestMetrics, type RequestMetrics } from './request-metrics.ts';
 import { createTracer, type Tracer } from './tracing.ts';
 
@@ -33,10 +33,11 @@ type CountedSocket = Socket & { [kRead]?: number; [kWritten]?: number };
 export function measureBytes(ctx: FinishedRequest): void {
   const req = ctx.req;
   if (req.httpVersionMajor >= 2) {
-    // One socket carries many streams; the declared lengths are what can be known per stream.
+    // One socket carries many streams: the declared request length, and the body bytes the
+    // response wrote to its stream.
     const cl = req.headers['content-length'];
     ctx.requestBytes = cl === undefined ? 0 : Number(cl) || 0;
-    ctx.responseBytes = 0;
+    ctx.responseBytes = (ctx.res as { [kStreamBytesSent]?: number })[kStreamBytesSent] ?? 0;
     return;
   }
   const sock = req.socket as CountedSocket | null;

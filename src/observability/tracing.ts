@@ -13,7 +13,7 @@
 import type { IncomingMessage } from 'node:http';
 import { randomFillSync } from 'node:crypto';
 import type { FinishedRequest, TraceContext, TracingConfig } from './finished-request.ts';
-import { rawHeader, requestIdOf } from './request-facts.ts';
+import { rawHeader } from './request-facts.ts';
 
 // ---------------------------------------------------------------- ids
 
@@ -263,7 +263,7 @@ export function createTracer(opts: TracerOptions): Tracer {
         flags: ctx.responseFlags,
         cluster: ctx.clusterName,
         upstreamAddress: ctx.upstreamHost === null ? null : ctx.upstreamHost.hostPort,
-        requestId: requestIdOf(ctx),
+        requestId: ctx.requestId === '' ? null : ctx.requestId,
         userAgent: ua,
         peer: peerOf(ctx),
         requestBytes: ctx.requestBytes,

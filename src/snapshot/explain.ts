@@ -1,13 +1,27 @@
 /**
  * `sluice explain`: which listener, server, vhost and route a request reaches, and why each
- * earlier route did not match. It walks the same snapshot structures as lookup.ts, with the same
- * path normalisation as the data plane.
+ * earlier route did not match. The decision is the data plane's own (route-request.ts); this file
+ * only says it in words.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { normalisePath } from '../util/normalise-path.ts';
 import { describeAction, describeConditions } from './describe.ts';
-import { findTlsServer, findVirtualHost, headerValue, queryParamsOf } from './lookup.ts';
+import { findTlsServer, headerValue, queryParamsOf } from './lookup.ts';
 import { buildRedirectLocation } from './redirect.ts';
+import {
+  admitRequest,
+  hostKeyOf,
+  INVALID_AUTHORITY,
+  INVALID_URL,
+  MISDIRECTED,
+  MISSING_HOST,
+  NO_CLUSTER,
+  NO_ROUTE,
+  PATH_REFUSED,
+  selectRoute,
+  undecidedRequest,
+  type Refusal,
+  type RoutedRequest,
+} from './route-request.ts';
 import type {
   Listener,
   RequestView,
@@ -86,25 +100,9 @@ export interface ExplainResult {
   readonly lines: readonly string[];
 }
 
-function hostOf(authority: string): string {
-  let host = authority;
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    host = end >= 0 ? host.slice(0, end + 1) : host;
-  } else {
-    const colon = host.lastIndexOf(':');
-    if (colon >= 0) host = host.slice(0, colon);
-  }
-  return host.toLowerCase();
-}
-
-/** The data plane's own vhost lookup, then which of its three steps found it (for the explanation). */
-function chooseVhost(table: RouteTable, host: string): { vhost: VirtualHost; how: VhostChoice } | null {
-  const vhost = findVirtualHost(table, host);
-  if (vhost === null) return null;
-  const how: VhostChoice =
-    table.exact.get(host) === vhost ? 'exact' : vhost === table.catchAll ? 'catch-all' : 'wildcard';
-  return { vhost, how };
+/** Which of the lookup's three steps found the vhost (for the explanation). */
+function howChosen(table: RouteTable, host: string, vhost: VirtualHost): VhostChoice {
+  return table.exact.get(host) === vhost ? 'exact' : vhost === table.catchAll ? 'catch-all' : 'wildcard';
 }
 
 /** The request's value for a condition's field, for the explanation. */
@@ -155,6 +153,33 @@ function lowerHeaders(h: Readonly<Record<string, string>> | undefined): Incoming
   return out;
 }
 
+/** Why a refusal happened, in words, with the rule it follows. */
+function refusalText(r: Refusal, req: RoutedRequest, call: ExplainCall, sni: string): string {
+  switch (r) {
+    case MISSING_HOST:
+      return 'no Host header → 400 missing_host_header';
+    case INVALID_AUTHORITY:
+      return `Host ${JSON.stringify(call.authority)} has bytes outside RFC 3986 host and port → 400 ${r.details}`;
+    case INVALID_URL:
+      return `request target ${JSON.stringify(call.path)} is not origin-form or has a fragment → 400 ${r.details}`;
+    case PATH_REFUSED:
+      return `path ${call.path}: refused by path normalisation (AP-9) → 400 ${r.details}`;
+    case MISDIRECTED:
+      return `host ${req.host} belongs to another TLS server on this port than SNI ${sni === '' ? '(none)' : sni} chose → 421 (GW-14)`;
+    default:
+      return `→ ${r.status} ${r.flag === '-' ? '' : r.flag + ' '}${r.details}`;
+  }
+}
+
+function localReplyOf(r: Refusal): LocalReply {
+  return { status: r.status, flag: r.flag, reason: r.details };
+}
+
+/**
+ * The decision the data plane makes for `call`, by the data plane's own steps
+ * (snapshot/route-request.ts), with each step said in words and, for the routes tried before the
+ * winner, the first condition that failed.
+ */
 export function explainRequest(snapshot: Snapshot, call: ExplainCall): ExplainResult {
   const lines: string[] = [];
   const base = {
@@ -176,14 +201,19 @@ export function explainRequest(snapshot: Snapshot, call: ExplainCall): ExplainRe
   lines.push(
     `listener ${listener.port} ${listener.protocol}: ${listener.servers.map(serverText).join('; ')}`,
   );
-
-  const host = hostOf(call.authority);
-  let table: RouteTable | null;
-  let tlsServer: ServerRef | null = null;
-  if (listener.protocol === 'HTTP') {
-    table = listener.httpTable;
-  } else if (listener.protocol === 'HTTPS') {
-    const sni = call.sni ?? host;
+  if (listener.protocol !== 'HTTP' && listener.protocol !== 'HTTPS') {
+    lines.push(`port ${listener.port} is a ${listener.protocol} listener; it does not answer HTTP requests`);
+    return {
+      ...base,
+      listener: listenerOut,
+      localReply: { status: 0, flag: '-', reason: `${listener.protocol} not served` },
+      lines,
+    };
+  }
+  const scheme = listener.protocol === 'HTTPS' ? 'https' : 'http';
+  // The handshake (dataplane/tls-sni.ts) chooses the server by SNI with the same lookup.
+  const sni = scheme === 'https' ? (call.sni ?? hostKeyOf(call.authority) ?? '') : '';
+  if (scheme === 'https') {
     const chosen = findTlsServer(listener.tlsServers, sni);
     if (!chosen) {
       lines.push(
@@ -196,96 +226,65 @@ export function explainRequest(snapshot: Snapshot, call: ExplainCall): ExplainRe
         lines,
       };
     }
-    tlsServer = chosen.server;
-    table = chosen.table;
     lines.push(`SNI ${sni}: ${serverText(chosen.server)}`);
-  } else {
-    lines.push(`port ${listener.port} is a ${listener.protocol} listener; sluice does not serve it yet`);
-    return {
-      ...base,
-      listener: listenerOut,
-      localReply: { status: 0, flag: '-', reason: `${listener.protocol} not served` },
-      lines,
-    };
   }
-  if (table === null) {
-    return {
-      ...base,
-      listener: listenerOut,
-      tlsServer,
-      localReply: { status: 404, flag: 'NR', reason: 'route_not_found' },
-      lines,
-    };
-  }
-  lines.push(`route table ${table.name}`);
 
-  const q = call.path.indexOf('?');
-  const rawPath = q < 0 ? call.path : call.path.slice(0, q);
-  const query = q < 0 ? '' : call.path.slice(q + 1);
-  const path = normalisePath(rawPath === '' ? '/' : rawPath, snapshot.settings.pathNormalization);
-  if (path === null) {
-    lines.push(`path ${rawPath}: refused by path normalisation (AP-9)`);
-    return {
-      ...base,
-      listener: listenerOut,
-      tlsServer,
-      table: table.name,
-      localReply: { status: 400, flag: '-', reason: 'path normalisation refused the path' },
-      lines,
-    };
-  }
-  if (path !== rawPath)
-    lines.push(`path ${rawPath} normalised to ${path} (${snapshot.settings.pathNormalization})`);
-
-  const req: RequestView = {
-    method: call.method ?? 'GET',
-    scheme: call.scheme ?? (listener.protocol === 'HTTPS' ? 'https' : 'http'),
-    authority: call.authority,
-    host,
-    path,
-    query,
-    headers: lowerHeaders(call.headers),
-    port: call.port,
-    queryParams: null,
-    claims: null,
+  const req = undecidedRequest(
+    call.method ?? 'GET',
+    call.scheme ?? scheme,
+    call.port,
+    lowerHeaders(call.headers),
+  );
+  const admitted = admitRequest(req, snapshot, call.path, call.authority, sni);
+  const tableName = req.table?.name ?? null;
+  const common = {
+    listener: listenerOut,
+    tlsServer: req.tlsServer?.server ?? null,
+    table: tableName,
+    path: admitted === null ? req.path : null,
   };
-
-  const chosen = chooseVhost(table, host);
-  const common = { listener: listenerOut, tlsServer, table: table.name, path };
-  if (!chosen) {
-    lines.push(
-      `host ${host}: no virtual host in ${table.name} (exact, wildcard or *) → 404 NR route_not_found (GW-12)`,
-    );
-    return { ...base, ...common, localReply: { status: 404, flag: 'NR', reason: 'route_not_found' }, lines };
+  if (admitted !== null) {
+    lines.push(refusalText(admitted, req, call, sni));
+    return { ...base, ...common, localReply: localReplyOf(admitted), lines };
   }
-  const vhost = { name: chosen.vhost.name, how: chosen.how };
-  lines.push(`host ${host}: virtual host ${chosen.vhost.name} (${chosen.how} match)`);
+  const rawPath = call.path.split('?')[0]!;
+  if (req.path !== rawPath)
+    lines.push(`path ${rawPath} normalised to ${req.path} (${snapshot.settings.pathNormalization})`);
+  if (req.table === null) {
+    lines.push(`no route table on port ${listener.port} → 404 NR route_not_found (GW-12)`);
+    return { ...base, ...common, localReply: localReplyOf(NO_ROUTE), lines };
+  }
+  lines.push(`route table ${req.table.name}`);
 
+  const noRoute = selectRoute(req);
+  const chosenVhost = req.vhost;
+  if (chosenVhost === null) {
+    lines.push(
+      `host ${req.host}: no virtual host in ${req.table.name} (exact, wildcard or *) → 404 NR route_not_found (GW-12)`,
+    );
+    return { ...base, ...common, localReply: localReplyOf(NO_ROUTE), lines };
+  }
+  const how = howChosen(req.table, req.host, chosenVhost);
+  const vhost = { name: chosenVhost.name, how };
+  lines.push(`host ${req.host}: virtual host ${chosenVhost.name} (${how} match)`);
+
+  // Why each route before the winner (all of them when none won) did not match.
+  const winner = req.route;
   const skipped: RouteFailure[] = [];
-  let winner: Route | null = null;
-  for (const route of chosen.vhost.routes) {
+  for (const route of chosenVhost.routes) {
+    if (route === winner) break;
     const fail = firstFailure(route, req);
-    if (fail === null) {
-      winner = route;
-      break;
-    }
+    if (fail === null) continue;
     skipped.push(fail);
     lines.push(
       `  skip ${route.name} [${sourceText(route.source)}]: ${fail.field} wants ${fail.expected}, request has ${fail.actual === null ? '(absent)' : fail.actual}`,
     );
   }
-  if (winner === null) {
+  if (noRoute !== null || winner === null) {
     lines.push(
-      `no route of ${chosen.vhost.name} matches → 404 NR route_not_found (no fall-through to other hosts, GW-11)`,
+      `no route of ${chosenVhost.name} matches → 404 NR route_not_found (no fall-through to other hosts, GW-11)`,
     );
-    return {
-      ...base,
-      ...common,
-      vhost,
-      skipped,
-      localReply: { status: 404, flag: 'NR', reason: 'route_not_found' },
-      lines,
-    };
+    return { ...base, ...common, vhost, skipped, localReply: localReplyOf(NO_ROUTE), lines };
   }
   const action = winner.action;
   const routeOut = {
@@ -326,13 +325,12 @@ export function explainRequest(snapshot: Snapshot, call: ExplainCall): ExplainRe
     }));
     for (const d of destinations) {
       lines.push(
-        `  ${d.cluster} weight ${d.weight}/${action.totalWeight}: ${d.known ? d.endpoints.join(', ') || '(no endpoints: 503 UH)' : 'unknown cluster: 503 NC'}`,
+        `  ${d.cluster} weight ${d.weight}/${action.totalWeight}: ${d.known ? d.endpoints.join(', ') || '(no endpoints: 503 UH)' : `unknown cluster: ${NO_CLUSTER.status} ${NO_CLUSTER.flag}`}`,
       );
     }
+    // A weighted pick lands on each live destination; NC is certain only when none is known.
     const live = action.destinations.filter((d) => d.weight > 0);
-    if (live.length > 0 && live.every((d) => d.cluster === null)) {
-      localReply = { status: 503, flag: 'NC', reason: 'cluster_not_found' };
-    }
+    if (live.length > 0 && live.every((d) => d.cluster === null)) localReply = localReplyOf(NO_CLUSTER);
   }
   return { ...common, vhost, skipped, route: routeOut, destinations, localReply, lines };
 }

@@ -50,6 +50,11 @@ export interface Snapshot {
   readonly settings: GatewaySettings;
 }
 
+/** Where the data plane reads the live snapshot (control/current.ts provides it). */
+export interface SnapshotSource {
+  get(): Snapshot;
+}
+
 export interface GatewaySettings {
   readonly pathNormalization: PathNormalization;
   readonly numTrustedProxies: number;

@@ -11,29 +11,21 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { randomUUID } from 'node:crypto';
 import type { Cluster, ForwardAction, Route, Snapshot, WeightedCluster } from '../snapshot/types.ts';
 import type { UpstreamHost } from './pools.ts';
 import { hostSetOf, pickHost, type HostSet } from './endpoints.ts';
 import { classifyUpstreamError, PER_TRY_TIMEOUT, type UpstreamFailure } from './upstream-error.ts';
 import { backoffMs, retryCoversFailure, retryCoversStatus } from './retry.ts';
 import { applyRouteAndDestinationOps } from './header-ops.ts';
+import type { FinishedRequest } from '../observability/finished-request.ts';
+import { peerAddress, trustedClientAddress } from '../observability/request-facts.ts';
 
 /**
  * What forward needs of the per-request context (dataplane/request-context.ts implements it;
- * upstream/ may not import dataplane/).
+ * upstream/ may not import dataplane/). It is also what header templates read (FinishedRequest).
  */
-export interface ForwardContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+export interface ForwardContext extends FinishedRequest {
   readonly snapshot: Snapshot;
-  readonly method: string;
-  readonly scheme: 'http' | 'https';
-  readonly authority: string;
-  readonly path: string;
-  readonly query: string;
-  /** Epoch ms the request arrived (`%START_TIME%`). */
-  readonly startTimeMs: number;
   route: Route | null;
   /** WebSocket: the raw client socket and the bytes read past the request head. */
   readonly upgradeSocket: Duplex | null;
@@ -104,7 +96,6 @@ const CONNECTION_NOMINATED_OK = new Set(['close', 'keep-alive', 'upgrade']);
 interface DownstreamHeaderFacts {
   xff: string | null;
   xfp: string | null;
-  requestId: string | null;
   connection: string | null;
   hasBody: boolean;
 }
@@ -157,7 +148,7 @@ export function buildUpstreamHeaders(
         facts.xfp = raw[i + 1]!;
         continue;
       case 'x-request-id':
-        facts.requestId = raw[i + 1]!;
+        // Replaced by the id the gateway assigned before routing (ctx.requestId, DP-1).
         continue;
       default:
         // Client-sent x-envoy-* control headers are never trusted (DP-1).
@@ -173,7 +164,7 @@ export function buildUpstreamHeaders(
   out.push('host', action.authority ?? ctx.authority);
   out.push('x-forwarded-for', facts.xff === null ? peer : facts.xff + ',' + peer);
   out.push('x-forwarded-proto', trustedHops > 0 && facts.xfp !== null ? facts.xfp : ctx.scheme);
-  out.push('x-request-id', trustedHops > 0 && facts.requestId !== null ? facts.requestId : randomUUID());
+  out.push('x-request-id', ctx.requestId);
   out.push('x-envoy-external-address', trustedClientAddress(facts.xff, peer, trustedHops));
   if (originalPathIfRewritten !== null) out.push('x-envoy-original-path', originalPathIfRewritten);
   out.push('x-envoy-attempt-count', '1');
@@ -208,24 +199,6 @@ function dropConnectionNominated(out: string[], connection: string): void {
     }
     out.length = w;
   }
-}
-
-export function peerAddress(req: IncomingMessage): string {
-  const a = req.socket.remoteAddress ?? '';
-  return a.startsWith('::ffff:') ? a.slice(7) : a;
-}
-
-/**
- * Envoy's trusted client address: the peer when no hops are trusted, else the Nth address from
- * the right of the incoming x-forwarded-for (the peer when the list is shorter), DP-1.
- */
-export function trustedClientAddress(xff: string | null, peer: string, trustedHops: number): string {
-  if (trustedHops <= 0 || xff === null) return peer;
-  const parts = xff.split(',');
-  const i = parts.length - trustedHops;
-  if (i < 0) return peer;
-  const v = parts[i]!.trim();
-  return v === '' ? peer : v;
 }
 
 /** VS-12/VS-13 path rewrite; the query is kept. */
@@ -269,7 +242,6 @@ export function forwardRequest(
   const facts: DownstreamHeaderFacts = {
     xff: null,
     xfp: null,
-    requestId: null,
     connection: null,
     hasBody: false,
   };

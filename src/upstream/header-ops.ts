@@ -3,11 +3,11 @@
  * undici (request) and ServerResponse.writeHead (response) take. Names in HeaderOps are lowercase.
  */
 import type { HeaderOps } from '../snapshot/types.ts';
-import type { ForwardContext } from './forward.ts';
+import type { FinishedRequest } from '../observability/finished-request.ts';
 import { renderHeaderValue } from './header-template.ts';
 
 /** `ctx` feeds `%VAR%` values; a value that renders empty sets (or adds) nothing. */
-export function applyHeaderOps(headers: string[], ops: HeaderOps, ctx: ForwardContext): void {
+export function applyHeaderOps(headers: string[], ops: HeaderOps, ctx: FinishedRequest): void {
   const remove = ops.remove;
   for (let i = 0; i < remove.length; i++) removeHeader(headers, remove[i]!);
   const set = ops.set;
@@ -58,7 +58,7 @@ export function applyRouteAndDestinationOps(
   routeOps: HeaderOps | null,
   destOps: HeaderOps | null,
   singleDestination: boolean,
-  ctx: ForwardContext,
+  ctx: FinishedRequest,
 ): void {
   if (singleDestination) {
     if (routeOps !== null) applyHeaderOps(headers, routeOps, ctx);

@@ -2,6 +2,7 @@
  * DP-4 / AP-9 hostile input: exact bytes over raw TCP. Every case must get Envoy's status and
  * never reach the upstream.
  */
+import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sendRaw, startGatewayWithSnapshot, type TestGateway } from '../support/gateway.ts';
 import { startEcho, type Upstream } from '../support/upstreams.ts';
@@ -56,6 +57,15 @@ const corpus: [name: string, bytes: string, status: number][] = [
   ['AP-9 whitespace in a header name', `GET / HTTP/1.1\r\n${H}X-Bad : v\r\n\r\n`, 400],
   ['control character in a header value', `GET / HTTP/1.1\r\n${H}X-Bad: a\u0001b\r\n\r\n`, 400],
   ['missing Host on HTTP/1.1', `GET / HTTP/1.1\r\n\r\n`, 400],
+  // Bytes outside RFC 3986 host and port in Host, found by outside smuggling tools: never routed.
+  ...['a b', 'a}', 'a{b', ': a', 'a@b', 'a/b', 'a\\b', 'a"b', 'a\u00e9b', 'a<b>'].map(
+    (host): [string, string, number] => [
+      `invalid Host ${JSON.stringify(host)}`,
+      `GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+      400,
+    ],
+  ),
+  ['invalid authority in an absolute-form target', `GET http://a@evil/ HTTP/1.1\r\n${H}\r\n`, 400],
   ['two Host headers', `GET / HTTP/1.1\r\n${H}Host: b.example.com\r\n\r\n`, 400],
   ['fragment in the request target', `GET /a#frag HTTP/1.1\r\n${H}\r\n`, 400],
   ['bare LF line endings', `GET / HTTP/1.1\n${H.replace('\r\n', '\n')}\n`, 400],
@@ -75,7 +85,7 @@ const corpus: [name: string, bytes: string, status: number][] = [
 describe('DP-4 hostile requests never reach the upstream', () => {
   for (const [name, bytes, status] of corpus) {
     it(`${name} → ${status}`, async () => {
-      const r = await sendRaw(g.port(), bytes);
+      const r = await sendRaw(g.port(), Buffer.from(bytes, 'latin1'));
       expect(r.status, r.raw.slice(0, 200)).toBe(status);
       expect(r.headers['server']).toBe('istio-envoy');
       expect(upstream.seen).toHaveLength(0);
@@ -104,3 +114,74 @@ describe('DP-4 hostile requests never reach the upstream', () => {
     expect(upstream.seen[0]!.url).toBe('/etc/passwd');
   });
 });
+
+describe('HTTP/1.1 pipelining (found by outside smuggling tools)', () => {
+  it('pipelined requests, POSTs included, reach the upstream one at a time and are answered in order', async () => {
+    // An upstream that takes 150 ms per request and records how many it holds at once.
+    let inFlight = 0;
+    let most = 0;
+    const order: string[] = [];
+    const slow = await startEcho({
+      name: 'slow',
+      handle: (req, res) => {
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        order.push(req.url ?? '');
+        req.resume();
+        req.on('end', () =>
+          setTimeout(() => {
+            inFlight -= 1;
+            res.end(`answer ${req.url}`);
+          }, 150),
+        );
+      },
+    });
+    const c = staticCluster('slow.default.svc.cluster.local', [{ address: '127.0.0.1', port: slow.port }]);
+    const pg = await startGatewayWithSnapshot(
+      snapshotOf({ vhosts: { '*': [route('all', [], forwardTo([[c, 100]]))] } }),
+    );
+    try {
+      const n = 6;
+      let bytes = '';
+      for (let i = 0; i < n; i++) {
+        bytes +=
+          i % 2 === 0
+            ? `GET /r${i} HTTP/1.1\r\n${H}\r\n`
+            : `POST /r${i} HTTP/1.1\r\n${H}Content-Length: 5\r\n\r\nhello`;
+      }
+      const t0 = Date.now();
+      const raw = await readAll(pg.port(), bytes, n);
+      const elapsed = Date.now() - t0;
+      const answers = [...raw.matchAll(/answer (\/r\d+)/g)].map((m) => m[1]);
+      expect(answers).toEqual(Array.from({ length: n }, (_, i) => `/r${i}`));
+      expect(order).toEqual(answers);
+      expect(most).toBe(1);
+      expect(elapsed).toBeGreaterThanOrEqual(n * 150 - 50);
+    } finally {
+      await pg.close();
+      await slow.close();
+    }
+  });
+});
+
+/** Writes `bytes` at once on one connection and reads until `n` responses arrived. */
+function readAll(port: number, bytes: string, n: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let raw = '';
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`timed out; got ${JSON.stringify(raw.slice(0, 400))}`));
+    }, 10_000);
+    s.on('data', (d: Buffer) => {
+      raw += d.toString('latin1');
+      if ((raw.match(/HTTP\/1\.1 \d{3}/g) ?? []).length >= n && raw.endsWith(`answer /r${n - 1}`)) {
+        clearTimeout(timer);
+        s.destroy();
+        resolve(raw);
+      }
+    });
+    s.on('error', reject);
+    s.write(bytes);
+  });
+}

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { startEcho } from '../support/upstreams.ts';
+import { startEcho, type Upstream } from '../support/upstreams.ts';
 import { until } from '../support/until.ts';
 import { startPacedLoad } from '../support/paced-load.ts';
 import {
@@ -27,7 +27,7 @@ afterEach(async () => {
 async function setup(
   upstreamDelayMs: number,
   args: readonly string[],
-): Promise<{ child: ServeChild; port: number }> {
+): Promise<{ child: ServeChild; port: number; upstream: Upstream }> {
   const a = await startEcho({ name: 'a', delayMs: upstreamDelayMs });
   cleanups.push(() => a.close());
   const port = await freePort();
@@ -40,7 +40,7 @@ async function setup(
   const child = await startServeChild(dir.dir, ['--workers', '1', ...args]);
   cleanups.push(() => child.proc.stop('SIGKILL'));
   await until(async () => (await child.readiness()) === 200, { timeoutMs: 15_000, what: 'ready' });
-  return { child, port };
+  return { child, port, upstream: a };
 }
 
 const refused = (port: number): Promise<boolean> =>
@@ -180,6 +180,22 @@ describe('graceful drain', () => {
     },
     30_000,
   );
+});
+
+describe('drain and requests already in flight', () => {
+  it('a keep-alive request answered after SIGTERM says `Connection: close`, as Envoy drains', async () => {
+    const { child, port, upstream } = await setup(1500, ['--drain-delay', '0.5', '--drain-timeout', '10']);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    cleanups.push(async () => agent.destroy());
+    const inFlight = request(port, '/', { agent });
+    await until(() => upstream.seen.length === 1, { what: 'the request at the upstream' });
+    child.proc.child.kill('SIGTERM');
+    await until(async () => (await child.readiness().catch(() => 0)) === 503, { what: 'draining' });
+    const r = await inFlight;
+    expect(r.status).toBe(200);
+    expect(r.headers['connection']).toBe('close');
+    expect(await child.exited()).toEqual({ code: 0, signal: null });
+  }, 30_000);
 });
 
 describe('SIGHUP', () => {

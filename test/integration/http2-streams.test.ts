@@ -8,12 +8,13 @@ import { connect, constants, type ClientHttp2Session, type IncomingHttpHeaders }
 import { createServer as createHttpServer } from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import { startGatewayFromYaml, startGatewayWithSnapshot, type TestGateway } from '../support/gateway.ts';
-import { startEcho, startRaw, type EchoBody, type Upstream } from '../support/upstreams.ts';
+import { closedPort, startEcho, startRaw, type EchoBody, type Upstream } from '../support/upstreams.ts';
 import { forwardTo, ops, prefix, route, snapshotOf, staticCluster } from '../support/snapshot-builder.ts';
 import { opensslLeaf, rsaLeaf, testCa, tlsSecretYaml } from '../support/certs.ts';
 import { until } from '../support/until.ts';
 import type { RequestContext } from '../../src/dataplane/request-context.ts';
 import { compileAccessLogFormat } from '../../src/observability/access-log.ts';
+import { createRequestObserver } from '../../src/observability/request-observer.ts';
 import { upstreamRouteYaml } from '../support/upstream-route.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -289,6 +290,55 @@ describe('HTTP/2 and connection-specific upstream headers', () => {
     expect(a.headers[':status']).toBe(200);
     expect(a.body.toString()).toBe('ok');
     expect(a.headers['http2-settings']).toBeUndefined();
+  });
+});
+
+describe('HTTP/2 access log bytes', () => {
+  it('%BYTES_SENT% is the body sent on the stream, for proxied answers and local replies', async () => {
+    const up = await upstream(startEcho({ name: 'shop' }));
+    const down = await closedPort();
+    const done: RequestContext[] = [];
+    const observe = createRequestObserver({ accessLog: null, metrics: null, tracing: null });
+    const g = await startGatewayWithSnapshot(
+      snapshotOf({
+        vhosts: {
+          '*': [
+            route(
+              'down',
+              [prefix('/down')],
+              forwardTo([
+                [
+                  staticCluster('down.default.svc.cluster.local', [{ address: '127.0.0.1', port: down }]),
+                  100,
+                ],
+              ]),
+            ),
+            route('all', [], forwardTo([[cluster('shop', up), 100]])),
+          ],
+        },
+      }),
+      {
+        onRequestDone: (ctx) => {
+          observe(ctx);
+          done.push(ctx as RequestContext);
+        },
+      },
+    );
+    cleanups.push(() => g.close());
+    const s = session(`http://127.0.0.1:${g.port()}`);
+    const ok = await h2(s, { ':path': '/shop' });
+    await finished(done, 1);
+    const failed = await h2(s, { ':path': '/down' });
+    await finished(done, 2);
+    expect(ok.headers[':status']).toBe(200);
+    expect(failed.headers[':status']).toBe(503);
+    const bytesSent = compileAccessLogFormat({ encoding: 'TEXT', format: '%BYTES_SENT%' });
+    expect(done.map((ctx) => bytesSent.render(ctx))).toEqual([
+      `${ok.body.length}\n`,
+      `${failed.body.length}\n`,
+    ]);
+    expect(ok.body.length).toBeGreaterThan(0);
+    expect(failed.body.length).toBeGreaterThan(0);
   });
 });
 

@@ -9,7 +9,7 @@ import { request } from 'undici';
 import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { snapshotFromYaml, startGatewayWithSnapshot, type TestGateway } from '../support/gateway.ts';
+import { sendRaw, snapshotFromYaml, startGatewayWithSnapshot, type TestGateway } from '../support/gateway.ts';
 import { startEcho, type EchoBody } from '../support/upstreams.ts';
 import { shopYaml, untilValue } from '../support/observability.ts';
 import { createAccessLogger, type AccessLogger } from '../../src/observability/access-log.ts';
@@ -148,9 +148,46 @@ describe('DP-6 access log', () => {
       route_name: null,
       bytes_sent: 0,
     });
+    // Assigned before routing, as Envoy's connection manager does: local replies have one too.
+    expect(miss['request_id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(miss['request_id']).not.toBe(ok['request_id']);
 
     const text = readFileSync(file, 'utf8');
     expect(text).not.toContain('SECRET');
+  });
+
+  it('every local reply has a request id: 400 before routing, 404 NR, 503 NC', async () => {
+    const { g, file, log } = await setup(
+      (f) =>
+        `  accessLogFile: ${f}\n  accessLogFormat: '%RESPONSE_CODE% %RESPONSE_FLAGS% %REQ(X-REQUEST-ID)%'\n`,
+    );
+    await g.gateway.apply(
+      snapshotFromYaml(
+        shopYaml({
+          upPort: 1,
+          mesh: `  accessLogFile: ${file}\n  accessLogFormat: '%RESPONSE_CODE% %RESPONSE_FLAGS% %REQ(X-REQUEST-ID)%'\n`,
+          http: `    - match: [{ uri: { prefix: /nc } }]
+      route: [{ destination: { host: shop.default.svc.cluster.local, subset: none } }]`,
+        }),
+      ),
+    );
+    const bad = await sendRaw(g.port(), 'GET / HTTP/1.1\r\nHost: a b\r\n\r\n');
+    expect(bad.status).toBe(400);
+    for (const [host, path, status] of [
+      ['other.example.com', '/', 404],
+      ['shop.example.com', '/nc', 503],
+    ] as const) {
+      const res = await request(g.url(path), { headers: { host } });
+      await res.body.text();
+      expect(res.statusCode).toBe(status);
+    }
+    const lines = await readLines(file, 3, log);
+    const id = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+    expect(lines).toEqual([
+      expect.stringMatching(new RegExp(`^400 DPE ${id}$`)),
+      expect.stringMatching(new RegExp(`^404 NR ${id}$`)),
+      expect.stringMatching(new RegExp(`^503 NC ${id}$`)),
+    ]);
   });
 
   it("TEXT: Envoy's default line, '-' for absent", async () => {

@@ -10,7 +10,7 @@ export interface FakeOptions {
   readonly flags?: string;
   readonly details?: string;
   readonly cluster?: string | null;
-  readonly settings?: ObservedSettings;
+  readonly settings?: Partial<ObservedSettings>;
   readonly responseHead?: string;
   readonly requestBytes?: number;
   readonly responseBytes?: number;
@@ -45,7 +45,7 @@ export function fakeRequest(o: FakeOptions = {}): FinishedRequest {
   return {
     req,
     res,
-    snapshot: { settings: o.settings ?? {} },
+    snapshot: { settings: { numTrustedProxies: 0, ...o.settings } },
     method: o.method ?? 'GET',
     scheme: 'http',
     authority: headers['host'] ?? '',
@@ -54,6 +54,7 @@ export function fakeRequest(o: FakeOptions = {}): FinishedRequest {
     query: q < 0 ? '' : url.slice(q + 1),
     port: 8080,
     rawUrl: url,
+    requestId: 'rid-1',
     startTimeMs: Date.UTC(2026, 10, 25, 1, 2, 3, 456),
     startMs: 1000,
     route: { name: 'default.shop.0.-1', source: { ruleName: 'r1' } },

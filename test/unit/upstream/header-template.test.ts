@@ -1,13 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { HEADER_OPERATORS } from '../../../src/snapshot/header-operators.ts';
 import type { HeaderTemplate } from '../../../src/snapshot/types.ts';
 import type { ForwardContext } from '../../../src/upstream/forward.ts';
 import { renderHeaderValue } from '../../../src/upstream/header-template.ts';
-import { parseCommandOperators } from '../../../src/util/command-operators.ts';
+import {
+  COMMAND_OPERATORS,
+  operatorNames,
+  parseCommandOperators,
+  type OperatorName,
+} from '../../../src/util/command-operators.ts';
+import { compileAccessLogFormat } from '../../../src/observability/access-log.ts';
+import { fakeRequest } from '../observability/fake-request.ts';
 
 function template(text: string): HeaderTemplate {
-  const r = parseCommandOperators(text);
-  if (!r.ok) throw new Error(r.error);
+  const r = parseCommandOperators(text, 'header');
+  if (r.errors.length > 0) throw new Error(r.errors.join('; '));
   return { text, parts: r.parts };
 }
 
@@ -70,10 +76,40 @@ describe('VS-21 header value templates', () => {
   });
 
   it('TLS-only operators are empty on plaintext; every listed operator renders without throwing', () => {
-    for (const [name, args] of HEADER_OPERATORS) {
+    for (const name of operatorNames('header')) {
+      const args = COMMAND_OPERATORS[name as OperatorName].args;
       const text = args === 'required' ? `%${name}(x-user)%` : `%${name}%`;
       expect(() => renderHeaderValue(template(text), ctxOf()), name).not.toThrow();
     }
     expect(renderHeaderValue(template('%DOWNSTREAM_TLS_VERSION%%REQUESTED_SERVER_NAME%'), ctxOf())).toBe('');
+  });
+});
+
+describe('one evaluator for header values and the access log', () => {
+  it('every operator a header value takes prints the same in the access log (trusted hop included)', () => {
+    const r = fakeRequest({
+      rawHeaders: ['Host', 'shop.example.com', 'X-Forwarded-For', '203.0.113.9', 'User-Agent', 'curl/8'],
+      settings: { numTrustedProxies: 1 },
+    });
+    for (const name of operatorNames('header')) {
+      const args = COMMAND_OPERATORS[name as OperatorName].args;
+      const text = args === 'required' ? `%${name}(user-agent)%` : `%${name}%`;
+      const logged = compileAccessLogFormat({ encoding: 'TEXT', format: text }).render(r).trimEnd();
+      const header = renderHeaderValue(template(text), r);
+      // The access log prints '-' where a header is left out.
+      expect(header === '' ? '-' : header, name).toBe(logged);
+    }
+  });
+
+  it('%DOWNSTREAM_REMOTE_ADDRESS% is the trusted client from x-forwarded-for (port 0), as Envoy sets it', () => {
+    const r = fakeRequest({
+      rawHeaders: ['Host', 'h', 'X-Forwarded-For', '203.0.113.9'],
+      settings: { numTrustedProxies: 1 },
+    });
+    const f = compileAccessLogFormat({
+      encoding: 'TEXT',
+      format: '%DOWNSTREAM_REMOTE_ADDRESS% %DOWNSTREAM_DIRECT_REMOTE_ADDRESS%',
+    });
+    expect(f.render(r)).toBe('203.0.113.9:0 10.0.0.7:50123\n');
   });
 });

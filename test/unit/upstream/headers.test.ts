@@ -1,10 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  buildResponseHeaders,
-  rewritePath,
-  trustedClientAddress,
-  type ForwardContext,
-} from '../../../src/upstream/forward.ts';
+import { buildResponseHeaders, rewritePath, type ForwardContext } from '../../../src/upstream/forward.ts';
+import { trustedClientAddress } from '../../../src/observability/request-facts.ts';
 import { applyHeaderOps, applyRouteAndDestinationOps } from '../../../src/upstream/header-ops.ts';
 import { forwardTo, ops } from '../../support/snapshot-builder.ts';
 
