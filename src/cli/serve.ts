@@ -29,6 +29,7 @@ import {
 } from '../observability/metrics.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { createObservability } from '../observability/request-observer.ts';
+import { createPolicyMetrics } from '../observability/policy-metrics.ts';
 import { registerTlsMetrics } from '../observability/tls-metrics.ts';
 import { mergeCertificateLists, type CertificateInfo } from '../observability/tls-stats.ts';
 import type { Registry } from 'prom-client';
@@ -268,6 +269,7 @@ export function createServingGateway(
     onRequestDone: done,
     ...(obs.metrics !== null ? { tcp: obs.metrics } : {}),
     ...(acme !== undefined ? { acme } : {}),
+    policy: createPolicyMetrics(metrics.registry, logger),
   });
   registerPoolGauges(metrics.registry, () => poolSamples(gateway));
   registerTlsMetrics(metrics.registry, {

@@ -7,7 +7,17 @@
 import type { SecureContext, SecureContextOptions } from 'node:tls';
 import { SluiceError } from '../errors/sluice-error.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { Listener, Snapshot, TlsSettings, TlsVersionName } from '../snapshot/types.ts';
+import type {
+  JwtProvider,
+  Listener,
+  RouteTable,
+  Snapshot,
+  TlsSettings,
+  TlsVersionName,
+} from '../snapshot/types.ts';
+import { createJwksStore, type JwksStoreOptions } from '../dataplane/filters/jwks-store.ts';
+import type { FilterRuntime } from '../dataplane/filters/filter.ts';
+import type { PolicyMetrics } from '../observability/policy-metrics.ts';
 import { HttpListener, type Http2Limits, type ListenerTimeouts } from '../dataplane/listeners.ts';
 import { TcpListener } from '../dataplane/tcp-listener.ts';
 import type { HandshakeFailure, TlsHooks } from '../dataplane/tls-sni.ts';
@@ -42,6 +52,10 @@ export interface GatewayOptions {
   readonly http2?: Http2Limits;
   /** Where handshake counters go; a fresh one when absent (see `tlsStats`). */
   readonly tlsStats?: TlsStats;
+  /** Request pipeline decisions and JWKS fetches (metrics, audit logs); absent = not observed. */
+  readonly policy?: PolicyMetrics;
+  /** JWKS store timings (tests). */
+  readonly jwks?: JwksStoreOptions;
 }
 
 export interface AcmeHooks {
@@ -139,6 +153,16 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const tlsStats = opts.tlsStats ?? createTlsStats();
   const acme = opts.acme;
   const contexts = createContextCache(() => (tlsStats.contextsBuilt += 1));
+  const policy = opts.policy ?? null;
+  const jwks = createJwksStore({
+    ...opts.jwks,
+    onFetch: (uri, result, error) => {
+      policy?.jwksFetched(uri, result);
+      if (error !== null) log.warn({ uri, error }, 'JWKS fetch failed; the last good key set keeps serving');
+    },
+  });
+  policy?.watchJwks(jwks);
+  const filters: FilterRuntime = { jwks, observer: policy, now: Date.now };
   /** settings key → context, for the live snapshot (and the one being applied). */
   const live = new Map<string, SecureContext[]>();
   const tlsHooks: TlsHooks = {
@@ -221,6 +245,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
               bind: l.bind ?? opts.bind,
               source: current,
               tcp: opts.tcp ?? null,
+              filters,
             })
           : new HttpListener({
               port: l.port,
@@ -233,6 +258,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
               tls: l.protocol === 'HTTP' ? null : tlsHooks,
               acmeHttpToken,
               tcp: opts.tcp ?? null,
+              filters,
               ...(opts.http2 !== undefined ? { http2: opts.http2 } : {}),
             });
       try {
@@ -278,6 +304,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
       log.info({ port: o.port, boundPort: o.listener.boundPort }, 'listener open');
     }
     warmEndpoints(snapshot.clusters.values());
+    // Key sets the new policies name are fetched now, not by the first request that needs them.
+    const providers = jwtProvidersOf(snapshot);
+    jwks.warm(providers);
+    jwks.retain(providers);
 
     const grace = opts.removedListenerGraceMs ?? 30_000;
     for (const r of removed) {
@@ -299,6 +329,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     },
     async close(): Promise<void> {
       closed = true;
+      jwks.close();
       await chain;
       const all = [...running.values()];
       running.clear();
@@ -310,6 +341,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     },
     async drain(timeoutMs: number): Promise<void> {
       closed = true;
+      jwks.close();
       await chain;
       const all = [...running.values()];
       running.clear();
@@ -330,6 +362,19 @@ export function createGateway(opts: GatewayOptions): Gateway {
     },
     tlsStats,
   };
+}
+
+/** Every jwt_authn provider of the snapshot's route tables. */
+function jwtProvidersOf(snapshot: Snapshot): JwtProvider[] {
+  const out: JwtProvider[] = [];
+  const add = (t: RouteTable | null): void => {
+    for (const f of t?.filters ?? []) if (f.kind === 'jwt-authn') out.push(...f.providers);
+  };
+  for (const l of snapshot.listeners.values()) {
+    add(l.httpTable);
+    for (const s of l.tlsServers) add(s.table);
+  }
+  return out;
 }
 
 /** Each credential the snapshot presents, once, with the servers presenting it. */

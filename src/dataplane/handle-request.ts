@@ -1,7 +1,7 @@
 /**
- * Per-request pipeline: hostile input checks → host → route table → vhost → route → action
- * (direct response, redirect, forward). Reads only the pinned snapshot; no config walking.
- * Filters (JWT, authz, fault, CORS) slot in between route and action when those land.
+ * Per-request flow: hostile input checks → host → route table → the table's filters (ext_authz,
+ * jwt_authn, RBAC; none when no policy applies) → vhost → route → action (direct response,
+ * redirect, forward). Reads only the pinned snapshot; no config walking.
  */
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -32,6 +32,8 @@ import { RequestContext } from './request-context.ts';
 import { sendLocalReply, sendUpstreamFailure, writeReply } from './local-reply.ts';
 import { sniOf } from './tls-sni.ts';
 import { sanitizeClientCertHeader } from './xfcc.ts';
+import { runFilters } from './pipeline.ts';
+import type { FilterReply, FilterRuntime } from './filters/filter.ts';
 
 export interface ListenerContext {
   /** The configured Gateway server port: the key into `snapshot.listeners` (GW-3). */
@@ -47,6 +49,8 @@ export interface ListenerContext {
    * promise when the answer must be read from a shared store (another process ordered).
    */
   readonly acmeHttpToken?: ((token: string) => string | Promise<string | null> | null) | null;
+  /** What the request pipeline keeps across requests (JWKS, decision metrics). */
+  readonly filters: FilterRuntime;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -59,8 +63,9 @@ export function handleRequest(lc: ListenerContext, req: IncomingMessage, res: Se
   const tracing = ctx.snapshot.settings.tracing;
   if (tracing !== undefined) ctx.trace = startTrace(req, tracing);
   const acme = lc.acmeHttpToken;
-  if (acme != null && ctx.rawUrl.startsWith(ACME_PREFIX) && answerAcmeChallenge(ctx, acme)) return;
-  routeAndAct(ctx);
+  if (acme != null && ctx.rawUrl.startsWith(ACME_PREFIX) && answerAcmeChallenge(ctx, acme, lc.filters))
+    return;
+  routeAndAct(ctx, lc.filters);
 }
 
 const ACME_PREFIX = '/.well-known/acme-challenge/';
@@ -69,6 +74,7 @@ const ACME_PREFIX = '/.well-known/acme-challenge/';
 function answerAcmeChallenge(
   ctx: RequestContext,
   lookup: NonNullable<ListenerContext['acmeHttpToken']>,
+  rt: FilterRuntime,
 ): boolean {
   const token = ctx.rawUrl.slice(ACME_PREFIX.length);
   if (token === '' || token.includes('/') || token.includes('?')) return false;
@@ -78,15 +84,15 @@ function answerAcmeChallenge(
   else
     // From the shared store (a store error counts as unknown): only challenge paths wait for it.
     keyAuth.then(
-      (found) => answerOrRoute(ctx, found),
-      () => answerOrRoute(ctx, null),
+      (found) => answerOrRoute(ctx, found, rt),
+      () => answerOrRoute(ctx, null, rt),
     );
   return true;
 }
 
-function answerOrRoute(ctx: RequestContext, keyAuth: string | null): void {
+function answerOrRoute(ctx: RequestContext, keyAuth: string | null, rt: FilterRuntime): void {
   if (ctx.res.destroyed) return;
-  if (keyAuth === null) routeAndAct(ctx);
+  if (keyAuth === null) routeAndAct(ctx, rt);
   else writeAcmeAnswer(ctx, keyAuth);
 }
 
@@ -117,7 +123,7 @@ export function handleUpgrade(lc: ListenerContext, req: IncomingMessage, socket:
   if (lc.onDone !== null) watchDone(ctx, lc.onDone);
   const tracing = ctx.snapshot.settings.tracing;
   if (tracing !== undefined) ctx.trace = startTrace(req, tracing);
-  routeAndAct(ctx);
+  routeAndAct(ctx, lc.filters);
 }
 
 function destroySelf(this: Duplex): void {
@@ -229,7 +235,7 @@ function requestIdFor(req: IncomingMessage, settings: GatewaySettings): string {
   return randomUUID();
 }
 
-function routeAndAct(ctx: RequestContext): void {
+function routeAndAct(ctx: RequestContext, rt: FilterRuntime): void {
   const req = ctx.req;
   const h2 = req.httpVersionMajor === 2;
   if (!h2 && (req.httpVersionMajor !== 1 || req.httpVersionMinor === 0)) return refuse(ctx, UPGRADE_REQUIRED);
@@ -249,7 +255,15 @@ function routeAndAct(ctx: RequestContext): void {
   );
   if (refused !== null) return refuse(ctx, refused);
   sanitizeClientCertHeader(req, socket, ctx.tlsServer?.tls ?? null);
-  // Workload-level policy (JWT, authorization) will sit here: the table is known, the route not.
+  // Workload-level policy runs for every request of the table, before the route decides: an
+  // unauthorised request to an unrouted path is 403, not 404, and JWT claims reach matching.
+  const filters = ctx.table?.filters;
+  if (filters !== undefined) return runFilters(ctx, filters, rt, routeSelected, replyFromFilter);
+  routeSelected(ctx);
+}
+
+/** Vhost, route, action: after the workload filters (if any) let the request on. */
+function routeSelected(ctx: RequestContext): void {
   const noRoute = selectRoute(ctx);
   if (noRoute !== null) return refuse(ctx, noRoute);
   const action = ctx.route!.action;
@@ -261,6 +275,11 @@ function routeAndAct(ctx: RequestContext): void {
     case 'direct':
       return direct(ctx, action);
   }
+}
+
+/** A filter's local answer (401/403 from jwt_authn or RBAC, the authorizer's denial …). */
+function replyFromFilter(ctx: RequestContext, r: FilterReply): void {
+  sendLocalReply(ctx, r.status, r.flag, r.details, r.body, r.headers);
 }
 
 function direct(ctx: RequestContext, action: DirectResponseAction): void {

@@ -48,6 +48,8 @@ import {
   serverOfSocket,
 } from './tls-checks.ts';
 import { listenOn } from './listen.ts';
+import { admitConnection, principalOf } from './admit-connection.ts';
+import type { FilterRuntime } from './filters/filter.ts';
 import { mustWait, waitTurn } from './pipelining.ts';
 
 /** Envoy's max_request_headers_kb default is 60 KiB; the slack covers the request line. */
@@ -79,6 +81,8 @@ export interface HttpListenerOptions {
   readonly acmeHttpToken?: ListenerContext['acmeHttpToken'];
   /** istio_tcp_* for passthrough and tcp-route connections; null = not counted. */
   readonly tcp?: TcpConnectionObserver | null;
+  /** The request pipeline's long-lived state (JWKS, decision metrics). */
+  readonly filters: FilterRuntime;
 }
 
 /** HTTP/2 bounds (nghttp2 settings Node exposes) and the rapid-reset budget. */
@@ -201,6 +205,7 @@ export class HttpListener {
       onDone: opts.onDone ?? null,
       draining: false,
       acmeHttpToken: tlsHooks === null ? (opts.acmeHttpToken ?? null) : null,
+      filters: opts.filters,
     };
     this.lc = lc;
     const httpOptions = {
@@ -344,6 +349,11 @@ export class HttpListener {
         const listener = source.get().listeners.get(port);
         const route = listener === undefined ? null : passthroughRouteFor(listener, hello.sni);
         if (route !== null) {
+          // AuthorizationPolicy on passthrough connections: decided before anything is piped.
+          if (!admitConnection(listener!.tcpFilters, socket, port, hello.sni, null, this.opts.filters)) {
+            socket.destroy();
+            return;
+          }
           // Tunnels are cut with WebSockets when a drain's grace ends.
           this.upgraded.add(socket);
           socket.once('close', () => this.upgraded.delete(socket));
@@ -370,8 +380,23 @@ export class HttpListener {
         return;
       }
       hooks.onHandshake(true, null);
-      const tcpRoute = serverOfSocket(source, port, socket)?.tcpRoute ?? null;
+      const chosen = serverOfSocket(source, port, socket);
+      const tcpRoute = chosen?.tcpRoute ?? null;
       if (tcpRoute !== null) {
+        const sni = typeof socket.servername === 'string' ? socket.servername : '';
+        if (
+          !admitConnection(
+            chosen!.tcpFilters,
+            socket,
+            port,
+            sni,
+            principalOf(socket, chosen),
+            this.opts.filters,
+          )
+        ) {
+          socket.destroy();
+          return;
+        }
         // GW-5 TLS terminated into a tcp route: the plaintext is piped on.
         this.upgraded.add(socket);
         socket.once('close', () => this.upgraded.delete(socket));

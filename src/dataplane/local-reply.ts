@@ -6,7 +6,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { ForwardContext } from '../upstream/forward.ts';
-import { applyHeaderOps, hasHeader } from '../upstream/header-ops.ts';
+import { applyHeaderOps, hasHeader, replaceHeaders } from '../upstream/header-ops.ts';
 import type { UpstreamFailure } from '../upstream/upstream-error.ts';
 
 export const BODY_UF_PREFIX = 'upstream connect error or disconnect/reset before headers. ';
@@ -20,6 +20,7 @@ export function sendLocalReply(
   flag: string,
   details: string,
   body: Buffer | null,
+  extraHeaders: readonly string[] | null = null,
 ): void {
   ctx.status = status;
   if (ctx.responseFlags === '-' || flag !== '-') ctx.responseFlags = flag;
@@ -33,6 +34,8 @@ export function sendLocalReply(
   const headers: string[] = ['server', ctx.snapshot.settings.serverHeader];
   const route = ctx.route;
   if (route !== null && route.responseHeaders !== null) applyHeaderOps(headers, route.responseHeaders, ctx);
+  if (extraHeaders !== null) replaceHeaders(headers, extraHeaders);
+  if (ctx.responseHeadersToAdd !== null) replaceHeaders(headers, ctx.responseHeadersToAdd);
   writeReply(res, status, headers, body === null ? EMPTY : body, false);
 }
 

@@ -19,9 +19,7 @@ import type { CheckAnswer } from './filters/ext-authz-check.ts';
 import { runJwtAuthn, wwwAuthenticate, type JwtDecision } from './filters/jwt-authn.ts';
 import { JWT_STATUS } from './filters/jwt-verify.ts';
 import type { FilterContext, FilterReply, FilterRuntime, HeaderEdits } from './filters/filter.ts';
-
-export type Continue = (ctx: FilterContext) => void;
-export type Reply = (ctx: FilterContext, reply: FilterReply) => void;
+import { applyHeaderEdits } from './header-edits.ts';
 
 /** `ns/name` of the matched policy, '-' when none: the metric label (rules go to the log). */
 function policyName(m: PolicyMatch | null): string {
@@ -36,17 +34,16 @@ const RBAC_DENIED = Buffer.from('RBAC: access denied');
 const PAYLOAD_TOO_LARGE = Buffer.from('Payload Too Large');
 
 function addEdits(ctx: FilterContext, edits: HeaderEdits | null): void {
-  if (edits === null) return;
-  (ctx.headerEdits ??= []).push(edits);
+  if (edits !== null) applyHeaderEdits(ctx.req, edits);
 }
 
 /** Runs `filters` from `start`; calls `next` when all continued, `reply` when one answered. */
-export function runFilters(
-  ctx: FilterContext,
+export function runFilters<C extends FilterContext>(
+  ctx: C,
   filters: readonly HttpFilter[],
   rt: FilterRuntime,
-  next: Continue,
-  reply: Reply,
+  next: (ctx: C) => void,
+  reply: (ctx: C, reply: FilterReply) => void,
   start = 0,
 ): void {
   for (let i = start; i < filters.length; i++) {

@@ -5,13 +5,17 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Route, RouteTable, Snapshot, TlsServer, VirtualHost } from '../snapshot/types.ts';
+import type { TLSSocket } from 'node:tls';
+import type { RequestAuth, Route, RouteTable, Snapshot, TlsServer, VirtualHost } from '../snapshot/types.ts';
 import type { RoutedRequest } from '../snapshot/route-request.ts';
+import { peerAddress, rawHeader, trustedClientAddress, unmapped } from '../observability/request-facts.ts';
+import type { FilterContext } from './filters/filter.ts';
+import { peerIdentityOf } from './xfcc.ts';
 import type { ForwardContext, ForwardState } from '../upstream/forward.ts';
 import type { UpstreamHost } from '../upstream/pools.ts';
 import type { TraceContext } from '../observability/finished-request.ts';
 
-export class RequestContext implements RoutedRequest, ForwardContext {
+export class RequestContext implements RoutedRequest, ForwardContext, FilterContext {
   // RequestView (what matchers see)
   method: string;
   scheme: 'http' | 'https';
@@ -52,6 +56,11 @@ export class RequestContext implements RoutedRequest, ForwardContext {
   upstreamServiceTimeMs: number;
   finished: boolean;
   fwd: ForwardState | null;
+
+  // request pipeline (dataplane/pipeline.ts): set only when a filter runs
+  auth: RequestAuth | null;
+  responseHeadersToAdd: string[] | null;
+  bodyPrefix: Buffer | null;
 
   // observability: the sampled span (null when tracing is off or not sampled); end time and
   // wire bytes, filled once by the request observer when the request is done
@@ -101,6 +110,9 @@ export class RequestContext implements RoutedRequest, ForwardContext {
     this.upstreamServiceTimeMs = -1;
     this.finished = false;
     this.fwd = null;
+    this.auth = null;
+    this.responseHeadersToAdd = null;
+    this.bodyPrefix = null;
     this.trace = null;
     this.endMs = 0;
     this.requestBytes = 0;
@@ -110,5 +122,38 @@ export class RequestContext implements RoutedRequest, ForwardContext {
   /** Node's lowercased header object, built lazily by Node on first read (only header matchers read it). */
   get headers(): IncomingHttpHeaders {
     return this.req.headers;
+  }
+
+  // What policy reads of the connection: computed only when a policy asks (AP-5, AP-7).
+
+  get peerIp(): string {
+    return peerAddress(this.req);
+  }
+
+  get remoteIp(): string {
+    const hops = this.snapshot.settings.numTrustedProxies;
+    const peer = peerAddress(this.req);
+    return hops > 0
+      ? trustedClientAddress(rawHeader(this.req.rawHeaders, 'x-forwarded-for'), peer, hops)
+      : peer;
+  }
+
+  get localIp(): string {
+    return unmapped(this.req.socket.localAddress);
+  }
+
+  get sni(): string {
+    if (this.scheme !== 'https') return '';
+    const name = (this.req.socket as TLSSocket).servername;
+    return typeof name === 'string' ? name : '';
+  }
+
+  /** URI SAN, else DNS SAN, else subject of the verified client certificate (Envoy's principal). */
+  get peerPrincipal(): string | null {
+    const tls = this.tlsServer?.tls ?? null;
+    if (tls === null || tls.mode === 'SIMPLE') return null;
+    const id = peerIdentityOf(this.req.socket as TLSSocket);
+    if (id === null) return null;
+    return id.uris[0] ?? id.dnsNames[0] ?? id.subject;
   }
 }

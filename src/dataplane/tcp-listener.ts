@@ -9,6 +9,8 @@ import type { TcpConnectionObserver } from '../observability/request-metrics.ts'
 import type { SnapshotSource } from '../snapshot/types.ts';
 import { pipePassthrough } from './passthrough.ts';
 import { listenOn } from './listen.ts';
+import { admitConnection } from './admit-connection.ts';
+import type { FilterRuntime } from './filters/filter.ts';
 
 export interface TcpListenerOptions {
   /** Configured Gateway port: the snapshot's listener key. */
@@ -18,6 +20,8 @@ export interface TcpListenerOptions {
   readonly bind: string;
   readonly source: SnapshotSource;
   readonly tcp?: TcpConnectionObserver | null;
+  /** AuthorizationPolicy decisions are counted through it. */
+  readonly filters: FilterRuntime;
 }
 
 export class TcpListener {
@@ -32,8 +36,12 @@ export class TcpListener {
   }
 
   private accept(socket: Socket): void {
-    const route = this.opts.source.get().listeners.get(this.opts.port)?.tcpRoute ?? null;
-    if (route === null) {
+    const listener = this.opts.source.get().listeners.get(this.opts.port);
+    const route = listener?.tcpRoute ?? null;
+    if (
+      route === null ||
+      !admitConnection(listener!.tcpFilters, socket, this.opts.port, '', null, this.opts.filters)
+    ) {
       socket.destroy();
       return;
     }

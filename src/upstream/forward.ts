@@ -10,13 +10,13 @@
  * wrapper or header object is allocated per response.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import type { Cluster, ForwardAction, Route, Snapshot, WeightedCluster } from '../snapshot/types.ts';
 import type { UpstreamHost } from './pools.ts';
 import { hostSetOf, pickHost, type HostSet } from './endpoints.ts';
 import { classifyUpstreamError, PER_TRY_TIMEOUT, type UpstreamFailure } from './upstream-error.ts';
 import { backoffMs, retryCoversFailure, retryCoversStatus } from './retry.ts';
-import { applyRouteAndDestinationOps } from './header-ops.ts';
+import { applyRouteAndDestinationOps, replaceHeaders } from './header-ops.ts';
 import type { FinishedRequest } from '../observability/finished-request.ts';
 import { peerAddress, trustedClientAddress } from '../observability/request-facts.ts';
 
@@ -30,6 +30,10 @@ export interface ForwardContext extends FinishedRequest {
   /** WebSocket: the raw client socket and the bytes read past the request head. */
   readonly upgradeSocket: Duplex | null;
   readonly upgradeHead: Buffer | null;
+  /** Response headers a filter added (ext_authz on allow); they replace the upstream's. */
+  readonly responseHeadersToAdd: readonly string[] | null;
+  /** Body bytes a filter read ahead (ext_authz with the body): sent first, then the rest. */
+  readonly bodyPrefix: Buffer | null;
 
   clusterName: string | null;
   upstreamHost: UpstreamHost | null;
@@ -347,7 +351,12 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
       method: ctx.method,
       headers: state.headers,
       // A body the upstream never started reading can be retried; see canRetry.
-      body: state.hasBody && !upgrade ? ctx.req : null,
+      body:
+        state.hasBody && !upgrade
+          ? ctx.bodyPrefix === null
+            ? ctx.req
+            : prefixedBody(ctx.bodyPrefix, ctx.req)
+          : null,
       upgrade: upgrade ? 'websocket' : null,
       reset: cluster.maxRequestsPerConnection === 1,
     },
@@ -431,6 +440,7 @@ class Attempt {
         ctx,
       );
     }
+    if (ctx.responseHeadersToAdd !== null) replaceHeaders(headers, ctx.responseHeadersToAdd);
     this.resume = resume;
     res[kAttempt] = this;
     try {
@@ -671,6 +681,16 @@ function onDownstreamClose(this: WithAttempt): void {
   ctx.finished = true;
   state.over = true;
   clearRouteTimer(ctx);
+}
+
+/** The body a filter read ahead, then whatever the client still sends (streamed, not buffered). */
+function prefixedBody(prefix: Buffer, rest: IncomingMessage): Readable {
+  async function* chunks(): AsyncGenerator<Buffer> {
+    yield prefix;
+    if (rest.readableEnded) return;
+    for await (const chunk of rest) yield chunk as Buffer;
+  }
+  return Readable.from(chunks(), { objectMode: false });
 }
 
 // ---------------------------------------------------------------- response headers

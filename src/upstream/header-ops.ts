@@ -41,6 +41,22 @@ export function removeHeader(headers: string[], name: string): void {
   headers.length = w;
 }
 
+/** Sets each name/value of `extra` (flat list), replacing headers of the same name in `headers`. */
+export function replaceHeaders(headers: string[], extra: readonly string[]): void {
+  for (let i = 0; i < extra.length; i += 2) {
+    const name = extra[i]!;
+    let w = 0;
+    for (let r = 0; r < headers.length; r += 2) {
+      if (headers[r]!.toLowerCase() === name) continue;
+      headers[w] = headers[r]!;
+      headers[w + 1] = headers[r + 1]!;
+      w += 2;
+    }
+    headers.length = w;
+  }
+  for (let i = 0; i < extra.length; i++) headers.push(extra[i]!);
+}
+
 export function hasHeader(headers: readonly string[], name: string): boolean {
   for (let r = 0; r < headers.length; r += 2) {
     const k = headers[r]!;

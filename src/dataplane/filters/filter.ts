@@ -26,8 +26,6 @@ export interface FilterContext extends PolicyRequest {
   readonly finished: boolean;
   /** Route matching sees JWT claims once jwt_authn accepted a token (VS-9). */
   claims: Readonly<Record<string, unknown>> | null;
-  /** Accumulated, in filter order; null when no filter changed a header. */
-  headerEdits: HeaderEdits[] | null;
   /** Flat name/value list added to the response the client gets; null = none. */
   responseHeadersToAdd: string[] | null;
   /** Body bytes a filter read ahead (ext_authz with the body); the forwarder sends them first. */
