@@ -65,12 +65,12 @@ export function runFilters<C extends FilterContext>(
       outcome.then(
         (r) => {
           // The client went away or something already answered while the filter waited.
-          if (ctx.finished || ctx.req.destroyed) return;
+          if (ctx.finished || ctx.res.destroyed) return;
           if (r === null) runFilters(ctx, filters, rt, next, reply, i + 1);
           else reply(ctx, r);
         },
         () => {
-          if (!ctx.finished && !ctx.req.destroyed) reply(ctx, INTERNAL_ERROR);
+          if (!ctx.finished && !ctx.res.destroyed) reply(ctx, INTERNAL_ERROR);
         },
       );
       return;

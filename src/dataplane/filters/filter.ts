@@ -2,7 +2,7 @@
  * The contract between the request pipeline and its filters: what a filter reads and may change
  * on the request, how it answers locally, and what it reports (metrics, audit logs).
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PolicyRequest } from '../../snapshot/types.ts';
 import type { JwksStore } from './jwks-store.ts';
 import type { PolicyDecisionSink } from '../../observability/policy-metrics.ts';
@@ -18,6 +18,8 @@ export interface HeaderEdits {
 /** What filters read and write on a request (dataplane/request-context.ts implements it). */
 export interface FilterContext extends PolicyRequest {
   readonly req: IncomingMessage;
+  /** Destroyed when the client went away: a filter finishing late must not answer. */
+  readonly res: ServerResponse;
   /** x-request-id as forwarded (assigned before routing). */
   readonly requestId: string;
   /** Wall-clock ms the request arrived. */
