@@ -59,7 +59,8 @@ export async function packAndInstall(
   into: string,
 ): Promise<{ tarball: string; prefix: string; installed: string; bin: string }> {
   const env = userEnv();
-  await mustRun('npm', ['pack', '--pack-destination', into], {
+  // Niced: compiling and installing take a core from whatever test runs in the other worker.
+  await mustRun('nice', ['npm', 'pack', '--pack-destination', into], {
     cwd: clone,
     env,
     replaceEnv: true,
@@ -70,8 +71,18 @@ export async function packAndInstall(
   const tarball = path.join(into, tgz[0]!);
   const prefix = path.join(into, 'prefix');
   await mustRun(
-    'npm',
-    ['install', '--global', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball],
+    'nice',
+    [
+      'npm',
+      'install',
+      '--global',
+      '--prefix',
+      prefix,
+      '--prefer-offline',
+      '--no-audit',
+      '--no-fund',
+      tarball,
+    ],
     { cwd: into, env, replaceEnv: true, timeoutMs: 180_000 },
   );
   return {
