@@ -5,7 +5,7 @@ import { formatPath } from './field-path.ts';
 import { normaliseResource } from './normalise.ts';
 import { parseDocuments, type ParsedDocument } from './parse-documents.ts';
 import { issuesToDiagnostics } from './schema-issues.ts';
-import { findKind, findKindOtherVersion } from './schemas/kinds.ts';
+import { findKind, findKindOtherVersion } from './kinds/registry.ts';
 import { validateResource } from './validate.ts';
 
 export interface ConfigInput {
