@@ -16,10 +16,14 @@ import { type Finding, Findings } from './kinds/rules-common.ts';
 import { validateSecret } from './kinds/secret/validate.ts';
 import { validateServiceEntry } from './kinds/service-entry/validate.ts';
 import { validateVirtualService } from './kinds/virtual-service/validate.ts';
+import { findUnsupportedFields } from './unsupported-fields.ts';
 
 export type { Finding } from './kinds/rules-common.ts';
 
-/** One resource's per-resource rules; each kind's rules live beside its schema in kinds/<kind>/. */
+/**
+ * One resource's per-resource rules (each kind's live beside its schema in kinds/<kind>/), and a
+ * warning for each thing it sets that sluice does not act on.
+ */
 export function validateResource(r: Resource): Finding[] {
   const f = new Findings();
   switch (r.kind) {
@@ -50,5 +54,5 @@ export function validateResource(r: Resource): Finding[] {
     default:
       break;
   }
-  return f.list;
+  return [...f.list, ...findUnsupportedFields(r)];
 }

@@ -91,13 +91,8 @@ export function findKind(apiVersion: string, kind: string): KindDef | undefined 
   return BY_KEY.get(`${apiVersion} ${kind}`);
 }
 
-function groupOf(apiVersion: string): string {
+/** `networking.istio.io/v1` → `networking.istio.io`; the core group (`v1`) is ''. */
+export function groupOf(apiVersion: string): string {
   const slash = apiVersion.indexOf('/');
   return slash < 0 ? '' : apiVersion.slice(0, slash);
-}
-
-/** A kind sluice reads, in a version it does not know (networking.istio.io/v2 Gateway). */
-export function findKindOtherVersion(apiVersion: string, kind: string): KindDef | undefined {
-  const group = groupOf(apiVersion);
-  return KINDS.find((d) => d.kind === kind && d.apiVersions.some((v) => groupOf(v) === group));
 }

@@ -16,6 +16,8 @@ export interface Finding {
   readonly code: Code;
   readonly path: FieldPath;
   readonly message: string;
+  /** Set when this reports something sluice does not act on: its sluice_config_unsupported_total label. */
+  readonly unsupported?: string;
 }
 
 export class Findings {

@@ -154,20 +154,6 @@ function validatePolicyBlocks(b: TrafficPolicy, p: FieldPath, f: Findings): void
     }
   }
   validateClientTls(b.tls, [...p, 'tls'], f);
-  if (b.tls?.mode === 'ISTIO_MUTUAL') {
-    f.warn(
-      [...p, 'tls', 'mode'],
-      'ISTIO_MUTUAL origination needs mesh certificates, which sluice does not have; connections using it will fail',
-      'SLUICE_CONFIG_UNSUPPORTED',
-    );
-  }
-  if (b.loadBalancer?.localityLbSetting !== undefined) {
-    f.warn(
-      [...p, 'loadBalancer', 'localityLbSetting'],
-      'sluice runs in a single locality (DR-5): localityLbSetting is accepted and has no effect',
-      'SLUICE_CONFIG_UNSUPPORTED',
-    );
-  }
 }
 
 function validateTrafficPolicy(tp: TrafficPolicy | undefined, path: FieldPath, f: Findings): void {

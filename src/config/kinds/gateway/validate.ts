@@ -86,27 +86,6 @@ export function validateGateway(name: string, spec: GatewaySpec, f: Findings): v
         f.error([...sp, 'tls'], `server cannot have TLS settings for non HTTPS/TLS ports (${proto})`);
       }
     }
-    if (server.defaultEndpoint !== undefined) {
-      f.warn(
-        [...sp, 'defaultEndpoint'],
-        'defaultEndpoint is not implemented by Istio gateways or sluice; it is ignored',
-        'SLUICE_CONFIG_UNSUPPORTED',
-      );
-    }
-    if (tls?.mode === 'ISTIO_MUTUAL') {
-      f.warn(
-        [...sp, 'tls', 'mode'],
-        'ISTIO_MUTUAL needs the mesh CA, which sluice does not have; this server cannot complete TLS handshakes',
-        'SLUICE_CONFIG_UNSUPPORTED',
-      );
-    }
-    if (tls?.mode === 'AUTO_PASSTHROUGH') {
-      f.warn(
-        [...sp, 'tls', 'mode'],
-        'AUTO_PASSTHROUGH is for east-west (multi-cluster) gateways; sluice does not serve this server',
-        'SLUICE_CONFIG_UNSUPPORTED',
-      );
-    }
   });
 }
 
