@@ -122,8 +122,12 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
     logger,
     quietMs: deps.quietMs,
     maxWaitMs: deps.maxWaitMs,
-    onResult: (result: ReloadResult) => {
+    onResult: (result: ReloadResult, build) => {
       metrics.configReloads.inc({ result });
+      if (result === 'accepted' || result === 'rejected')
+        for (const d of build?.diagnostics ?? [])
+          if (d.unsupported !== undefined)
+            metrics.configUnsupported.inc({ kind: d.subject?.kind ?? '', field: d.unsupported });
       if (result === 'accepted')
         metrics.recordApplied(loop.stats.version, loop.stats.appliedAtMs ?? Date.now());
     },

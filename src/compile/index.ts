@@ -25,6 +25,7 @@ import { buildIndexes } from './indexes.ts';
 import { buildRouteTable, createRouteContext } from './routes.ts';
 import { createTlsContext } from './tls.ts';
 import { buildTcpRoute, buildTlsRoutes } from './tls-routes.ts';
+import { reportUnenforcedPolicies } from './unenforced-policies.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- fixed contract name (brief)
 export interface CompileOptions extends GatewayIdentity {}
@@ -196,7 +197,7 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
         table: buildRouteTable(routes, httpsTableName(plan.port, entry.server.port.name, entry.gateway), []),
         credential: credentialOf(entry.server),
         tls: tls.resolve(entry),
-        tcpRoute: buildTcpRoute(indexes, clusters, entry, diagnostics),
+        tcpRoute: buildTcpRoute(indexes, clusters, entry),
       });
     }
     const tlsRoutes = buildTlsRoutes(indexes, clusters, plan, diagnostics);
@@ -204,7 +205,7 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
     let tcpRoute: TlsRoute | null = null;
     if (plan.protocol === 'TCP')
       for (const entry of plan.servers) {
-        tcpRoute = buildTcpRoute(indexes, clusters, entry, diagnostics);
+        tcpRoute = buildTcpRoute(indexes, clusters, entry);
         if (tcpRoute !== null) break;
       }
     listeners.set(plan.port, {
@@ -224,6 +225,7 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
     [...clusters.clusters.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
   );
   tracingDiagnostics(set, indexes.meshConfig, diagnostics);
+  reportUnenforcedPolicies(set, identity, diagnostics);
   return {
     hash: hashResources(set),
     listeners,

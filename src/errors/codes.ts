@@ -11,6 +11,10 @@ export const CODES = {
   SLUICE_CONFIG_INVALID: 'a resource breaks a rule Istio validation enforces',
   SLUICE_CONFIG_UNSUPPORTED: 'a field is valid Istio but sluice does not implement it',
   SLUICE_CONFIG_DUPLICATE: 'two documents define the same kind, namespace and name',
+  SLUICE_CONFIG_UNKNOWN_KIND:
+    'a kind or apiVersion in an API group sluice reads is not one it knows (likely misspelt)',
+  SLUICE_CONFIG_NOT_APPLICABLE: 'a resource that never applies to this gateway, so it is ignored',
+  SLUICE_POLICY_NOT_ENFORCED: 'a security policy applies to this gateway, but sluice does not enforce it yet',
   SLUICE_REGEX_INVALID: 'a regex is not valid RE2 or is too long',
   // cross-resource
   SLUICE_REF_NOT_FOUND: 'a resource refers to another that does not exist',
