@@ -19,5 +19,8 @@ export async function loadFromFlags(opts: Options): Promise<BuildResult> {
     { resources: loaded.resources, diagnostics: [...diagnostics, ...loaded.diagnostics] },
     { certsDir: opts.certsDir, gatewayNamespace: opts.namespace },
   );
-  return buildFromResources(withCerts.resources, withCerts.diagnostics, identityOf(opts));
+  return buildFromResources(withCerts.resources, withCerts.diagnostics, {
+    ...identityOf(opts),
+    nowMs: Date.now(),
+  });
 }

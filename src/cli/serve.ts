@@ -127,7 +127,9 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
       if (result === 'accepted')
         metrics.recordApplied(loop.stats.version, loop.stats.appliedAtMs ?? Date.now());
     },
-    build: (update) => buildFromResources(update.resources, update.diagnostics, identity),
+    // The clock is read here, once per build: compile itself is pure.
+    build: (update) =>
+      buildFromResources(update.resources, update.diagnostics, { ...identity, nowMs: Date.now() }),
     apply: async (build, version) => {
       await parts.apply(build, version);
       parts.afterApply?.();
@@ -384,7 +386,7 @@ export async function startPrimary(opts: Options, deps: ServeDeps = {}): Promise
   const running = await startControl(opts, deps, {
     logger,
     metrics,
-    apply: (build, version) => workers.apply(build.resources, version, build.snapshot.hash),
+    apply: (build, version) => workers.apply(build.resources, version, build.snapshot.hash, build.nowMs),
     // The workers answer its challenges from the shared store (control/acme-runner.ts).
     acme: createOrderingAcme(opts, deps, logger, metrics),
     ready: (version) => workers.allServing(version),

@@ -22,6 +22,8 @@ export type ToWorker =
       readonly version: number;
       readonly hash: string;
       readonly resources: ResourceSet;
+      /** The clock the primary compiled at, so every worker compiles the same snapshot. */
+      readonly nowMs: number;
     }
   | { readonly type: 'sluice:drain'; readonly delayMs: number; readonly timeoutMs: number }
   | { readonly type: 'sluice:log-level'; readonly level: string }
@@ -78,7 +80,7 @@ export interface WorkerPool {
   /** Resolves once every worker has started and can take a config. */
   readonly started: Promise<void>;
   /** Ships a validated set to every worker; resolves once all have applied it, rejects (and re-syncs the previous set) if any could not. */
-  apply(resources: ResourceSet, version: number, hash: string): Promise<void>;
+  apply(resources: ResourceSet, version: number, hash: string, nowMs: number): Promise<void>;
   /** Every running worker serves `version` or newer (and at least one runs). */
   allServing(version: number): boolean;
   status(): Promise<WorkerStatus[]>;
@@ -107,6 +109,7 @@ interface Desired {
   readonly version: number;
   readonly hash: string;
   readonly resources: ResourceSet;
+  readonly nowMs: number;
 }
 
 interface PendingApply {
@@ -155,6 +158,7 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       version: desired.version,
       hash: desired.hash,
       resources: desired.resources,
+      nowMs: desired.nowMs,
     });
   };
 
@@ -291,8 +295,8 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
 
   return {
     started,
-    async apply(resources, version, hash) {
-      const target: Desired = { version, hash, resources };
+    async apply(resources, version, hash, nowMs) {
+      const target: Desired = { version, hash, resources, nowMs };
       const errors = await applyEverywhere(target);
       if (errors.length === 0) {
         accepted = target;
@@ -426,7 +430,7 @@ export function runWorker(opts: {
 
   const apply = async (m: Extract<ToWorker, { type: 'sluice:apply' }>): Promise<void> => {
     try {
-      const build = buildFromResources(m.resources, [], opts.identity);
+      const build = buildFromResources(m.resources, [], { ...opts.identity, nowMs: m.nowMs });
       await gateway.apply(build.snapshot);
       version = m.version;
       hash = build.snapshot.hash;

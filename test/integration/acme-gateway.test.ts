@@ -90,7 +90,7 @@ async function startStack() {
     logger: silentLogger(),
     quietMs: 20,
     maxWaitMs: 200,
-    build: (u) => buildFromResources(u.resources, u.diagnostics, TEST_IDENTITY),
+    build: (u) => buildFromResources(u.resources, u.diagnostics, { ...TEST_IDENTITY, nowMs: Date.now() }),
     apply: (b) => gateway.apply(b.snapshot),
   });
   cleanups.push(async () => loop.stop());

@@ -66,7 +66,7 @@ async function start(tls: (dir: string) => string, files: (dir: string) => Promi
     logger: silentLogger(),
     quietMs: 20,
     maxWaitMs: 200,
-    build: (u) => buildFromResources(u.resources, u.diagnostics, TEST_IDENTITY),
+    build: (u) => buildFromResources(u.resources, u.diagnostics, { ...TEST_IDENTITY, nowMs: Date.now() }),
     apply: (b) => gateway.apply(b.snapshot),
   });
   cleanups.push(async () => loop.stop());

@@ -33,7 +33,12 @@ function fakeBuild(u: ProviderUpdate): BuildResult {
   const diagnostics: Diagnostic[] = tag.startsWith('bad')
     ? [{ level: 'error', code: 'SLUICE_CONFIG_SCHEMA', message: `bad ${tag}` }]
     : [];
-  return { resources: u.resources, snapshot: { hash: tag.replace(/-again$/, '') } as Snapshot, diagnostics };
+  return {
+    resources: u.resources,
+    snapshot: { hash: tag.replace(/-again$/, '') } as Snapshot,
+    diagnostics,
+    nowMs: 0,
+  };
 }
 
 describe('reload loop', () => {
