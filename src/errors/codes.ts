@@ -11,6 +11,7 @@ export const CODES = {
   SLUICE_CONFIG_INVALID: 'a resource breaks a rule Istio validation enforces',
   SLUICE_CONFIG_UNSUPPORTED: 'a field is valid Istio but sluice does not implement it',
   SLUICE_CONFIG_DUPLICATE: 'two documents define the same kind, namespace and name',
+  SLUICE_CONFIG_EMPTY: 'a change would leave no Gateway server bound, and was refused',
   SLUICE_REGEX_INVALID: 'a regex is not valid RE2 or is too long',
   // cross-resource
   SLUICE_REF_NOT_FOUND: 'a resource refers to another that does not exist',
