@@ -127,13 +127,13 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
     logger,
     quietMs: deps.quietMs,
     maxWaitMs: deps.maxWaitMs,
-    allowEmpty: opts.allowEmptyConfig,
     onResult: (result: ReloadResult) => {
       metrics.configReloads.inc({ result });
       if (result === 'accepted')
         metrics.recordApplied(loop.stats.version, loop.stats.appliedAtMs ?? Date.now());
     },
     read: () => provider.read(),
+    allowEmpty: opts.allowEmptyConfig,
     // The clock is read here, once per build: compile itself is pure.
     build: (update) =>
       buildFromResources(update.resources, update.diagnostics, { ...identity, nowMs: Date.now() }),
