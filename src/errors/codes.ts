@@ -19,6 +19,7 @@ export const CODES = {
   // cross-resource
   SLUICE_REF_NOT_FOUND: 'a resource refers to another that does not exist',
   SLUICE_PORT_CONFLICT: 'two Gateway servers claim one port with conflicting protocols',
+  SLUICE_CONFIG_EMPTY: 'a change would leave no Gateway server bound, and was refused',
   SLUICE_HOST_CONFLICT: 'the same host is served twice on one TLS port',
   SLUICE_HOST_NOT_IN_GATEWAY: 'a VirtualService host is not served by the Gateway it binds to',
   SLUICE_NO_ENDPOINTS: 'a destination host or subset has no known endpoints',
