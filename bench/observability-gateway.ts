@@ -35,7 +35,7 @@ const identity = {
   labels: { istio: 'ingressgateway' },
   rootNamespace: 'istio-system',
 };
-const { snapshot, diagnostics } = compile(loaded.resources, identity);
+const { snapshot, diagnostics } = compile(loaded.resources, { ...identity, nowMs: Date.now() });
 const errors = [...loaded.diagnostics, ...diagnostics].filter((d) => d.level === 'error');
 if (errors.length > 0) throw new Error(`config errors: ${JSON.stringify(errors)}`);
 

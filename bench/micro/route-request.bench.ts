@@ -19,6 +19,7 @@ for (const shape of ['one-rule', 'many-rules'] as const) {
     namespace: 'istio-system',
     labels: { istio: 'ingressgateway' },
     rootNamespace: 'istio-system',
+    nowMs: Date.now(),
   }).snapshot;
   const r = undecidedRequest('GET', 'http', 8080, headers);
   const hostHeader = BENCH_REQUEST.host + ':8080';

@@ -6,6 +6,8 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Resource } from '../model/resource.ts';
+import type { ServiceEntrySpec } from '../model/networking.ts';
 
 export interface DemoService {
   readonly name: string;
@@ -13,16 +15,34 @@ export interface DemoService {
   readonly port: number;
 }
 
-/** Ports match the ServiceEntry endpoints in gateways/10-demo-services.yaml. */
-export const DEMO_SERVICES: readonly DemoService[] = [
-  { name: 'productpage', version: 'v1', port: 19081 },
-  { name: 'details', version: 'v1', port: 19082 },
-  { name: 'reviews', version: 'v1', port: 19083 },
-  { name: 'reviews', version: 'v2', port: 19084 },
-  { name: 'reviews', version: 'v3', port: 19085 },
-  { name: 'ratings', version: 'v1', port: 19086 },
-  { name: 'httpbin', version: 'v1', port: 19087 },
-];
+/** The address demo upstreams listen on; only endpoints at it get one. */
+const DEMO_HOST = '127.0.0.1';
+
+/**
+ * One demo service per loopback port that a STATIC ServiceEntry of the config sends traffic to
+ * (gateways/10-demo-services.yaml), named by the endpoint's `app` and `version` labels as a pod
+ * would be. The config is the one place those ports are written.
+ */
+export function demoServicesOf(resources: readonly Resource[]): DemoService[] {
+  const byPort = new Map<number, DemoService>();
+  for (const r of resources) {
+    if (r.kind !== 'ServiceEntry') continue;
+    const spec = r.spec as ServiceEntrySpec;
+    if (spec.resolution !== 'STATIC') continue;
+    for (const ep of spec.endpoints ?? []) {
+      if (ep.address !== DEMO_HOST) continue;
+      for (const port of Object.values(ep.ports ?? {})) {
+        if (byPort.has(port)) continue;
+        byPort.set(port, {
+          name: ep.labels?.['app'] ?? r.name,
+          version: ep.labels?.['version'] ?? 'v1',
+          port,
+        });
+      }
+    }
+  }
+  return [...byPort.values()];
+}
 
 const SHOWN_HEADERS = [
   'host',
@@ -52,14 +72,11 @@ export interface RunningDemo {
   close(): Promise<void>;
 }
 
-export async function startDemoUpstreams(
-  opts: { host?: string; services?: readonly DemoService[] } = {},
-): Promise<RunningDemo> {
-  const host = opts.host ?? '127.0.0.1';
+export async function startDemoUpstreams(demoServices: readonly DemoService[]): Promise<RunningDemo> {
   const servers: http.Server[] = [];
   const services: (DemoService & { boundPort: number })[] = [];
   try {
-    for (const svc of opts.services ?? DEMO_SERVICES) {
+    for (const svc of demoServices) {
       const server = http.createServer((req, res) => {
         // Drain the request body before answering so keep-alive connections stay usable.
         req.resume();
@@ -67,7 +84,7 @@ export async function startDemoUpstreams(
       });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(svc.port, host, () => resolve());
+        server.listen(svc.port, DEMO_HOST, () => resolve());
       });
       servers.push(server);
       services.push({ ...svc, boundPort: (server.address() as AddressInfo).port });

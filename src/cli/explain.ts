@@ -1,4 +1,5 @@
 import { explainRequest } from '../snapshot/explain.ts';
+import { explainPolicy } from '../dataplane/explain-filters.ts';
 import { SluiceError } from '../errors/sluice-error.ts';
 import type { Options } from './flags.ts';
 import { EXIT_FINDINGS, EXIT_OK, type CommandIO } from './io.ts';
@@ -38,7 +39,11 @@ export async function runExplain(opts: Options, io: CommandIO): Promise<number> 
   const path = rawTarget.split('#')[0] as string;
 
   const { snapshot } = await loadFromFlags(opts);
-  const result = explainRequest(snapshot, { port, authority, path, method: opts.method, headers, scheme });
+  const result = await explainRequest(
+    snapshot,
+    { port, authority, path, method: opts.method, headers, scheme },
+    explainPolicy(snapshot),
+  );
   if (opts.output === 'json') io.out(JSON.stringify(result, null, 2) + '\n');
   else io.out(result.lines.join('\n') + '\n');
   const reply = result.localReply;

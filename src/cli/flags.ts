@@ -124,6 +124,13 @@ export const FLAGS: readonly FlagSpec[] = [
     commands: SERVING,
   },
   {
+    name: 'allow-empty-config',
+    type: 'boolean',
+    defaultText: 'false',
+    help: 'accept a config change that leaves no Gateway server bound (refused otherwise, as an accident)',
+    commands: SERVING,
+  },
+  {
     name: 'kubernetes',
     type: 'boolean',
     help: 'watch config from the Kubernetes API (in-cluster or KUBECONFIG)',
@@ -189,6 +196,7 @@ export interface Options {
   readonly workers: number;
   readonly drainDelayMs: number;
   readonly drainTimeoutMs: number;
+  readonly allowEmptyConfig: boolean;
   readonly kubernetes: boolean;
   readonly watchNamespace: string | null;
   readonly port: number | null;
@@ -332,6 +340,7 @@ export function parseOptions(command: CommandName, argv: readonly string[], env:
     workers,
     drainDelayMs: durationFlag(raw, env, 'drain-delay', 5000),
     drainTimeoutMs: durationFlag(raw, env, 'drain-timeout', 30000),
+    allowEmptyConfig: bool('allow-empty-config'),
     kubernetes: bool('kubernetes'),
     watchNamespace: last(raw, env, 'watch-namespace') ?? null,
     port: intFlag(raw, env, 'port', null),

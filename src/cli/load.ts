@@ -1,6 +1,4 @@
-import { readConfigPaths } from '../providers/file.ts';
-import { addCertificates } from '../providers/certs-dir.ts';
-import { loadResources } from '../config/index.ts';
+import { readConfigSources } from '../providers/certs-dir.ts';
 import { buildFromResources, type BuildResult } from '../control/build.ts';
 import { SluiceError } from '../errors/sluice-error.ts';
 import { identityOf } from './io.ts';
@@ -13,11 +11,11 @@ import type { Options } from './flags.ts';
 export async function loadFromFlags(opts: Options): Promise<BuildResult> {
   if (opts.config.length === 0)
     throw new SluiceError('SLUICE_CLI_USAGE', 'no --config given (a file or directory of Istio YAML)');
-  const { inputs, diagnostics } = await readConfigPaths(opts.config);
-  const loaded = loadResources(inputs, { defaultNamespace: opts.configNamespace });
-  const withCerts = await addCertificates(
-    { resources: loaded.resources, diagnostics: [...diagnostics, ...loaded.diagnostics] },
-    { certsDir: opts.certsDir, gatewayNamespace: opts.namespace },
-  );
-  return buildFromResources(withCerts.resources, withCerts.diagnostics, identityOf(opts));
+  const update = await readConfigSources({
+    paths: opts.config,
+    defaultNamespace: opts.configNamespace,
+    certsDir: opts.certsDir,
+    gatewayNamespace: opts.namespace,
+  });
+  return buildFromResources(update.resources, update.diagnostics, { ...identityOf(opts), nowMs: Date.now() });
 }

@@ -4,7 +4,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { Options } from './flags.ts';
-import { startDemoUpstreams } from './demo-upstreams.ts';
+import { demoServicesOf, startDemoUpstreams } from './demo-upstreams.ts';
+import { readConfigPaths } from '../providers/file.ts';
+import { loadResources } from '../config/index.ts';
 import { startServe } from './serve.ts';
 import { waitForSignals } from './serve-process.ts';
 import { ensureDevCredential } from '../tls/dev-credential.ts';
@@ -16,9 +18,12 @@ const QUICKSTART_HOSTS = ['bookinfo.example.com', 'reviews.example.com', 'localh
 export async function runQuickstart(opts: Options): Promise<number> {
   // HTTPS on 8443 with a development certificate made on first start (kept afterwards).
   const credential = await ensureDevCredential(opts.certsDir, QUICKSTART_CREDENTIAL, QUICKSTART_HOSTS);
-  const demo = await startDemoUpstreams();
   const config =
     opts.config.length > 0 ? opts.config : [fileURLToPath(new URL('../../gateways/', import.meta.url))];
+  // serve reports any problem in the config; here only its valid ServiceEntries matter.
+  const { inputs } = await readConfigPaths(config);
+  const { resources } = loadResources(inputs, { defaultNamespace: opts.configNamespace });
+  const demo = await startDemoUpstreams(demoServicesOf(resources.resources));
   // A quickstart is for seeing it work: short drain so Ctrl-C returns promptly.
   const running = await startServe({
     ...opts,

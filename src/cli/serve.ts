@@ -6,10 +6,8 @@
  * status, metrics and admin ports for all of them. Returns handles so tests and `quickstart` can
  * run it in-process; serve-process.ts wires signals.
  */
-import { readConfigPaths } from '../providers/file.ts';
-import { addCertificates, createConfigSources } from '../providers/certs-dir.ts';
-import type { Provider } from '../providers/provider.ts';
-import { loadResources } from '../config/index.ts';
+import { createConfigSources } from '../providers/certs-dir.ts';
+import type { Provider, ProviderUpdate } from '../providers/provider.ts';
 import { createReloadLoop, type ReloadLoop, type ReloadResult } from '../control/loop.ts';
 import { buildFromResources, type BuildResult } from '../control/build.ts';
 import { createGateway, type AcmeHooks, type Gateway } from '../control/reconcile.ts';
@@ -50,7 +48,7 @@ export interface Running {
   /** Resolves when the first config has been applied (by every worker). */
   readonly firstApplied: Promise<void>;
   isReady(): boolean;
-  /** SIGHUP: re-read every config path now and reload if anything changed. */
+  /** SIGHUP: re-read every config path now, report its diagnostics, and reload if anything changed. */
   reload(): Promise<void>;
   /** SIGTERM behaviour: readiness 503 at once, accept for drainDelay, then close and finish in-flight work. */
   drain(): Promise<void>;
@@ -119,16 +117,31 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
   let draining = false;
   let resolveFirst!: () => void;
   const firstApplied = new Promise<void>((resolve) => (resolveFirst = resolve));
+  // Config files plus certificates (--certs-dir/<name>/ and Gateway file paths) as Secrets.
+  const provider: Provider = createConfigSources({
+    paths: opts.config,
+    defaultNamespace: opts.configNamespace,
+    certsDir: opts.certsDir,
+    gatewayNamespace: opts.namespace,
+  });
   const loop = createReloadLoop({
     logger,
     quietMs: deps.quietMs,
     maxWaitMs: deps.maxWaitMs,
-    onResult: (result: ReloadResult) => {
+    onResult: (result: ReloadResult, build) => {
       metrics.configReloads.inc({ result });
+      if (result === 'accepted' || result === 'rejected')
+        for (const d of build?.diagnostics ?? [])
+          if (d.unsupported !== undefined)
+            metrics.configUnsupported.inc({ kind: d.subject?.kind ?? '', field: d.unsupported });
       if (result === 'accepted')
         metrics.recordApplied(loop.stats.version, loop.stats.appliedAtMs ?? Date.now());
     },
-    build: (update) => buildFromResources(update.resources, update.diagnostics, identity),
+    read: () => provider.read(),
+    allowEmpty: opts.allowEmptyConfig,
+    // The clock is read here, once per build: compile itself is pure.
+    build: (update) =>
+      buildFromResources(update.resources, update.diagnostics, { ...identity, nowMs: Date.now() }),
     apply: async (build, version) => {
       await parts.apply(build, version);
       parts.afterApply?.();
@@ -173,14 +186,17 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
     },
   }).catch((err: unknown) => undo(portError('admin', '127.0.0.1', opts.adminPort, err)));
   started.push(admin);
-  // Config files plus certificates (--certs-dir/<name>/ and Gateway file paths) as Secrets.
-  const certs = { certsDir: opts.certsDir, gatewayNamespace: opts.namespace };
-  const provider: Provider = createConfigSources({
-    paths: opts.config,
-    defaultNamespace: opts.configNamespace,
-    ...certs,
-  });
-  await provider.start(loop.onUpdate).catch(undo);
+  await provider.start(loop.changed).catch(undo);
+  // The first load, now: a Gateway port that cannot be bound, or a --config path that cannot be
+  // read, is a process fault at start (exit 3); a config that is merely invalid or binds nothing
+  // waits, at readiness 503, for one that works.
+  const first = await loop.reload();
+  const fault = startFault(first.update, first.applyError);
+  if (fault !== null) {
+    loop.stop();
+    await provider.stop();
+    await undo(fault);
+  }
 
   let closed = false;
   const close = async (): Promise<void> => {
@@ -194,15 +210,7 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
   };
   const reload = async (): Promise<void> => {
     if (closed || draining) return;
-    const { inputs, diagnostics } = await readConfigPaths(opts.config);
-    const loaded = loadResources(inputs, { defaultNamespace: opts.configNamespace });
-    loop.onUpdate(
-      await addCertificates(
-        { resources: loaded.resources, diagnostics: [...diagnostics, ...loaded.diagnostics] },
-        certs,
-      ),
-    );
-    await loop.settled();
+    await loop.reload();
   };
   const drain = async (): Promise<void> => {
     if (draining || closed) return;
@@ -223,13 +231,28 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
   return { logger, loop, status, admin, metricsServer, metrics, firstApplied, isReady, reload, drain, close };
 }
 
-/** A status/metrics/admin port that cannot be bound is a process fault with a one-line reason. */
-function portError(what: string, host: string, port: number, err: unknown): unknown {
+/**
+ * A status/metrics/admin port that cannot be bound is a process fault with a one-line reason that
+ * names the flag that moves it.
+ */
+function portError(what: 'status' | 'metrics' | 'admin', host: string, port: number, err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === undefined) return err;
-  return new SluiceError('SLUICE_LISTEN_FAILED', `cannot listen on ${host}:${port} (${what} port): ${code}`, {
-    cause: err,
-  });
+  return new SluiceError(
+    'SLUICE_LISTEN_FAILED',
+    `cannot listen on ${host}:${port} (${what} port): ${code}; --${what}-port moves it`,
+    { cause: err },
+  );
+}
+
+/** What makes the first load a process fault: an unbindable Gateway port, an unreadable --config path. */
+function startFault(update: ProviderUpdate | null, applyError: unknown): SluiceError | null {
+  if (applyError !== null)
+    return applyError instanceof SluiceError
+      ? applyError
+      : new SluiceError('SLUICE_LISTEN_FAILED', String(applyError), { cause: applyError });
+  const unreadable = update?.diagnostics.find((d) => d.code === 'SLUICE_CONFIG_READ' && d.level === 'error');
+  return unreadable === undefined ? null : new SluiceError('SLUICE_CONFIG_READ', unreadable.message);
 }
 
 const WORKER_START_TIMEOUT_MS = 15_000;
@@ -331,7 +354,9 @@ export async function startServe(opts: Options, deps: ServeDeps = {}): Promise<R
     apply: (build) => gateway.apply(build.snapshot),
     afterApply: () => metrics.listeners.set(gateway.boundPorts().size),
     acme,
-    ready: () => true,
+    // A listener the serving config needs that is not bound (one a refused reload could not
+    // reopen) makes the gateway not ready.
+    ready: () => gateway.unboundPorts().length === 0,
     scrape: () => Promise.resolve(metrics.registry),
     admin: {
       clusters: () => gateway.clusterStatus(),
@@ -386,7 +411,7 @@ export async function startPrimary(opts: Options, deps: ServeDeps = {}): Promise
   const running = await startControl(opts, deps, {
     logger,
     metrics,
-    apply: (build, version) => workers.apply(build.resources, version, build.snapshot.hash),
+    apply: (build, version) => workers.apply(build.resources, version, build.snapshot.hash, build.nowMs),
     // The workers answer its challenges from the shared store (control/acme-runner.ts).
     acme: createOrderingAcme(opts, deps, logger, metrics),
     ready: (version) => workers.allServing(version),

@@ -262,14 +262,8 @@ export function compileAction(input: ActionInput, problems: ActionProblem[]): Ro
     };
     return action;
   }
-  if (rule.delegate) {
-    problems.push({
-      code: 'SLUICE_CONFIG_UNSUPPORTED',
-      path: `${path}.delegate`,
-      message: 'delegate VirtualServices are not supported yet; the rule is dropped',
-    });
-    return null;
-  }
+  // Delegates are not followed: the rule is left out (model/unsupported.ts warns at load).
+  if (rule.delegate) return null;
   const dests = rule.route ?? [];
   if (dests.length === 0) {
     problems.push({ path, message: 'rule has no route, redirect or directResponse; it is dropped' });

@@ -17,7 +17,7 @@ import type { Cluster, Endpoint, EndpointSource, LbPolicy } from '../snapshot/ty
 import { parseDuration } from '../util/duration.ts';
 import { hostsMatch, isWildcard, namespaceOfServiceHost, toFqdn } from './hosts.ts';
 import type { DestinationRuleResource, Indexes, ServiceEntryResource, ServiceResource } from './indexes.ts';
-import { compareByAge, subjectOf } from './indexes.ts';
+import { compareByAge } from './indexes.ts';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 3_600_000;
@@ -165,16 +165,13 @@ function effectivePolicy(
   return out;
 }
 
-function lbOf(lb: LoadBalancerSettings | undefined, warn: (msg: string) => void): LbPolicy {
-  if (lb?.consistentHash) warn('loadBalancer.consistentHash is not supported yet; LEAST_REQUEST is used');
+/** consistentHash and PASSTHROUGH fall back to LEAST_REQUEST (model/unsupported.ts warns at load). */
+function lbOf(lb: LoadBalancerSettings | undefined): LbPolicy {
   switch (lb?.simple) {
     case 'ROUND_ROBIN':
       return 'ROUND_ROBIN';
     case 'RANDOM':
       return 'RANDOM';
-    case 'PASSTHROUGH':
-      warn('loadBalancer.simple PASSTHROUGH is not supported; LEAST_REQUEST is used');
-      return 'LEAST_REQUEST';
     default:
       // DR-4: UNSPECIFIED, LEAST_CONN and LEAST_REQUEST are all Envoy's least request.
       return 'LEAST_REQUEST';
@@ -428,15 +425,7 @@ export function resolveDestination(
   }
 
   const policy = effectivePolicy(dr?.trafficPolicy, port, subsetDef);
-  const drOwner = dr?.rules[0];
-  const lb = lbOf(policy.loadBalancer, (message) =>
-    ctx.diagnostics.push({
-      level: 'warning',
-      code: 'SLUICE_CONFIG_UNSUPPORTED',
-      subject: drOwner ? subjectOf(drOwner) : owner,
-      message,
-    }),
-  );
+  const lb = lbOf(policy.loadBalancer);
   const settings = poolSettings(policy.connectionPool);
   const keyed = { host, port, subset, endpoints: source, lb, ...settings };
   const key = createHash('sha256').update(stableJson(keyed)).digest('hex').slice(0, 16);

@@ -7,7 +7,7 @@
  */
 import type { Diagnostic } from '../errors/diagnostic.ts';
 import type { ResourceSet } from '../model/resource.ts';
-import type { AuthorizationPolicySpec, RequestAuthenticationSpec } from '../model/security.ts';
+import type { GatewayIdentity } from '../model/sluice.ts';
 import type {
   CompiledPolicy,
   ExtAuthzFilter,
@@ -28,7 +28,7 @@ import {
 import type { ClusterContext } from './clusters.ts';
 import { extAuthzProviders } from './ext-authz.ts';
 import { subjectOf, type Indexes } from './indexes.ts';
-import { selectPolicies } from './policy-selection.ts';
+import { selectPolicy, type SelectablePolicy } from './policy-selection.ts';
 
 export interface SecurityPlan {
   readonly jwt: JwtAuthnFilter | null;
@@ -39,6 +39,40 @@ export interface SecurityPlan {
   readonly reported: Set<string>;
 }
 
+/**
+ * The RequestAuthentications and AuthorizationPolicies that apply to this gateway (AP-1, RA-1),
+ * root namespace first, each group by name. One that does not apply is an info saying why; one
+ * whose targetRef cannot be resolved to this gateway a warning.
+ */
+function selectedPolicies(
+  set: ResourceSet,
+  identity: GatewayIdentity,
+  diagnostics: Diagnostic[],
+): { ras: RequestAuthenticationResource[]; aps: AuthorizationPolicyResource[] } {
+  const ras: RequestAuthenticationResource[] = [];
+  const aps: AuthorizationPolicyResource[] = [];
+  for (const r of set.resources) {
+    if (r.kind !== 'RequestAuthentication' && r.kind !== 'AuthorizationPolicy') continue;
+    const selection = selectPolicy(r as unknown as SelectablePolicy, identity);
+    if (selection.verdict === 'selected') {
+      if (r.kind === 'RequestAuthentication') ras.push(r as RequestAuthenticationResource);
+      else aps.push(r as AuthorizationPolicyResource);
+      continue;
+    }
+    diagnostics.push({
+      level: selection.verdict === 'unresolved' ? 'warning' : 'info',
+      code: 'SLUICE_CONFIG_NOT_APPLICABLE',
+      subject: subjectOf(r),
+      ...(selection.verdict === 'unresolved' ? { path: selection.path } : {}),
+      message: `does not apply to this gateway: ${selection.why}`,
+    });
+  }
+  const order = <T extends { namespace: string; name: string }>(a: T, b: T): number =>
+    Number(b.namespace === identity.rootNamespace) - Number(a.namespace === identity.rootNamespace) ||
+    (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  return { ras: ras.sort(order), aps: aps.sort(order) };
+}
+
 /** Plans the policies selecting this gateway; null when none does (then no table gets filters). */
 export function planSecurity(
   set: ResourceSet,
@@ -46,13 +80,12 @@ export function planSecurity(
   clusters: ClusterContext,
   diagnostics: Diagnostic[],
 ): SecurityPlan | null {
-  const identity = indexes.identity;
-  const ras = selectPolicies<RequestAuthenticationSpec>(set, 'RequestAuthentication', identity, diagnostics);
-  const aps = selectPolicies<AuthorizationPolicySpec>(set, 'AuthorizationPolicy', identity, diagnostics);
+  const { ras, aps } = selectedPolicies(set, indexes.identity, diagnostics);
   if (ras.length === 0 && aps.length === 0) return null;
+  const identity = indexes.identity;
   const reported = new Set<string>();
-  const jwt = compileJwtAuthn(ras as RequestAuthenticationResource[], diagnostics);
-  const plans = planPolicies(aps as AuthorizationPolicyResource[], diagnostics, reported);
+  const jwt = compileJwtAuthn(ras, diagnostics);
+  const plans = planPolicies(aps, diagnostics, reported);
   const custom = plans.filter((p) => p.action === 'CUSTOM');
   let customPlan: SecurityPlan['custom'] = null;
   if (custom.length > 0) {

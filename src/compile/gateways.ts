@@ -73,39 +73,18 @@ export function planPorts(idx: Indexes, diagnostics: Diagnostic[]): PortPlan[] {
       const path = `spec.servers[${index}]`;
       const proto = server.port.protocol;
       const mode = server.tls?.mode;
-      const warn = (
-        code: Diagnostic['code'],
-        level: Diagnostic['level'],
-        p: string,
-        message: string,
-      ): void => {
-        diagnostics.push({ level, code, subject: subjectOf(gateway), path: p, message });
-      };
+      // Servers sluice does not serve (UDP, unix:// binds, AUTO_PASSTHROUGH) are skipped here; the
+      // warning that says so is made at load from model/unsupported.ts.
+      if (server.bind?.startsWith('unix://')) return;
       let serving: ListenerProtocol;
       if (HTTP_FAMILY.has(proto)) serving = 'HTTP';
       else if (TCP_FAMILY.has(proto)) serving = 'TCP';
       else if (proto === 'HTTPS' || proto === 'TLS') {
-        if (mode === 'AUTO_PASSTHROUGH') {
-          warn(
-            'SLUICE_CONFIG_UNSUPPORTED',
-            'warning',
-            `${path}.tls.mode`,
-            'AUTO_PASSTHROUGH is for east-west gateways; this server is skipped',
-          );
-          return;
-        }
+        if (mode === 'AUTO_PASSTHROUGH') return;
         if (proto === 'HTTPS' && mode !== undefined && mode !== 'PASSTHROUGH') serving = 'HTTPS';
         else serving = 'TLS';
         // GW-6: without a mode the server is PASSTHROUGH (config validation warns about a certificate there).
-      } else {
-        warn(
-          'SLUICE_CONFIG_UNSUPPORTED',
-          'warning',
-          `${path}.port.protocol`,
-          `protocol ${proto} is not supported; this server is skipped`,
-        );
-        return;
-      }
+      } else return;
 
       const ref: ServerRef = {
         gatewayNamespace: gateway.namespace,

@@ -29,8 +29,13 @@ import { createTlsContext } from './tls.ts';
 import { filtersAt, planSecurity, tcpFiltersAt } from './filters.ts';
 import { buildTcpRoute, buildTlsRoutes } from './tls-routes.ts';
 
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- fixed contract name (brief)
-export interface CompileOptions extends GatewayIdentity {}
+export interface CompileOptions extends GatewayIdentity {
+  /**
+   * The clock certificates and CRLs are judged by (expired, not yet valid). An input, so the same
+   * resources and options always compile to the same snapshot and diagnostics.
+   */
+  readonly nowMs: number;
+}
 
 export interface CompileResult {
   readonly snapshot: Snapshot;
@@ -50,8 +55,17 @@ export function canonicalJson(value: unknown): string {
   });
 }
 
+/** Sets already hashed: the reload loop fingerprints a set and compile hashes the same object. */
+const hashes = new WeakMap<ResourceSet, string>();
+
+/** The content hash of a set (the snapshot's `hash`). Sets are immutable, so it is kept per set. */
 export function hashResources(set: ResourceSet): string {
-  return createHash('sha256').update(canonicalJson(set.resources)).digest('hex');
+  let hash = hashes.get(set);
+  if (hash === undefined) {
+    hash = createHash('sha256').update(canonicalJson(set.resources)).digest('hex');
+    hashes.set(set, hash);
+  }
+  return hash;
 }
 
 export function settingsOf(mesh: MeshConfigSpec | null): GatewaySettings {
@@ -169,12 +183,13 @@ function tracingDiagnostics(set: ResourceSet, mesh: MeshConfigSpec | null, diagn
   });
 }
 
-function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnostics: Diagnostic[]): Snapshot {
+function compileUnchecked(set: ResourceSet, opts: CompileOptions, diagnostics: Diagnostic[]): Snapshot {
+  const identity: GatewayIdentity = opts;
   const indexes = buildIndexes(set, identity);
   const clusters = createClusterContext(indexes, diagnostics);
   const routes = createRouteContext(indexes, clusters, diagnostics);
   const listeners = new Map<number, Listener>();
-  const tls = createTlsContext(set, identity.namespace, diagnostics);
+  const tls = createTlsContext(set, identity.namespace, diagnostics, opts.nowMs);
   const security = planSecurity(set, indexes, clusters, diagnostics);
 
   for (const plan of planPorts(indexes, diagnostics)) {
@@ -230,7 +245,7 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
         table: buildRouteTable(routes, httpsTableName(plan.port, entry.server.port.name, entry.gateway), []),
         credential: credentialOf(entry.server),
         tls: settings,
-        tcpRoute: buildTcpRoute(indexes, clusters, entry, diagnostics),
+        tcpRoute: buildTcpRoute(indexes, clusters, entry),
         ...(tcpFilters !== undefined ? { tcpFilters } : {}),
       });
     }
@@ -239,7 +254,7 @@ function compileUnchecked(set: ResourceSet, identity: GatewayIdentity, diagnosti
     let tcpRoute: TlsRoute | null = null;
     if (plan.protocol === 'TCP')
       for (const entry of plan.servers) {
-        tcpRoute = buildTcpRoute(indexes, clusters, entry, diagnostics);
+        tcpRoute = buildTcpRoute(indexes, clusters, entry);
         if (tcpRoute !== null) break;
       }
     // Connection-level policy for plain TCP and TLS passthrough (HTTP servers have their tables').
@@ -288,7 +303,7 @@ function withFilters(table: RouteTable, filters: readonly HttpFilter[] | undefin
 }
 
 /** Pure and sync; never throws on user input (an unexpected fault becomes SLUICE_INTERNAL and an empty snapshot). */
-export function compile(set: ResourceSet, opts: GatewayIdentity): CompileResult {
+export function compile(set: ResourceSet, opts: CompileOptions): CompileResult {
   const diagnostics: Diagnostic[] = [];
   let snapshot: Snapshot;
   try {
@@ -307,7 +322,7 @@ export function compile(set: ResourceSet, opts: GatewayIdentity): CompileResult 
     };
   }
   try {
-    diagnostics.push(...analyze(set, opts));
+    diagnostics.push(...analyze(set, opts, { nowMs: opts.nowMs }));
   } catch (err) {
     diagnostics.push({
       level: 'error',

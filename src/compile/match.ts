@@ -12,8 +12,6 @@ type StringMatchOrPresent = StringMatch | Record<string, never>;
 export interface MatchBuildProblem {
   readonly path: string;
   readonly message: string;
-  /** Defaults: SLUICE_REGEX_INVALID for regex paths, else SLUICE_CONFIG_INVALID. */
-  readonly code?: 'SLUICE_CONFIG_UNSUPPORTED';
   /** An error even when the route itself survives (the config is refused, as Envoy refuses it). */
   readonly level?: 'error';
 }

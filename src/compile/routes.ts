@@ -102,8 +102,6 @@ function report(
   ctx.diagnostics.push({ level, code, subject: subjectOf(vs), path, message });
 }
 
-const UNAPPLIED_FIELDS = ['fault', 'corsPolicy', 'mirror', 'mirrors'] as const;
-
 function translateRoute(
   ctx: RouteContext,
   vs: VirtualServiceResource,
@@ -136,21 +134,17 @@ function translateRoute(
   const responseHeaders = compileHeaderOps(rule.headers?.response, `${rulePath}.headers.response`, problems);
   const dropped = conditions === null || action === null;
   for (const p of problems) {
-    const code = p.code ?? (/regex/i.test(p.path) ? 'SLUICE_REGEX_INVALID' : 'SLUICE_CONFIG_INVALID');
+    const code = /regex/i.test(p.path) ? 'SLUICE_REGEX_INVALID' : 'SLUICE_CONFIG_INVALID';
     report(
       ctx,
       vs,
-      p.level ?? (dropped && code !== 'SLUICE_CONFIG_UNSUPPORTED' ? 'error' : 'warning'),
+      p.level ?? (dropped ? 'error' : 'warning'),
       code,
       p.path,
       dropped && !p.message.includes('dropped') ? `${p.message}; the route is dropped` : p.message,
     );
   }
   if (conditions === null || action === null) return null;
-  for (const f of UNAPPLIED_FIELDS) {
-    if (rule[f] !== undefined)
-      report(ctx, vs, 'warning', 'SLUICE_CONFIG_UNSUPPORTED', `${rulePath}.${f}`, `${f} is not applied yet`);
-  }
   const route: Route = {
     name: routeName(vs, rule, match, i, j),
     source: {

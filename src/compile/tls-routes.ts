@@ -22,8 +22,8 @@ interface L4MatchFields {
  * The match fields of `tls`/`tcp` rules decided at compile time for this gateway and port, as for
  * HTTP (VS-6): `gateways` when set is the only source check, else `sourceLabels` and
  * `sourceNamespace` against this gateway's own identity. `destinationSubnets` (the address the
- * client dialled) is not evaluated: such a match never applies, with a warning, rather than
- * catching connections meant for another address.
+ * client dialled) is not evaluated: such a match never applies (model/unsupported.ts warns at
+ * load), rather than catching connections meant for another address.
  */
 function l4MatchApplies(
   idx: Indexes,
@@ -31,20 +31,9 @@ function l4MatchApplies(
   m: L4MatchFields,
   gatewayKey: string,
   port: number,
-  where: string,
-  diagnostics: Diagnostic[],
 ): boolean {
   if (m.port !== undefined && m.port !== 0 && m.port !== port) return false;
-  if (m.destinationSubnets !== undefined && m.destinationSubnets.length > 0) {
-    diagnostics.push({
-      level: 'warning',
-      code: 'SLUICE_CONFIG_UNSUPPORTED',
-      subject: subjectOf(vs),
-      path: `${where}.destinationSubnets`,
-      message: 'destinationSubnets is not evaluated at the gateway; this match never applies',
-    });
-    return false;
-  }
+  if (m.destinationSubnets !== undefined && m.destinationSubnets.length > 0) return false;
   if (m.gateways && m.gateways.length > 0)
     return m.gateways.some((g) => resolveGatewayRef(g, vs.namespace).key === gatewayKey);
   if (m.sourceLabels && !selectorMatches(m.sourceLabels, idx.identity.labels)) return false;
@@ -78,9 +67,8 @@ export function buildTlsRoutes(
       if (intersectHosts(serverHosts, vsHosts).length === 0) continue;
       (vs.spec.tls ?? []).forEach((rule, i) => {
         const sni: string[] = [];
-        for (const [k, m] of rule.match.entries()) {
-          if (!l4MatchApplies(idx, vs, m, gatewayKey, port, `spec.tls[${i}].match[${k}]`, diagnostics))
-            continue;
+        for (const m of rule.match) {
+          if (!l4MatchApplies(idx, vs, m, gatewayKey, port)) continue;
           for (const h of intersectHosts(
             serverHosts,
             m.sniHosts.map((s) => s.toLowerCase()),
@@ -127,12 +115,7 @@ export function buildTlsRoutes(
  * GW-5 TLS + SIMPLE/MUTUAL: after termination the plaintext stream goes where the first
  * VirtualService `tcp` rule bound to this server (port and gateway matching) sends it.
  */
-export function buildTcpRoute(
-  idx: Indexes,
-  clusters: ClusterContext,
-  entry: ServerEntry,
-  diagnostics: Diagnostic[],
-): TlsRoute | null {
+export function buildTcpRoute(idx: Indexes, clusters: ClusterContext, entry: ServerEntry): TlsRoute | null {
   const gw = entry.gateway;
   const gatewayKey = `${gw.namespace}/${gw.name}`;
   const port = entry.server.port.number;
@@ -146,9 +129,7 @@ export function buildTcpRoute(
       const matches =
         rule.match === undefined ||
         rule.match.length === 0 ||
-        rule.match.some((m, k) =>
-          l4MatchApplies(idx, vs, m, gatewayKey, port, `spec.tcp[${i}].match[${k}]`, diagnostics),
-        );
+        rule.match.some((m) => l4MatchApplies(idx, vs, m, gatewayKey, port));
       if (!matches || !rule.route || rule.route.length === 0) continue;
       const destinations: TcpDestination[] = rule.route.map((rd, j) => {
         const r = resolveDestination(

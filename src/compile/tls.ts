@@ -115,7 +115,7 @@ export function createTlsContext(
   set: ResourceSet,
   gatewayNamespace: string,
   diagnostics: Diagnostic[],
-  nowMs: number = Date.now(),
+  nowMs: number,
 ): TlsContext {
   const secrets = new Map<string, SecretResource>();
   for (const r of set.resources) {

@@ -1,11 +1,13 @@
 import type { Diagnostic, DiagnosticSubject } from '../errors/diagnostic.ts';
 import type { Origin, Resource, ResourceSet } from '../model/resource.ts';
 import { formatOrigin } from '../model/resource.ts';
+import { describeUnsupported, unsupportedKind } from '../model/unsupported.ts';
 import { formatPath } from './field-path.ts';
 import { normaliseResource } from './normalise.ts';
 import { parseDocuments, type ParsedDocument } from './parse-documents.ts';
 import { issuesToDiagnostics } from './schema-issues.ts';
-import { findKind, findKindOtherVersion } from './schemas/kinds.ts';
+import { findKind } from './kinds/registry.ts';
+import { classifyUnreadKind, type UnreadKind } from './kinds/unread-kinds.ts';
 import { validateResource } from './validate.ts';
 
 export interface ConfigInput {
@@ -95,6 +97,72 @@ function subjectOf(r: Resource): DiagnosticSubject {
   };
 }
 
+/**
+ * What is said about a document sluice does not read: a warning for a kind it ignores or a likely
+ * mistake, an info for a kind that never applies to a gateway, nothing (a debug line by the
+ * caller, from `skipped`) for another project's kind.
+ */
+function unreadKindDiagnostic(
+  unread: UnreadKind,
+  d: {
+    readonly doc: ParsedDocument;
+    readonly origin: Origin;
+    readonly apiVersion: string;
+    readonly kind: string;
+    readonly name: string;
+    readonly namespace: string;
+  },
+): Diagnostic | undefined {
+  const subject = (namespaced: boolean): DiagnosticSubject => ({
+    origin: d.origin,
+    kind: d.kind,
+    ...(namespaced ? { namespace: d.namespace } : {}),
+    name: d.name,
+  });
+  const lineOf = (field: string): number => d.doc.lineOf([field]) ?? d.doc.line;
+  switch (unread.verdict) {
+    case 'other-version':
+      return {
+        level: 'warning',
+        code: 'SLUICE_CONFIG_UNSUPPORTED',
+        subject: subject(unread.def.namespaced),
+        path: 'apiVersion',
+        line: lineOf('apiVersion'),
+        message: `${d.apiVersion} is not a version sluice reads for ${d.kind} (use ${unread.def.apiVersions.join(', ')}); the document is ignored`,
+      };
+    case 'ignored': {
+      const entry = unsupportedKind(d.kind);
+      return {
+        level: 'warning',
+        code: 'SLUICE_CONFIG_UNSUPPORTED',
+        subject: subject(unread.namespaced),
+        line: d.doc.line,
+        message: entry ? describeUnsupported(entry) : `${d.kind} is not read by sluice; it is ignored`,
+        unsupported: '*',
+      };
+    }
+    case 'never-applies':
+      return {
+        level: 'info',
+        code: 'SLUICE_CONFIG_NOT_APPLICABLE',
+        subject: subject(unread.namespaced),
+        line: d.doc.line,
+        message: `${d.kind} never applies to a gateway: ${unread.why}; the document is ignored`,
+      };
+    case 'unknown':
+      return {
+        level: 'warning',
+        code: 'SLUICE_CONFIG_UNKNOWN_KIND',
+        subject: subject(true),
+        path: unread.path,
+        line: lineOf(unread.path),
+        message: unread.message,
+      };
+    case 'foreign':
+      return undefined;
+  }
+}
+
 function loadDocument(
   doc: ParsedDocument,
   opts: LoadOptions,
@@ -135,22 +203,15 @@ function loadDocument(
   }
   const def = findKind(apiVersion, kindName);
   if (!def) {
-    const other = findKindOtherVersion(apiVersion, kindName);
-    if (other) {
-      diagnostics.push({
-        level: 'warning',
-        code: 'SLUICE_CONFIG_UNSUPPORTED',
-        subject: {
-          origin,
-          kind: kindName,
-          ...(other.namespaced ? { namespace: str(meta.namespace) ?? opts.defaultNamespace } : {}),
-          name: rawName ?? '(unnamed)',
-        },
-        path: 'apiVersion',
-        line: doc.lineOf(['apiVersion']) ?? doc.line,
-        message: `${apiVersion} is not a version sluice reads for ${kindName} (use ${other.apiVersions.join(', ')}); the document is ignored`,
-      });
-    }
+    const note = unreadKindDiagnostic(classifyUnreadKind(apiVersion, kindName), {
+      doc,
+      origin,
+      apiVersion,
+      kind: kindName,
+      name: rawName ?? '(unnamed)',
+      namespace: str(meta.namespace) ?? opts.defaultNamespace,
+    });
+    if (note) diagnostics.push(note);
     skipped.push({
       file: doc.file,
       doc: doc.doc,
@@ -203,6 +264,7 @@ function loadDocument(
       ...(f.path.length > 0 ? { path: formatPath(f.path) } : {}),
       ...(line !== undefined ? { line } : {}),
       message: f.message,
+      ...(f.unsupported !== undefined ? { unsupported: f.unsupported } : {}),
     });
   }
   if (failed) return undefined;

@@ -34,10 +34,20 @@ export interface ParseResult {
   readonly diagnostics: Diagnostic[];
 }
 
+/** Parser messages can quote the source (an alias or tag name); never more than this of it. */
+const MAX_MESSAGE = 200;
+
 function firstLine(message: string): string {
-  const line = message.split('\n')[0] ?? message;
-  return line.replace(/ at line \d+, column \d+:?$/, '');
+  return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');
 }
+
+/**
+ * A character YAML 1.2 does not allow in a stream (C0 and C1 controls other than tab, line feed,
+ * carriage return and NEL; DEL; U+FFFE/FFFF). JSON allows none of them either. Any such character
+ * means the file is not config (an image, an archive, a compiled file).
+ */
+// eslint-disable-next-line no-control-regex
+const NOT_TEXT = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u0084\u0086-\u009F\uFFFE\uFFFF]/;
 
 /** snake_case → camelCase, for the proto field names Istio also accepts (`sni_hosts`). */
 export function camelCase(key: string): string {
@@ -128,7 +138,7 @@ function parseDiagnostic(
     code: 'SLUICE_CONFIG_PARSE',
     subject: { origin: { kind: 'file', file, doc }, kind: json ? 'JSON' : 'YAML', name: 'document' },
     ...(line !== undefined ? { line } : {}),
-    message,
+    message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message,
   };
 }
 
@@ -142,6 +152,25 @@ export function parseDocuments(file: string, text: string): ParseResult {
   const lineCounter = new LineCounter();
   const documents: ParsedDocument[] = [];
   const diagnostics: Diagnostic[] = [];
+  const binary = NOT_TEXT.exec(text);
+  if (binary !== null) {
+    // One line, and none of the file's bytes: a binary file's content means nothing in a message.
+    const code = binary[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+    let line = 1;
+    for (let i = text.indexOf('\n'); i >= 0 && i < binary.index; i = text.indexOf('\n', i + 1)) line++;
+    diagnostics.push({
+      level: 'error',
+      code: 'SLUICE_CONFIG_PARSE',
+      subject: {
+        origin: { kind: 'file', file, doc: 1 },
+        kind: 'File',
+        name: file.slice(file.lastIndexOf('/') + 1),
+      },
+      line,
+      message: `not a YAML or JSON document: it holds binary data (U+${code} on line ${line}); nothing in it is read`,
+    });
+    return { documents, diagnostics };
+  }
   let parsed: Document.Parsed[];
   try {
     parsed = parseAllDocuments(text, {
@@ -155,7 +184,7 @@ export function parseDocuments(file: string, text: string): ParseResult {
         file,
         1,
         undefined,
-        `cannot parse: ${err instanceof Error ? err.message : String(err)}`,
+        `cannot parse: ${firstLine(err instanceof Error ? err.message : String(err))}`,
         'error',
         json,
       ),
@@ -201,7 +230,7 @@ export function parseDocuments(file: string, text: string): ParseResult {
           file,
           docIndex,
           startLine,
-          `cannot read document: ${err instanceof Error ? err.message : String(err)}`,
+          `cannot read document: ${firstLine(err instanceof Error ? err.message : String(err))}`,
           'error',
           json,
         ),

@@ -86,6 +86,8 @@ export interface Gateway {
   readonly current: Current;
   /** Configured port → actually bound port (they differ only when tests bind port 0). */
   boundPorts(): Map<number, number>;
+  /** Ports the serving snapshot has a listener on that is not bound (readiness says 503). */
+  unboundPorts(): number[];
   /** Per-endpoint pool state for the admin `/clusters` page. */
   clusterStatus(): unknown;
   /** Credentials the live snapshot presents, for the admin `/certs` page and the expiry gauge. */
@@ -214,65 +216,133 @@ export function createGateway(opts: GatewayOptions): Gateway {
     return next;
   }
 
-  function listenerKey(l: Listener): string {
-    return l.key;
+  const bindPortOf = (l: Listener): number => (opts.bindPortFor ? opts.bindPortFor(l.port) : l.port);
+
+  /** A bound listener for `l`, or a SluiceError naming the address, port and Gateways. */
+  async function openListener(l: Listener, bindPort: number): Promise<Running> {
+    const listener =
+      l.protocol === 'TCP'
+        ? new TcpListener({
+            port: l.port,
+            bindPort,
+            bind: l.bind ?? opts.bind,
+            source: current,
+            tcp: opts.tcp ?? null,
+            filters,
+          })
+        : new HttpListener({
+            port: l.port,
+            bindPort,
+            bind: l.bind ?? opts.bind,
+            source: current,
+            serverHeader,
+            timeouts: opts.timeouts,
+            onDone: opts.onRequestDone ?? null,
+            tls: l.protocol === 'HTTP' ? null : tlsHooks,
+            acmeHttpToken,
+            tcp: opts.tcp ?? null,
+            filters,
+            ...(opts.http2 !== undefined ? { http2: opts.http2 } : {}),
+          });
+    try {
+      await listener.listen();
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const gateways = [...new Set(l.servers.map((s) => `${s.gatewayNamespace}/${s.gatewayName}`))];
+      throw new SluiceError(
+        'SLUICE_LISTEN_FAILED',
+        `cannot listen on ${l.bind ?? opts.bind}:${l.port}: ${e.code ?? e.message} (Gateway port of ${gateways.join(', ')})`,
+        { cause: err },
+      );
+    }
+    return { key: l.key, port: l.port, listener, defaultsKey: null };
+  }
+
+  /** HTTPS: ClientHello peeking and the port-wide TLS defaults (`*` server, version bounds), when changed. */
+  function configureTls(r: Running, l: Listener): void {
+    if (!(r.listener instanceof HttpListener) || l.protocol === 'HTTP') return;
+    r.listener.setPeekClientHello(
+      (l.tlsRoutes?.length ?? 0) > 0 || l.tlsServers.some((s) => (s.tls?.credentials.length ?? 0) > 1),
+    );
+    const d = tlsDefaultsOf(l);
+    if (d.key === r.defaultsKey) return;
+    r.listener.setTlsDefaults(d.options);
+    r.defaultsKey = d.key;
+  }
+
+  /**
+   * An apply failed after closing listeners that had to make way (`freed`): open them again as
+   * the serving snapshot has them, so a refused reload takes nothing down. One that cannot be
+   * reopened (its port taken meanwhile) stays out of `running`, and readiness says so.
+   */
+  async function reopen(freed: readonly Running[]): Promise<void> {
+    const serving = new Map([...current.get().listeners.values()].map((l) => [l.key, l]));
+    for (const r of freed) {
+      const l = serving.get(r.key);
+      running.delete(r.key);
+      if (l === undefined) continue;
+      try {
+        const again = await openListener(l, bindPortOf(l));
+        configureTls(again, l);
+        running.set(r.key, again);
+      } catch (err) {
+        log.error(
+          { err, port: r.port },
+          'a listener the serving config needs could not be reopened; retrying',
+        );
+        repairLater();
+      }
+    }
+  }
+
+  let repairTimer: NodeJS.Timeout | null = null;
+  let repairs = 0;
+  /** Applies the serving snapshot again, with back-off, until every listener it needs is bound. */
+  function repairLater(): void {
+    if (closed || repairTimer !== null) return;
+    const delayMs = Math.min(10_000, 250 * 2 ** repairs++);
+    repairTimer = setTimeout(() => {
+      repairTimer = null;
+      if (closed) return;
+      const next = chain.then(() => applyNow(current.get()));
+      chain = next.then(
+        () => {
+          if (!closed && gateway.unboundPorts().length > 0) repairLater();
+          else repairs = 0;
+        },
+        () => repairLater(),
+      );
+    }, delayMs);
+    repairTimer.unref();
   }
 
   async function applyNow(snapshot: Snapshot): Promise<void> {
     if (closed) throw new SluiceError('SLUICE_INTERNAL', 'apply() after close()');
     const wanted = new Map<string, Listener>();
     const nextContexts = buildContexts(snapshot);
-    for (const l of snapshot.listeners.values()) {
-      wanted.set(listenerKey(l), l);
-    }
+    for (const l of snapshot.listeners.values()) wanted.set(l.key, l);
     const removed: Running[] = [];
     for (const [key, r] of running) if (!wanted.has(key)) removed.push(r);
 
-    // A new listener on a port a removed one still holds (its key changed): free the port first.
     const opening: Running[] = [];
+    /** Removed listeners closed early to free their port for a new one. */
+    const freed: Running[] = [];
     for (const [key, l] of wanted) {
       if (running.has(key)) continue;
+      // A new listener on a port a removed one still holds (its key changed): free the port first.
+      const bindPort = bindPortOf(l);
       const clash = removed.find((r) => r.port === l.port);
-      if (clash !== undefined && (opts.bindPortFor === undefined || opts.bindPortFor(l.port) !== 0)) {
+      if (clash !== undefined && bindPort !== 0) {
+        freed.push(clash);
         await clash.listener.close(0);
       }
-      const bindPort = opts.bindPortFor ? opts.bindPortFor(l.port) : l.port;
-      const listener =
-        l.protocol === 'TCP'
-          ? new TcpListener({
-              port: l.port,
-              bindPort,
-              bind: l.bind ?? opts.bind,
-              source: current,
-              tcp: opts.tcp ?? null,
-              filters,
-            })
-          : new HttpListener({
-              port: l.port,
-              bindPort,
-              bind: l.bind ?? opts.bind,
-              source: current,
-              serverHeader,
-              timeouts: opts.timeouts,
-              onDone: opts.onRequestDone ?? null,
-              tls: l.protocol === 'HTTP' ? null : tlsHooks,
-              acmeHttpToken,
-              tcp: opts.tcp ?? null,
-              filters,
-              ...(opts.http2 !== undefined ? { http2: opts.http2 } : {}),
-            });
       try {
-        await listener.listen();
+        opening.push(await openListener(l, bindPort));
       } catch (err) {
         await Promise.all(opening.map((o) => o.listener.close(0)));
-        const e = err as NodeJS.ErrnoException;
-        throw new SluiceError(
-          'SLUICE_LISTEN_FAILED',
-          `cannot listen on ${l.bind ?? opts.bind}:${l.port}: ${e.code ?? e.message}`,
-          { cause: err },
-        );
+        await reopen(freed);
+        throw err;
       }
-      opening.push({ key, port: l.port, listener, defaultsKey: null });
     }
 
     // New handshakes see the new contexts from here on; established connections keep theirs.
@@ -290,14 +360,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     contexts.retain(liveContextKeys);
     for (const r of [...running.values(), ...opening]) {
       const l = wanted.get(r.key);
-      if (l === undefined || !(r.listener instanceof HttpListener) || l.protocol === 'HTTP') continue;
-      r.listener.setPeekClientHello(
-        (l.tlsRoutes?.length ?? 0) > 0 || l.tlsServers.some((s) => (s.tls?.credentials.length ?? 0) > 1),
-      );
-      const d = tlsDefaultsOf(l);
-      if (d.key === r.defaultsKey) continue;
-      r.listener.setTlsDefaults(d.options);
-      r.defaultsKey = d.key;
+      if (l !== undefined) configureTls(r, l);
     }
     for (const o of opening) {
       running.set(o.key, o);
@@ -320,7 +383,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
     void closeUnusedPools(owner, liveKeys);
   }
 
-  return {
+  const stopRepairs = (): void => {
+    if (repairTimer !== null) clearTimeout(repairTimer);
+    repairTimer = null;
+  };
+
+  const gateway: Gateway = {
     apply(snapshot: Snapshot): Promise<void> {
       // Applies run one at a time, in call order.
       const next = chain.then(() => applyNow(snapshot));
@@ -330,6 +398,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     async close(): Promise<void> {
       closed = true;
       jwks.close();
+      stopRepairs();
       await chain;
       const all = [...running.values()];
       running.clear();
@@ -342,6 +411,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     async drain(timeoutMs: number): Promise<void> {
       closed = true;
       jwks.close();
+      stopRepairs();
       await chain;
       const all = [...running.values()];
       running.clear();
@@ -354,6 +424,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
       for (const r of running.values()) out.set(r.port, r.listener.boundPort);
       return out;
     },
+    unboundPorts(): number[] {
+      const out: number[] = [];
+      for (const l of current.get().listeners.values()) if (!running.has(l.key)) out.push(l.port);
+      return out;
+    },
     clusterStatus(): unknown {
       return poolStatus();
     },
@@ -362,6 +437,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     },
     tlsStats,
   };
+  return gateway;
 }
 
 /** Every jwt_authn provider of the snapshot's route tables. */

@@ -22,6 +22,8 @@ export type ToWorker =
       readonly version: number;
       readonly hash: string;
       readonly resources: ResourceSet;
+      /** The clock the primary compiled at, so every worker compiles the same snapshot. */
+      readonly nowMs: number;
     }
   | { readonly type: 'sluice:drain'; readonly delayMs: number; readonly timeoutMs: number }
   | { readonly type: 'sluice:log-level'; readonly level: string }
@@ -35,8 +37,15 @@ export type FromWorker =
       readonly version: number;
       readonly hash: string;
       readonly boundPorts: readonly (readonly [number, number])[];
+      /** Ports the worker's serving snapshot needs and has not bound. */
+      readonly unbound: readonly number[];
     }
-  | { readonly type: 'sluice:apply-failed'; readonly version: number; readonly error: string }
+  | {
+      readonly type: 'sluice:apply-failed';
+      readonly version: number;
+      readonly error: string;
+      readonly unbound: readonly number[];
+    }
   | { readonly type: 'sluice:answer'; readonly id: number; readonly value: unknown };
 
 export type WorkerQuery = 'metrics' | 'clusters' | 'certs' | 'stats';
@@ -78,8 +87,11 @@ export interface WorkerPool {
   /** Resolves once every worker has started and can take a config. */
   readonly started: Promise<void>;
   /** Ships a validated set to every worker; resolves once all have applied it, rejects (and re-syncs the previous set) if any could not. */
-  apply(resources: ResourceSet, version: number, hash: string): Promise<void>;
-  /** Every running worker serves `version` or newer (and at least one runs). */
+  apply(resources: ResourceSet, version: number, hash: string, nowMs: number): Promise<void>;
+  /**
+   * Every running worker serves `version` or newer with every listener it needs bound (and at
+   * least one runs).
+   */
   allServing(version: number): boolean;
   status(): Promise<WorkerStatus[]>;
   /** Asks every running worker; answers in slot order, missing ones left out. */
@@ -97,16 +109,22 @@ interface Slot {
   hello: boolean;
   version: number;
   hash: string | null;
+  /** Ports its serving snapshot needs and it has not bound, as it last said. */
+  unbound: readonly number[];
   restarts: number;
   quickDeaths: number;
   startedAtMs: number;
   restartTimer: NodeJS.Timeout | null;
+  /** Applies that failed in a row (a restarted worker whose port is taken); sets the retry back-off. */
+  applyFailures: number;
+  retryTimer: NodeJS.Timeout | null;
 }
 
 interface Desired {
   readonly version: number;
   readonly hash: string;
   readonly resources: ResourceSet;
+  readonly nowMs: number;
 }
 
 interface PendingApply {
@@ -155,7 +173,27 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       version: desired.version,
       hash: desired.hash,
       resources: desired.resources,
+      nowMs: desired.nowMs,
     });
+  };
+
+  const serves = (slot: Slot, d: Desired): boolean => slot.version === d.version && slot.hash === d.hash;
+
+  /**
+   * A worker that could not apply what every worker should serve (restarted while another process
+   * holds a port), or that lost a listener it needs, tries again with back-off, so it recovers once
+   * the port is free (applying the same set again opens what is missing).
+   */
+  const retryLater = (slot: Slot): void => {
+    if (stopping || slot.retryTimer !== null) return;
+    slot.applyFailures += 1;
+    const delayMs = Math.min(maxBackoffMs, backoffMs * 2 ** (slot.applyFailures - 1));
+    slot.retryTimer = setTimeout(() => {
+      slot.retryTimer = null;
+      // A pool-wide apply under way ships to this worker itself.
+      if (desired !== null && pending === null && (!serves(slot, desired) || slot.unbound.length > 0))
+        shipDesired(slot);
+    }, delayMs);
   };
 
   const settle = (slotIndex: number, error: string | null): void => {
@@ -176,6 +214,8 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       case 'sluice:applied': {
         slot.version = message.version;
         slot.hash = message.hash;
+        slot.unbound = message.unbound;
+        slot.applyFailures = 0;
         opts.metrics.listeners.set(message.boundPorts.length);
         opts.metrics.workerSnapshotVersion.set({ worker: String(slot.index) }, message.version);
         const want = pending?.desired ?? desired;
@@ -195,12 +235,14 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
         return;
       }
       case 'sluice:apply-failed':
+        slot.unbound = message.unbound;
         log.error(
           { slot: slot.index, version: message.version, error: message.error },
           'worker could not apply config',
         );
         if (pending !== null && pending.desired.version === message.version)
           settle(slot.index, message.error);
+        retryLater(slot);
         return;
       case 'sluice:answer':
         answers.get(message.id)?.(slot.index, message.value);
@@ -216,6 +258,10 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     slot.hello = false;
     slot.version = 0;
     slot.hash = null;
+    slot.unbound = [];
+    slot.applyFailures = 0;
+    if (slot.retryTimer !== null) clearTimeout(slot.retryTimer);
+    slot.retryTimer = null;
     slot.startedAtMs = Date.now();
     updateGauge();
     worker.on('message', (m: FromWorker) => onMessage(slot, m));
@@ -249,10 +295,13 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       hello: false,
       version: 0,
       hash: null,
+      unbound: [],
       restarts: 0,
       quickDeaths: 0,
       startedAtMs: 0,
       restartTimer: null,
+      applyFailures: 0,
+      retryTimer: null,
     };
     slots.push(slot);
     fork(slot);
@@ -274,8 +323,7 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       };
       pending = p;
       desired = target;
-      for (const slot of running())
-        if (slot.hello && !(slot.version === target.version && slot.hash === target.hash)) shipDesired(slot);
+      for (const slot of running()) if (slot.hello && !serves(slot, target)) shipDesired(slot);
       if (p.waiting.size === 0) {
         p.done();
         return;
@@ -291,8 +339,8 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
 
   return {
     started,
-    async apply(resources, version, hash) {
-      const target: Desired = { version, hash, resources };
+    async apply(resources, version, hash, nowMs) {
+      const target: Desired = { version, hash, resources, nowMs };
       const errors = await applyEverywhere(target);
       if (errors.length === 0) {
         accepted = target;
@@ -301,9 +349,10 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       // Some worker could not (a port in use, say): put every worker back on the last good set.
       desired = accepted;
       if (accepted !== null) {
-        const again = await applyEverywhere(accepted);
+        const back = accepted;
+        const again = await applyEverywhere(back);
         if (again.length > 0)
-          log.error({ errors: again }, 'workers could not go back to the last good config');
+          log.error({ errors: again }, 'workers could not go back to the last good config; retrying');
       }
       throw new SluiceError('SLUICE_LISTEN_FAILED', errors[0] ?? 'a worker could not apply the config');
     },
@@ -311,7 +360,7 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       // A worker already on a newer set (a reload being applied) still serves: readiness must not
       // flap on every reload. One restarted and not yet configured (version 0) does not.
       const live = running();
-      return live.length > 0 && live.every((s) => s.hello && s.version >= version);
+      return live.length > 0 && live.every((s) => s.hello && s.version >= version && s.unbound.length === 0);
     },
     async status() {
       const answered = await this.query('stats', 1000);
@@ -360,7 +409,10 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     },
     async drain(delayMs, timeoutMs) {
       stopping = true;
-      for (const s of slots) if (s.restartTimer !== null) clearTimeout(s.restartTimer);
+      for (const s of slots) {
+        if (s.restartTimer !== null) clearTimeout(s.restartTimer);
+        if (s.retryTimer !== null) clearTimeout(s.retryTimer);
+      }
       const live = running();
       for (const s of live) send(s, { type: 'sluice:drain', delayMs, timeoutMs });
       const allGone = (): boolean => slots.every((s) => s.worker === null);
@@ -386,6 +438,7 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       stopping = true;
       for (const s of slots) {
         if (s.restartTimer !== null) clearTimeout(s.restartTimer);
+        if (s.retryTimer !== null) clearTimeout(s.retryTimer);
         s.worker?.process.kill('SIGKILL');
       }
     },
@@ -426,17 +479,24 @@ export function runWorker(opts: {
 
   const apply = async (m: Extract<ToWorker, { type: 'sluice:apply' }>): Promise<void> => {
     try {
-      const build = buildFromResources(m.resources, [], opts.identity);
+      const build = buildFromResources(m.resources, [], { ...opts.identity, nowMs: m.nowMs });
       await gateway.apply(build.snapshot);
       version = m.version;
       hash = build.snapshot.hash;
       opts.onApplied?.(m.resources);
-      reply({ type: 'sluice:applied', version, hash, boundPorts: [...gateway.boundPorts()] });
+      reply({
+        type: 'sluice:applied',
+        version,
+        hash,
+        boundPorts: [...gateway.boundPorts()],
+        unbound: gateway.unboundPorts(),
+      });
     } catch (err) {
       reply({
         type: 'sluice:apply-failed',
         version: m.version,
         error: err instanceof Error ? err.message : String(err),
+        unbound: gateway.unboundPorts(),
       });
     }
   };

@@ -11,10 +11,14 @@ export const CODES = {
   SLUICE_CONFIG_INVALID: 'a resource breaks a rule Istio validation enforces',
   SLUICE_CONFIG_UNSUPPORTED: 'a field is valid Istio but sluice does not implement it',
   SLUICE_CONFIG_DUPLICATE: 'two documents define the same kind, namespace and name',
+  SLUICE_CONFIG_UNKNOWN_KIND:
+    'a kind or apiVersion in an API group sluice reads is not one it knows (likely misspelt)',
+  SLUICE_CONFIG_NOT_APPLICABLE: 'a resource that never applies to this gateway, so it is ignored',
   SLUICE_REGEX_INVALID: 'a regex is not valid RE2 or is too long',
   // cross-resource
   SLUICE_REF_NOT_FOUND: 'a resource refers to another that does not exist',
   SLUICE_PORT_CONFLICT: 'two Gateway servers claim one port with conflicting protocols',
+  SLUICE_CONFIG_EMPTY: 'a change would leave no Gateway server bound, and was refused',
   SLUICE_HOST_CONFLICT: 'the same host is served twice on one TLS port',
   SLUICE_HOST_NOT_IN_GATEWAY: 'a VirtualService host is not served by the Gateway it binds to',
   SLUICE_NO_ENDPOINTS: 'a destination host or subset has no known endpoints',
@@ -33,4 +37,7 @@ export const CODES = {
 export type Code = keyof typeof CODES;
 
 /** Codes that once existed; never assign them again. */
-export const RETIRED_CODES: readonly string[] = [];
+export const RETIRED_CODES: readonly string[] = [
+  // RequestAuthentication and AuthorizationPolicy are enforced now (SLUICE_POLICY_UNENFORCEABLE refuses what cannot be).
+  'SLUICE_POLICY_NOT_ENFORCED',
+];

@@ -27,6 +27,11 @@ export interface Diagnostic {
   readonly related?: DiagnosticSubject;
   /** The istioctl analyze message this corresponds to, e.g. IST0101, when there is one. */
   readonly istioCode?: string;
+  /**
+   * Set on what sluice parses but does not act on (model/unsupported.ts): the `field` label it
+   * is counted under in sluice_config_unsupported_total{kind,field} (`*` for a whole resource).
+   */
+  readonly unsupported?: string;
 }
 
 const LEVEL_ORDER: Record<Level, number> = { error: 0, warning: 1, info: 2 };
@@ -106,6 +111,7 @@ export function diagnosticToJson(d: Diagnostic): Record<string, unknown> {
       : {}),
     ...(d.path ? { path: d.path } : {}),
     message: d.message,
+    ...(d.unsupported !== undefined ? { unsupported: d.unsupported } : {}),
     ...(d.related
       ? { related: { ...d.related, origin: d.related.origin ? formatOrigin(d.related.origin) : undefined } }
       : {}),

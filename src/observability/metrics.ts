@@ -29,6 +29,11 @@ export interface Metrics {
   readonly workerSnapshotVersion: Gauge<'worker'>;
   /** ACME orders by issuer and result (issued, failed, locked); the process running the orders counts. */
   readonly acmeOrders: Counter<'issuer' | 'result'>;
+  /**
+   * What a loaded config sets that sluice does not act on, by kind and field (`*` for a whole
+   * resource), once per accepted or rejected load: the warnings model/unsupported.ts makes.
+   */
+  readonly configUnsupported: Counter<'kind' | 'field'>;
   /** A snapshot went live: version, applied-at timestamp and age follow it. */
   recordApplied(version: number, atMs: number): void;
 }
@@ -91,6 +96,12 @@ export function createMetrics(opts: { role?: MetricsRole; now?: () => number } =
       name: 'sluice_acme_orders_total',
       help: 'ACME certificate orders by issuer and result: issued, failed (retried after a back-off), locked (another replica holds the order).',
       labelNames: ['issuer', 'result'],
+      registers,
+    }),
+    configUnsupported: new Counter({
+      name: 'sluice_config_unsupported_total',
+      help: 'Fields, values and kinds of each loaded config that sluice parses but does not act on (each also a warning), by kind and field.',
+      labelNames: ['kind', 'field'],
       registers,
     }),
     recordApplied(version, atMs) {

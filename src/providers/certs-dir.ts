@@ -4,40 +4,51 @@
  *   used when no config document defines that Secret; documents win);
  * - Gateway `serverCertificate`/`privateKey`/`caCertificates`/`caCrl` paths (GW-16) → Secrets in
  *   FILE_SECRET_NAMESPACE named by the path.
- * `createConfigSources` joins the config file provider with both and watches the certificate
- * directory and the named files, so a rotated certificate is a new ResourceSet within ~100 ms
- * and hot rotation goes through the ordinary reload path (a broken one is refused there).
+ * `createConfigSources` joins the config files with both and watches the certificate directory
+ * and the named files, so a rotated certificate is a new ResourceSet within ~100 ms and hot
+ * rotation goes through the ordinary reload path (a broken one is refused there).
  */
-import { watch, type FSWatcher } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { lstat, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Diagnostic } from '../errors/diagnostic.ts';
 import { FILE_SECRET_KEY, FILE_SECRET_NAMESPACE, type SecretSpec } from '../model/kube.ts';
 import type { GatewaySpec } from '../model/networking.ts';
 import { privateBytes, type PrivateBytes } from '../model/private-bytes.ts';
 import type { Resource, ResourceSet } from '../model/resource.ts';
-import { createFileProvider } from './file.ts';
+import { readConfigUpdate } from './file.ts';
 import type { Provider, ProviderUpdate } from './provider.ts';
+import { createWatchedProvider, isVolumeSwap, type PathWatch } from './watch.ts';
 
 type SecretResource = Resource<'Secret', SecretSpec>;
 
-const CERT_FILES = ['tls.crt', 'tls.key', 'ca.crt', 'ca.crl'] as const;
+const CERT_FILES: readonly string[] = ['tls.crt', 'tls.key', 'ca.crt', 'ca.crl'];
+
+/** Credential directories (not hidden files) and Secret-volume `..data` swaps. */
+const credentialEntry = (name: string): boolean => isVolumeSwap(name) || !name.startsWith('.');
+/** The certificate files of a credential directory and Secret-volume `..data` swaps. */
+const certificateEntry = (name: string): boolean => isVolumeSwap(name) || CERT_FILES.includes(name);
 
 function b64(buf: Buffer): PrivateBytes {
   return privateBytes(buf.toString('base64'));
 }
 
 /** Reads `<dir>/<name>/` credentials. A missing directory is no credentials, not an error. */
-export async function readCertsDir(dir: string, namespace: string): Promise<SecretResource[]> {
+export async function readCertsDir(
+  dir: string,
+  namespace: string,
+  watch: PathWatch | null = null,
+): Promise<SecretResource[]> {
   let entries;
+  watch?.dir(dir, credentialEntry);
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch {
+    watch?.entry(dir); // it may be created later (an ACME order writes it)
     return [];
   }
   const out: SecretResource[] = [];
   for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     if (e.name.startsWith('.') || !(e.isDirectory() || e.isSymbolicLink())) continue;
+    watch?.dir(path.join(dir, e.name), certificateEntry);
     const data: Record<string, PrivateBytes> = {};
     for (const f of CERT_FILES) {
       try {
@@ -79,13 +90,20 @@ export function certificatePathsOf(set: ResourceSet): string[] {
 }
 
 /** Reads each path into a FILE_SECRET_NAMESPACE Secret; unreadable ones are left out (compile reports them). */
-export async function readCertificateFiles(paths: readonly string[]): Promise<SecretResource[]> {
+export async function readCertificateFiles(
+  paths: readonly string[],
+  watch: PathWatch | null = null,
+): Promise<SecretResource[]> {
   const out: SecretResource[] = [];
   for (const p of paths) {
     let buf: Buffer;
     try {
+      // A Secret volume's files are symlinks into `..data`, swapped as a whole.
+      if ((await lstat(p)).isSymbolicLink()) watch?.entry(p);
+      watch?.file(p);
       buf = await readFile(p);
     } catch {
+      watch?.entry(p);
       continue;
     }
     out.push({
@@ -114,19 +132,6 @@ export function mergeCertificates(
   return { resources: [...config.resources, ...extra, ...files] };
 }
 
-/**
- * One update with its certificates added: what `createConfigSources` emits, for callers that
- * read config themselves (SIGHUP's re-read in cli/serve.ts).
- */
-export async function addCertificates(
-  update: ProviderUpdate,
-  opts: { certsDir: string; gatewayNamespace: string },
-): Promise<ProviderUpdate> {
-  const certs = await readCertsDir(opts.certsDir, opts.gatewayNamespace);
-  const named = await readCertificateFiles(certificatePathsOf(update.resources));
-  return { resources: mergeCertificates(update.resources, certs, named), diagnostics: update.diagnostics };
-}
-
 export interface ConfigSourcesOptions {
   /** --config paths. */
   readonly paths: readonly string[];
@@ -138,86 +143,24 @@ export interface ConfigSourcesOptions {
   readonly gatewayNamespace: string;
 }
 
-/** Coalesce bursts (a cert and key written one after the other). */
-const COALESCE_MS = 50;
+/**
+ * The config files with their certificates added: what `serve` reads on each change and the
+ * offline commands read once, so both see the same set.
+ */
+export async function readConfigSources(
+  opts: ConfigSourcesOptions,
+  watch: PathWatch | null = null,
+): Promise<ProviderUpdate> {
+  const update = await readConfigUpdate(opts, watch);
+  const certs = await readCertsDir(opts.certsDir, opts.gatewayNamespace, watch);
+  const named = await readCertificateFiles(certificatePathsOf(update.resources), watch);
+  return { ...update, resources: mergeCertificates(update.resources, certs, named) };
+}
 
 /**
- * The config file provider joined with the certificate sources. Emits one full set whenever
- * either changes (config files, anything under --certs-dir, or a named certificate file).
+ * The config files joined with the certificate sources, as one provider: a change to either
+ * (config files, anything under --certs-dir, or a named certificate file) says "changed".
  */
 export function createConfigSources(opts: ConfigSourcesOptions): Provider {
-  const files = createFileProvider({ paths: opts.paths, defaultNamespace: opts.defaultNamespace });
-  let last: ProviderUpdate | null = null;
-  let onChange: ((u: ProviderUpdate) => void) | undefined;
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let chain: Promise<void> = Promise.resolve();
-  const watchers = new Map<string, FSWatcher>();
-  let lastKey = '';
-
-  const addWatcher = (target: string, recursive: boolean): void => {
-    if (stopped || watchers.has(target)) return;
-    try {
-      const w = watch(target, { recursive, persistent: false }, () => schedule());
-      w.on('error', () => {
-        w.close();
-        watchers.delete(target);
-        schedule();
-      });
-      watchers.set(target, w);
-    } catch {
-      // not there yet: the parent watch sees it appear
-    }
-  };
-
-  const emit = async (): Promise<void> => {
-    if (stopped || last === null) return;
-    const certs = await readCertsDir(opts.certsDir, opts.gatewayNamespace);
-    const paths = certificatePathsOf(last.resources);
-    const named = await readCertificateFiles(paths);
-    const abs = path.resolve(opts.certsDir);
-    addWatcher(abs, true);
-    addWatcher(path.dirname(abs), false);
-    for (const p of paths) addWatcher(path.dirname(path.resolve(p)), false);
-    const merged = mergeCertificates(last.resources, certs, named);
-    const key = JSON.stringify([
-      merged.resources.length,
-      certs.map((c) => c.spec.data),
-      named.map((n) => n.spec.data),
-      last,
-    ]);
-    if (key === lastKey || stopped) return;
-    lastKey = key;
-    const diagnostics: Diagnostic[] = [...last.diagnostics];
-    onChange?.({ resources: merged, diagnostics });
-  };
-  const run = (): Promise<void> => (chain = chain.then(emit).catch(() => undefined));
-  const schedule = (): void => {
-    if (stopped || timer) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      void run();
-    }, COALESCE_MS);
-  };
-
-  return {
-    async start(cb) {
-      onChange = cb;
-      stopped = false;
-      await files.start((u) => {
-        last = u;
-        void run();
-      });
-      await run();
-    },
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await files.stop();
-      for (const w of watchers.values()) w.close();
-      watchers.clear();
-      await chain;
-      onChange = undefined;
-    },
-  };
+  return createWatchedProvider((watch) => readConfigSources(opts, watch));
 }

@@ -1,9 +1,10 @@
-import { statSync, watch, type FSWatcher } from 'node:fs';
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { loadResources, type ConfigInput } from '../config/index.ts';
 import type { Diagnostic } from '../errors/diagnostic.ts';
 import type { Provider, ProviderUpdate } from './provider.ts';
+import { createWatchedProvider, isVolumeSwap, type EntryFilter, type PathWatch } from './watch.ts';
 
 const CONFIG_EXT = /\.(ya?ml|json)$/i;
 
@@ -28,11 +29,32 @@ function readDiagnostic(p: string, err: unknown): Diagnostic {
   return { level: 'error', code: 'SLUICE_CONFIG_READ', message: `cannot read config path ${p}: ${why}` };
 }
 
+/**
+ * Whether an event on entry `name` of a walked config directory can change a read: a config
+ * file, a subdirectory (known, or new), or a ConfigMap `..data` swap; not hidden files, editor
+ * droppings, or anything else written there (a log beside the config).
+ */
+function configEntryFilter(dir: string, subdirs: ReadonlySet<string>): EntryFilter {
+  return (name, event) => {
+    if (isVolumeSwap(name)) return true;
+    if (ignoredName(name)) return false;
+    if (CONFIG_EXT.test(name) || subdirs.has(name)) return true;
+    // A directory appearing (created, moved in): only rename events, so a busy log costs no stat.
+    if (event !== 'rename') return false;
+    try {
+      return statSync(path.join(dir, name)).isDirectory();
+    } catch {
+      return false;
+    }
+  };
+}
+
 async function collect(
   dir: string,
   out: string[],
   diagnostics: Diagnostic[],
   seen: Set<string>,
+  watch: PathWatch | null,
 ): Promise<void> {
   let real: string;
   try {
@@ -44,6 +66,8 @@ async function collect(
   // Symlinked directories may loop.
   if (seen.has(real)) return;
   seen.add(real);
+  const subdirs = new Set<string>();
+  watch?.dir(dir, configEntryFilter(dir, subdirs));
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -65,9 +89,13 @@ async function collect(
       } catch {
         continue; // a dangling link, e.g. mid ConfigMap swap
       }
+      // What the link points to changes without an event in this directory.
+      if (isFile && CONFIG_EXT.test(entry.name)) watch?.file(p);
     }
-    if (isDir) await collect(p, out, diagnostics, seen);
-    else if (isFile && CONFIG_EXT.test(entry.name)) out.push(p);
+    if (isDir) {
+      subdirs.add(entry.name);
+      await collect(p, out, diagnostics, seen, watch);
+    } else if (isFile && CONFIG_EXT.test(entry.name)) out.push(p);
   }
 }
 
@@ -75,9 +103,11 @@ async function collect(
  * Reads config files and directories. Directories are walked recursively for `*.yaml`,
  * `*.yml`, `*.json` (hidden files and editor backups skipped) in sorted order; a file named
  * explicitly is read whatever its extension. An unreadable path is a SLUICE_CONFIG_READ error.
+ * With `watch`, each thing is watched before it is read (see watch.ts).
  */
 export async function readConfigPaths(
   paths: readonly string[],
+  watch: PathWatch | null = null,
 ): Promise<{ inputs: ConfigInput[]; diagnostics: Diagnostic[] }> {
   const inputs: ConfigInput[] = [];
   const diagnostics: Diagnostic[] = [];
@@ -86,13 +116,19 @@ export async function readConfigPaths(
   for (const p of paths) {
     let s;
     try {
+      // A named path that is a symlink can be swapped for another; one missing may appear.
+      if ((await lstat(p)).isSymbolicLink()) watch?.entry(p);
       s = await stat(p);
     } catch (err) {
+      watch?.entry(p);
       diagnostics.push(readDiagnostic(p, err));
       continue;
     }
-    if (s.isDirectory()) await collect(p, files, diagnostics, new Set());
-    else files.push(p);
+    if (s.isDirectory()) await collect(p, files, diagnostics, new Set(), watch);
+    else {
+      watch?.file(p);
+      files.push(p);
+    }
   }
   for (const file of files) {
     if (seenFiles.has(file)) continue;
@@ -106,126 +142,25 @@ export async function readConfigPaths(
   return { inputs, diagnostics };
 }
 
-/** Coalesce bursts of events (an editor save is several) into one re-read. */
-const COALESCE_MS = 50;
+/** The config files as one update: read, then parsed and validated (`files` counts what was read). */
+export async function readConfigUpdate(
+  opts: { paths: readonly string[]; defaultNamespace: string },
+  watch: PathWatch | null = null,
+): Promise<ProviderUpdate> {
+  const { inputs, diagnostics } = await readConfigPaths(opts.paths, watch);
+  const loaded = loadResources(inputs, { defaultNamespace: opts.defaultNamespace });
+  return {
+    resources: loaded.resources,
+    diagnostics: [...diagnostics, ...loaded.diagnostics],
+    files: inputs.length,
+  };
+}
 
 /**
- * Watches config paths and re-reads everything on any change. Directories are watched
- * recursively; each named path's parent is watched too, so rename-saves (write temp, rename over)
- * and Kubernetes ConfigMap symlink swaps (`..data` replaced) are seen.
+ * The config files as a provider: any event that matters (see watch.ts) says "changed"; each
+ * read re-reads everything. Rename-saves (write a temp file, rename it over) and Kubernetes
+ * ConfigMap symlink swaps (`..data` replaced) are seen.
  */
 export function createFileProvider(opts: { paths: readonly string[]; defaultNamespace: string }): Provider {
-  const watchers = new Map<string, FSWatcher>();
-  let onChange: ((u: ProviderUpdate) => void) | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-  let again = false;
-  let stopped = false;
-  let lastKey: string | undefined;
-
-  const load = async (): Promise<void> => {
-    const { inputs, diagnostics } = await readConfigPaths(opts.paths);
-    if (stopped) return;
-    const key = JSON.stringify([inputs, diagnostics.map((d) => d.message)]);
-    ensureWatchers();
-    if (key === lastKey) return;
-    lastKey = key;
-    const loaded = loadResources(inputs, { defaultNamespace: opts.defaultNamespace });
-    onChange?.({ resources: loaded.resources, diagnostics: [...diagnostics, ...loaded.diagnostics] });
-  };
-
-  const reload = (): void => {
-    if (stopped) return;
-    if (running) {
-      again = true;
-      return;
-    }
-    running = load()
-      .catch(() => undefined)
-      .finally(() => {
-        running = undefined;
-        if (again && !stopped) {
-          again = false;
-          schedule();
-        }
-      });
-  };
-
-  const schedule = (): void => {
-    if (stopped || timer) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      reload();
-    }, COALESCE_MS);
-  };
-
-  const addWatcher = (
-    key: string,
-    target: string,
-    recursive: boolean,
-    filter?: (name: string | null) => boolean,
-  ): void => {
-    if (watchers.has(key)) return;
-    try {
-      const w = watch(target, { recursive, persistent: false }, (_event, name) => {
-        if (!filter || filter(name === null ? null : String(name))) schedule();
-      });
-      w.on('error', () => {
-        w.close();
-        watchers.delete(key);
-        schedule();
-      });
-      watchers.set(key, w);
-    } catch {
-      // Missing now; ensureWatchers tries again after the next re-read.
-    }
-  };
-
-  const ensureWatchers = (): void => {
-    if (stopped) return;
-    for (const p of opts.paths) {
-      const abs = path.resolve(p);
-      const base = path.basename(abs);
-      let isDir: boolean;
-      try {
-        isDir = statSync(abs).isDirectory();
-      } catch {
-        isDir = false;
-      }
-      // A named file is seen through its parent (its own watch would die with a rename-save).
-      if (isDir) addWatcher(`dir:${abs}`, abs, true);
-      // Parent: catches rename-saves, deletion and re-creation of the path, and ConfigMap `..data` swaps.
-      addWatcher(
-        `parent:${abs}`,
-        path.dirname(abs),
-        false,
-        (name) => name === null || name === base || name.startsWith('..'),
-      );
-    }
-  };
-
-  return {
-    async start(cb) {
-      onChange = cb;
-      stopped = false;
-      lastKey = undefined;
-      running = load().finally(() => {
-        running = undefined;
-      });
-      await running;
-      if (again) {
-        again = false;
-        schedule();
-      }
-    },
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      for (const w of watchers.values()) w.close();
-      watchers.clear();
-      if (running) await running.catch(() => undefined);
-      onChange = undefined;
-    },
-  };
+  return createWatchedProvider((watch) => readConfigUpdate(opts, watch));
 }

@@ -23,6 +23,7 @@ import {
   type RoutedRequest,
 } from './route-request.ts';
 import type {
+  HttpFilter,
   Listener,
   RequestView,
   Route,
@@ -59,6 +60,28 @@ export interface RouteFailure {
   readonly actual: string | null;
 }
 
+/** One filter's verdict, in pipeline order (`jwt_authn: no token, allowed as unauthenticated`). */
+export interface FilterStep {
+  readonly filter: string;
+  readonly verdict: string;
+}
+
+/** What the table's filters decide; `reply` when one answers instead of routing. */
+export interface PolicyExplanation {
+  readonly steps: readonly FilterStep[];
+  readonly reply: LocalReply | null;
+}
+
+/**
+ * Runs a table's filters for explain, with the data plane's own filter code (dataplane/
+ * explain-filters.ts; snapshot/ may not import it, so the CLI hands it in). It may read and
+ * change the request as the data plane does (claims, header outputs).
+ */
+export type PolicyExplainer = (
+  req: RoutedRequest,
+  filters: readonly HttpFilter[],
+) => Promise<PolicyExplanation>;
+
 export interface LocalReply {
   readonly status: number;
   /** Envoy response flag (NR, NC) or '-' for a configured reply. */
@@ -94,6 +117,8 @@ export interface ExplainResult {
     readonly action: string;
   } | null;
   readonly destinations: readonly ExplainDestination[];
+  /** The table's filters (security policy), in order, with each verdict; empty when none apply. */
+  readonly filters: readonly FilterStep[];
   /** Set when sluice answers itself (404 NR, 503 NC, redirects, direct responses, refusals). */
   readonly localReply: LocalReply | null;
   /** The same, as lines for a terminal. */
@@ -180,9 +205,15 @@ function localReplyOf(r: Refusal): LocalReply {
  * (snapshot/route-request.ts), with each step said in words and, for the routes tried before the
  * winner, the first condition that failed.
  */
-export function explainRequest(snapshot: Snapshot, call: ExplainCall): ExplainResult {
+export async function explainRequest(
+  snapshot: Snapshot,
+  call: ExplainCall,
+  policy: PolicyExplainer | null = null,
+): Promise<ExplainResult> {
   const lines: string[] = [];
+  let filters: readonly FilterStep[] = [];
   const base = {
+    filters,
     listener: null,
     tlsServer: null,
     table: null,
@@ -256,13 +287,30 @@ export function explainRequest(snapshot: Snapshot, call: ExplainCall): ExplainRe
   }
   lines.push(`route table ${req.table.name}`);
 
+  // Workload-level policy runs before the route is chosen, as in the data plane.
+  const chain = req.table.filters;
+  if (chain !== undefined) {
+    if (policy === null) {
+      filters = chain.map((f) => ({ filter: f.kind, verdict: 'not evaluated' }));
+      lines.push(`filters: ${chain.map((f) => f.kind).join(', ')} (not evaluated here)`);
+    } else {
+      const p = await policy(req, chain);
+      filters = p.steps;
+      for (const s of p.steps) lines.push(`${s.filter}: ${s.verdict}`);
+      if (p.reply !== null) {
+        lines.push(`→ ${p.reply.status} ${p.reply.flag === '-' ? '' : p.reply.flag + ' '}${p.reply.reason}`);
+        return { ...base, ...common, filters, localReply: p.reply, lines };
+      }
+    }
+  }
+
   const noRoute = selectRoute(req);
   const chosenVhost = req.vhost;
   if (chosenVhost === null) {
     lines.push(
       `host ${req.host}: no virtual host in ${req.table.name} (exact, wildcard or *) → 404 NR route_not_found (GW-12)`,
     );
-    return { ...base, ...common, localReply: localReplyOf(NO_ROUTE), lines };
+    return { ...base, ...common, filters, localReply: localReplyOf(NO_ROUTE), lines };
   }
   const how = howChosen(req.table, req.host, chosenVhost);
   const vhost = { name: chosenVhost.name, how };
@@ -284,7 +332,7 @@ export function explainRequest(snapshot: Snapshot, call: ExplainCall): ExplainRe
     lines.push(
       `no route of ${chosenVhost.name} matches → 404 NR route_not_found (no fall-through to other hosts, GW-11)`,
     );
-    return { ...base, ...common, vhost, skipped, localReply: localReplyOf(NO_ROUTE), lines };
+    return { ...base, ...common, filters, vhost, skipped, localReply: localReplyOf(NO_ROUTE), lines };
   }
   const action = winner.action;
   const routeOut = {
@@ -332,5 +380,5 @@ export function explainRequest(snapshot: Snapshot, call: ExplainCall): ExplainRe
     const live = action.destinations.filter((d) => d.weight > 0);
     if (live.length > 0 && live.every((d) => d.cluster === null)) localReply = localReplyOf(NO_CLUSTER);
   }
-  return { ...common, vhost, skipped, route: routeOut, destinations, localReply, lines };
+  return { ...common, filters, vhost, skipped, route: routeOut, destinations, localReply, lines };
 }

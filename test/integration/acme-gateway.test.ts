@@ -11,19 +11,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildFromResources } from '../../src/control/build.ts';
-import { createReloadLoop } from '../../src/control/loop.ts';
 import { createGateway } from '../../src/control/reconcile.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { createAcmeManager, type AcmeOrderResult } from '../../src/providers/acme.ts';
 import { createFileLock } from '../../src/providers/acme-lock.ts';
-import { createConfigSources } from '../../src/providers/certs-dir.ts';
 import { createAcmeTokens } from '../../src/tls/acme-tokens.ts';
 import { rsaLeaf, testCa } from '../support/certs.ts';
-import { TEST_IDENTITY } from '../support/gateway.ts';
 import { acmeGateway, startPebble } from '../support/pebble.ts';
 import { startEcho } from '../support/upstreams.ts';
 import { until } from '../support/until.ts';
+import { followConfigSources } from '../support/config-loop.ts';
 import { upstreamRouteYaml } from '../support/upstream-route.ts';
 
 const HOST = 'acme-gw.example.test';
@@ -86,22 +83,8 @@ async function startStack() {
     acme: tokens,
   });
   cleanups.push(() => gateway.close());
-  const loop = createReloadLoop({
-    logger: silentLogger(),
-    quietMs: 20,
-    maxWaitMs: 200,
-    build: (u) => buildFromResources(u.resources, u.diagnostics, TEST_IDENTITY),
-    apply: (b) => gateway.apply(b.snapshot),
-  });
-  cleanups.push(async () => loop.stop());
-  const sources = createConfigSources({
-    paths: [join(dir, 'config')],
-    defaultNamespace: 'default',
-    certsDir,
-    gatewayNamespace: 'istio-system',
-  });
-  cleanups.push(() => sources.stop());
-  await sources.start(loop.onUpdate);
+  const { stop } = await followConfigSources(gateway, { config: join(dir, 'config'), certsDir });
+  cleanups.push(stop);
   await until(() => gateway.boundPorts().has(8443) && gateway.boundPorts().has(8080), {
     what: 'HTTP and HTTPS listeners bound',
   });

@@ -2,12 +2,18 @@
  * The sluice binary as users run it: exit codes, output, and the quickstart answering real
  * requests through real demo upstreams.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REPO, runSluice, spawnSluice, type Spawned } from '../support/child-process.ts';
+import {
+  controlPortFlags,
+  freePortMap,
+  mapPortsInDir,
+  quickstartPorts,
+} from '../support/quickstart-ports.ts';
 import { until } from '../support/until.ts';
 
 const GATEWAYS = path.join(REPO, 'gateways');
@@ -128,26 +134,33 @@ describe('sluice CLI', () => {
 });
 
 describe('quickstart (npm start)', () => {
-  it('serves the examples with its own demo upstreams', async () => {
+  it('serves the examples with demo upstreams on the ports its ServiceEntries name', async () => {
+    // A copy of gateways/ with every fixed port moved to a free one; the demo upstreams follow it.
+    const dir = await mkdtemp(path.join(tmpdir(), 'sluice-quickstart-'));
+    dirs.push(dir);
+    const config = path.join(dir, 'gateways');
+    await cp(GATEWAYS, config, { recursive: true });
+    const ports = await freePortMap(await quickstartPorts(config));
+    await mapPortsInDir(config, ports);
     const p = spawnSluice([
       'quickstart',
-      '--status-port',
-      '25021',
-      '--admin-port',
-      '25000',
-      '--metrics-port',
-      '25090',
+      '--config',
+      config,
+      '--certs-dir',
+      path.join(dir, 'certs'),
+      ...controlPortFlags(ports).args,
       '--log-level',
       'warn',
     ]);
     procs.push(p);
-    await until(async () => (await get('http://127.0.0.1:25021/healthz/ready')).status === 200, {
+    const status = `http://127.0.0.1:${ports.get(15021)}`;
+    await until(async () => (await get(`${status}/healthz/ready`)).status === 200, {
       timeoutMs: 15_000,
       what: `readiness; output: ${p.output()}`,
     }).catch((e: unknown) => {
       throw new Error(`${String(e)}\n${p.output()}`);
     });
-    const base = 'http://127.0.0.1:8080';
+    const base = `http://127.0.0.1:${ports.get(8080)}`;
     const page = await get(`${base}/productpage`, { host: 'bookinfo.example.com' });
     expect(page.status).toBe(200);
     expect(JSON.parse(page.body)).toMatchObject({ service: 'productpage', path: '/productpage' });

@@ -112,6 +112,47 @@ describe('reconcile', () => {
   });
 });
 
+describe('a refused apply takes nothing down', () => {
+  it('reopens a listener freed for a new one on its port; one that cannot be reopened is reported unbound', async () => {
+    const blocker: Server = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => blocker.close(() => r())));
+    const taken = (blocker.address() as { port: number }).port;
+    const free = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    // The port each bind gets, in order; `free` once the list is used up.
+    const binds: number[] = [];
+    const g = start(() => binds.shift() ?? free);
+    const old = direct(8080, 'old', 'h1');
+    await g.apply(old);
+    expect(await text(free)).toBe('old');
+    // Same port, another listener key (as a new bind address gives): the old one must make way.
+    const moved = (hash: string): Snapshot => {
+      const l = old.listeners.get(8080)!;
+      return { ...old, hash, listeners: new Map([[8080, { ...l, key: 'HTTP|elsewhere|8080' }]]) };
+    };
+
+    binds.push(taken); // the new listener cannot bind; the old one comes back
+    await expect(g.apply(moved('h2'))).rejects.toThrow(/EADDRINUSE/);
+    expect(await text(free)).toBe('old');
+    expect(g.unboundPorts()).toEqual([]);
+
+    binds.push(taken, taken); // and now it cannot come back either
+    await expect(g.apply(moved('h3'))).rejects.toThrow(/EADDRINUSE/);
+    expect(g.current.get().hash).toBe('h1');
+    expect(g.unboundPorts()).toEqual([8080]);
+    await expect(text(free)).rejects.toThrow();
+
+    // The gateway retries by itself (after 250 ms) and opens what the serving snapshot misses.
+    await until(() => g.unboundPorts().length === 0, { what: 'the listener reopened' });
+    expect(await text(free)).toBe('old');
+  });
+});
+
 describe('draining', () => {
   it('after startDraining every response says Connection: close while the listener still accepts', async () => {
     const g = start();

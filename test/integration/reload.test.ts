@@ -55,7 +55,11 @@ async function configDir(files: Record<string, string>): Promise<ConfigDir> {
   return d;
 }
 
-async function serve(config: string, logger: Logger = silentLogger()): Promise<RunningGateway> {
+async function serve(
+  config: string,
+  logger: Logger = silentLogger(),
+  extraArgs: readonly string[] = [],
+): Promise<RunningGateway> {
   const opts = parseOptions(
     'serve',
     [
@@ -73,6 +77,9 @@ async function serve(config: string, logger: Logger = silentLogger()): Promise<R
       '1',
       '--drain-delay',
       '0',
+      '--certs-dir',
+      path.join(config, '.no-certs'),
+      ...extraArgs,
     ],
     {},
   );
@@ -94,8 +101,19 @@ async function scrape(r: RunningGateway): Promise<string> {
   return res.text();
 }
 
+async function readiness(r: RunningGateway): Promise<number> {
+  return (await fetch(`http://127.0.0.1:${r.status.port}/healthz/ready`)).status;
+}
+
+const refused = (port: number): Promise<string | undefined> =>
+  request(port).then(
+    () => 'open',
+    (e: NodeJS.ErrnoException) => e.code,
+  );
+
 async function standardSetup(
   logger?: Logger,
+  extraArgs: readonly string[] = [],
 ): Promise<{ running: RunningGateway; dir: ConfigDir; port: number }> {
   const { a, b } = await upstreams();
   const port = await freePort();
@@ -104,7 +122,7 @@ async function standardSetup(
     'upstreams.yaml': upstreamsYaml({ a: a.port, b: b.port }),
     'route.yaml': routeYaml(1, 'a'),
   });
-  const running = await serve(dir.dir, logger);
+  const running = await serve(dir.dir, logger, extraArgs);
   await until(() => running.isReady(), { what: 'first config applied' });
   expect(await genOf(port)).toBe('1');
   return { running, dir, port };
@@ -189,6 +207,97 @@ describe('hot reload', () => {
     expect(await genOf(port)).toBe('1');
     expect(running.isReady()).toBe(true);
     expect(running.loop.stats.version).toBe(1);
+  });
+
+  it('refuses a change that would leave no server bound (an empty file, an emptied directory); the last good config keeps serving', async () => {
+    const { logger, lines } = capturingLogger();
+    const { running, dir, port } = await standardSetup(logger);
+    // A deploy that truncated the Gateway's file.
+    await dir.write('gateway.yaml', '');
+    await until(() => running.loop.stats.rejected === 1, { what: 'the empty set refused' });
+    expect(await genOf(port)).toBe('1');
+    expect(await readiness(running)).toBe(200);
+    const logged = lines.join('');
+    expect(logged).toContain('the new config binds no Gateway server: it has no Gateway');
+    expect(logged).toContain('--allow-empty-config');
+    expect(logged).toContain('SLUICE_CONFIG_EMPTY');
+    // A directory emptied mid-deploy.
+    for (const f of ['gateway.yaml', 'upstreams.yaml', 'route.yaml']) await rm(path.join(dir.dir, f));
+    await until(() => running.loop.stats.rejected === 2, { what: 'the emptied directory refused' });
+    expect(lines.join('')).toContain('(0 resources from 0 files)');
+    expect(await genOf(port)).toBe('1');
+    expect(await readiness(running)).toBe(200);
+    expect(running.loop.stats.version).toBe(1);
+    // The deploy finishes: served again.
+    await dir.write('gateway.yaml', gatewayYaml([port]));
+    await dir.write('upstreams.yaml', upstreamsYaml({ a: 1, b: 1 }));
+    await dir.write('route.yaml', routeYaml(2, 'b'));
+    await until(() => running.loop.stats.version === 2, { what: 'the finished deploy applied' });
+  });
+
+  it('accepts a change that binds nothing under --allow-empty-config, and closes the listeners', async () => {
+    const { running, dir, port } = await standardSetup(undefined, ['--allow-empty-config']);
+    await dir.write('gateway.yaml', '');
+    await until(async () => (await refused(port)) === 'ECONNREFUSED', { what: 'listener closed' });
+    expect(running.loop.stats.version).toBe(2);
+    expect(await readiness(running)).toBe(200);
+  });
+
+  it('at start, a config that binds nothing is refused: readiness 503 until one with a server arrives', async () => {
+    const { logger, lines } = capturingLogger();
+    const { a, b } = await upstreams();
+    const port = await freePort();
+    const dir = await configDir({ 'upstreams.yaml': upstreamsYaml({ a: a.port, b: b.port }) });
+    const running = await serve(dir.dir, logger);
+    await until(() => running.loop.stats.rejected === 1, { what: 'the first set refused' });
+    expect(await readiness(running)).toBe(503);
+    expect(lines.join('')).toContain(
+      'the new config binds no Gateway server: it has no Gateway (2 resources from 1 file)',
+    );
+    await dir.write('gateway.yaml', gatewayYaml([port]));
+    await dir.write('route.yaml', routeYaml(1, 'a'));
+    await until(async () => (await genOf(port).catch(() => null)) === '1', { what: 'served once complete' });
+    expect(await readiness(running)).toBe(200);
+  });
+
+  it('logs the errors of a newly added file even when the valid resources do not change, once per change', async () => {
+    const { logger, lines } = capturingLogger();
+    const { running, dir, port } = await standardSetup(logger);
+    const broken = path.join(dir.dir, 'broken.yaml');
+    const mentions = (): number => lines.filter((l) => l.includes(broken)).length;
+    await dir.write('broken.yaml', 'kind: [\n');
+    await until(() => running.loop.stats.rejected === 1, { what: 'the set with a broken file refused' });
+    expect(mentions()).toBe(1);
+    expect(lines.join('')).toContain('the last good config keeps serving');
+    // Saved again unchanged: read, but nothing new to say.
+    const reads = running.loop.stats.reads;
+    await dir.write('broken.yaml', 'kind: [\n');
+    await until(() => running.loop.stats.reads > reads, { what: 'the re-save read' });
+    await running.loop.settled();
+    expect(mentions()).toBe(1);
+    expect(running.loop.stats.rejected).toBe(1);
+    // SIGHUP asks for a report: said again.
+    await running.reload();
+    expect(mentions()).toBe(2);
+    expect(await genOf(port)).toBe('1');
+  });
+
+  it('keeps a listener serving when a reload that re-creates it on another address cannot bind', async () => {
+    const { logger, lines } = capturingLogger();
+    const { running, dir, port } = await standardSetup(logger);
+    // A new bind address changes the listener's identity: the old one must make way, and come
+    // back when the new one cannot be bound (192.0.2.1 is TEST-NET, never local).
+    await dir.write(
+      'gateway.yaml',
+      gatewayYaml([port]).replace(`protocol: HTTP }`, `protocol: HTTP }\n      bind: 192.0.2.1`),
+    );
+    await until(() => running.loop.stats.rejected === 1, { what: 'the unbindable set refused' });
+    expect(lines.join('')).toContain(`cannot listen on 192.0.2.1:${port}`);
+    expect(await genOf(port)).toBe('1');
+    expect(await readiness(running)).toBe(200);
+    await dir.write('gateway.yaml', gatewayYaml([port]));
+    await dir.write('route.yaml', routeYaml(2, 'b'));
+    await until(async () => (await genOf(port)) === '2', { what: 'later reloads still apply' });
   });
 
   it('sees files added to and removed from a watched directory', async () => {

@@ -100,7 +100,7 @@ async function compare(c: SimCase): Promise<void> {
   const bound = g.gateway.boundPorts();
   for (const [i, call] of c.calls.entries()) {
     const port = call.port ?? 8080;
-    const r = explainRequest(snapshot, {
+    const r = await explainRequest(snapshot, {
       port,
       authority: call.authority ?? 'a.example.com',
       path: call.path ?? '/',

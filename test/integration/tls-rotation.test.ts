@@ -11,15 +11,13 @@ import path from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { Agent, request } from 'node:https';
-import { createConfigSources } from '../../src/providers/certs-dir.ts';
-import { createReloadLoop, type ReloadLoop } from '../../src/control/loop.ts';
-import { buildFromResources } from '../../src/control/build.ts';
+import type { ReloadLoop } from '../../src/control/loop.ts';
 import { createGateway, type Gateway } from '../../src/control/reconcile.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { TEST_IDENTITY } from '../support/gateway.ts';
 import { startEcho } from '../support/upstreams.ts';
 import { rsaLeaf, testCa } from '../support/certs.ts';
 import { until } from '../support/until.ts';
+import { followConfigSources } from '../support/config-loop.ts';
 import type { PemPair } from '../../src/tls/self-signed.ts';
 import { upstreamRouteYaml } from '../support/upstream-route.ts';
 
@@ -62,22 +60,11 @@ async function start(tls: (dir: string) => string, files: (dir: string) => Promi
   await writeFile(path.join(dir, 'config', 'gw.yaml'), config(up.port, tls(dir)));
   const gateway = createGateway({ bind: '127.0.0.1', logger: silentLogger(), bindPortFor: () => 0 });
   cleanups.push(() => gateway.close());
-  const loop = createReloadLoop({
-    logger: silentLogger(),
-    quietMs: 20,
-    maxWaitMs: 200,
-    build: (u) => buildFromResources(u.resources, u.diagnostics, TEST_IDENTITY),
-    apply: (b) => gateway.apply(b.snapshot),
-  });
-  cleanups.push(async () => loop.stop());
-  const sources = createConfigSources({
-    paths: [path.join(dir, 'config')],
-    defaultNamespace: 'default',
+  const { loop, stop } = await followConfigSources(gateway, {
+    config: path.join(dir, 'config'),
     certsDir: path.join(dir, 'certs'),
-    gatewayNamespace: 'istio-system',
   });
-  cleanups.push(() => sources.stop());
-  await sources.start(loop.onUpdate);
+  cleanups.push(stop);
   await until(() => gateway.boundPorts().has(8443), { what: 'HTTPS listener bound' });
   return { gateway, loop, dir, port: () => gateway.boundPorts().get(8443)! };
 }

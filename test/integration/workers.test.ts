@@ -224,4 +224,38 @@ describe('--workers 2', () => {
     expect(rows[0]!.hash).toBe(rows[1]!.hash);
     expect((await request(port)).headers['x-gen']).toBe(String(gen));
   }, 60_000);
+
+  it('readiness is 503 while a port the config needs is not bound, and the workers recover once it is free', async () => {
+    const { child, port } = await setup();
+    const rows = await workers(child);
+    // Both workers die at once: the primary lets the shared listen socket go, and the test takes
+    // the port before they are restarted (250 ms later), so the new workers cannot bind it.
+    for (const w of rows) process.kill(w.pid!, 'SIGKILL');
+    const blocker: Server = createServer();
+    const deadline = Date.now() + 2000;
+    for (;;) {
+      const ok = await new Promise<boolean>((resolve) => {
+        blocker.once('error', () => resolve(false));
+        blocker.listen(port, '127.0.0.1', () => resolve(true));
+      });
+      if (ok) break;
+      if (Date.now() > deadline) throw new Error(`could not take port ${port} while the workers were down`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    cleanups.push(() => new Promise((r) => blocker.close(r)));
+    await until(() => child.logs().filter((l) => l['msg'] === 'worker could not apply config').length >= 2, {
+      what: 'both restarted workers failing to bind',
+    });
+    expect(await child.readiness()).toBe(503);
+    await new Promise((r) => blocker.close(r));
+    await until(async () => (await child.readiness()) === 200, {
+      timeoutMs: 15_000,
+      what: 'ready again once the port is free',
+    });
+    expect((await request(port)).headers['x-gen']).toBe('1');
+    expect((await workers(child)).map((w) => [w.state, w.version])).toEqual([
+      ['serving', 1],
+      ['serving', 1],
+    ]);
+  }, 60_000);
 });

@@ -26,7 +26,7 @@ export function compileYaml(
   file = 'test.yaml',
 ): Compiled {
   const loaded = loadResources([{ file, text }], { defaultNamespace: 'default' });
-  const result = compile(loaded.resources, { ...DEFAULT_IDENTITY, ...identity });
+  const result = compile(loaded.resources, { ...DEFAULT_IDENTITY, ...identity, nowMs: Date.now() });
   const diagnostics = [...loaded.diagnostics, ...result.diagnostics];
   return { snapshot: result.snapshot, diagnostics, messages: diagnostics.map(formatDiagnostic) };
 }

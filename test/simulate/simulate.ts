@@ -51,7 +51,7 @@ function project(r: ExplainResult, want: Expect): Expect {
   return out as Expect;
 }
 
-export function runCase(c: SimCase): void {
+export async function runCase(c: SimCase): Promise<void> {
   const compiled = compileYaml(c.config, c.identity);
   for (const d of c.diagnostics ?? []) {
     expect(
@@ -60,7 +60,7 @@ export function runCase(c: SimCase): void {
     ).toBe(true);
   }
   for (const call of c.calls) {
-    const r = explainRequest(compiled.snapshot, {
+    const r = await explainRequest(compiled.snapshot, {
       port: call.port ?? 8080,
       authority: call.authority ?? 'a.example.com',
       path: call.path ?? '/',

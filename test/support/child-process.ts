@@ -1,6 +1,6 @@
 /**
- * Runs the real `sluice` binary (src/main.ts on this Node) as a child process, for tests of
- * exit codes, signals and output.
+ * Runs the real `sluice` binary (src/main.ts on this Node), or any other command, as a child
+ * process, for tests of exit codes, signals and output.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -15,17 +15,32 @@ export interface Finished {
   readonly stderr: string;
 }
 
-/** Runs sluice to completion (bounded by timeoutMs). */
-export function runSluice(
+export interface ChildOptions {
+  /** Added to this process's environment, or, with `replaceEnv`, the whole environment. */
+  readonly env?: NodeJS.ProcessEnv;
+  readonly replaceEnv?: boolean;
+  readonly cwd?: string;
+}
+
+function start(command: string, args: readonly string[], opts: ChildOptions & { group?: boolean }) {
+  return spawn(command, args, {
+    cwd: opts.cwd ?? REPO,
+    env: opts.replaceEnv ? opts.env : { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so a signal reaches what it starts (npm → sh → node) too.
+    detached: opts.group ?? false,
+  });
+}
+
+/** Runs `command` to completion (bounded by timeoutMs). */
+export function runCommand(
+  command: string,
   args: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
+  opts: ChildOptions & { timeoutMs?: number } = {},
 ): Promise<Finished> {
+  const timeoutMs = opts.timeoutMs ?? 20_000;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], {
-      cwd: opts.cwd ?? REPO,
-      env: { ...process.env, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = start(command, args, opts);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -34,16 +49,24 @@ export function runSluice(
       child.kill('SIGKILL');
       reject(
         new Error(
-          `sluice ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 20000} ms\nstdout:${stdout}\nstderr:${stderr}`,
+          `${command} ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout:${stdout}\nstderr:${stderr}`,
         ),
       );
-    }, opts.timeoutMs ?? 20000);
+    }, timeoutMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+/** Runs sluice to completion (bounded by timeoutMs). */
+export function runSluice(
+  args: readonly string[],
+  opts: ChildOptions & { timeoutMs?: number } = {},
+): Promise<Finished> {
+  return runCommand(process.execPath, [MAIN, ...args], opts);
 }
 
 export interface Spawned {
@@ -56,31 +79,45 @@ export interface Spawned {
   ): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts a long-running sluice (serve, quickstart); the caller stops it. */
-export function spawnSluice(
+/**
+ * Starts a long-running command; the caller stops it. With `group`, stop() signals its whole
+ * process group, for commands that run the server in a child of their own (`npm start`).
+ */
+export function spawnCommand(
+  command: string,
   args: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  opts: ChildOptions & { group?: boolean } = {},
 ): Spawned {
-  const child = spawn(process.execPath, [MAIN, ...args], {
-    cwd: opts.cwd ?? REPO,
-    env: { ...process.env, ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = start(command, args, opts);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal })),
   );
+  const kill = (signal: NodeJS.Signals): void => {
+    if (opts.group && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // The group is gone already.
+      }
+    } else if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
   return {
     child,
     output: () => out,
     async stop(signal = 'SIGTERM', timeoutMs = 10_000) {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      kill(signal);
+      const timer = setTimeout(() => kill('SIGKILL'), timeoutMs);
       const r = await exited;
       clearTimeout(timer);
       return r;
     },
   };
+}
+
+/** Starts a long-running sluice (serve, quickstart); the caller stops it. */
+export function spawnSluice(args: readonly string[], opts: ChildOptions = {}): Spawned {
+  return spawnCommand(process.execPath, [MAIN, ...args], opts);
 }

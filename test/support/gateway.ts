@@ -20,7 +20,7 @@ export const TEST_IDENTITY: GatewayIdentity = {
 /** YAML → loadResources → compile, failing loudly on any error diagnostic. */
 export function snapshotFromYaml(yaml: string, identity: GatewayIdentity = TEST_IDENTITY): Snapshot {
   const loaded = loadResources([{ file: 'test.yaml', text: yaml }], { defaultNamespace: 'default' });
-  const compiled = compile(loaded.resources, identity);
+  const compiled = compile(loaded.resources, { ...identity, nowMs: Date.now() });
   const errors = [...loaded.diagnostics, ...compiled.diagnostics].filter((d) => d.level === 'error');
   if (errors.length > 0) throw new Error('config has errors:\n' + errors.map(formatDiagnostic).join('\n'));
   return compiled.snapshot;

@@ -37,11 +37,9 @@ export function get(
   });
 }
 
-export async function startServeChild(
-  config: string,
-  extraArgs: readonly string[] = [],
-): Promise<ServeChild> {
-  const proc = spawnSluice([
+/** `serve` on `config`, every port 0 but the Gateway's, no repository ./certs; later `extraArgs` win. */
+export function serveChildArgs(config: string, extraArgs: readonly string[] = []): string[] {
+  return [
     'serve',
     '--config',
     config,
@@ -57,7 +55,14 @@ export async function startServeChild(
     '--certs-dir',
     `${config}/.no-certs`,
     ...extraArgs,
-  ]);
+  ];
+}
+
+export async function startServeChild(
+  config: string,
+  extraArgs: readonly string[] = [],
+): Promise<ServeChild> {
+  const proc = spawnSluice(serveChildArgs(config, extraArgs));
   const logs = (): Record<string, unknown>[] =>
     proc
       .output()

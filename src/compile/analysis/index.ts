@@ -21,21 +21,17 @@ import { analyzeVirtualServiceJwtClaimRoutes } from './virtualservice-jwt-claim-
 import { analyzeVirtualServiceOverlappingMatches } from './virtualservice-overlapping-matches.ts';
 
 export interface AnalyzeOptions {
-  /** Clock for certificate validity checks; defaults to now. Tests pin it. */
-  readonly nowMs?: number;
+  /** Clock for certificate validity checks (an input: analysis reads no clock of its own). */
+  readonly nowMs: number;
 }
 
 /**
  * `istioctl analyze` style cross-resource findings over the whole set (every Gateway, not only the
- * ones selecting this sluice, as istioctl does), each with its IST code. Pure apart from the clock
- * certificate expiry is judged by; never throws on user input.
+ * ones selecting this sluice, as istioctl does), each with its IST code. Pure (the clock is
+ * `opts.nowMs`); never throws on user input.
  */
-export function analyze(
-  set: ResourceSet,
-  identity: GatewayIdentity,
-  opts: AnalyzeOptions = {},
-): Diagnostic[] {
-  const ctx = buildAnalysisContext(set, identity, opts.nowMs ?? Date.now());
+export function analyze(set: ResourceSet, identity: GatewayIdentity, opts: AnalyzeOptions): Diagnostic[] {
+  const ctx = buildAnalysisContext(set, identity, opts.nowMs);
   const registry = buildServiceRegistry(ctx);
   return sortDiagnostics([
     ...analyzeGatewaySelectors(ctx),

@@ -3,6 +3,7 @@ import type { GatewaySpec } from '../../model/networking.ts';
 import type { AnalysisContext } from './context.ts';
 import { finding, findResource, formatSelector, nameOf, selectorMatches } from './context.ts';
 import { gatewayRef, MESH_GATEWAY } from './hosts.ts';
+import { selectPolicy } from '../policy-selection.ts';
 
 const JWT_CLAIM_PREFIX = '@request.auth.claims';
 
@@ -26,11 +27,7 @@ function claimKey(vs: AnalysisContext['virtualServices'][number]): string | unde
  */
 export function analyzeVirtualServiceJwtClaimRoutes(ctx: AnalysisContext): Diagnostic[] {
   const { identity } = ctx;
-  const covered = ctx.requestAuthentications.some(
-    (ra) =>
-      (ra.namespace === identity.rootNamespace || ra.namespace === identity.namespace) &&
-      selectorMatches(ra.spec.selector?.matchLabels, identity.labels),
-  );
+  const covered = ctx.requestAuthentications.some((ra) => selectPolicy(ra, identity).verdict === 'selected');
   if (covered) return [];
   const out: Diagnostic[] = [];
   for (const vs of ctx.virtualServices) {

@@ -23,6 +23,8 @@ export interface JwksStoreOptions {
   /** Per fetch: result and the URI (never a key or token). */
   readonly onFetch?: (uri: string, result: 'ok' | 'error', error: string | null) => void;
   readonly now?: () => number;
+  /** Never fetch (`sluice explain`): remote key sets stay unknown. */
+  readonly offline?: boolean;
 }
 
 export interface JwksEntryStatus {
@@ -149,7 +151,7 @@ export function createJwksStore(opts: JwksStoreOptions = {}): JwksStore {
       }
       const e = entryFor(provider)!;
       if (e.keys !== null) return e.keys;
-      if (closed) return null;
+      if (closed || opts.offline === true) return null;
       // Never fetched: wait for the fetch under way (bounded by its timeout), else start one.
       if (e.inflight !== null) return e.inflight;
       if (e.failures > 0 && now() - e.lastFetchStartMs < floorMs) return null;
@@ -157,7 +159,7 @@ export function createJwksStore(opts: JwksStoreOptions = {}): JwksStore {
     },
     async refreshForUnknownKid(provider) {
       const e = entryFor(provider);
-      if (e === null || closed) return null;
+      if (e === null || closed || opts.offline === true) return null;
       if (e.inflight !== null) return e.inflight;
       if (now() - e.lastFetchStartMs < floorMs) return null;
       const before = e.keys;

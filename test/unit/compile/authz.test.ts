@@ -301,11 +301,24 @@ describe('AP-1 selection', () => {
     expect(mine.snapshot.listeners.get(8080)!.httpTable!.filters).toHaveLength(1);
   });
 
-  test('a targetRef sluice cannot relate to a gateway is a warning', () => {
-    const c = compileYaml(
+  test('a Service targetRef (for waypoints) does not apply: an info; a GatewayClass one sluice cannot resolve: a warning', () => {
+    const svc = compileYaml(
       GATEWAY + policy('p', 'targetRefs: [{kind: Service, group: "", name: web}]\nrules: [{}]'),
     );
-    expect(c.messages.some((m) => m.startsWith('warning') && m.includes('targetRefs[0]'))).toBe(true);
+    expect(svc.messages.filter((m) => m.includes('AuthorizationPolicy'))).toEqual([
+      expect.stringMatching(/^info .*does not apply to this gateway/),
+    ]);
+    const cls = compileYaml(
+      GATEWAY +
+        policy(
+          'p',
+          'targetRefs: [{kind: GatewayClass, group: gateway.networking.k8s.io, name: istio}]\nrules: [{}]',
+        ),
+    );
+    expect(
+      cls.messages.some((m) => m.startsWith('warning') && m.includes('targetRefs[0]: does not apply')),
+    ).toBe(true);
+    expect(cls.snapshot.listeners.get(8080)!.httpTable!.filters).toBeUndefined();
   });
 });
 

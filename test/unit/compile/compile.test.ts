@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { X509Certificate } from 'node:crypto';
 import { canonicalJson, compile, hashResources, settingsOf } from '../../../src/compile/index.ts';
+import { loadResources } from '../../../src/config/index.ts';
+import { rsaLeaf, tlsSecretYaml } from '../../support/certs.ts';
 import type { Resource } from '../../../src/model/resource.ts';
 import { dumpSnapshot } from '../../../src/snapshot/dump.ts';
 import { compileYaml, DEFAULT_IDENTITY, vsYaml } from '../../simulate/compile-yaml.ts';
@@ -44,7 +47,7 @@ describe('compile', () => {
   });
 
   it('an empty set compiles to no listeners with default settings', () => {
-    const { snapshot, diagnostics } = compile({ resources: [] }, DEFAULT_IDENTITY);
+    const { snapshot, diagnostics } = compile({ resources: [] }, { ...DEFAULT_IDENTITY, nowMs: 0 });
     expect(snapshot.listeners.size).toBe(0);
     expect(snapshot.clusters.size).toBe(0);
     expect(snapshot.settings).toEqual({
@@ -93,7 +96,7 @@ spec:
       origin: { kind: 'builtin', what: 't' },
       spec: { servers: [{}] },
     } as unknown as Resource;
-    const result = compile({ resources: [bad] }, DEFAULT_IDENTITY);
+    const result = compile({ resources: [bad] }, { ...DEFAULT_IDENTITY, nowMs: 0 });
     expect(result.snapshot.listeners.size).toBe(0);
     expect(result.diagnostics.some((d) => d.code === 'SLUICE_INTERNAL')).toBe(true);
   });
@@ -101,5 +104,56 @@ spec:
   it('listener keys identify protocol, bind and port', () => {
     const { snapshot } = compileYaml(YAML);
     expect(snapshot.listeners.get(8080)?.key).toBe('HTTP|*|8080');
+  });
+
+  describe('the clock is an input', () => {
+    afterEach(() => {
+      vi.restoreAllMocks();
+    });
+
+    const pair = rsaLeaf(['clock.example.com'], { tag: 'clock' });
+    const notAfterMs = Date.parse(new X509Certificate(pair.certPem).validTo);
+    const set = loadResources(
+      [
+        {
+          file: 'clock.yaml',
+          text: `${tlsSecretYaml('clock-cert', pair)}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+    - port: {number: 8443, name: https, protocol: HTTPS}
+      hosts: [clock.example.com]
+      tls: {mode: SIMPLE, credentialName: clock-cert}
+`,
+        },
+      ],
+      { defaultNamespace: 'default' },
+    ).resources;
+    const expiry = (nowMs: number): string[] =>
+      compile(set, { ...DEFAULT_IDENTITY, nowMs })
+        .diagnostics.filter((d) => /expired/.test(d.message))
+        .map((d) => d.message);
+
+    it('reads no clock of its own: the same inputs give the same snapshot and diagnostics', () => {
+      vi.spyOn(Date, 'now').mockImplementation(() => {
+        throw new Error('compile read the clock');
+      });
+      const a = compile(set, { ...DEFAULT_IDENTITY, nowMs: notAfterMs - 1000 });
+      const b = compile(set, { ...DEFAULT_IDENTITY, nowMs: notAfterMs - 1000 });
+      expect(a.diagnostics.filter((d) => d.code === 'SLUICE_INTERNAL')).toEqual([]);
+      expect(a.snapshot.listeners.get(8443)?.tlsServers[0]?.tls).not.toBeNull();
+      expect(dumpSnapshot(a.snapshot)).toEqual(dumpSnapshot(b.snapshot));
+      expect(a.diagnostics).toEqual(b.diagnostics);
+      expect(a.snapshot.hash).toBe(b.snapshot.hash);
+    });
+
+    it('judges certificate expiry by nowMs', () => {
+      expect(expiry(notAfterMs - 1000)).toEqual([]);
+      expect(expiry(notAfterMs + 1000).length).toBeGreaterThan(0);
+    });
   });
 });

@@ -109,4 +109,43 @@ items:
     );
     expect(documents[0]!.lineOf(['spec', 'tls', 0, 'match', 0, 'sniHosts', 0])).toBe(5);
   });
+
+  describe('a file that is not YAML or JSON is one line, with none of its bytes', () => {
+    // The first bytes of a PNG, as a UTF-8 read of the file gives them.
+    const png = Buffer.from([
+      0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1,
+    ]).toString('utf8');
+    it.each([
+      ['a PNG', png, 'U+001A on line 2'],
+      [
+        'NUL bytes after valid YAML',
+        'apiVersion: v1\nkind: Secret\u0000\u0000secret-bytes\n',
+        'U+0000 on line 2',
+      ],
+      ['a DEL byte', 'kind: \u007f\n', 'U+007F on line 1'],
+    ])('%s', (_what, text, where) => {
+      const r = parseDocuments('dir/logo.yaml', text);
+      expect(r.documents).toEqual([]);
+      expect(r.diagnostics.map(formatDiagnostic)).toEqual([
+        `error   dir/logo.yaml#1:${where.slice(-1)} File logo.yaml: not a YAML or JSON document: it holds binary data (${where}); nothing in it is read [SLUICE_CONFIG_PARSE]`,
+      ]);
+      expect(r.diagnostics[0]!.message).not.toContain('secret-bytes');
+    });
+
+    it('tabs, CR LF line ends, a BOM and non-ASCII text are text', () => {
+      const r = parseDocuments(
+        'a.yaml',
+        '\ufeffapiVersion: v1\r\nkind:\tService\r\nmetadata: {name: caf\u00e9}\r\n',
+      );
+      expect(r.diagnostics).toEqual([]);
+      expect(r.documents).toHaveLength(1);
+    });
+
+    it('a huge single line is reported without echoing it', () => {
+      const long = 'x'.repeat(2_000_000);
+      const r = parseDocuments('big.yaml', `key: *${long}\n`);
+      expect(r.diagnostics.length).toBeGreaterThan(0);
+      for (const d of r.diagnostics) expect(formatDiagnostic(d).length).toBeLessThan(400);
+    });
+  });
 });

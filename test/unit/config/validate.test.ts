@@ -723,9 +723,9 @@ describe('validate: warnings and notes', () => {
       ),
     );
     expect(r.resources.resources).toHaveLength(1);
-    expect(r.diagnostics.map((d) => `${d.level} ${d.code} ${d.path}`)).toEqual([
-      'warning SLUICE_CONFIG_UNSUPPORTED spec.trafficPolicy.tls.mode',
-      'warning SLUICE_CONFIG_UNSUPPORTED spec.trafficPolicy.loadBalancer.localityLbSetting',
+    expect(r.diagnostics.map((d) => `${d.level} ${d.code} ${d.path} ${d.unsupported}`)).toEqual([
+      'warning SLUICE_CONFIG_UNSUPPORTED spec.trafficPolicy.loadBalancer.localityLbSetting trafficPolicy.loadBalancer.localityLbSetting',
+      'warning SLUICE_CONFIG_UNSUPPORTED spec.trafficPolicy.tls.mode trafficPolicy.tls.mode=ISTIO_MUTUAL',
     ]);
   });
 

@@ -72,6 +72,7 @@ ${spec}`;
         namespace: 'istio-system',
         labels: {},
         rootNamespace: 'istio-system',
+        nowMs: 0,
       });
     };
     const missing = run('  tracing: { provider: nope }\n');

@@ -1,9 +1,18 @@
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Provider, ProviderUpdate } from '../../../src/providers/provider.ts';
 import { createFileProvider, readConfigPaths } from '../../../src/providers/file.ts';
+import { createConfigSources } from '../../../src/providers/certs-dir.ts';
 import { until } from '../../support/until.ts';
 
 const svc = (name: string) =>
@@ -63,13 +72,25 @@ describe('readConfigPaths', () => {
   });
 });
 
+/** A provider driven as the loop drives it, minus the debounce: every "changed" is a read. */
+async function follow(p: Provider): Promise<{ updates: ProviderUpdate[]; changes: () => number }> {
+  const updates: ProviderUpdate[] = [];
+  let changes = 0;
+  await p.start(() => {
+    changes++;
+    void p.read().then((u) => updates.push(u));
+  });
+  updates.push(await p.read());
+  return { updates, changes: () => changes };
+}
+
 describe('createFileProvider', () => {
-  it('delivers the first update before start() resolves, then re-reads on a change', async () => {
+  it('reads everything, and says "changed" when a file or a new directory changes', async () => {
     writeFileSync(path.join(dir, 'a.yaml'), svc('one'));
-    const updates: ProviderUpdate[] = [];
     provider = createFileProvider({ paths: [dir], defaultNamespace: 'default' });
-    await provider.start((u) => updates.push(u));
+    const { updates } = await follow(provider);
     expect(updates.map(names)).toEqual([['one']]);
+    expect(updates[0]!.files).toBe(1);
     writeFileSync(path.join(dir, 'a.yaml'), svc('two'));
     await until(() => names(updates.at(-1)).includes('two'), { what: 'update after write' });
     mkdirSync(path.join(dir, 'sub'));
@@ -77,14 +98,17 @@ describe('createFileProvider', () => {
     await until(() => names(updates.at(-1)).join() === 'two,three', {
       what: 'update after a new file in a new directory',
     });
+    writeFileSync(path.join(dir, 'sub/b.yaml'), svc('four'));
+    await until(() => names(updates.at(-1)).join() === 'two,four', {
+      what: 'update inside the new directory',
+    });
   });
 
   it('sees a rename-save (write a temp file, rename it over) of a named file', async () => {
     const file = path.join(dir, 'gw.yaml');
     writeFileSync(file, svc('before'));
-    const updates: ProviderUpdate[] = [];
     provider = createFileProvider({ paths: [file], defaultNamespace: 'default' });
-    await provider.start((u) => updates.push(u));
+    const { updates } = await follow(provider);
     expect(names(updates[0])).toEqual(['before']);
     for (const n of ['after', 'again']) {
       writeFileSync(path.join(dir, '.gw.yaml.tmp'), svc(n));
@@ -93,27 +117,46 @@ describe('createFileProvider', () => {
     }
   });
 
-  it('sees a ConfigMap-style ..data symlink swap', async () => {
+  it('sees a named file deleted and written again', async () => {
+    const file = path.join(dir, 'gw.yaml');
+    writeFileSync(file, svc('before'));
+    provider = createFileProvider({ paths: [file], defaultNamespace: 'default' });
+    const { updates } = await follow(provider);
+    rmSync(file);
+    await until(() => updates.at(-1)!.diagnostics.some((d) => d.code === 'SLUICE_CONFIG_READ'), {
+      what: 'the deletion read',
+    });
+    writeFileSync(file, svc('back'));
+    await until(() => names(updates.at(-1)).includes('back'), { what: 'the file back' });
+  });
+
+  it('sees a ConfigMap-style ..data symlink swap, of a directory and of a file named in it', async () => {
     mkdirSync(path.join(dir, '..v1'));
     writeFileSync(path.join(dir, '..v1/config.yaml'), svc('v1'));
     symlinkSync('..v1', path.join(dir, '..data'));
     symlinkSync('..data/config.yaml', path.join(dir, 'config.yaml'));
-    const updates: ProviderUpdate[] = [];
     provider = createFileProvider({ paths: [dir], defaultNamespace: 'default' });
-    await provider.start((u) => updates.push(u));
-    expect(names(updates[0])).toEqual(['v1']);
+    const byDir = await follow(provider);
+    const byFile = createFileProvider({
+      paths: [path.join(dir, 'config.yaml')],
+      defaultNamespace: 'default',
+    });
+    const named = await follow(byFile);
+    expect(names(byDir.updates[0])).toEqual(['v1']);
+    expect(names(named.updates[0])).toEqual(['v1']);
     mkdirSync(path.join(dir, '..v2'));
     writeFileSync(path.join(dir, '..v2/config.yaml'), svc('v2'));
     symlinkSync('..v2', path.join(dir, '..data_tmp'));
     renameSync(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
-    await until(() => names(updates.at(-1)).includes('v2'), { what: 'update after ..data swap' });
+    await until(() => names(byDir.updates.at(-1)).includes('v2'), { what: 'update after ..data swap' });
+    await until(() => names(named.updates.at(-1)).includes('v2'), { what: 'named file after ..data swap' });
+    await byFile.stop();
   });
 
   it('reports errors in an update instead of throwing, and recovers', async () => {
     writeFileSync(path.join(dir, 'a.yaml'), 'kind: [\n');
-    const updates: ProviderUpdate[] = [];
     provider = createFileProvider({ paths: [dir], defaultNamespace: 'default' });
-    await provider.start((u) => updates.push(u));
+    const { updates } = await follow(provider);
     expect(updates[0]!.diagnostics.map((d) => d.code)).toContain('SLUICE_CONFIG_PARSE');
     writeFileSync(path.join(dir, 'a.yaml'), svc('fixed'));
     await until(() => names(updates.at(-1)).includes('fixed') && updates.at(-1)!.diagnostics.length === 0, {
@@ -121,17 +164,54 @@ describe('createFileProvider', () => {
     });
   });
 
-  it('coalesces a burst of writes and stops calling after stop()', async () => {
-    const updates: ProviderUpdate[] = [];
+  it('stops saying "changed" after stop()', async () => {
     provider = createFileProvider({ paths: [dir], defaultNamespace: 'default' });
-    await provider.start((u) => updates.push(u));
-    for (let i = 0; i < 20; i++) writeFileSync(path.join(dir, `f${i}.yaml`), svc(`s${i}`));
-    await until(() => names(updates.at(-1)).length === 20, { what: 'all 20 files seen' });
-    expect(updates.length).toBeLessThan(10);
+    const { changes } = await follow(provider);
+    writeFileSync(path.join(dir, 'first.yaml'), svc('first'));
+    await until(() => changes() > 0, { what: 'a change seen' });
     await provider.stop();
-    const count = updates.length;
+    const count = changes();
     writeFileSync(path.join(dir, 'late.yaml'), svc('late'));
-    await new Promise((r) => setTimeout(r, 150));
-    expect(updates.length).toBe(count);
+    renameSync(path.join(dir, 'late.yaml'), path.join(dir, 'later.yaml'));
+    // The event would arrive within a poll; a sentinel cannot be watched once stopped.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(changes()).toBe(count);
+  });
+});
+
+describe('createConfigSources wakes only for the config paths and what they point to', () => {
+  it('ignores a log written beside the config folder, and files in it that are not config', async () => {
+    const config = path.join(dir, 'config');
+    const certs = path.join(dir, 'certs');
+    mkdirSync(config);
+    mkdirSync(path.join(certs, 'shop'), { recursive: true });
+    writeFileSync(path.join(config, 'a.yaml'), svc('a'));
+    provider = createConfigSources({
+      paths: [config],
+      defaultNamespace: 'default',
+      certsDir: certs,
+      gatewayNamespace: 'istio-system',
+    });
+    const { updates, changes } = await follow(provider);
+    expect(names(updates[0])).toEqual(['a']);
+    // A benchmark's log beside the config folder, notes and swap files inside it.
+    for (let i = 0; i < 500; i++) {
+      appendFileSync(path.join(dir, 'bench.log'), `line ${i}\n`);
+      appendFileSync(path.join(config, 'notes.txt'), `line ${i}\n`);
+      appendFileSync(path.join(config, '.a.yaml.swp'), `line ${i}\n`);
+      appendFileSync(path.join(certs, 'shop', 'notes.txt'), `line ${i}\n`);
+    }
+    // One rename-save of a config file after the noise: events arrive in order, so once it is
+    // seen, the noise has been delivered too.
+    writeFileSync(path.join(config, '.a.yaml.tmp'), svc('b'));
+    renameSync(path.join(config, '.a.yaml.tmp'), path.join(config, 'a.yaml'));
+    await until(() => changes() > 0, { what: 'the rename-save seen' });
+    expect(changes()).toBe(1);
+    // A certificate written into --certs-dir is a change.
+    writeFileSync(path.join(certs, 'shop', 'tls.crt'), 'CERT');
+    await until(() => changes() > 1, { what: 'the certificate seen' });
+    await until(() => updates.at(-1)!.resources.resources.some((r) => r.kind === 'Secret'), {
+      what: 'the certificate read',
+    });
   });
 });

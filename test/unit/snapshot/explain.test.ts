@@ -22,8 +22,8 @@ spec:
 describe('explainRequest', () => {
   const { snapshot } = compileYaml(CONFIG);
 
-  it('reports each skipped route with its first failing condition and the request value', () => {
-    const r = explainRequest(snapshot, {
+  it('reports each skipped route with its first failing condition and the request value', async () => {
+    const r = await explainRequest(snapshot, {
       port: 8080,
       authority: 'a.example.com',
       path: '/api/x',
@@ -61,23 +61,23 @@ describe('explainRequest', () => {
     );
   });
 
-  it('GW-12 says why a host has no vhost', () => {
+  it('GW-12 says why a host has no vhost', async () => {
     const strict = compileYaml(
       vsYaml(`  - directResponse: {status: 200}`, { hosts: '[a.example.com]' }),
     ).snapshot;
-    const r = explainRequest(strict, { port: 8080, authority: 'b.example.com', path: '/' });
+    const r = await explainRequest(strict, { port: 8080, authority: 'b.example.com', path: '/' });
     expect(r.vhost).toBeNull();
     expect(r.localReply).toEqual({ status: 404, flag: 'NR', reason: 'route_not_found' });
     expect(r.lines.at(-1)).toContain('no virtual host');
   });
 
-  it('AP-9 a path the normaliser refuses is a 400', () => {
-    const r = explainRequest(snapshot, { port: 8080, authority: 'a.example.com', path: '/a%00b' });
+  it('AP-9 a path the normaliser refuses is a 400', async () => {
+    const r = await explainRequest(snapshot, { port: 8080, authority: 'a.example.com', path: '/a%00b' });
     expect(r.localReply?.status).toBe(400);
   });
 
-  it('a port with no listener is refused', () => {
-    expect(explainRequest(snapshot, { port: 1, authority: 'a', path: '/' }).localReply?.reason).toBe(
+  it('a port with no listener is refused', async () => {
+    expect((await explainRequest(snapshot, { port: 1, authority: 'a', path: '/' })).localReply?.reason).toBe(
       'connection refused',
     );
   });

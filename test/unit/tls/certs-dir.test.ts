@@ -7,10 +7,10 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  addCertificates,
   certificatePathsOf,
   mergeCertificates,
   readCertsDir,
+  readConfigSources,
 } from '../../../src/providers/certs-dir.ts';
 import { loadResources } from '../../../src/config/index.ts';
 import { FILE_SECRET_NAMESPACE } from '../../../src/model/kube.ts';
@@ -76,14 +76,18 @@ describe('certs-dir provider (GW-15, GW-16)', () => {
     const d = await tempDir();
     const cert = path.join(d, 'c.pem');
     await writeFile(cert, 'CERT');
-    const loaded = loadResources([{ file: 'g.yaml', text: GATEWAY(cert, path.join(d, 'missing.pem')) }], {
+    const gatewayYaml = GATEWAY(cert, path.join(d, 'missing.pem'));
+    const loaded = loadResources([{ file: 'g.yaml', text: gatewayYaml }], {
       defaultNamespace: 'default',
     });
     expect(certificatePathsOf(loaded.resources)).toEqual([cert, path.join(d, 'missing.pem')].sort());
-    const update = await addCertificates(
-      { resources: loaded.resources, diagnostics: [] },
-      { certsDir: path.join(d, 'none'), gatewayNamespace: 'istio-system' },
-    );
+    await writeFile(path.join(d, 'g.yaml'), gatewayYaml);
+    const update = await readConfigSources({
+      paths: [path.join(d, 'g.yaml')],
+      defaultNamespace: 'default',
+      certsDir: path.join(d, 'none'),
+      gatewayNamespace: 'istio-system',
+    });
     const files = update.resources.resources.filter((r) => r.namespace === FILE_SECRET_NAMESPACE);
     expect(files.map((f) => f.name)).toEqual([cert]);
   });

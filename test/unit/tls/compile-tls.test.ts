@@ -33,7 +33,7 @@ ${servers}
 function build(yaml: string, extra: Resource[] = []): { servers: readonly TlsServer[]; messages: string[] } {
   const loaded = loadResources([{ file: 't.yaml', text: yaml }], { defaultNamespace: 'default' });
   const set = { resources: [...loaded.resources.resources, ...extra] };
-  const { snapshot, diagnostics } = compile(set, TEST_IDENTITY);
+  const { snapshot, diagnostics } = compile(set, { ...TEST_IDENTITY, nowMs: Date.now() });
   return {
     servers: snapshot.listeners.get(8443)?.tlsServers ?? [],
     messages: diagnostics

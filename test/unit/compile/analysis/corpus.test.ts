@@ -37,7 +37,7 @@ const entries: Expectation[] = present
 function diagnose(entry: Expectation): Diagnostic[] {
   const text = readFileSync(resolve(CORPUS, entry.file), 'utf8');
   const loaded = loadResources([{ file: entry.file, text }], { defaultNamespace: 'default' });
-  return [...loaded.diagnostics, ...analyze(loaded.resources, IDENTITY)];
+  return [...loaded.diagnostics, ...analyze(loaded.resources, IDENTITY, { nowMs: Date.now() })];
 }
 
 function subjectNames(s: DiagnosticSubject | undefined, kind: string, ref: string): boolean {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { GatewaySpec } from '../../model/networking.ts';
-import { bool, msg, protocol, str, stringMap, strList, uint32 } from './common.ts';
+import type { GatewaySpec } from '../../../model/networking.ts';
+import { bool, msg, protocol, str, stringMap, strList, uint32 } from '../schema-common.ts';
 
 const TLS_MODES = [
   'PASSTHROUGH',

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { ServiceSpec } from '../../model/kube.ts';
-import { stringMap } from './common.ts';
+import type { ServiceSpec } from '../../../model/kube.ts';
+import { stringMap } from '../schema-common.ts';
 
 /** Kubernetes Service, as sluice uses it; fields it does not read pass through unchecked. */
 export const ServiceSpecSchema: z.ZodType<ServiceSpec> = z.looseObject({

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { AuthorizationPolicySpec } from '../../model/security.ts';
-import { msg, str, strList } from './common.ts';
-import { PolicyTargetRefSchema, WorkloadSelectorSchema } from './request-authentication.ts';
+import type { AuthorizationPolicySpec } from '../../../model/security.ts';
+import { msg, str, strList } from '../schema-common.ts';
+import { PolicyTargetRefSchema, WorkloadSelectorSchema } from '../request-authentication/schema.ts';
 
 const Source = msg({
   principals: strList.optional(),

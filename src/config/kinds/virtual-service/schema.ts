@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { Destination, Headers, StringMatch, VirtualServiceSpec } from '../../model/networking.ts';
-import { bool, duration, int32, msg, percent, str, stringMap, strList, uint32 } from './common.ts';
+import type { Destination, Headers, StringMatch, VirtualServiceSpec } from '../../../model/networking.ts';
+import { bool, duration, int32, msg, percent, str, stringMap, strList, uint32 } from '../schema-common.ts';
 
 /** Istio's StringMatch is a oneof: at most one of exact/prefix/regex ({} is "present" for headers). */
 export const StringMatchSchema = msg({

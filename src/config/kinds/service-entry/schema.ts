@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { ServiceEntrySpec } from '../../model/networking.ts';
-import { msg, protocol, str, stringMap, strList, uint32 } from './common.ts';
+import type { ServiceEntrySpec } from '../../../model/networking.ts';
+import { msg, protocol, str, stringMap, strList, uint32 } from '../schema-common.ts';
 
 export const ServiceEntrySpecSchema: z.ZodType<ServiceEntrySpec> = msg({
   hosts: strList,

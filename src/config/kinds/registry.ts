@@ -1,19 +1,19 @@
 import { z } from 'zod';
 import type { Kind } from '../../model/resource.ts';
-import { metadata, type Metadata } from './common.ts';
-import { AuthorizationPolicySpecSchema } from './authorization-policy.ts';
-import { DestinationRuleSpecSchema } from './destination-rule.ts';
-import { EndpointSliceDocumentSchema, endpointSliceSpec } from './endpoint-slice.ts';
-import { GatewaySpecSchema } from './gateway.ts';
-import { IngressSpecSchema } from './ingress.ts';
-import { MeshConfigSpecSchema } from './mesh-config.ts';
-import { NamespaceSpecSchema } from './namespace.ts';
-import { RateLimitPolicySpecSchema } from './rate-limit-policy.ts';
-import { RequestAuthenticationSpecSchema } from './request-authentication.ts';
-import { SecretDocumentSchema, secretSpec } from './secret.ts';
-import { ServiceSpecSchema } from './service.ts';
-import { ServiceEntrySpecSchema } from './service-entry.ts';
-import { VirtualServiceSpecSchema } from './virtual-service.ts';
+import { metadata, type Metadata } from './schema-common.ts';
+import { AuthorizationPolicySpecSchema } from './authorization-policy/schema.ts';
+import { DestinationRuleSpecSchema } from './destination-rule/schema.ts';
+import { EndpointSliceDocumentSchema, endpointSliceSpec } from './endpoint-slice/schema.ts';
+import { GatewaySpecSchema } from './gateway/schema.ts';
+import { IngressSpecSchema } from './ingress/schema.ts';
+import { MeshConfigSpecSchema } from './mesh-config/schema.ts';
+import { NamespaceSpecSchema } from './namespace/schema.ts';
+import { RateLimitPolicySpecSchema } from './rate-limit-policy/schema.ts';
+import { RequestAuthenticationSpecSchema } from './request-authentication/schema.ts';
+import { SecretDocumentSchema, secretSpec } from './secret/schema.ts';
+import { ServiceSpecSchema } from './service/schema.ts';
+import { ServiceEntrySpecSchema } from './service-entry/schema.ts';
+import { VirtualServiceSpecSchema } from './virtual-service/schema.ts';
 
 /** What a kind schema yields from a whole document (paths in its issues start at the document root). */
 export interface ParsedObject {
@@ -91,13 +91,8 @@ export function findKind(apiVersion: string, kind: string): KindDef | undefined 
   return BY_KEY.get(`${apiVersion} ${kind}`);
 }
 
-function groupOf(apiVersion: string): string {
+/** `networking.istio.io/v1` → `networking.istio.io`; the core group (`v1`) is ''. */
+export function groupOf(apiVersion: string): string {
   const slash = apiVersion.indexOf('/');
   return slash < 0 ? '' : apiVersion.slice(0, slash);
-}
-
-/** A kind sluice reads, in a version it does not know (networking.istio.io/v2 Gateway). */
-export function findKindOtherVersion(apiVersion: string, kind: string): KindDef | undefined {
-  const group = groupOf(apiVersion);
-  return KINDS.find((d) => d.kind === kind && d.apiVersions.some((v) => groupOf(v) === group));
 }

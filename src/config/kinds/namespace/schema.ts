@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { NamespaceSpec } from '../../model/kube.ts';
+import type { NamespaceSpec } from '../../../model/kube.ts';
 
 /** Namespaces matter only by name and labels (AuthorizationPolicy namespace checks). */
 export const NamespaceSpecSchema: z.ZodType<NamespaceSpec> = z

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { IngressSpec } from '../../model/kube.ts';
+import type { IngressSpec } from '../../../model/kube.ts';
 
 /** networking.k8s.io/v1 Ingress: shape only here; config/ingress/ interprets rules and annotations. */
 export const IngressSpecSchema: z.ZodType<IngressSpec> = z.looseObject({

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { RequestAuthenticationSpec } from '../../model/security.ts';
-import { bool, duration, msg, str, stringMap, strList } from './common.ts';
+import type { RequestAuthenticationSpec } from '../../../model/security.ts';
+import { bool, duration, msg, str, stringMap, strList } from '../schema-common.ts';
 
 export const WorkloadSelectorSchema = msg({ matchLabels: stringMap.optional() });
 

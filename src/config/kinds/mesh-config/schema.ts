@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { MeshConfigSpec } from '../../model/sluice.ts';
-import { str, uint32 } from './common.ts';
-import { redisUrlProblem } from '../../util/redis-url.ts';
+import type { MeshConfigSpec } from '../../../model/sluice.ts';
+import { str, uint32 } from '../schema-common.ts';
+import { redisUrlProblem } from '../../../util/redis-url.ts';
 
 const record = z.record(z.string(), z.unknown());
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { privateBytes, type PrivateBytes } from '../../model/private-bytes.ts';
-import type { SecretSpec } from '../../model/kube.ts';
-import { metadata } from './common.ts';
+import { privateBytes, type PrivateBytes } from '../../../model/private-bytes.ts';
+import type { SecretSpec } from '../../../model/kube.ts';
+import { metadata } from '../schema-common.ts';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 

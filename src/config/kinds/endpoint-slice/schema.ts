@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { EndpointSliceSpec } from '../../model/kube.ts';
-import { metadata } from './common.ts';
+import type { EndpointSliceSpec } from '../../../model/kube.ts';
+import { metadata } from '../schema-common.ts';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 

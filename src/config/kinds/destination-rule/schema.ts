@@ -1,6 +1,17 @@
 import { z } from 'zod';
-import type { DestinationRuleSpec, TrafficPolicy } from '../../model/networking.ts';
-import { bool, double, duration, int32, msg, percent, str, stringMap, strList, uint32 } from './common.ts';
+import type { DestinationRuleSpec, TrafficPolicy } from '../../../model/networking.ts';
+import {
+  bool,
+  double,
+  duration,
+  int32,
+  msg,
+  percent,
+  str,
+  stringMap,
+  strList,
+  uint32,
+} from '../schema-common.ts';
 
 const LoadBalancer = msg({
   simple: z

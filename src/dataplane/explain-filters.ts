@@ -1,0 +1,135 @@
+/**
+ * `sluice explain` for a table's filters: the data plane's own decisions (RBAC, jwt_authn with
+ * the same extraction and verification, which CUSTOM rule would call the authorizer), said in
+ * words, without sockets: remote JWKS are not fetched and authorizers are not called, and the
+ * explanation says so where it matters.
+ */
+import type { RoutedRequest } from '../snapshot/route-request.ts';
+import type { PolicyExplainer, PolicyExplanation, FilterStep, LocalReply } from '../snapshot/explain.ts';
+import type { HttpFilter, PolicyMatch, PolicyRequest, Snapshot } from '../snapshot/types.ts';
+import { decideRbac, firstMatch, policyId } from '../snapshot/policy.ts';
+import { trustedClientAddress } from '../observability/request-facts.ts';
+import { decideExtAuthz } from './filters/ext-authz.ts';
+import { runJwtAuthn } from './filters/jwt-authn.ts';
+import { JWT_STATUS } from './filters/jwt-verify.ts';
+import { createJwksStore } from './filters/jwks-store.ts';
+
+/** explain's client: loopback, unless x-forwarded-for says otherwise with trusted hops. */
+const EXPLAIN_PEER = '127.0.0.1';
+
+function policyText(m: PolicyMatch): string {
+  return `${m.policy.namespace}/${m.policy.name} rule[${m.rule}]`;
+}
+
+function headerText(v: string | string[] | undefined): string | null {
+  return v === undefined ? null : Array.isArray(v) ? v.join(',') : v;
+}
+
+export function explainPolicy(snapshot: Snapshot): PolicyExplainer {
+  const jwks = createJwksStore({ offline: true });
+  return async (routed: RoutedRequest, filters: readonly HttpFilter[]): Promise<PolicyExplanation> => {
+    const hops = snapshot.settings.numTrustedProxies;
+    const req = routed as RoutedRequest & PolicyRequest;
+    Object.assign(req, {
+      peerIp: EXPLAIN_PEER,
+      remoteIp:
+        hops > 0
+          ? trustedClientAddress(headerText(req.headers['x-forwarded-for']), EXPLAIN_PEER, hops)
+          : EXPLAIN_PEER,
+      localIp: '127.0.0.1',
+      sni: req.scheme === 'https' ? req.host : '',
+      peerPrincipal: null,
+      auth: null,
+    });
+    const steps: FilterStep[] = [];
+    const stop = (reply: LocalReply): PolicyExplanation => ({ steps, reply });
+    for (const f of filters) {
+      switch (f.kind) {
+        case 'ext-authz': {
+          const d = decideExtAuthz(f, req);
+          const p = f.provider;
+          if (d.kind === 'skip')
+            steps.push({
+              filter: 'ext_authz',
+              verdict: 'no CUSTOM rule matches; the authorizer is not asked',
+            });
+          else
+            steps.push({
+              filter: 'ext_authz',
+              verdict: `${d.dryRun ? 'dry-run ' : ''}CUSTOM policy ${policyText(d.match)} matches: ${d.dryRun ? 'logged only' : `asked of provider ${p.name} (${p.protocol} ${p.authority}, timeout ${p.timeoutMs} ms${p.failOpen ? ', failOpen' : `, ${p.statusOnError} on error`}); explain does not call it and assumes it allows`}`,
+            });
+          break;
+        }
+        case 'jwt-authn': {
+          const d = await runJwtAuthn(req, f, jwks, Date.now());
+          if (d.kind === 'allow') {
+            if (d.auth !== null) {
+              req.auth = d.auth;
+              req.claims = d.auth.claims;
+            }
+            // Outputs the upstream (and route matching) would see.
+            const h = req.headers as Record<string, string | string[] | undefined>;
+            for (const name of d.edits?.remove ?? []) delete h[name];
+            for (const [name, value] of d.edits?.set ?? []) h[name] = value;
+            steps.push({
+              filter: 'jwt_authn',
+              verdict: d.auth === null ? d.note : `${d.note}, principal ${d.auth.principal}`,
+            });
+            break;
+          }
+          const remote = f.providers.find((p) => p.jwks.kind === 'remote');
+          const fetched = d.status === 'JwksKidAlgMismatch' && remote !== undefined;
+          steps.push({
+            filter: 'jwt_authn',
+            verdict: fetched
+              ? `the token would be checked against ${remote.jwks.kind === 'remote' ? remote.jwks.uri : ''}, which explain does not fetch; with inline keys it fails: ${JWT_STATUS[d.status]}`
+              : `${JWT_STATUS[d.status]} → ${d.status === 'JwtAudienceNotAllowed' ? 403 : 401}`,
+          });
+          return stop({
+            status: d.status === 'JwtAudienceNotAllowed' ? 403 : 401,
+            flag: '-',
+            reason: `jwt_authn_access_denied{${JWT_STATUS[d.status].replaceAll(' ', '_')}}`,
+          });
+        }
+        case 'rbac': {
+          if (f.shadow.length > 0) {
+            const m = firstMatch(f.shadow, req);
+            steps.push({
+              filter: 'rbac',
+              verdict: `dry-run ${f.action}: ${m === null ? 'no policy matches' : `${policyText(m)} matches`} (logged only)`,
+            });
+          }
+          if (f.policies.length === 0) break;
+          const v = decideRbac(f, req);
+          const which = v.match === null ? '' : ` ${policyText(v.match)}`;
+          if (v.kind === 'audit') {
+            steps.push({
+              filter: 'rbac',
+              verdict: v.match === null ? 'no AUDIT policy matches' : `audited by AUDIT policy${which}`,
+            });
+          } else if (v.kind === 'allow') {
+            steps.push({
+              filter: 'rbac',
+              verdict: f.action === 'ALLOW' ? `allowed by ALLOW policy${which}` : 'no DENY policy matches',
+            });
+          } else {
+            steps.push({
+              filter: 'rbac',
+              verdict:
+                f.action === 'DENY'
+                  ? `denied by DENY policy${which} → 403`
+                  : 'ALLOW policies exist and none matches → 403',
+            });
+            return stop({
+              status: 403,
+              flag: '-',
+              reason: `rbac_access_denied_matched_policy[${policyId(v.match)}]`,
+            });
+          }
+          break;
+        }
+      }
+    }
+    return { steps, reply: null };
+  };
+}

@@ -1,0 +1,337 @@
+/**
+ * Everything sluice parses but does not act on: the one table the warnings are made from
+ * (config/unsupported-fields.ts, at every load),
+ * counted in `sluice_config_unsupported_total{kind,field}`, and checked against README's
+ * "What is supported" table by a test. Found by reading compile/, dataplane/ and upstream/
+ * against the schemas: a field is listed when an Istio gateway would act on it and sluice does
+ * not. Fields that change nothing at an Istio gateway either (mesh-only settings) are not listed.
+ */
+
+/** Which values of the field are not acted on; without one, any value set is. */
+export type UnsupportedWhen =
+  | { readonly equals: readonly (string | boolean)[] }
+  | { readonly startsWith: readonly string[] }
+  /** A comma-separated list (retryOn) naming any of these tokens. */
+  | { readonly hasToken: readonly string[] }
+  /** A port name whose part before the first '-' is one of these (Istio's protocol-by-name rule). */
+  | { readonly namePrefix: readonly string[] };
+
+export interface UnsupportedField {
+  readonly kind: string;
+  /**
+   * The field under `spec`, as README writes it: `http[].fault` (`[]` is every list item).
+   * `*` is the whole resource.
+   */
+  readonly field: string;
+  /** Where the field can be written when that is not only `field` (DestinationRule policy blocks). */
+  readonly at?: readonly string[];
+  readonly when?: UnsupportedWhen;
+  /** What happens instead, said plainly; follows "<field or value> is not implemented by sluice; ". */
+  readonly effect: string;
+}
+
+const NO_EFFECT = 'it has no effect and traffic is served as if it were absent';
+const HTTP1_UPSTREAM = 'it has no effect, as sluice speaks HTTP/1.1 to upstreams';
+const HTTP1_PORT =
+  'sluice forwards to this port over HTTP/1.1 only, which an upstream accepting only HTTP/2 (gRPC) refuses';
+const NOT_MIRRORED = `${NO_EFFECT} (nothing is mirrored)`;
+
+/** DR-3: a policy block can sit at the top, per port, per subset, and per port of a subset. */
+const POLICY_BLOCKS = [
+  'trafficPolicy',
+  'trafficPolicy.portLevelSettings[]',
+  'subsets[].trafficPolicy',
+  'subsets[].trafficPolicy.portLevelSettings[]',
+];
+
+function policyBlock(sub: string, effect: string, when?: UnsupportedWhen): UnsupportedField {
+  return {
+    kind: 'DestinationRule',
+    field: `trafficPolicy.${sub}`,
+    at: POLICY_BLOCKS.map((b) => `${b}.${sub}`),
+    ...(when ? { when } : {}),
+    effect,
+  };
+}
+
+export const UNSUPPORTED: readonly UnsupportedField[] = [
+  // Gateway
+  {
+    kind: 'Gateway',
+    field: 'servers[].port.protocol',
+    when: { equals: ['UDP'] },
+    effect: 'sluice does not proxy UDP, so this server is not served',
+  },
+  {
+    kind: 'Gateway',
+    field: 'servers[].bind',
+    when: { startsWith: ['unix://'] },
+    effect: 'sluice listens on TCP ports only, so this server is not served',
+  },
+  {
+    kind: 'Gateway',
+    field: 'servers[].tls.mode',
+    when: { equals: ['ISTIO_MUTUAL'] },
+    effect: 'it needs the mesh CA, which sluice does not have, so this server cannot complete TLS handshakes',
+  },
+  {
+    kind: 'Gateway',
+    field: 'servers[].tls.mode',
+    when: { equals: ['AUTO_PASSTHROUGH'] },
+    effect: 'it is for east-west (multi-cluster) gateways, and this server is not served',
+  },
+  {
+    kind: 'Gateway',
+    field: 'servers[].defaultEndpoint',
+    effect: 'Istio gateways do not implement it either, and it has no effect',
+  },
+  // VirtualService
+  {
+    kind: 'VirtualService',
+    field: 'http[].fault',
+    effect: `${NO_EFFECT} (no delay or abort is injected)`,
+  },
+  {
+    kind: 'VirtualService',
+    field: 'http[].corsPolicy',
+    effect: `${NO_EFFECT} (no CORS headers are added; preflight requests are routed like any other)`,
+  },
+  { kind: 'VirtualService', field: 'http[].mirror', effect: NOT_MIRRORED },
+  { kind: 'VirtualService', field: 'http[].mirrors', effect: NOT_MIRRORED },
+  {
+    kind: 'VirtualService',
+    field: 'http[].mirrorPercentage',
+    effect: NOT_MIRRORED,
+  },
+  { kind: 'VirtualService', field: 'http[].mirrorPercent', effect: NOT_MIRRORED },
+  {
+    kind: 'VirtualService',
+    field: 'http[].delegate',
+    effect:
+      'delegate VirtualServices are not followed, so this rule is left out and requests it would take go to later rules (404 NR when none matches)',
+  },
+  {
+    kind: 'VirtualService',
+    field: 'http[].match[].statPrefix',
+    effect: 'it has no effect, as sluice emits no per-route statistics',
+  },
+  {
+    kind: 'VirtualService',
+    field: 'http[].retries.retryRemoteLocalities',
+    effect: 'it has no effect, as sluice knows a single locality',
+  },
+  {
+    kind: 'VirtualService',
+    field: 'http[].retries.retryIgnorePreviousHosts',
+    when: { equals: [false] },
+    effect: 'it has no effect, as a retry always prefers an endpoint not tried yet',
+  },
+  {
+    kind: 'VirtualService',
+    field: 'http[].retries.retryOn',
+    when: { hasToken: ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'] },
+    effect: 'responses with that grpc-status are not retried',
+  },
+  {
+    kind: 'VirtualService',
+    field: 'http[].retries.retryOn',
+    when: { hasToken: ['envoy-ratelimited'] },
+    effect: 'responses carrying x-envoy-ratelimited are not retried',
+  },
+  {
+    kind: 'VirtualService',
+    field: 'tcp[].match[].destinationSubnets',
+    effect: 'the address the client dialled is not known at the gateway, so this match never applies',
+  },
+  {
+    kind: 'VirtualService',
+    field: 'tls[].match[].destinationSubnets',
+    effect: 'the address the client dialled is not known at the gateway, so this match never applies',
+  },
+  // DestinationRule
+  policyBlock(
+    'loadBalancer.simple',
+    'sluice does not forward to the original destination, and LEAST_REQUEST is used',
+    { equals: ['PASSTHROUGH'] },
+  ),
+  policyBlock(
+    'loadBalancer.consistentHash',
+    'it has no effect: requests are balanced by LEAST_REQUEST, with no affinity',
+  ),
+  policyBlock(
+    'loadBalancer.localityLbSetting',
+    'it has no effect, as sluice runs in a single locality (DR-5)',
+  ),
+  policyBlock(
+    'loadBalancer.warmupDurationSecs',
+    'it has no effect: a new endpoint gets its full share of requests at once',
+  ),
+  policyBlock(
+    'loadBalancer.warmup',
+    'it has no effect: a new endpoint gets its full share of requests at once',
+  ),
+  policyBlock(
+    'connectionPool.tcp.tcpKeepalive',
+    "it has no effect: upstream connections use the operating system's keepalive settings",
+  ),
+  policyBlock(
+    'connectionPool.tcp.maxConnectionDuration',
+    'it has no effect: upstream connections are not closed at a maximum age',
+  ),
+  policyBlock('connectionPool.http.maxRetries', 'it has no effect: concurrent retries are not capped'),
+  policyBlock('connectionPool.http.h2UpgradePolicy', HTTP1_UPSTREAM, { equals: ['UPGRADE'] }),
+  policyBlock('connectionPool.http.useClientProtocol', HTTP1_UPSTREAM, { equals: [true] }),
+  policyBlock('connectionPool.http.maxConcurrentStreams', HTTP1_UPSTREAM),
+  policyBlock('connectionPool.http.http2KeepAlive', HTTP1_UPSTREAM),
+  policyBlock('outlierDetection', 'it has no effect: endpoints that fail are never ejected'),
+  policyBlock(
+    'tls.mode',
+    'sluice does not originate TLS: it connects in plain text, which an upstream expecting TLS refuses',
+    { equals: ['SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'] },
+  ),
+  policyBlock('tunnel', 'it has no effect: requests go to the upstream directly, not through a tunnel'),
+  policyBlock('proxyProtocol', 'it has no effect: no PROXY protocol header is sent upstream'),
+  policyBlock('retryBudget', "it has no effect: retries are bounded only by each route's attempts"),
+  {
+    kind: 'DestinationRule',
+    field: 'workloadSelector',
+    effect: 'it is not evaluated, so this DestinationRule applies to this gateway whatever its labels',
+  },
+  // ServiceEntry
+  {
+    kind: 'ServiceEntry',
+    field: 'resolution',
+    when: { equals: ['NONE', 'DYNAMIC_DNS'] },
+    effect: 'requests routed to its hosts get 503 NC',
+  },
+  {
+    kind: 'ServiceEntry',
+    field: 'workloadSelector',
+    effect: 'sluice does not know the workloads it selects, so they are not endpoints of this entry',
+  },
+  {
+    kind: 'ServiceEntry',
+    field: 'ports[].protocol',
+    when: { equals: ['HTTP2', 'GRPC', 'GRPC-WEB'] },
+    effect: HTTP1_PORT,
+  },
+  // Service (Istio reads the protocol from appProtocol, else from the port name's prefix)
+  {
+    kind: 'Service',
+    field: 'ports[].appProtocol',
+    when: { equals: ['http2', 'grpc', 'grpc-web', 'kubernetes.io/h2c'] },
+    effect: HTTP1_PORT,
+  },
+  {
+    kind: 'Service',
+    field: 'ports[].name',
+    when: { namePrefix: ['http2', 'grpc'] },
+    effect: HTTP1_PORT,
+  },
+  // sluice's own and Kubernetes kinds read but not acted on
+  {
+    kind: 'RateLimitPolicy',
+    field: '*',
+    effect: 'it is not enforced: requests are not rate limited',
+  },
+  {
+    kind: 'Ingress',
+    field: '*',
+    effect: 'it is not served: its hosts and paths are not routed',
+  },
+  {
+    kind: 'MeshConfig',
+    field: 'outboundTrafficPolicy.mode',
+    when: { equals: ['REGISTRY_ONLY'] },
+    effect:
+      'it has no effect: a destination host that no ServiceEntry or Service names is still resolved by DNS and forwarded to',
+  },
+  {
+    kind: 'MeshConfig',
+    field: 'gatewayTopology.proxyProtocol',
+    effect: 'it has no effect: a PROXY protocol header is not read, so such connections get 400',
+  },
+  {
+    kind: 'MeshConfig',
+    field: 'defaultHttpRetryPolicy',
+    effect: "it has no effect: routes without retries use Istio's built-in default (VS-23)",
+  },
+  {
+    kind: 'MeshConfig',
+    field: 'rootNamespace',
+    effect: 'it has no effect: the root namespace is --root-namespace',
+  },
+  {
+    kind: 'MeshConfig',
+    field: 'egressProxyPort',
+    effect: 'it has no effect: sluice has no egress proxy yet',
+  },
+  // Istio kinds that change an Istio gateway but that sluice does not read (config/kinds/registry.ts)
+  {
+    kind: 'EnvoyFilter',
+    field: '*',
+    effect: 'it is ignored: the changes it makes to an Istio gateway do not happen here',
+  },
+  {
+    kind: 'Telemetry',
+    field: '*',
+    effect: 'it is ignored: access logs, metrics and tracing follow MeshConfig only',
+  },
+  { kind: 'WasmPlugin', field: '*', effect: 'it is ignored: no Wasm extension runs' },
+  {
+    kind: 'ProxyConfig',
+    field: '*',
+    effect: 'it is ignored: proxy settings come from the command line',
+  },
+  {
+    kind: 'WorkloadEntry',
+    field: '*',
+    effect: 'it is ignored: the workload it declares is not an endpoint of any host',
+  },
+  {
+    kind: 'WorkloadGroup',
+    field: '*',
+    effect: 'it is ignored: the workloads it declares are not endpoints of any host',
+  },
+];
+
+/**
+ * The warning's text: "<field or value> is not implemented by sluice; <effect>". `hit` is the
+ * value of `when` that was found, if the entry has one.
+ */
+export function describeUnsupported(entry: UnsupportedField, hit?: string | boolean): string {
+  let what: string;
+  if (entry.field === '*') what = entry.kind;
+  else {
+    const leaf = entry.field.slice(entry.field.lastIndexOf('.') + 1).replace('[]', '');
+    if (hit === undefined) what = leaf;
+    else if (entry.when !== undefined && 'startsWith' in entry.when) what = `${leaf} ${String(hit)}…`;
+    else if (entry.when !== undefined && 'namePrefix' in entry.when)
+      what = `protocol ${String(hit)} (from the port name)`;
+    else what = `${leaf} ${String(hit)}`;
+  }
+  return `${what} is not implemented by sluice; ${entry.effect}`;
+}
+
+/** The `field` label of sluice_config_unsupported_total for an entry and the value found. */
+export function unsupportedLabel(entry: UnsupportedField, value?: string | boolean): string {
+  return entry.when === undefined || value === undefined ? entry.field : `${entry.field}=${String(value)}`;
+}
+
+/** Every `field` label an entry can be counted under (one per value of `when`). */
+export function unsupportedLabels(entry: UnsupportedField): string[] {
+  const w = entry.when;
+  if (w === undefined) return [entry.field];
+  const values =
+    'equals' in w ? w.equals : 'startsWith' in w ? w.startsWith : 'hasToken' in w ? w.hasToken : w.namePrefix;
+  return values.map((v) => unsupportedLabel(entry, v));
+}
+
+export function unsupportedOfKind(kind: string): readonly UnsupportedField[] {
+  return UNSUPPORTED.filter((e) => e.kind === kind);
+}
+
+/** The entry for a whole kind (`field: '*'`), if sluice parses that kind but does not act on it. */
+export function unsupportedKind(kind: string): UnsupportedField | undefined {
+  return UNSUPPORTED.find((e) => e.kind === kind && e.field === '*');
+}

@@ -1,0 +1,149 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { loadResources } from '../../../src/config/index.ts';
+import { formatDiagnostic, type Diagnostic } from '../../../src/errors/diagnostic.ts';
+import { UNSUPPORTED, unsupportedLabels } from '../../../src/model/unsupported.ts';
+
+const load = (text: string, file = 'c.yaml') =>
+  loadResources([{ file, text }], { defaultNamespace: 'default' });
+
+const unsupported = (ds: readonly Diagnostic[]) => ds.filter((d) => d.unsupported !== undefined);
+
+const vs = (http: string) => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: shop }
+spec:
+  hosts: [shop.example.com]
+  gateways: [gw]
+  http:
+${http}`;
+
+const dr = (spec: string) => `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: shop }
+spec:
+  host: shop
+${spec}`;
+
+describe('fields sluice parses but does not act on (model/unsupported.ts)', () => {
+  it('every entry fires on a config that sets it, as a warning counted under its kind and field', () => {
+    const text = readFileSync(new URL('./fixtures/unsupported-all.yaml', import.meta.url), 'utf8');
+    const r = load(text, 'unsupported-all.yaml');
+    expect(r.diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic)).toEqual([]);
+    const found = unsupported(r.diagnostics);
+    expect(found.every((d) => d.level === 'warning' && d.code === 'SLUICE_CONFIG_UNSUPPORTED')).toBe(true);
+    const expected = UNSUPPORTED.flatMap((e) => unsupportedLabels(e).map((l) => `${e.kind} ${l}`));
+    expect([...new Set(found.map((d) => `${d.subject?.kind} ${d.unsupported}`))].sort()).toEqual(
+      [...new Set(expected)].sort(),
+    );
+  });
+
+  it('names file, document, line, resource and the field as written, and says what happens', () => {
+    const r = load(
+      vs(`    - route: [{ destination: { host: shop } }]
+      fault:
+        delay: { fixedDelay: 1s, percentage: { value: 50 } }
+`),
+    );
+    expect(r.diagnostics.map(formatDiagnostic)).toEqual([
+      'warning c.yaml#1:9 VirtualService default/shop: spec.http[0].fault: fault is not implemented by sluice; it has no effect and traffic is served as if it were absent (no delay or abort is injected) [SLUICE_CONFIG_UNSUPPORTED]',
+    ]);
+    expect(r.diagnostics[0]!.unsupported).toBe('http[].fault');
+    // Still served: the resource is kept.
+    expect(r.resources.resources).toHaveLength(1);
+  });
+
+  it('a DestinationRule policy block is found wherever it is written, under one label', () => {
+    const r = load(
+      dr(`  trafficPolicy:
+    outlierDetection: { consecutive5xxErrors: 3 }
+    portLevelSettings:
+      - port: { number: 80 }
+        outlierDetection: { consecutive5xxErrors: 3 }
+  subsets:
+    - name: v1
+      labels: { version: v1 }
+      trafficPolicy:
+        outlierDetection: { consecutive5xxErrors: 3 }
+        portLevelSettings:
+          - port: { number: 80 }
+            outlierDetection: { consecutive5xxErrors: 3 }
+`),
+    );
+    expect(unsupported(r.diagnostics).map((d) => `${d.path} ${d.line} ${d.unsupported}`)).toEqual([
+      'spec.trafficPolicy.outlierDetection 7 trafficPolicy.outlierDetection',
+      'spec.trafficPolicy.portLevelSettings[0].outlierDetection 10 trafficPolicy.outlierDetection',
+      'spec.subsets[0].trafficPolicy.outlierDetection 15 trafficPolicy.outlierDetection',
+      'spec.subsets[0].trafficPolicy.portLevelSettings[0].outlierDetection 18 trafficPolicy.outlierDetection',
+    ]);
+    expect(r.diagnostics[0]!.message).toBe(
+      'outlierDetection is not implemented by sluice; it has no effect: endpoints that fail are never ejected',
+    );
+  });
+
+  it('values sluice serves are not warned: tls DISABLE, simple ROUND_ROBIN, retryIgnorePreviousHosts true, HTTP ports', () => {
+    const r = load(`${dr(`  trafficPolicy:
+    loadBalancer: { simple: ROUND_ROBIN }
+    tls: { mode: DISABLE }
+    connectionPool: { http: { h2UpgradePolicy: DO_NOT_UPGRADE, useClientProtocol: false } }
+`)}---
+${vs(`    - route: [{ destination: { host: shop } }]
+      retries: { attempts: 2, retryOn: 5xx,connect-failure,503, retryIgnorePreviousHosts: true }
+`)}---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: api }
+spec:
+  hosts: [api.example.com]
+  resolution: DNS
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web }
+spec:
+  ports:
+    - { name: http-web, port: 80, appProtocol: http }
+    - { name: grpcless, port: 81 }
+    - { name: GRPC-api, port: 82 }
+`);
+    // Istio reads a port's protocol from the part of its name before the first '-', in any case.
+    expect(unsupported(r.diagnostics).map((d) => `${d.path} ${d.unsupported}`)).toEqual([
+      'spec.ports[2].name ports[].name=grpc',
+    ]);
+  });
+
+  it('each gRPC retryOn token is its own warning naming the token', () => {
+    const r = load(
+      vs(`    - route: [{ destination: { host: shop } }]
+      retries: { attempts: 2, retryOn: "5xx,unavailable, cancelled" }
+`),
+    );
+    expect(unsupported(r.diagnostics).map((d) => d.message)).toEqual([
+      'retryOn cancelled is not implemented by sluice; responses with that grpc-status are not retried',
+      'retryOn unavailable is not implemented by sluice; responses with that grpc-status are not retried',
+    ]);
+  });
+
+  it('a whole kind sluice reads but does not act on is one warning on the resource', () => {
+    const r = load(`apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: { name: web, namespace: shop }
+spec:
+  rules: [{ host: web.example.com }]
+`);
+    expect(r.diagnostics.map(formatDiagnostic)).toEqual([
+      'warning c.yaml#1:1 Ingress shop/web: Ingress is not implemented by sluice; it is not served: its hosts and paths are not routed [SLUICE_CONFIG_UNSUPPORTED]',
+    ]);
+    expect(r.diagnostics[0]!.unsupported).toBe('*');
+  });
+
+  it('security policies are left to compile, which knows whether they apply to this gateway', () => {
+    const r = load(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: deny-all, namespace: istio-system }
+spec: {}
+`);
+    expect(r.diagnostics).toEqual([]);
+  });
+});
