@@ -58,14 +58,14 @@ const EMPTY = Buffer.alloc(0);
 export function handleRequest(lc: ListenerContext, req: IncomingMessage, res: ServerResponse): void {
   const ctx = new RequestContext(req, res, lc.source.get(), lc.port, lc.scheme, null, null);
   ctx.requestId = requestIdFor(req, ctx.snapshot.settings);
+  ctx.runtime = lc.filters;
   if (lc.onDone !== null) watchDone(ctx, lc.onDone);
   // Tracing off (no provider in MeshConfig): one property read, no tracing code runs.
   const tracing = ctx.snapshot.settings.tracing;
   if (tracing !== undefined) ctx.trace = startTrace(req, tracing);
   const acme = lc.acmeHttpToken;
-  if (acme != null && ctx.rawUrl.startsWith(ACME_PREFIX) && answerAcmeChallenge(ctx, acme, lc.filters))
-    return;
-  routeAndAct(ctx, lc.filters);
+  if (acme != null && ctx.rawUrl.startsWith(ACME_PREFIX) && answerAcmeChallenge(ctx, acme)) return;
+  routeAndAct(ctx);
 }
 
 const ACME_PREFIX = '/.well-known/acme-challenge/';
@@ -74,7 +74,6 @@ const ACME_PREFIX = '/.well-known/acme-challenge/';
 function answerAcmeChallenge(
   ctx: RequestContext,
   lookup: NonNullable<ListenerContext['acmeHttpToken']>,
-  rt: FilterRuntime,
 ): boolean {
   const token = ctx.rawUrl.slice(ACME_PREFIX.length);
   if (token === '' || token.includes('/') || token.includes('?')) return false;
@@ -84,15 +83,15 @@ function answerAcmeChallenge(
   else
     // From the shared store (a store error counts as unknown): only challenge paths wait for it.
     keyAuth.then(
-      (found) => answerOrRoute(ctx, found, rt),
-      () => answerOrRoute(ctx, null, rt),
+      (found) => answerOrRoute(ctx, found),
+      () => answerOrRoute(ctx, null),
     );
   return true;
 }
 
-function answerOrRoute(ctx: RequestContext, keyAuth: string | null, rt: FilterRuntime): void {
+function answerOrRoute(ctx: RequestContext, keyAuth: string | null): void {
   if (ctx.res.destroyed) return;
-  if (keyAuth === null) routeAndAct(ctx, rt);
+  if (keyAuth === null) routeAndAct(ctx);
   else writeAcmeAnswer(ctx, keyAuth);
 }
 
@@ -120,10 +119,11 @@ export function handleUpgrade(lc: ListenerContext, req: IncomingMessage, socket:
   socket.on('error', destroySelf);
   const ctx = new RequestContext(req, res, lc.source.get(), lc.port, lc.scheme, socket, head);
   ctx.requestId = requestIdFor(req, ctx.snapshot.settings);
+  ctx.runtime = lc.filters;
   if (lc.onDone !== null) watchDone(ctx, lc.onDone);
   const tracing = ctx.snapshot.settings.tracing;
   if (tracing !== undefined) ctx.trace = startTrace(req, tracing);
-  routeAndAct(ctx, lc.filters);
+  routeAndAct(ctx);
 }
 
 function destroySelf(this: Duplex): void {
@@ -235,7 +235,7 @@ function requestIdFor(req: IncomingMessage, settings: GatewaySettings): string {
   return randomUUID();
 }
 
-function routeAndAct(ctx: RequestContext, rt: FilterRuntime): void {
+function routeAndAct(ctx: RequestContext): void {
   const req = ctx.req;
   const h2 = req.httpVersionMajor === 2;
   if (!h2 && (req.httpVersionMajor !== 1 || req.httpVersionMinor === 0)) return refuse(ctx, UPGRADE_REQUIRED);
@@ -258,7 +258,7 @@ function routeAndAct(ctx: RequestContext, rt: FilterRuntime): void {
   // Workload-level policy runs for every request of the table, before the route decides: an
   // unauthorised request to an unrouted path is 403, not 404, and JWT claims reach matching.
   const filters = ctx.table?.filters;
-  if (filters !== undefined) return runFilters(ctx, filters, rt, routeSelected, replyFromFilter);
+  if (filters !== undefined) return runFilters(ctx, filters, ctx.runtime!, routeSelected, replyFromFilter);
   routeSelected(ctx);
 }
 
@@ -266,6 +266,13 @@ function routeAndAct(ctx: RequestContext, rt: FilterRuntime): void {
 function routeSelected(ctx: RequestContext): void {
   const noRoute = selectRoute(ctx);
   if (noRoute !== null) return refuse(ctx, noRoute);
+  // The route's own filters (fault, CORS, rate limits as they land); absent on most routes.
+  const filters = ctx.route!.filters;
+  if (filters !== undefined) return runFilters(ctx, filters, ctx.runtime!, act, replyFromFilter);
+  act(ctx);
+}
+
+function act(ctx: RequestContext): void {
   const action = ctx.route!.action;
   switch (action.kind) {
     case 'forward':

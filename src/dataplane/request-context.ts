@@ -9,7 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import type { RequestAuth, Route, RouteTable, Snapshot, TlsServer, VirtualHost } from '../snapshot/types.ts';
 import type { RoutedRequest } from '../snapshot/route-request.ts';
 import { peerAddress, rawHeader, trustedClientAddress, unmapped } from '../observability/request-facts.ts';
-import type { FilterContext } from './filters/filter.ts';
+import type { FilterContext, FilterRuntime } from './filters/filter.ts';
 import { peerIdentityOf } from './xfcc.ts';
 import type { ForwardContext, ForwardState } from '../upstream/forward.ts';
 import type { UpstreamHost } from '../upstream/pools.ts';
@@ -57,7 +57,8 @@ export class RequestContext implements RoutedRequest, ForwardContext, FilterCont
   finished: boolean;
   fwd: ForwardState | null;
 
-  // request pipeline (dataplane/pipeline.ts): set only when a filter runs
+  // request pipeline (dataplane/pipeline.ts): the listener's filter state, then what filters set
+  runtime: FilterRuntime | null;
   auth: RequestAuth | null;
   responseHeadersToAdd: string[] | null;
   bodyPrefix: Buffer | null;
@@ -110,6 +111,7 @@ export class RequestContext implements RoutedRequest, ForwardContext, FilterCont
     this.upstreamServiceTimeMs = -1;
     this.finished = false;
     this.fwd = null;
+    this.runtime = null;
     this.auth = null;
     this.responseHeadersToAdd = null;
     this.bodyPrefix = null;

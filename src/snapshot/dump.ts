@@ -136,6 +136,7 @@ function dumpRoute(r: Route): unknown {
     action: dumpAction(r.action),
     requestHeaders: describeHeaderOps(r.requestHeaders) ?? undefined,
     responseHeaders: describeHeaderOps(r.responseHeaders) ?? undefined,
+    filters: r.filters?.map(dumpFilter),
   };
 }
 

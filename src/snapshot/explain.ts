@@ -342,6 +342,28 @@ export async function explainRequest(
     action: describeAction(action),
   };
   lines.push(`match ${winner.name} [${sourceText(winner.source)}]: ${routeOut.match}`);
+  // The route's own filters, after it is chosen.
+  if (winner.filters !== undefined) {
+    const p =
+      policy === null
+        ? { steps: winner.filters.map((f) => ({ filter: f.kind, verdict: 'not evaluated' })), reply: null }
+        : await policy(req, winner.filters);
+    filters = [...filters, ...p.steps];
+    for (const s of p.steps) lines.push(`${s.filter}: ${s.verdict}`);
+    if (p.reply !== null) {
+      lines.push(`→ ${p.reply.status} ${p.reply.flag === '-' ? '' : p.reply.flag + ' '}${p.reply.reason}`);
+      return {
+        ...common,
+        filters,
+        vhost,
+        skipped,
+        route: routeOut,
+        destinations: [],
+        localReply: p.reply,
+        lines,
+      };
+    }
+  }
   lines.push(`action ${routeOut.action}`);
 
   let localReply: LocalReply | null = null;

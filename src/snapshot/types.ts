@@ -244,6 +244,8 @@ export interface Route {
   /** Route-level header operations (VS-21); null when none. */
   readonly requestHeaders: HeaderOps | null;
   readonly responseHeaders: HeaderOps | null;
+  /** Filters of this route, run after it is chosen, in order; absent = none (most routes). */
+  readonly filters?: readonly HttpFilter[];
 }
 
 /**
