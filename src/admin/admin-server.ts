@@ -9,6 +9,7 @@ import type { Resource } from '../model/resource.ts';
 import { dumpSnapshot, routeRows } from '../snapshot/dump.ts';
 import type { Snapshot } from '../snapshot/types.ts';
 import { redactRedisUrl } from '../util/redis-url.ts';
+import { parseJwks } from '../util/jwks.ts';
 
 export interface AdminState {
   snapshot(): Snapshot | null;
@@ -38,7 +39,18 @@ export interface AdminServer {
 function redact(key: string, value: unknown): unknown {
   // MeshConfig redis.url may carry a password.
   if (key === 'url' && typeof value === 'string' && value.startsWith('redis')) return redactRedisUrl(value);
+  // Static headers for an external authorizer are often its credentials (an API key).
+  if (key === 'includeAdditionalHeadersInCheck' && value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.keys(value).map((k) => [k, '[redacted]']));
+  // Inline JWKS: an `oct` key is the HMAC secret itself.
+  if (key === 'jwks' && typeof value === 'string') return redactSymmetricKeys(value);
   return isPrivateBytes(value) ? renderPrivate(value) : value;
+}
+
+function redactSymmetricKeys(jwks: string): string {
+  const keys = parseJwks(jwks);
+  if (keys === null) return '[not a JWKS]';
+  return JSON.stringify({ keys: keys.map((k) => (k['kty'] === 'oct' ? { ...k, k: '[redacted]' } : k)) });
 }
 
 export function renderJson(value: unknown): string {
