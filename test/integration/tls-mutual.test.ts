@@ -240,3 +240,47 @@ describe('protocol versions and key types (GW-17, GW-15)', () => {
     expect((ecSigalgs as X509Certificate).publicKey.asymmetricKeyType).toBe('ec');
   });
 });
+
+describe('AuthorizationPolicy on client certificate identities (AP-5, AP-7)', () => {
+  const OTHER = (): { certPem: string; keyPem: string } =>
+    opensslLeaf({
+      key: 'ec',
+      cn: 'client-b',
+      sans: ['URI:spiffe://cluster.local/ns/b/sa/other'],
+      client: true,
+    });
+  const POLICIES = `---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: only-ns-a, namespace: istio-system }
+spec:
+  rules:
+  - from: [{ source: { principals: ["cluster.local/ns/a/sa/client"] } }]
+  - from: [{ source: { namespaces: ["b"] } }]
+    when: [{ key: source.serviceAccount, notValues: ["b/other"] }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: deny-td, namespace: istio-system }
+spec:
+  action: DENY
+  rules: [{ when: [{ key: source.trustDomain, values: ["evil.example"] }] }]`;
+
+  it('OPTIONAL_MUTUAL: the verified certificate is the principal; without one no principal matches', async () => {
+    const { port, up } = await setup('{ mode: OPTIONAL_MUTUAL, credentialName: m-cert }', POLICIES);
+    const c = CLIENT();
+    const ok = await get(port, { cert: c.certPem, key: c.keyPem });
+    expect(ok.status).toBe(200);
+    const o = OTHER();
+    expect((await get(port, { cert: o.certPem, key: o.keyPem })).status).toBe(403);
+    expect((await get(port)).status).toBe(403);
+    const evil = opensslLeaf({
+      key: 'ec',
+      cn: 'e',
+      sans: ['URI:spiffe://evil.example/ns/a/sa/client'],
+      client: true,
+    });
+    expect((await get(port, { cert: evil.certPem, key: evil.keyPem })).status).toBe(403);
+    expect(up.seen).toHaveLength(1);
+  });
+});
