@@ -123,3 +123,38 @@ describe('TCP servers (GW-5)', () => {
     expect(openGot).toBe('a:before after');
   });
 });
+
+describe('AuthorizationPolicy on TCP connections (AP-2, AP-8)', () => {
+  const policy = (spec: string): string => `---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: p, namespace: istio-system }
+spec: ${spec}
+`;
+
+  it('a DENY on the client address closes the connection before anything reaches the upstream', async () => {
+    const up = await taggedEcho('db');
+    const g = await startGatewayFromYaml(
+      yaml(up) + policy('{ action: DENY, rules: [{ from: [{ source: { ipBlocks: ["127.0.0.0/8"] } }] }] }'),
+    );
+    cleanups.push(() => g.close());
+    expect(await exchange(g.port(5432), 'SELECT 1')).toBe('');
+  });
+
+  it('ALLOW on ports and addresses admits; a rule on HTTP attributes is dropped (stricter), so others are refused', async () => {
+    const up = await taggedEcho('db');
+    const g = await startGatewayFromYaml(
+      yaml(up) +
+        policy(
+          '{ rules: [{ to: [{ operation: { ports: ["5432"] } }], from: [{ source: { ipBlocks: ["127.0.0.1"] } }] }, { to: [{ operation: { paths: ["/x"] } }] }] }',
+        ),
+    );
+    cleanups.push(() => g.close());
+    expect(await exchange(g.port(5432), 'SELECT 1')).toBe('db:SELECT 1');
+    const strict = await startGatewayFromYaml(
+      yaml(up) + policy('{ rules: [{ to: [{ operation: { methods: ["GET"] } }] }] }'),
+    );
+    cleanups.push(() => strict.close());
+    expect(await exchange(strict.port(5432), 'SELECT 1')).toBe('');
+  });
+});
