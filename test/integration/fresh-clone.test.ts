@@ -78,6 +78,8 @@ describe('the installed package', () => {
       'dist/main.js',
       'dist/cli/serve.js',
       'gateways/20-bookinfo-ingress.yaml',
+      // ext_authz over gRPC loads these at run time, relative to dist/.
+      'proto/envoy/service/auth/v3/external_auth.proto',
     ])
       expect((await stat(path.join(pkg.installed, file))).isFile(), file).toBe(true);
     const listed = await runCommand('tar', ['-tzf', pkg.tarball]);
