@@ -277,6 +277,14 @@ describe('RA-2 locations and RA-7 outputs', () => {
     expect(d.kind === 'allow' && d.auth?.claims['scope']).toEqual(['read', 'write']);
   });
 
+  test('presence: REQUIRED refuses a request without a token (Jwt is missing)', async () => {
+    const f = filterFor(`  - issuer: ${ISS}\n    jwks: '${jwksOf(rsa)}'\n    presence: REQUIRED`);
+    expect(outcome(await run(f, store(), {}))).toBe('deny JwtMissed');
+    expect(outcome(await run(f, store(), bearer(await sign(rsa, { iss: ISS, sub: 's' }))))).toBe(
+      `allow ${ISS}/s`,
+    );
+  });
+
   test('HS256 with a kty oct key', async () => {
     const h = makeHmacKey('hmac-1');
     const f = filterFor(`  - issuer: ${ISS}\n    jwks: '${jwksOf(h)}'`);
