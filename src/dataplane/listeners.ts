@@ -29,6 +29,7 @@ import {
   type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
+import { constants as cryptoConstants } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -49,6 +50,14 @@ import {
 } from './tls-checks.ts';
 import { listenOn } from './listen.ts';
 import { mustWait, waitTurn } from './pipelining.ts';
+
+/**
+ * Client-initiated TLS 1.2 renegotiation is refused, as BoringSSL (Envoy) refuses it: every
+ * renegotiation is a full handshake the client makes the server pay for. OpenSSL reads the option
+ * from the context a connection starts with (this server's default), so the contexts the SNI
+ * callback switches to need not carry it; the client gets no_renegotiation and gives up.
+ */
+const NO_RENEGOTIATION = cryptoConstants.SSL_OP_NO_RENEGOTIATION;
 
 /** Envoy's max_request_headers_kb default is 60 KiB; the slack covers the request line. */
 export const MAX_HEADER_BYTES = 60 * 1024 + 1024;
@@ -122,6 +131,9 @@ function isWebSocketUpgrade(req: IncomingMessage): boolean {
 
 /** Envoy-like answers for requests llhttp refused (DP-4). */
 function clientErrorStatus(code: string | undefined, reason: string | undefined): [number, string] | null {
+  // A TLS failure on an established connection (a fatal alert, a refused renegotiation): nothing
+  // can be written on it any more; it is closed.
+  if (code !== undefined && code.startsWith('ERR_SSL_')) return null;
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
       return [431, 'Request Header Fields Too Large'];
@@ -227,6 +239,7 @@ export class HttpListener {
             ALPNCallback: createAlpnCallback(true, tlsHooks, opts.source, opts.port),
             // Port-wide bounds come from setTlsDefaults(); each server's own are checked after the handshake.
             minVersion: 'TLSv1.2',
+            secureOptions: NO_RENEGOTIATION,
           });
     const limits = opts.http2 ?? {};
     this.maxResets = limits.maxResetStreams ?? 200;
@@ -392,7 +405,10 @@ export class HttpListener {
    * OpenSSL keeps the first context's bounds; each server's own floor is checked after the handshake.
    */
   setTlsDefaults(options: import('node:tls').SecureContextOptions): void {
-    (this.server as HttpsServer).setSecureContext(options);
+    (this.server as HttpsServer).setSecureContext({
+      ...options,
+      secureOptions: (options.secureOptions ?? 0) | NO_RENEGOTIATION,
+    });
   }
 
   private trackSession(session: ServerHttp2Session): void {
