@@ -8,8 +8,9 @@
  *
  * HTTP/2 abuse is bounded by nghttp2's limits, which Node exposes: concurrent streams (100),
  * invalid frames, rejected streams, SETTINGS entries, outstanding PINGs, header list size, session
- * memory; plus a per-session RST_STREAM budget (CVE-2023-44487 rapid reset): a client that cancels
- * more streams than it completes gets GOAWAY ENHANCE_YOUR_CALM.
+ * memory; plus a per-session RST_STREAM budget (CVE-2023-44487 rapid reset, http2-sessions.ts): a
+ * client that cancels more streams than it completes gets GOAWAY ENHANCE_YOUR_CALM. Once an attack
+ * is over, the memory it grew is given back (memory-reclaim.ts).
  */
 import {
   createServer,
@@ -21,13 +22,11 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import {
-  constants as h2constants,
   createServer as createH2Server,
   type Http2Server,
   type Http2ServerRequest,
   type Http2ServerResponse,
   type ServerHttp2Session,
-  type ServerHttp2Stream,
 } from 'node:http2';
 import { constants as cryptoConstants } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -49,6 +48,8 @@ import {
   serverOfSocket,
 } from './tls-checks.ts';
 import { listenOn } from './listen.ts';
+import { Http2Sessions } from './http2-sessions.ts';
+import { noteAbuse } from './memory-reclaim.ts';
 import { mustWait, waitTurn } from './pipelining.ts';
 
 /**
@@ -181,18 +182,14 @@ function peekClientHello(socket: Socket, timeoutMs: number, done: (hello: Client
   socket.once('close', onClose);
 }
 
-const kResets = Symbol('sluice.h2resets');
-type CountedSession = ServerHttp2Session & { [kResets]?: number };
-
 export class HttpListener {
   readonly port: number;
   readonly server: Server | HttpsServer;
   private readonly opts: HttpListenerOptions;
   private readonly upgraded = new Set<Duplex>();
-  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly sessions: Http2Sessions;
   private readonly lc: ListenerContext;
   private readonly h2: Http2Server;
-  private readonly maxResets: number;
   private boundPortValue = 0;
   /** Peek each ClientHello before TLS (passthrough routes, RSA+ECDSA credentials); set per apply. */
   private peekHello = false;
@@ -242,7 +239,6 @@ export class HttpListener {
             secureOptions: NO_RENEGOTIATION,
           });
     const limits = opts.http2 ?? {};
-    this.maxResets = limits.maxResetStreams ?? 200;
     this.h2 = createH2Server({
       Http2ServerRequest: SluiceHttp2Request,
       Http2ServerResponse: SluiceHttp2Response,
@@ -263,8 +259,13 @@ export class HttpListener {
       if (req.stream.closed || req.stream.destroyed) return;
       handleRequest(lc, req as unknown as IncomingMessage, res as unknown as ServerResponse);
     });
-    this.h2.on('session', (session: ServerHttp2Session) => this.trackSession(session));
-    this.h2.setTimeout(keepAliveTimeout);
+    this.sessions = new Http2Sessions({
+      idleTimeoutMs: keepAliveTimeout,
+      maxResets: limits.maxResetStreams ?? 200,
+      draining: () => lc.draining,
+      onAbuse: noteAbuse,
+    });
+    this.h2.on('session', (session: ServerHttp2Session) => this.sessions.track(session));
 
     // HTTP/1.1 pipelining: one request at a time per connection, in order (pipelining.ts).
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -411,42 +412,6 @@ export class HttpListener {
     });
   }
 
-  private trackSession(session: ServerHttp2Session): void {
-    this.sessions.add(session);
-    session.once('close', () => this.sessions.delete(session));
-    session.on('error', () => session.destroy());
-    session.on('stream', (stream: ServerHttp2Stream) => {
-      this.countResets(session, stream);
-      // A session opened while draining gets GOAWAY once its stream is answered, as HTTP/1
-      // clients get `Connection: close` on their next response.
-      if (this.lc.draining) stream.once('close', () => session.close());
-    });
-  }
-
-  /**
-   * CVE-2023-44487: count streams the client resets (CANCEL) before they complete. A stream reset
-   * in the same read as its HEADERS is already closed when the event runs.
-   */
-  private countResets(session: CountedSession, stream: ServerHttp2Stream): void {
-    const count = (): void => {
-      if (session.destroyed) return;
-      const code = stream.rstCode;
-      if (code !== h2constants.NGHTTP2_CANCEL && code !== h2constants.NGHTTP2_REFUSED_STREAM) {
-        // A completed stream earns one reset back: browsers cancel some streams legitimately.
-        const r = session[kResets];
-        if (r !== undefined && r > 0) session[kResets] = r - 1;
-        return;
-      }
-      const n = (session[kResets] ?? 0) + 1;
-      session[kResets] = n;
-      if (n > this.maxResets) {
-        session.destroy(new Error('HTTP/2 rapid reset'), h2constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      }
-    };
-    if (stream.closed || stream.destroyed) count();
-    else stream.once('close', count);
-  }
-
   async listen(): Promise<void> {
     this.boundPortValue = await listenOn(this.server, this.opts.bind, this.opts.bindPort);
   }
@@ -454,7 +419,7 @@ export class HttpListener {
   /** From now on every response says `Connection: close`; the listener keeps accepting. */
   startDraining(): void {
     this.lc.draining = true;
-    for (const s of this.sessions) s.close();
+    this.sessions.closeAll();
   }
 
   get boundPort(): number {
@@ -469,7 +434,7 @@ export class HttpListener {
     this.lc.draining = true;
     const server = this.server;
     // GOAWAY: no new streams, open ones finish.
-    for (const s of this.sessions) s.close();
+    this.sessions.closeAll();
     for (const s of this.peeking) s.destroy();
     this.peeking.clear();
     return new Promise((resolve) => {
@@ -486,7 +451,7 @@ export class HttpListener {
         server.closeAllConnections();
         for (const s of this.upgraded) s.destroy();
         this.upgraded.clear();
-        for (const s of this.sessions) s.destroy();
+        this.sessions.destroyAll();
       };
       server.close(() => {
         clearInterval(sweep);
