@@ -109,7 +109,11 @@ export class Http2Sessions {
       const now = performance.now();
       for (const s of this.live) {
         const state = s[kState];
-        if (state.streams === 0 && now - state.idleSince >= idleMs && !s.closed) s.close();
+        if (state.streams !== 0 || now - state.idleSince < idleMs) continue;
+        // GOAWAY first; a session that still has not gone a sweep later (a peer that vanished
+        // mid-header-block leaves Node waiting on it) is cut.
+        if (!s.closed) s.close();
+        else if (!s.destroyed) s.destroy();
       }
     }, every);
     this.sweep.unref();

@@ -23,6 +23,8 @@ import type { RequestContext } from '../../src/dataplane/request-context.ts';
 import { compileAccessLogFormat } from '../../src/observability/access-log.ts';
 import { createRequestObserver } from '../../src/observability/request-observer.ts';
 import { upstreamRouteYaml } from '../support/upstream-route.ts';
+import { connect as netConnect } from 'node:net';
+import { END_STREAM, frame, getBlock, HEADERS, PREFACE, SETTINGS } from '../support/h2-frames.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -382,6 +384,37 @@ describe('HTTP/2 sessions after they end', () => {
     await until(() => (queryObjects(sessionClass, { format: 'count' }) as number) <= before, {
       what: 'every closed server session collected',
       intervalMs: 200,
+    });
+  });
+
+  it('a session whose peer vanished in the middle of a header block is let go after the idle timeout', async () => {
+    const up = await upstream(startEcho({ name: 'shop' }));
+    const g = await startGatewayWithSnapshot(
+      snapshotOf({ vhosts: { '*': [route('all', [], forwardTo([[cluster('shop', up), 100]]))] } }),
+      { timeouts: { keepAliveTimeoutMs: 1000 } },
+    );
+    cleanups.push(() => g.close());
+    const sessionClass = await serverSessionClass();
+    const before = queryObjects(sessionClass, { format: 'count' }) as number;
+    for (let i = 0; i < 5; i++) {
+      // HEADERS without END_HEADERS, then gone: Node waits on that header block forever.
+      const s = netConnect(g.port(), '127.0.0.1');
+      s.on('error', () => undefined);
+      await new Promise<void>((r) => s.once('connect', () => r()));
+      s.write(
+        Buffer.concat([
+          PREFACE,
+          frame(SETTINGS, 0, 0),
+          frame(HEADERS, END_STREAM, 1, getBlock('a.example.com')),
+        ]),
+      );
+      await new Promise<void>((r) => setImmediate(r));
+      s.destroy();
+    }
+    await until(() => (queryObjects(sessionClass, { format: 'count' }) as number) <= before, {
+      what: 'the abandoned sessions collected',
+      timeoutMs: 10_000,
+      intervalMs: 250,
     });
   });
 
