@@ -8,7 +8,8 @@ import { loadFromFlags } from './load.ts';
 /**
  * `sluice explain --config ... URL`: the URL's port is the Gateway server port the request
  * arrives on (default 80 for http, 443 for https); its host and port are the Host header unless
- * -H 'host: ...' says otherwise. Exit 1 when no route would answer (404 NR, refused, no listener).
+ * -H 'host: ...' says otherwise. Exit 1 when no route would answer (404 NR, a request refused
+ * before routing such as 400 or 421, no listener).
  */
 export async function runExplain(opts: Options, io: CommandIO): Promise<number> {
   const [target, ...extra] = opts.positionals;
@@ -46,7 +47,6 @@ export async function runExplain(opts: Options, io: CommandIO): Promise<number> 
   );
   if (opts.output === 'json') io.out(JSON.stringify(result, null, 2) + '\n');
   else io.out(result.lines.join('\n') + '\n');
-  const reply = result.localReply;
-  const noAnswer = reply !== null && (reply.flag === 'NR' || reply.status === 0);
-  return noAnswer ? EXIT_FINDINGS : EXIT_OK;
+  // No route answers: refused before routing (400, 421, no listener, no handshake) or 404 NR.
+  return result.route === null ? EXIT_FINDINGS : EXIT_OK;
 }

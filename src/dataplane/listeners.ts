@@ -8,8 +8,9 @@
  *
  * HTTP/2 abuse is bounded by nghttp2's limits, which Node exposes: concurrent streams (100),
  * invalid frames, rejected streams, SETTINGS entries, outstanding PINGs, header list size, session
- * memory; plus a per-session RST_STREAM budget (CVE-2023-44487 rapid reset): a client that cancels
- * more streams than it completes gets GOAWAY ENHANCE_YOUR_CALM.
+ * memory; plus a per-session RST_STREAM budget (CVE-2023-44487 rapid reset, http2-sessions.ts): a
+ * client that cancels more streams than it completes gets GOAWAY ENHANCE_YOUR_CALM. Once an attack
+ * is over, the memory it grew is given back (memory-reclaim.ts).
  */
 import {
   createServer,
@@ -21,14 +22,13 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import {
-  constants as h2constants,
   createServer as createH2Server,
   type Http2Server,
   type Http2ServerRequest,
   type Http2ServerResponse,
   type ServerHttp2Session,
-  type ServerHttp2Stream,
 } from 'node:http2';
+import { constants as cryptoConstants } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -50,7 +50,17 @@ import {
 import { listenOn } from './listen.ts';
 import { admitConnection, principalOf } from './admit-connection.ts';
 import type { FilterRuntime } from './filters/filter.ts';
+import { Http2Sessions } from './http2-sessions.ts';
+import { noteAbuse } from './memory-reclaim.ts';
 import { mustWait, waitTurn } from './pipelining.ts';
+
+/**
+ * Client-initiated TLS 1.2 renegotiation is refused, as BoringSSL (Envoy) refuses it: every
+ * renegotiation is a full handshake the client makes the server pay for. OpenSSL reads the option
+ * from the context a connection starts with (this server's default), so the contexts the SNI
+ * callback switches to need not carry it; the client gets no_renegotiation and gives up.
+ */
+const NO_RENEGOTIATION = cryptoConstants.SSL_OP_NO_RENEGOTIATION;
 
 /** Envoy's max_request_headers_kb default is 60 KiB; the slack covers the request line. */
 export const MAX_HEADER_BYTES = 60 * 1024 + 1024;
@@ -126,6 +136,9 @@ function isWebSocketUpgrade(req: IncomingMessage): boolean {
 
 /** Envoy-like answers for requests llhttp refused (DP-4). */
 function clientErrorStatus(code: string | undefined, reason: string | undefined): [number, string] | null {
+  // A TLS failure on an established connection (a fatal alert, a refused renegotiation): nothing
+  // can be written on it any more; it is closed.
+  if (code !== undefined && code.startsWith('ERR_SSL_')) return null;
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
       return [431, 'Request Header Fields Too Large'];
@@ -173,18 +186,14 @@ function peekClientHello(socket: Socket, timeoutMs: number, done: (hello: Client
   socket.once('close', onClose);
 }
 
-const kResets = Symbol('sluice.h2resets');
-type CountedSession = ServerHttp2Session & { [kResets]?: number };
-
 export class HttpListener {
   readonly port: number;
   readonly server: Server | HttpsServer;
   private readonly opts: HttpListenerOptions;
   private readonly upgraded = new Set<Duplex>();
-  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly sessions: Http2Sessions;
   private readonly lc: ListenerContext;
   private readonly h2: Http2Server;
-  private readonly maxResets: number;
   private boundPortValue = 0;
   /** Peek each ClientHello before TLS (passthrough routes, RSA+ECDSA credentials); set per apply. */
   private peekHello = false;
@@ -232,9 +241,9 @@ export class HttpListener {
             ALPNCallback: createAlpnCallback(true, tlsHooks, opts.source, opts.port),
             // Port-wide bounds come from setTlsDefaults(); each server's own are checked after the handshake.
             minVersion: 'TLSv1.2',
+            secureOptions: NO_RENEGOTIATION,
           });
     const limits = opts.http2 ?? {};
-    this.maxResets = limits.maxResetStreams ?? 200;
     this.h2 = createH2Server({
       Http2ServerRequest: SluiceHttp2Request,
       Http2ServerResponse: SluiceHttp2Response,
@@ -255,8 +264,13 @@ export class HttpListener {
       if (req.stream.closed || req.stream.destroyed) return;
       handleRequest(lc, req as unknown as IncomingMessage, res as unknown as ServerResponse);
     });
-    this.h2.on('session', (session: ServerHttp2Session) => this.trackSession(session));
-    this.h2.setTimeout(keepAliveTimeout);
+    this.sessions = new Http2Sessions({
+      idleTimeoutMs: keepAliveTimeout,
+      maxResets: limits.maxResetStreams ?? 200,
+      draining: () => lc.draining,
+      onAbuse: noteAbuse,
+    });
+    this.h2.on('session', (session: ServerHttp2Session) => this.sessions.track(session));
 
     // HTTP/1.1 pipelining: one request at a time per connection, in order (pipelining.ts).
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -417,43 +431,10 @@ export class HttpListener {
    * OpenSSL keeps the first context's bounds; each server's own floor is checked after the handshake.
    */
   setTlsDefaults(options: import('node:tls').SecureContextOptions): void {
-    (this.server as HttpsServer).setSecureContext(options);
-  }
-
-  private trackSession(session: ServerHttp2Session): void {
-    this.sessions.add(session);
-    session.once('close', () => this.sessions.delete(session));
-    session.on('error', () => session.destroy());
-    session.on('stream', (stream: ServerHttp2Stream) => {
-      this.countResets(session, stream);
-      // A session opened while draining gets GOAWAY once its stream is answered, as HTTP/1
-      // clients get `Connection: close` on their next response.
-      if (this.lc.draining) stream.once('close', () => session.close());
+    (this.server as HttpsServer).setSecureContext({
+      ...options,
+      secureOptions: (options.secureOptions ?? 0) | NO_RENEGOTIATION,
     });
-  }
-
-  /**
-   * CVE-2023-44487: count streams the client resets (CANCEL) before they complete. A stream reset
-   * in the same read as its HEADERS is already closed when the event runs.
-   */
-  private countResets(session: CountedSession, stream: ServerHttp2Stream): void {
-    const count = (): void => {
-      if (session.destroyed) return;
-      const code = stream.rstCode;
-      if (code !== h2constants.NGHTTP2_CANCEL && code !== h2constants.NGHTTP2_REFUSED_STREAM) {
-        // A completed stream earns one reset back: browsers cancel some streams legitimately.
-        const r = session[kResets];
-        if (r !== undefined && r > 0) session[kResets] = r - 1;
-        return;
-      }
-      const n = (session[kResets] ?? 0) + 1;
-      session[kResets] = n;
-      if (n > this.maxResets) {
-        session.destroy(new Error('HTTP/2 rapid reset'), h2constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      }
-    };
-    if (stream.closed || stream.destroyed) count();
-    else stream.once('close', count);
   }
 
   async listen(): Promise<void> {
@@ -463,7 +444,7 @@ export class HttpListener {
   /** From now on every response says `Connection: close`; the listener keeps accepting. */
   startDraining(): void {
     this.lc.draining = true;
-    for (const s of this.sessions) s.close();
+    this.sessions.closeAll();
   }
 
   get boundPort(): number {
@@ -478,7 +459,7 @@ export class HttpListener {
     this.lc.draining = true;
     const server = this.server;
     // GOAWAY: no new streams, open ones finish.
-    for (const s of this.sessions) s.close();
+    this.sessions.closeAll();
     for (const s of this.peeking) s.destroy();
     this.peeking.clear();
     return new Promise((resolve) => {
@@ -495,7 +476,7 @@ export class HttpListener {
         server.closeAllConnections();
         for (const s of this.upgraded) s.destroy();
         this.upgraded.clear();
-        for (const s of this.sessions) s.destroy();
+        this.sessions.destroyAll();
       };
       server.close(() => {
         clearInterval(sweep);

@@ -130,6 +130,17 @@ describe('sluice CLI', () => {
     const miss = await runSluice(['explain', '--config', GATEWAYS, 'http://bookinfo.example.com:8080/nope']);
     expect(miss.code).toBe(1);
     expect(miss.stdout).toContain('404');
+    // The data plane's own checks run: a Host it refuses before routing is no answer either.
+    const refused = await runSluice([
+      'explain',
+      '--config',
+      GATEWAYS,
+      '-H',
+      'host: reviews.example.com@evil',
+      'http://reviews.example.com:8080/reviews/1',
+    ]);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain('400 http.invalid_authority');
   });
 });
 

@@ -3,8 +3,15 @@
  * body, CONNECT and Expect. Each case pins what a client and the access log see, so HTTP/2
  * requests are answered the way HTTP/1.1 requests are, whatever object serves the stream.
  */
+import { queryObjects } from 'node:v8';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, constants, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import {
+  connect,
+  constants,
+  createServer as createH2Server,
+  type ClientHttp2Session,
+  type IncomingHttpHeaders,
+} from 'node:http2';
 import { createServer as createHttpServer } from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import { startGatewayFromYaml, startGatewayWithSnapshot, type TestGateway } from '../support/gateway.ts';
@@ -16,6 +23,8 @@ import type { RequestContext } from '../../src/dataplane/request-context.ts';
 import { compileAccessLogFormat } from '../../src/observability/access-log.ts';
 import { createRequestObserver } from '../../src/observability/request-observer.ts';
 import { upstreamRouteYaml } from '../support/upstream-route.ts';
+import { connect as netConnect } from 'node:net';
+import { END_STREAM, frame, getBlock, HEADERS, PREFACE, SETTINGS } from '../support/h2-frames.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -355,3 +364,86 @@ describe('HTTP/2 access log addresses', () => {
     expect(line).toBe(`127.0.0.1 127.0.0.1:${g.port()} HTTP/2\n`);
   });
 });
+
+describe('HTTP/2 sessions after they end', () => {
+  it('a closed session is not held in memory (no timer per session keeps it)', async () => {
+    const up = await upstream(startEcho({ name: 'shop' }));
+    const g = await startGatewayWithSnapshot(
+      snapshotOf({ vhosts: { '*': [route('all', [], forwardTo([[cluster('shop', up), 100]]))] } }),
+    );
+    cleanups.push(() => g.close());
+    const sessionClass = await serverSessionClass();
+    // queryObjects collects garbage first, then counts what is left.
+    const before = queryObjects(sessionClass, { format: 'count' }) as number;
+    for (let i = 0; i < 20; i++) {
+      const s = connect(`http://127.0.0.1:${g.port()}`);
+      s.on('error', () => undefined);
+      expect((await h2(s, { ':path': '/' })).headers[':status']).toBe(200);
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+    await until(() => (queryObjects(sessionClass, { format: 'count' }) as number) <= before, {
+      what: 'every closed server session collected',
+      intervalMs: 200,
+    });
+  });
+
+  it('a session whose peer vanished in the middle of a header block is let go after the idle timeout', async () => {
+    const up = await upstream(startEcho({ name: 'shop' }));
+    const g = await startGatewayWithSnapshot(
+      snapshotOf({ vhosts: { '*': [route('all', [], forwardTo([[cluster('shop', up), 100]]))] } }),
+      { timeouts: { keepAliveTimeoutMs: 1000 } },
+    );
+    cleanups.push(() => g.close());
+    const sessionClass = await serverSessionClass();
+    const before = queryObjects(sessionClass, { format: 'count' }) as number;
+    for (let i = 0; i < 5; i++) {
+      // HEADERS without END_HEADERS, then gone: Node waits on that header block forever.
+      const s = netConnect(g.port(), '127.0.0.1');
+      s.on('error', () => undefined);
+      await new Promise<void>((r) => s.once('connect', () => r()));
+      s.write(
+        Buffer.concat([
+          PREFACE,
+          frame(SETTINGS, 0, 0),
+          frame(HEADERS, END_STREAM, 1, getBlock('a.example.com')),
+        ]),
+      );
+      await new Promise<void>((r) => setImmediate(r));
+      s.destroy();
+    }
+    await until(() => (queryObjects(sessionClass, { format: 'count' }) as number) <= before, {
+      what: 'the abandoned sessions collected',
+      timeoutMs: 10_000,
+      intervalMs: 250,
+    });
+  });
+
+  it('a session with no open stream gets GOAWAY after the idle timeout (Envoy idle_timeout)', async () => {
+    const up = await upstream(startEcho({ name: 'shop' }));
+    const g = await startGatewayWithSnapshot(
+      snapshotOf({ vhosts: { '*': [route('all', [], forwardTo([[cluster('shop', up), 100]]))] } }),
+      { timeouts: { keepAliveTimeoutMs: 1000 } },
+    );
+    cleanups.push(() => g.close());
+    const s = session(`http://127.0.0.1:${g.port()}`);
+    const t0 = Date.now();
+    expect((await h2(s, { ':path': '/' })).headers[':status']).toBe(200);
+    await new Promise<void>((r) => s.once('goaway', () => r()));
+    const idleMs = Date.now() - t0;
+    expect(idleMs).toBeGreaterThanOrEqual(900);
+    expect(idleMs).toBeLessThan(5000);
+  });
+});
+
+/** Node exports no ServerHttp2Session class: one session of a throwaway server shows it. */
+async function serverSessionClass(): Promise<new (...args: never[]) => object> {
+  const server = createH2Server();
+  const got = new Promise<object>((r) => server.once('session', (s) => r(s)));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const client = connect(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+  client.on('error', () => undefined);
+  const session = await got;
+  client.destroy();
+  await new Promise<void>((r) => server.close(() => r()));
+  return (session as { constructor: new (...args: never[]) => object }).constructor;
+}

@@ -19,6 +19,21 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { upstreamRouteYaml } from '../support/upstream-route.ts';
+import {
+  CONTINUATION,
+  DATA,
+  END_HEADERS,
+  END_STREAM,
+  frame,
+  getBlock,
+  GOAWAY,
+  HEADERS,
+  literal,
+  PING,
+  PREFACE,
+  RST_STREAM,
+  SETTINGS,
+} from '../support/h2-frames.ts';
 
 const run = promisify(execFile);
 const cleanups: (() => Promise<void>)[] = [];
@@ -58,36 +73,8 @@ ${upstreamRouteYaml(up.port, `[h2.example.com]`)}
 
 // ---------------------------------------------------------------- raw HTTP/2 frames
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const DATA = 0;
-const HEADERS = 1;
-const RST_STREAM = 3;
-const SETTINGS = 4;
-const PING = 6;
-const GOAWAY = 7;
-const CONTINUATION = 9;
-const END_STREAM = 1;
-const END_HEADERS = 4;
-
-function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream & 0x7fffffff, 5);
-  return Buffer.concat([h, payload]);
-}
-
-function literal(name: string, value: string): Buffer {
-  // Literal header field without indexing, new name (RFC 7541 §6.2.2); lengths < 127 here.
-  const n = Buffer.from(name);
-  const v = Buffer.from(value);
-  if (n.length > 126 || v.length > 126) throw new Error('keep literals short');
-  return Buffer.concat([Buffer.from([0x00, n.length]), n, Buffer.from([v.length]), v]);
-}
-
-/** GET / for h2.example.com: :method GET (2), :scheme http (6), :path / (4) indexed. */
-const GET_BLOCK = Buffer.concat([Buffer.from([0x82, 0x86, 0x84]), literal(':authority', 'h2.example.com')]);
+/** GET / for h2.example.com. */
+const GET_BLOCK = getBlock('h2.example.com');
 
 interface RawConn {
   readonly socket: Socket;

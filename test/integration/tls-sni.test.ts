@@ -12,6 +12,7 @@ import { X509Certificate } from 'node:crypto';
 import { startGatewayFromYaml, type TestGateway } from '../support/gateway.ts';
 import { startEcho, type EchoBody, type Upstream } from '../support/upstreams.ts';
 import { rsaLeaf, testCa, tlsSecretYaml } from '../support/certs.ts';
+import { until } from '../support/until.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -248,6 +249,33 @@ describe('TLS termination with SNI (GW-13, GW-14)', () => {
     expect(coalesced.status).toBe(421);
     const stillOk = await h2get(session, 'c.example.com', '/');
     expect(stillOk.status).toBe(200);
+  });
+});
+
+describe('TLS 1.2 renegotiation (found by testssl)', () => {
+  it('a client-initiated renegotiation is refused and the connection closes, after SNI chose a server', async () => {
+    const { port } = await twoServers();
+    const s: TLSSocket = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      servername: 'b.example.com',
+      ca: testCa().certPem,
+      maxVersion: 'TLSv1.2',
+      ALPNProtocols: ['http/1.1'],
+    });
+    const errors: Error[] = [];
+    s.on('error', (err: Error) => errors.push(err));
+    await new Promise<void>((r, j) => s.once('secureConnect', r).once('error', j));
+    expect(s.getProtocol()).toBe('TLSv1.2');
+    // The connection works before: one keep-alive request.
+    s.write('GET / HTTP/1.1\r\nHost: b.example.com\r\n\r\n');
+    await new Promise<void>((r) => s.once('data', () => r()));
+    // A refused renegotiation surfaces as a socket error (the callback only reports success).
+    let renegotiated = false;
+    expect(s.renegotiate({ rejectUnauthorized: false }, (err) => (renegotiated = err == null))).toBe(true);
+    await until(() => s.destroyed, { what: 'the connection closed after the refused renegotiation' });
+    expect(renegotiated).toBe(false);
+    expect(errors.map((e) => e.message).join('; ')).toMatch(/no renegotiation/i);
   });
 });
 
