@@ -7,6 +7,7 @@
  */
 import type { ExtAuthzHttpProvider } from '../../snapshot/types.ts';
 import { hostSetOf, pickHost } from '../../upstream/endpoints.ts';
+import { requestPool } from '../../upstream/pools.ts';
 import { headerText, patternMatches, type CheckAnswer, type CheckInput } from './ext-authz-check.ts';
 
 /** Largest authorizer response body passed on to a denied client. */
@@ -63,7 +64,7 @@ export async function checkOverHttp(p: ExtAuthzHttpProvider, input: CheckInput):
   const path = p.pathPrefix + req.path + (req.query === '' ? '' : '?' + req.query);
   host.active += 1;
   try {
-    const res = await host.pool.request({
+    const res = await requestPool(host).request({
       method: req.method,
       path,
       headers: checkHeaders(p, input),
