@@ -445,3 +445,20 @@ export function poolStatus(): PoolStatus[] {
   }
   return out;
 }
+
+/** Circuit-breaker overflows of each cluster state so far (metrics). */
+export interface LimitStatus {
+  readonly stateKey: string;
+  readonly overflows: Readonly<Record<'connections' | 'pending' | 'requests' | 'retries', number>>;
+}
+
+export function limitStatus(): LimitStatus[] {
+  const seen = new Set<string>();
+  const out: LimitStatus[] = [];
+  for (const host of hosts.values()) {
+    if (seen.has(host.state.key)) continue;
+    seen.add(host.state.key);
+    out.push({ stateKey: host.state.key, overflows: { ...host.state.overflows } });
+  }
+  return out;
+}
