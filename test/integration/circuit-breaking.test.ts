@@ -13,6 +13,7 @@ import { count, runClients } from '../support/client-load.ts';
 import { until } from '../support/until.ts';
 import { freePort, gatewayYaml, makeConfigDir } from '../support/ops-config.ts';
 import { startServeChild } from '../support/serve-child.ts';
+import { POLICY_GATEWAY, policyServiceYaml } from '../support/policy-config.ts';
 
 let cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -21,45 +22,14 @@ afterEach(async () => {
 });
 
 /** ServiceEntry `ratings` over `ports`, a route for example.com, and a DestinationRule policy. */
-function ratingsYaml(ports: readonly number[], policy: string, http = ''): string {
-  const endpoints = ports.map((p) => `{ address: 127.0.0.1, ports: { http: ${p} } }`).join(', ');
-  return `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: ratings, namespace: default }
-spec:
-  hosts: [ratings.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  endpoints: [${endpoints}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: ratings, namespace: default }
-spec:
-  hosts: [example.com]
-  gateways: [istio-system/gw]
-  http:
-    - route: [{ destination: { host: ratings.default.svc.cluster.local } }]
-${http}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: { name: ratings, namespace: default }
-spec:
-  host: ratings.default.svc.cluster.local
-  trafficPolicy:
-${policy}`;
+function ratingsYaml(ports: readonly number[], policy: string, rule?: string): string {
+  return policyServiceYaml({
+    name: 'ratings',
+    ports,
+    rules: `  trafficPolicy:\n${policy}`,
+    ...(rule !== undefined ? { rule } : {}),
+  });
 }
-
-const GATEWAY = `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: gw, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
----
-`;
 
 /** Istio's circuit-breaking task, with maxConnections 3 as the issue's seed walkthrough. */
 const WALKTHROUGH = `    connectionPool:
@@ -73,7 +43,7 @@ async function upstream(delayMs = 0): Promise<SteeredUpstream> {
 }
 
 async function gateway(yaml: string): Promise<TestGateway> {
-  const gw = await startGatewayFromYaml(GATEWAY + yaml);
+  const gw = await startGatewayFromYaml(`${POLICY_GATEWAY}---\n${yaml}`);
   cleanups.push(() => gw.close());
   return gw;
 }
@@ -114,7 +84,7 @@ describe('DR-6 circuit breakers, one process', () => {
       ratingsYaml(
         [up.port],
         `    connectionPool:\n      http: { maxRetries: 1 }`,
-        `      retries: { attempts: 3, retryOn: 5xx }`,
+        'retries: { attempts: 3, retryOn: 5xx }',
       ),
     );
     const r = await runClients(gw.port(), 2, 1);

@@ -7,6 +7,7 @@ import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startGatewayFromYaml, type TestGateway } from '../support/gateway.ts';
 import { startSteered, type SteeredUpstream } from '../support/upstreams.ts';
+import { policyYaml } from '../support/policy-config.ts';
 
 let cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -60,41 +61,15 @@ async function setup(
 ): Promise<{ gw: TestGateway; ups: SteeredUpstream[] }> {
   const ups = await Promise.all(['a', 'b', 'c'].map((name) => startSteered({ name })));
   for (const u of ups) cleanups.push(() => u.close());
-  const endpoints = ups
-    .map((u) => `{ address: 127.0.0.1, ports: { http: ${u.port} }, labels: { version: v1 } }`)
-    .join(', ');
-  const dest = `{ host: shop.default.svc.cluster.local${opts.subset ? `, subset: ${opts.subset}` : ''}${opts.port ? ', port: { number: 80 }' : ''} }`;
-  const gw = await startGatewayFromYaml(`apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: gw, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: shop, namespace: default }
-spec:
-  hosts: [shop.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  endpoints: [${endpoints}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: shop, namespace: default }
-spec:
-  hosts: [example.com]
-  gateways: [istio-system/gw]
-  http: [{ route: [{ destination: ${dest} }] }]
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: { name: shop, namespace: default }
-spec:
-  host: shop.default.svc.cluster.local
-${policy}`);
+  const gw = await startGatewayFromYaml(
+    policyYaml({
+      name: 'shop',
+      ports: ups.map((u) => u.port),
+      labels: 'version: v1',
+      destination: `${opts.subset ? `, subset: ${opts.subset}` : ''}${opts.port ? ', port: { number: 80 }' : ''}`,
+      rules: policy,
+    }),
+  );
   cleanups.push(() => gw.close());
   return { gw, ups };
 }

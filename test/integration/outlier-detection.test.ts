@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { snapshotFromYaml, startGatewayFromYaml, type TestGateway } from '../support/gateway.ts';
 import { startSteered, type SteeredUpstream } from '../support/upstreams.ts';
 import { until } from '../support/until.ts';
+import { policyYaml } from '../support/policy-config.ts';
 import { registerPoolGauges } from '../../src/observability/metrics.ts';
 import { poolSamples } from '../../src/cli/serve.ts';
 import type { PoolStatus } from '../../src/upstream/pools.ts';
@@ -21,42 +22,13 @@ afterEach(async () => {
   cleanups = [];
 });
 
-function yamlFor(ups: readonly SteeredUpstream[], outlier: string, extra = ''): string {
-  const endpoints = ups.map((u) => `{ address: 127.0.0.1, ports: { http: ${u.port} } }`).join(', ');
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: gw, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: reviews, namespace: default }
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  endpoints: [${endpoints}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: reviews, namespace: default }
-spec:
-  hosts: [example.com]
-  gateways: [istio-system/gw]
-  http: [{ route: [{ destination: { host: reviews.default.svc.cluster.local } }], retries: { attempts: 0 } }]
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: { name: reviews, namespace: default }
-spec:
-  host: reviews.default.svc.cluster.local
-  trafficPolicy:
-    loadBalancer: { simple: ROUND_ROBIN }
-    outlierDetection: ${outlier}
-${extra}`;
+function yamlFor(ups: readonly SteeredUpstream[], outlier: string): string {
+  return policyYaml({
+    name: 'reviews',
+    ports: ups.map((u) => u.port),
+    rule: 'retries: { attempts: 0 }',
+    rules: `  trafficPolicy:\n    loadBalancer: { simple: ROUND_ROBIN }\n    outlierDetection: ${outlier}\n`,
+  });
 }
 
 async function setup(
