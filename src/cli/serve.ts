@@ -19,6 +19,7 @@ import { startMetricsServer, type MetricsServer } from '../admin/metrics-server.
 import {
   createMetrics,
   aggregateRegistries,
+  registerMirrorCounters,
   registerPoolGauges,
   statsJson,
   type PoolSample,
@@ -33,6 +34,7 @@ import { mergeCertificateLists, type CertificateInfo } from '../observability/tl
 import type { Registry } from 'prom-client';
 import type { RequestContext } from '../dataplane/request-context.ts';
 import type { PoolStatus } from '../upstream/pools.ts';
+import { mirrorCounts } from '../upstream/mirror.ts';
 import { SluiceError } from '../errors/sluice-error.ts';
 import type { Options } from './flags.ts';
 import { identityOf } from './io.ts';
@@ -295,6 +297,7 @@ export function createServingGateway(
     policy: createPolicyMetrics(metrics.registry, logger),
   });
   registerPoolGauges(metrics.registry, () => poolSamples(gateway));
+  registerMirrorCounters(metrics.registry, mirrorCounts);
   registerTlsMetrics(metrics.registry, {
     stats: () => gateway.tlsStats,
     certificates: (nowMs) => gateway.certificates(nowMs),

@@ -30,8 +30,6 @@ export interface UnsupportedField {
   readonly effect: string;
 }
 
-const NO_EFFECT = 'it has no effect and traffic is served as if it were absent';
-const NOT_MIRRORED = `${NO_EFFECT} (nothing is mirrored)`;
 const HTTP1_UPSTREAM = 'it has no effect, as sluice speaks HTTP/1.1 to upstreams';
 const HTTP1_PORT =
   'sluice forwards to this port over HTTP/1.1 only, which an upstream accepting only HTTP/2 (gRPC) refuses';
@@ -86,10 +84,6 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
     effect: 'Istio gateways do not implement it either, and it has no effect',
   },
   // VirtualService
-  { kind: 'VirtualService', field: 'http[].mirror', effect: NOT_MIRRORED },
-  { kind: 'VirtualService', field: 'http[].mirrors', effect: NOT_MIRRORED },
-  { kind: 'VirtualService', field: 'http[].mirrorPercentage', effect: NOT_MIRRORED },
-  { kind: 'VirtualService', field: 'http[].mirrorPercent', effect: NOT_MIRRORED },
   {
     kind: 'VirtualService',
     field: 'http[].delegate',
