@@ -45,7 +45,8 @@ function count(cluster: string, result: MirrorResult): void {
 
 /**
  * Starts the mirrors of one request. `headers` is the primary's upstream header list (copied
- * here); call before the primary's first attempt, so the body tee sees every byte.
+ * here); call before the primary's first attempt, so the body tee sees every byte. The copies
+ * are dispatched on the next tick, after the primary.
  */
 export function startMirrors(
   src: MirrorSource,
@@ -61,14 +62,19 @@ export function startMirrors(
     const call = new MirrorCall(m.cluster, withShadowHost(headers, m.shadowHostSuffix), path, src.method);
     if (hasBody) call.body = teeBody(src, call);
     if (timeoutMs !== null && timeoutMs > 0) call.timer = setTimeout(onMirrorTimeout, timeoutMs, call);
-    const set = hostSetOf(m.cluster);
-    if (set instanceof Promise)
-      set.then(
-        (s) => call.dispatchTo(s),
-        () => call.finish('failed'),
-      );
-    else call.dispatchTo(set);
+    // The tee is in place now; the copy itself is sent once the primary has been dispatched.
+    process.nextTick(dispatchMirror, call);
   }
+}
+
+function dispatchMirror(call: MirrorCall): void {
+  const set = hostSetOf(call.cluster);
+  if (set instanceof Promise)
+    set.then(
+      (s) => call.dispatchTo(s),
+      () => call.finish('failed'),
+    );
+  else call.dispatchTo(set);
 }
 
 /** Envoy's shadow host: `-shadow` after the host, before any port. */
@@ -113,9 +119,11 @@ class MirrorCall {
   dispatchTo(set: HostSet): void {
     if (this.done) return;
     const cluster = this.cluster;
-    // DR-6: a mirror counts against its cluster's request cap, as Envoy's shadow requests do.
+    // DR-6: a mirror counts against its cluster's circuit breakers, as Envoy's shadow requests do.
     const host = set.state.active >= cluster.maxRequests ? null : pickHost(set, null);
     if (host === null) return this.finish('failed');
+    if (cluster.maxPendingRequests !== Infinity && host.pool.stats.pending >= cluster.maxPendingRequests)
+      return this.finish('failed');
     this.host = host;
     this.set = set;
     host.active += 1;
