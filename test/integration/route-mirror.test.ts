@@ -21,6 +21,17 @@ import { until } from '../support/until.ts';
 import { closeAllPools } from '../../src/upstream/pools.ts';
 import { mirrorCounts, type MirrorResult } from '../../src/upstream/mirror.ts';
 import { registerMirrorCounters } from '../../src/observability/metrics.ts';
+import { parseOptions } from '../../src/cli/flags.ts';
+import { startServe } from '../../src/cli/serve.ts';
+import { silentLogger } from '../../src/observability/logger.ts';
+import {
+  freePort,
+  gatewayYaml,
+  makeConfigDir,
+  request as opsRequest,
+  routeYaml,
+  upstreamsYaml,
+} from '../support/ops-config.ts';
 
 const MIRROR_CLUSTER = 'outbound|80||mirror.internal';
 const MiB = 1024 * 1024;
@@ -318,6 +329,50 @@ spec:
     const action = gw.gateway.current.get().listeners.get(8080)!.httpTable!.exact.get('shop.example.com')!
       .routes[0]!.action;
     expect(action.kind === 'forward' && action.mirrors?.map((m) => m.clusterName)).toEqual([MIRROR_CLUSTER]);
+  });
+
+  it('`sluice serve` counts the copies on its metrics port', async () => {
+    const a = await echo({ name: 'a' });
+    const b = await echo({ name: 'b' });
+    const port = await freePort();
+    const dir = await makeConfigDir({
+      'gateway.yaml': gatewayYaml([port]),
+      'upstreams.yaml': upstreamsYaml({ a: a.port, b: b.port }),
+      'route.yaml': routeYaml(
+        1,
+        'a',
+        `    - match: [{ uri: { prefix: /m } }]
+      route: [{ destination: { host: a.test.svc.cluster.local, port: { number: 80 } } }]
+      mirror: { host: b.test.svc.cluster.local, port: { number: 80 } }
+`,
+      ),
+    });
+    cleanups.push(() => dir.remove());
+    const opts = parseOptions(
+      'serve',
+      [
+        ...['--config', dir.dir, '--bind', '127.0.0.1', '--status-port', '0', '--metrics-port', '0'],
+        ...['--admin-port', '0', '--workers', '1', '--drain-delay', '0'],
+      ],
+      {},
+    );
+    const running = await startServe(opts, { logger: silentLogger() });
+    cleanups.push(() => running.close());
+    await until(() => running.isReady(), { what: 'first config applied' });
+    const series =
+      'sluice_mirror_requests_total{cluster="outbound|80||b.test.svc.cluster.local",result="completed"}';
+    const scrape = async (): Promise<number> => {
+      const text = await (
+        await fetch(`http://127.0.0.1:${running.metricsServer.port}/stats/prometheus`)
+      ).text();
+      const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+      return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const before = await scrape();
+    for (let i = 0; i < 3; i++)
+      expect((await opsRequest(port, '/m', { host: 'example.com' })).status).toBe(200);
+    await until(() => b.seen.length === 3);
+    await until(async () => (await scrape()) === before + 3, { what: 'three copies on the metrics port' });
   });
 
   it('sluice_mirror_requests_total counts by cluster and result', async () => {
