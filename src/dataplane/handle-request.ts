@@ -1,7 +1,8 @@
 /**
  * Per-request flow: hostile input checks → host → route table → the table's filters (ext_authz,
  * jwt_authn, RBAC; none when no policy applies) → vhost → route → the route's filters (fault,
- * CORS; none on most routes) → action (direct response, redirect, forward). Reads only the pinned snapshot; no config walking.
+ * CORS; none on most routes) → action (direct response, redirect, forward). Reads only the
+ * pinned snapshot; no config walking.
  */
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -293,7 +294,7 @@ function act(ctx: RequestContext): void {
   }
 }
 
-/** A filter's local answer (401/403 from jwt_authn or RBAC, the authorizer's denial, a fault abort …). */
+/** A filter's answer: 401/403 from jwt_authn or RBAC, the authorizer's denial, a fault abort … */
 function replyFromFilter(ctx: RequestContext, r: FilterReply): void {
   if (r.grpcStatus !== undefined && isGrpcRequest(ctx.req))
     return sendGrpcLocalReply(ctx, r.grpcStatus, r.flag, r.details, r.body);
