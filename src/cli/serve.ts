@@ -20,6 +20,7 @@ import {
   createMetrics,
   aggregateRegistries,
   registerOverflowCounter,
+  registerMirrorCounters,
   registerPoolGauges,
   statsJson,
   type OverflowSample,
@@ -35,6 +36,7 @@ import { mergeCertificateLists, type CertificateInfo } from '../observability/tl
 import type { Registry } from 'prom-client';
 import type { RequestContext } from '../dataplane/request-context.ts';
 import { limitStatus, type PoolStatus } from '../upstream/pools.ts';
+import { mirrorCounts } from '../upstream/mirror.ts';
 import { SluiceError } from '../errors/sluice-error.ts';
 import type { Options } from './flags.ts';
 import { identityOf } from './io.ts';
@@ -298,6 +300,7 @@ export function createServingGateway(
   });
   registerPoolGauges(metrics.registry, () => poolSamples(gateway));
   registerOverflowCounter(metrics.registry, () => overflowSamples(gateway));
+  registerMirrorCounters(metrics.registry, mirrorCounts);
   registerTlsMetrics(metrics.registry, {
     stats: () => gateway.tlsStats,
     certificates: (nowMs) => gateway.certificates(nowMs),

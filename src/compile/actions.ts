@@ -3,7 +3,13 @@
  * (VS-17), plus header operations (VS-21).
  */
 import type { DiagnosticSubject } from '../errors/diagnostic.ts';
-import type { HeaderOperations, HTTPMatchRequest, HTTPRetry, HTTPRoute } from '../model/networking.ts';
+import type {
+  Destination,
+  HeaderOperations,
+  HTTPMatchRequest,
+  HTTPRetry,
+  HTTPRoute,
+} from '../model/networking.ts';
 import type {
   DirectResponseAction,
   ForwardAction,
@@ -12,6 +18,7 @@ import type {
   PathRewrite,
   RedirectAction,
   HashPolicy,
+  RequestMirror,
   RetryOn,
   RetryPolicy,
   RouteAction,
@@ -22,6 +29,7 @@ import { compileRe2 } from '../util/re2.ts';
 import { parseCommandOperators } from '../util/command-operators.ts';
 import { resolveDestination, type ClusterContext } from './clusters.ts';
 import type { MatchBuildProblem } from './match.ts';
+import { perMillionOf } from './route-filters.ts';
 
 export interface ActionInput {
   readonly ctx: ClusterContext;
@@ -234,6 +242,60 @@ function compilePathRewrite(input: ActionInput, problems: ActionProblem[]): Path
   return { kind: 'full', replacement: rw.uri };
 }
 
+/**
+ * VS-27 as Istio's MirrorPercent/MirrorPercentByPolicy: `mirror` takes `mirrorPercentage`, else
+ * the legacy whole-percent `mirrorPercent`, else 100 %; each `mirrors[]` entry its own
+ * `percentage`, else 100 %. An explicit 0 mirrors nothing and is left out. Undefined when none.
+ */
+function compileMirrors(input: ActionInput): readonly RequestMirror[] | undefined {
+  const { rule, path } = input;
+  const wanted: { dest: Destination; perMillion: number; path: string }[] = [];
+  if (rule.mirror !== undefined) {
+    const perMillion =
+      rule.mirrorPercentage !== undefined
+        ? perMillionOf(rule.mirrorPercentage)
+        : rule.mirrorPercent !== undefined
+          ? rule.mirrorPercent * 10_000
+          : 1_000_000;
+    wanted.push({ dest: rule.mirror, perMillion, path: `${path}.mirror` });
+  }
+  rule.mirrors?.forEach((m, i) => {
+    const perMillion = m.percentage !== undefined ? perMillionOf(m.percentage) : 1_000_000;
+    wanted.push({ dest: m.destination, perMillion, path: `${path}.mirrors[${i}].destination` });
+  });
+  const shadowHostSuffix = input.ctx.indexes.meshConfig?.shadowHostSuffix === true;
+  const diagnostics = input.ctx.diagnostics;
+  const out: RequestMirror[] = [];
+  for (const w of wanted) {
+    if (w.perMillion <= 0) continue;
+    const from = diagnostics.length;
+    const resolved = resolveDestination(
+      input.ctx,
+      w.dest,
+      input.vsNamespace,
+      input.serverPort,
+      input.owner,
+      w.path,
+    );
+    // An unknown mirror cluster does not fail requests: Envoy just mirrors nothing there.
+    for (let i = from; i < diagnostics.length; i++) {
+      const d = diagnostics[i]!;
+      if (d.path === w.path)
+        diagnostics[i] = {
+          ...d,
+          message: d.message.replace('requests routed there get 503 NC', 'nothing is mirrored there'),
+        };
+    }
+    out.push({
+      clusterName: resolved.clusterName,
+      cluster: resolved.cluster,
+      perMillion: Math.min(w.perMillion, 1_000_000),
+      shadowHostSuffix,
+    });
+  }
+  return out.length > 0 ? out : undefined;
+}
+
 /** Returns the action, or null when the route must be dropped (a problem says why). */
 export function compileAction(input: ActionInput, problems: ActionProblem[]): RouteAction | null {
   const { rule, path } = input;
@@ -334,5 +396,6 @@ export function compileAction(input: ActionInput, problems: ActionProblem[]): Ro
     retry,
     hashPolicy,
   };
-  return action;
+  const mirrors = compileMirrors(input);
+  return mirrors === undefined ? action : { ...action, mirrors };
 }

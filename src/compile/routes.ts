@@ -14,6 +14,7 @@ import { intersectHosts, isWildcard, serverDnsNames, serverHostsForNamespace, to
 import type { Indexes, VirtualServiceResource } from './indexes.ts';
 import { resolveGatewayRef, selectorMatches, subjectOf } from './indexes.ts';
 import { compileMatch, isCatchAllMatch, type MatchBuildProblem } from './match.ts';
+import { compileRouteFilters } from './route-filters.ts';
 
 export interface RouteContext {
   readonly indexes: Indexes;
@@ -132,6 +133,7 @@ function translateRoute(
         );
   const requestHeaders = compileHeaderOps(rule.headers?.request, `${rulePath}.headers.request`, problems);
   const responseHeaders = compileHeaderOps(rule.headers?.response, `${rulePath}.headers.response`, problems);
+  const filters = compileRouteFilters(rule, rulePath, problems);
   const dropped = conditions === null || action === null;
   for (const p of problems) {
     const code = /regex/i.test(p.path) ? 'SLUICE_REGEX_INVALID' : 'SLUICE_CONFIG_INVALID';
@@ -158,6 +160,8 @@ function translateRoute(
     action,
     requestHeaders,
     responseHeaders,
+    // Absent, not empty, on routes without fault or CORS: they never enter the pipeline.
+    ...(filters !== undefined ? { filters } : {}),
   };
   if (isCatchAllMatch(match)) ctx.catchAll.add(route);
   return route;

@@ -1,18 +1,27 @@
 /**
- * `sluice explain` for a table's filters: the data plane's own decisions (RBAC, jwt_authn with
- * the same extraction and verification, which CUSTOM rule would call the authorizer), said in
- * words, without sockets: remote JWKS are not fetched and authorizers are not called, and the
+ * `sluice explain` for a table's and a route's filters: the data plane's own decisions (RBAC,
+ * jwt_authn with the same extraction and verification, which CUSTOM rule would call the
+ * authorizer, a fault's odds, what CORS does with the Origin), said in words, without sockets:
+ * remote JWKS are not fetched, authorizers are not called and no dice are rolled, and the
  * explanation says so where it matters.
  */
 import type { RoutedRequest } from '../snapshot/route-request.ts';
 import type { PolicyExplainer, PolicyExplanation, FilterStep, LocalReply } from '../snapshot/explain.ts';
-import type { HttpFilter, PolicyMatch, PolicyRequest, Snapshot } from '../snapshot/types.ts';
+import type {
+  CorsFilter,
+  FaultFilter,
+  HttpFilter,
+  PolicyMatch,
+  PolicyRequest,
+  Snapshot,
+} from '../snapshot/types.ts';
 import { decideRbac, firstMatch, policyId } from '../snapshot/policy.ts';
 import { trustedClientAddress } from '../observability/request-facts.ts';
 import { decideExtAuthz } from './filters/ext-authz.ts';
 import { runJwtAuthn } from './filters/jwt-authn.ts';
 import { JWT_STATUS } from './filters/jwt-verify.ts';
 import { createJwksStore } from './filters/jwks-store.ts';
+import { corsVerdict } from './filters/cors.ts';
 
 /** explain's client: loopback, unless x-forwarded-for says otherwise with trusted hops. */
 const EXPLAIN_PEER = '127.0.0.1';
@@ -23,6 +32,51 @@ function policyText(m: PolicyMatch): string {
 
 function headerText(v: string | string[] | undefined): string | null {
   return v === undefined ? null : Array.isArray(v) ? v.join(',') : v;
+}
+
+function share(perMillion: number): string {
+  return `${perMillion / 10_000}%`;
+}
+
+/** A fault's odds in words; a certain abort is the answer explain gives. */
+function explainFault(f: FaultFilter, steps: FilterStep[]): LocalReply | null {
+  const parts: string[] = [];
+  if (f.delay !== null)
+    parts.push(`delay ${f.delay.ms} ms for ${share(f.delay.perMillion)} of requests (DI)`);
+  const a = f.abort;
+  if (a !== null) {
+    const what = a.grpcStatus === null ? `${a.httpStatus}` : `grpc-status ${a.grpcStatus}`;
+    parts.push(`${parts.length > 0 ? 'then ' : ''}abort ${what} for ${share(a.perMillion)} (FI)`);
+  }
+  const certain = a !== null && a.perMillion >= 1_000_000;
+  steps.push({
+    filter: 'fault',
+    verdict: `${parts.join(', ')}${certain ? '' : '; explain assumes the request goes on'}`,
+  });
+  return certain ? { status: a.httpStatus, flag: 'FI', reason: 'fault_filter_abort' } : null;
+}
+
+/** What the CORS filter does with this request (the data plane's own decision). */
+function explainCors(f: CorsFilter, req: PolicyRequest, steps: FilterStep[]): LocalReply | null {
+  const origin = headerText(req.headers['origin']);
+  const v = corsVerdict(f, req.method, origin, headerText(req.headers['access-control-request-method']));
+  let verdict: string;
+  switch (v.kind) {
+    case 'not-cors':
+      verdict = 'no Origin: not a CORS request (response gets Vary: Origin)';
+      break;
+    case 'actual':
+      verdict = v.allowed
+        ? `origin ${origin} allowed: access-control-allow-origin ${origin} on the response`
+        : `origin ${origin} not allowed: no CORS headers on the response`;
+      break;
+    case 'preflight':
+      verdict = v.answered
+        ? `preflight from ${origin} answered here${v.allowed ? '' : ' without access-control-allow-origin (unmatchedPreflights IGNORE)'} → 200`
+        : `preflight from ${origin}: origin not allowed, forwarded upstream (unmatchedPreflights FORWARD)`;
+  }
+  steps.push({ filter: 'cors', verdict });
+  return v.kind === 'preflight' && v.answered ? { status: 200, flag: '-', reason: 'cors_response' } : null;
 }
 
 export function explainPolicy(snapshot: Snapshot): PolicyExplainer {
@@ -90,6 +144,16 @@ export function explainPolicy(snapshot: Snapshot): PolicyExplainer {
             flag: '-',
             reason: `jwt_authn_access_denied{${JWT_STATUS[d.status].replaceAll(' ', '_')}}`,
           });
+        }
+        case 'fault': {
+          const reply = explainFault(f, steps);
+          if (reply !== null) return stop(reply);
+          break;
+        }
+        case 'cors': {
+          const reply = explainCors(f, req, steps);
+          if (reply !== null) return stop(reply);
+          break;
         }
         case 'rbac': {
           if (f.shadow.length > 0) {

@@ -1,7 +1,8 @@
 /**
  * Per-request flow: hostile input checks → host → route table → the table's filters (ext_authz,
- * jwt_authn, RBAC; none when no policy applies) → vhost → route → action (direct response,
- * redirect, forward). Reads only the pinned snapshot; no config walking.
+ * jwt_authn, RBAC; none when no policy applies) → vhost → route → the route's filters (fault,
+ * CORS; none on most routes) → action (direct response, redirect, forward). Reads only the
+ * pinned snapshot; no config walking.
  */
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -25,11 +26,18 @@ import {
 } from '../snapshot/route-request.ts';
 import { buildRedirectLocation } from '../snapshot/redirect.ts';
 import { forwardRequest } from '../upstream/forward.ts';
-import { applyHeaderOps } from '../upstream/header-ops.ts';
+import { applyHeaderOps, replaceHeaders } from '../upstream/header-ops.ts';
+import { withResponseFlag } from '../upstream/upstream-error.ts';
 import { startTrace } from '../observability/tracing.ts';
 import { rawHeader } from '../observability/request-facts.ts';
 import { RequestContext } from './request-context.ts';
-import { sendLocalReply, sendUpstreamFailure, writeReply } from './local-reply.ts';
+import {
+  isGrpcRequest,
+  sendGrpcLocalReply,
+  sendLocalReply,
+  sendUpstreamFailure,
+  writeReply,
+} from './local-reply.ts';
 import { sniOf } from './tls-sni.ts';
 import { sanitizeClientCertHeader } from './xfcc.ts';
 import { runFilters } from './pipeline.ts';
@@ -144,9 +152,11 @@ function onResClose(this: Watched): void {
   if (done === undefined) return;
   // The response did not finish: the client went away first (DC). This listener runs before
   // forward's own close handler, so the flag is set here too.
-  if (!this.writableFinished && done.ctx.status !== 101 && done.ctx.responseFlags === '-')
-    done.ctx.responseFlags = 'DC';
-  done.fn(done.ctx);
+  const ctx = done.ctx;
+  if (!this.writableFinished && ctx.status !== 101 && ctx.responseFlags === '-') ctx.responseFlags = 'DC';
+  // DI is kept aside while the request runs, so the checks above and in forward still see '-'.
+  if (ctx.delayInjected) ctx.responseFlags = withResponseFlag(ctx.responseFlags, 'DI');
+  done.fn(ctx);
 }
 
 function isTokenChar(c: number): boolean {
@@ -284,9 +294,23 @@ function act(ctx: RequestContext): void {
   }
 }
 
-/** A filter's local answer (401/403 from jwt_authn or RBAC, the authorizer's denial …). */
+/** A filter's answer: 401/403 from jwt_authn or RBAC, the authorizer's denial, a fault abort … */
 function replyFromFilter(ctx: RequestContext, r: FilterReply): void {
+  if (r.grpcStatus !== undefined && isGrpcRequest(ctx.req))
+    return sendGrpcLocalReply(ctx, r.grpcStatus, r.flag, r.details, r.body);
+  if (r.headersOnly === true) return writeHeadersOnly(ctx, r);
   sendLocalReply(ctx, r.status, r.flag, r.details, r.body, r.headers);
+}
+
+/** A CORS preflight answer: the filter's headers (and ext_authz's), no route header operations. */
+function writeHeadersOnly(ctx: RequestContext, r: FilterReply): void {
+  ctx.status = r.status;
+  ctx.responseDetails = r.details;
+  ctx.finished = true;
+  const headers: string[] = ['server', ctx.snapshot.settings.serverHeader];
+  if (r.headers !== null) headers.push(...r.headers);
+  if (ctx.responseHeadersToAdd !== null) replaceHeaders(headers, ctx.responseHeadersToAdd);
+  writeReply(ctx.res, r.status, headers, EMPTY, false);
 }
 
 function direct(ctx: RequestContext, action: DirectResponseAction): void {
@@ -296,6 +320,7 @@ function direct(ctx: RequestContext, action: DirectResponseAction): void {
   const headers: string[] = ['server', ctx.snapshot.settings.serverHeader];
   const ops = ctx.route!.responseHeaders;
   if (ops !== null) applyHeaderOps(headers, ops, ctx);
+  if (ctx.responseHeadersToAdd !== null) replaceHeaders(headers, ctx.responseHeadersToAdd);
   const body = action.body;
   // VS-17: a non-empty body is text/plain unless the route's response headers set a type.
   writeReply(
@@ -329,6 +354,7 @@ function redirect(ctx: RequestContext, action: RedirectAction): void {
   const headers: string[] = ['server', settings.serverHeader, 'location', location];
   const ops = ctx.route!.responseHeaders;
   if (ops !== null) applyHeaderOps(headers, ops, ctx);
+  if (ctx.responseHeadersToAdd !== null) replaceHeaders(headers, ctx.responseHeadersToAdd);
   writeReply(ctx.res, action.code, headers, EMPTY, false);
 }
 

@@ -4,7 +4,9 @@
  * `server` (DP-2) and, once a route was chosen, that route's response header operations (VS-21:
  * Envoy's router applies them to its own local replies too).
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
+import { rawHeader } from '../observability/request-facts.ts';
 import type { ForwardContext } from '../upstream/forward.ts';
 import { applyHeaderOps, hasHeader, replaceHeaders } from '../upstream/header-ops.ts';
 import type { UpstreamFailure } from '../upstream/upstream-error.ts';
@@ -22,6 +24,18 @@ export function sendLocalReply(
   body: Buffer | null,
   extraHeaders: readonly string[] | null = null,
 ): void {
+  const res = beginLocalReply(ctx, status, flag, details);
+  if (res !== null)
+    writeReply(res, status, localReplyHeaders(ctx, [], extraHeaders), body === null ? EMPTY : body, false);
+}
+
+/** Records the outcome; the response to write, or null when it can no longer be answered. */
+function beginLocalReply(
+  ctx: ForwardContext,
+  status: number,
+  flag: string,
+  details: string,
+): ServerResponse | null {
   ctx.status = status;
   if (ctx.responseFlags === '-' || flag !== '-') ctx.responseFlags = flag;
   ctx.responseDetails = details;
@@ -29,14 +43,68 @@ export function sendLocalReply(
   const res = ctx.res;
   if (res.headersSent || res.destroyed) {
     res.destroy();
-    return;
+    return null;
   }
-  const headers: string[] = ['server', ctx.snapshot.settings.serverHeader];
+  return res;
+}
+
+/** `server`, then `first`, the route's response operations, `extra` and what filters added. */
+function localReplyHeaders(ctx: ForwardContext, first: string[], extra: readonly string[] | null): string[] {
+  const headers: string[] = ['server', ctx.snapshot.settings.serverHeader, ...first];
   const route = ctx.route;
   if (route !== null && route.responseHeaders !== null) applyHeaderOps(headers, route.responseHeaders, ctx);
-  if (extraHeaders !== null) replaceHeaders(headers, extraHeaders);
+  if (extra !== null) replaceHeaders(headers, extra);
   if (ctx.responseHeadersToAdd !== null) replaceHeaders(headers, ctx.responseHeadersToAdd);
-  writeReply(res, status, headers, body === null ? EMPTY : body, false);
+  return headers;
+}
+
+/** Envoy's gRPC request test: content-type application/grpc, alone or with `+…` or `;…`. */
+export function isGrpcRequest(req: IncomingMessage): boolean {
+  const ct = rawHeader(req.rawHeaders, 'content-type');
+  if (ct === null || !ct.startsWith('application/grpc')) return false;
+  const next = ct[16];
+  return next === undefined || next === '+' || next === ';';
+}
+
+/** gRPC's percent-encoding of grpc-message: bytes outside printable ASCII, and `%` itself. */
+export function encodeGrpcMessage(text: string): string {
+  let out = '';
+  for (const b of Buffer.from(text, 'utf8')) {
+    out +=
+      b < 0x20 || b > 0x7e || b === 0x25
+        ? '%' + b.toString(16).toUpperCase().padStart(2, '0')
+        : String.fromCharCode(b);
+  }
+  return out;
+}
+
+/**
+ * A local reply to a gRPC request with an explicit grpc-status (DP-3): HTTP 200, no body, the
+ * status and message as headers of a response that ends with them (gRPC's trailers-only form).
+ */
+export function sendGrpcLocalReply(
+  ctx: ForwardContext,
+  grpcStatus: number,
+  flag: string,
+  details: string,
+  message: Buffer | null,
+): void {
+  const res = beginLocalReply(ctx, 200, flag, details);
+  if (res === null) return;
+  const first = ['content-type', 'application/grpc', 'grpc-status', String(grpcStatus)];
+  if (message !== null && message.length > 0)
+    first.push('grpc-message', encodeGrpcMessage(message.toString('utf8')));
+  const headers = localReplyHeaders(ctx, first, null);
+  const stream = (res as unknown as Partial<Http2ServerResponse>).stream;
+  if (stream === undefined) {
+    writeReply(res, 200, headers, EMPTY, false);
+    return;
+  }
+  // HTTP/2: one HEADERS frame that ends the stream, which gRPC clients read as the status.
+  const h2: OutgoingHttpHeaders = { ':status': 200 };
+  for (let i = 0; i < headers.length; i += 2) h2[headers[i]!] = headers[i + 1]!;
+  stream.respond(h2, { endStream: true });
+  res.end();
 }
 
 /** A reply for an upstream failure (503 UF/UC/UR, 502 UPE, 504 UT). */

@@ -1,8 +1,8 @@
 /**
  * The request pipeline: runs a compiled filter list (snapshot/policy.ts) in its order, then hands
  * the request on. A filter continues, edits headers, or answers locally; ext_authz (and jwt_authn
- * while a key set is fetched or a token is first verified) is asynchronous, and the pipeline
- * resumes where it stopped. A list with nothing asynchronous to do runs without a promise or a
+ * while a key set is fetched or a token is first verified, and fault while it delays) is
+ * asynchronous, and the pipeline resumes where it stopped. A list with nothing asynchronous to do runs without a promise or a
  * closure; a table or route without filters never enters here.
  */
 import type { IncomingMessage } from 'node:http';
@@ -20,6 +20,8 @@ import { runJwtAuthn, wwwAuthenticate, type JwtDecision } from './filters/jwt-au
 import { JWT_STATUS } from './filters/jwt-verify.ts';
 import type { FilterContext, FilterReply, FilterRuntime, HeaderEdits } from './filters/filter.ts';
 import { applyHeaderEdits } from './header-edits.ts';
+import { runFault } from './filters/fault.ts';
+import { runCors } from './filters/cors.ts';
 
 /** `ns/name` of the matched policy, '-' when none: the metric label (rules go to the log). */
 function policyName(m: PolicyMatch | null): string {
@@ -58,6 +60,12 @@ export function runFilters<C extends FilterContext>(
         break;
       case 'ext-authz':
         outcome = runExtAuthz(ctx, f, rt);
+        break;
+      case 'fault':
+        outcome = runFault(ctx, f);
+        break;
+      case 'cors':
+        outcome = runCors(ctx, f);
         break;
     }
     if (outcome === null) continue;

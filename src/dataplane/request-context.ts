@@ -62,6 +62,7 @@ export class RequestContext implements RoutedRequest, ForwardContext, FilterCont
   auth: RequestAuth | null;
   responseHeadersToAdd: string[] | null;
   bodyPrefix: Buffer | null;
+  delayInjected: boolean;
 
   // observability: the sampled span (null when tracing is off or not sampled); end time and
   // wire bytes, filled once by the request observer when the request is done
@@ -115,6 +116,7 @@ export class RequestContext implements RoutedRequest, ForwardContext, FilterCont
     this.auth = null;
     this.responseHeadersToAdd = null;
     this.bodyPrefix = null;
+    this.delayInjected = false;
     this.trace = null;
     this.endMs = 0;
     this.requestBytes = 0;

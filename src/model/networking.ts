@@ -153,6 +153,27 @@ export interface HTTPRetry {
   readonly backoff?: string;
 }
 
+/** gRPC status names a fault `abort.grpcStatus` may use, with their codes (Istio SupportedGRPCStatus). */
+export const GRPC_STATUS_CODES: Readonly<Record<string, number>> = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+};
+
 export interface HTTPFaultInjection {
   readonly delay?: {
     readonly fixedDelay?: string;
@@ -199,6 +220,8 @@ export interface HTTPRoute {
   readonly mirror?: Destination;
   readonly mirrors?: readonly HTTPMirrorPolicy[];
   readonly mirrorPercentage?: Percent;
+  /** Legacy `mirror_percent` (whole percent); `mirrorPercentage` wins when both are set. */
+  readonly mirrorPercent?: number;
   readonly corsPolicy?: CorsPolicy;
   readonly headers?: Headers;
 }

@@ -27,6 +27,11 @@ export interface MeshConfigSpec {
    * `tracing[].providers` + `randomSamplingPercentage`; default 1 %, as Istio's).
    */
   readonly tracing?: { readonly provider?: string; readonly randomSamplingPercentage?: number };
+  /**
+   * sluice: mirrored requests carry `Host: <host>-shadow`, as Istio did before 1.28 (istiod's
+   * DISABLE_SHADOW_HOST_SUFFIX=false). Default false: the Host is unchanged, as Istio 1.28+.
+   */
+  readonly shadowHostSuffix?: boolean;
 }
 
 /**

@@ -30,11 +30,9 @@ export interface UnsupportedField {
   readonly effect: string;
 }
 
-const NO_EFFECT = 'it has no effect and traffic is served as if it were absent';
 const HTTP1_UPSTREAM = 'it has no effect, as sluice speaks HTTP/1.1 to upstreams';
 const HTTP1_PORT =
   'sluice forwards to this port over HTTP/1.1 only, which an upstream accepting only HTTP/2 (gRPC) refuses';
-const NOT_MIRRORED = `${NO_EFFECT} (nothing is mirrored)`;
 
 /** DR-3: a policy block can sit at the top, per port, per subset, and per port of a subset. */
 const POLICY_BLOCKS = [
@@ -86,24 +84,6 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
     effect: 'Istio gateways do not implement it either, and it has no effect',
   },
   // VirtualService
-  {
-    kind: 'VirtualService',
-    field: 'http[].fault',
-    effect: `${NO_EFFECT} (no delay or abort is injected)`,
-  },
-  {
-    kind: 'VirtualService',
-    field: 'http[].corsPolicy',
-    effect: `${NO_EFFECT} (no CORS headers are added; preflight requests are routed like any other)`,
-  },
-  { kind: 'VirtualService', field: 'http[].mirror', effect: NOT_MIRRORED },
-  { kind: 'VirtualService', field: 'http[].mirrors', effect: NOT_MIRRORED },
-  {
-    kind: 'VirtualService',
-    field: 'http[].mirrorPercentage',
-    effect: NOT_MIRRORED,
-  },
-  { kind: 'VirtualService', field: 'http[].mirrorPercent', effect: NOT_MIRRORED },
   {
     kind: 'VirtualService',
     field: 'http[].delegate',

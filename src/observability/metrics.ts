@@ -237,3 +237,32 @@ export function registerOverflowCounter(registry: Registry, read: () => readonly
     },
   });
 }
+
+/** Mirrored requests of one cluster by result (upstream/mirror.ts), since the process started. */
+export type MirrorCountsByCluster = ReadonlyMap<
+  string,
+  Readonly<{ completed: number; failed: number; cut: number }>
+>;
+
+/**
+ * `sluice_mirror_requests_total{cluster,result}` (VS-27): read from the mirror counters at scrape
+ * time, nothing on the request path. `completed` got a response (any status), `failed` got none
+ * (no endpoint, connect failure, reset, route timeout, circuit breaker), `cut` fell behind the
+ * primary's body or lost part of it. With --workers the primary's scrape sums the workers'.
+ */
+export function registerMirrorCounters(registry: Registry, read: () => MirrorCountsByCluster): void {
+  new Counter({
+    name: 'sluice_mirror_requests_total',
+    help: 'Mirrored requests (VirtualService mirror/mirrors) by mirror cluster and result: completed, failed, cut.',
+    labelNames: ['cluster', 'result'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [cluster, c] of read()) {
+        this.inc({ cluster, result: 'completed' }, c.completed);
+        this.inc({ cluster, result: 'failed' }, c.failed);
+        this.inc({ cluster, result: 'cut' }, c.cut);
+      }
+    },
+  });
+}

@@ -1,5 +1,5 @@
 /** Text renderings of snapshot parts, shared by explain and dumps. */
-import type { HeaderOps, Route, RouteAction, WeightedCluster } from './types.ts';
+import type { HeaderOps, RequestMirror, Route, RouteAction, WeightedCluster } from './types.ts';
 
 export function describeConditions(route: Route): string {
   if (route.conditions.length === 0) return '*';
@@ -16,6 +16,11 @@ function describeRewrite(action: Extract<RouteAction, { kind: 'forward' }>): str
   return out;
 }
 
+/** `mirror outbound|80||b.default.svc.cluster.local 10%`, and why nothing goes there when unknown. */
+export function describeMirror(m: RequestMirror): string {
+  return `mirror ${m.clusterName} ${m.perMillion / 10_000}%${m.cluster === null ? ' (unknown: nothing mirrored)' : ''}`;
+}
+
 export function describeDestination(d: WeightedCluster, total: number, single: boolean): string {
   const share = single ? '' : ` ${d.weight}/${total}`;
   return `${d.clusterName}${share}${d.cluster === null ? ' (unknown: 503 NC)' : ''}`;
@@ -30,6 +35,7 @@ export function describeAction(action: RouteAction): string {
       ];
       parts.push(...describeRewrite(action));
       if (action.timeoutMs !== null) parts.push(`timeout ${action.timeoutMs}ms`);
+      for (const m of action.mirrors ?? []) parts.push(describeMirror(m));
       return parts.join('; ');
     }
     case 'redirect': {

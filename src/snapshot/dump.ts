@@ -3,7 +3,13 @@
  * No functions (conditions render as field + expected text), regexes as their source, times in
  * ms, unlimited caps as the string 'unlimited', bodies as text when printable else base64.
  */
-import { describeAction, describeConditions, describeDestination, describeHeaderOps } from './describe.ts';
+import {
+  describeAction,
+  describeConditions,
+  describeDestination,
+  describeHeaderOps,
+  describeMirror,
+} from './describe.ts';
 import type {
   Cluster,
   CompiledPolicy,
@@ -118,6 +124,12 @@ function dumpAction(action: RouteAction): unknown {
         timeoutMs: action.timeoutMs,
         retry: dumpRetry(action.retry),
         ...(action.hashPolicy.length > 0 ? { hashPolicy: action.hashPolicy } : {}),
+        mirrors: action.mirrors?.map((m) => ({
+          cluster: m.clusterName,
+          known: m.cluster !== null,
+          percent: percentOf(m.perMillion),
+          shadowHostSuffix: m.shadowHostSuffix,
+        })),
       };
     case 'redirect':
       return { ...action };
@@ -128,6 +140,11 @@ function dumpAction(action: RouteAction): unknown {
         body: action.body === null ? null : bodyText(action.body),
       };
   }
+}
+
+/** Millionths as the percentage Istio wrote (0.0001 steps). */
+function percentOf(perMillion: number): number {
+  return perMillion / 10_000;
 }
 
 function dumpRoute(r: Route): unknown {
@@ -175,6 +192,31 @@ function dumpFilter(f: HttpFilter): unknown {
         dryRun: dumpPolicies(f.shadow),
       };
     }
+    case 'fault':
+      return {
+        filter: 'fault',
+        delay: f.delay === null ? null : { ms: f.delay.ms, percent: percentOf(f.delay.perMillion) },
+        abort:
+          f.abort === null
+            ? null
+            : {
+                httpStatus: f.abort.httpStatus,
+                grpcStatus: f.abort.grpcStatus,
+                percent: percentOf(f.abort.perMillion),
+              },
+      };
+    case 'cors':
+      return {
+        filter: 'cors',
+        allowOrigins: f.allowOrigins.map((m) => `${m.kind} ${m.value}`),
+        anyOrigin: f.anyOrigin,
+        allowMethods: f.allowMethods,
+        allowHeaders: f.allowHeaders,
+        exposeHeaders: f.exposeHeaders,
+        maxAge: f.maxAge,
+        allowCredentials: f.allowCredentials,
+        unmatchedPreflights: f.forwardUnmatchedPreflights ? 'FORWARD' : 'IGNORE',
+      };
     case 'jwt-authn':
       return {
         filter: 'jwt_authn',
@@ -328,7 +370,10 @@ function tableRows(port: number, t: RouteTable, out: RouteRow[]): void {
         action: a.kind === 'forward' ? 'forward' : describeAction(a),
         destinations:
           a.kind === 'forward'
-            ? a.destinations.map((d) => describeDestination(d, a.totalWeight, single))
+            ? [
+                ...a.destinations.map((d) => describeDestination(d, a.totalWeight, single)),
+                ...(a.mirrors ?? []).map(describeMirror),
+              ]
             : [],
       });
     }

@@ -277,6 +277,22 @@ export interface ForwardAction {
    * cluster balances by RING_HASH or MAGLEV.
    */
   readonly hashPolicy: readonly HashPolicy[];
+  /** VS-27 request mirrors, in order; absent = none (most routes). */
+  readonly mirrors?: readonly RequestMirror[];
+}
+
+/**
+ * VS-27: a copy of each request (a share of them) sent to another cluster, fire and forget: its
+ * response is drained and dropped, and nothing about it reaches the client (upstream/mirror.ts).
+ */
+export interface RequestMirror {
+  readonly clusterName: string;
+  /** Null when no such host/subset/port is known: nothing is mirrored there (Envoy skips it). */
+  readonly cluster: Cluster | null;
+  /** Share of requests mirrored, in millionths (Envoy's FractionalPercent, MILLION). */
+  readonly perMillion: number;
+  /** Host gets Istio's old `-shadow` suffix (before the port); off by default since Istio 1.28. */
+  readonly shadowHostSuffix: boolean;
 }
 
 /** What a consistent-hash key is made of (Istio's consistentHash, Envoy's hash_policy). */
@@ -514,7 +530,56 @@ export interface PolicyRequest extends RequestView {
 
 // ---------------------------------------------------------------- filters
 
-export type HttpFilter = ExtAuthzFilter | JwtAuthnFilter | RbacFilter;
+export type HttpFilter = ExtAuthzFilter | JwtAuthnFilter | RbacFilter | FaultFilter | CorsFilter;
+
+// ---------------------------------------------------------------- fault (route filter)
+
+/**
+ * VS-26: Envoy's fault filter with an HTTPRoute's `fault`. Shares are in millionths (Envoy's
+ * FractionalPercent, MILLION); 0 = never, which is also what an absent `percentage` means. The
+ * delay is rolled first; the abort is rolled independently once the delay (if any) is over.
+ */
+export interface FaultFilter {
+  readonly kind: 'fault';
+  /** Null = no delay (none configured, or 0 ms). */
+  readonly delay: { readonly ms: number; readonly perMillion: number } | null;
+  /** Null = no abort. `grpcStatus` set: 200 with that grpc-status to gRPC requests. */
+  readonly abort: {
+    readonly httpStatus: number;
+    readonly grpcStatus: number | null;
+    readonly perMillion: number;
+  } | null;
+}
+
+// ---------------------------------------------------------------- cors (route filter)
+
+/** One `allowOrigins` entry, case-sensitive; regexes are RE2 full matches. */
+export interface OriginMatcher {
+  readonly kind: 'exact' | 'prefix' | 'regex';
+  /** As written (the regex source for `regex`). */
+  readonly value: string;
+  readonly test: (origin: string) => boolean;
+}
+
+/**
+ * VS-28/VS-29: Envoy's CORS filter with an HTTPRoute's `corsPolicy`, as Istio translates it: list
+ * fields joined with `,`, `maxAge` in whole seconds, '' where unset.
+ */
+export interface CorsFilter {
+  readonly kind: 'cors';
+  readonly allowOrigins: readonly OriginMatcher[];
+  /** A matcher matches the literal `*`: every origin is allowed (and echoed). */
+  readonly anyOrigin: boolean;
+  /** `*` = the preflight's Access-Control-Request-Method is echoed. */
+  readonly allowMethods: string;
+  /** `*` = the preflight's Access-Control-Request-Headers are echoed. */
+  readonly allowHeaders: string;
+  readonly exposeHeaders: string;
+  readonly maxAge: string;
+  readonly allowCredentials: boolean;
+  /** `unmatchedPreflights`: FORWARD (default) sends a preflight from an unknown origin upstream. */
+  readonly forwardUnmatchedPreflights: boolean;
+}
 
 // ---------------------------------------------------------------- rbac
 

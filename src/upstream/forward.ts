@@ -29,6 +29,7 @@ import { backoffMs, retryCoversFailure, retryCoversStatus } from './retry.ts';
 import { applyRouteAndDestinationOps, replaceHeaders } from './header-ops.ts';
 import type { FinishedRequest } from '../observability/finished-request.ts';
 import { peerAddress, trustedClientAddress } from '../observability/request-facts.ts';
+import { startMirrors } from './mirror.ts';
 
 /**
  * What forward needs of the per-request context (dataplane/request-context.ts implements it;
@@ -292,6 +293,9 @@ export function forwardRequest(
     over: false,
   };
   ctx.fwd = state;
+  // VS-27: copies for the route's mirrors, never waited for; before the first attempt reads the body.
+  if (action.mirrors !== undefined && ctx.upgradeSocket === null)
+    startMirrors(ctx, action.mirrors, state.headers, upstreamPath, state.hasBody, action.timeoutMs);
   const res = ctx.res as WithAttempt;
   res[kCtx] = ctx;
   res.on('close', onDownstreamClose);

@@ -41,10 +41,15 @@ export function removeHeader(headers: string[], name: string): void {
   headers.length = w;
 }
 
-/** Sets each name/value of `extra` (flat list), replacing headers of the same name in `headers`. */
+/**
+ * Sets each name/value of `extra` (flat list), replacing headers of the same name in `headers`.
+ * `vary` is the exception: it lists what the response depends on, so a value is added to the
+ * upstream's list (once), never put in its place.
+ */
 export function replaceHeaders(headers: string[], extra: readonly string[]): void {
   for (let i = 0; i < extra.length; i += 2) {
     const name = extra[i]!;
+    if (name === 'vary') continue;
     let w = 0;
     for (let r = 0; r < headers.length; r += 2) {
       if (headers[r]!.toLowerCase() === name) continue;
@@ -54,7 +59,26 @@ export function replaceHeaders(headers: string[], extra: readonly string[]): voi
     }
     headers.length = w;
   }
-  for (let i = 0; i < extra.length; i++) headers.push(extra[i]!);
+  for (let i = 0; i < extra.length; i += 2) {
+    if (extra[i] === 'vary') addVary(headers, extra[i + 1]!);
+    else headers.push(extra[i]!, extra[i + 1]!);
+  }
+}
+
+/** Adds `token` to the response's Vary unless one of its Vary headers names it (or is `*`). */
+function addVary(headers: string[], token: string): void {
+  const lower = token.toLowerCase();
+  let first = -1;
+  for (let r = 0; r < headers.length; r += 2) {
+    if (headers[r]!.toLowerCase() !== 'vary') continue;
+    if (first < 0) first = r;
+    for (const t of headers[r + 1]!.split(',')) {
+      const x = t.trim().toLowerCase();
+      if (x === lower || x === '*') return;
+    }
+  }
+  if (first < 0) headers.push('vary', token);
+  else headers[first + 1] = headers[first + 1] === '' ? token : headers[first + 1] + ', ' + token;
 }
 
 export function hasHeader(headers: readonly string[], name: string): boolean {

@@ -25,6 +25,21 @@ export type ResponseFlag =
   | 'UAEX'
   | 'DF';
 
+/** Envoy's order of flags in %RESPONSE_FLAGS% (its flag bits, lowest first), as it joins several. */
+const FLAG_ORDER: readonly string[] =
+  'LH UH UT LR UR UF UC UO NR DI FI RL UAEX RLSE DC URX SI IH DPE UMSDR RFCF NFCF DT UPE NC OM DF DO'.split(
+    ' ',
+  );
+
+/** `flags` (comma-joined, '-' = none) with `flag` added in Envoy's order. */
+export function withResponseFlag(flags: string, flag: string): string {
+  if (flags === '-' || flags === '') return flag;
+  const list = flags.split(',');
+  if (list.includes(flag)) return flags;
+  list.push(flag);
+  return list.sort((a, b) => FLAG_ORDER.indexOf(a) - FLAG_ORDER.indexOf(b)).join(',');
+}
+
 /**
  * Why an attempt failed, in retryOn vocabulary (VS-24): `connect-failure` is covered by the
  * `connect-failure` token, `reset` by `reset` (and `reset-before-request` when nothing was sent),

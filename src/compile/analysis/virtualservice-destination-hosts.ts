@@ -30,7 +30,7 @@ export function analyzeVirtualServiceDestinationHosts(
           refNotFound({
             resource: vs,
             path: `${d.path}.host`,
-            message: `${what} "${host}" matches no Service or ServiceEntry ${visibility}; sluice resolves it by DNS at request time (Istio would answer 503 NC)`,
+            message: `${what} "${host}" matches no Service or ServiceEntry ${visibility}; sluice resolves it by DNS at request time (Istio would ${d.mirror ? 'mirror nothing there' : 'answer 503 NC'})`,
           }),
         );
         continue;

@@ -32,6 +32,8 @@ export interface FilterContext extends PolicyRequest {
   responseHeadersToAdd: string[] | null;
   /** Body bytes a filter read ahead (ext_authz with the body); the forwarder sends them first. */
   bodyPrefix: Buffer | null;
+  /** The fault filter delayed this request: DI joins the response flags when it is done. */
+  delayInjected: boolean;
 }
 
 /** A local answer a filter gives instead of letting the request go on. */
@@ -43,6 +45,16 @@ export interface FilterReply {
   /** Response flag for the access log ('-' = none). */
   readonly flag: string;
   readonly details: string;
+  /**
+   * gRPC requests get this grpc-status (HTTP 200, no body, `grpc-message` from the body) instead
+   * of `status`: the fault filter's gRPC abort. Absent = an ordinary local reply.
+   */
+  readonly grpcStatus?: number;
+  /**
+   * Written as Envoy's CORS filter answers a preflight: headers only, not a local reply, so the
+   * route's response header operations do not apply. Absent = a local reply.
+   */
+  readonly headersOnly?: true;
 }
 
 /** What the pipeline needs besides the snapshot: long-lived state of this process. */

@@ -40,15 +40,13 @@ describe('fields sluice parses but does not act on (model/unsupported.ts)', () =
 
   it('names file, document, line, resource and the field as written, and says what happens', () => {
     const r = load(
-      vs(`    - route: [{ destination: { host: shop } }]
-      fault:
-        delay: { fixedDelay: 1s, percentage: { value: 50 } }
+      vs(`    - delegate: { name: shop-api }
 `),
     );
     expect(r.diagnostics.map(formatDiagnostic)).toEqual([
-      'warning c.yaml#1:9 VirtualService default/shop: spec.http[0].fault: fault is not implemented by sluice; it has no effect and traffic is served as if it were absent (no delay or abort is injected) [SLUICE_CONFIG_UNSUPPORTED]',
+      'warning c.yaml#1:8 VirtualService default/shop: spec.http[0].delegate: delegate is not implemented by sluice; delegate VirtualServices are not followed, so this rule is left out and requests it would take go to later rules (404 NR when none matches) [SLUICE_CONFIG_UNSUPPORTED]',
     ]);
-    expect(r.diagnostics[0]!.unsupported).toBe('http[].fault');
+    expect(r.diagnostics[0]!.unsupported).toBe('http[].delegate');
     // Still served: the resource is kept.
     expect(r.resources.resources).toHaveLength(1);
   });

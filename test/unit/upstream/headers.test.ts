@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { buildResponseHeaders, rewritePath, type ForwardContext } from '../../../src/upstream/forward.ts';
 import { trustedClientAddress } from '../../../src/observability/request-facts.ts';
-import { applyHeaderOps, applyRouteAndDestinationOps } from '../../../src/upstream/header-ops.ts';
+import {
+  applyHeaderOps,
+  applyRouteAndDestinationOps,
+  replaceHeaders,
+} from '../../../src/upstream/header-ops.ts';
 import { forwardTo, ops } from '../../support/snapshot-builder.ts';
 
 const b = (s: string): Buffer => Buffer.from(s);
@@ -113,5 +117,34 @@ describe('VS-12/VS-13 rewrites', () => {
     expect(rewritePath(forwardTo([], { rewrite: { kind: 'full', replacement: '/new/path' } }), '/foo')).toBe(
       '/new/path',
     );
+  });
+});
+
+describe('headers filters add to a response', () => {
+  it('replace same-named headers, except Vary, which is merged once', () => {
+    const h = ['Vary', 'Accept-Encoding', 'Access-Control-Allow-Origin', '*', 'x', '1'];
+    replaceHeaders(h, ['vary', 'Origin', 'access-control-allow-origin', 'https://a']);
+    expect(h).toEqual([
+      'Vary',
+      'Accept-Encoding, Origin',
+      'x',
+      '1',
+      'access-control-allow-origin',
+      'https://a',
+    ]);
+    replaceHeaders(h, ['vary', 'Origin']);
+    expect(h[1]).toBe('Accept-Encoding, Origin');
+  });
+
+  it('Vary named in a second header, or `*`, is left alone; none yet adds one', () => {
+    const two = ['vary', 'Accept-Encoding', 'vary', 'origin'];
+    replaceHeaders(two, ['vary', 'Origin']);
+    expect(two).toEqual(['vary', 'Accept-Encoding', 'vary', 'origin']);
+    const star = ['Vary', '*'];
+    replaceHeaders(star, ['vary', 'Origin']);
+    expect(star).toEqual(['Vary', '*']);
+    const none: string[] = [];
+    replaceHeaders(none, ['vary', 'Origin']);
+    expect(none).toEqual(['vary', 'Origin']);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyUpstreamError } from '../../../src/upstream/upstream-error.ts';
+import { classifyUpstreamError, withResponseFlag } from '../../../src/upstream/upstream-error.ts';
 
 describe('DP-4/DP-5 upstream error classification', () => {
   const cases: [code: string, message: string, flag: string, status: number, retryable: boolean][] = [
@@ -23,5 +23,16 @@ describe('DP-4/DP-5 upstream error classification', () => {
   it('connect failure reset reason reads as Envoy', () => {
     expect(classifyUpstreamError({ code: 'ECONNREFUSED' }).resetReason).toBe('remote connection failure');
     expect(classifyUpstreamError({ code: 'UND_ERR_CONNECT_TIMEOUT' }).resetReason).toBe('connection timeout');
+  });
+});
+
+describe('DP-5 several response flags, in Envoy order', () => {
+  it('adds a flag where Envoy prints it', () => {
+    expect(withResponseFlag('-', 'DI')).toBe('DI');
+    expect(withResponseFlag('FI', 'DI')).toBe('DI,FI');
+    expect(withResponseFlag('DC', 'DI')).toBe('DI,DC');
+    expect(withResponseFlag('UT', 'DI')).toBe('UT,DI');
+    expect(withResponseFlag('UF,URX', 'DI')).toBe('UF,DI,URX');
+    expect(withResponseFlag('DI', 'DI')).toBe('DI');
   });
 });

@@ -74,4 +74,5 @@ export const MeshConfigSpecSchema: z.ZodType<MeshConfigSpec> = z.strictObject({
       randomSamplingPercentage: z.number().min(0).max(100).optional(),
     })
     .optional(),
+  shadowHostSuffix: z.boolean().optional(),
 });

@@ -1,12 +1,13 @@
-import type {
-  Destination,
-  Headers,
-  HTTPMatchRequest,
-  HTTPRoute,
-  L4MatchAttributes,
-  RouteDestination,
-  StringMatch,
-  VirtualServiceSpec,
+import {
+  GRPC_STATUS_CODES,
+  type Destination,
+  type Headers,
+  type HTTPMatchRequest,
+  type HTTPRoute,
+  type L4MatchAttributes,
+  type RouteDestination,
+  type StringMatch,
+  type VirtualServiceSpec,
 } from '../../../model/networking.ts';
 import { parseDuration } from '../../../util/duration.ts';
 import { checkRegexRewrite } from '../../../util/re2.ts';
@@ -53,25 +54,6 @@ const RETRY_ON = new Set([
   'internal',
   'resource-exhausted',
   'unavailable',
-]);
-const GRPC_STATUS = new Set([
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
 ]);
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE']);
 const MAX_DIRECT_BODY = 1024 * 1024;
@@ -457,7 +439,7 @@ function validateHttpRoute(h: HTTPRoute, path: FieldPath, f: Findings): void {
       if (kinds === 0) f.warn([...fp, 'abort'], 'abort is configured but sets no httpStatus or grpcStatus');
       if (a.http2Error !== undefined)
         f.error([...fp, 'abort', 'http2Error'], 'HTTP/2 abort fault injection is not supported');
-      if (a.grpcStatus !== undefined && !GRPC_STATUS.has(a.grpcStatus)) {
+      if (a.grpcStatus !== undefined && !Object.hasOwn(GRPC_STATUS_CODES, a.grpcStatus)) {
         f.error(
           [...fp, 'abort', 'grpcStatus'],
           `gRPC status "${a.grpcStatus}" is not supported; use a name such as NOT_FOUND or UNAVAILABLE`,
@@ -477,6 +459,7 @@ function validateHttpRoute(h: HTTPRoute, path: FieldPath, f: Findings): void {
     validatePercentage(m.percentage, [...path, 'mirrors', i, 'percentage'], f);
   });
   validatePercentage(h.mirrorPercentage, [...path, 'mirrorPercentage'], f);
+  validateIntPercent(h.mirrorPercent, [...path, 'mirrorPercent'], f);
   if (h.corsPolicy) {
     const c = h.corsPolicy;
     const cp: FieldPath = [...path, 'corsPolicy'];

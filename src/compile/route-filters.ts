@@ -1,0 +1,128 @@
+/**
+ * An HTTPRoute's own filters, in Istio's listener order after the security filters
+ * (listener_builder.go: … → fault → cors → router): `fault` (VS-26) and `corsPolicy` (VS-28,
+ * VS-29), translated as istio/istio route.go TranslateFault and TranslateCORSPolicy do. A rule
+ * with neither gets no list at all.
+ */
+import {
+  GRPC_STATUS_CODES,
+  type CorsPolicy,
+  type HTTPFaultInjection,
+  type HTTPRoute,
+  type Percent,
+  type StringMatch,
+} from '../model/networking.ts';
+import type { CorsFilter, FaultFilter, HttpFilter, OriginMatcher } from '../snapshot/types.ts';
+import { parseDuration } from '../util/duration.ts';
+import { compileRe2 } from '../util/re2.ts';
+import type { MatchBuildProblem } from './match.ts';
+
+/** Istio translatePercentToFractionalPercent: `value` % as millionths, truncated (0.0001 % steps). */
+export function perMillionOf(p: Percent): number {
+  return Math.trunc((p.value ?? 0) * 10_000);
+}
+
+/** The rule's route filters in Istio's order; undefined when it has none. */
+export function compileRouteFilters(
+  rule: HTTPRoute,
+  path: string,
+  problems: MatchBuildProblem[],
+): readonly HttpFilter[] | undefined {
+  const fault = rule.fault === undefined ? null : compileFault(rule.fault, `${path}.fault`, problems);
+  const cors =
+    rule.corsPolicy === undefined ? null : compileCors(rule.corsPolicy, `${path}.corsPolicy`, problems);
+  if (fault === null && cors === null) return undefined;
+  const out: HttpFilter[] = [];
+  if (fault !== null) out.push(fault);
+  if (cors !== null) out.push(cors);
+  return out;
+}
+
+/**
+ * VS-26. A delay without `percentage` falls back to the legacy integer `percent` (0 when unset:
+ * never); an abort without `percentage` never fires. A 0 ms delay is none (Envoy delays only
+ * above 0 ms). Null when nothing can ever be injected.
+ */
+export function compileFault(
+  fault: HTTPFaultInjection,
+  path: string,
+  problems: MatchBuildProblem[],
+): FaultFilter | null {
+  let delay: FaultFilter['delay'] = null;
+  const d = fault.delay;
+  if (d?.fixedDelay !== undefined) {
+    const parsed = parseDuration(d.fixedDelay, { bareSeconds: false });
+    if (!parsed.ok) problems.push({ path: `${path}.delay.fixedDelay`, message: parsed.error });
+    else if (parsed.ms > 0) {
+      const perMillion = d.percentage !== undefined ? perMillionOf(d.percentage) : (d.percent ?? 0) * 10_000;
+      delay = { ms: Math.round(parsed.ms), perMillion };
+    }
+  }
+  let abort: FaultFilter['abort'] = null;
+  const a = fault.abort;
+  if (a !== undefined) {
+    const perMillion = a.percentage === undefined ? 0 : perMillionOf(a.percentage);
+    if (a.httpStatus !== undefined) abort = { httpStatus: a.httpStatus, grpcStatus: null, perMillion };
+    else if (a.grpcStatus !== undefined) {
+      const code = GRPC_STATUS_CODES[a.grpcStatus];
+      // Envoy answers a gRPC abort with HTTP 200 and the status in grpc-status.
+      if (code !== undefined) abort = { httpStatus: 200, grpcStatus: code, perMillion };
+    }
+  }
+  if (delay === null && abort === null) return null;
+  return { kind: 'fault', delay, abort };
+}
+
+function originMatcher(m: StringMatch, path: string, problems: MatchBuildProblem[]): OriginMatcher | null {
+  if ('exact' in m && typeof m.exact === 'string') {
+    const v = m.exact;
+    return { kind: 'exact', value: v, test: (o) => o === v };
+  }
+  if ('prefix' in m && typeof m.prefix === 'string') {
+    const v = m.prefix;
+    return { kind: 'prefix', value: v, test: (o) => o.startsWith(v) };
+  }
+  if ('regex' in m && typeof m.regex === 'string') {
+    const r = compileRe2(m.regex);
+    if (!r.ok) {
+      problems.push({ path: `${path}.regex`, message: r.error, level: 'error' });
+      return null;
+    }
+    return { kind: 'regex', value: m.regex, test: r.regex.fullMatch };
+  }
+  return null;
+}
+
+/**
+ * VS-28/VS-29 as TranslateCORSPolicy writes Envoy's CorsPolicy: `allowOrigins`, else the
+ * deprecated exact `allowOrigin` list; lists joined with ','; maxAge in whole seconds.
+ */
+export function compileCors(cors: CorsPolicy, path: string, problems: MatchBuildProblem[]): CorsFilter {
+  const allowOrigins: OriginMatcher[] = [];
+  if (cors.allowOrigins !== undefined) {
+    cors.allowOrigins.forEach((m, i) => {
+      const matcher = originMatcher(m, `${path}.allowOrigins[${i}]`, problems);
+      if (matcher !== null) allowOrigins.push(matcher);
+    });
+  } else if (cors.allowOrigin !== undefined) {
+    for (const v of cors.allowOrigin) allowOrigins.push({ kind: 'exact', value: v, test: (o) => o === v });
+  }
+  let maxAge = '';
+  if (cors.maxAge !== undefined) {
+    const parsed = parseDuration(cors.maxAge, { bareSeconds: false });
+    if (parsed.ok) maxAge = String(Math.floor(parsed.ms / 1000));
+    else problems.push({ path: `${path}.maxAge`, message: parsed.error });
+  }
+  return {
+    kind: 'cors',
+    allowOrigins,
+    // Envoy's isOriginAllowed: a matcher that matches "*" itself allows any origin.
+    anyOrigin: allowOrigins.some((m) => m.test('*')),
+    allowMethods: (cors.allowMethods ?? []).join(','),
+    allowHeaders: (cors.allowHeaders ?? []).join(','),
+    exposeHeaders: (cors.exposeHeaders ?? []).join(','),
+    maxAge,
+    allowCredentials: cors.allowCredentials === true,
+    forwardUnmatchedPreflights: cors.unmatchedPreflights !== 'IGNORE',
+  };
+}
