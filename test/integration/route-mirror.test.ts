@@ -133,7 +133,8 @@ describe('request mirroring (VS-27)', () => {
     const gw = await gateway({ shop: shop.port, mirror: await closedPort() }, MIRROR_ALL);
     const before = counted('failed');
     for (let i = 0; i < 5; i++) expect((await get(gw)).status).toBe(200);
-    await until(() => counted('failed') === before + 5, { what: 'five failed mirrors' });
+    // At least: a copy still in flight from the test before may end as failed when its pools close.
+    await until(() => counted('failed') >= before + 5, { what: 'five failed mirrors' });
   });
 
   it('a mirror that resets every request, or is killed mid-request, never touches the primary', async () => {
