@@ -3,7 +3,6 @@
  * problems become diagnostics, never exceptions. Fixed pass order: indexes → ports/servers →
  * route tables (which pull in clusters) → cross-resource checks.
  */
-import { createHash } from 'node:crypto';
 import { sortDiagnostics, type Diagnostic } from '../errors/diagnostic.ts';
 import type { ResourceSet } from '../model/resource.ts';
 import type { GatewayIdentity, MeshConfigSpec } from '../model/sluice.ts';
@@ -19,6 +18,7 @@ import type {
 import { parseDuration } from '../util/duration.ts';
 import { analyze } from './analysis/index.ts';
 import { createClusterContext } from './clusters.ts';
+import { hashResources } from './content-hash.ts';
 import { credentialOf, httpsTableName, planPorts } from './gateways.ts';
 import { serverDnsNames } from './hosts.ts';
 import { buildIndexes } from './indexes.ts';
@@ -40,31 +40,7 @@ export interface CompileResult {
   readonly diagnostics: Diagnostic[];
 }
 
-/** JSON with object keys sorted at every level: the canonical form the content hash is taken over. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if (v && typeof v === 'object' && !Array.isArray(v)) {
-      const entries = Object.entries(v as Record<string, unknown>).sort(([a], [b]) =>
-        a < b ? -1 : a > b ? 1 : 0,
-      );
-      return Object.fromEntries(entries);
-    }
-    return v;
-  });
-}
-
-/** Sets already hashed: the reload loop fingerprints a set and compile hashes the same object. */
-const hashes = new WeakMap<ResourceSet, string>();
-
-/** The content hash of a set (the snapshot's `hash`). Sets are immutable, so it is kept per set. */
-export function hashResources(set: ResourceSet): string {
-  let hash = hashes.get(set);
-  if (hash === undefined) {
-    hash = createHash('sha256').update(canonicalJson(set.resources)).digest('hex');
-    hashes.set(set, hash);
-  }
-  return hash;
-}
+export { canonicalJson, hashResources } from './content-hash.ts';
 
 export function settingsOf(mesh: MeshConfigSpec | null): GatewaySettings {
   const n = mesh?.pathNormalization?.normalization;
