@@ -26,10 +26,12 @@ export interface ClusterContext {
   readonly indexes: Indexes;
   readonly clusters: Map<string, Cluster>;
   readonly diagnostics: Diagnostic[];
+  /** While set, every cluster resolved is added (routes.ts records what a VirtualService uses). */
+  touched: Set<Cluster> | null;
 }
 
 export function createClusterContext(indexes: Indexes, diagnostics: Diagnostic[]): ClusterContext {
-  return { indexes, clusters: new Map(), diagnostics };
+  return { indexes, clusters: new Map(), diagnostics, touched: null };
 }
 
 export function clusterName(port: number, subset: string | null, host: string): string {
@@ -381,7 +383,10 @@ export function resolveDestination(
   const name = clusterName(port, subset, host);
 
   const existing = ctx.clusters.get(name);
-  if (existing) return { clusterName: name, cluster: existing };
+  if (existing) {
+    ctx.touched?.add(existing);
+    return { clusterName: name, cluster: existing };
+  }
 
   // Unknown hosts, ports and subsets are reported by analysis (IST0101); `quiet` avoids saying it twice.
   const fail = (
@@ -477,5 +482,6 @@ export function resolveDestination(
   const key = createHash('sha256').update(stableJson(keyed)).digest('hex').slice(0, 16);
   const cluster: Cluster = { name, host, port, subset, key, endpoints: source, lb, ...settings };
   ctx.clusters.set(name, cluster);
+  ctx.touched?.add(cluster);
   return { clusterName: name, cluster };
 }

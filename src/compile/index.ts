@@ -22,6 +22,7 @@ import { hashResources } from './content-hash.ts';
 import { credentialOf, httpsTableName, planPorts } from './gateways.ts';
 import { serverDnsNames } from './hosts.ts';
 import { buildIndexes } from './indexes.ts';
+import { beginReuse, endReuse, type CompileCache, type RouteReuse } from './reuse.ts';
 import { buildRouteTable, createRouteContext } from './routes.ts';
 import { createTlsContext } from './tls.ts';
 import { buildTcpRoute, buildTlsRoutes } from './tls-routes.ts';
@@ -157,11 +158,16 @@ function tracingDiagnostics(set: ResourceSet, mesh: MeshConfigSpec | null, diagn
   });
 }
 
-function compileUnchecked(set: ResourceSet, opts: CompileOptions, diagnostics: Diagnostic[]): Snapshot {
+function compileUnchecked(
+  set: ResourceSet,
+  opts: CompileOptions,
+  diagnostics: Diagnostic[],
+  reuse: RouteReuse | null = null,
+): Snapshot {
   const identity: GatewayIdentity = opts;
   const indexes = buildIndexes(set, identity);
   const clusters = createClusterContext(indexes, diagnostics);
-  const routes = createRouteContext(indexes, clusters, diagnostics);
+  const routes = createRouteContext(indexes, clusters, diagnostics, reuse);
   const listeners = new Map<number, Listener>();
   const tls = createTlsContext(set, identity.namespace, diagnostics, opts.nowMs);
 
@@ -254,4 +260,17 @@ export function compile(set: ResourceSet, opts: CompileOptions): CompileResult {
     });
   }
   return { snapshot, diagnostics: sortDiagnostics(diagnostics) };
+}
+
+/**
+ * The snapshot `compile` gives, without its diagnostics and analysis: for a process that serves
+ * a set already judged elsewhere (the config thread logged its diagnostics). `cache` carries the
+ * routes of unchanged VirtualServices from one call to the next (compile/reuse.ts). Throws on an
+ * unexpected fault, leaving the cache as it was.
+ */
+export function compileSnapshot(set: ResourceSet, opts: CompileOptions, cache: CompileCache): Snapshot {
+  const reuse = beginReuse(cache, set, opts);
+  const snapshot = compileUnchecked(set, opts, [], reuse);
+  endReuse(cache, reuse);
+  return snapshot;
 }
