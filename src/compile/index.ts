@@ -42,6 +42,7 @@ export interface CompileResult {
 }
 
 export { canonicalJson, hashResources } from './content-hash.ts';
+export { createCompileCache, type CompileCache } from './reuse.ts';
 
 export function settingsOf(mesh: MeshConfigSpec | null): GatewaySettings {
   const n = mesh?.pathNormalization?.normalization;
