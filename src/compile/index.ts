@@ -18,7 +18,7 @@ import type {
 import { parseDuration } from '../util/duration.ts';
 import { analyze } from './analysis/index.ts';
 import { createClusterContext } from './clusters.ts';
-import { hashResources } from './content-hash.ts';
+import { hashResources } from '../model/content-hash.ts';
 import { credentialOf, httpsTableName, planPorts } from './gateways.ts';
 import { serverDnsNames } from './hosts.ts';
 import { buildIndexes } from './indexes.ts';
@@ -41,7 +41,7 @@ export interface CompileResult {
   readonly diagnostics: Diagnostic[];
 }
 
-export { canonicalJson, hashResources } from './content-hash.ts';
+export { canonicalJson, hashResources } from '../model/content-hash.ts';
 export { createCompileCache, type CompileCache } from './reuse.ts';
 
 export function settingsOf(mesh: MeshConfigSpec | null): GatewaySettings {

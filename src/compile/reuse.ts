@@ -11,7 +11,7 @@ import type { GatewayIdentity } from '../model/sluice.ts';
 import type { Cluster, Route } from '../snapshot/types.ts';
 import { createHash } from 'node:crypto';
 import type { Resource, ResourceSet } from '../model/resource.ts';
-import { canonicalJson, resourceHashes } from './content-hash.ts';
+import { canonicalJson, resourceHashes } from '../model/content-hash.ts';
 
 /** The routes of one VirtualService for one gateway and port, with what they reference. */
 export interface BuiltRoutes {

@@ -11,7 +11,7 @@ import {
   type Node,
 } from 'yaml';
 import type { Diagnostic } from '../errors/diagnostic.ts';
-import { readCommonYaml } from './read-common-yaml.ts';
+import { readCommonYaml, type ChunkCache } from './read-common-yaml.ts';
 
 /** One config document as read from a file, with what is needed to point back into it. */
 export interface ParsedDocument {
@@ -28,6 +28,11 @@ export interface ParsedDocument {
    * at its parent).
    */
   readonly lineOf: (path: readonly (string | number)[]) => number | undefined;
+  /**
+   * The document's source text, when the fast reader read it and it is not an item of a `List`:
+   * the same source always loads to the same resource (config/index.ts caches by it).
+   */
+  readonly source?: string;
 }
 
 export interface ParseResult {
@@ -149,7 +154,8 @@ function parseDiagnostic(
  * (read-common-yaml.ts); the rest, and every file with an error, are read with `yaml`. Empty documents are skipped; `kind: List` documents are
  * flattened into their items. A document with a syntax error is reported and left out.
  */
-export function parseDocuments(file: string, text: string): ParseResult {
+/** `cache` keeps documents read before, by source text, so an unchanged one is not parsed again. */
+export function parseDocuments(file: string, text: string, cache?: ChunkCache): ParseResult {
   const documents: ParsedDocument[] = [];
   const diagnostics: Diagnostic[] = [];
   const binary = NOT_TEXT.exec(text);
@@ -171,11 +177,11 @@ export function parseDocuments(file: string, text: string): ParseResult {
     });
     return { documents, diagnostics };
   }
-  const common = readCommonYaml(text);
+  const common = readCommonYaml(text, cache);
   if (common !== null) {
     for (const d of common) {
       if (d.value !== null && d.value !== undefined)
-        pushDocument(documents, file, d.doc, d.line, d.value, d.lineOf);
+        pushDocument(documents, file, d.doc, d.line, d.value, d.lineOf, d.source);
     }
     return { documents, diagnostics };
   }
@@ -274,9 +280,10 @@ function pushDocument(
   line: number,
   value: unknown,
   lineOf: ParsedDocument['lineOf'],
+  source?: string,
 ): void {
   if (!isListDocument(value)) {
-    documents.push({ file, doc, line, value, lineOf });
+    documents.push({ file, doc, line, value, lineOf, ...(source !== undefined ? { source } : {}) });
     return;
   }
   value.items.forEach((item, j) => {

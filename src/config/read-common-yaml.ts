@@ -16,6 +16,8 @@ export interface CommonDocument {
   readonly doc: number;
   readonly line: number;
   readonly value: unknown;
+  /** Its source text, from its `---` marker (if any) to the next. */
+  readonly source: string;
   readonly lineOf: (path: readonly (string | number)[]) => number;
 }
 
@@ -146,71 +148,131 @@ function lineFinder(text: string): (offset: number) => number {
   };
 }
 
+/** What the fast reader made of one document's source: kept between reads by a cache. */
+export interface ChunkRead {
+  /** Whether the source holds a document (comments and blank lines alone hold none). */
+  readonly hasDocument: boolean;
+  readonly value: unknown;
+  /** 1-based line of the document's content within its source. */
+  readonly line: number;
+}
+
+/** Reads of document sources, by source text (config/index.ts keeps one per provider). */
+export interface ChunkCache {
+  get(source: string): ChunkRead | undefined;
+  set(source: string, read: ChunkRead): void;
+}
+
+/** A document marker: `---` at the start of a line, alone or before a space. */
+const MARKER = /^---(?=[ \t\r\n]|$)/gm;
+
+/** The stream cut before each document marker, with each piece's first line. */
+function chunksOf(text: string): { readonly source: string; readonly line: number }[] {
+  const out: { source: string; line: number }[] = [];
+  let start = 0;
+  let line = 1;
+  const cut = (end: number): void => {
+    const source = text.slice(start, end);
+    out.push({ source, line });
+    for (let i = source.indexOf('\n'); i >= 0; i = source.indexOf('\n', i + 1)) line++;
+    start = end;
+  };
+  MARKER.lastIndex = 0;
+  for (let m = MARKER.exec(text); m !== null; m = MARKER.exec(text)) if (m.index > start) cut(m.index);
+  cut(text.length);
+  return out;
+}
+
+/** One source's document, or null when it is outside the subset or not valid YAML. */
+function readChunk(source: string): ChunkRead | null {
+  const events = parseEvents(source, {});
+  const roots = subsetRoots(source, events);
+  if (roots === null || roots.length > 1) return null;
+  const root = roots[0];
+  if (root === undefined) return { hasDocument: false, value: null, line: 1 };
+  const values = constructFromEvents(events, { source, schema: CORE_SCHEMA });
+  const start = root < events.length ? startOf(events[root] as Event) : -1;
+  return { hasDocument: true, value: values[0], line: start >= 0 ? lineFinder(source)(start) : 1 };
+}
+
 /**
- * Reads a stream in the common subset; null when it is not (or is not valid YAML), for the caller
- * to read it with `yaml`. Every document is listed, empty ones with a null value.
+ * 1-based line of a field path in a one-document source, like `yaml`'s node ranges: a key's line
+ * for a map entry, an item's line for a list entry, the deepest part found. Parses the source's
+ * events again: only a diagnostic asks.
  */
-export function readCommonYaml(text: string): CommonDocument[] | null {
-  let events: Event[];
-  let values: unknown[];
+function lineOfPath(source: string, path: readonly (string | number)[], docLine: number): number {
+  const events = parseEvents(source, {});
+  const lineAt = lineFinder(source);
+  let i = 1; // after the document event
+  let line = docLine;
+  for (const seg of path) {
+    const node = events[i];
+    if (node === undefined) break;
+    if (typeof seg === 'number') {
+      if (node.type !== SEQUENCE) break;
+      let j = i + 1;
+      for (let n = 0; n < seg && (events[j] as Event).type !== POP; n++) j = skipNode(events, j);
+      const item = events[j] as Event;
+      if (item.type === POP) break;
+      const s = startOf(item);
+      if (s >= 0) line = lineAt(s);
+      i = j;
+    } else {
+      if (node.type !== MAPPING) break;
+      const snake = snakeCase(seg);
+      let j = i + 1;
+      let found = -1;
+      while ((events[j] as Event).type !== POP) {
+        const key = events[j] as Event;
+        const name = key.type === SCALAR ? getScalarValue(source, key) : undefined;
+        const value = skipNode(events, j);
+        if (name === seg || name === snake) {
+          found = value;
+          const s = startOf(key);
+          const v = startOf(events[value] as Event);
+          line = s >= 0 ? lineAt(s) : v >= 0 ? lineAt(v) : line;
+          break;
+        }
+        j = skipNode(events, value);
+      }
+      if (found < 0) break;
+      i = found;
+    }
+  }
+  return line;
+}
+
+/**
+ * Reads a stream in the common subset, one document source at a time (a source already read,
+ * found in `cache`, is not parsed again); null when any of it is outside the subset or not valid
+ * YAML, for the caller to read the file with `yaml`. Every document is listed, empty ones with a
+ * null value, each with its source text.
+ */
+export function readCommonYaml(text: string, cache?: ChunkCache): CommonDocument[] | null {
+  const out: CommonDocument[] = [];
   try {
-    events = parseEvents(text, {});
-    const roots = subsetRoots(text, events);
-    if (roots === null) return null;
-    values = constructFromEvents(events, { source: text, schema: CORE_SCHEMA });
-    if (values.length !== roots.length) return null;
-    const lineAt = lineFinder(text);
-    return roots.map((root, k) => {
-      const rootStart = root < events.length ? startOf(events[root] as Event) : -1;
-      const docLine = rootStart >= 0 ? lineAt(rootStart) : 1;
-      return {
-        doc: k + 1,
-        line: docLine,
-        value: values[k],
-        // Walks this document's events only when a diagnostic asks, like `yaml`'s node ranges:
-        // a key's line for a map entry, an item's line for a list entry, the deepest part found.
-        lineOf: (path) => {
-          let i = root;
-          let line = docLine;
-          for (const seg of path) {
-            const node = events[i];
-            if (node === undefined) break;
-            if (typeof seg === 'number') {
-              if (node.type !== SEQUENCE) break;
-              let j = i + 1;
-              for (let n = 0; n < seg && (events[j] as Event).type !== POP; n++) j = skipNode(events, j);
-              const item = events[j] as Event;
-              if (item.type === POP) break;
-              const s = startOf(item);
-              if (s >= 0) line = lineAt(s);
-              i = j;
-            } else {
-              if (node.type !== MAPPING) break;
-              const snake = snakeCase(seg);
-              let j = i + 1;
-              let found = -1;
-              while ((events[j] as Event).type !== POP) {
-                const key = events[j] as Event;
-                const name = key.type === SCALAR ? getScalarValue(text, key) : undefined;
-                const value = skipNode(events, j);
-                if (name === seg || name === snake) {
-                  found = value;
-                  const s = startOf(key);
-                  const v = startOf(events[value] as Event);
-                  line = s >= 0 ? lineAt(s) : v >= 0 ? lineAt(v) : line;
-                  break;
-                }
-                j = skipNode(events, value);
-              }
-              if (found < 0) break;
-              i = found;
-            }
-          }
-          return line;
-        },
-      };
-    });
+    for (const chunk of chunksOf(text)) {
+      let read = cache?.get(chunk.source);
+      if (read === undefined) {
+        const fresh = readChunk(chunk.source);
+        if (fresh === null) return null;
+        read = fresh;
+      }
+      cache?.set(chunk.source, read);
+      if (!read.hasDocument) continue;
+      const offset = chunk.line - 1;
+      const line = read.line + offset;
+      const source = chunk.source;
+      out.push({
+        doc: out.length + 1,
+        line,
+        value: read.value,
+        source,
+        lineOf: (path) => lineOfPath(source, path, read.line) + offset,
+      });
+    }
   } catch {
     return null;
   }
+  return out;
 }

@@ -7,6 +7,7 @@
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { hashResources } from '../compile/index.ts';
+import { createLoadCache } from '../config/index.ts';
 import type { GatewayIdentity } from '../model/sluice.ts';
 import { createConfigSources, type ConfigSourcesOptions } from '../providers/certs-dir.ts';
 import type { ProviderUpdate } from '../providers/provider.ts';
@@ -31,7 +32,8 @@ if (process.platform === 'linux') {
   }
 }
 
-const provider = createConfigSources(sources);
+// Documents that did not change are not parsed, validated or hashed again (config/index.ts).
+const provider = createConfigSources({ ...sources, cache: createLoadCache() });
 const sender = createDeltaSender();
 /** The last set read, which `judge` compiles. */
 let last: ProviderUpdate | null = null;

@@ -9,14 +9,9 @@
  * A sender keeps what its receiver holds: the set it sent last. Messages must arrive in order,
  * every one (a thread's port, a worker's IPC channel); a receiver that starts again needs a sender
  * that starts again (reset()). The set's hash and each resource's hashes travel along, so no
- * receiver hashes what it was sent (compile/content-hash.ts).
+ * receiver hashes what it was sent (model/content-hash.ts).
  */
-import {
-  rememberHashes,
-  resourceHashes,
-  hashResources,
-  type ResourceHashes,
-} from '../compile/content-hash.ts';
+import { rememberHashes, resourceHashes, hashResources, type ResourceHashes } from '../model/content-hash.ts';
 import type { Origin, Resource, ResourceSet } from '../model/resource.ts';
 
 export type DeltaEntry =

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashResources, resourceHashes } from '../../../src/compile/content-hash.ts';
+import { hashResources, resourceHashes } from '../../../src/model/content-hash.ts';
 import { loadResources } from '../../../src/config/index.ts';
 import { createDeltaReceiver, createDeltaSender, type SetDelta } from '../../../src/control/set-delta.ts';
 import type { ResourceSet } from '../../../src/model/resource.ts';

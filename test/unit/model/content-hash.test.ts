@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, hashResources, resourceHashes } from '../../../src/compile/content-hash.ts';
+import {
+  canonicalJson,
+  hashResources,
+  rememberSameContent,
+  resourceHashes,
+} from '../../../src/model/content-hash.ts';
 import type { Resource } from '../../../src/model/resource.ts';
 
 const r = (spec: unknown, line = 1): Resource =>
@@ -32,5 +37,17 @@ describe('content hashes', () => {
     expect(changed.content).not.toBe(a.content);
     expect(a.full).toMatch(/^[A-Za-z0-9_-]{22}$/);
     expect(resourceHashes(r({ b: 2, a: 1 })).content).toBe(resourceHashes(r({ a: 1, b: 2 })).content);
+  });
+});
+
+describe('content hashes of a resource read from elsewhere', () => {
+  it('take what its content had and hash the set as a fresh computation does', () => {
+    const base = r({ a: [1, { b: 2 }] }, 3);
+    const moved: Resource = { ...base, origin: { kind: 'file', file: 'a.yaml', doc: 7, line: 90 } };
+    rememberSameContent(moved, base);
+    expect(resourceHashes(moved).content).toBe(resourceHashes(base).content);
+    expect(resourceHashes(moved).full).not.toBe(resourceHashes(base).full);
+    const set = { resources: [moved, base] };
+    expect(hashResources(set)).toBe(createHash('sha256').update(canonicalJson(set.resources)).digest('hex'));
   });
 });
