@@ -11,7 +11,7 @@ import type { GatewayIdentity } from '../model/sluice.ts';
 import type { Cluster, Route } from '../snapshot/types.ts';
 import { createHash } from 'node:crypto';
 import type { Resource, ResourceSet } from '../model/resource.ts';
-import { canonicalJson, resourceHashes } from '../model/content-hash.ts';
+import { canonicalJson, contentHash } from '../model/content-hash.ts';
 
 /** The routes of one VirtualService for one gateway and port, with what they reference. */
 export interface BuiltRoutes {
@@ -41,9 +41,9 @@ export interface RouteReuse {
 function environmentOf(set: ResourceSet, identity: GatewayIdentity): string {
   // The identity alone: options may carry more (the clock), which routes do not depend on.
   const { namespace, labels, rootNamespace } = identity;
-  const h = createHash('sha256').update(canonicalJson({ namespace, labels, rootNamespace }));
-  for (const r of set.resources) if (r.kind !== 'VirtualService') h.update(`\n${resourceHashes(r).content}`);
-  return h.digest('hex');
+  const parts = [canonicalJson({ namespace, labels, rootNamespace })];
+  for (const r of set.resources) if (r.kind !== 'VirtualService') parts.push(contentHash(r));
+  return createHash('sha256').update(parts.join('\n')).digest('hex');
 }
 
 export function beginReuse(cache: CompileCache, set: ResourceSet, identity: GatewayIdentity): RouteReuse {
@@ -59,5 +59,5 @@ export function endReuse(cache: CompileCache, reuse: RouteReuse): void {
 
 /** The key of a VirtualService's routes for one gateway and port. */
 export function routesKey(vs: Resource, gatewayKey: string, port: number): string {
-  return `${resourceHashes(vs).content}|${gatewayKey}|${port}`;
+  return `${contentHash(vs)}|${gatewayKey}|${port}`;
 }

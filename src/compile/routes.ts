@@ -185,18 +185,18 @@ export function buildVirtualServiceRoutes(
   gatewayKey: string,
   port: number,
 ): readonly Route[] {
-  const cacheKey = `${gatewayKey}|${vs.namespace}/${vs.name}|${port}`;
-  const cached = ctx.cache.get(cacheKey);
-  if (cached) return cached;
   const reuse = ctx.reuse;
-  if (reuse === null) return buildRoutes(ctx, vs, gatewayKey, port, cacheKey);
+  const cacheKey = `${gatewayKey}|${vs.namespace}/${vs.name}|${port}`;
+  if (reuse === null) return ctx.cache.get(cacheKey) ?? buildRoutes(ctx, vs, gatewayKey, port, cacheKey);
   const key = routesKey(vs, gatewayKey, port);
-  let built = reuse.previous.get(key) ?? reuse.next.get(key);
+  // Built or taken already in this compile (another server of the same gateway and port).
+  const now = reuse.next.get(key);
+  if (now !== undefined) return now.routes;
+  let built = reuse.previous.get(key);
   if (built !== undefined) {
     // As building them would: their clusters join the snapshot.
     for (const c of built.clusters)
       if (!ctx.clusters.clusters.has(c.name)) ctx.clusters.clusters.set(c.name, c);
-    ctx.cache.set(cacheKey, built.routes);
   } else {
     const touched = new Set<Cluster>();
     ctx.clusters.touched = touched;

@@ -1,31 +1,35 @@
 /**
  * How a ResourceSet travels from the thread that read it to the event loop that serves it, and
- * from the primary to each worker: resources the receiver already holds go by hash, a resource
- * whose content it holds but that was read from elsewhere (a document that moved in its file)
- * goes as that hash and its new origin, and only the rest goes whole. A change to one document of
- * a 3,000-document file then carries one resource and the others' hashes, and the receiver keeps
- * its objects (and compile/reuse.ts the routes built from them) for everything unchanged.
+ * from the primary to each worker: as edits of the set the receiver holds, by position. Runs of
+ * resources the receiver holds go as ranges; a run that only moved in its file (the documents
+ * after an edited one) goes as its range and how many lines and documents it moved; a resource
+ * whose content the receiver holds but was read from elsewhere goes as that position and its new
+ * origin; only the rest goes whole. A change to one document of a 65,000-document file is then a
+ * few edits, and the receiver keeps its objects (and compile/reuse.ts the routes built from them)
+ * for everything unchanged.
  *
  * A sender keeps what its receiver holds: the set it sent last. Messages must arrive in order,
  * every one (a thread's port, a worker's IPC channel); a receiver that starts again needs a sender
- * that starts again (reset()). The set's hash and each resource's hashes travel along, so no
- * receiver hashes what it was sent (model/content-hash.ts).
+ * that starts again (reset()). The set's hash and each new resource's content hash travel along,
+ * so no receiver hashes what it was sent (model/content-hash.ts).
  */
-import { rememberHashes, resourceHashes, hashResources, type ResourceHashes } from '../model/content-hash.ts';
+import { contentHash, hashResources, rememberContentHash, rememberSetHash } from '../model/content-hash.ts';
 import type { Origin, Resource, ResourceSet } from '../model/resource.ts';
 
-export type DeltaEntry =
-  /** The full hash of a resource the receiver holds. */
-  | string
-  /** A held resource's content (by that resource's full hash), read from `origin`. */
-  | { readonly full: string; readonly from: string; readonly origin: Origin }
-  /** A resource the receiver does not hold. */
-  | { readonly full: string; readonly content: string; readonly resource: Resource };
+export type DeltaEdit =
+  /** The receiver's resources [at, at + count), as they are. */
+  | { readonly at: number; readonly count: number }
+  /** The same, each read `lines` lines and `docs` documents further down the same file. */
+  | { readonly at: number; readonly count: number; readonly lines: number; readonly docs: number }
+  /** The receiver's resource `at`, read from `origin`. */
+  | { readonly at: number; readonly origin: Origin }
+  /** A resource the receiver does not hold, with its content hash. */
+  | { readonly content: string; readonly resource: Resource };
 
 export interface SetDelta {
   /** hashResources() of the set. */
   readonly hash: string;
-  readonly entries: readonly DeltaEntry[];
+  readonly edits: readonly DeltaEdit[];
 }
 
 export interface DeltaSender {
@@ -34,30 +38,57 @@ export interface DeltaSender {
   reset(): void;
 }
 
+/** How far `b` is from `a` down the same file, or null when it is not just that. */
+function shiftOf(a: Origin, b: Origin): { lines: number; docs: number } | null {
+  if (a.kind !== 'file' || b.kind !== 'file' || a.file !== b.file) return null;
+  if (a.line === undefined || b.line === undefined) return null;
+  return { lines: b.line - a.line, docs: b.doc - a.doc };
+}
+
 export function createDeltaSender(): DeltaSender {
-  let held = new Set<string>();
-  let heldContent = new Map<string, string>();
+  /** What the receiver holds, by position: each resource's content hash and origin. */
+  let held: { readonly content: string; readonly origin: Origin }[] = [];
+  let byContent = new Map<string, number>();
   return {
     encode(set) {
-      const entries: DeltaEntry[] = [];
-      const nextHeld = new Set<string>();
-      const nextContent = new Map<string, string>();
+      const edits: DeltaEdit[] = [];
+      const nextHeld: { content: string; origin: Origin }[] = [];
+      const nextByContent = new Map<string, number>();
+      const extend = (at: number, lines: number | null, docs: number): void => {
+        const last = edits[edits.length - 1];
+        if (last !== undefined && 'count' in last && last.at + last.count === at) {
+          const sameShift =
+            lines === null
+              ? !('lines' in last)
+              : 'lines' in last && last.lines === lines && last.docs === docs;
+          if (sameShift) {
+            edits[edits.length - 1] = { ...last, count: last.count + 1 };
+            return;
+          }
+        }
+        edits.push(lines === null ? { at, count: 1 } : { at, count: 1, lines, docs });
+      };
       for (const r of set.resources) {
-        const h = resourceHashes(r);
-        const from = heldContent.get(h.content);
-        if (held.has(h.full)) entries.push(h.full);
-        else if (from !== undefined) entries.push({ full: h.full, from, origin: r.origin });
-        else entries.push({ full: h.full, content: h.content, resource: r });
-        nextHeld.add(h.full);
-        nextContent.set(h.content, h.full);
+        const content = contentHash(r);
+        const at = byContent.get(content);
+        const was = at === undefined ? undefined : held[at];
+        if (at === undefined || was === undefined) edits.push({ content, resource: r });
+        else {
+          const shift = shiftOf(was.origin, r.origin);
+          if (shift !== null && shift.lines === 0 && shift.docs === 0) extend(at, null, 0);
+          else if (shift !== null) extend(at, shift.lines, shift.docs);
+          else edits.push({ at, origin: r.origin });
+        }
+        nextByContent.set(content, nextHeld.length);
+        nextHeld.push({ content, origin: r.origin });
       }
       held = nextHeld;
-      heldContent = nextContent;
-      return { hash: hashResources(set), entries };
+      byContent = nextByContent;
+      return { hash: hashResources(set), edits };
     },
     reset() {
-      held = new Set();
-      heldContent = new Map();
+      held = [];
+      byContent = new Map();
     },
   };
 }
@@ -68,37 +99,42 @@ export interface DeltaReceiver {
 }
 
 export function createDeltaReceiver(): DeltaReceiver {
-  let held = new Map<string, Resource>();
+  let held: readonly Resource[] = [];
   return {
     decode(delta) {
-      const next = new Map<string, Resource>();
-      const hashed: [Resource, ResourceHashes][] = [];
       const resources: Resource[] = [];
-      const heldOrThrow = (full: string): Resource => {
-        const r = held.get(full);
+      const take = (at: number): Resource => {
+        const r = held[at];
         if (r === undefined) {
-          held = new Map();
-          throw new Error(`the delta names resource ${full}, which this side does not hold`);
+          held = [];
+          throw new Error(`the delta names resource ${at}, which this side does not hold`);
         }
         return r;
       };
-      for (const e of delta.entries) {
-        let r: Resource;
-        if (typeof e === 'string') r = heldOrThrow(e);
-        else if ('from' in e) {
-          const base = heldOrThrow(e.from);
-          r = { ...base, origin: e.origin };
-          hashed.push([r, { full: e.full, content: resourceHashes(base).content }]);
-        } else {
-          r = e.resource;
-          hashed.push([r, { full: e.full, content: e.content }]);
-        }
-        resources.push(r);
-        next.set(typeof e === 'string' ? e : e.full, r);
+      /** `base` read from `origin`: the same content, so the same content hash. */
+      const moved = (base: Resource, origin: Origin): Resource => {
+        const r: Resource = { ...base, origin };
+        rememberContentHash(r, contentHash(base));
+        return r;
+      };
+      for (const e of delta.edits) {
+        if ('resource' in e) {
+          rememberContentHash(e.resource, e.content);
+          resources.push(e.resource);
+        } else if (!('count' in e)) resources.push(moved(take(e.at), e.origin));
+        else if (!('lines' in e)) {
+          if (e.at + e.count > held.length) take(e.at + e.count - 1);
+          for (let i = e.at; i < e.at + e.count; i++) resources.push(held[i] as Resource);
+        } else
+          for (let i = e.at; i < e.at + e.count; i++) {
+            const base = take(i);
+            const o = base.origin as Extract<Origin, { kind: 'file' }>;
+            resources.push(moved(base, { ...o, doc: o.doc + e.docs, line: (o.line ?? 0) + e.lines }));
+          }
       }
-      held = next;
+      held = resources;
       const set: ResourceSet = { resources };
-      rememberHashes(set, delta.hash, hashed);
+      rememberSetHash(set, delta.hash);
       return set;
     },
   };

@@ -1,9 +1,8 @@
 /**
  * Content hashes of sets and resources. A set's hash (the snapshot's `hash`) is taken over its
- * canonical JSON. Each resource also has two short hashes: of everything in it (`full`) and of
- * its content without `origin` (`content`: where it was read from does not change what it
- * compiles to). The reload path ships those with each change, so a receiver can tell which
- * resources it already holds, and compile can reuse what it built from unchanged content.
+ * canonical JSON. Each resource also has a short hash of its content without `origin` (where it
+ * was read from does not change what it compiles to): the reload path tells by it which
+ * resources a receiver already holds, and compile reuses what it built from unchanged content.
  *
  * What is computed is kept per object, and a resource made from another by changing only its
  * origin (a document that moved in its file, config/index.ts) takes the other's, so a reload that
@@ -25,14 +24,7 @@ export function canonicalJson(value: unknown): string {
   });
 }
 
-export interface ResourceHashes {
-  /** Everything in the resource, origin included. */
-  readonly full: string;
-  /** Everything but `origin`. */
-  readonly content: string;
-}
-
-/** 128 bits, URL-safe: short enough to ship one per resource with every change. */
+/** 128 bits, URL-safe: short enough to ship with every resource sent. */
 const digest = (text: string): string => createHash('sha256').update(text).digest('base64url').slice(0, 22);
 
 /**
@@ -46,7 +38,8 @@ interface Content {
 }
 
 const contents = new WeakMap<Resource, Content>();
-const remembered = new WeakMap<Resource, ResourceHashes>();
+/** Content hashes received with resources (their canonical form was never needed here). */
+const received = new WeakMap<Resource, string>();
 
 function contentOf(r: Resource): Content {
   let c = contents.get(r);
@@ -69,14 +62,14 @@ function resourceJson(r: Resource): string {
   return `{${members.join(',')}}`;
 }
 
-export function resourceHashes(r: Resource): ResourceHashes {
-  let h = remembered.get(r);
-  if (h === undefined) {
-    const content = contentOf(r).hash;
-    h = { content, full: digest(`${content}\n${canonicalJson(r.origin)}`) };
-    remembered.set(r, h);
-  }
-  return h;
+/** The hash of everything in `r` but its origin. */
+export function contentHash(r: Resource): string {
+  return received.get(r) ?? contentOf(r).hash;
+}
+
+/** Records the content hash another thread or process computed and sent with `r`. */
+export function rememberContentHash(r: Resource, hash: string): void {
+  received.set(r, hash);
 }
 
 /** `r` is `base` read from another origin: it takes what was computed for `base`'s content. */
@@ -100,15 +93,7 @@ export function hashResources(set: ResourceSet): string {
   return hash;
 }
 
-/**
- * Records hashes another thread or process computed for this content (the one that read the set
- * and shipped it), so the receiver does not hash what it was sent again.
- */
-export function rememberHashes(
-  set: ResourceSet,
-  hash: string,
-  resources: readonly (readonly [Resource, ResourceHashes])[],
-): void {
+/** Records the set hash another thread or process computed and sent with `set`. */
+export function rememberSetHash(set: ResourceSet, hash: string): void {
   perSet.set(set, hash);
-  for (const [r, h] of resources) remembered.set(r, h);
 }
