@@ -136,6 +136,8 @@ interface Desired {
 interface PendingApply {
   readonly desired: Desired;
   readonly waiting: Set<number>;
+  /** Workers the set goes to once the one applying it now has answered. */
+  readonly queue: Slot[];
   readonly errors: string[];
   readonly done: () => void;
 }
@@ -202,10 +204,22 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     }, delayMs);
   };
 
+  /** The next queued worker still there gets the set. */
+  const shipNext = (p: PendingApply): void => {
+    for (let s = p.queue.shift(); s !== undefined; s = p.queue.shift()) {
+      if (s.worker !== null && s.worker.isConnected() && s.hello && p.waiting.has(s.index)) {
+        shipDesired(s);
+        return;
+      }
+      p.waiting.delete(s.index);
+    }
+  };
+
   const settle = (slotIndex: number, error: string | null): void => {
     const p = pending;
     if (p === null || !p.waiting.delete(slotIndex)) return;
     if (error !== null) p.errors.push(error);
+    shipNext(p);
     if (p.waiting.size === 0) p.done();
   };
 
@@ -324,6 +338,7 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       const p: PendingApply = {
         desired: target,
         waiting: new Set(),
+        queue: [],
         errors: [],
         done: () => {
           if (timer !== null) clearTimeout(timer);
@@ -333,7 +348,11 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       };
       pending = p;
       desired = target;
-      for (const slot of running()) if (slot.hello && !serves(slot, target)) shipDesired(slot);
+      // One worker at a time: while one compiles and swaps, the others serve at full speed (on a
+      // small machine they would otherwise all compile at once, each slowed by the others).
+      for (const slot of running()) if (slot.hello && !serves(slot, target)) p.waiting.add(slot.index);
+      p.queue.push(...running().filter((slot) => p.waiting.has(slot.index)));
+      shipNext(p);
       if (p.waiting.size === 0) {
         p.done();
         return;
