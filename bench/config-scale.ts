@@ -56,6 +56,7 @@ const HELP = `npm run bench:scale -- [flags]     (node bench/config-scale.ts [fl
   --validate-runs N    validate runs per config, best kept (default 3)
   --main PATH          another checkout's src/main.ts (to compare with a previous version)
   --wait-calm S        first wait up to S s for a second in which no core is over 10 % busy
+  --start-timeout S    how long serve may take to answer first (default 180)
   --json               results as JSON on stdout (progress on stderr)
   --keep               keep the temp dir (configs, logs)
   --help
@@ -71,6 +72,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
     'validate-runs': { type: 'string', default: '3' },
     'wait-calm': { type: 'string', default: '0' },
+    'start-timeout': { type: 'string', default: '180' },
     main: { type: 'string', default: SLUICE_MAIN },
     json: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -229,8 +231,13 @@ async function runConfig(config: ScaleConfig, tmp: string, ports: Ports): Promis
   let exited: string | null = null;
   void sluice.exited.then((r) => (exited = r));
   try {
-    await until200(url, headers, { deadlineMs: 180_000, bodyBytes: BODY_100.length, alive: () => exited });
+    await until200(url, headers, {
+      deadlineMs: Number(values['start-timeout']) * 1000,
+      bodyBytes: BODY_100.length,
+      alive: () => exited,
+    });
   } catch (err) {
+    await stop(sluice, 10_000);
     throw new Error(`${String(err)}\n${tail(logFile)}`, { cause: err });
   }
   const startMs = performance.now() - t0;
@@ -323,11 +330,24 @@ async function runConfig(config: ScaleConfig, tmp: string, ports: Ports): Promis
   };
 }
 
-function formatText(info: Record<string, string>, results: readonly ConfigResult[]): string {
+/** A config whose run could not finish: what it got to, and why. */
+interface ConfigFailure {
+  readonly config: string;
+  readonly error: string;
+}
+
+function formatText(
+  info: Record<string, string>,
+  results: readonly (ConfigResult | ConfigFailure)[],
+): string {
   const out: string[] = ['sluice config-scale benchmark'];
   for (const [k, v] of Object.entries(info)) out.push(`  ${k.padEnd(12)}${v}`);
   for (const r of results) {
     out.push('');
+    if ('error' in r) {
+      out.push(`${r.config}: NOT MEASURED: ${r.error}`);
+      continue;
+    }
     out.push(
       `${r.config}: ${(r.bytes / 1e6).toFixed(1)} MB, ${r.size.documents.toLocaleString('en-US')} documents, ` +
         `${r.size.httpRoutes.toLocaleString('en-US')} HTTP routes, ${r.size.hosts.toLocaleString('en-US')} hosts, ` +
@@ -416,12 +436,18 @@ async function main(): Promise<void> {
 
   const opts = { gatewayPort: gateway, upstreamPort };
   const shapes = values.only === undefined ? ['scale', 'stress'] : [values.only];
-  const results: ConfigResult[] = [];
+  const results: (ConfigResult | ConfigFailure)[] = [];
   for (const shape of shapes) {
     const config =
       shape === 'scale' ? generateScaleConfig(opts) : shape === 'stress' ? generateStressConfig(opts) : null;
     if (config === null) throw new Error(`--only: scale or stress, got ${shape}`);
-    results.push(await runConfig(config, tmp, ports));
+    try {
+      results.push(await runConfig(config, tmp, ports));
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      progress(`${shape}: ${error}`);
+      results.push({ config: shape, error: error.split('\n')[0] ?? error });
+    }
   }
   await stop(upstream);
   const info = {
