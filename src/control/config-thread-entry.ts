@@ -4,7 +4,7 @@
  * analysis all run here, off the event loop that serves requests or hands connections to workers.
  * What it read goes back as a set delta (control/set-delta.ts); what it judged as diagnostics.
  */
-import { setPriority } from 'node:os';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { hashResources } from '../compile/index.ts';
 import { createLoadCache } from '../config/index.ts';
@@ -22,11 +22,12 @@ if (port === null) throw new Error('config-thread-entry.ts runs as a worker thre
 /**
  * Linux gives each thread its own nice value (setpriority on the calling thread): config work
  * then yields the CPU to the threads that serve when both want it, and takes what is idle.
+ * Relative to the process's own, so a process started with `nice` keeps the same order.
  */
-const CONFIG_THREAD_NICE = 5;
+const CONFIG_THREAD_NICER_BY = 5;
 if (process.platform === 'linux') {
   try {
-    setPriority(CONFIG_THREAD_NICE);
+    setPriority(Math.min(19, getPriority() + CONFIG_THREAD_NICER_BY));
   } catch {
     // not permitted here: the thread runs at the process's priority
   }
