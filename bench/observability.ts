@@ -16,7 +16,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePorts, until200 } from './lib/net.ts';
-import { BODY_100, findNginx, proxyConf, startNginx, upstreamConf } from './lib/nginx.ts';
+import { BODY_100, findNginx, proxyConf, startNginx, startUpstream } from './lib/nginx.ts';
 import { readCpuTimes, sharesBetween } from './lib/cpu.ts';
 import { spawnPinned, stop, stopAll, treeCpuSeconds, type Proc } from './lib/procs.ts';
 import { findWrk, runWrk, type WrkResult } from './lib/wrk.ts';
@@ -166,21 +166,7 @@ interface Leg {
 async function main(): Promise<void> {
   const ports = await freePorts(LEGS.length + 2);
   const upstreamPort = ports[0]!;
-  const upstream = nginx
-    ? startNginx({
-        nginx: nginx.path,
-        name: 'upstream',
-        dir: join(tmp, 'nginx-upstream'),
-        conf: upstreamConf(join(tmp, 'nginx-upstream'), upstreamPort),
-        cpu: loadCpu,
-      })
-    : spawnPinned({
-        name: 'upstream',
-        cpu: loadCpu,
-        command: process.execPath,
-        args: [new URL('./lib/upstream-node.ts', import.meta.url).pathname, String(upstreamPort)],
-        logFile: join(tmp, 'upstream.log'),
-      });
+  const upstream = startUpstream({ nginx, dir: tmp, port: upstreamPort, cpu: loadCpu });
   const headers = { host: HOST };
   await until200(`http://127.0.0.1:${upstreamPort}${PATH}`, headers, {
     deadlineMs: 10_000,

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
 import { generateConfig, writeConfig, type GeneratedConfig } from './configs/generate.ts';
-import { readCpuTimes, sharesBetween } from './lib/cpu.ts';
+import { busyNow, readCpuTimes, sharesBetween } from './lib/cpu.ts';
 import { runPaced } from './lib/latency.ts';
 import { freePorts, until200 } from './lib/net.ts';
 import { BODY_100, findNginx, startNginx, upstreamConf } from './lib/nginx.ts';
@@ -238,24 +238,6 @@ function pad(s: string, n: number): string {
 }
 function lpad(s: string, n: number): string {
   return s.length >= n ? s : ' '.repeat(n - s.length) + s;
-}
-
-/**
- * Busy share per CPU over one second before anything starts (other work on the machine); with
- * waitS > 0, keeps sampling until no CPU is more than DISTURBED busy or waitS has passed.
- */
-async function busyNow(waitS: number): Promise<Record<string, number>> {
-  const end = Date.now() + waitS * 1000;
-  for (;;) {
-    const before = readCpuTimes();
-    await sleep(1000);
-    const busy = [...sharesBetween(before, readCpuTimes())].map(([c, s]) => [String(c), s.busy] as const);
-    const calm = busy.every(([, f]) => f <= DISTURBED);
-    if (calm || Date.now() >= end) {
-      if (waitS > 0) progress(calm ? 'machine is calm' : `still busy after ${waitS} s; starting anyway`);
-      return Object.fromEntries(busy);
-    }
-  }
 }
 
 /**
@@ -625,7 +607,7 @@ async function main(): Promise<void> {
   const request = config1.request;
   const headers = { host: request.host, ...request.headers };
 
-  const idleBusy = await busyNow(s.waitCalmS);
+  const idleBusy = await busyNow(s.waitCalmS, progress);
   progress(`temp dir ${tmp}; upstream ${upstreamKind} on 127.0.0.1:${upstreamPort}`);
   const upstream =
     upstreamKind === 'nginx'

@@ -235,7 +235,10 @@ export function generateConfig(shape: ConfigShape, opts: GenerateOptions): Gener
 }
 
 /** Writes the config into DIR/<shape>/ and returns the directory to pass to --config. */
-export function writeConfig(dir: string, config: GeneratedConfig): string {
+export function writeConfig(
+  dir: string,
+  config: Pick<GeneratedConfig, 'fileName' | 'text'> & { readonly shape: string },
+): string {
   const out = join(dir, config.shape);
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, config.fileName), config.text);

@@ -62,3 +62,25 @@ export function sharesBetween(before: CpuTimes, after: CpuTimes): Map<number, Cp
   }
   return out;
 }
+
+/**
+ * Busy share per CPU over one second before anything starts (other work on the machine); with
+ * waitS > 0, keeps sampling until no CPU is more than `calmBelow` busy or waitS has passed.
+ */
+export async function busyNow(
+  waitS: number,
+  log: (line: string) => void,
+  calmBelow = 0.1,
+): Promise<Record<string, number>> {
+  const end = Date.now() + waitS * 1000;
+  for (;;) {
+    const before = readCpuTimes();
+    await new Promise((r) => setTimeout(r, 1000));
+    const busy = [...sharesBetween(before, readCpuTimes())].map(([c, s]) => [String(c), s.busy] as const);
+    const calm = busy.every(([, f]) => f <= calmBelow);
+    if (calm || Date.now() >= end) {
+      if (waitS > 0) log(calm ? 'machine is calm' : `still busy after ${waitS} s; starting anyway`);
+      return Object.fromEntries(busy);
+    }
+  }
+}

@@ -105,3 +105,30 @@ export function startNginx(opts: {
     logFile: join(opts.dir, 'stdout.log'),
   });
 }
+
+/**
+ * The benchmark upstream: nginx answering BODY_100 (`return 200`) when installed, else the
+ * node:http server of bench/lib/upstream-node.ts.
+ */
+export function startUpstream(opts: {
+  nginx: { path: string } | null;
+  dir: string;
+  port: number;
+  cpu: number | null;
+}): Proc {
+  if (opts.nginx !== null)
+    return startNginx({
+      nginx: opts.nginx.path,
+      name: 'upstream',
+      dir: join(opts.dir, 'nginx-upstream'),
+      conf: upstreamConf(join(opts.dir, 'nginx-upstream'), opts.port),
+      cpu: opts.cpu,
+    });
+  return spawnPinned({
+    name: 'upstream',
+    cpu: opts.cpu,
+    command: process.execPath,
+    args: [new URL('./upstream-node.ts', import.meta.url).pathname, String(opts.port)],
+    logFile: join(opts.dir, 'upstream.log'),
+  });
+}

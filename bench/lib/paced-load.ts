@@ -38,7 +38,14 @@ export interface PacedResult {
   /** microseconds */
   readonly correctedUs: Percentiles;
   readonly maxSchedulerLagMs: number;
+  /** Date.now() when the recorded phase started, to place `slowest` on another process's clock. */
+  readonly startedAtMs: number;
+  /** The slowest requests (service time), with when each was sent: ms after startedAtMs. */
+  readonly slowest: readonly { readonly sentAtMs: number; readonly serviceUs: number }[];
 }
+
+/** How many of the slowest requests a result lists. */
+const SLOWEST = 10;
 
 export function percentiles(values: Float64Array): Percentiles {
   const n = values.length;
@@ -114,6 +121,7 @@ function runPhase(
   const intervalNs = 1e9 / rate;
   const service = new Float64Array(total);
   const corrected = new Float64Array(total);
+  const sentAt = new Float64Array(total);
   const statusCounts: Record<string, number> = {};
   let completed = 0;
   let errors = 0;
@@ -121,6 +129,7 @@ function runPhase(
   let sent = 0;
   let maxLagNs = 0;
   const t0 = Number(process.hrtime.bigint());
+  const startedAtMs = Date.now();
 
   return new Promise((resolve) => {
     const finishIfDone = (): void => {
@@ -137,6 +146,8 @@ function runPhase(
         serviceUs: percentiles(service.subarray(0, completed)),
         correctedUs: percentiles(corrected.subarray(0, completed)),
         maxSchedulerLagMs: maxLagNs / 1e6,
+        startedAtMs,
+        slowest: slowestOf(service, sentAt, completed),
       });
     };
 
@@ -155,6 +166,7 @@ function runPhase(
           statusCounts[key] = (statusCounts[key] ?? 0) + 1;
           service[completed] = (endNs - startNs) / 1e3;
           corrected[completed] = (endNs - intendedNs) / 1e3;
+          sentAt[completed] = (startNs - t0) / 1e6;
           completed++;
           finishIfDone();
         },
@@ -180,6 +192,19 @@ function runPhase(
     };
     tick();
   });
+}
+
+function slowestOf(
+  service: Float64Array,
+  sentAt: Float64Array,
+  n: number,
+): { sentAtMs: number; serviceUs: number }[] {
+  const order = Array.from({ length: n }, (_, i) => i).sort(
+    (a, b) => (service[b] as number) - (service[a] as number),
+  );
+  return order
+    .slice(0, SLOWEST)
+    .map((i) => ({ sentAtMs: sentAt[i] as number, serviceUs: service[i] as number }));
 }
 
 if (import.meta.main) {

@@ -17,14 +17,19 @@ export interface SluicePorts {
   readonly admin: number;
 }
 
-export function sluiceArgs(configDir: string, ports: SluicePorts): string[] {
+/** `workers` null: sluice's default (the cores it may use); `main`: another checkout's entry. */
+export function sluiceArgs(
+  configDir: string,
+  ports: SluicePorts,
+  workers: number | null = 1,
+  main = SLUICE_MAIN,
+): string[] {
   return [
-    SLUICE_MAIN,
+    main,
     'serve',
     '--config',
     configDir,
-    '--workers',
-    '1',
+    ...(workers === null ? [] : ['--workers', String(workers)]),
     '--bind',
     '127.0.0.1',
     '--status-port',

@@ -6,10 +6,10 @@
  * status, metrics and admin ports for all of them. Returns handles so tests and `quickstart` can
  * run it in-process; serve-process.ts wires signals.
  */
-import { createConfigSources } from '../providers/certs-dir.ts';
 import type { Provider, ProviderUpdate } from '../providers/provider.ts';
 import { createReloadLoop, type ReloadLoop, type ReloadResult } from '../control/loop.ts';
-import { buildFromResources, type BuildResult } from '../control/build.ts';
+import { createSnapshotBuilder, type BuildResult } from '../control/build.ts';
+import { startConfigThread } from '../control/config-thread.ts';
 import { createGateway, type AcmeHooks, type Gateway } from '../control/reconcile.ts';
 import { createAcmeRunner, type AcmeRunner, type AcmeTuning } from '../control/acme-runner.ts';
 import { startWorkerPool, type WorkerPool } from '../control/workers.ts';
@@ -121,13 +121,18 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
   let draining = false;
   let resolveFirst!: () => void;
   const firstApplied = new Promise<void>((resolve) => (resolveFirst = resolve));
-  // Config files plus certificates (--certs-dir/<name>/ and Gateway file paths) as Secrets.
-  const provider: Provider = createConfigSources({
-    paths: opts.config,
-    defaultNamespace: opts.configNamespace,
-    certsDir: opts.certsDir,
-    gatewayNamespace: opts.namespace,
+  // Config files plus certificates (--certs-dir/<name>/ and Gateway file paths) as Secrets, read,
+  // validated and judged in the config thread, off this event loop.
+  const thread = startConfigThread({
+    sources: {
+      paths: opts.config,
+      defaultNamespace: opts.configNamespace,
+      certsDir: opts.certsDir,
+      gatewayNamespace: opts.namespace,
+    },
+    identity,
   });
+  const provider: Provider = thread.provider;
   const loop = createReloadLoop({
     logger,
     quietMs: deps.quietMs,
@@ -143,9 +148,7 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
     },
     read: () => provider.read(),
     allowEmpty: opts.allowEmptyConfig,
-    // The clock is read here, once per build: compile itself is pure.
-    build: (update) =>
-      buildFromResources(update.resources, update.diagnostics, { ...identity, nowMs: Date.now() }),
+    build: createSnapshotBuilder(thread.judge, identity),
     apply: async (build, version) => {
       await parts.apply(build, version);
       parts.afterApply?.();
@@ -159,7 +162,7 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
   const isReady = (): boolean => !draining && loop.stats.version > 0 && parts.ready(loop.stats.version);
   const started: { close(): Promise<void> }[] = [];
   const undo = async (err: unknown): Promise<never> => {
-    await Promise.allSettled([parts.acme.close(), ...started.map((s) => s.close())]);
+    await Promise.allSettled([parts.acme.close(), provider.stop(), ...started.map((s) => s.close())]);
     await parts.closeDataPlane();
     throw err;
   };

@@ -35,10 +35,12 @@ export interface ClusterContext {
   readonly indexes: Indexes;
   readonly clusters: Map<string, Cluster>;
   readonly diagnostics: Diagnostic[];
+  /** While set, every cluster resolved is added (routes.ts records what a VirtualService uses). */
+  touched: Set<Cluster> | null;
 }
 
 export function createClusterContext(indexes: Indexes, diagnostics: Diagnostic[]): ClusterContext {
-  return { indexes, clusters: new Map(), diagnostics };
+  return { indexes, clusters: new Map(), diagnostics, touched: null };
 }
 
 export function clusterName(port: number, subset: string | null, host: string): string {
@@ -118,31 +120,77 @@ function mergeRules(rules: readonly DestinationRuleResource[]): MergedRule {
   return { trafficPolicy, subsets, rules: sorted };
 }
 
+interface DestinationRulesOfNamespace {
+  /** By FQDN host, in input order. */
+  readonly exact: Map<string, DestinationRuleResource[]>;
+  /** Wildcard FQDN hosts, in input order. */
+  readonly wildcards: { readonly host: string; readonly rules: DestinationRuleResource[] }[];
+}
+
+interface DestinationRuleIndex {
+  readonly byNamespace: Map<string, DestinationRulesOfNamespace>;
+  /** Answers by `host|serviceNamespace`: each cluster of a host asks the same question. */
+  readonly found: Map<string, MergedRule | null>;
+}
+
+/** Indexed once per Indexes: a config with a DestinationRule per service asks once per destination. */
+const ruleIndexes = new WeakMap<Indexes, DestinationRuleIndex>();
+
+function destinationRuleIndex(idx: Indexes): DestinationRuleIndex {
+  let index = ruleIndexes.get(idx);
+  if (index !== undefined) return index;
+  const byNamespace = new Map<string, DestinationRulesOfNamespace>();
+  for (const dr of idx.destinationRules) {
+    let ns = byNamespace.get(dr.namespace);
+    if (ns === undefined) byNamespace.set(dr.namespace, (ns = { exact: new Map(), wildcards: [] }));
+    const h = toFqdn(dr.spec.host, dr.namespace);
+    if (isWildcard(h)) {
+      const w = ns.wildcards.find((x) => x.host === h);
+      if (w) w.rules.push(dr);
+      else ns.wildcards.push({ host: h, rules: [dr] });
+    }
+    const list = ns.exact.get(h);
+    if (list) list.push(dr);
+    else ns.exact.set(h, [dr]);
+  }
+  index = { byNamespace, found: new Map() };
+  ruleIndexes.set(idx, index);
+  return index;
+}
+
 /** Gateway namespace, then the service's namespace, then root; exact host before the most specific wildcard. */
 export function findDestinationRule(
   idx: Indexes,
   host: string,
   serviceNamespace: string | null,
 ): MergedRule | null {
+  const index = destinationRuleIndex(idx);
+  const key = `${host}|${serviceNamespace ?? ''}`;
+  const known = index.found.get(key);
+  if (known !== undefined) return known;
   const tiers = [idx.identity.namespace, serviceNamespace, idx.identity.rootNamespace].filter(
     (ns, i, all): ns is string => ns !== null && all.indexOf(ns) === i,
   );
+  let found: MergedRule | null = null;
   for (const ns of tiers) {
-    const inNs = idx.destinationRules.filter((dr) => dr.namespace === ns);
-    const exact = inNs.filter((dr) => toFqdn(dr.spec.host, dr.namespace) === host);
-    if (exact.length > 0) return mergeRules(exact);
-    let best: string | null = null;
-    for (const dr of inNs) {
-      const h = toFqdn(dr.spec.host, dr.namespace);
-      if (!isWildcard(h) || !hostsMatch(h, host) || isWildcard(host)) continue;
-      if (best === null || h.length > best.length) best = h;
+    const inNs = index.byNamespace.get(ns);
+    if (inNs === undefined) continue;
+    const exact = inNs.exact.get(host);
+    if (exact !== undefined) {
+      found = mergeRules(exact);
+      break;
     }
+    if (isWildcard(host)) continue;
+    let best: { readonly host: string; readonly rules: DestinationRuleResource[] } | null = null;
+    for (const w of inNs.wildcards)
+      if (hostsMatch(w.host, host) && (best === null || w.host.length > best.host.length)) best = w;
     if (best !== null) {
-      const b = best;
-      return mergeRules(inNs.filter((dr) => toFqdn(dr.spec.host, dr.namespace) === b));
+      found = mergeRules(best.rules);
+      break;
     }
   }
-  return null;
+  index.found.set(key, found);
+  return found;
 }
 
 /** DR-3: top level, replaced by a matching portLevelSettings entry, then subset blocks override. */
@@ -429,6 +477,7 @@ export function resolveDestination(
 
   const existing = ctx.clusters.get(name);
   if (existing) {
+    ctx.touched?.add(existing);
     const dr = findDestinationRule(idx, host, reg.namespace);
     const subsetDef = subset === null ? null : (dr?.subsets.find((s) => s.name === subset) ?? null);
     const hashPolicy = hashPolicyOf(dr?.trafficPolicy, subsetDef, dest.port?.number);
@@ -553,6 +602,7 @@ export function resolveDestination(
     outlier,
   };
   ctx.clusters.set(name, cluster);
+  ctx.touched?.add(cluster);
   return {
     clusterName: name,
     cluster,

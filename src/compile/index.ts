@@ -3,7 +3,6 @@
  * problems become diagnostics, never exceptions. Fixed pass order: indexes → ports/servers →
  * route tables (which pull in clusters) → cross-resource checks.
  */
-import { createHash } from 'node:crypto';
 import { sortDiagnostics, type Diagnostic } from '../errors/diagnostic.ts';
 import type { ResourceSet } from '../model/resource.ts';
 import type { GatewayIdentity, MeshConfigSpec } from '../model/sluice.ts';
@@ -21,9 +20,11 @@ import type {
 import { parseDuration } from '../util/duration.ts';
 import { analyze } from './analysis/index.ts';
 import { createClusterContext } from './clusters.ts';
+import { hashResources } from '../model/content-hash.ts';
 import { credentialOf, httpsTableName, planPorts } from './gateways.ts';
 import { serverDnsNames } from './hosts.ts';
 import { buildIndexes } from './indexes.ts';
+import { beginReuse, endReuse, type CompileCache, type RouteReuse } from './reuse.ts';
 import { buildRouteTable, createRouteContext } from './routes.ts';
 import { createTlsContext } from './tls.ts';
 import { filtersAt, planSecurity, tcpFiltersAt } from './filters.ts';
@@ -42,31 +43,8 @@ export interface CompileResult {
   readonly diagnostics: Diagnostic[];
 }
 
-/** JSON with object keys sorted at every level: the canonical form the content hash is taken over. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if (v && typeof v === 'object' && !Array.isArray(v)) {
-      const entries = Object.entries(v as Record<string, unknown>).sort(([a], [b]) =>
-        a < b ? -1 : a > b ? 1 : 0,
-      );
-      return Object.fromEntries(entries);
-    }
-    return v;
-  });
-}
-
-/** Sets already hashed: the reload loop fingerprints a set and compile hashes the same object. */
-const hashes = new WeakMap<ResourceSet, string>();
-
-/** The content hash of a set (the snapshot's `hash`). Sets are immutable, so it is kept per set. */
-export function hashResources(set: ResourceSet): string {
-  let hash = hashes.get(set);
-  if (hash === undefined) {
-    hash = createHash('sha256').update(canonicalJson(set.resources)).digest('hex');
-    hashes.set(set, hash);
-  }
-  return hash;
-}
+export { canonicalJson, hashResources } from '../model/content-hash.ts';
+export { createCompileCache, type CompileCache } from './reuse.ts';
 
 export function settingsOf(mesh: MeshConfigSpec | null): GatewaySettings {
   const n = mesh?.pathNormalization?.normalization;
@@ -183,11 +161,16 @@ function tracingDiagnostics(set: ResourceSet, mesh: MeshConfigSpec | null, diagn
   });
 }
 
-function compileUnchecked(set: ResourceSet, opts: CompileOptions, diagnostics: Diagnostic[]): Snapshot {
+function compileUnchecked(
+  set: ResourceSet,
+  opts: CompileOptions,
+  diagnostics: Diagnostic[],
+  reuse: RouteReuse | null = null,
+): Snapshot {
   const identity: GatewayIdentity = opts;
   const indexes = buildIndexes(set, identity);
   const clusters = createClusterContext(indexes, diagnostics);
-  const routes = createRouteContext(indexes, clusters, diagnostics);
+  const routes = createRouteContext(indexes, clusters, diagnostics, reuse);
   const listeners = new Map<number, Listener>();
   const tls = createTlsContext(set, identity.namespace, diagnostics, opts.nowMs);
   const security = planSecurity(set, indexes, clusters, diagnostics);
@@ -331,4 +314,17 @@ export function compile(set: ResourceSet, opts: CompileOptions): CompileResult {
     });
   }
   return { snapshot, diagnostics: sortDiagnostics(diagnostics) };
+}
+
+/**
+ * The snapshot `compile` gives, without its diagnostics and analysis: for a process that serves
+ * a set already judged elsewhere (the config thread logged its diagnostics). `cache` carries the
+ * routes of unchanged VirtualServices from one call to the next (compile/reuse.ts). Throws on an
+ * unexpected fault, leaving the cache as it was.
+ */
+export function compileSnapshot(set: ResourceSet, opts: CompileOptions, cache: CompileCache): Snapshot {
+  const reuse = beginReuse(cache, set, opts);
+  const snapshot = compileUnchecked(set, opts, [], reuse);
+  endReuse(cache, reuse);
+  return snapshot;
 }

@@ -6,7 +6,7 @@
  */
 import type { Diagnostic } from '../errors/diagnostic.ts';
 import type { HTTPMatchRequest, HTTPRoute } from '../model/networking.ts';
-import type { RedirectAction, Route, RouteTable, VirtualHost } from '../snapshot/types.ts';
+import type { Cluster, RedirectAction, Route, RouteTable, VirtualHost } from '../snapshot/types.ts';
 import { compileAction, compileHeaderOps } from './actions.ts';
 import type { ClusterContext } from './clusters.ts';
 import type { ServerEntry } from './gateways.ts';
@@ -15,6 +15,7 @@ import type { Indexes, VirtualServiceResource } from './indexes.ts';
 import { resolveGatewayRef, selectorMatches, subjectOf } from './indexes.ts';
 import { compileMatch, isCatchAllMatch, type MatchBuildProblem } from './match.ts';
 import { compileRouteFilters } from './route-filters.ts';
+import { routesKey, type RouteReuse } from './reuse.ts';
 
 export interface RouteContext {
   readonly indexes: Indexes;
@@ -22,18 +23,32 @@ export interface RouteContext {
   readonly diagnostics: Diagnostic[];
   /** Routes of one VS for one gateway and port, built once (Istio caches per gateway + VS). */
   readonly cache: Map<string, readonly Route[]>;
-  /** Routes that are catch-alls (VS-4), to move them last. */
-  readonly catchAll: WeakSet<Route>;
   /** VS rules already reported, so a VS bound on several ports reports each problem once. */
   readonly reported: Set<string>;
+  /** Routes the last compile built that this one may take (compile/reuse.ts); null: build all. */
+  readonly reuse: RouteReuse | null;
 }
+
+/**
+ * Routes that are catch-alls (VS-4), to move them last. A route's own fact, kept with no context:
+ * a route reused from an earlier compile (compile/reuse.ts) is still one.
+ */
+const catchAllRoutes = new WeakSet<Route>();
 
 export function createRouteContext(
   indexes: Indexes,
   clusters: ClusterContext,
   diagnostics: Diagnostic[],
+  reuse: RouteReuse | null = null,
 ): RouteContext {
-  return { indexes, clusters, diagnostics, cache: new Map(), catchAll: new WeakSet(), reported: new Set() };
+  return {
+    indexes,
+    clusters,
+    diagnostics,
+    cache: new Map(),
+    reported: new Set(),
+    reuse,
+  };
 }
 
 /** The redirect every plaintext request for an httpsRedirect host gets (GW-18). */
@@ -163,7 +178,7 @@ function translateRoute(
     // Absent, not empty, on routes without fault or CORS: they never enter the pipeline.
     ...(filters !== undefined ? { filters } : {}),
   };
-  if (isCatchAllMatch(match)) ctx.catchAll.add(route);
+  if (isCatchAllMatch(match)) catchAllRoutes.add(route);
   return route;
 }
 
@@ -174,9 +189,39 @@ export function buildVirtualServiceRoutes(
   gatewayKey: string,
   port: number,
 ): readonly Route[] {
+  const reuse = ctx.reuse;
   const cacheKey = `${gatewayKey}|${vs.namespace}/${vs.name}|${port}`;
-  const cached = ctx.cache.get(cacheKey);
-  if (cached) return cached;
+  if (reuse === null) return ctx.cache.get(cacheKey) ?? buildRoutes(ctx, vs, gatewayKey, port, cacheKey);
+  const key = routesKey(vs, gatewayKey, port);
+  // Built or taken already in this compile (another server of the same gateway and port).
+  const now = reuse.next.get(key);
+  if (now !== undefined) return now.routes;
+  let built = reuse.previous.get(key);
+  if (built !== undefined) {
+    // As building them would: their clusters join the snapshot.
+    for (const c of built.clusters)
+      if (!ctx.clusters.clusters.has(c.name)) ctx.clusters.clusters.set(c.name, c);
+  } else {
+    const touched = new Set<Cluster>();
+    ctx.clusters.touched = touched;
+    try {
+      const routes = buildRoutes(ctx, vs, gatewayKey, port, cacheKey);
+      built = { routes, clusters: [...touched] };
+    } finally {
+      ctx.clusters.touched = null;
+    }
+  }
+  reuse.next.set(key, built);
+  return built.routes;
+}
+
+function buildRoutes(
+  ctx: RouteContext,
+  vs: VirtualServiceResource,
+  gatewayKey: string,
+  port: number,
+  cacheKey: string,
+): readonly Route[] {
   const out: Route[] = [];
   const rules = vs.spec.http ?? [];
   for (const [i, rule] of rules.entries()) {
@@ -191,7 +236,7 @@ export function buildVirtualServiceRoutes(
         const r = translateRoute(ctx, vs, rule, m, i, j, port);
         if (!r) continue;
         out.push(r);
-        if (ctx.catchAll.has(r)) {
+        if (catchAllRoutes.has(r)) {
           catchAll = true;
           break;
         }
@@ -212,10 +257,10 @@ interface VhostBuilding {
 }
 
 /** Stable: every catch-all route moves to the end (Istio SortVHostRoutes). */
-function catchAllsLast(ctx: RouteContext, routes: readonly Route[]): Route[] {
+function catchAllsLast(routes: readonly Route[]): Route[] {
   const head: Route[] = [];
   const tail: Route[] = [];
-  for (const r of routes) (ctx.catchAll.has(r) ? tail : head).push(r);
+  for (const r of routes) (catchAllRoutes.has(r) ? tail : head).push(r);
   return head.concat(tail);
 }
 
@@ -268,7 +313,7 @@ export function buildRouteTable(
   for (const v of [...vhosts.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     const vhost: VirtualHost = {
       name: v.name,
-      routes: v.redirect ? [HTTPS_REDIRECT_ROUTE] : catchAllsLast(ctx, v.routes),
+      routes: v.redirect ? [HTTPS_REDIRECT_ROUTE] : catchAllsLast(v.routes),
     };
     if (v.name === '*') catchAll = vhost;
     else if (isWildcard(v.name)) wildcards.push({ suffix: v.name.slice(1), vhost });

@@ -1,10 +1,12 @@
 import type { Diagnostic, DiagnosticSubject } from '../errors/diagnostic.ts';
+import { rememberSameContent } from '../model/content-hash.ts';
 import type { Origin, Resource, ResourceSet } from '../model/resource.ts';
 import { formatOrigin } from '../model/resource.ts';
 import { describeUnsupported, unsupportedKind } from '../model/unsupported.ts';
 import { formatPath } from './field-path.ts';
 import { normaliseResource } from './normalise.ts';
 import { parseDocuments, type ParsedDocument } from './parse-documents.ts';
+import type { ChunkCache, ChunkRead } from './read-common-yaml.ts';
 import { issuesToDiagnostics } from './schema-issues.ts';
 import { findKind } from './kinds/registry.ts';
 import { classifyUnreadKind, type UnreadKind } from './kinds/unread-kinds.ts';
@@ -34,6 +36,44 @@ export interface LoadResult {
 export interface LoadOptions {
   /** Namespace of documents without metadata.namespace (--config-namespace). */
   readonly defaultNamespace: string;
+  /** Documents loaded before (createLoadCache); the result is the same with or without it. */
+  readonly cache?: LoadCache;
+}
+
+interface CachedDocument {
+  read?: ChunkRead;
+  /** What the source loaded to, when it was one resource with nothing to say about it. */
+  resource?: Resource;
+}
+
+/**
+ * What a provider keeps from one load to the next (one cache per provider and default
+ * namespace): each document source's parse and, when it loaded to exactly one resource without a
+ * diagnostic, that resource. A reload that changes one document of thousands parses, validates and
+ * hashes that one; the others take their new origin (a document that moved in its file) and
+ * nothing else changes. Only what the last load used is kept.
+ */
+export interface LoadCache {
+  namespace: string | null;
+  previous: Map<string, CachedDocument>;
+  next: Map<string, CachedDocument>;
+}
+
+export function createLoadCache(): LoadCache {
+  return { namespace: null, previous: new Map(), next: new Map() };
+}
+
+function cachedDocument(cache: LoadCache, source: string): CachedDocument {
+  let e = cache.next.get(source);
+  if (e === undefined) cache.next.set(source, (e = cache.previous.get(source) ?? {}));
+  return e;
+}
+
+function chunkCacheOf(cache: LoadCache): ChunkCache {
+  return {
+    get: (source) => (cache.next.get(source) ?? cache.previous.get(source))?.read,
+    set: (source, read) => void (cachedDocument(cache, source).read = read),
+  };
 }
 
 export { parseDocuments } from './parse-documents.ts';
@@ -53,11 +93,21 @@ export function loadResources(inputs: readonly ConfigInput[], opts: LoadOptions)
   const skipped: SkippedDocument[] = [];
   const resources: Resource[] = [];
   const seen = new Map<string, Resource>();
+  const cache = opts.cache;
+  if (cache !== undefined) {
+    if (cache.namespace !== opts.defaultNamespace) cache.previous = new Map();
+    cache.namespace = opts.defaultNamespace;
+    cache.next = new Map();
+  }
+  const chunks = cache === undefined ? undefined : chunkCacheOf(cache);
   for (const input of inputs) {
-    const parsed = parseDocuments(input.file, input.text);
+    const parsed = parseDocuments(input.file, input.text, chunks);
     diagnostics.push(...parsed.diagnostics);
     for (const doc of parsed.documents) {
-      const r = loadDocument(doc, opts, diagnostics, skipped);
+      const r =
+        cache === undefined || doc.source === undefined
+          ? loadDocument(doc, opts, diagnostics, skipped)
+          : loadCachedDocument(cachedDocument(cache, doc.source), doc, opts, diagnostics, skipped);
       if (!r) continue;
       const key = `${r.kind}\u0000${r.namespace}\u0000${r.name}`;
       const first = seen.get(key);
@@ -76,8 +126,40 @@ export function loadResources(inputs: readonly ConfigInput[], opts: LoadOptions)
       resources.push(r);
     }
   }
+  if (cache !== undefined) {
+    cache.previous = cache.next;
+    cache.next = new Map();
+  }
   return { resources: { resources }, diagnostics, skipped };
 }
+
+/** loadDocument, or what the same source loaded to before, read from where it is now. */
+function loadCachedDocument(
+  entry: CachedDocument,
+  doc: ParsedDocument,
+  opts: LoadOptions,
+  diagnostics: Diagnostic[],
+  skipped: SkippedDocument[],
+): Resource | undefined {
+  const base = entry.resource;
+  if (base !== undefined) {
+    const r: Resource = { ...base, origin: originOf(doc) };
+    rememberSameContent(r, base);
+    return r;
+  }
+  const said = diagnostics.length;
+  const skips = skipped.length;
+  const r = loadDocument(doc, opts, diagnostics, skipped);
+  if (r !== undefined && diagnostics.length === said && skipped.length === skips) entry.resource = r;
+  return r;
+}
+
+const originOf = (doc: ParsedDocument): Origin => ({
+  kind: 'file',
+  file: doc.file,
+  doc: doc.doc,
+  line: doc.line,
+});
 
 /** Kubernetes drops fields set to null (`tls:` with nothing after it) on write; so do we. */
 function dropNullFields(v: unknown): unknown {
@@ -169,7 +251,7 @@ function loadDocument(
   diagnostics: Diagnostic[],
   skipped: SkippedDocument[],
 ): Resource | undefined {
-  const origin: Origin = { kind: 'file', file: doc.file, doc: doc.doc, line: doc.line };
+  const origin = originOf(doc);
   const v = doc.value;
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     diagnostics.push({

@@ -11,6 +11,7 @@ import {
   type Node,
 } from 'yaml';
 import type { Diagnostic } from '../errors/diagnostic.ts';
+import { readCommonYaml, type ChunkCache } from './read-common-yaml.ts';
 
 /** One config document as read from a file, with what is needed to point back into it. */
 export interface ParsedDocument {
@@ -27,6 +28,11 @@ export interface ParsedDocument {
    * at its parent).
    */
   readonly lineOf: (path: readonly (string | number)[]) => number | undefined;
+  /**
+   * The document's source text, when the fast reader read it and it is not an item of a `List`:
+   * the same source always loads to the same resource (config/index.ts caches by it).
+   */
+  readonly source?: string;
 }
 
 export interface ParseResult {
@@ -144,12 +150,12 @@ function parseDiagnostic(
 
 /**
  * Parses a YAML (multi-document) or JSON file. JSON goes through the YAML parser too (JSON is
- * YAML), which gives the same line map. Empty documents are skipped; `kind: List` documents are
+ * YAML), which gives the same line map. Files in the common subset take the fast reader
+ * (read-common-yaml.ts); the rest, and every file with an error, are read with `yaml`. Empty documents are skipped; `kind: List` documents are
  * flattened into their items. A document with a syntax error is reported and left out.
  */
-export function parseDocuments(file: string, text: string): ParseResult {
-  const json = file.toLowerCase().endsWith('.json');
-  const lineCounter = new LineCounter();
+/** `cache` keeps documents read before, by source text, so an unchanged one is not parsed again. */
+export function parseDocuments(file: string, text: string, cache?: ChunkCache): ParseResult {
   const documents: ParsedDocument[] = [];
   const diagnostics: Diagnostic[] = [];
   const binary = NOT_TEXT.exec(text);
@@ -171,6 +177,23 @@ export function parseDocuments(file: string, text: string): ParseResult {
     });
     return { documents, diagnostics };
   }
+  const common = readCommonYaml(text, cache);
+  if (common !== null) {
+    for (const d of common) {
+      if (d.value !== null && d.value !== undefined)
+        pushDocument(documents, file, d.doc, d.line, d.value, d.lineOf, d.source);
+    }
+    return { documents, diagnostics };
+  }
+  return parseWithYaml(file, text);
+}
+
+/** The `yaml` library's reading of a file (anchors, tags, errors and warnings included). */
+export function parseWithYaml(file: string, text: string): ParseResult {
+  const json = file.toLowerCase().endsWith('.json');
+  const lineCounter = new LineCounter();
+  const documents: ParsedDocument[] = [];
+  const diagnostics: Diagnostic[] = [];
   let parsed: Document.Parsed[];
   try {
     parsed = parseAllDocuments(text, {
@@ -237,25 +260,43 @@ export function parseDocuments(file: string, text: string): ParseResult {
       );
       return;
     }
-    const line = startLine ?? 1;
-    const lineOf = makeLineOf(contents, lineCounter, line);
-    if (isListDocument(value)) {
-      value.items.forEach((item, j) => {
-        if (item === null || item === undefined) return;
-        const prefix = ['items', j] as const;
-        documents.push({
-          file,
-          doc: docIndex,
-          line: lineOf(prefix) ?? line,
-          value: item,
-          lineOf: (path) => lineOf([...prefix, ...path]),
-        });
-      });
-      return;
-    }
-    documents.push({ file, doc: docIndex, line, value, lineOf });
+    pushDocument(
+      documents,
+      file,
+      docIndex,
+      startLine ?? 1,
+      value,
+      makeLineOf(contents, lineCounter, startLine ?? 1),
+    );
   });
   return { documents, diagnostics };
+}
+
+/** A document, or each item of a `List` document. */
+function pushDocument(
+  documents: ParsedDocument[],
+  file: string,
+  doc: number,
+  line: number,
+  value: unknown,
+  lineOf: ParsedDocument['lineOf'],
+  source?: string,
+): void {
+  if (!isListDocument(value)) {
+    documents.push({ file, doc, line, value, lineOf, ...(source !== undefined ? { source } : {}) });
+    return;
+  }
+  value.items.forEach((item, j) => {
+    if (item === null || item === undefined) return;
+    const prefix = ['items', j] as const;
+    documents.push({
+      file,
+      doc,
+      line: lineOf(prefix) ?? line,
+      value: item,
+      lineOf: (path) => lineOf([...prefix, ...path]),
+    });
+  });
 }
 
 function isListDocument(v: unknown): v is { items: unknown[] } {

@@ -8,35 +8,43 @@ import {
 import type { FieldPath } from './field-path.ts';
 import type { Finding } from './kinds/rules-common.ts';
 
+/** The table's patterns, split once: every resource of a kind is checked against the same ones. */
+const segmentsByPattern = new Map<string, readonly string[]>();
+
 /** `http[].match[].statPrefix` → ['http', '[]', 'match', '[]', 'statPrefix']. */
-function segmentsOf(pattern: string): string[] {
-  const out: string[] = [];
-  for (const part of pattern.split('.')) {
-    if (part.endsWith('[]')) out.push(part.slice(0, -2), '[]');
-    else out.push(part);
+function segmentsOf(pattern: string): readonly string[] {
+  let out = segmentsByPattern.get(pattern);
+  if (out === undefined) {
+    const segments: string[] = [];
+    for (const part of pattern.split('.')) {
+      if (part.endsWith('[]')) segments.push(part.slice(0, -2), '[]');
+      else segments.push(part);
+    }
+    segmentsByPattern.set(pattern, (out = segments));
   }
   return out;
 }
 
-/** Every place `segments` reaches under `value`, with its concrete path and the value there. */
+/** Every place `segments[at..]` reaches under `value`, with its concrete path and the value there. */
 function reach(
   value: unknown,
   segments: readonly string[],
+  at: number,
   path: FieldPath,
   out: { path: FieldPath; value: unknown }[],
 ): void {
   if (value === undefined || value === null) return;
-  const [head, ...rest] = segments;
+  const head = segments[at];
   if (head === undefined) {
     out.push({ path, value });
     return;
   }
   if (head === '[]') {
-    if (Array.isArray(value)) value.forEach((item, i) => reach(item, rest, [...path, i], out));
+    if (Array.isArray(value)) value.forEach((item, i) => reach(item, segments, at + 1, [...path, i], out));
     return;
   }
   if (typeof value !== 'object' || Array.isArray(value)) return;
-  reach((value as Record<string, unknown>)[head], rest, [...path, head], out);
+  reach((value as Record<string, unknown>)[head], segments, at + 1, [...path, head], out);
 }
 
 /** The values of `when` that `value` shows (every one for a token list), or null if none. */
@@ -67,7 +75,7 @@ export function findUnsupportedFields(r: Resource): Finding[] {
   for (const entry of unsupportedOfKind(r.kind)) {
     const found: { path: FieldPath; value: unknown }[] = [];
     if (entry.field === '*') found.push({ path: [], value: r.spec });
-    else for (const at of entry.at ?? [entry.field]) reach(r.spec, segmentsOf(at), ['spec'], found);
+    else for (const at of entry.at ?? [entry.field]) reach(r.spec, segmentsOf(at), 0, ['spec'], found);
     for (const { path, value } of found) {
       const hits = matchedBy(entry.when, value);
       if (hits === null) continue;

@@ -2,9 +2,18 @@
  * Load + compile, the one path every command takes from documents to a Snapshot, so
  * `validate`, `routes` and `explain` print exactly what `serve` would run.
  */
-import { compile, type CompileOptions } from '../compile/index.ts';
-import { sortDiagnostics, type Diagnostic } from '../errors/diagnostic.ts';
+import {
+  compile,
+  compileSnapshot,
+  createCompileCache,
+  hashResources,
+  settingsOf,
+  type CompileOptions,
+} from '../compile/index.ts';
+import { hasErrors, sortDiagnostics, type Diagnostic } from '../errors/diagnostic.ts';
 import type { ResourceSet } from '../model/resource.ts';
+import type { GatewayIdentity } from '../model/sluice.ts';
+import type { ProviderUpdate } from '../providers/provider.ts';
 import type { Snapshot } from '../snapshot/types.ts';
 
 export interface BuildResult {
@@ -28,5 +37,31 @@ export function buildFromResources(
     snapshot,
     diagnostics: sortDiagnostics([...loadDiagnostics, ...diagnostics]),
     nowMs: opts.nowMs,
+  };
+}
+
+/** What a process that serves builds from each change: the snapshot, and the thread's verdict. */
+export type SnapshotBuilder = (update: ProviderUpdate) => Promise<BuildResult>;
+
+/**
+ * The build `serve` runs on each change. The config thread judges the set (the full compile and
+ * analysis: every diagnostic, off this event loop); this side compiles the snapshot it serves,
+ * reusing the routes of unchanged VirtualServices (compile/reuse.ts). A set with errors is
+ * refused whatever it compiles to, so it gets no snapshot of its own (an empty one stands in).
+ */
+export function createSnapshotBuilder(
+  judge: (hash: string, nowMs: number) => Promise<readonly Diagnostic[]>,
+  identity: GatewayIdentity,
+): SnapshotBuilder {
+  const cache = createCompileCache();
+  return async (update) => {
+    // The clock is read here, once per build: compile itself is pure.
+    const nowMs = Date.now();
+    const hash = hashResources(update.resources);
+    const diagnostics = await judge(hash, nowMs);
+    const snapshot: Snapshot = hasErrors(diagnostics)
+      ? { hash, listeners: new Map(), clusters: new Map(), settings: settingsOf(null) }
+      : compileSnapshot(update.resources, { ...identity, nowMs }, cache);
+    return { resources: update.resources, snapshot, diagnostics, nowMs };
   };
 }

@@ -1,13 +1,16 @@
 /**
  * One worker process per core (node:cluster; the workers share the listen ports). The primary
- * owns the providers and the reload loop: it builds each set once to validate it, then ships the
- * ResourceSet (JSON-safe model) to every worker, which compiles and applies it and answers with
- * the snapshot hash it compiled, so every worker is known to serve the same version. The primary
+ * owns the providers and the reload loop: its config thread reads, validates and judges each set
+ * once, then the primary ships the ResourceSet (JSON-safe model) to every worker as a delta
+ * against what that worker holds (control/set-delta.ts); each worker compiles it (reusing what
+ * did not change), applies it and answers with the snapshot hash it compiled, so every worker is
+ * known to serve the same version. The primary
  * restarts a worker that dies (with back-off), coordinates the drain, and answers the status,
  * metrics and admin ports for all of them.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { buildFromResources } from './build.ts';
+import { compileSnapshot, createCompileCache } from '../compile/index.ts';
+import { createDeltaReceiver, createDeltaSender, type DeltaSender, type SetDelta } from './set-delta.ts';
 import type { Gateway } from './reconcile.ts';
 import { SluiceError } from '../errors/sluice-error.ts';
 import type { ResourceSet } from '../model/resource.ts';
@@ -21,7 +24,8 @@ export type ToWorker =
       readonly type: 'sluice:apply';
       readonly version: number;
       readonly hash: string;
-      readonly resources: ResourceSet;
+      /** The set, as what this worker does not hold yet (control/set-delta.ts). */
+      readonly delta: SetDelta;
       /** The clock the primary compiled at, so every worker compiles the same snapshot. */
       readonly nowMs: number;
     }
@@ -118,6 +122,8 @@ interface Slot {
   /** Applies that failed in a row (a restarted worker whose port is taken); sets the retry back-off. */
   applyFailures: number;
   retryTimer: NodeJS.Timeout | null;
+  /** What this worker holds of the sets shipped to it. */
+  readonly sender: DeltaSender;
 }
 
 interface Desired {
@@ -130,6 +136,8 @@ interface Desired {
 interface PendingApply {
   readonly desired: Desired;
   readonly waiting: Set<number>;
+  /** Workers the set goes to once the one applying it now has answered. */
+  readonly queue: Slot[];
   readonly errors: string[];
   readonly done: () => void;
 }
@@ -172,7 +180,7 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       type: 'sluice:apply',
       version: desired.version,
       hash: desired.hash,
-      resources: desired.resources,
+      delta: slot.sender.encode(desired.resources),
       nowMs: desired.nowMs,
     });
   };
@@ -196,10 +204,22 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     }, delayMs);
   };
 
+  /** The next queued worker still there gets the set. */
+  const shipNext = (p: PendingApply): void => {
+    for (let s = p.queue.shift(); s !== undefined; s = p.queue.shift()) {
+      if (s.worker !== null && s.worker.isConnected() && s.hello && p.waiting.has(s.index)) {
+        shipDesired(s);
+        return;
+      }
+      p.waiting.delete(s.index);
+    }
+  };
+
   const settle = (slotIndex: number, error: string | null): void => {
     const p = pending;
     if (p === null || !p.waiting.delete(slotIndex)) return;
     if (error !== null) p.errors.push(error);
+    shipNext(p);
     if (p.waiting.size === 0) p.done();
   };
 
@@ -236,6 +256,8 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       }
       case 'sluice:apply-failed':
         slot.unbound = message.unbound;
+        // It may hold nothing now (it could not decode): the next ship carries the whole set.
+        slot.sender.reset();
         log.error(
           { slot: slot.index, version: message.version, error: message.error },
           'worker could not apply config',
@@ -255,6 +277,7 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     if (stopping) return;
     const worker = cluster.fork({ SLUICE_WORKER_SLOT: String(slot.index) });
     slot.worker = worker;
+    slot.sender.reset();
     slot.hello = false;
     slot.version = 0;
     slot.hash = null;
@@ -302,6 +325,7 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       restartTimer: null,
       applyFailures: 0,
       retryTimer: null,
+      sender: createDeltaSender(),
     };
     slots.push(slot);
     fork(slot);
@@ -314,6 +338,7 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       const p: PendingApply = {
         desired: target,
         waiting: new Set(),
+        queue: [],
         errors: [],
         done: () => {
           if (timer !== null) clearTimeout(timer);
@@ -323,7 +348,11 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       };
       pending = p;
       desired = target;
-      for (const slot of running()) if (slot.hello && !serves(slot, target)) shipDesired(slot);
+      // One worker at a time: while one compiles and swaps, the others serve at full speed (on a
+      // small machine they would otherwise all compile at once, each slowed by the others).
+      for (const slot of running()) if (slot.hello && !serves(slot, target)) p.waiting.add(slot.index);
+      p.queue.push(...running().filter((slot) => p.waiting.has(slot.index)));
+      shipNext(p);
       if (p.waiting.size === 0) {
         p.done();
         return;
@@ -477,13 +506,23 @@ export function runWorker(opts: {
     if (process.connected) process.send?.(message);
   };
 
+  // The set arrives as a delta against the last one; compile reuses the routes of unchanged
+  // VirtualServices, so a change to one costs this event loop about one VirtualService. Between
+  // the steps, requests waiting are served (a very large set takes tens of ms a step).
+  const receiver = createDeltaReceiver();
+  const cache = createCompileCache();
+  const served = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  let applying: Promise<void> = Promise.resolve();
   const apply = async (m: Extract<ToWorker, { type: 'sluice:apply' }>): Promise<void> => {
     try {
-      const build = buildFromResources(m.resources, [], { ...opts.identity, nowMs: m.nowMs });
-      await gateway.apply(build.snapshot);
+      const resources = receiver.decode(m.delta);
+      await served();
+      const snapshot = compileSnapshot(resources, { ...opts.identity, nowMs: m.nowMs }, cache);
+      await served();
+      await gateway.apply(snapshot);
       version = m.version;
-      hash = build.snapshot.hash;
-      opts.onApplied?.(m.resources);
+      hash = snapshot.hash;
+      opts.onApplied?.(resources);
       reply({
         type: 'sluice:applied',
         version,
@@ -521,7 +560,8 @@ export function runWorker(opts: {
     process.on('message', (m: ToWorker) => {
       switch (m.type) {
         case 'sluice:apply':
-          void apply(m);
+          // In order, one at a time: each delta is against the set the one before left.
+          applying = applying.then(() => apply(m));
           return;
         case 'sluice:query':
           void answer(m.id, m.what);

@@ -14,6 +14,7 @@ import { FILE_SECRET_KEY, FILE_SECRET_NAMESPACE, type SecretSpec } from '../mode
 import type { GatewaySpec } from '../model/networking.ts';
 import { privateBytes, type PrivateBytes } from '../model/private-bytes.ts';
 import type { Resource, ResourceSet } from '../model/resource.ts';
+import type { LoadCache } from '../config/index.ts';
 import { readConfigUpdate } from './file.ts';
 import type { Provider, ProviderUpdate } from './provider.ts';
 import { createWatchedProvider, isVolumeSwap, type PathWatch } from './watch.ts';
@@ -141,6 +142,8 @@ export interface ConfigSourcesOptions {
   readonly certsDir: string;
   /** --namespace: the gateway's own namespace, where credentialName Secrets live (GW-15). */
   readonly gatewayNamespace: string;
+  /** Kept from read to read by a provider that reads again on every change. */
+  readonly cache?: LoadCache;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { loadResources, type ConfigInput } from '../config/index.ts';
+import { loadResources, type ConfigInput, type LoadCache } from '../config/index.ts';
 import type { Diagnostic } from '../errors/diagnostic.ts';
 import type { Provider, ProviderUpdate } from './provider.ts';
 import { createWatchedProvider, isVolumeSwap, type EntryFilter, type PathWatch } from './watch.ts';
@@ -144,11 +144,14 @@ export async function readConfigPaths(
 
 /** The config files as one update: read, then parsed and validated (`files` counts what was read). */
 export async function readConfigUpdate(
-  opts: { paths: readonly string[]; defaultNamespace: string },
+  opts: { paths: readonly string[]; defaultNamespace: string; cache?: LoadCache },
   watch: PathWatch | null = null,
 ): Promise<ProviderUpdate> {
   const { inputs, diagnostics } = await readConfigPaths(opts.paths, watch);
-  const loaded = loadResources(inputs, { defaultNamespace: opts.defaultNamespace });
+  const loaded = loadResources(inputs, {
+    defaultNamespace: opts.defaultNamespace,
+    ...(opts.cache !== undefined ? { cache: opts.cache } : {}),
+  });
   return {
     resources: loaded.resources,
     diagnostics: [...diagnostics, ...loaded.diagnostics],

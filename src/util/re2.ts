@@ -63,7 +63,27 @@ export function parseRewrite(
   return { ok: true, template: parts };
 }
 
+/**
+ * Compiled regexes by flags and source. Configs repeat patterns (the same header or path regex in
+ * hundreds of VirtualServices) and every reload compiles them again, validation first; a compiled
+ * regex is immutable, so one object serves every snapshot. Bounded: emptied when full.
+ */
+const compiled = new Map<string, CompileResult>();
+const MAX_COMPILED = 10_000;
+
 export function compileRe2(source: string, flags: { ignoreCase?: boolean } = {}): CompileResult {
+  if (source.length > MAX_REGEX_LENGTH) return compileUncached(source, flags);
+  const key = `${flags.ignoreCase === true ? 'i' : '-'}${source}`;
+  let result = compiled.get(key);
+  if (result === undefined) {
+    result = compileUncached(source, flags);
+    if (compiled.size >= MAX_COMPILED) compiled.clear();
+    compiled.set(key, result);
+  }
+  return result;
+}
+
+function compileUncached(source: string, flags: { ignoreCase?: boolean }): CompileResult {
   if (source.length > MAX_REGEX_LENGTH) {
     return {
       ok: false,

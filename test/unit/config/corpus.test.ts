@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadResources } from '../../../src/config/index.ts';
 import { formatDiagnostic, type Diagnostic } from '../../../src/errors/diagnostic.ts';
+import { readingDifferences } from '../../support/same-reading.ts';
 
 /**
  * Istio's own configuration (shared corpus, never copied into the project): what Istio's
@@ -60,6 +61,11 @@ describe.skipIf(!present)('istio corpus (per-document validation)', () => {
   it.each(valid.map((e) => [e.file]))('accepts %s', (file) => {
     const { diagnostics } = load(file);
     expect(errorsOf(diagnostics).map(formatDiagnostic)).toEqual([]);
+  });
+
+  it.each(expectations.map((e) => [e.file]))('the fast YAML reader reads %s as `yaml` does', (file) => {
+    const diffs = readingDifferences(file, readFileSync(path.join(corpus, file), 'utf8'));
+    if (diffs !== 'declined') expect(diffs).toEqual([]);
   });
 
   it.each(invalid.map((e) => [e.file, e]))('rejects %s', (file, e) => {

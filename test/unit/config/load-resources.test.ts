@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadResources } from '../../../src/config/index.ts';
+import { createLoadCache, loadResources } from '../../../src/config/index.ts';
 import { formatDiagnostic } from '../../../src/errors/diagnostic.ts';
 
 const svc = (name: string, ns?: string) =>
@@ -116,5 +116,61 @@ metadata: {name: app}
     const r = loadResources([{ file: 'x.yaml', text: 'a: [\n' }], { defaultNamespace: 'default' });
     expect(r.diagnostics[0]!.code).toBe('SLUICE_CONFIG_PARSE');
     expect(r.resources.resources).toEqual([]);
+  });
+});
+
+describe('loadResources with a cache', () => {
+  const vs = (name: string, prefix = '/a') => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ${name}, namespace: shop}
+spec:
+  hosts: [${name}.example.com]
+  gateways: [istio-system/gw]
+  http:
+    - match: [{uri: {prefix: ${prefix}}}]
+      route: [{destination: {host: be.shop.svc.cluster.local}}]
+`;
+  // A field sluice parses but does not act on: a warning at every load.
+  const faulty = vs('faulty').replace(
+    '      route:',
+    '      fault: {abort: {httpStatus: 503, percentage: {value: 1}}}\n      route:',
+  );
+  const load = (files: Record<string, string>, cache?: ReturnType<typeof createLoadCache>, ns = 'shop') =>
+    loadResources(
+      Object.entries(files).map(([file, text]) => ({ file, text })),
+      { defaultNamespace: ns, ...(cache ? { cache } : {}) },
+    );
+
+  it('gives what a load without it gives, change after change', () => {
+    const cache = createLoadCache();
+    const steps: Record<string, string>[] = [
+      { 'a.yaml': [vs('one'), vs('two'), faulty].join('---\n'), 'b.yaml': vs('three') },
+      { 'a.yaml': [vs('one', '/b'), vs('two'), faulty].join('---\n'), 'b.yaml': vs('three') },
+      {
+        'a.yaml': [
+          '# a longer header\n# moves every document down\n' + vs('one', '/b'),
+          vs('two'),
+          faulty,
+        ].join('---\n'),
+      },
+      { 'a.yaml': [vs('two'), vs('two')].join('---\n') },
+      { 'a.yaml': [vs('two'), 'kind: [broken'].join('---\n') },
+    ];
+    for (const files of steps) expect(load(files, cache)).toEqual(load(files));
+    // Another default namespace: nothing is taken from before.
+    const files = { 'c.yaml': vs('two').replace('namespace: shop', '') };
+    load(files, cache);
+    expect(load(files, cache, 'other')).toEqual(load(files, undefined, 'other'));
+  });
+
+  it('reuses what an unchanged document loaded to; a document with something to say is loaded again', () => {
+    const cache = createLoadCache();
+    const first = load({ 'a.yaml': [vs('one'), vs('two'), faulty].join('---\n') }, cache).resources.resources;
+    const again = load({ 'a.yaml': [vs('one', '/b'), vs('two'), faulty].join('---\n') }, cache);
+    const [one, two, warned] = again.resources.resources;
+    expect(two?.spec).toBe(first[1]?.spec);
+    expect(one?.spec).not.toBe(first[0]?.spec);
+    expect(warned?.spec).not.toBe(first[2]?.spec);
+    expect(again.diagnostics.map((d) => d.unsupported)).toContain('http[].fault');
   });
 });

@@ -68,3 +68,23 @@ describe('parseRewrite', () => {
     expect(parseRewrite('a\\b', 2).ok).toBe(false);
   });
 });
+
+describe('compileRe2 keeps what it compiled', () => {
+  it('gives the same compiled regex for the same source and flags, another for other flags', () => {
+    const a = compileRe2('/kept/[0-9]+');
+    const b = compileRe2('/kept/[0-9]+');
+    const i = compileRe2('/kept/[0-9]+', { ignoreCase: true });
+    expect(a.ok && b.ok && i.ok).toBe(true);
+    if (!a.ok || !b.ok || !i.ok) return;
+    expect(b.regex).toBe(a.regex);
+    expect(i.regex).not.toBe(a.regex);
+    expect(a.regex.fullMatch('/KEPT/1')).toBe(false);
+    expect(i.regex.fullMatch('/KEPT/1')).toBe(true);
+  });
+
+  it('keeps failures too, with the same message', () => {
+    const a = compileRe2('(unclosed');
+    expect(a.ok).toBe(false);
+    expect(compileRe2('(unclosed')).toEqual(a);
+  });
+});
