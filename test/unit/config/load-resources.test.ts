@@ -131,9 +131,10 @@ spec:
       route: [{destination: {host: be.shop.svc.cluster.local}}]
 `;
   // A field sluice parses but does not act on: a warning at every load.
+  // A document with a warning (a field sluice does not act on) is loaded again at every read.
   const faulty = vs('faulty').replace(
     '      route:',
-    '      fault: {abort: {httpStatus: 503, percentage: {value: 1}}}\n      route:',
+    '      retries: {attempts: 2, retryRemoteLocalities: true}\n      route:',
   );
   const load = (files: Record<string, string>, cache?: ReturnType<typeof createLoadCache>, ns = 'shop') =>
     loadResources(
@@ -171,6 +172,6 @@ spec:
     expect(two?.spec).toBe(first[1]?.spec);
     expect(one?.spec).not.toBe(first[0]?.spec);
     expect(warned?.spec).not.toBe(first[2]?.spec);
-    expect(again.diagnostics.map((d) => d.unsupported)).toContain('http[].fault');
+    expect(again.diagnostics.map((d) => d.unsupported)).toContain('http[].retries.retryRemoteLocalities');
   });
 });
