@@ -25,7 +25,7 @@ import { credentialOf, httpsTableName, planPorts } from './gateways.ts';
 import { serverDnsNames } from './hosts.ts';
 import { buildIndexes } from './indexes.ts';
 import { buildRouteTable, createRouteContext } from './routes.ts';
-import { createTlsContext } from './tls.ts';
+import { createSecretLookup, createTlsContext } from './tls.ts';
 import { filtersAt, planSecurity, tcpFiltersAt } from './filters.ts';
 import { buildTcpRoute, buildTlsRoutes } from './tls-routes.ts';
 
@@ -186,7 +186,12 @@ function tracingDiagnostics(set: ResourceSet, mesh: MeshConfigSpec | null, diagn
 function compileUnchecked(set: ResourceSet, opts: CompileOptions, diagnostics: Diagnostic[]): Snapshot {
   const identity: GatewayIdentity = opts;
   const indexes = buildIndexes(set, identity);
-  const clusters = createClusterContext(indexes, diagnostics);
+  const clusters = createClusterContext(
+    indexes,
+    diagnostics,
+    createSecretLookup(set, identity.namespace),
+    opts.nowMs,
+  );
   const routes = createRouteContext(indexes, clusters, diagnostics);
   const listeners = new Map<number, Listener>();
   const tls = createTlsContext(set, identity.namespace, diagnostics, opts.nowMs);

@@ -2,12 +2,21 @@
  * Answers the gateway gives itself (DP-3, DP-4), with Envoy's status, body and response flag.
  * Non-empty bodies get `content-type: text/plain` and `content-length`; every reply carries
  * `server` (DP-2) and, once a route was chosen, that route's response header operations (VS-21:
- * Envoy's router applies them to its own local replies too).
+ * Envoy's router applies them to its own local replies too). A gRPC request gets Envoy's gRPC
+ * form instead (http/utility.cc sendLocalReply): a trailers-only `200` with `grpc-status` (the
+ * HTTP status mapped, unless a filter set one) and the body as a percent-encoded `grpc-message`.
  */
 import type { ServerResponse } from 'node:http';
 import type { ForwardContext } from '../upstream/forward.ts';
 import { applyHeaderOps, hasHeader, replaceHeaders } from '../upstream/header-ops.ts';
 import type { UpstreamFailure } from '../upstream/upstream-error.ts';
+import { endWithHeaders } from '../upstream/trailers.ts';
+import {
+  createGrpcExchange,
+  httpToGrpcStatus,
+  isGrpcRequest,
+  percentEncodeGrpcMessage,
+} from '../util/grpc.ts';
 
 export const BODY_UF_PREFIX = 'upstream connect error or disconnect/reset before headers. ';
 
@@ -36,7 +45,30 @@ export function sendLocalReply(
   if (route !== null && route.responseHeaders !== null) applyHeaderOps(headers, route.responseHeaders, ctx);
   if (extraHeaders !== null) replaceHeaders(headers, extraHeaders);
   if (ctx.responseHeadersToAdd !== null) replaceHeaders(headers, ctx.responseHeadersToAdd);
+  if (isGrpcRequest(ctx.req.rawHeaders)) return grpcReply(ctx, status, headers, body);
   writeReply(res, status, headers, body === null ? EMPTY : body, false);
+}
+
+/** DP-3: the local reply as gRPC clients read it; `status` stays the logged response code. */
+function grpcReply(ctx: ForwardContext, status: number, headers: string[], body: Buffer | null): void {
+  let grpcStatus: string | null = null;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase();
+    if (name === 'grpc-status') grpcStatus = headers[i + 1]!;
+    if (name === 'grpc-status' || name === 'content-type' || name === 'content-length') {
+      headers.splice(i, 2);
+      i -= 2;
+    }
+  }
+  grpcStatus ??= String(httpToGrpcStatus(status));
+  headers.push('content-type', 'application/grpc', 'grpc-status', grpcStatus);
+  if (body !== null && body.length > 0 && ctx.method !== 'HEAD') {
+    const text = body.toString('utf8');
+    // Envoy drops the newline a JSON body format ends with.
+    headers.push('grpc-message', percentEncodeGrpcMessage(text.endsWith('\n') ? text.slice(0, -1) : text));
+  }
+  (ctx.grpc ??= createGrpcExchange()).status = grpcStatus;
+  endWithHeaders(ctx.res, 200, headers, ctx.req.httpVersionMajor === 2);
 }
 
 /** A reply for an upstream failure (503 UF/UC/UR, 502 UPE, 504 UT). */
@@ -47,9 +79,18 @@ export function sendUpstreamFailure(ctx: ForwardContext, f: UpstreamFailure, ret
     text = 'upstream request timeout';
     details = 'upstream_response_timeout';
   } else {
+    const tls = f.transportFailureReason;
     text =
-      BODY_UF_PREFIX + (retried ? 'retried and the latest reset reason: ' : 'reset reason: ') + f.resetReason;
-    details = 'upstream_reset_before_response_started{' + f.resetReason.replaceAll(' ', '_') + '}';
+      BODY_UF_PREFIX +
+      (retried ? 'retried and the latest reset reason: ' : 'reset reason: ') +
+      f.resetReason +
+      (tls === undefined ? '' : ', transport failure reason: ' + tls);
+    details =
+      'upstream_reset_before_response_started{' +
+      f.resetReason.replaceAll(' ', '_') +
+      (tls === undefined ? '' : '|' + tls.replaceAll(' ', '_')) +
+      '}';
+    if (tls !== undefined) ctx.transportFailureReason = tls;
   }
   const flag = retried && f.flag !== 'UT' ? f.flag + ',URX' : f.flag;
   sendLocalReply(ctx, f.status, flag, details, Buffer.from(text));

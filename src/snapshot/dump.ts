@@ -3,6 +3,7 @@
  * No functions (conditions render as field + expected text), regexes as their source, times in
  * ms, unlimited caps as the string 'unlimited', bodies as text when printable else base64.
  */
+import { createHash } from 'node:crypto';
 import { describeAction, describeConditions, describeDestination, describeHeaderOps } from './describe.ts';
 import type {
   Cluster,
@@ -18,6 +19,7 @@ import type {
   TlsRoute,
   TlsServer,
   TlsSettings,
+  UpstreamTls,
   VirtualHost,
 } from './types.ts';
 
@@ -282,6 +284,26 @@ function dumpCluster(c: Cluster): unknown {
     maxConnections: cap(c.maxConnections),
     maxPendingRequests: cap(c.maxPendingRequests),
     maxRequests: cap(c.maxRequests),
+    ...(c.protocol !== undefined ? { protocol: c.protocol, http2: c.http2 } : {}),
+    ...(c.tls !== undefined ? { tls: dumpUpstreamTls(c.tls) } : {}),
+  };
+}
+
+/** Certificates by fingerprint, never key material. */
+function dumpUpstreamTls(t: UpstreamTls): unknown {
+  return {
+    mode: t.mode,
+    ca:
+      t.caPem === null
+        ? 'system'
+        : `sha256:${createHash('sha256').update(t.caPem).digest('hex').slice(0, 16)}`,
+    crl: t.crlPem !== null,
+    clientCertificate: t.clientFingerprint,
+    sni: t.sni,
+    subjectAltNames: t.subjectAltNames,
+    insecureSkipVerify: t.insecureSkipVerify,
+    notReady: t.notReady,
+    key: t.key,
   };
 }
 

@@ -12,13 +12,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable, type Duplex } from 'node:stream';
 import type { Cluster, ForwardAction, Route, Snapshot, WeightedCluster } from '../snapshot/types.ts';
-import type { UpstreamHost } from './pools.ts';
+import { poolFor, type UpstreamHost } from './pools.ts';
 import { hostSetOf, pickHost, type HostSet } from './endpoints.ts';
 import { classifyUpstreamError, PER_TRY_TIMEOUT, type UpstreamFailure } from './upstream-error.ts';
 import { backoffMs, retryCoversFailure, retryCoversStatus } from './retry.ts';
 import { applyRouteAndDestinationOps, replaceHeaders } from './header-ops.ts';
 import type { FinishedRequest } from '../observability/finished-request.ts';
 import { peerAddress, trustedClientAddress } from '../observability/request-facts.ts';
+import { createGrpcExchange, isGrpcContentType, parseGrpcTimeout, type GrpcExchange } from '../util/grpc.ts';
+import { addTrailers, endWithHeaders } from './trailers.ts';
 
 /**
  * What forward needs of the per-request context (dataplane/request-context.ts implements it;
@@ -45,6 +47,10 @@ export interface ForwardContext extends FinishedRequest {
   upstreamServiceTimeMs: number;
   /** Set once the final response (or a local reply) has started; nothing else may answer. */
   finished: boolean;
+  /** gRPC requests: status and message counts (DP-7); null for everything else. */
+  grpc: GrpcExchange | null;
+  /** Envoy's `transport failure reason` of a failed TLS connection (DR-8), else null. */
+  transportFailureReason: string | null;
 
   // forward's own per-request state, initialised to null/0 by the context factory
   fwd: ForwardState | null;
@@ -70,6 +76,8 @@ export interface ForwardState {
   readonly upstreamPath: string;
   /** The request carries a body (Content-Length > 0 or Transfer-Encoding). */
   readonly hasBody: boolean;
+  /** The route timeout for this request: VS-22's, or a gRPC request's `grpc-timeout` capped by it. */
+  readonly timeoutMs: number | null;
   readonly onFailure: FailureReply;
   readonly onPlain: PlainReply;
   current: Attempt | null;
@@ -90,9 +98,19 @@ type WithAttempt = ServerResponse & { [kAttempt]?: Attempt | null; [kCtx]?: Forw
 
 /** Names whose first letter may need a closer look; everything else is copied unread. */
 function firstCharInteresting(c: number): boolean {
-  // c, e, h, k, p, t, u, x (either case)
+  // c, e, g, h, k, p, t, u, x (either case)
   const l = c | 0x20;
-  return l === 99 || l === 101 || l === 104 || l === 107 || l === 112 || l === 116 || l === 117 || l === 120;
+  return (
+    l === 99 ||
+    l === 101 ||
+    l === 103 ||
+    l === 104 ||
+    l === 107 ||
+    l === 112 ||
+    l === 116 ||
+    l === 117 ||
+    l === 120
+  );
 }
 
 const CONNECTION_NOMINATED_OK = new Set(['close', 'keep-alive', 'upgrade']);
@@ -102,6 +120,8 @@ interface DownstreamHeaderFacts {
   xfp: string | null;
   connection: string | null;
   hasBody: boolean;
+  grpc: boolean;
+  grpcTimeout: string | null;
 }
 
 /**
@@ -127,10 +147,21 @@ export function buildUpstreamHeaders(
     }
     const lower = name.toLowerCase();
     switch (lower) {
+      case 'te':
+        // Envoy keeps TE only as `trailers` (gRPC servers expect it).
+        if (/(?:^|,)\s*trailers\s*(?:;|,|$)/i.test(raw[i + 1]!)) out.push('te', 'trailers');
+        continue;
+      case 'content-type':
+        facts.grpc = isGrpcContentType(raw[i + 1]!);
+        out.push(name, raw[i + 1]!);
+        continue;
+      case 'grpc-timeout':
+        facts.grpcTimeout = raw[i + 1]!;
+        out.push(name, raw[i + 1]!);
+        continue;
       case 'host':
       case 'keep-alive':
       case 'proxy-connection':
-      case 'te':
       case 'trailer':
       case 'upgrade':
       case 'expect':
@@ -248,6 +279,8 @@ export function forwardRequest(
     xfp: null,
     connection: null,
     hasBody: false,
+    grpc: false,
+    grpcTimeout: null,
   };
   const built = buildUpstreamHeaders(
     ctx,
@@ -256,6 +289,8 @@ export function forwardRequest(
     rewritten ? (query === '' ? ctx.path : ctx.path + '?' + query) : null,
     facts,
   );
+  if (facts.grpc) ctx.grpc = createGrpcExchange();
+  const timeoutMs = facts.grpc ? grpcTimeoutMs(action.timeoutMs, facts.grpcTimeout) : action.timeoutMs;
   const state: ForwardState = {
     action,
     dest,
@@ -264,6 +299,7 @@ export function forwardRequest(
     attemptCountIndex: built.attemptCountIndex,
     upstreamPath,
     hasBody: facts.hasBody,
+    timeoutMs,
     onFailure,
     onPlain,
     current: null,
@@ -277,13 +313,13 @@ export function forwardRequest(
   const res = ctx.res as WithAttempt;
   res[kCtx] = ctx;
   res.on('close', onDownstreamClose);
-  if (action.timeoutMs !== null && action.timeoutMs > 0) {
+  if (timeoutMs !== null && timeoutMs > 0) {
     // VS-22: the route timeout starts once the whole request has been received.
     if (state.hasBody && !ctx.req.complete) {
       (ctx.req as ReqWithCtx)[kCtx] = ctx;
       ctx.req.once('end', onRequestBodyEnd);
     } else {
-      state.routeTimer = setTimeout(onRouteTimeout, action.timeoutMs, ctx);
+      state.routeTimer = setTimeout(onRouteTimeout, timeoutMs, ctx);
     }
   }
   startAttempt(ctx);
@@ -291,11 +327,22 @@ export function forwardRequest(
 
 type ReqWithCtx = IncomingMessage & { [kCtx]?: ForwardContext };
 
+/**
+ * VS-22 for gRPC: Istio sets the route's `max_grpc_timeout` to its timeout (0 when none), so
+ * Envoy uses the request's `grpc-timeout` (none = no deadline) capped by the route timeout.
+ */
+function grpcTimeoutMs(routeMs: number | null, header: string | null): number | null {
+  const asked = parseGrpcTimeout(header);
+  const cap = routeMs !== null && routeMs > 0 ? routeMs : null;
+  if (asked === null) return cap;
+  return cap === null ? Math.max(1, Math.ceil(asked)) : Math.min(cap, Math.max(1, Math.ceil(asked)));
+}
+
 function onRequestBodyEnd(this: ReqWithCtx): void {
   const ctx = this[kCtx];
   if (ctx === undefined || ctx.fwd === null) return;
   const state = ctx.fwd;
-  const ms = state.action.timeoutMs;
+  const ms = state.timeoutMs;
   // Nothing to time once the exchange is over (answered, failed or the client left).
   if (ms === null || state.routeTimer !== null || state.over) return;
   state.routeTimer = setTimeout(onRouteTimeout, ms, ctx);
@@ -330,7 +377,11 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
     finish(ctx);
     return;
   }
-  if (cluster.maxPendingRequests !== Infinity && host.pool.stats.pending >= cluster.maxPendingRequests)
+  const pool =
+    host.variants === null
+      ? host.pool
+      : poolFor(host, ctx.req.httpVersionMajor === 2, upstreamAuthority(state.headers));
+  if (cluster.maxPendingRequests !== Infinity && pool.stats.pending >= cluster.maxPendingRequests)
     return overflow(ctx);
   ctx.attempts += 1;
   state.headers[state.attemptCountIndex] = String(ctx.attempts);
@@ -341,11 +392,11 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
   set.state.active += 1;
   if (ctx.attempts === 1) ctx.upstreamStartMs = performance.now();
   const perTry = state.action.retry.perTryTimeoutMs;
-  if (perTry !== null && perTry > 0 && (state.action.timeoutMs === null || perTry < state.action.timeoutMs)) {
+  if (perTry !== null && perTry > 0 && (state.timeoutMs === null || perTry < state.timeoutMs)) {
     attempt.perTryTimer = setTimeout(onPerTryTimeout, perTry, attempt);
   }
   const upgrade = ctx.upgradeSocket !== null;
-  host.pool.dispatch(
+  pool.dispatch(
     {
       path: state.upstreamPath,
       method: ctx.method,
@@ -362,6 +413,22 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
     },
     attempt,
   );
+}
+
+function headerValue(raw: readonly (Buffer | string)[], lowerName: string): string | null {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === lowerName.length && name.toString().toLowerCase() === lowerName)
+      return raw[i + 1]!.toString();
+  }
+  return null;
+}
+
+/** The Host the upstream request carries (after rewrites and header ops). */
+function upstreamAuthority(headers: readonly string[]): string {
+  for (let i = headers.length - 2; i >= 0; i -= 2)
+    if (headers[i]!.toLowerCase() === 'host') return headers[i + 1]!;
+  return '';
 }
 
 const NO_HEALTHY_UPSTREAM = Buffer.from('no healthy upstream');
@@ -405,7 +472,28 @@ class Attempt {
     this.abort = abort;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHeaders(statusCode: number, rawHeaders: readonly (Buffer | string)[], resume: () => void): boolean {
+    return this.respond(statusCode, rawHeaders, resume, false);
+  }
+
+  /** An HTTP/2 response that ended with its headers (gRPC trailers-only): passed on as one. */
+  onHeadersOnly(statusCode: number, rawHeaders: readonly string[]): void {
+    if (!this.respond(statusCode, rawHeaders, null, true)) return;
+    this.onComplete(null);
+  }
+
+  /** Request body chunks as an HTTP/2 pool sends them: gRPC message counts (DP-7). */
+  onRequestData(chunk: Buffer): void {
+    const grpc = this.ctx.grpc;
+    if (grpc !== null) grpc.requests.add(chunk);
+  }
+
+  respond(
+    statusCode: number,
+    rawHeaders: readonly (Buffer | string)[],
+    resume: (() => void) | null,
+    endStream: boolean,
+  ): boolean {
     if (this.done) return false;
     const ctx = this.ctx;
     const state = ctx.fwd!;
@@ -443,8 +531,10 @@ class Attempt {
     if (ctx.responseHeadersToAdd !== null) replaceHeaders(headers, ctx.responseHeadersToAdd);
     this.resume = resume;
     res[kAttempt] = this;
+    if (endStream && ctx.grpc !== null) ctx.grpc.status = headerValue(rawHeaders, 'grpc-status');
     try {
-      res.writeHead(statusCode, headers);
+      if (endStream) endWithHeaders(res, statusCode, headers, ctx.req.httpVersionMajor === 2);
+      else res.writeHead(statusCode, headers);
     } catch {
       // An upstream header Node refuses to write is a protocol error towards us.
       this.cancel();
@@ -459,17 +549,28 @@ class Attempt {
 
   onData(chunk: Buffer): boolean {
     if (this.done) return false;
-    const res = this.ctx.res;
+    const ctx = this.ctx;
+    if (ctx.grpc !== null) ctx.grpc.responses.add(chunk);
+    const res = ctx.res;
     if (res.write(chunk)) return true;
     res.once('drain', onResponseDrain);
     return false;
   }
 
-  onComplete(): void {
+  /**
+   * `trailers`: an HTTP/2 upstream's (string list), passed to HTTP/2 clients; undici's HTTP/1.1
+   * trailers (Buffers) are dropped, as Envoy's HTTP/1 codec drops them without `enable_trailers`.
+   */
+  onComplete(trailers?: readonly (Buffer | string)[] | null): void {
     if (this.done) return;
     this.release();
     this.done = true;
     const ctx = this.ctx;
+    if (trailers != null && trailers.length > 0 && typeof trailers[0] === 'string') {
+      const list = trailers as readonly string[];
+      if (ctx.grpc !== null) ctx.grpc.status = headerValue(list, 'grpc-status');
+      if (ctx.req.httpVersionMajor === 2) addTrailers(ctx.res, list);
+    }
     ctx.res.end();
     finish(ctx);
   }
@@ -699,11 +800,15 @@ function prefixedBody(prefix: Buffer, rest: IncomingMessage): Readable {
  * Upstream response headers → the flat list for writeHead: hop-by-hop dropped, `server`
  * replaced (DP-2), `x-envoy-upstream-service-time` added.
  */
-export function buildResponseHeaders(raw: Buffer[], serverHeader: string, serviceTimeMs: number): string[] {
+export function buildResponseHeaders(
+  raw: readonly (Buffer | string)[],
+  serverHeader: string,
+  serviceTimeMs: number,
+): string[] {
   const out: string[] = [];
   let connection: string | null = null;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+    const name = latin1(raw[i]!);
     switch (name.length) {
       case 2:
       case 6:
@@ -713,7 +818,7 @@ export function buildResponseHeaders(raw: Buffer[], serverHeader: string, servic
       case 17: {
         const lower = name.toLowerCase();
         if (lower === 'connection') {
-          connection = raw[i + 1]!.toString('latin1');
+          connection = latin1(raw[i + 1]!);
           continue;
         }
         if (
@@ -739,9 +844,14 @@ export function buildResponseHeaders(raw: Buffer[], serverHeader: string, servic
       default:
         break;
     }
-    out.push(name, raw[i + 1]!.toString('latin1'));
+    out.push(name, latin1(raw[i + 1]!));
   }
   if (connection !== null) dropConnectionNominated(out, connection);
   out.push('server', serverHeader, 'x-envoy-upstream-service-time', String(serviceTimeMs));
   return out;
+}
+
+/** undici gives HTTP/1.1 header bytes; HTTP/2 pools give strings. */
+function latin1(v: Buffer | string): string {
+  return typeof v === 'string' ? v : v.toString('latin1');
 }

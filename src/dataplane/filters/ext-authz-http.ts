@@ -5,6 +5,7 @@
  * Content-Length, Authorization) plus `includeRequestHeadersInCheck` and
  * `includeAdditionalHeadersInCheck`, and the body prefix when configured.
  */
+import { Pool } from 'undici';
 import type { ExtAuthzHttpProvider } from '../../snapshot/types.ts';
 import { hostSetOf, pickHost } from '../../upstream/endpoints.ts';
 import { headerText, patternMatches, type CheckAnswer, type CheckInput } from './ext-authz-check.ts';
@@ -61,9 +62,12 @@ export async function checkOverHttp(p: ExtAuthzHttpProvider, input: CheckInput):
   if (host === null) return { kind: 'error', reason: `no endpoint for ${p.authority}` };
   const req = input.req;
   const path = p.pathPrefix + req.path + (req.query === '' ? '' : '?' + req.query);
+  const pool = host.pool;
+  // An HTTP/2 destination (a GRPC or HTTP2 port) has no undici request API; the check is HTTP/1.1.
+  if (!(pool instanceof Pool)) return { kind: 'error', reason: `${p.authority} is an HTTP/2 destination` };
   host.active += 1;
   try {
-    const res = await host.pool.request({
+    const res = await pool.request({
       method: req.method,
       path,
       headers: checkHeaders(p, input),
