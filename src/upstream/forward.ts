@@ -410,6 +410,7 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
           : null,
       upgrade: upgrade ? 'websocket' : null,
       reset: cluster.maxRequestsPerConnection === 1,
+      servername: pool.servername,
     },
     attempt,
   );

@@ -18,12 +18,18 @@ import { connectOptionsFor, hostOfAuthority, notReadyError, sniFor } from './tls
 /** What forward.ts dispatches to: an undici Pool or an H2Pool. */
 export interface UpstreamPool {
   dispatch(
-    opts: Dispatcher.DispatchOptions & H2Request,
+    // `servername`: undici reads it at run time though its types leave it out.
+    opts: Dispatcher.DispatchOptions & H2Request & { servername?: string | undefined },
     handler: Dispatcher.DispatchHandler & H2Handler,
   ): boolean;
   readonly stats: { readonly connected: number; readonly pending: number };
   close(): Promise<void>;
   destroy(): Promise<void>;
+  /**
+   * TLS pools: the SNI every request must name. undici takes a request's SNI from its Host and
+   * reconnects whenever it changes, so forward passes this one instead.
+   */
+  servername?: string;
 }
 
 export interface UpstreamHost {
@@ -109,9 +115,11 @@ function createPool(
   const t = cluster.tls;
   if (t !== undefined && t.notReady !== null) return notReadyPool(notReadyError(t.notReady));
   let tls: ConnectionOptions | null = null;
+  let servername: string | null = null;
   if (t !== undefined) {
     const auto = t.sni === null && t.subjectAltNames.length === 0 && !t.insecureSkipVerify;
-    tls = connectOptionsFor(t, sniFor(t, authority), auto ? [hostOfAuthority(authority)] : t.subjectAltNames);
+    servername = sniFor(t, authority);
+    tls = connectOptionsFor(t, servername, auto ? [hostOfAuthority(authority)] : t.subjectAltNames);
   }
   const connectTimeoutMs = cluster.connectTimeoutMs > 0 ? cluster.connectTimeoutMs : 10_000;
   const idleMs = cluster.idleTimeoutMs > 0 ? cluster.idleTimeoutMs : 3_600_000;
@@ -131,7 +139,7 @@ function createPool(
       keepAliveTimeoutMs: s?.keepAliveTimeoutMs ?? 0,
     }) as unknown as UpstreamPool;
   }
-  return new Pool((tls === null ? 'http://' : 'https://') + ip + ':' + port, {
+  const pool = new Pool((tls === null ? 'http://' : 'https://') + ip + ':' + port, {
     connections:
       Number.isFinite(cluster.maxConnections) && cluster.maxConnections > 0 ? cluster.maxConnections : null,
     pipelining: 1,
@@ -145,6 +153,8 @@ function createPool(
     // The gateway forwards whatever response headers size the upstream sends up to Envoy's 60 KiB.
     maxHeaderSize: 60 * 1024 + 1024,
   }) as unknown as UpstreamPool;
+  if (servername !== null) pool.servername = servername;
+  return pool;
 }
 
 /** A TLS context without its credential (DR-8): every request fails to connect, with the reason. */

@@ -6,7 +6,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
-import { startGatewayFromYaml, type TestGateway } from '../support/gateway.ts';
+import { startGatewayFromYaml, startRecordingGateway, type TestGateway } from '../support/gateway.ts';
+import { entryRouteYaml } from '../support/upstream-route.ts';
 import {
   echoClient,
   grpcStatus,
@@ -31,33 +32,13 @@ afterEach(async () => {
 const HOST = 'grpc.example.com';
 
 function configYaml(serverPort: number, opts: { protocol?: string; timeout?: string } = {}): string {
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: gw, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: echo, namespace: default }
-spec:
-  hosts: [echo.internal]
-  ports: [{ number: 50051, name: grpc, protocol: ${opts.protocol ?? 'GRPC'} }]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1, ports: { grpc: ${serverPort} } }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: echo, namespace: default }
-spec:
-  hosts: [${HOST}]
-  gateways: [istio-system/gw]
-  http:
-    - match: [{ uri: { prefix: /sluice.test.Echo/ } }]
-      ${opts.timeout !== undefined ? `timeout: ${opts.timeout}` : ''}
-      route: [{ destination: { host: echo.internal, port: { number: 50051 } } }]
-`;
+  return entryRouteYaml({
+    host: 'echo.internal',
+    upstreamPort: serverPort,
+    port: { number: 50051, name: 'grpc', protocol: opts.protocol ?? 'GRPC' },
+    hosts: `[${HOST}]`,
+    rule: `match: [{ uri: { prefix: /sluice.test.Echo/ } }], ${opts.timeout !== undefined ? `timeout: ${opts.timeout}, ` : ''}`,
+  });
 }
 
 interface Setup {
@@ -230,9 +211,9 @@ describe('gRPC statuses, deadlines and failures', () => {
     const server = await startEchoServer();
     const port = server.port;
     await server.close();
-    const done: RequestContext[] = [];
-    const gw = await startGatewayFromYaml(configYaml(port), { onRequestDone: (ctx) => done.push(ctx) });
+    const gw = await startRecordingGateway(configYaml(port));
     cleanups.push(() => gw.close());
+    const done = gw.done;
     const client = echoClient(`127.0.0.1:${gw.port()}`, HOST);
     cleanups.push(() => client.close());
     const r = await unary(client, { text: 'x' });
