@@ -373,6 +373,9 @@ export class H2Pool {
 
   close(): Promise<void> {
     this.#closing = true;
+    // Requests still waiting for a stream would wait for ever: they fail as a closed connection.
+    for (const p of this.#pending.splice(0))
+      if (!p.cancelled) p.handler.onError(errorWithCode('the pool is closing', 'UND_ERR_CLOSED'));
     const closing: Promise<void>[] = [];
     for (const c of this.#conns) {
       c.retired = true;
@@ -474,8 +477,10 @@ class H2Exchange {
       stream.end();
     };
     stream.once('wantTrailers', () => {
-      // The client's trailers follow the body (an empty list ends the stream with empty DATA).
-      const raw = (body as Readable & { rawTrailers?: string[] }).rawTrailers;
+      // An HTTP/2 client's trailers follow the body (an empty list ends the stream with empty
+      // DATA); an HTTP/1.1 client's chunked trailers are dropped, as Envoy's HTTP/1 codec does.
+      const req = body as Readable & { rawTrailers?: string[]; httpVersionMajor?: number };
+      const raw = req.httpVersionMajor === 2 ? req.rawTrailers : undefined;
       const out: Record<string, string> = {};
       if (raw !== undefined)
         for (let i = 0; i < raw.length; i += 2) {

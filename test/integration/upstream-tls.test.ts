@@ -22,6 +22,8 @@ import { echoClient, startEchoServer, TRAILER, unary } from '../support/grpc.ts'
 import { freePort, makeConfigDir } from '../support/ops-config.ts';
 import { startServeInProcess } from '../support/serve-in-process.ts';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import path from 'node:path';
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -222,6 +224,51 @@ describe('SIMPLE (DR-8)', () => {
   });
 });
 
+describe("Istio's egress TLS origination pattern", () => {
+  it('an HTTP port with targetPort 443 and a port-level SIMPLE: plain HTTP in, HTTPS out, SNI from the Host', async () => {
+    const up = await upstream({ cert: withChain(SERVER) });
+    const yaml = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: api, namespace: default }
+spec:
+  hosts: [api.example.com]
+  ports: [{ number: 80, name: http-port, protocol: HTTP, targetPort: ${up.port} }]
+  resolution: STATIC
+  endpoints: [{ address: 127.0.0.1 }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: api, namespace: default }
+spec:
+  hosts: [api.example.com]
+  gateways: [istio-system/gw]
+  http: [{ route: [{ destination: { host: api.example.com, port: { number: 80 } } }] }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api, namespace: default }
+spec:
+  host: api.example.com
+  trafficPolicy:
+    portLevelSettings:
+      - port: { number: 80 }
+        tls: { mode: SIMPLE, credentialName: backend-ca }
+---
+${caSecret(testCa().certPem)}`;
+    const { port } = await gateway(yaml);
+    const r = await getWithHost(port, 'api.example.com');
+    expect(r.status).toBe(200);
+    expect(up.seen[0]).toMatchObject({ servername: 'api.example.com', host: 'api.example.com' });
+  });
+});
+
 describe('MUTUAL (DR-8)', () => {
   const CLIENT = rsaLeaf(['gateway.example.com'], { clientAuth: true, tag: 'upstream-tls-client' });
 
@@ -328,5 +375,62 @@ caCrl: ${files}/crl.pem`;
       { what: 'the revoked upstream refused', timeoutMs: 10_000 },
     );
     expect(refused!.body.endsWith(VERIFY_FAILED)).toBe(true);
+  });
+});
+
+describe('TCP routes', () => {
+  it('a tcp route to a destination with tls SIMPLE: bytes go over TLS with the configured sni', async () => {
+    const seen: string[] = [];
+    const server = createTlsServer({ cert: withChain(SERVER).certPem, key: SERVER.keyPem }, (s) => {
+      seen.push(typeof s.servername === 'string' ? s.servername : '');
+      s.on('data', (d: Buffer) => s.end(`tls:${d.toString('utf8')}`));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const upPort = (server.address() as { port: number }).port;
+    const yaml = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers: [{ port: { number: 5432, name: tcp-db, protocol: TCP }, hosts: ['*'] }]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: db, namespace: default }
+spec:
+  hosts: [db.internal]
+  ports: [{ number: 5432, name: tcp, protocol: TCP }]
+  resolution: STATIC
+  endpoints: [{ address: 127.0.0.1, ports: { tcp: ${upPort} } }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: db, namespace: default }
+spec:
+  hosts: ['*']
+  gateways: [istio-system/gw]
+  tcp: [{ route: [{ destination: { host: db.internal, port: { number: 5432 } } }] }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: db, namespace: default }
+spec:
+  host: db.internal
+  trafficPolicy: { tls: { mode: SIMPLE, credentialName: backend-ca, sni: ${BACKEND}, subjectAltNames: [${BACKEND}] } }
+---
+${caSecret(testCa().certPem)}`;
+    const gw = await startRecordingGateway(yaml);
+    cleanups.push(() => gw.close());
+    const answer = await new Promise<string>((resolve) => {
+      let got = '';
+      const s = netConnect({ host: '127.0.0.1', port: gw.port() }, () => s.write('select 1'));
+      s.setEncoding('utf8');
+      s.on('data', (c: string) => (got += c));
+      s.once('error', () => resolve(`error`));
+      s.once('close', () => resolve(got));
+    });
+    expect(answer).toBe('tls:select 1');
+    expect(seen).toEqual([BACKEND]);
   });
 });
