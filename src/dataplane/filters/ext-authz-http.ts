@@ -63,8 +63,13 @@ export async function checkOverHttp(p: ExtAuthzHttpProvider, input: CheckInput):
   const req = input.req;
   const path = p.pathPrefix + req.path + (req.query === '' ? '' : '?' + req.query);
   const pool = host.pool;
-  // An HTTP/2 destination (a GRPC or HTTP2 port) has no undici request API; the check is HTTP/1.1.
-  if (!(pool instanceof Pool)) return { kind: 'error', reason: `${p.authority} is an HTTP/2 destination` };
+  // The check is an HTTP/1.1 request: an HTTP/2 destination (a GRPC or HTTP2 port) or one whose
+  // TLS credential is missing has no undici pool to send it on.
+  if (!(pool instanceof Pool))
+    return {
+      kind: 'error',
+      reason: `${p.authority} is not reachable over HTTP/1.1 (HTTP/2 port or TLS not ready)`,
+    };
   host.active += 1;
   try {
     const res = await pool.request({
