@@ -83,6 +83,14 @@ async function h2Upstream(): Promise<H2Upstream> {
       }
       const answer = (): void => {
         if (stream.destroyed) return;
+        if (path === '/big') {
+          // 1 MiB then trailers: the trailers arrive while a slow client still has data to read.
+          stream.respond({ ':status': 200 }, { waitForTrailers: true });
+          stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'big' }));
+          for (let i = 0; i < 64; i++) stream.write(Buffer.alloc(16_384, i));
+          stream.end();
+          return;
+        }
         if (path === '/trailers') {
           stream.respond({ ':status': 200, 'content-type': 'text/plain' }, { waitForTrailers: true });
           stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'abc123' }));
@@ -281,6 +289,37 @@ describe('what crosses an HTTP/2 hop', () => {
     expect(up.seen[0]!.body).toBe('payload');
     expect(up.seen[0]!.trailers).toMatchObject({ 'x-request-checksum': 'r1' });
     expect(up.seen[0]!.headers['te']).toBe('trailers');
+  });
+
+  it("a slow client gets every byte before the trailers (the response ends on the stream's end)", async () => {
+    const up = await h2Upstream();
+    const { port } = await gateway(configYaml(up.port, { protocol: 'HTTP2' }));
+    const session = connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => undefined);
+    cleanups.push(() => void session.destroy());
+    const got = await new Promise<{ bytes: number; trailers: IncomingHttpHeaders | null; last: number }>(
+      (resolve, reject) => {
+        const st = session.request({ ':method': 'GET', ':path': '/big', ':authority': 'shop.example.com' });
+        let bytes = 0;
+        let last = -1;
+        let trailers: IncomingHttpHeaders | null = null;
+        st.on('trailers', (t) => (trailers = t));
+        st.on('data', (c: Buffer) => {
+          bytes += c.length;
+          last = c[c.length - 1]!;
+          // Stop reading near the end, long enough for the upstream's trailers to reach the gateway.
+          if (bytes >= 900_000 && bytes - c.length < 900_000) {
+            st.pause();
+            setTimeout(() => st.resume(), 300);
+          }
+        });
+        st.on('end', () => resolve({ bytes, trailers, last }));
+        st.on('error', reject);
+      },
+    );
+    expect(got.bytes).toBe(64 * 16_384);
+    expect(got.last).toBe(63);
+    expect(got.trailers).toMatchObject({ 'x-checksum': 'big' });
   });
 
   it('an HTTP/1.1 client gets no trailers (Envoy drops them without enable_trailers), the body intact', async () => {
