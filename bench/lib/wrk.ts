@@ -55,8 +55,11 @@ export async function runWrk(opts: {
   durationS: number;
   headers: Readonly<Record<string, string>>;
   logFile: string;
+  /** A wrk Lua script (e.g. one that varies a header per request). */
+  script?: string;
 }): Promise<WrkResult> {
   const args = [
+    ...(opts.script !== undefined ? ['-s', opts.script] : []),
     `-t${opts.threads}`,
     `-c${opts.connections}`,
     `-d${opts.durationS}s`,

@@ -19,8 +19,10 @@ import { startMetricsServer, type MetricsServer } from '../admin/metrics-server.
 import {
   createMetrics,
   aggregateRegistries,
+  registerOverflowCounter,
   registerPoolGauges,
   statsJson,
+  type OverflowSample,
   type PoolSample,
   type Metrics,
   type MetricsJson,
@@ -32,7 +34,7 @@ import { registerTlsMetrics } from '../observability/tls-metrics.ts';
 import { mergeCertificateLists, type CertificateInfo } from '../observability/tls-stats.ts';
 import type { Registry } from 'prom-client';
 import type { RequestContext } from '../dataplane/request-context.ts';
-import type { PoolStatus } from '../upstream/pools.ts';
+import { limitStatus, type PoolStatus } from '../upstream/pools.ts';
 import { SluiceError } from '../errors/sluice-error.ts';
 import type { Options } from './flags.ts';
 import { identityOf } from './io.ts';
@@ -295,6 +297,7 @@ export function createServingGateway(
     policy: createPolicyMetrics(metrics.registry, logger),
   });
   registerPoolGauges(metrics.registry, () => poolSamples(gateway));
+  registerOverflowCounter(metrics.registry, () => overflowSamples(gateway));
   registerTlsMetrics(metrics.registry, {
     stats: () => gateway.tlsStats,
     certificates: (nowMs) => gateway.certificates(nowMs),
@@ -311,7 +314,7 @@ export function createServingGateway(
  * Pools are keyed by settings; the metric names the cluster (`outbound|80||a.ns.svc.cluster.local`),
  * the first by name when several share a pool.
  */
-function poolSamples(gateway: Gateway): PoolSample[] {
+export function poolSamples(gateway: Gateway): PoolSample[] {
   const names = new Map<string, string>();
   for (const c of gateway.current.get().clusters.values()) {
     const seen = names.get(c.key);
@@ -322,7 +325,30 @@ function poolSamples(gateway: Gateway): PoolSample[] {
     connected: p.connected,
     active: p.active,
     pending: p.pending,
+    ejected: p.ejected,
+    ejections: p.ejections,
   }));
+}
+
+const LIMIT_NAMES = {
+  connections: 'maxConnections',
+  pending: 'http1MaxPendingRequests',
+  requests: 'http2MaxRequests',
+  retries: 'maxRetries',
+} as const;
+
+/** Overflow counts per cluster state, named by the cluster that holds it now. */
+export function overflowSamples(gateway: Gateway): OverflowSample[] {
+  const names = new Map<string, string>();
+  for (const c of gateway.current.get().clusters.values()) names.set(c.stateKey, c.name);
+  const out: OverflowSample[] = [];
+  for (const s of limitStatus()) {
+    const cluster = names.get(s.stateKey);
+    if (cluster === undefined) continue;
+    for (const [k, limit] of Object.entries(LIMIT_NAMES))
+      out.push({ cluster, limit, count: s.overflows[k as keyof typeof LIMIT_NAMES] });
+  }
+  return out;
 }
 
 /**

@@ -11,6 +11,7 @@ import type {
   HeaderValue,
   PathRewrite,
   RedirectAction,
+  HashPolicy,
   RetryOn,
   RetryPolicy,
   RouteAction,
@@ -58,6 +59,7 @@ export const DEFAULT_RETRY: RetryPolicy = {
   retryOn: DEFAULT_RETRY_ON,
   backoffBaseMs: DEFAULT_BACKOFF_BASE_MS,
   backoffMaxMs: DEFAULT_BACKOFF_BASE_MS * 10,
+  skipTriedHosts: true,
 };
 
 export const NO_RETRY: RetryPolicy = { ...DEFAULT_RETRY, attempts: 0, retryOn: NO_RETRY_ON };
@@ -150,7 +152,14 @@ export function compileRetry(
   // VS-25: a per-try timeout at or above the route timeout never fires first.
   if (perTry !== null && timeoutMs !== null && timeoutMs > 0 && perTry >= timeoutMs) perTry = null;
   const base = durationMsOrNull(retries.backoff, `${path}.backoff`, problems) ?? DEFAULT_BACKOFF_BASE_MS;
-  return { attempts, perTryTimeoutMs: perTry, retryOn, backoffBaseMs: base, backoffMaxMs: base * 10 };
+  return {
+    attempts,
+    perTryTimeoutMs: perTry,
+    retryOn,
+    backoffBaseMs: base,
+    backoffMaxMs: base * 10,
+    skipTriedHosts: retries.retryIgnorePreviousHosts ?? true,
+  };
 }
 
 /** VS-21 header operations, or null when there are none. Names lowercased. */
@@ -273,6 +282,8 @@ export function compileAction(input: ActionInput, problems: ActionProblem[]): Ro
   // Istio ignores weight-0 destinations when there are several (unless all are 0, which validation rejects).
   const anyWeight = dests.some((d) => (d.weight ?? 0) > 0);
   const used = dests.map((d, i) => ({ d, i })).filter(({ d }) => single || !anyWeight || (d.weight ?? 0) > 0);
+  // Envoy's route hash policy gathers every destination's key (istio route.go).
+  const hashPolicy: HashPolicy[] = [];
   const destinations: WeightedCluster[] = used.map(({ d, i }) => {
     const resolved = resolveDestination(
       input.ctx,
@@ -282,6 +293,7 @@ export function compileAction(input: ActionInput, problems: ActionProblem[]): Ro
       input.owner,
       `${path}.route[${i}].destination`,
     );
+    if (resolved.hashPolicy !== null) hashPolicy.push(resolved.hashPolicy);
     return {
       clusterName: resolved.clusterName,
       cluster: resolved.cluster,
@@ -306,6 +318,11 @@ export function compileAction(input: ActionInput, problems: ActionProblem[]): Ro
     totalWeight = weighted.length;
   }
   const timeoutMs = durationMsOrNull(rule.timeout, `${path}.timeout`, problems);
+  let retry = compileRetry(rule.retries, timeoutMs, `${path}.retries`, problems);
+  // VS-25: a single destination balanced by consistent hash retries on the same endpoint,
+  // unless retryIgnorePreviousHosts says otherwise.
+  if (single && hashPolicy.length > 0 && rule.retries?.retryIgnorePreviousHosts === undefined)
+    retry = { ...retry, skipTriedHosts: false };
   const action: ForwardAction = {
     kind: 'forward',
     destinations: weighted,
@@ -314,7 +331,8 @@ export function compileAction(input: ActionInput, problems: ActionProblem[]): Ro
     authority: rule.rewrite?.authority ?? null,
     // VS-22: 0s means no timeout, like unset.
     timeoutMs: timeoutMs === 0 ? null : timeoutMs,
-    retry: compileRetry(rule.retries, timeoutMs, `${path}.retries`, problems),
+    retry,
+    hashPolicy,
   };
   return action;
 }

@@ -7,13 +7,22 @@ import { createHash } from 'node:crypto';
 import type { Diagnostic, DiagnosticSubject } from '../errors/diagnostic.ts';
 import type {
   ConnectionPoolSettings,
+  ConsistentHashLB,
   Destination,
   LoadBalancerSettings,
+  OutlierDetection,
   Subset,
   TrafficPolicy,
   TrafficPolicyBlocks,
 } from '../model/networking.ts';
-import type { Cluster, Endpoint, EndpointSource, LbPolicy } from '../snapshot/types.ts';
+import type {
+  Cluster,
+  Endpoint,
+  EndpointSource,
+  HashPolicy,
+  LbPolicy,
+  OutlierPolicy,
+} from '../snapshot/types.ts';
 import { parseDuration } from '../util/duration.ts';
 import { hostsMatch, isWildcard, namespaceOfServiceHost, toFqdn } from './hosts.ts';
 import type { DestinationRuleResource, Indexes, ServiceEntryResource, ServiceResource } from './indexes.ts';
@@ -213,8 +222,21 @@ function effectivePolicy(
   return { blocks: out, tlsAt };
 }
 
-/** consistentHash and PASSTHROUGH fall back to LEAST_REQUEST (model/unsupported.ts warns at load). */
-function lbOf(lb: LoadBalancerSettings | undefined): LbPolicy {
+/** Envoy's ring hash default minimum ring size (Istio sets it whenever ringHash is chosen). */
+const DEFAULT_MIN_RING_SIZE = 1024;
+
+/** DR-4: consistentHash picks RING_HASH (default) or MAGLEV; PASSTHROUGH falls back to LEAST_REQUEST (model/unsupported.ts warns). */
+function lbOf(lb: LoadBalancerSettings | undefined): { lb: LbPolicy; hashTableSize: number } {
+  const ch = lb?.consistentHash;
+  if (ch !== undefined) {
+    if (ch.maglev !== undefined) return { lb: 'MAGLEV', hashTableSize: ch.maglev.tableSize || 65537 };
+    const min = ch.ringHash?.minimumRingSize || ch.minimumRingSize || DEFAULT_MIN_RING_SIZE;
+    return { lb: 'RING_HASH', hashTableSize: min };
+  }
+  return { lb: simpleLbOf(lb), hashTableSize: 0 };
+}
+
+function simpleLbOf(lb: LoadBalancerSettings | undefined): LbPolicy {
   switch (lb?.simple) {
     case 'ROUND_ROBIN':
       return 'ROUND_ROBIN';
@@ -232,6 +254,11 @@ function durationMs(text: string | undefined, fallback: number): number {
   return r.ok ? r.ms : fallback;
 }
 
+/** A limit Istio sets only when positive (0 keeps Envoy's default, here unlimited). */
+function limit(v: number | undefined): number {
+  return v !== undefined && v > 0 ? v : Infinity;
+}
+
 function poolSettings(
   cp: ConnectionPoolSettings | undefined,
 ): Pick<
@@ -247,10 +274,70 @@ function poolSettings(
     connectTimeoutMs: durationMs(cp?.tcp?.connectTimeout, DEFAULT_CONNECT_TIMEOUT_MS),
     idleTimeoutMs: durationMs(cp?.http?.idleTimeout ?? cp?.tcp?.idleTimeout, DEFAULT_IDLE_TIMEOUT_MS),
     maxRequestsPerConnection: cp?.http?.maxRequestsPerConnection ?? 0,
-    maxConnections: cp?.tcp?.maxConnections ?? Infinity,
-    maxPendingRequests: cp?.http?.http1MaxPendingRequests ?? Infinity,
-    maxRequests: cp?.http?.http2MaxRequests ?? Infinity,
+    maxConnections: limit(cp?.tcp?.maxConnections),
+    maxPendingRequests: limit(cp?.http?.http1MaxPendingRequests),
+    maxRequests: limit(cp?.http?.http2MaxRequests),
   };
+}
+
+/** DR-7 as Istio's applyOutlierDetection hands it to Envoy, with Envoy's defaults filled in. */
+function outlierOf(od: OutlierDetection | undefined): OutlierPolicy | null {
+  if (od === undefined) return null;
+  const baseEjectionMs = durationMs(od.baseEjectionTime, 30_000);
+  const local = od.consecutiveLocalOriginFailures ?? 0;
+  return {
+    // Unset: Envoy's default 5, enforced; 0: off.
+    consecutive5xx: od.consecutive5xxErrors ?? 5,
+    // Unset: Envoy counts but does not enforce (enforcing_consecutive_gateway_failure 0).
+    consecutiveGateway: od.consecutiveGatewayErrors ?? 0,
+    // Split: Istio passes only a positive value, so 0 leaves Envoy's default 5.
+    consecutiveLocalOrigin: od.splitExternalLocalOriginErrors === true ? (local > 0 ? local : 5) : 0,
+    intervalMs: durationMs(od.interval, 10_000) || 10_000,
+    baseEjectionMs,
+    maxEjectionMs: Math.max(300_000, baseEjectionMs),
+    maxEjectionPercent:
+      od.maxEjectionPercent !== undefined && od.maxEjectionPercent > 0 ? od.maxEjectionPercent : 10,
+    minHealthPercent: od.minHealthPercent ?? 0,
+  };
+}
+
+/**
+ * The route hash policy a destination contributes (istio route.go HashForHTTPDestination): the
+ * consistentHash of the subset's port settings, else the subset's, else the top-level port
+ * settings' (only when the destination names its port), else the top level's. This is not DR-3's
+ * order: a port setting without consistentHash leaves the top level's key in place.
+ */
+export function hashPolicyOf(
+  tp: TrafficPolicy | undefined,
+  subset: Subset | null,
+  destPort: number | undefined,
+): HashPolicy | null {
+  const atPort = (pls: TrafficPolicy['portLevelSettings']): ConsistentHashLB | undefined =>
+    destPort === undefined
+      ? undefined
+      : pls?.find((p) => p.port?.number === destPort)?.loadBalancer?.consistentHash;
+  const ch =
+    atPort(subset?.trafficPolicy?.portLevelSettings) ??
+    subset?.trafficPolicy?.loadBalancer?.consistentHash ??
+    atPort(tp?.portLevelSettings) ??
+    tp?.loadBalancer?.consistentHash;
+  if (ch === undefined) return null;
+  if (ch.httpHeaderName !== undefined) return { kind: 'header', name: ch.httpHeaderName.toLowerCase() };
+  if (ch.httpQueryParameterName !== undefined) return { kind: 'query', name: ch.httpQueryParameterName };
+  if (ch.useSourceIp === true) return { kind: 'source-ip' };
+  const cookie = ch.httpCookie;
+  if (cookie === undefined) return null;
+  if (cookie.ttl === undefined) return { kind: 'cookie', name: cookie.name, issue: null };
+  // Envoy's Utility::makeSetCookieValue: quoted value, Max-Age in whole seconds unless 0 (a
+  // session cookie), Path, the attributes, HttpOnly.
+  const seconds = Math.floor(durationMs(cookie.ttl, 0) / 1000);
+  let suffix = '"';
+  if (seconds !== 0) suffix += '; Max-Age=' + seconds;
+  if (cookie.path !== undefined && cookie.path !== '') suffix += '; Path=' + cookie.path;
+  for (const a of cookie.attributes ?? [])
+    suffix += a.value !== undefined && a.value !== '' ? '; ' + a.name + '=' + a.value : '; ' + a.name;
+  suffix += '; HttpOnly';
+  return { kind: 'cookie', name: cookie.name, issue: { prefix: cookie.name + '="', suffix } };
 }
 
 function labelsMatch(
@@ -343,6 +430,10 @@ function serviceEndpoints(
   return { kind: 'static', endpoints };
 }
 
+function digest(v: unknown): string {
+  return createHash('sha256').update(stableJson(v)).digest('hex').slice(0, 16);
+}
+
 function stableJson(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) => {
     if (x === Infinity) return 'Infinity';
@@ -360,6 +451,8 @@ function stableJson(v: unknown): string {
 export interface ResolvedDestination {
   readonly clusterName: string;
   readonly cluster: Cluster | null;
+  /** What this destination adds to the route's hash policy (DR-4), null when nothing. */
+  readonly hashPolicy: HashPolicy | null;
 }
 
 /**
@@ -383,7 +476,12 @@ export function resolveDestination(
   const name = clusterName(port, subset, host);
 
   const existing = ctx.clusters.get(name);
-  if (existing) return { clusterName: name, cluster: existing };
+  if (existing) {
+    const dr = findDestinationRule(idx, host, reg.namespace);
+    const subsetDef = subset === null ? null : (dr?.subsets.find((s) => s.name === subset) ?? null);
+    const hashPolicy = hashPolicyOf(dr?.trafficPolicy, subsetDef, dest.port?.number);
+    return { clusterName: name, cluster: existing, hashPolicy };
+  }
 
   // Unknown hosts, ports and subsets are reported by analysis (IST0101); `quiet` avoids saying it twice.
   const fail = (
@@ -399,7 +497,7 @@ export function resolveDestination(
         path,
         message: `${reason}; requests routed there get 503 NC (cluster ${name})`,
       });
-    return { clusterName: name, cluster: null };
+    return { clusterName: name, cluster: null, hashPolicy: null };
   };
 
   if (isWildcard(host))
@@ -475,8 +573,11 @@ export function resolveDestination(
   }
 
   const { blocks: policy, tlsAt } = effectivePolicy(dr, port, subsetDef);
-  const lb = lbOf(policy.loadBalancer);
+  const { lb, hashTableSize } = lbOf(policy.loadBalancer);
   const settings = poolSettings(policy.connectionPool);
+  const maxRetries = limit(policy.connectionPool?.http?.maxRetries);
+  const maxConnectionDurationMs = durationMs(policy.connectionPool?.tcp?.maxConnectionDuration, 0);
+  const outlier = outlierOf(policy.outlierDetection);
   const protocol = clusterProtocolOf(portProtocol, policy.connectionPool, idx.meshConfig?.h2UpgradePolicy);
   const tls =
     policy.tls === undefined || tlsAt === null
@@ -487,20 +588,38 @@ export function resolveDestination(
           path: tlsAt.path,
           registrySubjectAltNames: reg.kind === 'se' ? (reg.se.spec.subjectAltNames ?? []) : [],
         });
-  // Protocol and TLS join the key only when set, so clusters without them keep their keys.
-  const extra = { ...protocol, ...(tls === null ? {} : { tls }) };
-  const keyed = {
-    host,
-    port,
-    subset,
-    endpoints: source,
-    lb,
-    ...settings,
+  // Settings added since keys were first written join only when set, so existing keys stay put.
+  const extra = {
+    ...(hashTableSize > 0 ? { hashTableSize } : {}),
+    ...(maxRetries !== Infinity ? { maxRetries } : {}),
+    ...(maxConnectionDurationMs > 0 ? { maxConnectionDurationMs } : {}),
     ...protocol,
     ...(tls === null ? {} : { tls: tls.key }),
   };
-  const key = createHash('sha256').update(stableJson(keyed)).digest('hex').slice(0, 16);
-  const cluster: Cluster = { name, host, port, subset, key, endpoints: source, lb, ...settings, ...extra };
+  const keyed = { host, port, subset, endpoints: source, lb, ...settings, ...extra };
+  const key = digest(keyed);
+  const stateKey = digest({ name, lb, ...settings, ...extra, outlier });
+  const cluster: Cluster = {
+    name,
+    host,
+    port,
+    subset,
+    key,
+    stateKey,
+    endpoints: source,
+    lb,
+    hashTableSize,
+    ...settings,
+    maxRetries,
+    maxConnectionDurationMs,
+    outlier,
+    ...protocol,
+    ...(tls === null ? {} : { tls }),
+  };
   ctx.clusters.set(name, cluster);
-  return { clusterName: name, cluster };
+  return {
+    clusterName: name,
+    cluster,
+    hashPolicy: hashPolicyOf(dr?.trafficPolicy, subsetDef, dest.port?.number),
+  };
 }

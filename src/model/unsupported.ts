@@ -117,12 +117,6 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
   },
   {
     kind: 'VirtualService',
-    field: 'http[].retries.retryIgnorePreviousHosts',
-    when: { equals: [false] },
-    effect: 'it has no effect, as a retry always prefers an endpoint not tried yet',
-  },
-  {
-    kind: 'VirtualService',
     field: 'http[].retries.retryOn',
     when: { hasToken: ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'] },
     effect: 'responses with that grpc-status are not retried',
@@ -150,10 +144,6 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
     { equals: ['PASSTHROUGH'] },
   ),
   policyBlock(
-    'loadBalancer.consistentHash',
-    'it has no effect: requests are balanced by LEAST_REQUEST, with no affinity',
-  ),
-  policyBlock(
     'loadBalancer.localityLbSetting',
     'it has no effect, as sluice runs in a single locality (DR-5)',
   ),
@@ -169,12 +159,6 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
     'connectionPool.tcp.tcpKeepalive',
     "it has no effect: upstream connections use the operating system's keepalive settings",
   ),
-  policyBlock(
-    'connectionPool.tcp.maxConnectionDuration',
-    'it has no effect: upstream connections are not closed at a maximum age',
-  ),
-  policyBlock('connectionPool.http.maxRetries', 'it has no effect: concurrent retries are not capped'),
-  policyBlock('outlierDetection', 'it has no effect: endpoints that fail are never ejected'),
   policyBlock(
     'tls.mode',
     'it needs the mesh CA, which sluice does not have: it connects in plain text, which a workload requiring mutual TLS refuses',

@@ -156,6 +156,17 @@ export interface PoolSample {
   readonly connected: number;
   readonly active: number;
   readonly pending: number;
+  /** Outlier detection: out of the balancer now, and ejections so far. */
+  readonly ejected: boolean;
+  readonly ejections: number;
+}
+
+/** A cluster's requests held back by each circuit breaker so far (upstream/pools.ts limitStatus()). */
+export interface OverflowSample {
+  readonly cluster: string;
+  /** maxConnections (queued), http1MaxPendingRequests, http2MaxRequests, maxRetries (refused). */
+  readonly limit: string;
+  readonly count: number;
 }
 
 /**
@@ -196,4 +207,33 @@ export function registerPoolGauges(registry: Registry, read: () => readonly Pool
     'Requests waiting for an upstream connection, by cluster.',
     (p) => p.pending,
   );
+  gauge(
+    'sluice_upstream_endpoints_ejected',
+    'Endpoints ejected by outlier detection now, by cluster.',
+    (p) => (p.ejected ? 1 : 0),
+  );
+  new Counter({
+    name: 'sluice_upstream_ejections_total',
+    help: 'Ejections by outlier detection so far, by cluster.',
+    labelNames: ['cluster'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [cluster, value] of byCluster((p) => p.ejections)) this.inc({ cluster }, value);
+    },
+  });
+}
+
+/** Circuit-breaker overflows per cluster and limit, read at scrape time. */
+export function registerOverflowCounter(registry: Registry, read: () => readonly OverflowSample[]): void {
+  new Counter({
+    name: 'sluice_upstream_overflow_total',
+    help: 'Requests held back by a circuit breaker (DR-6), by cluster and limit: queued at maxConnections, answered 503 UO at http1MaxPendingRequests and http2MaxRequests, not retried at maxRetries.',
+    labelNames: ['cluster', 'limit'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const o of read()) if (o.count > 0) this.inc({ cluster: o.cluster, limit: o.limit }, o.count);
+    },
+  });
 }

@@ -89,6 +89,7 @@ function dumpRetry(r: RetryPolicy): unknown {
     backoffMaxMs: r.backoffMaxMs,
     retryOn: tokens,
     statusCodes: [...on.statusCodes].sort((a, b) => a - b),
+    ...(r.skipTriedHosts ? {} : { skipTriedHosts: false }),
   };
 }
 
@@ -118,6 +119,7 @@ function dumpAction(action: RouteAction): unknown {
         authority: action.authority,
         timeoutMs: action.timeoutMs,
         retry: dumpRetry(action.retry),
+        ...(action.hashPolicy.length > 0 ? { hashPolicy: action.hashPolicy } : {}),
       };
     case 'redirect':
       return { ...action };
@@ -284,6 +286,11 @@ function dumpCluster(c: Cluster): unknown {
     maxConnections: cap(c.maxConnections),
     maxPendingRequests: cap(c.maxPendingRequests),
     maxRequests: cap(c.maxRequests),
+    // Later settings appear only when set, so dumps of clusters without them stay as they were.
+    ...(c.hashTableSize > 0 ? { hashTableSize: c.hashTableSize } : {}),
+    ...(c.maxRetries !== Infinity ? { maxRetries: c.maxRetries } : {}),
+    ...(c.maxConnectionDurationMs > 0 ? { maxConnectionDurationMs: c.maxConnectionDurationMs } : {}),
+    ...(c.outlier !== null ? { outlier: c.outlier } : {}),
     ...(c.protocol !== undefined ? { protocol: c.protocol, http2: c.http2 } : {}),
     ...(c.tls !== undefined ? { tls: dumpUpstreamTls(c.tls) } : {}),
   };

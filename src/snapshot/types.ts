@@ -271,6 +271,30 @@ export interface ForwardAction {
   /** Route timeout; null = none (VS-22). */
   readonly timeoutMs: number | null;
   readonly retry: RetryPolicy;
+  /**
+   * Envoy's route hash policy (DR-4): the consistentHash key of each destination whose
+   * DestinationRule sets one, in destination order; empty when none. Read only when the chosen
+   * cluster balances by RING_HASH or MAGLEV.
+   */
+  readonly hashPolicy: readonly HashPolicy[];
+}
+
+/** What a consistent-hash key is made of (Istio's consistentHash, Envoy's hash_policy). */
+export type HashPolicy =
+  | { readonly kind: 'header'; readonly name: string }
+  | {
+      readonly kind: 'cookie';
+      readonly name: string;
+      /** Present when the DestinationRule sets a ttl: an absent cookie is then issued (Set-Cookie). */
+      readonly issue: CookieIssue | null;
+    }
+  | { readonly kind: 'source-ip' }
+  | { readonly kind: 'query'; readonly name: string };
+
+/** The Set-Cookie a cookie hash policy issues, around the value: `name="` + value + `"; Max-Age=…; HttpOnly`. */
+export interface CookieIssue {
+  readonly prefix: string;
+  readonly suffix: string;
 }
 
 export interface WeightedCluster {
@@ -341,6 +365,11 @@ export interface RetryPolicy {
   readonly retryOn: RetryOn;
   readonly backoffBaseMs: number;
   readonly backoffMaxMs: number;
+  /**
+   * A retry avoids endpoints already tried (Envoy's previous_hosts predicate): Istio's default,
+   * off for a single destination balanced by consistent hash (VS-25), or as retryIgnorePreviousHosts says.
+   */
+  readonly skipTriedHosts: boolean;
 }
 
 export interface RetryOn {
@@ -363,7 +392,27 @@ export interface CompiledRegex {
 
 // ---------------------------------------------------------------- clusters
 
-export type LbPolicy = 'LEAST_REQUEST' | 'ROUND_ROBIN' | 'RANDOM';
+export type LbPolicy = 'LEAST_REQUEST' | 'ROUND_ROBIN' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
+
+/**
+ * outlierDetection as Envoy applies it for Istio (DR-7): consecutive counters per endpoint, an
+ * ejection as soon as one reaches its threshold, checked for return every `intervalMs`.
+ */
+export interface OutlierPolicy {
+  /** 5xx responses (and, unless split, local failures as 503/504) in a row; 0 = off. */
+  readonly consecutive5xx: number;
+  /** 502/503/504 in a row; 0 = off. */
+  readonly consecutiveGateway: number;
+  /** Connect failures, resets and timeouts in a row, counted apart from responses; 0 = not split. */
+  readonly consecutiveLocalOrigin: number;
+  readonly intervalMs: number;
+  readonly baseEjectionMs: number;
+  /** Envoy's max_ejection_time: max(300 s, base). */
+  readonly maxEjectionMs: number;
+  readonly maxEjectionPercent: number;
+  /** Below this % of usable endpoints, balance over all of them (panic); 0 = never. */
+  readonly minHealthPercent: number;
+}
 
 export interface Endpoint {
   /** IP address or DNS name. */
@@ -385,10 +434,18 @@ export interface Cluster {
   readonly host: string;
   readonly port: number;
   readonly subset: string | null;
-  /** Identity of the settings that shape pools and balancer state; equal keys share them across swaps. */
+  /** Identity of the settings that shape pools; equal keys share connections across swaps. */
   readonly key: string;
+  /**
+   * Identity of the state that outlives a reload: circuit-breaker counts, outlier ejections,
+   * balancer cursor. Name and policy, not endpoints, so an endpoint change keeps the rest (as
+   * Envoy keeps a cluster across endpoint updates).
+   */
+  readonly stateKey: string;
   readonly endpoints: EndpointSource;
   readonly lb: LbPolicy;
+  /** RING_HASH: minimum ring size; MAGLEV: table size; 0 otherwise. */
+  readonly hashTableSize: number;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
   /** 0 = unlimited; 1 = no keep-alive. */
@@ -397,6 +454,11 @@ export interface Cluster {
   readonly maxConnections: number;
   readonly maxPendingRequests: number;
   readonly maxRequests: number;
+  /** Retries in flight on the cluster at once (DR-6 maxRetries); Infinity when unset. */
+  readonly maxRetries: number;
+  /** A connection older than this takes no new request and closes when idle; 0 = no limit. */
+  readonly maxConnectionDurationMs: number;
+  readonly outlier: OutlierPolicy | null;
   /** How requests reach the endpoints (DP-9); absent = HTTP/1.1, whatever the client speaks. */
   readonly protocol?: UpstreamProtocol;
   /** HTTP/2 connection settings; present when `protocol` is. */

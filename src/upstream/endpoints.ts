@@ -3,26 +3,42 @@
  * once per Cluster object; DNS sources are rebuilt only when an answer changes. Resolution
  * happens once per request decision (DESIGN §2 endpoints.ts).
  */
-import type { Cluster, LbPolicy } from '../snapshot/types.ts';
+import type { Cluster } from '../snapshot/types.ts';
 import { hostFor, type UpstreamHost } from './pools.ts';
 import { cachedAnswer, settledAnswer, type DnsAnswer } from './dns.ts';
-import { balancerStateFor, type BalancerState } from './balancer/state.ts';
+import { newClusterState, type ClusterState } from './cluster-state.ts';
 import { pickRoundRobin } from './balancer/round-robin.ts';
 import { pickLeastRequest } from './balancer/least-request.ts';
 import { pickRandom } from './balancer/random.ts';
+import { buildRing, pickFromRing, type Ring } from './balancer/ring-hash.ts';
+import { buildMaglev, pickFromMaglev, type MaglevTable } from './balancer/maglev.ts';
+import { inPanic } from './outlier.ts';
+import type { RequestHash } from './hash-policy.ts';
 
 export interface HostSet {
+  readonly cluster: Cluster;
   readonly hosts: readonly UpstreamHost[];
-  /**
-   * What the balancer picks from: `hosts` itself when every weight is equal, else each host
-   * repeated in proportion to its endpoint weight (SE-3 `weight`), weights reduced by their gcd
-   * and capped so the list stays small.
-   */
-  readonly candidates: readonly UpstreamHost[];
-  readonly lb: LbPolicy;
-  readonly state: BalancerState;
+  readonly weights: readonly number[];
+  readonly state: ClusterState;
   /** For DNS sources: the answer versions this set was built from, joined. */
   readonly dnsSignature: string;
+  /** What the balancer picks from now; rebuilt when an ejection changes the usable hosts. */
+  view: PickView | null;
+}
+
+/** The hosts a pick may use (DR-7: ejected ones left out unless in panic), and their tables. */
+export interface PickView {
+  readonly healthVersion: number;
+  readonly hosts: readonly UpstreamHost[];
+  /**
+   * `hosts` itself when every weight is equal, else each host repeated in proportion to its
+   * endpoint weight (SE-3 `weight`), weights reduced by their gcd and capped so the list stays small.
+   */
+  readonly candidates: readonly UpstreamHost[];
+  /** RING_HASH / MAGLEV tables over `hosts`, built on first use. */
+  ring: Ring | null;
+  maglev: MaglevTable | null;
+  readonly weights: readonly number[];
 }
 
 const sets = new WeakMap<Cluster, HostSet>();
@@ -115,15 +131,55 @@ export function weightedCandidates(
 }
 
 function remember(cluster: Cluster, hosts: UpstreamHost[], weights: number[], dnsSignature: string): HostSet {
+  const state = hosts[0]?.state ?? null;
+  // maxEjectionPercent is a share of the cluster's endpoints as they are now.
+  if (state !== null) state.hostCount = hosts.length;
   const set: HostSet = {
+    cluster,
     hosts,
-    candidates: weightedCandidates(hosts, weights),
-    lb: cluster.lb,
-    state: balancerStateFor(cluster.key),
+    weights,
+    state: state ?? EMPTY_STATE,
     dnsSignature,
+    view: null,
   };
   sets.set(cluster, set);
   return set;
+}
+
+/** The state of a set with no host: nothing is ever counted on it. */
+const EMPTY_STATE: ClusterState = newClusterState('', null);
+
+/** The usable hosts of `set` now (Envoy's healthy hosts, or all of them in panic). */
+export function viewOf(set: HostSet): PickView {
+  const version = set.state.healthVersion;
+  const cached = set.view;
+  if (cached !== null && cached.healthVersion === version) return cached;
+  let hosts = set.hosts;
+  let weights = set.weights;
+  const policy = set.cluster.outlier;
+  if (policy !== null && set.state.ejectedCount > 0) {
+    const usable: UpstreamHost[] = [];
+    const usableWeights: number[] = [];
+    for (let i = 0; i < hosts.length; i++) {
+      if (hosts[i]!.health.ejected) continue;
+      usable.push(hosts[i]!);
+      usableWeights.push(weights[i]!);
+    }
+    if (!inPanic(policy, usable.length, hosts.length)) {
+      hosts = usable;
+      weights = usableWeights;
+    }
+  }
+  const view: PickView = {
+    healthVersion: version,
+    hosts,
+    candidates: weightedCandidates(hosts, weights),
+    ring: null,
+    maglev: null,
+    weights,
+  };
+  set.view = view;
+  return view;
 }
 
 /** Starts DNS lookups for every dns cluster so the first requests do not wait (called on apply). */
@@ -138,22 +194,54 @@ export function warmEndpoints(clusters: Iterable<Cluster>): void {
 /** Envoy retries host selection up to 5 times to skip hosts already tried (VS-23). */
 const HOST_SELECTION_ATTEMPTS = 5;
 
-export function pickHost(set: HostSet, tried: readonly UpstreamHost[] | null): UpstreamHost | null {
-  const hosts = set.hosts;
+/**
+ * An endpoint for the next attempt: none when no usable endpoint is left (503 UH). `tried`
+ * lists endpoints a retry should avoid (null: no avoiding); `hash` is the request's key under a
+ * RING_HASH or MAGLEV cluster (null: a random point, as Envoy does without a key).
+ */
+export function pickHost(
+  set: HostSet,
+  tried: readonly UpstreamHost[] | null,
+  hash: RequestHash | null = null,
+): UpstreamHost | null {
+  const view = viewOf(set);
+  const hosts = view.hosts;
   if (hosts.length === 0) return null;
-  let host = pickOnce(set);
+  let host = pickOnce(set, view, hash, 0);
   if (tried === null || hosts.length === 1) return host;
-  for (let i = 1; i < HOST_SELECTION_ATTEMPTS && tried.includes(host); i++) host = pickOnce(set);
+  for (let i = 1; i < HOST_SELECTION_ATTEMPTS && tried.includes(host); i++)
+    host = pickOnce(set, view, hash, i);
   return host;
 }
 
-function pickOnce(set: HostSet): UpstreamHost {
-  switch (set.lb) {
+function pickOnce(set: HostSet, view: PickView, hash: RequestHash | null, attempt: number): UpstreamHost {
+  const cluster = set.cluster;
+  switch (cluster.lb) {
     case 'ROUND_ROBIN':
-      return pickRoundRobin(set.candidates, set.state);
+      return pickRoundRobin(view.candidates, set.state);
     case 'RANDOM':
-      return pickRandom(set.candidates);
+      return pickRandom(view.candidates);
+    case 'RING_HASH': {
+      view.ring ??= buildRing(keysOf(view.hosts), view.weights, cluster.hashTableSize);
+      const hi = hash === null ? randomHalf() : hash.hi;
+      const lo = hash === null ? randomHalf() : hash.lo;
+      return view.hosts[pickFromRing(view.ring, hi, lo, attempt)]!;
+    }
+    case 'MAGLEV': {
+      view.maglev ??= buildMaglev(keysOf(view.hosts), view.weights, cluster.hashTableSize);
+      const hi = hash === null ? randomHalf() : hash.hi;
+      const lo = hash === null ? randomHalf() : hash.lo;
+      return view.hosts[pickFromMaglev(view.maglev, hi, lo, attempt)]!;
+    }
     default:
-      return pickLeastRequest(set.candidates);
+      return pickLeastRequest(view.candidates);
   }
+}
+
+function keysOf(hosts: readonly UpstreamHost[]): string[] {
+  return hosts.map((h) => h.hostPort);
+}
+
+function randomHalf(): number {
+  return (Math.random() * 4294967296) >>> 0;
 }

@@ -12,8 +12,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable, type Duplex } from 'node:stream';
 import type { Cluster, ForwardAction, Route, Snapshot, WeightedCluster } from '../snapshot/types.ts';
-import { poolFor, type UpstreamHost } from './pools.ts';
+import {
+  groupFor,
+  leaveQueue,
+  releaseSlot,
+  sendOnHost,
+  type Slot,
+  type SlotUser,
+  type UpstreamHost,
+  type Waiter,
+} from './pools.ts';
 import { hostSetOf, pickHost, type HostSet } from './endpoints.ts';
+import { requestHash, type RequestHash } from './hash-policy.ts';
+import { recordLocal, recordStatus } from './outlier.ts';
 import { classifyUpstreamError, PER_TRY_TIMEOUT, type UpstreamFailure } from './upstream-error.ts';
 import { backoffMs, retryCoversFailure, retryCoversStatus } from './retry.ts';
 import { applyRouteAndDestinationOps, replaceHeaders } from './header-ops.ts';
@@ -85,6 +96,11 @@ export interface ForwardState {
   routeTimer: NodeJS.Timeout | null;
   retryTimer: NodeJS.Timeout | null;
   set: HostSet | null;
+  /** The consistent-hash key, computed on the first attempt to a RING_HASH/MAGLEV cluster. */
+  hash: RequestHash | null;
+  hashed: boolean;
+  /** A retry of this request counts against the cluster's maxRetries (DR-6) until its outcome. */
+  holdsRetry: boolean;
   /** The exchange is over: completed, answered locally, failed or abandoned. */
   over: boolean;
 }
@@ -307,6 +323,9 @@ export function forwardRequest(
     routeTimer: null,
     retryTimer: null,
     set: null,
+    hash: null,
+    hashed: false,
+    holdsRetry: false,
     over: false,
   };
   ctx.fwd = state;
@@ -368,35 +387,33 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
   if (ctx.finished) return;
   state.set = set;
   const cluster = state.cluster;
-  // DR-6 circuit breakers: concurrent requests on the cluster, then the connection queue.
-  if (set.state.active >= cluster.maxRequests) return overflow(ctx);
-  const host = pickHost(set, state.tried);
+  if (!state.hashed && (cluster.lb === 'RING_HASH' || cluster.lb === 'MAGLEV')) {
+    state.hashed = true;
+    const policy = state.action.hashPolicy;
+    state.hash = policy.length === 0 ? null : requestHash(ctx, policy);
+  }
+  const host = pickHost(set, state.action.retry.skipTriedHosts ? state.tried : null, state.hash);
   if (host === null) {
-    // No endpoint (none configured, or a DNS name with no answer): 503 UH (DP-4, DR-7).
+    // No usable endpoint (none configured, a DNS name with no answer, all ejected): 503 UH (DP-4, DR-7).
     state.onPlain(ctx, 503, 'UH', 'no_healthy_upstream', NO_HEALTHY_UPSTREAM);
     finish(ctx);
     return;
   }
-  const pool =
-    host.variants === null
-      ? host.pool
-      : poolFor(host, ctx.req.httpVersionMajor === 2, upstreamAuthority(state.headers));
-  if (cluster.maxPendingRequests !== Infinity && pool.stats.pending >= cluster.maxPendingRequests)
-    return overflow(ctx);
+  const upgrade = ctx.upgradeSocket !== null;
+  const attempt = new Attempt(ctx, host, set);
   ctx.attempts += 1;
   state.headers[state.attemptCountIndex] = String(ctx.attempts);
   ctx.upstreamHost = host;
-  const attempt = new Attempt(ctx, host, set);
   state.current = attempt;
   host.active += 1;
-  set.state.active += 1;
-  if (ctx.attempts === 1) ctx.upstreamStartMs = performance.now();
-  const perTry = state.action.retry.perTryTimeoutMs;
-  if (perTry !== null && perTry > 0 && (state.timeoutMs === null || perTry < state.timeoutMs)) {
-    attempt.perTryTimer = setTimeout(onPerTryTimeout, perTry, attempt);
-  }
-  const upgrade = ctx.upgradeSocket !== null;
-  pool.dispatch(
+  // Connections per protocol and TLS name when they depend on the request (DP-9, DR-8).
+  const group =
+    host.variants === null
+      ? host.main
+      : groupFor(host, ctx.req.httpVersionMajor === 2, upstreamAuthority(state.headers));
+  // DR-6 circuit breakers: pools.ts admits, queues or refuses under the cluster's limits.
+  const admitted = sendOnHost(
+    group,
     {
       path: state.upstreamPath,
       method: ctx.method,
@@ -409,11 +426,22 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
             : prefixedBody(ctx.bodyPrefix, ctx.req)
           : null,
       upgrade: upgrade ? 'websocket' : null,
-      reset: cluster.maxRequestsPerConnection === 1,
-      servername: pool.servername,
     },
     attempt,
   );
+  if (admitted === 'overflow') {
+    attempt.released = true;
+    attempt.done = true;
+    host.active -= 1;
+    ctx.attempts -= 1;
+    state.current = null;
+    return overflow(ctx);
+  }
+  if (ctx.attempts === 1) ctx.upstreamStartMs = performance.now();
+  const perTry = state.action.retry.perTryTimeoutMs;
+  if (perTry !== null && perTry > 0 && (state.timeoutMs === null || perTry < state.timeoutMs)) {
+    attempt.perTryTimer = setTimeout(onPerTryTimeout, perTry, attempt);
+  }
 }
 
 function headerValue(raw: readonly (Buffer | string)[], lowerName: string): string | null {
@@ -448,7 +476,7 @@ function overflow(ctx: ForwardContext): void {
  * One try against one endpoint: an undici dispatch handler. Stale attempts (timed out, retried,
  * downstream gone) see `done` and stay silent.
  */
-class Attempt {
+class Attempt implements SlotUser {
   readonly ctx: ForwardContext;
   readonly host: UpstreamHost;
   readonly set: HostSet;
@@ -458,11 +486,16 @@ class Attempt {
   done = false;
   released = false;
   headersSent = false;
+  /** The connection may carry another request afterwards (not `connection: close`, not HEAD). */
+  reusable = true;
+  slot: Slot | null = null;
+  waiter: Waiter | null = null;
 
   constructor(ctx: ForwardContext, host: UpstreamHost, set: HostSet) {
     this.ctx = ctx;
     this.host = host;
     this.set = set;
+    if (ctx.method === 'HEAD') this.reusable = false;
   }
 
   onConnect(abort: (err?: Error) => void): void {
@@ -471,6 +504,19 @@ class Attempt {
       return;
     }
     this.abort = abort;
+    const st = this.host.state;
+    if (st.outlier !== null) recordLocal(st, this.host.health, 'connected', Date.now());
+  }
+
+  /** Queued for a connection, then refused at http2MaxRequests: 503 UO like any overflow. */
+  onOverflow(): void {
+    if (this.done) return;
+    this.release(false);
+    this.done = true;
+    const ctx = this.ctx;
+    if (ctx.fwd!.current !== this || ctx.finished) return;
+    ctx.fwd!.current = null;
+    overflow(ctx);
   }
 
   onHeaders(statusCode: number, rawHeaders: readonly (Buffer | string)[], resume: () => void): boolean {
@@ -503,14 +549,20 @@ class Attempt {
       clearTimeout(this.perTryTimer);
       this.perTryTimer = null;
     }
+    const st = this.host.state;
+    if (st.outlier !== null) recordStatus(st, this.host.health, statusCode, Date.now());
+    if (closesConnection(rawHeaders)) this.reusable = false;
     const policy = state.action.retry;
     if (retryCoversStatus(policy, statusCode)) {
       if (canRetry(ctx, true)) {
-        this.cancel();
-        scheduleRetry(ctx);
-        return false;
-      }
-      if (ctx.attempts > 1) ctx.responseFlags = 'URX';
+        if (takeRetry(ctx)) {
+          this.cancel();
+          (state.tried ??= []).push(this.host);
+          scheduleRetry(ctx);
+          return false;
+        }
+        ctx.responseFlags = 'UO';
+      } else if (ctx.attempts > 1) ctx.responseFlags = 'URX';
     }
     this.headersSent = true;
     ctx.finished = true;
@@ -530,6 +582,8 @@ class Attempt {
       );
     }
     if (ctx.responseHeadersToAdd !== null) replaceHeaders(headers, ctx.responseHeadersToAdd);
+    if (state.hash !== null && state.hash.setCookie !== null)
+      headers.push('set-cookie', state.hash.setCookie);
     this.resume = resume;
     res[kAttempt] = this;
     if (endStream && ctx.grpc !== null) ctx.grpc.status = headerValue(rawHeaders, 'grpc-status');
@@ -564,7 +618,7 @@ class Attempt {
    */
   onComplete(trailers?: readonly (Buffer | string)[] | null): void {
     if (this.done) return;
-    this.release();
+    this.release(this.reusable);
     this.done = true;
     const ctx = this.ctx;
     if (trailers != null && trailers.length > 0 && typeof trailers[0] === 'string') {
@@ -577,7 +631,7 @@ class Attempt {
   }
 
   onError(err: Error): void {
-    this.release();
+    this.release(false);
     if (this.done) return;
     this.done = true;
     const ctx = this.ctx;
@@ -595,7 +649,8 @@ class Attempt {
   }
 
   onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: Duplex): void {
-    this.release();
+    // The socket now belongs to the WebSocket; the connection leaves the pool.
+    this.release(false);
     const ctx = this.ctx;
     const client = ctx.upgradeSocket;
     if (this.done || client === null || client.destroyed) {
@@ -631,7 +686,7 @@ class Attempt {
   /** Stop this attempt: abort the upstream request (connection closed) and forget it. */
   cancel(): void {
     this.done = true;
-    this.release();
+    this.release(false);
     if (this.abort !== null) {
       const abort = this.abort;
       this.abort = null;
@@ -639,7 +694,8 @@ class Attempt {
     }
   }
 
-  release(): void {
+  /** Frees the endpoint's count and the connection (back to the pool when `reusable`). */
+  release(reusable: boolean): void {
     if (this.released) return;
     this.released = true;
     if (this.perTryTimer !== null) {
@@ -647,7 +703,8 @@ class Attempt {
       this.perTryTimer = null;
     }
     this.host.active -= 1;
-    this.set.state.active -= 1;
+    if (this.waiter !== null) leaveQueue(this);
+    releaseSlot(this, reusable);
   }
 }
 
@@ -688,16 +745,58 @@ function attemptFailed(ctx: ForwardContext, attempt: Attempt | null, err: unknow
     finish(ctx);
     return;
   }
-  if (retryCoversFailure(state.action.retry, failure)) {
-    if (canRetry(ctx, false)) {
+  if (attempt !== null && failure.source === 'upstream')
+    noteLocalFailure(attempt, failure.kind === 'timeout');
+  let brokenRetry = false;
+  if (retryCoversFailure(state.action.retry, failure) && canRetry(ctx, false)) {
+    if (takeRetry(ctx)) {
       if (attempt !== null) (state.tried ??= []).push(attempt.host);
       scheduleRetry(ctx);
       return;
     }
+    brokenRetry = true;
   }
   const retried = ctx.attempts > 1;
   state.onFailure(ctx, failure, retried);
+  if (brokenRetry) ctx.responseFlags = withOverflowFlag(ctx.responseFlags);
   finish(ctx);
+}
+
+/** DR-7: a connect failure, reset or timeout of the gateway's own making, for outlier detection. */
+function noteLocalFailure(attempt: Attempt, timeout: boolean): void {
+  const st = attempt.host.state;
+  if (st.outlier !== null)
+    recordLocal(st, attempt.host.health, timeout ? 'timeout' : 'connect-failure', Date.now());
+}
+
+/**
+ * DR-6 maxRetries: a retry counts against the cluster from its decision to its outcome. Over the
+ * cap Envoy does not retry and marks the request UO (circuit-broken retry, VS-25).
+ */
+function takeRetry(ctx: ForwardContext): boolean {
+  const state = ctx.fwd!;
+  const st = state.set?.state;
+  if (st === undefined) return true;
+  releaseRetry(state);
+  if (st.retries >= state.cluster.maxRetries) {
+    st.overflows.retries += 1;
+    return false;
+  }
+  st.retries += 1;
+  state.holdsRetry = true;
+  return true;
+}
+
+function releaseRetry(state: ForwardState): void {
+  if (!state.holdsRetry) return;
+  state.holdsRetry = false;
+  if (state.set !== null) state.set.state.retries -= 1;
+}
+
+/** Envoy prints flags in its own order: UO sits before URX. */
+function withOverflowFlag(flags: string): string {
+  if (flags === '-' || flags === '') return 'UO';
+  return flags.endsWith(',URX') ? flags.slice(0, -4) + ',UO,URX' : flags + ',UO';
 }
 
 function scheduleRetry(ctx: ForwardContext): void {
@@ -711,13 +810,19 @@ function onPerTryTimeout(attempt: Attempt): void {
   const ctx = attempt.ctx;
   if (attempt.done || ctx.finished) return;
   attempt.cancel();
+  noteLocalFailure(attempt, true);
   const state = ctx.fwd!;
+  let brokenRetry = false;
   if (retryCoversFailure(state.action.retry, PER_TRY_TIMEOUT) && canRetry(ctx, false)) {
-    (state.tried ??= []).push(attempt.host);
-    scheduleRetry(ctx);
-    return;
+    if (takeRetry(ctx)) {
+      (state.tried ??= []).push(attempt.host);
+      scheduleRetry(ctx);
+      return;
+    }
+    brokenRetry = true;
   }
   state.onFailure(ctx, PER_TRY_TIMEOUT, ctx.attempts > 1);
+  if (brokenRetry) ctx.responseFlags = withOverflowFlag(ctx.responseFlags);
   finish(ctx);
 }
 
@@ -742,7 +847,10 @@ function onRouteTimeout(ctx: ForwardContext): void {
     ctx.res.destroy();
     return;
   }
-  if (attempt !== null) attempt.cancel();
+  if (attempt !== null) {
+    attempt.cancel();
+    noteLocalFailure(attempt, true);
+  }
   state.onFailure(ctx, PER_TRY_TIMEOUT, false);
   finish(ctx);
 }
@@ -764,6 +872,7 @@ function clearRouteTimer(ctx: ForwardContext): void {
 function finish(ctx: ForwardContext): void {
   ctx.finished = true;
   ctx.fwd!.over = true;
+  releaseRetry(ctx.fwd!);
   if (ctx.upgradeSocket === null || ctx.status !== 101) clearRouteTimer(ctx);
 }
 
@@ -782,6 +891,7 @@ function onDownstreamClose(this: WithAttempt): void {
   if (attempt !== null && !attempt.done) attempt.cancel();
   ctx.finished = true;
   state.over = true;
+  releaseRetry(state);
   clearRouteTimer(ctx);
 }
 
@@ -796,6 +906,21 @@ function prefixedBody(prefix: Buffer, rest: IncomingMessage): Readable {
 }
 
 // ---------------------------------------------------------------- response headers
+
+/** The upstream said `connection: close`: undici closes the socket after this response. */
+function closesConnection(raw: readonly (Buffer | string)[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 10 || latin1(name).toLowerCase() !== 'connection') continue;
+    if (
+      latin1(raw[i + 1]!)
+        .toLowerCase()
+        .includes('close')
+    )
+      return true;
+  }
+  return false;
+}
 
 /**
  * Upstream response headers → the flat list for writeHead: hop-by-hop dropped, `server`

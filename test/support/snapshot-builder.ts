@@ -32,6 +32,7 @@ export const NO_RETRY: RetryPolicy = {
   },
   backoffBaseMs: 25,
   backoffMaxMs: 250,
+  skipTriedHosts: true,
 };
 
 /** Istio's default (VS-23): 2 retries on connect-failure/refused-stream. */
@@ -47,23 +48,29 @@ export function staticCluster(
   over: Partial<Cluster> = {},
 ): Cluster {
   const port = endpoints[0]?.port ?? 80;
+  const key = `test|${host}|${endpoints.map((e) => `${e.address}:${e.port}`).join(',')}`;
   return {
     name: `outbound|${port}||${host}`,
     host,
     port,
     subset: null,
-    key: `test|${host}|${endpoints.map((e) => `${e.address}:${e.port}`).join(',')}`,
+    key,
+    stateKey: key,
     endpoints: {
       kind: 'static',
       endpoints: endpoints.map((e) => ({ address: e.address, port: e.port, weight: 1, labels: {} })),
     },
     lb: 'LEAST_REQUEST',
+    hashTableSize: 0,
     connectTimeoutMs: 10_000,
     idleTimeoutMs: 3_600_000,
     maxRequestsPerConnection: 0,
     maxConnections: Infinity,
     maxPendingRequests: Infinity,
     maxRequests: Infinity,
+    maxRetries: Infinity,
+    maxConnectionDurationMs: 0,
+    outlier: null,
     ...over,
   };
 }
@@ -100,6 +107,7 @@ export function forwardTo(
     authority: null,
     timeoutMs: null,
     retry: NO_RETRY,
+    hashPolicy: [],
     ...over,
   };
 }

@@ -144,3 +144,87 @@ export async function closedPort(): Promise<number> {
   await new Promise<void>((r) => server.close(() => r()));
   return port;
 }
+
+/**
+ * An upstream a test steers while traffic runs (circuit breaking, outlier detection): answer
+ * status and delay can change at any time, `reset` cuts each request's connection instead of
+ * answering, and it counts connections, requests per connection and peaks of concurrency.
+ */
+export interface SteeredUpstream extends Upstream {
+  status: number;
+  delayMs: number;
+  reset: boolean;
+  /** Requests answered or cut so far. */
+  requests: number;
+  /** Requests seen on each connection, in the order connections opened. */
+  readonly perConnection: number[];
+  openConnections: number;
+  maxOpenConnections: number;
+  inFlight: number;
+  maxInFlight: number;
+}
+
+export async function startSteered(
+  opts: { name?: string; status?: number; delayMs?: number } = {},
+): Promise<SteeredUpstream> {
+  const sockets = new Set<Socket>();
+  const counts = new WeakMap<Socket, number>();
+  const up: SteeredUpstream = {
+    name: opts.name ?? 'steered',
+    port: 0,
+    seen: [],
+    status: opts.status ?? 200,
+    delayMs: opts.delayMs ?? 0,
+    reset: false,
+    requests: 0,
+    perConnection: [],
+    openConnections: 0,
+    maxOpenConnections: 0,
+    inFlight: 0,
+    maxInFlight: 0,
+    close: () => closeServer(server, sockets),
+  };
+  const server = createServer((req, res) => {
+    const socket = req.socket;
+    const index = counts.get(socket)!;
+    up.perConnection[index]! += 1;
+    up.requests += 1;
+    up.inFlight += 1;
+    up.maxInFlight = Math.max(up.maxInFlight, up.inFlight);
+    req.resume();
+    const done = (): void => {
+      up.inFlight -= 1;
+    };
+    if (up.reset) {
+      done();
+      socket.destroy();
+      return;
+    }
+    const status = up.status;
+    const answer = (): void => {
+      done();
+      if (res.destroyed) return;
+      const body = JSON.stringify({ name: up.name });
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(body);
+    };
+    if (up.delayMs > 0) setTimeout(answer, up.delayMs);
+    else answer();
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    counts.set(s, up.perConnection.length);
+    up.perConnection.push(0);
+    up.openConnections += 1;
+    up.maxOpenConnections = Math.max(up.maxOpenConnections, up.openConnections);
+    s.on('close', () => {
+      sockets.delete(s);
+      up.openConnections -= 1;
+    });
+  });
+  (up as { port: number }).port = await listen(server);
+  return up;
+}

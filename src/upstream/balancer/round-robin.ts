@@ -1,8 +1,8 @@
 import type { UpstreamHost } from '../pools.ts';
-import type { BalancerState } from './state.ts';
 
-export function pickRoundRobin(hosts: readonly UpstreamHost[], state: BalancerState): UpstreamHost {
-  const i = state.next % hosts.length;
-  state.next = (state.next + 1) % 0x3fffffff;
+/** `cursor` is the cluster's (cluster-state.ts), so the rotation continues across reloads. */
+export function pickRoundRobin(hosts: readonly UpstreamHost[], cursor: { next: number }): UpstreamHost {
+  const i = cursor.next % hosts.length;
+  cursor.next = (cursor.next + 1) % 0x3fffffff;
   return hosts[i]!;
 }

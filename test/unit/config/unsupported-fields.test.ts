@@ -56,28 +56,28 @@ describe('fields sluice parses but does not act on (model/unsupported.ts)', () =
   it('a DestinationRule policy block is found wherever it is written, under one label', () => {
     const r = load(
       dr(`  trafficPolicy:
-    outlierDetection: { consecutive5xxErrors: 3 }
+    loadBalancer: { localityLbSetting: { enabled: true } }
     portLevelSettings:
       - port: { number: 80 }
-        outlierDetection: { consecutive5xxErrors: 3 }
+        loadBalancer: { localityLbSetting: { enabled: true } }
   subsets:
     - name: v1
       labels: { version: v1 }
       trafficPolicy:
-        outlierDetection: { consecutive5xxErrors: 3 }
+        loadBalancer: { localityLbSetting: { enabled: true } }
         portLevelSettings:
           - port: { number: 80 }
-            outlierDetection: { consecutive5xxErrors: 3 }
+            loadBalancer: { localityLbSetting: { enabled: true } }
 `),
     );
     expect(unsupported(r.diagnostics).map((d) => `${d.path} ${d.line} ${d.unsupported}`)).toEqual([
-      'spec.trafficPolicy.outlierDetection 7 trafficPolicy.outlierDetection',
-      'spec.trafficPolicy.portLevelSettings[0].outlierDetection 10 trafficPolicy.outlierDetection',
-      'spec.subsets[0].trafficPolicy.outlierDetection 15 trafficPolicy.outlierDetection',
-      'spec.subsets[0].trafficPolicy.portLevelSettings[0].outlierDetection 18 trafficPolicy.outlierDetection',
+      'spec.trafficPolicy.loadBalancer.localityLbSetting 7 trafficPolicy.loadBalancer.localityLbSetting',
+      'spec.trafficPolicy.portLevelSettings[0].loadBalancer.localityLbSetting 10 trafficPolicy.loadBalancer.localityLbSetting',
+      'spec.subsets[0].trafficPolicy.loadBalancer.localityLbSetting 15 trafficPolicy.loadBalancer.localityLbSetting',
+      'spec.subsets[0].trafficPolicy.portLevelSettings[0].loadBalancer.localityLbSetting 18 trafficPolicy.loadBalancer.localityLbSetting',
     ]);
     expect(r.diagnostics[0]!.message).toBe(
-      'outlierDetection is not implemented by sluice; it has no effect: endpoints that fail are never ejected',
+      'localityLbSetting is not implemented by sluice; it has no effect, as sluice runs in a single locality (DR-5)',
     );
   });
 
