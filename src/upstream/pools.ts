@@ -710,15 +710,19 @@ function closeHost(host: UpstreamHost, force: boolean): Promise<void> {
   host.sidePool = null;
   const sideClosed =
     side === null ? Promise.resolve() : (force ? side.destroy() : side.close()).catch(() => undefined);
-  for (const g of groupsOf(host)) {
+  const groups = groupsOf(host);
+  // Forced: waiters fail first, so the connections closed next do not open new ones for them.
+  if (force)
+    for (const g of groups)
+      for (let w = nextWaiter(g); w !== null; w = nextWaiter(g)) {
+        w.user.waiter = null;
+        w.user.onError(new Error('upstream pool closed'));
+      }
+  for (const g of groups) {
     retireGroup(g);
     if (!force) continue;
     for (const slot of [...g.slots]) closeSlot(slot, false);
     for (const s of [...g.conns]) s.conn.destroy();
-    for (let w = nextWaiter(g); w !== null; w = nextWaiter(g)) {
-      w.user.waiter = null;
-      w.user.onError(new Error('upstream pool closed'));
-    }
   }
   const done = new Promise<void>((resolve) => {
     host.onClosed = resolve;
