@@ -16,7 +16,7 @@ import { secretYaml } from '../support/tls-upstream.ts';
 import { echoClient, grpcStatus, startEchoServer, unary } from '../support/grpc.ts';
 import { entryRouteYaml } from '../support/upstream-route.ts';
 import { until } from '../support/until.ts';
-import { limitStatus } from '../../src/upstream/pools.ts';
+import { limitStatus, type PoolStatus } from '../../src/upstream/pools.ts';
 
 let cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -239,6 +239,33 @@ tls: { mode: SIMPLE, credentialName: backend-ca }`),
     expect(r.overloaded).toBe(1);
     expect([...up.servernames].sort()).toEqual([API, BACKEND]);
     expect(up.maxOpenConnections).toBe(2);
+  });
+});
+
+describe('auto SNI keeps a bounded set of connection groups per endpoint', () => {
+  it('70 Hosts: the oldest groups retire beyond 64 and their idle connections close', async () => {
+    const up = await upstream({ tls: SERVER });
+    const gw = await gateway(
+      {
+        ports: [up.port],
+        routeHosts: "['*']",
+        rules: policy('tls: { mode: SIMPLE, credentialName: backend-ca, insecureSkipVerify: true }'),
+      },
+      CA_SECRET,
+    );
+    const r = await runClients(gw.port(), 1, 70, { headers: (_c, i) => ({ host: `h${i}.example.com` }) });
+    expect(count(r, 200)).toBe(70);
+    // One connection per SNI (the Host), each left idle for keep-alive...
+    expect(up.servernames).toEqual(Array.from({ length: 70 }, (_, i) => `h${i}.example.com`));
+    // ...but only the newest 64 groups keep theirs: the others close now, well before the 4 s
+    // keep-alive would close them.
+    const status = (): PoolStatus | undefined =>
+      (gw.gateway.clusterStatus() as PoolStatus[]).find((s) => s.endpoint === `127.0.0.1:${up.port}`);
+    expect(status()?.connected).toBe(64);
+    await until(() => up.openConnections === 64, {
+      timeoutMs: 2_000,
+      what: 'six retired groups closed their connections',
+    });
   });
 });
 
