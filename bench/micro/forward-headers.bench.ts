@@ -45,6 +45,8 @@ bench('buildUpstreamHeaders (7 client headers)', () =>
     xfp: null,
     connection: null,
     hasBody: false,
+    grpc: false,
+    grpcTimeout: null,
   }),
 );
 

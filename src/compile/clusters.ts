@@ -26,7 +26,10 @@ import type {
 import { parseDuration } from '../util/duration.ts';
 import { hostsMatch, isWildcard, namespaceOfServiceHost, toFqdn } from './hosts.ts';
 import type { DestinationRuleResource, Indexes, ServiceEntryResource, ServiceResource } from './indexes.ts';
-import { compareByAge } from './indexes.ts';
+import { compareByAge, subjectOf } from './indexes.ts';
+import type { SecretLookup } from './tls.ts';
+import { resolveUpstreamTls } from './upstream-tls.ts';
+import { clusterProtocolOf, servicePortProtocol, type PortProtocol } from './upstream-protocol.ts';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 3_600_000;
@@ -37,10 +40,18 @@ export interface ClusterContext {
   readonly diagnostics: Diagnostic[];
   /** While set, every cluster resolved is added (routes.ts records what a VirtualService uses). */
   touched: Set<Cluster> | null;
+  /** Credentials for TLS origination (DR-8) and the clock certificates are judged by. */
+  readonly secrets: SecretLookup;
+  readonly nowMs: number;
 }
 
-export function createClusterContext(indexes: Indexes, diagnostics: Diagnostic[]): ClusterContext {
-  return { indexes, clusters: new Map(), diagnostics, touched: null };
+export function createClusterContext(
+  indexes: Indexes,
+  diagnostics: Diagnostic[],
+  secrets: SecretLookup,
+  nowMs: number,
+): ClusterContext {
+  return { indexes, clusters: new Map(), diagnostics, touched: null, secrets, nowMs };
 }
 
 export function clusterName(port: number, subset: string | null, host: string): string {
@@ -53,6 +64,8 @@ interface RegistryPort {
   readonly number: number;
   readonly name: string;
   readonly targetPort: number | string | null;
+  /** Istio's protocol of the port (DP-9); '' when not declared. */
+  readonly protocol: PortProtocol;
 }
 
 type Registry =
@@ -82,6 +95,7 @@ function registryFor(idx: Indexes, host: string): Registry {
         number: p.number,
         name: p.name,
         targetPort: p.targetPort ?? null,
+        protocol: p.protocol ?? '',
       })),
     };
   }
@@ -95,6 +109,7 @@ function registryFor(idx: Indexes, host: string): Registry {
         number: p.port,
         name: p.name ?? '',
         targetPort: p.targetPort ?? null,
+        protocol: servicePortProtocol(p.name, p.appProtocol, p.protocol),
       })),
     };
   }
@@ -107,17 +122,29 @@ interface MergedRule {
   readonly trafficPolicy: TrafficPolicy | undefined;
   readonly subsets: readonly Subset[];
   readonly rules: readonly DestinationRuleResource[];
+  /** Where the winning trafficPolicy and each subset were written (diagnostics). */
+  readonly policyOwner: DestinationRuleResource | null;
+  readonly subsetOwners: readonly { readonly rule: DestinationRuleResource; readonly index: number }[];
 }
 
 function mergeRules(rules: readonly DestinationRuleResource[]): MergedRule {
   const sorted = [...rules].sort(compareByAge);
   let trafficPolicy: TrafficPolicy | undefined;
+  let policyOwner: DestinationRuleResource | null = null;
   const subsets: Subset[] = [];
+  const subsetOwners: { rule: DestinationRuleResource; index: number }[] = [];
   for (const r of sorted) {
-    trafficPolicy ??= r.spec.trafficPolicy;
-    for (const s of r.spec.subsets ?? []) if (!subsets.some((x) => x.name === s.name)) subsets.push(s);
+    if (trafficPolicy === undefined && r.spec.trafficPolicy !== undefined) {
+      trafficPolicy = r.spec.trafficPolicy;
+      policyOwner = r;
+    }
+    (r.spec.subsets ?? []).forEach((s, index) => {
+      if (subsets.some((x) => x.name === s.name)) return;
+      subsets.push(s);
+      subsetOwners.push({ rule: r, index });
+    });
   }
-  return { trafficPolicy, subsets, rules: sorted };
+  return { trafficPolicy, subsets, rules: sorted, policyOwner, subsetOwners };
 }
 
 interface DestinationRulesOfNamespace {
@@ -193,33 +220,54 @@ export function findDestinationRule(
   return found;
 }
 
-/** DR-3: top level, replaced by a matching portLevelSettings entry, then subset blocks override. */
+/** Where a policy's `tls` block was written: the DestinationRule and the field path. */
+interface TlsSource {
+  readonly rule: DestinationRuleResource;
+  readonly path: string;
+}
+
+/**
+ * DR-3: top level, replaced by a matching portLevelSettings entry, then subset blocks override.
+ * `tlsAt` says where the `tls` block that applies was written.
+ */
 function effectivePolicy(
-  tp: TrafficPolicy | undefined,
+  dr: MergedRule | null,
   port: number,
   subset: Subset | null,
-): TrafficPolicyBlocks {
+): { blocks: TrafficPolicyBlocks; tlsAt: TlsSource | null } {
+  const tp = dr?.trafficPolicy;
   let out: TrafficPolicyBlocks = tp ?? {};
-  const pl = tp?.portLevelSettings?.find((p) => p.port?.number === port);
-  if (pl) out = pl;
+  const top = dr?.policyOwner ?? null;
+  let tlsAt: TlsSource | null = top === null ? null : { rule: top, path: 'spec.trafficPolicy.tls' };
+  const plIndex = tp?.portLevelSettings?.findIndex((p) => p.port?.number === port) ?? -1;
+  if (plIndex >= 0) {
+    out = tp!.portLevelSettings![plIndex]!;
+    tlsAt = { rule: top!, path: `spec.trafficPolicy.portLevelSettings[${plIndex}].tls` };
+  }
   const sp = subset?.trafficPolicy;
   if (sp) {
+    const owner = dr!.subsetOwners[dr!.subsets.indexOf(subset!)]!;
+    const at = `spec.subsets[${owner.index}].trafficPolicy`;
     out = {
       loadBalancer: sp.loadBalancer ?? out.loadBalancer,
       connectionPool: sp.connectionPool ?? out.connectionPool,
       outlierDetection: sp.outlierDetection ?? out.outlierDetection,
       tls: sp.tls ?? out.tls,
     };
-    const spl = sp.portLevelSettings?.find((p) => p.port?.number === port);
-    if (spl)
+    if (sp.tls) tlsAt = { rule: owner.rule, path: `${at}.tls` };
+    const splIndex = sp.portLevelSettings?.findIndex((p) => p.port?.number === port) ?? -1;
+    if (splIndex >= 0) {
+      const spl = sp.portLevelSettings![splIndex]!;
       out = {
         loadBalancer: spl.loadBalancer,
         connectionPool: spl.connectionPool,
         outlierDetection: spl.outlierDetection,
         tls: spl.tls,
       };
+      tlsAt = { rule: owner.rule, path: `${at}.portLevelSettings[${splIndex}].tls` };
+    }
   }
-  return out;
+  return { blocks: out, tlsAt };
 }
 
 /** Envoy's ring hash default minimum ring size (Istio sets it whenever ringHash is chosen). */
@@ -518,6 +566,7 @@ export function resolveDestination(
   }
 
   let source: EndpointSource;
+  let portProtocol: PortProtocol = '';
   if (reg.kind === 'se' || reg.kind === 'svc') {
     const regPort = reg.ports.find((p) => p.number === port);
     if (!regPort) {
@@ -527,6 +576,7 @@ export function resolveDestination(
           : `Service ${reg.svc.namespace}/${reg.svc.name}`;
       return fail('SLUICE_REF_NOT_FOUND', `port ${port} is not a port of ${what}`, true);
     }
+    portProtocol = regPort.protocol;
     if (reg.kind === 'se') {
       const r = serviceEntryEndpoints(reg.se, regPort);
       if (!r.ok) return fail('SLUICE_NO_ENDPOINTS', r.reason);
@@ -571,17 +621,29 @@ export function resolveDestination(
     });
   }
 
-  const policy = effectivePolicy(dr?.trafficPolicy, port, subsetDef);
+  const { blocks: policy, tlsAt } = effectivePolicy(dr, port, subsetDef);
   const { lb, hashTableSize } = lbOf(policy.loadBalancer);
   const settings = poolSettings(policy.connectionPool);
   const maxRetries = limit(policy.connectionPool?.http?.maxRetries);
   const maxConnectionDurationMs = durationMs(policy.connectionPool?.tcp?.maxConnectionDuration, 0);
   const outlier = outlierOf(policy.outlierDetection);
+  const protocol = clusterProtocolOf(portProtocol, policy.connectionPool, idx.meshConfig?.h2UpgradePolicy);
+  const tls =
+    policy.tls === undefined || tlsAt === null
+      ? null
+      : resolveUpstreamTls(ctx, {
+          tls: policy.tls,
+          subject: subjectOf(tlsAt.rule),
+          path: tlsAt.path,
+          registrySubjectAltNames: reg.kind === 'se' ? (reg.se.spec.subjectAltNames ?? []) : [],
+        });
   // Settings added since keys were first written join only when set, so existing keys stay put.
   const extra = {
     ...(hashTableSize > 0 ? { hashTableSize } : {}),
     ...(maxRetries !== Infinity ? { maxRetries } : {}),
     ...(maxConnectionDurationMs > 0 ? { maxConnectionDurationMs } : {}),
+    ...protocol,
+    ...(tls === null ? {} : { tls: tls.key }),
   };
   const keyed = { host, port, subset, endpoints: source, lb, ...settings, ...extra };
   const key = digest(keyed);
@@ -600,6 +662,8 @@ export function resolveDestination(
     maxRetries,
     maxConnectionDurationMs,
     outlier,
+    ...protocol,
+    ...(tls === null ? {} : { tls }),
   };
   ctx.clusters.set(name, cluster);
   ctx.touched?.add(cluster);

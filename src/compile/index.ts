@@ -26,7 +26,7 @@ import { serverDnsNames } from './hosts.ts';
 import { buildIndexes } from './indexes.ts';
 import { beginReuse, endReuse, type CompileCache, type RouteReuse } from './reuse.ts';
 import { buildRouteTable, createRouteContext } from './routes.ts';
-import { createTlsContext } from './tls.ts';
+import { createSecretLookup, createTlsContext } from './tls.ts';
 import { filtersAt, planSecurity, tcpFiltersAt } from './filters.ts';
 import { buildTcpRoute, buildTlsRoutes } from './tls-routes.ts';
 
@@ -169,7 +169,12 @@ function compileUnchecked(
 ): Snapshot {
   const identity: GatewayIdentity = opts;
   const indexes = buildIndexes(set, identity);
-  const clusters = createClusterContext(indexes, diagnostics);
+  const clusters = createClusterContext(
+    indexes,
+    diagnostics,
+    createSecretLookup(set, identity.namespace),
+    opts.nowMs,
+  );
   const routes = createRouteContext(indexes, clusters, diagnostics, reuse);
   const listeners = new Map<number, Listener>();
   const tls = createTlsContext(set, identity.namespace, diagnostics, opts.nowMs);

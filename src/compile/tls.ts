@@ -18,7 +18,7 @@ import { checkCrls } from './crl.ts';
 import type { ServerEntry } from './gateways.ts';
 import { subjectOf } from './indexes.ts';
 
-type SecretResource = Resource<'Secret', SecretSpec>;
+export type SecretResource = Resource<'Secret', SecretSpec>;
 
 /** Envoy's default server cipher list for TLS ≤1.2 (GW-17). */
 export const ENVOY_DEFAULT_CIPHERS = [
@@ -102,7 +102,8 @@ export function parseCredential(
   };
 }
 
-function isValidCa(pem: string): boolean {
+/** The PEM parses as an X.509 certificate (the first of a bundle). */
+export function isValidCa(pem: string): boolean {
   try {
     new X509Certificate(pem);
     return true;
@@ -111,12 +112,18 @@ function isValidCa(pem: string): boolean {
   }
 }
 
-export function createTlsContext(
-  set: ResourceSet,
-  gatewayNamespace: string,
-  diagnostics: Diagnostic[],
-  nowMs: number,
-): TlsContext {
+/**
+ * Where credentials come from (GW-15, GW-16; DR-8 uses the same): Secrets by credential name in
+ * the gateway's namespace (or `ns/name`), config documents winning over `--certs-dir` ones, and
+ * certificate files a provider read into FILE_SECRET_NAMESPACE.
+ */
+export interface SecretLookup {
+  secret(name: string): SecretResource | undefined;
+  /** A certificate file's text by its path as written, or null when it could not be read. */
+  file(path: string): string | null;
+}
+
+export function createSecretLookup(set: ResourceSet, gatewayNamespace: string): SecretLookup {
   const secrets = new Map<string, SecretResource>();
   for (const r of set.resources) {
     if (r.kind !== 'Secret') continue;
@@ -125,14 +132,61 @@ export function createTlsContext(
     if (!secrets.has(key) || r.annotations['sluice.dev/source'] !== 'certs-dir')
       secrets.set(key, r as SecretResource);
   }
-  const secretOf = (name: string): SecretResource | undefined => {
-    const slash = name.indexOf('/');
-    return slash < 0
-      ? secrets.get(`${gatewayNamespace}/${name}`)
-      : secrets.get(`${name.slice(0, slash)}/${name.slice(slash + 1)}`);
+  return {
+    secret(name: string): SecretResource | undefined {
+      const slash = name.indexOf('/');
+      return slash < 0
+        ? secrets.get(`${gatewayNamespace}/${name}`)
+        : secrets.get(`${name.slice(0, slash)}/${name.slice(slash + 1)}`);
+    },
+    file(path: string): string | null {
+      return text(secrets.get(`${FILE_SECRET_NAMESPACE}/${path}`)?.spec.data[FILE_SECRET_KEY]);
+    },
   };
-  const fileOf = (path: string): string | null =>
-    text(secrets.get(`${FILE_SECRET_NAMESPACE}/${path}`)?.spec.data[FILE_SECRET_KEY]);
+}
+
+/** A credential Secret's chain and key: `cert`/`key` (generic) or `tls.crt`/`tls.key`; null when absent. */
+export function credentialPemsOf(secret: SecretResource): { certPem: string; keyPem: string } | null {
+  const d = secret.spec.data;
+  const generic = text(d['cert']) !== null && text(d['key']) !== null;
+  const certPem = text(d[generic ? 'cert' : 'tls.crt']);
+  const keyPem = text(d[generic ? 'key' : 'tls.key']);
+  return certPem === null || keyPem === null ? null : { certPem, keyPem };
+}
+
+export interface SecretCa {
+  readonly caPem: string;
+  /** The CRL beside it and where it came from (for messages); null when none. */
+  readonly crl: { readonly pem: string; readonly from: string } | null;
+}
+
+/**
+ * GW-15's CA of a credential: Secret `<name>-cacert` first, then `<name>` itself, keys `cacert`
+ * or `ca.crt`. The CRL comes from the Secret that gives the CA: `crl` beside `cacert`, `ca.crl`
+ * beside `ca.crt` (istio/istio pilot/pkg/credentials/kube/secrets.go ExtractRoot, TLSSecretCrl).
+ */
+export function secretCaOf(lookup: SecretLookup, name: string): SecretCa | null {
+  for (const s of [lookup.secret(`${name}-cacert`), lookup.secret(name)]) {
+    if (s === undefined) continue;
+    const generic = text(s.spec.data['cacert']);
+    const caPem = generic ?? text(s.spec.data['ca.crt']);
+    if (caPem === null) continue;
+    const key = generic !== null ? 'crl' : 'ca.crl';
+    const pem = text(s.spec.data[key]);
+    return { caPem, crl: pem === null ? null : { pem, from: `${describeSecret(s)} key ${key}` } };
+  }
+  return null;
+}
+
+export function createTlsContext(
+  set: ResourceSet,
+  gatewayNamespace: string,
+  diagnostics: Diagnostic[],
+  nowMs: number,
+): TlsContext {
+  const lookup = createSecretLookup(set, gatewayNamespace);
+  const secretOf = lookup.secret;
+  const fileOf = lookup.file;
 
   function resolve(entry: ServerEntry): TlsSettings | null {
     const tls = entry.server.tls;
@@ -165,35 +219,20 @@ export function createTlsContext(
         const secret = secretOf(n);
         // Missing or broken Secrets are reported by analysis (IST0101, IST0161).
         if (secret === undefined) return null;
-        const d = secret.spec.data;
-        const cert = text(d['cert']) !== null && text(d['key']) !== null ? 'cert' : 'tls.crt';
-        const certPem = text(d[cert]);
-        const keyPem = text(d[cert === 'cert' ? 'key' : 'tls.key']);
-        if (certPem === null || keyPem === null) return null;
-        const c = parseCredential(n, describeSecret(secret), certPem, keyPem, nowMs);
+        const pems = credentialPemsOf(secret);
+        if (pems === null) return null;
+        const c = parseCredential(n, describeSecret(secret), pems.certPem, pems.keyPem, nowMs);
         if (typeof c === 'string') return null;
         credentials.push(c);
       }
       if (mode !== 'SIMPLE') {
         // GW-15: `<name>-cacert` first, then the credential itself; keys cacert or ca.crt.
-        const first = names[0]!;
-        const caName = tls.caCertCredentialName ?? first;
-        for (const s of [secretOf(`${caName}-cacert`), secretOf(caName)]) {
-          if (s === undefined) continue;
-          const generic = text(s.spec.data['cacert']);
-          caPem = generic ?? text(s.spec.data['ca.crt']);
-          if (caPem === null) continue;
-          // The CRL comes from the Secret that gives the CA: `crl` beside `cacert`, `ca.crl` beside
-          // `ca.crt` (istio/istio pilot/pkg/credentials/kube/secrets.go ExtractRoot, TLSSecretCrl).
-          const key = generic !== null ? 'crl' : 'ca.crl';
-          const pem = text(s.spec.data[key]);
-          if (pem !== null)
-            crl = {
-              pem,
-              from: `${describeSecret(s)} key ${key}`,
-              path: tls.credentialName ? 'credentialName' : 'credentialNames',
-            };
-          break;
+        const caName = tls.caCertCredentialName ?? names[0]!;
+        const found = secretCaOf(lookup, caName);
+        if (found !== null) {
+          caPem = found.caPem;
+          if (found.crl !== null)
+            crl = { ...found.crl, path: tls.credentialName ? 'credentialName' : 'credentialNames' };
         }
         if (caPem === null)
           return problem(

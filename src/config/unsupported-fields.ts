@@ -56,10 +56,7 @@ function matchedBy(when: UnsupportedWhen | undefined, value: unknown): (string |
     hits = when.equals.filter((w) => w === value || (text !== null && String(w).toLowerCase() === text));
   else if ('startsWith' in when)
     hits = text === null ? [] : when.startsWith.filter((p) => text.startsWith(p.toLowerCase())).slice(0, 1);
-  else if ('namePrefix' in when) {
-    const prefix = text === null ? null : text.split('-')[0];
-    hits = when.namePrefix.filter((p) => p === prefix);
-  } else {
+  else {
     const tokens = new Set((text ?? '').split(',').map((t) => t.trim()));
     hits = when.hasToken.filter((t) => tokens.has(t));
   }

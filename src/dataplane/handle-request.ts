@@ -31,13 +31,8 @@ import { withResponseFlag } from '../upstream/upstream-error.ts';
 import { startTrace } from '../observability/tracing.ts';
 import { rawHeader } from '../observability/request-facts.ts';
 import { RequestContext } from './request-context.ts';
-import {
-  isGrpcRequest,
-  sendGrpcLocalReply,
-  sendLocalReply,
-  sendUpstreamFailure,
-  writeReply,
-} from './local-reply.ts';
+import { sendLocalReply, sendUpstreamFailure, writeReply } from './local-reply.ts';
+import { isGrpcRequest } from '../util/grpc.ts';
 import { sniOf } from './tls-sni.ts';
 import { sanitizeClientCertHeader } from './xfcc.ts';
 import { runFilters } from './pipeline.ts';
@@ -296,10 +291,14 @@ function act(ctx: RequestContext): void {
 
 /** A filter's answer: 401/403 from jwt_authn or RBAC, the authorizer's denial, a fault abort … */
 function replyFromFilter(ctx: RequestContext, r: FilterReply): void {
-  if (r.grpcStatus !== undefined && isGrpcRequest(ctx.req))
-    return sendGrpcLocalReply(ctx, r.grpcStatus, r.flag, r.details, r.body);
   if (r.headersOnly === true) return writeHeadersOnly(ctx, r);
-  sendLocalReply(ctx, r.status, r.flag, r.details, r.body, r.headers);
+  // A gRPC status only matters to gRPC requests, whose local replies carry it (Envoy's
+  // sendLocalReply grpc_status override); others get the plain HTTP reply.
+  const headers =
+    r.grpcStatus !== undefined && isGrpcRequest(ctx.req.rawHeaders)
+      ? [...(r.headers ?? []), 'grpc-status', String(r.grpcStatus)]
+      : r.headers;
+  sendLocalReply(ctx, r.status, r.flag, r.details, r.body, headers);
 }
 
 /** A CORS preflight answer: the filter's headers (and ext_authz's), no route header operations. */

@@ -5,9 +5,11 @@
  * no catch-all).
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { Listener, TlsRoute, TlsServer } from '../snapshot/types.ts';
 import { hostSetOf, pickHost, type HostSet } from '../upstream/endpoints.ts';
 import type { TcpConnectionObserver } from '../observability/request-metrics.ts';
+import { connectOptionsFor } from '../upstream/tls-origination.ts';
 
 /** How specifically `pattern` covers `sni`: exact > longest wildcard > `*`; -1 = not at all. */
 export function sniScore(pattern: string, sni: string): number {
@@ -94,7 +96,21 @@ export function pipePassthrough(
     }
     // Half-close passes through, as Envoy's tcp_proxy does: a client that sends FIN still hears
     // the rest of the answer (pipe() forwards each side's end to the other).
-    const upstream = connect({ host: host.address, port: host.port, allowHalfOpen: true });
+    const tls = cluster.tls;
+    if (tls?.notReady != null) {
+      flags = 'UF';
+      client.destroy();
+      return;
+    }
+    // DR-8 over TCP: no Host to take an SNI or a name from, so only `sni`/`subjectAltNames` apply.
+    const upstream =
+      tls === undefined
+        ? connect({ host: host.address, port: host.port, allowHalfOpen: true })
+        : tlsConnect({
+            ...connectOptionsFor(tls, tls.sni, tls.subjectAltNames),
+            host: host.address,
+            port: host.port,
+          });
     client.allowHalfOpen = true;
     upstream.setNoDelay(true);
     client.setNoDelay(true);
@@ -105,7 +121,7 @@ export function pipePassthrough(
       upstream.destroy();
       client.destroy();
     };
-    upstream.once('connect', () => {
+    upstream.once(tls === undefined ? 'connect' : 'secureConnect', () => {
       clearTimeout(timer);
       connected = true;
       upstream.pipe(client);

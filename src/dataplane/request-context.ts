@@ -14,6 +14,7 @@ import { peerIdentityOf } from './xfcc.ts';
 import type { ForwardContext, ForwardState } from '../upstream/forward.ts';
 import type { UpstreamHost } from '../upstream/pools.ts';
 import type { TraceContext } from '../observability/finished-request.ts';
+import type { GrpcExchange } from '../util/grpc.ts';
 
 export class RequestContext implements RoutedRequest, ForwardContext, FilterContext {
   // RequestView (what matchers see)
@@ -56,6 +57,8 @@ export class RequestContext implements RoutedRequest, ForwardContext, FilterCont
   upstreamServiceTimeMs: number;
   finished: boolean;
   fwd: ForwardState | null;
+  grpc: GrpcExchange | null;
+  transportFailureReason: string | null;
 
   // request pipeline (dataplane/pipeline.ts): the listener's filter state, then what filters set
   runtime: FilterRuntime | null;
@@ -112,6 +115,8 @@ export class RequestContext implements RoutedRequest, ForwardContext, FilterCont
     this.upstreamServiceTimeMs = -1;
     this.finished = false;
     this.fwd = null;
+    this.grpc = null;
+    this.transportFailureReason = null;
     this.runtime = null;
     this.auth = null;
     this.responseHeadersToAdd = null;

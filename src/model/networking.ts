@@ -313,6 +313,11 @@ export interface ConnectionPoolSettings {
     readonly h2UpgradePolicy?: 'DEFAULT' | 'DO_NOT_UPGRADE' | 'UPGRADE';
     readonly useClientProtocol?: boolean;
     readonly maxConcurrentStreams?: number;
+    readonly http2KeepAlive?: {
+      readonly time?: string;
+      readonly interval?: string;
+      readonly timeout?: string;
+    };
   };
 }
 

@@ -21,6 +21,8 @@ export interface MeshConfigSpec {
   readonly redis?: RedisSettings;
   readonly acme?: AcmeSettings;
   readonly egressProxyPort?: number;
+  /** Mesh-wide default for HTTP ports' upstream protocol (DP-9); DestinationRules override it. */
+  readonly h2UpgradePolicy?: 'DO_NOT_UPGRADE' | 'UPGRADE';
   /**
    * sluice: which `extensionProviders` entry (an `opentelemetry` provider) receives spans, and the
    * share of requests without a sampling decision that are sampled (Istio Telemetry's

@@ -12,9 +12,7 @@ export type UnsupportedWhen =
   | { readonly equals: readonly (string | boolean)[] }
   | { readonly startsWith: readonly string[] }
   /** A comma-separated list (retryOn) naming any of these tokens. */
-  | { readonly hasToken: readonly string[] }
-  /** A port name whose part before the first '-' is one of these (Istio's protocol-by-name rule). */
-  | { readonly namePrefix: readonly string[] };
+  | { readonly hasToken: readonly string[] };
 
 export interface UnsupportedField {
   readonly kind: string;
@@ -29,10 +27,6 @@ export interface UnsupportedField {
   /** What happens instead, said plainly; follows "<field or value> is not implemented by sluice; ". */
   readonly effect: string;
 }
-
-const HTTP1_UPSTREAM = 'it has no effect, as sluice speaks HTTP/1.1 to upstreams';
-const HTTP1_PORT =
-  'sluice forwards to this port over HTTP/1.1 only, which an upstream accepting only HTTP/2 (gRPC) refuses';
 
 /** DR-3: a policy block can sit at the top, per port, per subset, and per port of a subset. */
 const POLICY_BLOCKS = [
@@ -144,14 +138,10 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
     'connectionPool.tcp.tcpKeepalive',
     "it has no effect: upstream connections use the operating system's keepalive settings",
   ),
-  policyBlock('connectionPool.http.h2UpgradePolicy', HTTP1_UPSTREAM, { equals: ['UPGRADE'] }),
-  policyBlock('connectionPool.http.useClientProtocol', HTTP1_UPSTREAM, { equals: [true] }),
-  policyBlock('connectionPool.http.maxConcurrentStreams', HTTP1_UPSTREAM),
-  policyBlock('connectionPool.http.http2KeepAlive', HTTP1_UPSTREAM),
   policyBlock(
     'tls.mode',
-    'sluice does not originate TLS: it connects in plain text, which an upstream expecting TLS refuses',
-    { equals: ['SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'] },
+    'it needs the mesh CA, which sluice does not have: it connects in plain text, which a workload requiring mutual TLS refuses',
+    { equals: ['ISTIO_MUTUAL'] },
   ),
   policyBlock('tunnel', 'it has no effect: requests go to the upstream directly, not through a tunnel'),
   policyBlock('proxyProtocol', 'it has no effect: no PROXY protocol header is sent upstream'),
@@ -172,25 +162,6 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
     kind: 'ServiceEntry',
     field: 'workloadSelector',
     effect: 'sluice does not know the workloads it selects, so they are not endpoints of this entry',
-  },
-  {
-    kind: 'ServiceEntry',
-    field: 'ports[].protocol',
-    when: { equals: ['HTTP2', 'GRPC', 'GRPC-WEB'] },
-    effect: HTTP1_PORT,
-  },
-  // Service (Istio reads the protocol from appProtocol, else from the port name's prefix)
-  {
-    kind: 'Service',
-    field: 'ports[].appProtocol',
-    when: { equals: ['http2', 'grpc', 'grpc-web', 'kubernetes.io/h2c'] },
-    effect: HTTP1_PORT,
-  },
-  {
-    kind: 'Service',
-    field: 'ports[].name',
-    when: { namePrefix: ['http2', 'grpc'] },
-    effect: HTTP1_PORT,
   },
   // sluice's own and Kubernetes kinds read but not acted on
   {
@@ -270,8 +241,6 @@ export function describeUnsupported(entry: UnsupportedField, hit?: string | bool
     const leaf = entry.field.slice(entry.field.lastIndexOf('.') + 1).replace('[]', '');
     if (hit === undefined) what = leaf;
     else if (entry.when !== undefined && 'startsWith' in entry.when) what = `${leaf} ${String(hit)}…`;
-    else if (entry.when !== undefined && 'namePrefix' in entry.when)
-      what = `protocol ${String(hit)} (from the port name)`;
     else what = `${leaf} ${String(hit)}`;
   }
   return `${what} is not implemented by sluice; ${entry.effect}`;
@@ -286,8 +255,7 @@ export function unsupportedLabel(entry: UnsupportedField, value?: string | boole
 export function unsupportedLabels(entry: UnsupportedField): string[] {
   const w = entry.when;
   if (w === undefined) return [entry.field];
-  const values =
-    'equals' in w ? w.equals : 'startsWith' in w ? w.startsWith : 'hasToken' in w ? w.hasToken : w.namePrefix;
+  const values = 'equals' in w ? w.equals : 'startsWith' in w ? w.startsWith : w.hasToken;
   return values.map((v) => unsupportedLabel(entry, v));
 }
 

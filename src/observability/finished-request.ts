@@ -76,6 +76,14 @@ export interface FinishedRequest {
   /** Upstream request headers as sent (flat name/value list), null when nothing was forwarded. */
   readonly fwd: { readonly headers: readonly string[] } | null;
   readonly trace: TraceContext | null;
+  /** gRPC requests: the status seen and message counts each way (DP-7); null otherwise. */
+  readonly grpc: {
+    readonly status: string | null;
+    readonly requests: { readonly messages: number };
+    readonly responses: { readonly messages: number };
+  } | null;
+  /** Envoy's `transport failure reason` of a failed upstream TLS connection (DR-8), else null. */
+  readonly transportFailureReason: string | null;
   /** Filled by the observer when the request is done (request-observer.ts). */
   endMs: number;
   /** Bytes on the wire, head + body (Istio's request.total_size / response.total_size). */

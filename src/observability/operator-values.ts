@@ -194,7 +194,7 @@ const GETTERS: Record<OperatorName, (args: string) => OperatorGetter> = {
   UPSTREAM_HOST: () => (r) => (r.upstreamHost === null ? null : r.upstreamHost.hostPort),
   UPSTREAM_REMOTE_ADDRESS: () => (r) => (r.upstreamHost === null ? null : r.upstreamHost.hostPort),
   UPSTREAM_LOCAL_ADDRESS: () => ABSENT,
-  UPSTREAM_TRANSPORT_FAILURE_REASON: () => ABSENT,
+  UPSTREAM_TRANSPORT_FAILURE_REASON: () => (r) => r.transportFailureReason,
   UPSTREAM_REQUEST_ATTEMPT_COUNT: () => (r) => r.attempts,
   RESPONSE_CODE: () => (r) => r.status,
   RESPONSE_CODE_DETAILS: () => (r) =>

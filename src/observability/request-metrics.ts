@@ -13,6 +13,7 @@
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { FinishedRequest } from './finished-request.ts';
+import { httpToGrpcStatus } from '../util/grpc.ts';
 
 /**
  * Envoy's default histogram buckets (source/common/stats/histogram_impl.cc defaultBuckets),
@@ -96,6 +97,9 @@ interface Series {
   readonly requestBytes: Float64Array;
   responseBytesSum: number;
   readonly responseBytes: Float64Array;
+  /** gRPC messages each way (istio_request/response_messages_total); 0 for HTTP series. */
+  requestMessages: number;
+  responseMessages: number;
 }
 
 interface TcpSeries {
@@ -106,10 +110,11 @@ interface TcpSeries {
   received: number;
 }
 
-/** Per destination cluster: the fixed label values, then series by code and flags. */
+/** Per destination cluster: the fixed label values, then series by code and flags (and gRPC status). */
 interface ClusterEntry {
   readonly base: Labels;
   readonly http: Map<number, Map<string, Series>>;
+  /** Keyed by `flags|grpc-status`. */
   readonly grpc: Map<number, Map<string, Series>>;
   readonly tcp: Map<string, TcpSeries>;
 }
@@ -171,27 +176,15 @@ function isGrpc(ctx: FinishedRequest): boolean {
   return false;
 }
 
-/** DP-3's mapping, for gRPC requests answered without a grpc-status the gateway can see. */
-function grpcStatusOf(status: number): string {
-  switch (status) {
-    case 200:
-      return '0';
-    case 400:
-      return '13';
-    case 401:
-      return '16';
-    case 403:
-      return '7';
-    case 404:
-      return '12';
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return '14';
-    default:
-      return '2';
-  }
+/**
+ * The gRPC status as Envoy reports it (grpc/common.cc getGrpcStatus): the response's own
+ * `grpc-status` (trailers, or the headers of a trailers-only response), else the HTTP status
+ * mapped as DP-3 maps it (a 200 without one is UNKNOWN); none when no response was given.
+ */
+function grpcStatusOf(ctx: FinishedRequest): string {
+  const seen = ctx.grpc?.status;
+  if (seen != null) return seen;
+  return ctx.status === 0 ? '' : String(httpToGrpcStatus(ctx.status));
 }
 
 export function createRequestMetrics(opts: RequestMetricsOptions): RequestMetrics {
@@ -232,21 +225,23 @@ export function createRequestMetrics(opts: RequestMetricsOptions): RequestMetric
     return e;
   }
 
-  function seriesFor(e: ClusterEntry, grpc: boolean, code: number, flags: string): Series {
+  function seriesFor(e: ClusterEntry, grpcStatus: string | null, code: number, flags: string): Series {
+    const grpc = grpcStatus !== null;
     const byCode = grpc ? e.grpc : e.http;
     let byFlags = byCode.get(code);
     if (byFlags === undefined) {
       byFlags = new Map();
       byCode.set(code, byFlags);
     }
-    let s = byFlags.get(flags);
+    const key = grpc ? flags + '|' + grpcStatus : flags;
+    let s = byFlags.get(key);
     if (s === undefined) {
       s = {
         labels: {
           ...e.base,
           request_protocol: grpc ? 'grpc' : 'http',
           response_code: String(code),
-          grpc_response_status: grpc ? grpcStatusOf(code) : '',
+          grpc_response_status: grpcStatus ?? '',
           response_flags: flags,
         },
         requests: 0,
@@ -256,8 +251,10 @@ export function createRequestMetrics(opts: RequestMetricsOptions): RequestMetric
         requestBytes: new Float64Array(NB + 1),
         responseBytesSum: 0,
         responseBytes: new Float64Array(NB + 1),
+        requestMessages: 0,
+        responseMessages: 0,
       };
-      byFlags.set(flags, s);
+      byFlags.set(key, s);
       all.push(s);
     }
     return s;
@@ -317,6 +314,21 @@ export function createRequestMetrics(opts: RequestMetricsOptions): RequestMetric
         count: s.requests,
       })),
   });
+  const grpcSeries = (): Series[] => all.filter((s) => s.labels['request_protocol'] === 'grpc');
+  new SeriesCounter({
+    name: 'istio_request_messages_total',
+    help: 'gRPC messages sent by clients (Istio standard metric).',
+    labelNames: ISTIO_LABELS,
+    registers,
+    read: () => grpcSeries().map((s) => [s.labels, s.requestMessages] as const),
+  });
+  new SeriesCounter({
+    name: 'istio_response_messages_total',
+    help: 'gRPC messages sent by servers (Istio standard metric).',
+    labelNames: ISTIO_LABELS,
+    registers,
+    read: () => grpcSeries().map((s) => [s.labels, s.responseMessages] as const),
+  });
   const tcpCounter = (name: string, help: string, pick: (s: TcpSeries) => number): void => {
     new SeriesCounter({
       name,
@@ -349,8 +361,18 @@ export function createRequestMetrics(opts: RequestMetricsOptions): RequestMetric
 
   return {
     record(ctx: FinishedRequest): void {
-      const s = seriesFor(entryFor(ctx.clusterName), isGrpc(ctx), ctx.status, ctx.responseFlags);
+      const s = seriesFor(
+        entryFor(ctx.clusterName),
+        isGrpc(ctx) ? grpcStatusOf(ctx) : null,
+        ctx.status,
+        ctx.responseFlags,
+      );
       s.requests += 1;
+      const grpc = ctx.grpc;
+      if (grpc !== null) {
+        s.requestMessages += grpc.requests.messages;
+        s.responseMessages += grpc.responses.messages;
+      }
       const ms = ctx.endMs - ctx.startMs;
       s.durationSum += ms;
       s.duration[bucketIndex(ms)]! += 1;

@@ -2,8 +2,9 @@
  * Certificates from disk as Secret resources, so compile stays pure (DESIGN §2):
  * - `--certs-dir/<name>/{tls.crt,tls.key,ca.crt,ca.crl}` → Secret `<gateway namespace>/<name>` (GW-15:
  *   used when no config document defines that Secret; documents win);
- * - Gateway `serverCertificate`/`privateKey`/`caCertificates`/`caCrl` paths (GW-16) → Secrets in
- *   FILE_SECRET_NAMESPACE named by the path.
+ * - Gateway `serverCertificate`/`privateKey`/`caCertificates`/`caCrl` paths (GW-16) and
+ *   DestinationRule `tls` `clientCertificate`/`privateKey`/`caCertificates`/`caCrl` paths (DR-8)
+ *   → Secrets in FILE_SECRET_NAMESPACE named by the path.
  * `createConfigSources` joins the config files with both and watches the certificate directory
  * and the named files, so a rotated certificate is a new ResourceSet within ~100 ms and hot
  * rotation goes through the ordinary reload path (a broken one is refused there).
@@ -11,7 +12,12 @@
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FILE_SECRET_KEY, FILE_SECRET_NAMESPACE, type SecretSpec } from '../model/kube.ts';
-import type { GatewaySpec } from '../model/networking.ts';
+import type {
+  ClientTlsSettings,
+  DestinationRuleSpec,
+  GatewaySpec,
+  TrafficPolicy,
+} from '../model/networking.ts';
 import { privateBytes, type PrivateBytes } from '../model/private-bytes.ts';
 import type { Resource, ResourceSet } from '../model/resource.ts';
 import type { LoadCache } from '../config/index.ts';
@@ -73,10 +79,31 @@ export async function readCertsDir(
   return out;
 }
 
-/** Every certificate file path the selected-or-not Gateways name (GW-16). */
+/** DR-3's places for a `tls` block in a DestinationRule. */
+function clientTlsBlocks(spec: DestinationRuleSpec): ClientTlsSettings[] {
+  const out: ClientTlsSettings[] = [];
+  const fromPolicy = (tp: TrafficPolicy | undefined): void => {
+    if (tp?.tls) out.push(tp.tls);
+    for (const pl of tp?.portLevelSettings ?? []) if (pl.tls) out.push(pl.tls);
+  };
+  fromPolicy(spec.trafficPolicy);
+  for (const s of spec.subsets ?? []) fromPolicy(s.trafficPolicy);
+  return out;
+}
+
+/**
+ * Every certificate file path the Gateways name (GW-16) and the DestinationRules name for TLS
+ * origination (DR-8), whether or not they apply to this gateway.
+ */
 export function certificatePathsOf(set: ResourceSet): string[] {
   const paths = new Set<string>();
   for (const r of set.resources) {
+    if (r.kind === 'DestinationRule') {
+      for (const tls of clientTlsBlocks(r.spec as DestinationRuleSpec))
+        for (const p of [tls.clientCertificate, tls.privateKey, tls.caCertificates, tls.caCrl])
+          if (p) paths.add(p);
+      continue;
+    }
     if (r.kind !== 'Gateway') continue;
     for (const server of (r.spec as GatewaySpec).servers) {
       const tls = server.tls;

@@ -3,6 +3,7 @@
  * No functions (conditions render as field + expected text), regexes as their source, times in
  * ms, unlimited caps as the string 'unlimited', bodies as text when printable else base64.
  */
+import { createHash } from 'node:crypto';
 import {
   describeAction,
   describeConditions,
@@ -24,6 +25,7 @@ import type {
   TlsRoute,
   TlsServer,
   TlsSettings,
+  UpstreamTls,
   VirtualHost,
 } from './types.ts';
 
@@ -331,6 +333,26 @@ function dumpCluster(c: Cluster): unknown {
     ...(c.maxRetries !== Infinity ? { maxRetries: c.maxRetries } : {}),
     ...(c.maxConnectionDurationMs > 0 ? { maxConnectionDurationMs: c.maxConnectionDurationMs } : {}),
     ...(c.outlier !== null ? { outlier: c.outlier } : {}),
+    ...(c.protocol !== undefined ? { protocol: c.protocol, http2: c.http2 } : {}),
+    ...(c.tls !== undefined ? { tls: dumpUpstreamTls(c.tls) } : {}),
+  };
+}
+
+/** Certificates by fingerprint, never key material. */
+function dumpUpstreamTls(t: UpstreamTls): unknown {
+  return {
+    mode: t.mode,
+    ca:
+      t.caPem === null
+        ? 'system'
+        : `sha256:${createHash('sha256').update(t.caPem).digest('hex').slice(0, 16)}`,
+    crl: t.crlPem !== null,
+    clientCertificate: t.clientFingerprint,
+    sni: t.sni,
+    subjectAltNames: t.subjectAltNames,
+    insecureSkipVerify: t.insecureSkipVerify,
+    notReady: t.notReady,
+    key: t.key,
   };
 }
 

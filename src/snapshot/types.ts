@@ -475,6 +475,56 @@ export interface Cluster {
   /** A connection older than this takes no new request and closes when idle; 0 = no limit. */
   readonly maxConnectionDurationMs: number;
   readonly outlier: OutlierPolicy | null;
+  /** How requests reach the endpoints (DP-9); absent = HTTP/1.1, whatever the client speaks. */
+  readonly protocol?: UpstreamProtocol;
+  /** HTTP/2 connection settings; present when `protocol` is. */
+  readonly http2?: Http2Settings;
+  /** TLS origination (DR-8); absent = plain text. */
+  readonly tls?: UpstreamTls;
+}
+
+/**
+ * `http2`: HTTP/2 to every endpoint (port protocol HTTP2/GRPC/GRPC-WEB, or `h2UpgradePolicy:
+ * UPGRADE`): h2c in plain text, ALPN `h2` over TLS. `client` (`useClientProtocol`): HTTP/2 for
+ * requests that came over HTTP/2, HTTP/1.1 for the others.
+ */
+export type UpstreamProtocol = 'http2' | 'client';
+
+export interface Http2Settings {
+  /** Streams per connection (`maxConcurrentStreams`); 0 = as many as the upstream allows. */
+  readonly maxConcurrentStreams: number;
+  /** `http2KeepAlive`: PING every interval; no answer within the timeout closes it. 0 = off. */
+  readonly keepAliveIntervalMs: number;
+  readonly keepAliveTimeoutMs: number;
+}
+
+/** A DestinationRule's `tls` block resolved to what a connection needs (DR-8). */
+export interface UpstreamTls {
+  readonly mode: 'SIMPLE' | 'MUTUAL';
+  /** CA bundle the upstream's certificate is verified against; null = the OS trust store. */
+  readonly caPem: string | null;
+  /** Revocation lists checked with it (`caCrl`, or the credential's `ca.crl`); null = none. */
+  readonly crlPem: string | null;
+  /** MUTUAL: the client chain and key presented; dumps print `clientFingerprint`, never the key. */
+  readonly certPem: string | null;
+  readonly keyPem: string | null;
+  readonly clientFingerprint: string | null;
+  /** SNI sent; null = the request's Host (Envoy's auto SNI), none for an IP address. */
+  readonly sni: string | null;
+  /**
+   * Names the upstream certificate must carry (DNS, URI, IP or email SAN; DNS wildcards match).
+   * Empty with `sni` null: the Host is checked (auto SAN validation); empty with `sni` set: none.
+   */
+  readonly subjectAltNames: readonly string[];
+  /** No CA or name check at all. */
+  readonly insecureSkipVerify: boolean;
+  /**
+   * Why no connection can be made (a credential Secret or file missing or unusable): Envoy's
+   * transport socket is then "not ready" and every connection fails with 503 UF.
+   */
+  readonly notReady: string | null;
+  /** Content hash of the above: pools and secure contexts are keyed by it. */
+  readonly key: string;
 }
 
 // ---------------------------------------------------------------- request pipeline

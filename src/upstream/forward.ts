@@ -13,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable, type Duplex } from 'node:stream';
 import type { Cluster, ForwardAction, Route, Snapshot, WeightedCluster } from '../snapshot/types.ts';
 import {
+  groupFor,
   leaveQueue,
   releaseSlot,
   sendOnHost,
@@ -29,6 +30,8 @@ import { backoffMs, retryCoversFailure, retryCoversStatus } from './retry.ts';
 import { applyRouteAndDestinationOps, replaceHeaders } from './header-ops.ts';
 import type { FinishedRequest } from '../observability/finished-request.ts';
 import { peerAddress, trustedClientAddress } from '../observability/request-facts.ts';
+import { createGrpcExchange, isGrpcContentType, parseGrpcTimeout, type GrpcExchange } from '../util/grpc.ts';
+import { addTrailers, endWithHeaders } from './trailers.ts';
 import { startMirrors } from './mirror.ts';
 
 /**
@@ -56,6 +59,10 @@ export interface ForwardContext extends FinishedRequest {
   upstreamServiceTimeMs: number;
   /** Set once the final response (or a local reply) has started; nothing else may answer. */
   finished: boolean;
+  /** gRPC requests: status and message counts (DP-7); null for everything else. */
+  grpc: GrpcExchange | null;
+  /** Envoy's `transport failure reason` of a failed TLS connection (DR-8), else null. */
+  transportFailureReason: string | null;
 
   // forward's own per-request state, initialised to null/0 by the context factory
   fwd: ForwardState | null;
@@ -81,6 +88,8 @@ export interface ForwardState {
   readonly upstreamPath: string;
   /** The request carries a body (Content-Length > 0 or Transfer-Encoding). */
   readonly hasBody: boolean;
+  /** The route timeout for this request: VS-22's, or a gRPC request's `grpc-timeout` capped by it. */
+  readonly timeoutMs: number | null;
   readonly onFailure: FailureReply;
   readonly onPlain: PlainReply;
   current: Attempt | null;
@@ -106,9 +115,19 @@ type WithAttempt = ServerResponse & { [kAttempt]?: Attempt | null; [kCtx]?: Forw
 
 /** Names whose first letter may need a closer look; everything else is copied unread. */
 function firstCharInteresting(c: number): boolean {
-  // c, e, h, k, p, t, u, x (either case)
+  // c, e, g, h, k, p, t, u, x (either case)
   const l = c | 0x20;
-  return l === 99 || l === 101 || l === 104 || l === 107 || l === 112 || l === 116 || l === 117 || l === 120;
+  return (
+    l === 99 ||
+    l === 101 ||
+    l === 103 ||
+    l === 104 ||
+    l === 107 ||
+    l === 112 ||
+    l === 116 ||
+    l === 117 ||
+    l === 120
+  );
 }
 
 const CONNECTION_NOMINATED_OK = new Set(['close', 'keep-alive', 'upgrade']);
@@ -118,6 +137,8 @@ interface DownstreamHeaderFacts {
   xfp: string | null;
   connection: string | null;
   hasBody: boolean;
+  grpc: boolean;
+  grpcTimeout: string | null;
 }
 
 /**
@@ -143,10 +164,21 @@ export function buildUpstreamHeaders(
     }
     const lower = name.toLowerCase();
     switch (lower) {
+      case 'te':
+        // Envoy keeps TE only as `trailers` (gRPC servers expect it).
+        if (/(?:^|,)\s*trailers\s*(?:;|,|$)/i.test(raw[i + 1]!)) out.push('te', 'trailers');
+        continue;
+      case 'content-type':
+        facts.grpc = isGrpcContentType(raw[i + 1]!);
+        out.push(name, raw[i + 1]!);
+        continue;
+      case 'grpc-timeout':
+        facts.grpcTimeout = raw[i + 1]!;
+        out.push(name, raw[i + 1]!);
+        continue;
       case 'host':
       case 'keep-alive':
       case 'proxy-connection':
-      case 'te':
       case 'trailer':
       case 'upgrade':
       case 'expect':
@@ -264,6 +296,8 @@ export function forwardRequest(
     xfp: null,
     connection: null,
     hasBody: false,
+    grpc: false,
+    grpcTimeout: null,
   };
   const built = buildUpstreamHeaders(
     ctx,
@@ -272,6 +306,8 @@ export function forwardRequest(
     rewritten ? (query === '' ? ctx.path : ctx.path + '?' + query) : null,
     facts,
   );
+  if (facts.grpc) ctx.grpc = createGrpcExchange();
+  const timeoutMs = facts.grpc ? grpcTimeoutMs(action.timeoutMs, facts.grpcTimeout) : action.timeoutMs;
   const state: ForwardState = {
     action,
     dest,
@@ -280,6 +316,7 @@ export function forwardRequest(
     attemptCountIndex: built.attemptCountIndex,
     upstreamPath,
     hasBody: facts.hasBody,
+    timeoutMs,
     onFailure,
     onPlain,
     current: null,
@@ -299,13 +336,13 @@ export function forwardRequest(
   const res = ctx.res as WithAttempt;
   res[kCtx] = ctx;
   res.on('close', onDownstreamClose);
-  if (action.timeoutMs !== null && action.timeoutMs > 0) {
+  if (timeoutMs !== null && timeoutMs > 0) {
     // VS-22: the route timeout starts once the whole request has been received.
     if (state.hasBody && !ctx.req.complete) {
       (ctx.req as ReqWithCtx)[kCtx] = ctx;
       ctx.req.once('end', onRequestBodyEnd);
     } else {
-      state.routeTimer = setTimeout(onRouteTimeout, action.timeoutMs, ctx);
+      state.routeTimer = setTimeout(onRouteTimeout, timeoutMs, ctx);
     }
   }
   startAttempt(ctx);
@@ -313,11 +350,22 @@ export function forwardRequest(
 
 type ReqWithCtx = IncomingMessage & { [kCtx]?: ForwardContext };
 
+/**
+ * VS-22 for gRPC: Istio sets the route's `max_grpc_timeout` to its timeout (0 when none), so
+ * Envoy uses the request's `grpc-timeout` (none = no deadline) capped by the route timeout.
+ */
+function grpcTimeoutMs(routeMs: number | null, header: string | null): number | null {
+  const asked = parseGrpcTimeout(header);
+  const cap = routeMs !== null && routeMs > 0 ? routeMs : null;
+  if (asked === null) return cap;
+  return cap === null ? Math.max(1, Math.ceil(asked)) : Math.min(cap, Math.max(1, Math.ceil(asked)));
+}
+
 function onRequestBodyEnd(this: ReqWithCtx): void {
   const ctx = this[kCtx];
   if (ctx === undefined || ctx.fwd === null) return;
   const state = ctx.fwd;
-  const ms = state.action.timeoutMs;
+  const ms = state.timeoutMs;
   // Nothing to time once the exchange is over (answered, failed or the client left).
   if (ms === null || state.routeTimer !== null || state.over) return;
   state.routeTimer = setTimeout(onRouteTimeout, ms, ctx);
@@ -362,9 +410,11 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
   ctx.upstreamHost = host;
   state.current = attempt;
   host.active += 1;
+  // Connections per protocol and TLS name when they depend on the request (DP-9, DR-8).
+  const group = groupFor(host, ctx.req.httpVersionMajor === 2, state.headers);
   // DR-6 circuit breakers: pools.ts admits, queues or refuses under the cluster's limits.
   const admitted = sendOnHost(
-    host,
+    group,
     {
       path: state.upstreamPath,
       method: ctx.method,
@@ -390,11 +440,21 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
   }
   if (ctx.attempts === 1) ctx.upstreamStartMs = performance.now();
   const perTry = state.action.retry.perTryTimeoutMs;
-  if (perTry !== null && perTry > 0 && (state.action.timeoutMs === null || perTry < state.action.timeoutMs)) {
+  if (perTry !== null && perTry > 0 && (state.timeoutMs === null || perTry < state.timeoutMs)) {
     attempt.perTryTimer = setTimeout(onPerTryTimeout, perTry, attempt);
   }
 }
 
+function headerValue(raw: readonly (Buffer | string)[], lowerName: string): string | null {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === lowerName.length && name.toString().toLowerCase() === lowerName)
+      return raw[i + 1]!.toString();
+  }
+  return null;
+}
+
+/** The Host the upstream request carries (after rewrites and header ops). */
 const NO_HEALTHY_UPSTREAM = Buffer.from('no healthy upstream');
 const OVERFLOW = Buffer.from(
   'upstream connect error or disconnect/reset before headers. reset reason: overflow',
@@ -454,7 +514,28 @@ class Attempt implements SlotUser {
     overflow(ctx);
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHeaders(statusCode: number, rawHeaders: readonly (Buffer | string)[], resume: () => void): boolean {
+    return this.respond(statusCode, rawHeaders, resume, false);
+  }
+
+  /** An HTTP/2 response that ended with its headers (gRPC trailers-only): passed on as one. */
+  onHeadersOnly(statusCode: number, rawHeaders: readonly string[]): void {
+    if (!this.respond(statusCode, rawHeaders, null, true)) return;
+    this.onComplete(null);
+  }
+
+  /** Request body chunks as an HTTP/2 pool sends them: gRPC message counts (DP-7). */
+  onRequestData(chunk: Buffer): void {
+    const grpc = this.ctx.grpc;
+    if (grpc !== null) grpc.requests.add(chunk);
+  }
+
+  respond(
+    statusCode: number,
+    rawHeaders: readonly (Buffer | string)[],
+    resume: (() => void) | null,
+    endStream: boolean,
+  ): boolean {
     if (this.done) return false;
     const ctx = this.ctx;
     const state = ctx.fwd!;
@@ -500,8 +581,10 @@ class Attempt implements SlotUser {
       headers.push('set-cookie', state.hash.setCookie);
     this.resume = resume;
     res[kAttempt] = this;
+    if (endStream && ctx.grpc !== null) ctx.grpc.status = headerValue(rawHeaders, 'grpc-status');
     try {
-      res.writeHead(statusCode, headers);
+      if (endStream) endWithHeaders(res, statusCode, headers, ctx.req.httpVersionMajor === 2);
+      else res.writeHead(statusCode, headers);
     } catch {
       // An upstream header Node refuses to write is a protocol error towards us.
       this.cancel();
@@ -516,17 +599,28 @@ class Attempt implements SlotUser {
 
   onData(chunk: Buffer): boolean {
     if (this.done) return false;
-    const res = this.ctx.res;
+    const ctx = this.ctx;
+    if (ctx.grpc !== null) ctx.grpc.responses.add(chunk);
+    const res = ctx.res;
     if (res.write(chunk)) return true;
     res.once('drain', onResponseDrain);
     return false;
   }
 
-  onComplete(): void {
+  /**
+   * `trailers`: an HTTP/2 upstream's (string list), passed to HTTP/2 clients; undici's HTTP/1.1
+   * trailers (Buffers) are dropped, as Envoy's HTTP/1 codec drops them without `enable_trailers`.
+   */
+  onComplete(trailers?: readonly (Buffer | string)[] | null): void {
     if (this.done) return;
     this.release(this.reusable);
     this.done = true;
     const ctx = this.ctx;
+    if (trailers != null && trailers.length > 0 && typeof trailers[0] === 'string') {
+      const list = trailers as readonly string[];
+      if (ctx.grpc !== null) ctx.grpc.status = headerValue(list, 'grpc-status');
+      if (ctx.req.httpVersionMajor === 2) addTrailers(ctx.res, list);
+    }
     ctx.res.end();
     finish(ctx);
   }
@@ -809,11 +903,16 @@ function prefixedBody(prefix: Buffer, rest: IncomingMessage): Readable {
 // ---------------------------------------------------------------- response headers
 
 /** The upstream said `connection: close`: undici closes the socket after this response. */
-function closesConnection(raw: Buffer[]): boolean {
+function closesConnection(raw: readonly (Buffer | string)[]): boolean {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.length !== 10 || name.toString('latin1').toLowerCase() !== 'connection') continue;
-    if (raw[i + 1]!.toString('latin1').toLowerCase().includes('close')) return true;
+    if (name.length !== 10 || latin1(name).toLowerCase() !== 'connection') continue;
+    if (
+      latin1(raw[i + 1]!)
+        .toLowerCase()
+        .includes('close')
+    )
+      return true;
   }
   return false;
 }
@@ -822,11 +921,15 @@ function closesConnection(raw: Buffer[]): boolean {
  * Upstream response headers → the flat list for writeHead: hop-by-hop dropped, `server`
  * replaced (DP-2), `x-envoy-upstream-service-time` added.
  */
-export function buildResponseHeaders(raw: Buffer[], serverHeader: string, serviceTimeMs: number): string[] {
+export function buildResponseHeaders(
+  raw: readonly (Buffer | string)[],
+  serverHeader: string,
+  serviceTimeMs: number,
+): string[] {
   const out: string[] = [];
   let connection: string | null = null;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+    const name = latin1(raw[i]!);
     switch (name.length) {
       case 2:
       case 6:
@@ -836,7 +939,7 @@ export function buildResponseHeaders(raw: Buffer[], serverHeader: string, servic
       case 17: {
         const lower = name.toLowerCase();
         if (lower === 'connection') {
-          connection = raw[i + 1]!.toString('latin1');
+          connection = latin1(raw[i + 1]!);
           continue;
         }
         if (
@@ -862,9 +965,14 @@ export function buildResponseHeaders(raw: Buffer[], serverHeader: string, servic
       default:
         break;
     }
-    out.push(name, raw[i + 1]!.toString('latin1'));
+    out.push(name, latin1(raw[i + 1]!));
   }
   if (connection !== null) dropConnectionNominated(out, connection);
   out.push('server', serverHeader, 'x-envoy-upstream-service-time', String(serviceTimeMs));
   return out;
+}
+
+/** undici gives HTTP/1.1 header bytes; HTTP/2 pools give strings. */
+function latin1(v: Buffer | string): string {
+  return typeof v === 'string' ? v : v.toString('latin1');
 }

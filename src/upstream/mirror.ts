@@ -20,6 +20,7 @@ import {
   releaseSlot,
   sendOnHost,
   type Slot,
+  groupFor,
   type SlotUser,
   type UpstreamHost,
   type Waiter,
@@ -67,7 +68,13 @@ export function startMirrors(
   for (let i = 0; i < mirrors.length; i++) {
     const m = mirrors[i]!;
     if (m.cluster === null || !rollPerMillion(m.perMillion)) continue;
-    const call = new MirrorCall(m.cluster, withShadowHost(headers, m.shadowHostSuffix), path, src.method);
+    const call = new MirrorCall(
+      m.cluster,
+      withShadowHost(headers, m.shadowHostSuffix),
+      path,
+      src.method,
+      src.req.httpVersionMajor === 2,
+    );
     if (hasBody) call.body = teeBody(src, call);
     if (timeoutMs !== null && timeoutMs > 0) call.timer = setTimeout(onMirrorTimeout, timeoutMs, call);
     // The tee is in place now; the copy itself is sent once the primary has been dispatched.
@@ -119,8 +126,12 @@ class MirrorCall implements SlotUser {
   slot: Slot | null = null;
   waiter: Waiter | null = null;
 
-  constructor(cluster: Cluster, headers: string[], path: string, method: string) {
+  /** The client spoke HTTP/2: a `useClientProtocol` cluster gets the mirror over HTTP/2 too. */
+  readonly h2Client: boolean;
+
+  constructor(cluster: Cluster, headers: string[], path: string, method: string, h2Client: boolean) {
     this.cluster = cluster;
+    this.h2Client = h2Client;
     this.headers = headers;
     this.path = path;
     this.method = method;
@@ -135,8 +146,9 @@ class MirrorCall implements SlotUser {
     // DR-6: a mirror is admitted, queued or refused under its cluster's circuit breakers, as
     // Envoy's shadow requests are (a refusal only fails the mirror).
     try {
+      const group = groupFor(host, this.h2Client, this.headers);
       const admitted = sendOnHost(
-        host,
+        group,
         { path: this.path, method: this.method, headers: this.headers, body: this.body },
         this,
       );

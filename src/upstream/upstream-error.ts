@@ -2,6 +2,7 @@
  * undici / socket errors → what Envoy would call them (DP-4, DP-5). local-reply.ts turns the
  * result into status and body; retry.ts decides with the route's retryOn whether to try again.
  */
+import { transportFailureReasonOf } from './tls-origination.ts';
 
 /** Envoy %RESPONSE_FLAGS% values sluice sets. */
 export type ResponseFlag =
@@ -58,6 +59,8 @@ export interface UpstreamFailure {
   /** Envoy's reset reason text used in the local reply body. */
   readonly resetReason: string;
   readonly status: number;
+  /** TLS failures: Envoy's `transport failure reason` (appended to the body, access-logged). */
+  readonly transportFailureReason?: string;
 }
 
 const CONNECT_FAILURE: UpstreamFailure = {
@@ -129,6 +132,9 @@ export const PER_TRY_TIMEOUT: UpstreamFailure = UPSTREAM_TIMEOUT;
 
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
   const code = (err as { code?: unknown } | null)?.code;
+  const tls = transportFailureReasonOf(err);
+  // A failed handshake or verification is a connection failure (UF) that says why (DR-8).
+  if (tls !== null) return { ...CONNECT_FAILURE, transportFailureReason: tls };
   switch (code) {
     case 'ECONNREFUSED':
     case 'EHOSTUNREACH':
@@ -150,6 +156,18 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
       return (err as Error).message === 'bad response' || (err as Error).message === 'bad upgrade'
         ? PROTOCOL_ERROR
         : CONNECTION_TERMINATION;
+    case 'ERR_HTTP2_STREAM_ERROR':
+      // RST_STREAM from the upstream ("Stream closed with error code NGHTTP2_…").
+      return (err as Error).message.includes('PROTOCOL_ERROR') ? PROTOCOL_ERROR : REMOTE_RESET;
+    case 'ERR_HTTP2_SESSION_ERROR':
+      // GOAWAY with an error ("Session closed with error code N"); 1 is PROTOCOL_ERROR.
+      return (err as Error).message.endsWith(' 1') ? PROTOCOL_ERROR : CONNECTION_TERMINATION;
+    case 'ERR_HTTP2_ERROR':
+    case 'ERR_HTTP2_INVALID_HEADER_VALUE':
+    case 'ERR_HTTP2_INVALID_CONNECTION_HEADERS':
+    case 'ERR_INVALID_HTTP_TOKEN':
+    case 'ERR_INVALID_CHAR':
+      return PROTOCOL_ERROR;
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
       return UPSTREAM_TIMEOUT;

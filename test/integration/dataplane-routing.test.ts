@@ -340,11 +340,13 @@ describe('forwarded request and response headers', () => {
     const r = await sendRaw(
       g.port(),
       'GET /h HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Hop\r\nX-Hop: gone\r\nKeep-Alive: timeout=5\r\n' +
-        'TE: trailers\r\nProxy-Connection: keep-alive\r\nTrailer: x-t\r\nX-Stay: here\r\n\r\n',
+        'TE: gzip, trailers\r\nProxy-Connection: keep-alive\r\nTrailer: x-t\r\nX-Stay: here\r\n\r\n',
     );
     expect(r.status).toBe(200);
     const seen = JSON.parse(r.body) as EchoBody;
-    for (const h of ['x-hop', 'te', 'proxy-connection', 'trailer']) expect(seen.headers[h]).toBeUndefined();
+    for (const h of ['x-hop', 'proxy-connection', 'trailer']) expect(seen.headers[h]).toBeUndefined();
+    // Envoy (since 1.30, envoyproxy/envoy#32255) keeps TE only as `trailers`, which gRPC servers need.
+    expect(seen.headers['te']).toBe('trailers');
     expect(seen.headers['keep-alive']).toBeUndefined();
     expect(seen.headers['x-stay']).toBe('here');
   });

@@ -10,7 +10,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
+import { createServer as createH2Server } from 'node:http2';
 import { request } from 'undici';
 import { Registry } from 'prom-client';
 import { closedPort, startEcho, type Upstream } from '../support/upstreams.ts';
@@ -175,6 +176,43 @@ spec:
     for (let i = 0; i < 5; i++) expect((await get(gw)).status).toBe(200);
     await until(() => counted('failed') === before + 4, { what: 'four copies over the cap' });
     expect(hanging.seen).toHaveLength(1);
+  });
+
+  it('a mirror to an HTTP/2 cluster (h2UpgradePolicy UPGRADE) is sent over h2c with its body', async () => {
+    const shop = await echo({ name: 'shop' });
+    const seen: { protocol: string; path: string; body: string }[] = [];
+    const h2 = createH2Server((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (body += c));
+      req.on('end', () => {
+        seen.push({ protocol: req.httpVersion, path: req.url, body });
+        res.end('mirror');
+      });
+    });
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => h2.close(() => r())));
+    const { gw } = await startTraffic(
+      trafficYaml({ shop: shop.port, mirror: (h2.address() as AddressInfo).port }, MIRROR_ALL, {
+        extra: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: mirror, namespace: default}
+spec:
+  host: mirror.internal
+  trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}
+`,
+      }),
+    );
+    cleanups.push(() => gw.close());
+    const res = await request(gw.url('/orders'), {
+      method: 'POST',
+      headers: { host: 'shop.example.com' },
+      body: 'copy me',
+    });
+    expect(res.statusCode).toBe(200);
+    await res.body.text();
+    await until(() => seen.length === 1, { what: 'the mirrored copy over HTTP/2' });
+    expect(seen[0]).toEqual({ protocol: '2.0', path: '/orders', body: 'copy me' });
   });
 
   it('a primary that fails still has its copy mirrored (the client gets the failure)', async () => {

@@ -10,6 +10,7 @@ import { loadResources } from '../../src/config/index.ts';
 import { compile } from '../../src/compile/index.ts';
 import { formatDiagnostic } from '../../src/errors/diagnostic.ts';
 import type { GatewayIdentity } from '../../src/model/sluice.ts';
+import type { RequestContext } from '../../src/dataplane/request-context.ts';
 
 export const TEST_IDENTITY: GatewayIdentity = {
   namespace: 'istio-system',
@@ -33,6 +34,13 @@ export async function startGatewayFromYaml(
 ): Promise<TestGateway> {
   const { identity, ...rest } = opts;
   return startGatewayWithSnapshot(snapshotFromYaml(yaml, identity), rest);
+}
+
+/** startGatewayFromYaml recording the context of every finished request in `done`. */
+export async function startRecordingGateway(yaml: string): Promise<TestGateway & { done: RequestContext[] }> {
+  const done: RequestContext[] = [];
+  const gw = await startGatewayFromYaml(yaml, { onRequestDone: (ctx) => done.push(ctx) });
+  return { ...gw, done };
 }
 
 export interface TestGateway {

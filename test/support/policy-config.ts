@@ -15,6 +15,10 @@ export interface PolicyConfig {
   readonly rule?: string;
   /** The DestinationRule spec after `host`, indented two spaces. */
   readonly rules: string;
+  /** The service port's protocol (default HTTP). */
+  readonly protocol?: string;
+  /** The VirtualService's hosts (default `[example.com]`). */
+  readonly routeHosts?: string;
 }
 
 export const POLICY_GATEWAY = `apiVersion: networking.istio.io/v1
@@ -37,14 +41,14 @@ spec:
   hosts: [${host}]
   location: MESH_INTERNAL
   resolution: STATIC
-  ports: [{ number: 80, name: http, protocol: HTTP }]
+  ports: [{ number: 80, name: http, protocol: ${c.protocol ?? 'HTTP'} }]
   endpoints: [${endpoints}]
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: { name: ${c.name}, namespace: default }
 spec:
-  hosts: [example.com]
+  hosts: ${c.routeHosts ?? '[example.com]'}
   gateways: [istio-system/gw]
   http: [{ route: [{ destination: { host: ${host}${c.destination ?? ''} } }]${c.rule !== undefined ? `, ${c.rule}` : ''} }]
 ---

@@ -4,7 +4,16 @@
  * records every request it saw, so tests can assert that hostile input never reached it.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createH2cServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Server,
+} from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { PemPair } from '../../src/tls/self-signed.ts';
 
 export interface SeenRequest {
   readonly method: string;
@@ -42,7 +51,7 @@ export interface EchoOptions {
   readonly handle?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
-function listen(server: Server | NetServer): Promise<number> {
+function listen(server: Server | NetServer | Http2Server): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
@@ -52,7 +61,7 @@ function listen(server: Server | NetServer): Promise<number> {
   });
 }
 
-function closeServer(server: Server | NetServer, sockets: Set<Socket>): Promise<void> {
+function closeServer(server: Server | NetServer | Http2Server, sockets: Set<Socket>): Promise<void> {
   return new Promise((resolve) => {
     for (const s of sockets) s.destroy();
     server.close(() => resolve());
@@ -158,6 +167,8 @@ export interface SteeredUpstream extends Upstream {
   requests: number;
   /** Requests seen on each connection, in the order connections opened. */
   readonly perConnection: number[];
+  /** TLS: the SNI each connection asked for, in the same order ('' for none). */
+  readonly servernames: string[];
   openConnections: number;
   maxOpenConnections: number;
   inFlight: number;
@@ -165,10 +176,18 @@ export interface SteeredUpstream extends Upstream {
 }
 
 export async function startSteered(
-  opts: { name?: string; status?: number; delayMs?: number } = {},
+  opts: {
+    name?: string;
+    status?: number;
+    delayMs?: number;
+    /** h2c (prior knowledge) instead of HTTP/1.1; a connection is an HTTP/2 session. */
+    h2c?: boolean;
+    /** HTTPS with this certificate (SNI recorded in `servernames`). */
+    tls?: PemPair;
+  } = {},
 ): Promise<SteeredUpstream> {
   const sockets = new Set<Socket>();
-  const counts = new WeakMap<Socket, number>();
+  const counts = new WeakMap<object, number>();
   const up: SteeredUpstream = {
     name: opts.name ?? 'steered',
     port: 0,
@@ -178,14 +197,19 @@ export async function startSteered(
     reset: false,
     requests: 0,
     perConnection: [],
+    servernames: [],
     openConnections: 0,
     maxOpenConnections: 0,
     inFlight: 0,
     maxInFlight: 0,
     close: () => closeServer(server, sockets),
   };
-  const server = createServer((req, res) => {
-    const socket = req.socket;
+  const handle = (
+    req: IncomingMessage | Http2ServerRequest,
+    res: ServerResponse | Http2ServerResponse,
+  ): void => {
+    // What a request's connection is: its socket, or for h2c its session.
+    const socket = 'stream' in req ? req.stream.session! : req.socket;
     const index = counts.get(socket)!;
     up.perConnection[index]! += 1;
     up.requests += 1;
@@ -197,34 +221,49 @@ export async function startSteered(
     };
     if (up.reset) {
       done();
-      socket.destroy();
+      if ('stream' in req) req.stream.session!.destroy();
+      else req.socket.destroy();
       return;
     }
     const status = up.status;
     const answer = (): void => {
       done();
-      if (res.destroyed) return;
+      if (res.writableEnded || res.destroyed) return;
       const body = JSON.stringify({ name: up.name });
-      res.writeHead(status, {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(body),
-      });
+      const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+      if ('stream' in res) res.writeHead(status, headers);
+      else res.writeHead(status, headers);
       res.end(body);
     };
     if (up.delayMs > 0) setTimeout(answer, up.delayMs);
     else answer();
-  });
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    counts.set(s, up.perConnection.length);
+  };
+  const server =
+    opts.h2c === true
+      ? createH2cServer(handle)
+      : opts.tls !== undefined
+        ? createHttpsServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, handle)
+        : createServer(handle);
+  const opened = (conn: object & { on(event: 'close', f: () => void): unknown }, sni: string): void => {
+    counts.set(conn, up.perConnection.length);
     up.perConnection.push(0);
+    up.servernames.push(sni);
     up.openConnections += 1;
     up.maxOpenConnections = Math.max(up.maxOpenConnections, up.openConnections);
-    s.on('close', () => {
-      sockets.delete(s);
+    conn.on('close', () => {
       up.openConnections -= 1;
     });
+  };
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    if (opts.h2c !== true && opts.tls === undefined) opened(s, '');
   });
+  if (opts.h2c === true) (server as Http2Server).on('session', (session) => opened(session, ''));
+  else if (opts.tls !== undefined)
+    server.on('secureConnection', (s: TLSSocket) =>
+      opened(s, typeof s.servername === 'string' ? s.servername : ''),
+    );
   (up as { port: number }).port = await listen(server);
   return up;
 }

@@ -11,10 +11,17 @@ function unverified(tls: ClientTlsSettings | undefined, hasWorkloadSelector: boo
   return true;
 }
 
+/** What the upstream certificate is checked against instead (DR-8). */
+function checkedAgainst(tls: ClientTlsSettings): string {
+  if (tls.insecureSkipVerify) return 'nothing (insecureSkipVerify)';
+  if (tls.credentialName) return `the CA of credential ${tls.credentialName}`;
+  return 'the OS trust store';
+}
+
 /**
  * IST0128 (traffic policy) and IST0129 (port level): TLS mode SIMPLE or MUTUAL without
- * caCertificates, so the upstream server certificate is not verified (Istio's
- * destinationrule.CaCertificateAnalyzer). Warnings.
+ * caCertificates (Istio's destinationrule.CaCertificateAnalyzer). Warnings that say what the
+ * server certificate is checked against instead.
  */
 export function analyzeDestinationRuleCa(ctx: AnalysisContext): Diagnostic[] {
   const out: Diagnostic[] = [];
@@ -29,7 +36,7 @@ export function analyzeDestinationRuleCa(ctx: AnalysisContext): Diagnostic[] {
           istioCode: 'IST0128',
           resource: dr,
           path: 'spec.trafficPolicy.tls',
-          message: `TLS mode ${policy!.tls!.mode} for host ${dr.spec.host} has no caCertificates, so the server certificate is not verified`,
+          message: `TLS mode ${policy!.tls!.mode} for host ${dr.spec.host} has no caCertificates: the server certificate is checked against ${checkedAgainst(policy!.tls!)}`,
         }),
       );
     }
@@ -42,7 +49,7 @@ export function analyzeDestinationRuleCa(ctx: AnalysisContext): Diagnostic[] {
           istioCode: 'IST0129',
           resource: dr,
           path: `spec.trafficPolicy.portLevelSettings[${i}].tls`,
-          message: `TLS mode ${p.tls!.mode} for host ${dr.spec.host} port ${p.port?.number ?? '?'} has no caCertificates, so the server certificate is not verified`,
+          message: `TLS mode ${p.tls!.mode} for host ${dr.spec.host} port ${p.port?.number ?? '?'} has no caCertificates: the server certificate is checked against ${checkedAgainst(p.tls!)}`,
         }),
       );
     });

@@ -5,6 +5,7 @@
  * Content-Length, Authorization) plus `includeRequestHeadersInCheck` and
  * `includeAdditionalHeadersInCheck`, and the body prefix when configured.
  */
+import type { Dispatcher } from 'undici';
 import type { ExtAuthzHttpProvider } from '../../snapshot/types.ts';
 import { hostSetOf, pickHost } from '../../upstream/endpoints.ts';
 import { requestPool } from '../../upstream/pools.ts';
@@ -62,17 +63,28 @@ export async function checkOverHttp(p: ExtAuthzHttpProvider, input: CheckInput):
   if (host === null) return { kind: 'error', reason: `no endpoint for ${p.authority}` };
   const req = input.req;
   const path = p.pathPrefix + req.path + (req.query === '' ? '' : '?' + req.query);
+  // The check is an HTTP/1.1 request: an HTTP/2 destination (a GRPC or HTTP2 port) or one whose
+  // TLS credential is missing cannot take it.
+  const side = requestPool(host);
+  if (side === null)
+    return {
+      kind: 'error',
+      reason: `${p.authority} is not reachable over HTTP/1.1 (HTTP/2 port or TLS not ready)`,
+    };
   host.active += 1;
   try {
-    const res = await requestPool(host).request({
+    // undici reads `servername` per request though its types leave it out (see pools.ts).
+    const options: Dispatcher.RequestOptions<null> & { servername: string | undefined } = {
       method: req.method,
       path,
       headers: checkHeaders(p, input),
+      servername: side.servername,
       body: input.body ?? null,
       headersTimeout: p.timeoutMs,
       bodyTimeout: p.timeoutMs,
       signal: AbortSignal.timeout(p.timeoutMs),
-    });
+    };
+    const res = await side.pool.request(options);
     const status = res.statusCode;
     const headers = pairs(res.headers as Record<string, string | string[] | undefined>);
     if (status === 200) {

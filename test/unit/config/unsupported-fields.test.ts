@@ -79,11 +79,12 @@ describe('fields sluice parses but does not act on (model/unsupported.ts)', () =
     );
   });
 
-  it('values sluice serves are not warned: tls DISABLE, simple ROUND_ROBIN, retryIgnorePreviousHosts true, HTTP ports', () => {
+  it('values sluice serves are not warned: tls DISABLE and SIMPLE, simple ROUND_ROBIN, HTTP/2 settings, retryIgnorePreviousHosts true, HTTP and gRPC ports', () => {
     const r = load(`${dr(`  trafficPolicy:
     loadBalancer: { simple: ROUND_ROBIN }
     tls: { mode: DISABLE }
-    connectionPool: { http: { h2UpgradePolicy: DO_NOT_UPGRADE, useClientProtocol: false } }
+    connectionPool: { http: { h2UpgradePolicy: UPGRADE, useClientProtocol: true, maxConcurrentStreams: 10 } }
+    portLevelSettings: [{ port: { number: 443 }, tls: { mode: SIMPLE, sni: shop.example.com } }]
 `)}---
 ${vs(`    - route: [{ destination: { host: shop } }]
       retries: { attempts: 2, retryOn: 5xx,connect-failure,503, retryIgnorePreviousHosts: true }
@@ -94,7 +95,7 @@ metadata: { name: api }
 spec:
   hosts: [api.example.com]
   resolution: DNS
-  ports: [{ number: 80, name: http, protocol: HTTP }]
+  ports: [{ number: 80, name: http, protocol: HTTP }, { number: 81, name: grpc, protocol: GRPC }]
 ---
 apiVersion: v1
 kind: Service
@@ -105,10 +106,7 @@ spec:
     - { name: grpcless, port: 81 }
     - { name: GRPC-api, port: 82 }
 `);
-    // Istio reads a port's protocol from the part of its name before the first '-', in any case.
-    expect(unsupported(r.diagnostics).map((d) => `${d.path} ${d.unsupported}`)).toEqual([
-      'spec.ports[2].name ports[].name=grpc',
-    ]);
+    expect(unsupported(r.diagnostics).map((d) => `${d.path} ${d.unsupported}`)).toEqual([]);
   });
 
   it('each gRPC retryOn token is its own warning naming the token', () => {

@@ -16,6 +16,8 @@ export interface FakeOptions {
   readonly responseBytes?: number;
   readonly durationMs?: number;
   readonly forwarded?: string[] | null;
+  readonly grpc?: FinishedRequest['grpc'];
+  readonly transportFailureReason?: string | null;
 }
 
 export function fakeRequest(o: FakeOptions = {}): FinishedRequest {
@@ -70,6 +72,8 @@ export function fakeRequest(o: FakeOptions = {}): FinishedRequest {
         ? null
         : { headers: o.forwarded ?? ['x-request-id', 'rid-1', 'x-forwarded-for', '10.0.0.7'] },
     trace: null,
+    grpc: o.grpc ?? null,
+    transportFailureReason: o.transportFailureReason ?? null,
     endMs: 1000 + (o.durationMs ?? 12.7),
     requestBytes: o.requestBytes ?? 0,
     responseBytes: o.responseBytes ?? 0,

@@ -68,6 +68,7 @@ export const MeshConfigSpecSchema: z.ZodType<MeshConfigSpec> = z.strictObject({
     })
     .optional(),
   egressProxyPort: z.int().min(1).max(65535).optional(),
+  h2UpgradePolicy: z.enum(['DO_NOT_UPGRADE', 'UPGRADE']).optional(),
   tracing: z
     .strictObject({
       provider: str.optional(),
