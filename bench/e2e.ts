@@ -18,28 +18,27 @@ import {
   type GenerateOptions,
 } from './configs/generate.ts';
 import {
-  cpuModel,
+  baseRunInfo,
   directLeg,
   exitedReason,
   findTools,
   measureLegs,
-  pinningText,
   placeProcesses,
   progress,
   RUN_OPTIONS,
+  runBenchmark,
   runHelp,
   runSettings,
   scenariosInOrder,
   startSluiceLeg,
   startUpstream,
-  upstreamText,
   waitForCalm,
   type Leg,
   type RunSettings,
 } from './lib/legs.ts';
 import { freePorts, probe, until200 } from './lib/net.ts';
 import { BODY_100, proxyConf, startNginx } from './lib/nginx.ts';
-import { atExit, stop, stopAll } from './lib/procs.ts';
+import { atExit, stop } from './lib/procs.ts';
 import { buildReport, formatText, type ScenarioId, type ScenarioResult } from './lib/report.ts';
 import { sluiceAvailable } from './lib/sluice.ts';
 
@@ -71,17 +70,14 @@ function readSettings(): Settings | null {
   return { ...runSettings(values, { rounds: ROUNDS }), only };
 }
 
-let jsonMode = false;
-
 async function main(): Promise<void> {
   const s = readSettings();
   if (!s) return;
-  jsonMode = s.json;
   const started = new Date();
   const placement = placeProcesses(s);
   const { proxyCpu, loadCpu } = placement;
   const tools = findTools(s);
-  const { nginx, wrk } = tools;
+  const { nginx } = tools;
 
   const tmp = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
   if (!s.keep) atExit(() => rmSync(tmp, { recursive: true, force: true }));
@@ -191,32 +187,21 @@ async function main(): Promise<void> {
 
   const report = buildReport(
     {
-      startedAt: started.toISOString(),
-      elapsedS: (Date.now() - started.getTime()) / 1000,
-      node: process.version,
-      cores: placement.cores,
-      cpuModel: cpuModel(),
-      pinning: pinningText(
+      ...baseRunInfo({
+        s,
         placement,
-        s.nice,
-        'proxy under test (sluice / nginx)',
-        'upstream, wrk and the paced client',
-      ),
-      ...upstreamText(tools),
-      wrk: wrk.version,
+        tools,
+        started,
+        idleBusy,
+        tempDir: tmp,
+        pinned: ['proxy under test (sluice / nginx)', 'upstream, wrk and the paced client'],
+        request,
+        requestNote: '(same for every scenario)',
+      }),
       nginx: nginx
         ? `${nginx.version} as a reverse proxy: worker_processes 1 (master + 1 worker on CPU 0), upstream keepalive 128, proxy_http_version 1.1, access_log off`
         : null,
-      throughputSettings: `wrk ${wrk.version} -t1 -c${s.connections} -d${s.durationS}s --latency, keep-alive, after a ${s.warmupS} s wrk warm-up; best of ${s.rounds} interleaved round(s)`,
-      latencySettings: `bench/lib/paced-load.ts (undici Pool, ${s.pacedConnections} connections, open loop) at ${s.rate} req/s for ${s.latencyS} s after ${s.latencyWarmupS} s at the same rate`,
-      request: `GET ${request.path}  host: ${request.host}  ${Object.entries(request.headers)
-        .map(([k, v]) => `${k}: ${v}`)
-        .join('  ')}  (same for every scenario)`,
       configs: { '1 rule': configs['sluice-1'].size, '100 rules': configs['sluice-100'].size },
-      quick: s.quick,
-      rounds: s.rounds,
-      idleCpuBusy: Object.fromEntries([...idleBusy].map(([cpu, f]) => [String(cpu), f])),
-      tempDir: tmp,
     },
     scenarios,
   );
@@ -225,12 +210,4 @@ async function main(): Promise<void> {
   if (s.keep) progress(`kept ${tmp}`);
 }
 
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    await stopAll();
-    if (jsonMode) progress('done');
-  });
+runBenchmark(main);

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, setPriority } from 'node:os';
 import { join } from 'node:path';
+import type { BenchRequest } from '../configs/generate.ts';
 import { readCpuTimes, sharesBetween } from './cpu.ts';
 import { runPaced } from './latency.ts';
 import { until200 } from './net.ts';
@@ -19,6 +20,7 @@ import {
   setChildNiceness,
   spawnPinned,
   stop,
+  stopAll,
   treeCpuSeconds,
   treeRss,
   type Proc,
@@ -27,11 +29,13 @@ import {
   backgroundOnLoadCore,
   backgroundOnProxyCore,
   DISTURBED,
+  type BaseRunInfo,
   type PhaseCpu,
   type ScenarioResult,
   type Throughput,
 } from './report.ts';
 import { startSluice, tail, type SluicePorts } from './sluice.ts';
+import type { VaryingHeader } from './vary-header.ts';
 import { findWrk, runWrk } from './wrk.ts';
 
 // ---------------------------------------------------------------- flags
@@ -150,7 +154,21 @@ export function progress(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
 }
 
-export function cpuModel(): string {
+/** Runs a benchmark's main: an error goes to stderr (exit code 1); every child process is ended. */
+export function runBenchmark(main: () => Promise<void>): void {
+  main()
+    .catch((err: unknown) => {
+      process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    })
+    .finally(async () => {
+      await stopAll();
+      // with --json, stdout is the report: say on stderr that nothing more comes
+      if (process.argv.includes('--json')) progress('done');
+    });
+}
+
+function cpuModel(): string {
   try {
     return (
       /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? 'unknown CPU'
@@ -180,7 +198,7 @@ export function placeProcesses(s: RunSettings): Placement {
   return { cores, proxyCpu: pinned ? 0 : null, loadCpu: pinned ? 1 : null };
 }
 
-export function pinningText(p: Placement, nice: number, proxy: string, load: string): string {
+function pinningText(p: Placement, nice: number, proxy: string, load: string): string {
   return (
     (p.proxyCpu !== null
       ? `${proxy} alone on CPU 0 (taskset -c 0); ${load} on CPU 1 (taskset -c 1)`
@@ -211,6 +229,42 @@ export async function waitForCalm(waitS: number): Promise<Map<number, number>> {
       return busy;
     }
   }
+}
+
+/** The run's description shared by every leg-based benchmark's report. */
+export function baseRunInfo(o: {
+  s: RunSettings;
+  placement: Placement;
+  tools: Tools;
+  started: Date;
+  idleBusy: ReadonlyMap<number, number>;
+  tempDir: string;
+  /** What runs on the proxy core, and on the load core. */
+  pinned: readonly [proxy: string, load: string];
+  request: BenchRequest;
+  /** Said after the request's headers, e.g. headers added to it, or that every leg sends it. */
+  requestNote: string;
+}): BaseRunInfo {
+  const { s, tools } = o;
+  return {
+    startedAt: o.started.toISOString(),
+    elapsedS: (Date.now() - o.started.getTime()) / 1000,
+    node: process.version,
+    cores: o.placement.cores,
+    cpuModel: cpuModel(),
+    pinning: pinningText(o.placement, s.nice, o.pinned[0], o.pinned[1]),
+    ...upstreamText(tools),
+    wrk: tools.wrk.version,
+    throughputSettings: `wrk ${tools.wrk.version} -t1 -c${s.connections} -d${s.durationS}s --latency, keep-alive, after a ${s.warmupS} s wrk warm-up; best of ${s.rounds} interleaved round(s)`,
+    latencySettings: `bench/lib/paced-load.ts (undici Pool, ${s.pacedConnections} connections, open loop) at ${s.rate} req/s for ${s.latencyS} s after ${s.latencyWarmupS} s at the same rate`,
+    request: `GET ${o.request.path}  host: ${o.request.host}  ${Object.entries(o.request.headers)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('  ')}  ${o.requestNote}`,
+    quick: s.quick,
+    rounds: s.rounds,
+    idleCpuBusy: Object.fromEntries([...o.idleBusy].map(([cpu, f]) => [String(cpu), f])),
+    tempDir: o.tempDir,
+  };
 }
 
 // ---------------------------------------------------------------- tools and the upstream
@@ -263,7 +317,7 @@ export async function startUpstream(
   return upstream;
 }
 
-export function upstreamText(tools: Tools): { upstream: string; upstreamWhy: string } {
+function upstreamText(tools: Tools): { upstream: string; upstreamWhy: string } {
   return tools.upstreamKind === 'nginx'
     ? {
         upstream: `${tools.nginx?.version ?? 'nginx'} answering a fixed 100-byte body from memory (return 200), keep-alive, 1 worker, on the load core`,
@@ -285,6 +339,8 @@ export interface Leg {
   readonly label: string;
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
+  /** A header whose value changes on every request (both load generators). */
+  readonly vary?: VaryingHeader;
   /** The proxy process whose CPU and RSS are measured; null for direct. */
   readonly proxy: Proc | null;
   readonly startupMs?: number;
@@ -323,6 +379,7 @@ export async function startSluiceLeg(opts: {
   logDir: string;
   /** Another checkout of sluice (its src/main.ts); default this one. */
   root?: string;
+  vary?: VaryingHeader;
   check?: (url: string) => Promise<readonly string[]>;
 }): Promise<Leg | ScenarioResult> {
   const logFile = join(opts.logDir, `${opts.id}.log`);
@@ -351,6 +408,7 @@ export async function startSluiceLeg(opts: {
       label: opts.label,
       url,
       headers: opts.headers,
+      ...(opts.vary ? { vary: opts.vary } : {}),
       proxy: proc,
       startupMs,
       rssAtStart,
@@ -419,6 +477,7 @@ async function measureRound(
     connections: s.connections,
     headers: leg.headers,
     logFile,
+    ...(leg.vary ? { script: leg.vary.wrkScript } : {}),
   };
   if (warmUp) {
     progress(`${tag}: wrk warm-up ${s.warmupS} s`);
@@ -439,6 +498,7 @@ async function measureRound(
       connections: s.pacedConnections,
       headers: leg.headers,
       logFile,
+      ...(leg.vary ? { vary: leg.vary } : {}),
     }),
   );
   return { throughput: { ...wrk, ...wrkCpu }, latency, latencyCpu };

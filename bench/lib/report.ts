@@ -82,7 +82,8 @@ export interface Target {
   readonly value: number | null;
   readonly shown: string;
   readonly target: string;
-  readonly verdict: 'PASS' | 'MISS' | 'n/a';
+  /** INFO: a figure to report, with no target to meet. */
+  readonly verdict: 'PASS' | 'MISS' | 'INFO' | 'n/a';
   readonly note?: string;
 }
 
