@@ -42,12 +42,12 @@ import { atExit, stop } from './lib/procs.ts';
 import { buildReport, formatText, type ScenarioId, type ScenarioResult } from './lib/report.ts';
 import { sluiceAvailable } from './lib/sluice.ts';
 
-const ROUNDS = 2;
+const DEFAULTS = { rounds: 2, retries: 4 };
 
 const HELP = `npm run bench -- [flags]     (node bench/e2e.ts [flags])
 
   --only LIST             scenarios to run: direct,sluice-1,sluice-100,nginx (default all)
-${runHelp({ rounds: ROUNDS })}`;
+${runHelp(DEFAULTS)}`;
 
 interface Settings extends RunSettings {
   readonly only: ReadonlySet<ScenarioId>;
@@ -67,7 +67,7 @@ function readSettings(): Settings | null {
       throw new Error(`--only: unknown scenario ${id} (${ALL.join(', ')})`);
     only.add(id as ScenarioId);
   }
-  return { ...runSettings(values, { rounds: ROUNDS }), only };
+  return { ...runSettings(values, DEFAULTS), only };
 }
 
 async function main(): Promise<void> {

@@ -100,7 +100,7 @@ const SHAPE: Readonly<Record<LegId, PolicyShape>> = {
 const POLICY_TARGET = 0.85;
 /** Target: no policy within 3 % of the checkout before the pipeline (issue 10 item 1). */
 const BASELINE_TARGET = 0.97;
-const ROUNDS = 2;
+const DEFAULTS = { rounds: 2, retries: 6 };
 
 const HELP = `npm run bench:security -- [flags]     (node bench/security.ts [flags])
 
@@ -110,7 +110,7 @@ const HELP = `npm run bench:security -- [flags]     (node bench/security.ts [fla
                           (default all; base only with --baseline)
   --tokens N              distinct tokens the jwt-fresh leg cycles through (default 1024: twice
                           what sluice remembers per provider, so none is still remembered)
-${runHelp({ rounds: ROUNDS })}`;
+${runHelp(DEFAULTS)}`;
 
 interface Settings extends RunSettings {
   readonly only: ReadonlySet<LegId>;
@@ -146,7 +146,7 @@ function readSettings(): Settings | null {
   const tokens = Number(values.tokens);
   if (!Number.isInteger(tokens) || tokens < 1)
     throw new Error(`--tokens: a positive integer, got ${values.tokens}`);
-  return { ...runSettings(values, { rounds: ROUNDS }), only, baseline, tokens };
+  return { ...runSettings(values, DEFAULTS), only, baseline, tokens };
 }
 
 // ---------------------------------------------------------------- keys and tokens

@@ -59,7 +59,7 @@ export const RUN_OPTIONS = {
 } as const;
 
 /** Help lines for RUN_OPTIONS (each benchmark adds its own). */
-export function runHelp(defaults: { rounds: number }): string {
+export function runHelp(defaults: { rounds: number; retries: number }): string {
   return `  --quick                 smoke run: 2 s phases (figures indicative only)
   --json                  print the results as JSON on stdout (progress stays on stderr)
   --duration S            wrk throughput phase per leg (default 10, quick 2)
@@ -72,10 +72,11 @@ export function runHelp(defaults: { rounds: number }): string {
                           req/s is the best round, latency the round with the lowest p99
   --retries N             measure a leg again when other processes used more than 10 % of a
                           core meanwhile, at most N times per run, half of them per leg
-                          (default 4, quick 1)
+                          (default ${defaults.retries}, quick 1)
   --nice=N                run the benchmark's processes at niceness N (e.g. -10, needs root) so
                           other work on a shared machine disturbs it less (default 0)
-  --wait-calm S           first wait up to S s for a second in which no core is over 10 % busy
+  --wait-calm S           first wait up to S s for a second in which no core is over 10 % busy,
+                          then up to min(S, ${CALM_BEFORE_ROUND_S}) s before every round and every re-measure
   --keep                  keep the temp dir (configs, logs) and print its path
   --help
 `;
@@ -116,7 +117,7 @@ export interface RunValues {
   readonly 'wait-calm': string;
 }
 
-export function runSettings(values: RunValues, defaults: { rounds: number }): RunSettings {
+export function runSettings(values: RunValues, defaults: { rounds: number; retries: number }): RunSettings {
   const quick = values.quick;
   const num = (v: string | undefined, full: number, short: number): number => {
     const n = v === undefined ? (quick ? short : full) : Number(v);
@@ -142,7 +143,7 @@ export function runSettings(values: RunValues, defaults: { rounds: number }): Ru
     upstream,
     keep: values.keep,
     rounds: Math.round(num(values.rounds, defaults.rounds, 1)),
-    retries: values.retries === '0' ? 0 : Math.round(num(values.retries, 4, 1)),
+    retries: values.retries === '0' ? 0 : Math.round(num(values.retries, defaults.retries, 1)),
     nice,
     waitCalmS: Number(values['wait-calm']),
   };
@@ -215,21 +216,32 @@ export function exitedReason(proc: Proc): () => string | null {
 
 /**
  * Busy share per CPU over one second; with waitS > 0, keeps sampling until no CPU is more than
- * DISTURBED busy or waitS has passed. Returns the last sample.
+ * DISTURBED busy or waitS has passed. Returns the last sample. `before` names what waits (for the
+ * progress line); a wait that found calm at once says nothing unless it is the run's first.
  */
-export async function waitForCalm(waitS: number): Promise<Map<number, number>> {
-  const end = Date.now() + waitS * 1000;
-  for (;;) {
-    const before = readCpuTimes();
+export async function waitForCalm(waitS: number, before = 'the run'): Promise<Map<number, number>> {
+  const start = Date.now();
+  const end = start + waitS * 1000;
+  for (let sample = 1; ; sample++) {
+    const cpu = readCpuTimes();
     await new Promise((r) => setTimeout(r, 1000));
-    const busy = new Map([...sharesBetween(before, readCpuTimes())].map(([cpu, share]) => [cpu, share.busy]));
+    const busy = new Map([...sharesBetween(cpu, readCpuTimes())].map(([c, share]) => [c, share.busy]));
     const calm = [...busy.values()].every((f) => f <= DISTURBED);
     if (calm || Date.now() >= end) {
-      if (waitS > 0) progress(calm ? 'machine is calm' : `still busy after ${waitS} s; starting anyway`);
+      const waited = Math.round((Date.now() - start) / 1000);
+      if (waitS > 0 && (sample > 1 || before === 'the run' || !calm))
+        progress(
+          calm
+            ? `calm after ${waited} s; starting ${before}`
+            : `still busy after ${waited} s; starting ${before} anyway`,
+        );
       return busy;
     }
   }
 }
+
+/** With --wait-calm, the longest wait for a calm second before each measurement. */
+const CALM_BEFORE_ROUND_S = 30;
 
 /** The run's description shared by every leg-based benchmark's report. */
 export function baseRunInfo(o: {
@@ -541,6 +553,7 @@ export async function measureLegs(
       if (failed.has(leg.id)) continue;
       try {
         let tag = `${leg.label} [round ${round + 1}/${s.rounds}]`;
+        if (s.waitCalmS > 0) await waitForCalm(Math.min(s.waitCalmS, CALM_BEFORE_ROUND_S), tag);
         let r = await measureRound(s, loadCpu, loadPids, leg, tag, round === 0, logDir);
         leg.rounds.push(r);
         // one leg may not use up every retry: the others may need one later
@@ -555,6 +568,7 @@ export async function measureLegs(
           leg.disturbed.push(why);
           tag = `${leg.label} [round ${round + 1}/${s.rounds}, again]`;
           progress(`${leg.label}: disturbed (${why}); measuring again (${retriesLeft} retries left)`);
+          if (s.waitCalmS > 0) await waitForCalm(Math.min(s.waitCalmS, CALM_BEFORE_ROUND_S), tag);
           r = await measureRound(s, loadCpu, loadPids, leg, tag, false, logDir);
           leg.rounds.push(r);
         }
