@@ -50,6 +50,16 @@ export function denyPaths(): string[] {
   return paths;
 }
 
+/** A DENY AuthorizationPolicy in the root namespace with one rule per path. */
+export function denyPolicyDoc(paths: readonly string[]): unknown {
+  return {
+    apiVersion: 'security.istio.io/v1',
+    kind: 'AuthorizationPolicy',
+    metadata: { name: 'deny-paths', namespace: ROOT_NS },
+    spec: { action: 'DENY', rules: paths.map((p) => ({ to: [{ operation: { paths: [p] } }] })) },
+  };
+}
+
 function policyDocs(shape: PolicyShape, opts: SecurityOptions): unknown[] {
   const meta = (name: string): unknown => ({ name, namespace: ROOT_NS });
   switch (shape) {
@@ -79,17 +89,7 @@ function policyDocs(shape: PolicyShape, opts: SecurityOptions): unknown[] {
         },
       ];
     case 'deny50':
-      return [
-        {
-          apiVersion: 'security.istio.io/v1',
-          kind: 'AuthorizationPolicy',
-          metadata: meta('deny-paths'),
-          spec: {
-            action: 'DENY',
-            rules: denyPaths().map((p) => ({ to: [{ operation: { paths: [p] } }] })),
-          },
-        },
-      ];
+      return [denyPolicyDoc(denyPaths())];
     case 'extauthz':
       return [
         {
