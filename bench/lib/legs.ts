@@ -533,14 +533,15 @@ function disturbance(leg: Leg, r: Round): string | null {
 }
 
 /**
- * Measures every leg `s.rounds` times, interleaved (round 1 of every leg, then round 2 …), and
- * measures a disturbed leg again at once while retries last. Returns the legs that failed.
- * `loadPids`: the load side's long-running processes (upstream, helper servers) whose CPU is
- * the benchmark's own on the load core.
+ * Measures the legs `s.rounds` times, interleaved: each round goes through `schedule` in order (a
+ * leg may stand in it twice, e.g. A B … B A, to be measured twice per round), and a disturbed
+ * measurement is taken again at once while retries last. A leg warms up before its first
+ * measurement. Returns the legs that failed. `loadPids`: the load side's long-running processes
+ * (upstream, helper servers) whose CPU is the benchmark's own on the load core.
  */
 export async function measureLegs(
   s: RunSettings,
-  legs: readonly Leg[],
+  schedule: readonly Leg[],
   loadCpu: number | null,
   loadPids: readonly number[],
   logDir: string,
@@ -549,12 +550,12 @@ export async function measureLegs(
   let retriesLeft = s.retries;
   const retriesPerLeg = Math.max(1, Math.ceil(s.retries / 2));
   for (let round = 0; round < s.rounds; round++) {
-    for (const leg of legs) {
+    for (const leg of schedule) {
       if (failed.has(leg.id)) continue;
       try {
         let tag = `${leg.label} [round ${round + 1}/${s.rounds}]`;
         if (s.waitCalmS > 0) await waitForCalm(Math.min(s.waitCalmS, CALM_BEFORE_ROUND_S), tag);
-        let r = await measureRound(s, loadCpu, loadPids, leg, tag, round === 0, logDir);
+        let r = await measureRound(s, loadCpu, loadPids, leg, tag, leg.rounds.length === 0, logDir);
         leg.rounds.push(r);
         // one leg may not use up every retry: the others may need one later
         let legRetries = retriesPerLeg;
