@@ -60,6 +60,7 @@ import {
   div,
   DISTURBED,
   headerLines,
+  int,
   ok,
   pad,
   perCore,
@@ -309,13 +310,10 @@ function ratioTarget(
   v: VsNone & { proxyCores: number | null },
   target: number | null,
   extra?: string,
-  latencyDiff = 'added',
 ): Target {
   const value = v.throughput;
   const notes: string[] = [];
   if (v.throughputPerCore !== null) notes.push(`per proxy core ${v.throughputPerCore.toFixed(3)}×`);
-  if (v.addedP99Ms !== null)
-    notes.push(`${latencyDiff} p50 ${signedMs(v.addedP50Ms)}, p99 ${signedMs(v.addedP99Ms)}`);
   if (extra) notes.push(extra);
   return {
     name,
@@ -364,17 +362,48 @@ function buildSecurityReport(info: SecurityRunInfo, scenarios: readonly Scenario
       base,
       info.baseline === null ? null : BASELINE_TARGET,
       info.baseline === null ? 'needs --baseline DIR' : `within 3 % of ${info.baseline}`,
-      'paced latency this − base:',
     ),
   ];
   return { info, scenarios, vsNoPolicy: { ...vs, 'none vs base': base }, targets };
+}
+
+/** Each leg beside the one it is compared with: req/s, their ratio, and the paced latency added. */
+function comparisonLines(r: SecurityReport): string[] {
+  const by = new Map(r.scenarios.map((x) => [x.id, x]));
+  const rows: [string, LegId, LegId][] = [
+    ['(a) JWT + ALLOW', 'jwt', 'none'],
+    ['(a) new token each', 'jwt-fresh', 'none'],
+    ['(b) DENY 50 paths', 'deny50', 'none'],
+    ['(c) ext_authz HTTP', 'extauthz', 'none'],
+    ['no policy ÷ base', 'none', 'base'],
+  ];
+  const out = [
+    `${pad('vs no policy (same run)', 24)}${'req/s'.padStart(9)}${'vs'.padStart(9)}${'ratio'.padStart(9)}${'per core'.padStart(10)}${'added p50'.padStart(12)}${'added p99'.padStart(12)}`,
+  ];
+  for (const [label, id, than] of rows) {
+    const a = by.get(id);
+    const b = by.get(than);
+    if (!ok(a) || !ok(b)) continue;
+    const v = compare(a, b);
+    const x = (n: number | null): string => (n === null ? 'n/a' : `${n.toFixed(3)}×`);
+    out.push(
+      `  ${pad(label, 22)}${int(a.throughput.requestsPerSec).padStart(9)}${int(b.throughput.requestsPerSec).padStart(9)}` +
+        `${x(v.throughput).padStart(9)}${x(v.throughputPerCore).padStart(10)}` +
+        `${signedMs(v.addedP50Ms).padStart(12)}${signedMs(v.addedP99Ms).padStart(12)}`,
+    );
+  }
+  return out;
 }
 
 function formatSecurity(r: SecurityReport): string {
   const { info } = r;
   const out = headerLines('sluice security pipeline benchmark', info);
   out.push(
-    `  baseline    ${info.baseline ?? 'none (--baseline DIR runs another checkout on the no-policy config)'}`,
+    `  baseline    ${
+      info.baseline === null
+        ? 'none (--baseline DIR runs another checkout on the no-policy config)'
+        : `${info.baseline}: another checkout (its own src/main.ts and node_modules) under this Node, with the no-policy config and the same flags`
+    }`,
   );
   out.push(`  token       ${info.token}`);
   out.push(`  key set     ${info.keySet}`);
@@ -382,6 +411,8 @@ function formatSecurity(r: SecurityReport): string {
   for (const [id, text] of Object.entries(info.legs)) out.push(`  leg         ${pad(id, 10)} ${text}`);
   out.push('');
   out.push(...scenarioLines(r.scenarios));
+  out.push('');
+  out.push(...comparisonLines(r));
   out.push('');
   out.push(...targetLines(r.targets));
   return out.join('\n') + '\n';
