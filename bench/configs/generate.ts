@@ -118,7 +118,7 @@ function gatewayDoc(opts: GenerateOptions, hosts: string[]): unknown {
   };
 }
 
-function serviceEntryDoc(name: string, host: string, port: number): unknown {
+export function serviceEntryDoc(name: string, host: string, port: number): unknown {
   return {
     apiVersion: 'networking.istio.io/v1',
     kind: 'ServiceEntry',
@@ -165,7 +165,7 @@ function otherHostRule(hostIndex: number, j: number, opts: GenerateOptions): unk
   return { name: `r${j}`, match: [match], route: to(UPSTREAM_HOST, opts.upstreamPort) };
 }
 
-function render(docs: unknown[]): string {
+export function render(docs: unknown[]): string {
   return docs.map((d) => stringify(d, { lineWidth: 0 })).join('---\n');
 }
 

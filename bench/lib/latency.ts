@@ -14,6 +14,8 @@ export async function runPaced(opts: {
   connections: number;
   headers: Readonly<Record<string, string>>;
   logFile: string;
+  /** One header whose value changes per request, cycling through a file's lines. */
+  vary?: { readonly header: string; readonly valuesFile: string };
 }): Promise<PacedResult> {
   const args = [
     PACED_LOAD,
@@ -28,6 +30,7 @@ export async function runPaced(opts: {
     '--connections',
     String(opts.connections),
     ...Object.entries(opts.headers).flatMap(([k, v]) => ['--header', `${k}: ${v}`]),
+    ...(opts.vary ? ['--vary-header', opts.vary.header, '--values-file', opts.vary.valuesFile] : []),
   ];
   const { code, stdout } = await runPinned({
     name: 'paced-load',

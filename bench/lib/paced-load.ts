@@ -10,7 +10,9 @@
  *
  *   node bench/lib/paced-load.ts --url http://127.0.0.1:PORT/path --rate 2000 --duration 10 \
  *        [--warmup 2] [--connections 64] [--header 'host: x']
+ *        [--vary-header authorization --values-file FILE]   (one value per line, cycled per request)
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
@@ -78,6 +80,8 @@ async function main(): Promise<void> {
       warmup: { type: 'string', default: '0' },
       connections: { type: 'string', default: '64' },
       header: { type: 'string', multiple: true, default: [] },
+      'vary-header': { type: 'string' },
+      'values-file': { type: 'string' },
     },
   });
   if (!values.url) throw new Error('--url is required');
@@ -90,6 +94,17 @@ async function main(): Promise<void> {
     const colon = h.indexOf(':');
     headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
   }
+  const varyName = values['vary-header']?.toLowerCase();
+  const vary =
+    varyName === undefined
+      ? null
+      : {
+          name: varyName,
+          values: readFileSync(values['values-file'] ?? '', 'utf8')
+            .split('\n')
+            .filter((l) => l !== ''),
+        };
+  if (vary !== null && vary.values.length === 0) throw new Error('--values-file has no values');
   const pool = new Pool(url.origin, {
     connections: Number(values.connections),
     pipelining: 1,
@@ -103,7 +118,7 @@ async function main(): Promise<void> {
 
   let result: PacedResult | null = null;
   for (const phase of phases) {
-    const r = await runPhase(pool, path, headers, rate, phase);
+    const r = await runPhase(pool, path, headers, vary, rate, phase);
     if (phase.record) result = { ...r, durationS };
   }
   await pool.close();
@@ -114,6 +129,7 @@ function runPhase(
   pool: Pool,
   path: string,
   headers: Record<string, string>,
+  vary: { readonly name: string; readonly values: readonly string[] } | null,
   rate: number,
   phase: Phase,
 ): Promise<Omit<PacedResult, 'durationS'>> {
@@ -176,7 +192,9 @@ function runPhase(
           finishIfDone();
         },
       };
-      pool.dispatch({ method: 'GET', path, headers }, handler);
+      const h =
+        vary === null ? headers : { ...headers, [vary.name]: vary.values[sent % vary.values.length]! };
+      pool.dispatch({ method: 'GET', path, headers: h }, handler);
     };
 
     const tick = (): void => {

@@ -1,4 +1,7 @@
-/** Ratios, targets and the printed report (text or JSON) of one e2e run. */
+/**
+ * Ratios, targets and the printed report (text or JSON) of one e2e run, and the parts of it other
+ * leg-based benchmarks print too (header, legs table, targets).
+ */
 import type { PacedResult } from './paced-load.ts';
 import type { WrkResult } from './wrk.ts';
 import type { CpuShare } from './cpu.ts';
@@ -22,13 +25,14 @@ export interface Throughput extends WrkResult, PhaseCpu {}
 export const DISTURBED = 0.1;
 
 export interface ScenarioResult {
-  readonly id: ScenarioId;
+  readonly id: string;
   readonly label: string;
   readonly status: 'ok' | 'skipped' | 'failed';
   readonly reason?: string;
   readonly url?: string;
   readonly startupMs?: number;
-  readonly routingCheck?: string;
+  /** What was checked before measuring (the request took the intended path). */
+  readonly checks?: readonly string[];
   readonly throughput?: Throughput;
   readonly latency?: PacedResult;
   readonly latencyCpu?: PhaseCpu;
@@ -47,7 +51,8 @@ export interface ScenarioResult {
   }[];
 }
 
-export interface RunInfo {
+/** What every leg-based benchmark says about its run. */
+export interface BaseRunInfo {
   readonly startedAt: string;
   readonly elapsedS: number;
   readonly node: string;
@@ -57,11 +62,9 @@ export interface RunInfo {
   readonly upstream: string;
   readonly upstreamWhy: string;
   readonly wrk: string;
-  readonly nginx: string | null;
   readonly throughputSettings: string;
   readonly latencySettings: string;
   readonly request: string;
-  readonly configs: Readonly<Record<string, GeneratedConfig['size']>>;
   readonly quick: boolean;
   readonly rounds: number;
   /** Busy fraction per CPU during 1 s before anything started: other work on the machine. */
@@ -69,12 +72,18 @@ export interface RunInfo {
   readonly tempDir: string;
 }
 
+export interface RunInfo extends BaseRunInfo {
+  readonly nginx: string | null;
+  readonly configs: Readonly<Record<string, GeneratedConfig['size']>>;
+}
+
 export interface Target {
   readonly name: string;
   readonly value: number | null;
   readonly shown: string;
   readonly target: string;
-  readonly verdict: 'PASS' | 'MISS' | 'n/a';
+  /** INFO: a figure to report, with no target to meet. */
+  readonly verdict: 'PASS' | 'MISS' | 'INFO' | 'n/a';
   readonly note?: string;
 }
 
@@ -87,19 +96,19 @@ export interface Report {
 
 const MiB = 1024 * 1024;
 
-function ok(
+export function ok(
   s: ScenarioResult | undefined,
 ): s is ScenarioResult & { throughput: Throughput; latency: PacedResult } {
   return !!s && s.status === 'ok' && !!s.throughput && !!s.latency;
 }
 
 /** Requests per second per fully used proxy core; raw figure when the core use is unknown. */
-function perCore(t: Throughput): number {
+export function perCore(t: Throughput): number {
   if (t.proxyCores === null || t.proxyCores <= 0.05) return t.requestsPerSec;
   return t.requestsPerSec / Math.min(1, t.proxyCores);
 }
 
-function div(a: number | undefined, b: number | undefined): number | null {
+export function div(a: number | undefined, b: number | undefined): number | null {
   return a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0
     ? null
     : a / b;
@@ -212,7 +221,7 @@ export function backgroundOnLoadCore(t: PhaseCpu): number | undefined {
   return Math.max(0, share.tasks - t.benchLoadCores);
 }
 
-function pad(s: string, n: number): string {
+export function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
 function lpad(s: string, n: number): string {
@@ -221,49 +230,44 @@ function lpad(s: string, n: number): string {
 function ms(us: number | undefined): string {
   return us === undefined || !Number.isFinite(us) ? '-' : (us / 1000).toFixed(3);
 }
-function int(n: number): string {
+export function int(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
 function pct(f: number | undefined): string {
   return f === undefined ? '-' : `${(f * 100).toFixed(0)}%`;
 }
+/** `+0.123 ms`, or n/a. */
+export function signedMs(v: number | null | undefined): string {
+  return v === null || v === undefined ? 'n/a' : `${v >= 0 ? '+' : ''}${v.toFixed(3)} ms`;
+}
 
-export function formatText(report: Report): string {
-  const { info } = report;
-  const out: string[] = [];
-  out.push(
-    `sluice e2e benchmark${info.quick ? ' (--quick: short phases, figures are indicative only)' : ''}`,
-  );
-  out.push(`  started     ${info.startedAt}, took ${info.elapsedS.toFixed(0)} s`);
-  out.push(
+/** The run's title and how it was measured: the lines every leg-based benchmark prints first. */
+export function headerLines(title: string, info: BaseRunInfo): string[] {
+  return [
+    `${title}${info.quick ? ' (--quick: short phases, figures are indicative only)' : ''}`,
+    `  started     ${info.startedAt}, took ${info.elapsedS.toFixed(0)} s`,
     `  runtime     Node ${info.node}; ${info.cores} cores (os.availableParallelism()); ${info.cpuModel}`,
-  );
-  out.push(`  pinning     ${info.pinning}`);
-  out.push(
+    `  pinning     ${info.pinning}`,
     `  machine     busy before start (1 s): ${
       Object.entries(info.idleCpuBusy)
         .map(([c, f]) => `cpu${c} ${pct(f)}`)
         .join(', ') || 'n/a'
     }` + ' — other processes; columns other0/other1 below are the same during each throughput phase',
-  );
-  out.push(`  upstream    ${info.upstream}`);
-  out.push(`              why: ${info.upstreamWhy}`);
-  out.push(`  throughput  ${info.throughputSettings}`);
-  out.push(`  latency     ${info.latencySettings}`);
-  out.push(`  request     ${info.request}`);
-  out.push(
-    `  nginx       ${info.nginx ?? 'nginx not installed (apt-get install -y nginx-light): nginx leg skipped'}`,
-  );
-  for (const [name, s] of Object.entries(info.configs)) {
-    out.push(
-      `  config      ${pad(name, 11)} ${s.resources} resources, ${s.virtualServices} VirtualService(s), ${s.httpRules} http rule(s) over ${s.hosts} host(s), ` +
-        `${(s.bytes / 1024).toFixed(1)} KiB YAML; request matches rule ${s.matchedRule} of ${s.rulesOnHost} on its host`,
-    );
-  }
-  out.push('');
-  const cpuIds = [...new Set(report.scenarios.flatMap((s) => Object.keys(s.throughput?.cpu ?? {})))].sort();
+    `  upstream    ${info.upstream}`,
+    `              why: ${info.upstreamWhy}`,
+    `  throughput  ${info.throughputSettings}`,
+    `  latency     ${info.latencySettings}`,
+    `  request     ${info.request}`,
+  ];
+}
+
+/** The table of legs (throughput and paced latency), then each leg's notes and warnings. */
+export function scenarioLines(scenarios: readonly ScenarioResult[]): string[] {
+  const out: string[] = [];
+  const w = Math.max(20, ...scenarios.map((s) => s.label.length + 2));
+  const cpuIds = [...new Set(scenarios.flatMap((s) => Object.keys(s.throughput?.cpu ?? {})))].sort();
   const head =
-    pad('scenario', 20) +
+    pad('scenario', w) +
     lpad('req/s', 10) +
     lpad('proxy cpu', 10) +
     cpuIds.map((c) => lpad(`cpu${c}`, 6)).join('') +
@@ -280,12 +284,12 @@ export function formatText(report: Report): string {
     lpad('rate', 7) +
     '  errors';
   out.push(
-    `${pad('', 20)}${pad('keep-alive throughput (wrk, closed loop)', head.indexOf('|') - 20)}| paced latency (service time, ms)`,
+    `${pad('', w)}${pad('keep-alive throughput (wrk, closed loop)', head.indexOf('|') - w)}| paced latency (service time, ms)`,
   );
   out.push(head);
-  for (const s of report.scenarios) {
+  for (const s of scenarios) {
     if (s.status !== 'ok') {
-      out.push(`${pad(s.label, 20)}${s.status}: ${s.reason ?? ''}`);
+      out.push(`${pad(s.label, w)}${s.status}: ${s.reason ?? ''}`);
       continue;
     }
     const t = s.throughput;
@@ -294,7 +298,7 @@ export function formatText(report: Report): string {
       (t ? t.non2xx + t.socketErrors : 0) +
       (l ? l.errors + Object.entries(l.statusCounts).reduce((a, [k, v]) => a + (k === '200' ? 0 : v), 0) : 0);
     out.push(
-      pad(s.label, 20) +
+      pad(s.label, w) +
         lpad(t ? int(t.requestsPerSec) : '-', 10) +
         lpad(t?.proxyCores === null || !t ? '-' : pct(t.proxyCores), 10) +
         cpuIds.map((c) => lpad(pct(t?.cpu[c]?.busy), 6)).join('') +
@@ -313,7 +317,7 @@ export function formatText(report: Report): string {
     );
   }
   out.push('');
-  for (const s of report.scenarios) {
+  for (const s of scenarios) {
     const bits: string[] = [];
     if (s.rounds && s.rounds.length > 1)
       bits.push(
@@ -327,7 +331,7 @@ export function formatText(report: Report): string {
         bits.push(`hypervisor steal ${steal.map(([c, v]) => `cpu${c} ${pct(v.steal)}`).join(' ')}`);
     }
     if (s.startupMs !== undefined) bits.push(`first 200 after ${int(s.startupMs)} ms`);
-    if (s.routingCheck) bits.push(s.routingCheck);
+    if (s.checks) bits.push(...s.checks);
     if (s.rss?.atStartBytes !== undefined)
       bits.push(`RSS at start ${(s.rss.atStartBytes / MiB).toFixed(1)} MiB`);
     if (s.rss)
@@ -347,14 +351,14 @@ export function formatText(report: Report): string {
     }
     if (s.throughput && (s.throughput.non2xx || s.throughput.socketErrors))
       bits.push(`wrk non-2xx ${s.throughput.non2xx}, socket errors ${s.throughput.socketErrors}`);
-    if (bits.length > 0) out.push(`  ${pad(s.label, 20)}${bits.join('; ')}`);
+    if (bits.length > 0) out.push(`  ${pad(s.label, w)}${bits.join('; ')}`);
     if (s.remeasured)
-      out.push(`  ${pad('', 20)}measured again after disturbed rounds: ${s.remeasured.join('; ')}`);
+      out.push(`  ${pad('', w)}measured again after disturbed rounds: ${s.remeasured.join('; ')}`);
     const warnings: string[] = [];
     const check = (phase: string, cpu: PhaseCpu | undefined): void => {
       if (!cpu) return;
-      // direct does not use CPU 0, so other work there does not touch its figures
-      const other0 = s.id === 'direct' ? undefined : backgroundOnProxyCore(cpu);
+      // without a proxy (direct) nothing of ours runs on CPU 0: other work there does not count
+      const other0 = cpu.proxyCores === null ? undefined : backgroundOnProxyCore(cpu);
       const other1 = backgroundOnLoadCore(cpu);
       if (other0 !== undefined && other0 > DISTURBED)
         warnings.push(`${pct(other0)} of CPU 0 during ${phase}`);
@@ -365,9 +369,36 @@ export function formatText(report: Report): string {
     check('latency', s.latencyCpu);
     if (warnings.length > 0)
       out.push(
-        `  ${pad('', 20)}WARNING: other processes used ${warnings.join(', ')} in the reported round: figures disturbed`,
+        `  ${pad('', w)}WARNING: other processes used ${warnings.join(', ')} in the reported round: figures disturbed`,
       );
   }
+  return out;
+}
+
+export function targetLines(targets: readonly Target[]): string[] {
+  return [
+    'targets',
+    ...targets.map(
+      (t) =>
+        `  ${pad(t.verdict, 5)} ${pad(t.name, 52)} ${pad(t.shown, 12)} target ${t.target}${t.note ? `  — ${t.note}` : ''}`,
+    ),
+  ];
+}
+
+export function formatText(report: Report): string {
+  const { info } = report;
+  const out = headerLines('sluice e2e benchmark', info);
+  out.push(
+    `  nginx       ${info.nginx ?? 'nginx not installed (apt-get install -y nginx-light): nginx leg skipped'}`,
+  );
+  for (const [name, s] of Object.entries(info.configs)) {
+    out.push(
+      `  config      ${pad(name, 11)} ${s.resources} resources, ${s.virtualServices} VirtualService(s), ${s.httpRules} http rule(s) over ${s.hosts} host(s), ` +
+        `${(s.bytes / 1024).toFixed(1)} KiB YAML; request matches rule ${s.matchedRule} of ${s.rulesOnHost} on its host`,
+    );
+  }
+  out.push('');
+  out.push(...scenarioLines(report.scenarios));
   out.push('');
   const fmt = (v: number | null, digits = 2, suffix = '×'): string =>
     v === null ? 'n/a' : `${v.toFixed(digits)}${suffix}`;
@@ -380,21 +411,14 @@ export function formatText(report: Report): string {
   out.push(
     `  100 rules / 1 rule        ${fmt(report.ratios.rules100VsRules1, 3)}   (per proxy core ${fmt(report.ratios.rules100VsRules1PerCore, 3)})`,
   );
-  const signed = (v: number | null | undefined): string =>
-    v === null || v === undefined ? 'n/a' : `${v >= 0 ? '+' : ''}${v.toFixed(3)} ms`;
   out.push('added latency at paced load (proxy − direct, service time)');
   out.push(
-    `  sluice (1 rule)           p50 ${signed(report.ratios.addedLatencyP50Ms)}   p99 ${signed(report.ratios.addedLatencyP99Ms)}`,
+    `  sluice (1 rule)           p50 ${signedMs(report.ratios.addedLatencyP50Ms)}   p99 ${signedMs(report.ratios.addedLatencyP99Ms)}`,
   );
   out.push(
-    `  nginx proxy               p50 ${signed(report.ratios.nginxAddedLatencyP50Ms)}   p99 ${signed(report.ratios.nginxAddedLatencyP99Ms)}   (what a second hop costs on this machine)`,
+    `  nginx proxy               p50 ${signedMs(report.ratios.nginxAddedLatencyP50Ms)}   p99 ${signedMs(report.ratios.nginxAddedLatencyP99Ms)}   (what a second hop costs on this machine)`,
   );
   out.push('');
-  out.push('targets');
-  for (const t of report.targets) {
-    out.push(
-      `  ${pad(t.verdict, 5)} ${pad(t.name, 52)} ${pad(t.shown, 12)} target ${t.target}${t.note ? `  — ${t.note}` : ''}`,
-    );
-  }
+  out.push(...targetLines(report.targets));
   return out.join('\n') + '\n';
 }

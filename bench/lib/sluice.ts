@@ -1,4 +1,7 @@
-/** Starts `sluice serve` (src/main.ts under this Node) pinned to the proxy core, on loopback. */
+/**
+ * Starts `sluice serve` (src/main.ts under this Node; this checkout or another one) pinned to the
+ * proxy core, on loopback.
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,14 +57,17 @@ export function startSluice(opts: {
   ports: SluicePorts;
   cpu: number | null;
   logFile: string;
+  /** The checkout to run (its src/main.ts, its node_modules); default this one. */
+  root?: string;
 }): Proc {
+  const root = opts.root ?? REPO_ROOT;
   return spawnPinned({
     name: opts.name,
     cpu: opts.cpu,
     command: process.execPath,
-    args: sluiceArgs(opts.configDir, opts.ports),
+    args: sluiceArgs(opts.configDir, opts.ports, 1, join(root, 'src', 'main.ts')),
     logFile: opts.logFile,
-    cwd: REPO_ROOT,
+    cwd: root,
     env: { ...process.env, NODE_ENV: 'production' },
   });
 }

@@ -55,7 +55,7 @@ export async function runWrk(opts: {
   durationS: number;
   headers: Readonly<Record<string, string>>;
   logFile: string;
-  /** A wrk Lua script (e.g. one that varies a header per request). */
+  /** A Lua script (`-s`), e.g. one that varies a header per request (bench/lib/vary-header.ts). */
   script?: string;
 }): Promise<WrkResult> {
   const args = [
@@ -66,6 +66,7 @@ export async function runWrk(opts: {
     '--latency',
     '--timeout',
     '5s',
+    ...(opts.script !== undefined ? ['-s', opts.script] : []),
     // wrk adds its own Host unless given one spelled exactly "Host" (a second Host header is a 400)
     ...Object.entries(opts.headers).flatMap(([k, v]) => [
       '-H',

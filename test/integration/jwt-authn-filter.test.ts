@@ -243,6 +243,13 @@ describe('RA-2 locations and RA-7 outputs', () => {
     expect(outcome(await run(f, s, { headers: { cookie: `a=b; session=${t}` } }))).toBe(`allow ${ISS}/s`);
     // The default Authorization header is no longer a location: the token there is not seen.
     expect(outcome(await run(f, s, bearer(t)))).toBe('allow (none)');
+    // Envoy's extractJWT: after the prefix, skip to the first run of base64url characters and
+    // dots, and take that run (what follows it is not part of the token).
+    expect(outcome(await run(f, s, { headers: { 'x-jwt': `Token  "${t}", more` } }))).toBe(`allow ${ISS}/s`);
+    expect(outcome(await run(f, s, { headers: { 'x-jwt': `Token ${t.slice(0, 20)} ${t.slice(20)}` } }))).toBe(
+      'deny JwtBadFormat',
+    );
+    expect(outcome(await run(f, s, { headers: { 'x-jwt': 'Token  ,;' } }))).toBe('allow (none)');
   });
 
   test('forwardOriginalToken, outputPayloadToHeader, outputClaimToHeaders (nested), forged outputs removed', async () => {

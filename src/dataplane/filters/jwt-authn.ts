@@ -39,19 +39,17 @@ interface Found {
   readonly header: string | null;
 }
 
-/** Envoy's extractJWT: after the prefix, the first run of base64url characters and dots. */
-function tokenAfter(value: string, from: number): string {
-  let start = from;
-  while (start < value.length && !isTokenChar(value.charCodeAt(start))) start++;
-  let end = start;
-  while (end < value.length && isTokenChar(value.charCodeAt(end))) end++;
-  return value.slice(start, end);
-}
+/** A run of base64url characters and dots; global so a search can start at `lastIndex`. */
+const TOKEN_RUN = /[A-Za-z0-9_.-]+/g;
 
-function isTokenChar(c: number): boolean {
-  return (
-    (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 45 || c === 95 || c === 46
-  );
+/**
+ * Envoy's extractJWT: after the prefix, the first run of base64url characters and dots. A regex
+ * search, not a loop over characters: a token is hundreds of them, on every request.
+ */
+function tokenAfter(value: string, from: number): string {
+  TOKEN_RUN.lastIndex = from;
+  const m = TOKEN_RUN.exec(value);
+  return m === null ? '' : m[0];
 }
 
 function headerString(headers: IncomingHttpHeaders, name: string): string | undefined {

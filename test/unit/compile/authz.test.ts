@@ -144,6 +144,13 @@ describe('AP-4..AP-6 value forms', () => {
     expect(verdict(f, request({ path: '/users//profile' }))).toBe('allow');
     expect(verdict(f, request({ path: '/files/a/b/c' }))).toMatch(/^deny/);
     expect(verdict(f, request({ path: '/files/' }))).toMatch(/^deny/);
+    // starts and ends as the template does, the two overlapping: still not a match
+    expect(verdict(f, request({ path: '/users/profile' }))).toBe('allow');
+    expect(verdict(f, request({ path: '/users/42/profile/' }))).toBe('allow');
+    const g = one('paths: ["/a/{*}/b/{*}/c"]');
+    expect(verdict(g, request({ path: '/a/x/b/y/c' }))).toMatch(/^deny/);
+    expect(verdict(g, request({ path: '/a/x/b/c' }))).toBe('allow');
+    expect(verdict(g, request({ path: '/a/x/b/y/cc' }))).toBe('allow');
   });
 
   test('hosts compare case-insensitively and with the port', () => {
