@@ -643,6 +643,7 @@ export function resolveDestination(
     ...(maxRetries !== Infinity ? { maxRetries } : {}),
     ...(maxConnectionDurationMs > 0 ? { maxConnectionDurationMs } : {}),
     ...protocol,
+    ...(portProtocol === 'GRPC-WEB' ? { grpcWeb: true as const } : {}),
     ...(tls === null ? {} : { tls: tls.key }),
   };
   const keyed = { host, port, subset, endpoints: source, lb, ...settings, ...extra };
@@ -663,6 +664,7 @@ export function resolveDestination(
     maxConnectionDurationMs,
     outlier,
     ...protocol,
+    ...(portProtocol === 'GRPC-WEB' ? { grpcWeb: true as const } : {}),
     ...(tls === null ? {} : { tls }),
   };
   ctx.clusters.set(name, cluster);

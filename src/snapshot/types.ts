@@ -215,6 +215,11 @@ export interface RouteTable {
   readonly catchAll: VirtualHost | null;
   /** Workload-level filters (security policy selecting this gateway), in order; absent = none. */
   readonly filters?: readonly HttpFilter[];
+  /**
+   * gRPC-Web requests are bridged to gRPC once routed (Envoy's grpc_web filter, which Istio puts
+   * on a listener whose first server's port protocol is GRPC-WEB); absent = not on this table.
+   */
+  readonly grpcWeb?: true;
 }
 
 export interface VirtualHost {
@@ -479,6 +484,11 @@ export interface Cluster {
   readonly protocol?: UpstreamProtocol;
   /** HTTP/2 connection settings; present when `protocol` is. */
   readonly http2?: Http2Settings;
+  /**
+   * The port's protocol is GRPC-WEB: gRPC-Web requests routed here are bridged to gRPC (the
+   * job of the destination's sidecar in a mesh); absent = passed on as they came.
+   */
+  readonly grpcWeb?: true;
   /** TLS origination (DR-8); absent = plain text. */
   readonly tls?: UpstreamTls;
 }
