@@ -333,11 +333,14 @@ function outlierOf(od: OutlierDetection | undefined): OutlierPolicy | null {
   if (od === undefined) return null;
   const baseEjectionMs = durationMs(od.baseEjectionTime, 30_000);
   const local = od.consecutiveLocalOriginFailures ?? 0;
+  // Deprecated consecutiveErrors: Istio enforces it as gateway errors and stops enforcing 5xx
+  // (cluster_traffic_policy.go applyOutlierDetection); the newer fields, when set, win.
+  const legacy = od.consecutiveErrors !== undefined && od.consecutiveErrors > 0 ? od.consecutiveErrors : 0;
   return {
     // Unset: Envoy's default 5, enforced; 0: off.
-    consecutive5xx: od.consecutive5xxErrors ?? 5,
+    consecutive5xx: od.consecutive5xxErrors ?? (legacy > 0 ? 0 : 5),
     // Unset: Envoy counts but does not enforce (enforcing_consecutive_gateway_failure 0).
-    consecutiveGateway: od.consecutiveGatewayErrors ?? 0,
+    consecutiveGateway: od.consecutiveGatewayErrors ?? legacy,
     // Split: Istio passes only a positive value, so 0 leaves Envoy's default 5.
     consecutiveLocalOrigin: od.splitExternalLocalOriginErrors === true ? (local > 0 ? local : 5) : 0,
     intervalMs: durationMs(od.interval, 10_000) || 10_000,

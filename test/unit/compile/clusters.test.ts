@@ -207,6 +207,29 @@ spec:
     });
   });
 
+  it('DR-7 legacy consecutiveErrors counts gateway errors only, as Istio maps it; the newer fields override', () => {
+    const outlierOf = (od: string): Cluster['outlier'] =>
+      clusterOf(
+        '  - route: [{destination: {host: web}}]',
+        `${SVC}\n---\napiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: default}
+spec:
+  host: web
+  trafficPolicy: {outlierDetection: ${od}}`,
+      ).cluster!.outlier;
+    expect(outlierOf('{consecutiveErrors: 3}')).toMatchObject({ consecutive5xx: 0, consecutiveGateway: 3 });
+    expect(outlierOf('{consecutiveErrors: 3, consecutive5xxErrors: 2}')).toMatchObject({
+      consecutive5xx: 2,
+      consecutiveGateway: 3,
+    });
+    expect(outlierOf('{consecutiveErrors: 3, consecutiveGatewayErrors: 0}')).toMatchObject({
+      consecutive5xx: 0,
+      consecutiveGateway: 0,
+    });
+    expect(outlierOf('{interval: 1s}')).toMatchObject({ consecutive5xx: 5, consecutiveGateway: 0 });
+  });
+
   it('DR-1 the gateway namespace DR wins over the service namespace DR; exact before wildcard', () => {
     const drs = `apiVersion: networking.istio.io/v1
 kind: DestinationRule
