@@ -22,6 +22,7 @@ import type {
   HashPolicy,
   LbPolicy,
   OutlierPolicy,
+  WarmupPolicy,
 } from '../snapshot/types.ts';
 import { parseDuration } from '../util/duration.ts';
 import { hostsMatch, isWildcard, namespaceOfServiceHost, toFqdn } from './hosts.ts';
@@ -282,6 +283,26 @@ function lbOf(lb: LoadBalancerSettings | undefined): { lb: LbPolicy; hashTableSi
     return { lb: 'RING_HASH', hashTableSize: min };
   }
   return { lb: simpleLbOf(lb), hashTableSize: 0 };
+}
+
+/**
+ * DR-4 `warmup` (or the older `warmupDurationSecs`; `warmup` wins): Istio sets Envoy's slow start
+ * on ROUND_ROBIN and LEAST_REQUEST clusters only (aggression 1 and 10 % minimum unless given).
+ */
+function warmupOf(lb: LoadBalancerSettings | undefined, policy: LbPolicy): WarmupPolicy | null {
+  if (
+    lb === undefined ||
+    (policy !== 'ROUND_ROBIN' && policy !== 'LEAST_REQUEST') ||
+    lb.simple === 'PASSTHROUGH'
+  )
+    return null;
+  const windowMs = durationMs(lb.warmup?.duration ?? lb.warmupDurationSecs, 0);
+  if (windowMs <= 0) return null;
+  return {
+    windowMs,
+    aggression: lb.warmup?.aggression ?? 1,
+    minWeight: (lb.warmup?.minimumPercent ?? 10) / 100,
+  };
 }
 
 function simpleLbOf(lb: LoadBalancerSettings | undefined): LbPolicy {
@@ -626,6 +647,7 @@ export function resolveDestination(
 
   const { blocks: policy, tlsAt } = effectivePolicy(dr, port, subsetDef);
   const { lb, hashTableSize } = lbOf(policy.loadBalancer);
+  const warmup = warmupOf(policy.loadBalancer, lb);
   const settings = poolSettings(policy.connectionPool);
   const maxRetries = limit(policy.connectionPool?.http?.maxRetries);
   const maxConnectionDurationMs = durationMs(policy.connectionPool?.tcp?.maxConnectionDuration, 0);
@@ -643,6 +665,7 @@ export function resolveDestination(
   // Settings added since keys were first written join only when set, so existing keys stay put.
   const extra = {
     ...(hashTableSize > 0 ? { hashTableSize } : {}),
+    ...(warmup !== null ? { warmup } : {}),
     ...(maxRetries !== Infinity ? { maxRetries } : {}),
     ...(maxConnectionDurationMs > 0 ? { maxConnectionDurationMs } : {}),
     ...protocol,
@@ -662,6 +685,7 @@ export function resolveDestination(
     endpoints: source,
     lb,
     hashTableSize,
+    ...(warmup !== null ? { warmup } : {}),
     ...settings,
     maxRetries,
     maxConnectionDurationMs,

@@ -331,6 +331,7 @@ function dumpCluster(c: Cluster): unknown {
     maxRequests: cap(c.maxRequests),
     // Later settings appear only when set, so dumps of clusters without them stay as they were.
     ...(c.hashTableSize > 0 ? { hashTableSize: c.hashTableSize } : {}),
+    ...(c.warmup !== undefined ? { warmup: c.warmup } : {}),
     ...(c.maxRetries !== Infinity ? { maxRetries: c.maxRetries } : {}),
     ...(c.maxConnectionDurationMs > 0 ? { maxConnectionDurationMs: c.maxConnectionDurationMs } : {}),
     ...(c.outlier !== null ? { outlier: c.outlier } : {}),
