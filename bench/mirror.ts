@@ -18,12 +18,12 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readCpuTimes, sharesBetween } from './lib/cpu.ts';
 import { runPaced } from './lib/latency.ts';
 import { freePorts, until200 } from './lib/net.ts';
 import { BODY_100, findNginx, startNginx, upstreamConf } from './lib/nginx.ts';
 import type { PacedResult } from './lib/paced-load.ts';
-import { stop, stopAll, treeCpuSeconds, type Proc } from './lib/procs.ts';
+import { stop, stopAll, type Proc } from './lib/procs.ts';
+import { watched } from './lib/watched.ts';
 import { startSluice, tail } from './lib/sluice.ts';
 import { findWrk, runWrk, type WrkResult } from './lib/wrk.ts';
 
@@ -95,22 +95,6 @@ interface Leg {
   readonly rounds: Round[];
 }
 
-/** Runs `phase`, returning what it returned and the share of the proxy core other processes took. */
-async function watched<T>(
-  pid: number,
-  phase: () => Promise<T>,
-): Promise<{ value: T; other: number; cpuS: number }> {
-  const before = readCpuTimes();
-  const cpu0 = treeCpuSeconds(pid);
-  const t0 = performance.now();
-  const value = await phase();
-  const cpuS = treeCpuSeconds(pid) - cpu0;
-  const share = PROXY_CPU === null ? undefined : sharesBetween(before, readCpuTimes()).get(PROXY_CPU);
-  const wallS = (performance.now() - t0) / 1000;
-  const other = share === undefined ? 0 : Math.max(0, share.tasks - cpuS / wallS);
-  return { value, other, cpuS };
-}
-
 async function startLeg(
   dir: string,
   name: string,
@@ -152,8 +136,8 @@ async function measure(leg: Leg, dir: string, round: number): Promise<Round> {
       logFile: log(what),
     });
   await wrk(QUICK ? 1 : 3, 'warmup');
-  const w = await watched(leg.proc.pid, () => wrk(DURATION_S, 'wrk'));
-  const paced = await watched(leg.proc.pid, () =>
+  const w = await watched(leg.proc.pid, PROXY_CPU, () => wrk(DURATION_S, 'wrk'));
+  const paced = await watched(leg.proc.pid, PROXY_CPU, () =>
     runPaced({
       cpu: LOAD_CPU,
       url,

@@ -22,6 +22,7 @@ import type {
   HashPolicy,
   LbPolicy,
   OutlierPolicy,
+  WarmupPolicy,
 } from '../snapshot/types.ts';
 import { parseDuration } from '../util/duration.ts';
 import { hostsMatch, isWildcard, namespaceOfServiceHost, toFqdn } from './hosts.ts';
@@ -284,6 +285,26 @@ function lbOf(lb: LoadBalancerSettings | undefined): { lb: LbPolicy; hashTableSi
   return { lb: simpleLbOf(lb), hashTableSize: 0 };
 }
 
+/**
+ * DR-4 `warmup` (or the older `warmupDurationSecs`; `warmup` wins): Istio sets Envoy's slow start
+ * on ROUND_ROBIN and LEAST_REQUEST clusters only (aggression 1 and 10 % minimum unless given).
+ */
+function warmupOf(lb: LoadBalancerSettings | undefined, policy: LbPolicy): WarmupPolicy | null {
+  if (
+    lb === undefined ||
+    (policy !== 'ROUND_ROBIN' && policy !== 'LEAST_REQUEST') ||
+    lb.simple === 'PASSTHROUGH'
+  )
+    return null;
+  const windowMs = durationMs(lb.warmup?.duration ?? lb.warmupDurationSecs, 0);
+  if (windowMs <= 0) return null;
+  return {
+    windowMs,
+    aggression: lb.warmup?.aggression ?? 1,
+    minWeight: (lb.warmup?.minimumPercent ?? 10) / 100,
+  };
+}
+
 function simpleLbOf(lb: LoadBalancerSettings | undefined): LbPolicy {
   switch (lb?.simple) {
     case 'ROUND_ROBIN':
@@ -333,11 +354,14 @@ function outlierOf(od: OutlierDetection | undefined): OutlierPolicy | null {
   if (od === undefined) return null;
   const baseEjectionMs = durationMs(od.baseEjectionTime, 30_000);
   const local = od.consecutiveLocalOriginFailures ?? 0;
+  // Deprecated consecutiveErrors: Istio enforces it as gateway errors and stops enforcing 5xx
+  // (cluster_traffic_policy.go applyOutlierDetection); the newer fields, when set, win.
+  const legacy = od.consecutiveErrors !== undefined && od.consecutiveErrors > 0 ? od.consecutiveErrors : 0;
   return {
     // Unset: Envoy's default 5, enforced; 0: off.
-    consecutive5xx: od.consecutive5xxErrors ?? 5,
+    consecutive5xx: od.consecutive5xxErrors ?? (legacy > 0 ? 0 : 5),
     // Unset: Envoy counts but does not enforce (enforcing_consecutive_gateway_failure 0).
-    consecutiveGateway: od.consecutiveGatewayErrors ?? 0,
+    consecutiveGateway: od.consecutiveGatewayErrors ?? legacy,
     // Split: Istio passes only a positive value, so 0 leaves Envoy's default 5.
     consecutiveLocalOrigin: od.splitExternalLocalOriginErrors === true ? (local > 0 ? local : 5) : 0,
     intervalMs: durationMs(od.interval, 10_000) || 10_000,
@@ -623,6 +647,7 @@ export function resolveDestination(
 
   const { blocks: policy, tlsAt } = effectivePolicy(dr, port, subsetDef);
   const { lb, hashTableSize } = lbOf(policy.loadBalancer);
+  const warmup = warmupOf(policy.loadBalancer, lb);
   const settings = poolSettings(policy.connectionPool);
   const maxRetries = limit(policy.connectionPool?.http?.maxRetries);
   const maxConnectionDurationMs = durationMs(policy.connectionPool?.tcp?.maxConnectionDuration, 0);
@@ -640,9 +665,11 @@ export function resolveDestination(
   // Settings added since keys were first written join only when set, so existing keys stay put.
   const extra = {
     ...(hashTableSize > 0 ? { hashTableSize } : {}),
+    ...(warmup !== null ? { warmup } : {}),
     ...(maxRetries !== Infinity ? { maxRetries } : {}),
     ...(maxConnectionDurationMs > 0 ? { maxConnectionDurationMs } : {}),
     ...protocol,
+    ...(portProtocol === 'GRPC-WEB' ? { grpcWeb: true as const } : {}),
     ...(tls === null ? {} : { tls: tls.key }),
   };
   const keyed = { host, port, subset, endpoints: source, lb, ...settings, ...extra };
@@ -658,11 +685,13 @@ export function resolveDestination(
     endpoints: source,
     lb,
     hashTableSize,
+    ...(warmup !== null ? { warmup } : {}),
     ...settings,
     maxRetries,
     maxConnectionDurationMs,
     outlier,
     ...protocol,
+    ...(portProtocol === 'GRPC-WEB' ? { grpcWeb: true as const } : {}),
     ...(tls === null ? {} : { tls }),
   };
   ctx.clusters.set(name, cluster);

@@ -21,7 +21,7 @@ import { parseDuration } from '../util/duration.ts';
 import { analyze } from './analysis/index.ts';
 import { createClusterContext } from './clusters.ts';
 import { hashResources } from '../model/content-hash.ts';
-import { credentialOf, httpsTableName, planPorts } from './gateways.ts';
+import { credentialOf, httpsTableName, planPorts, type PortPlan } from './gateways.ts';
 import { serverDnsNames } from './hosts.ts';
 import { buildIndexes } from './indexes.ts';
 import { beginReuse, endReuse, type CompileCache, type RouteReuse } from './reuse.ts';
@@ -184,7 +184,7 @@ function compileUnchecked(
     const httpTable =
       plan.protocol === 'HTTP'
         ? withFilters(
-            buildRouteTable(routes, `http.${plan.port}`, plan.plaintext),
+            withGrpcWeb(buildRouteTable(routes, `http.${plan.port}`, plan.plaintext), plan),
             filtersAt(
               security,
               { port: plan.port, clientCerts: false, tcp: false, where: `port ${plan.port}` },
@@ -286,6 +286,14 @@ function compileUnchecked(
 }
 
 /** A table with its workload-level filters; the same object when there are none. */
+/**
+ * Istio builds a plaintext port's one filter chain from its first server's protocol
+ * (gateway.go createGatewayHTTPFilterChainOpts), adding grpc_web when that is GRPC-WEB.
+ */
+function withGrpcWeb(table: RouteTable, plan: PortPlan): RouteTable {
+  return plan.plaintext[0]?.server.port.protocol === 'GRPC-WEB' ? { ...table, grpcWeb: true } : table;
+}
+
 function withFilters(table: RouteTable, filters: readonly HttpFilter[] | undefined): RouteTable {
   return filters === undefined ? table : { ...table, filters };
 }

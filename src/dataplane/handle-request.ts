@@ -36,6 +36,7 @@ import { isGrpcRequest } from '../util/grpc.ts';
 import { sniOf } from './tls-sni.ts';
 import { sanitizeClientCertHeader } from './xfcc.ts';
 import { runFilters } from './pipeline.ts';
+import { bridgeGrpcWeb } from './grpc-web.ts';
 import type { FilterReply, FilterRuntime } from './filters/filter.ts';
 
 export interface ListenerContext {
@@ -270,6 +271,9 @@ function routeAndAct(ctx: RequestContext): void {
 /** Vhost, route, action: after the workload filters (if any) let the request on. */
 function routeSelected(ctx: RequestContext): void {
   const noRoute = selectRoute(ctx);
+  // Envoy's grpc_web filter runs after the route is chosen (from the headers as sent) and
+  // before the route's own filters and the router's answers.
+  if (ctx.table?.grpcWeb === true) bridgeGrpcWeb(ctx);
   if (noRoute !== null) return refuse(ctx, noRoute);
   // The route's own filters (fault, CORS, rate limits as they land); absent on most routes.
   const filters = ctx.route!.filters;
@@ -364,5 +368,6 @@ function forward(ctx: RequestContext, action: ForwardAction): void {
     ctx.clusterName = dest.clusterName;
     return refuse(ctx, NO_CLUSTER);
   }
+  if (cluster.grpcWeb === true) bridgeGrpcWeb(ctx);
   forwardRequest(ctx, action, dest, cluster, sendUpstreamFailure, sendLocalReply);
 }

@@ -11,6 +11,7 @@ import type { ForwardContext } from '../upstream/forward.ts';
 import { applyHeaderOps, hasHeader, replaceHeaders } from '../upstream/header-ops.ts';
 import type { UpstreamFailure } from '../upstream/upstream-error.ts';
 import { endWithHeaders } from '../upstream/trailers.ts';
+import { grpcWebContentType } from '../upstream/grpc-web.ts';
 import {
   createGrpcExchange,
   httpToGrpcStatus,
@@ -61,7 +62,9 @@ function grpcReply(ctx: ForwardContext, status: number, headers: string[], body:
     }
   }
   grpcStatus ??= String(httpToGrpcStatus(status));
-  headers.push('content-type', 'application/grpc', 'grpc-status', grpcStatus);
+  // A bridged gRPC-Web request is gRPC by now; Envoy's grpc_web filter then names its own type.
+  const type = ctx.grpcWeb === null ? 'application/grpc' : grpcWebContentType(ctx.grpcWeb);
+  headers.push('content-type', type, 'grpc-status', grpcStatus);
   if (body !== null && body.length > 0 && ctx.method !== 'HEAD') {
     const text = body.toString('utf8');
     // Envoy drops the newline a JSON body format ends with.

@@ -15,6 +15,7 @@ import type { ForwardContext, ForwardState } from '../upstream/forward.ts';
 import type { UpstreamHost } from '../upstream/pools.ts';
 import type { TraceContext } from '../observability/finished-request.ts';
 import type { GrpcExchange } from '../util/grpc.ts';
+import type { GrpcWebBridge } from '../upstream/grpc-web.ts';
 
 export class RequestContext implements RoutedRequest, ForwardContext, FilterContext {
   // RequestView (what matchers see)
@@ -58,6 +59,7 @@ export class RequestContext implements RoutedRequest, ForwardContext, FilterCont
   finished: boolean;
   fwd: ForwardState | null;
   grpc: GrpcExchange | null;
+  grpcWeb: GrpcWebBridge | null;
   transportFailureReason: string | null;
 
   // request pipeline (dataplane/pipeline.ts): the listener's filter state, then what filters set
@@ -116,6 +118,7 @@ export class RequestContext implements RoutedRequest, ForwardContext, FilterCont
     this.finished = false;
     this.fwd = null;
     this.grpc = null;
+    this.grpcWeb = null;
     this.transportFailureReason = null;
     this.runtime = null;
     this.auth = null;

@@ -127,14 +127,6 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
     'it has no effect, as sluice runs in a single locality (DR-5)',
   ),
   policyBlock(
-    'loadBalancer.warmupDurationSecs',
-    'it has no effect: a new endpoint gets its full share of requests at once',
-  ),
-  policyBlock(
-    'loadBalancer.warmup',
-    'it has no effect: a new endpoint gets its full share of requests at once',
-  ),
-  policyBlock(
     'connectionPool.tcp.tcpKeepalive',
     "it has no effect: upstream connections use the operating system's keepalive settings",
   ),

@@ -246,6 +246,7 @@ function dumpTable(t: RouteTable): unknown {
   return {
     name: t.name,
     ...(t.filters !== undefined ? { filters: t.filters.map(dumpFilter) } : {}),
+    ...(t.grpcWeb === true ? { grpcWeb: true } : {}),
     exact: valuesByKey(t.exact).map(dumpVhost),
     wildcards: t.wildcards.map((w) => ({ suffix: w.suffix, vhost: dumpVhost(w.vhost) })),
     catchAll: t.catchAll === null ? null : dumpVhost(t.catchAll),
@@ -330,10 +331,12 @@ function dumpCluster(c: Cluster): unknown {
     maxRequests: cap(c.maxRequests),
     // Later settings appear only when set, so dumps of clusters without them stay as they were.
     ...(c.hashTableSize > 0 ? { hashTableSize: c.hashTableSize } : {}),
+    ...(c.warmup !== undefined ? { warmup: c.warmup } : {}),
     ...(c.maxRetries !== Infinity ? { maxRetries: c.maxRetries } : {}),
     ...(c.maxConnectionDurationMs > 0 ? { maxConnectionDurationMs: c.maxConnectionDurationMs } : {}),
     ...(c.outlier !== null ? { outlier: c.outlier } : {}),
     ...(c.protocol !== undefined ? { protocol: c.protocol, http2: c.http2 } : {}),
+    ...(c.grpcWeb === true ? { grpcWeb: true } : {}),
     ...(c.tls !== undefined ? { tls: dumpUpstreamTls(c.tls) } : {}),
   };
 }

@@ -215,6 +215,11 @@ export interface RouteTable {
   readonly catchAll: VirtualHost | null;
   /** Workload-level filters (security policy selecting this gateway), in order; absent = none. */
   readonly filters?: readonly HttpFilter[];
+  /**
+   * gRPC-Web requests are bridged to gRPC once routed (Envoy's grpc_web filter, which Istio puts
+   * on a listener whose first server's port protocol is GRPC-WEB); absent = not on this table.
+   */
+  readonly grpcWeb?: true;
 }
 
 export interface VirtualHost {
@@ -411,6 +416,17 @@ export interface CompiledRegex {
 export type LbPolicy = 'LEAST_REQUEST' | 'ROUND_ROBIN' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
 
 /**
+ * Envoy's slow start (SlowStartConfig): an endpoint younger than `windowMs` in the cluster has its
+ * weight scaled by max(minWeight, (age / window)^(1 / aggression)).
+ */
+export interface WarmupPolicy {
+  readonly windowMs: number;
+  readonly aggression: number;
+  /** 0..1 (Istio's `minimumPercent` / 100, default 10 %). */
+  readonly minWeight: number;
+}
+
+/**
  * outlierDetection as Envoy applies it for Istio (DR-7): consecutive counters per endpoint, an
  * ejection as soon as one reaches its threshold, checked for return every `intervalMs`.
  */
@@ -462,6 +478,8 @@ export interface Cluster {
   readonly lb: LbPolicy;
   /** RING_HASH: minimum ring size; MAGLEV: table size; 0 otherwise. */
   readonly hashTableSize: number;
+  /** ROUND_ROBIN / LEAST_REQUEST slow start for endpoints that just joined (DR-4 `warmup`); absent = none. */
+  readonly warmup?: WarmupPolicy;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
   /** 0 = unlimited; 1 = no keep-alive. */
@@ -479,6 +497,11 @@ export interface Cluster {
   readonly protocol?: UpstreamProtocol;
   /** HTTP/2 connection settings; present when `protocol` is. */
   readonly http2?: Http2Settings;
+  /**
+   * The port's protocol is GRPC-WEB: gRPC-Web requests routed here are bridged to gRPC (the
+   * job of the destination's sidecar in a mesh); absent = passed on as they came.
+   */
+  readonly grpcWeb?: true;
   /** TLS origination (DR-8); absent = plain text. */
   readonly tls?: UpstreamTls;
 }

@@ -52,6 +52,12 @@ export interface ClusterState {
   outlierTimer: NodeJS.Timeout | null;
   /** Upstream hosts (pools) holding this state; it is dropped when the last one closes. */
   refs: number;
+  /** Slow start (DR-4 warmup): when each endpoint of the newest host set joined the cluster. */
+  readonly joinedMs: Map<string, number>;
+  /** Until then some endpoint is still warming up; 0 = none is (the usual balancers run). */
+  warmingUntilMs: number;
+  /** Slow start's smooth weighted round robin: each endpoint's running credit. */
+  readonly warmCredit: Map<string, number>;
 }
 
 const states = new Map<string, ClusterState>();
@@ -82,6 +88,9 @@ export function newClusterState(key: string, outlier: OutlierPolicy | null): Clu
     healthVersion: 0,
     outlierTimer: null,
     refs: 0,
+    joinedMs: new Map(),
+    warmingUntilMs: 0,
+    warmCredit: new Map(),
   };
 }
 

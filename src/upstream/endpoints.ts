@@ -12,6 +12,7 @@ import { pickLeastRequest } from './balancer/least-request.ts';
 import { pickRandom } from './balancer/random.ts';
 import { buildRing, pickFromRing, type Ring } from './balancer/ring-hash.ts';
 import { buildMaglev, pickFromMaglev, type MaglevTable } from './balancer/maglev.ts';
+import { noteJoins, pickWarming } from './balancer/slow-start.ts';
 import { inPanic } from './outlier.ts';
 import type { RequestHash } from './hash-policy.ts';
 
@@ -133,7 +134,10 @@ export function weightedCandidates(
 function remember(cluster: Cluster, hosts: UpstreamHost[], weights: number[], dnsSignature: string): HostSet {
   const state = hosts[0]?.state ?? null;
   // maxEjectionPercent is a share of the cluster's endpoints as they are now.
-  if (state !== null) state.hostCount = hosts.length;
+  if (state !== null) {
+    state.hostCount = hosts.length;
+    noteJoins(state, hosts, cluster.warmup, Date.now());
+  }
   const set: HostSet = {
     cluster,
     hosts,
@@ -182,11 +186,19 @@ export function viewOf(set: HostSet): PickView {
   return view;
 }
 
-/** Starts DNS lookups for every dns cluster so the first requests do not wait (called on apply). */
+/**
+ * Called on apply, before unused pools close: starts DNS lookups for every dns cluster so the
+ * first requests do not wait, and builds the host set of static clusters with slow start, so
+ * their new endpoints hold the cluster's state before the old ones let go of it (when each
+ * endpoint joined is kept there).
+ */
 export function warmEndpoints(clusters: Iterable<Cluster>): void {
   const now = Date.now();
   for (const c of clusters) {
-    if (c.endpoints.kind !== 'dns') continue;
+    if (c.endpoints.kind === 'static') {
+      if (c.warmup !== undefined) hostSetOf(c);
+      continue;
+    }
     for (const ep of c.endpoints.endpoints) cachedAnswer(ep.address, now);
   }
 }
@@ -216,6 +228,14 @@ export function pickHost(
 
 function pickOnce(set: HostSet, view: PickView, hash: RequestHash | null, attempt: number): UpstreamHost {
   const cluster = set.cluster;
+  const warmup = cluster.warmup;
+  if (warmup !== undefined && set.state.warmingUntilMs > 0) {
+    // DR-4 slow start, only while an endpoint is younger than the window.
+    const now = Date.now();
+    if (now < set.state.warmingUntilMs)
+      return pickWarming(view.hosts, view.weights, set.state, warmup, cluster.lb === 'LEAST_REQUEST', now);
+    set.state.warmingUntilMs = 0;
+  }
   switch (cluster.lb) {
     case 'ROUND_ROBIN':
       return pickRoundRobin(view.candidates, set.state);

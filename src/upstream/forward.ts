@@ -33,6 +33,14 @@ import { peerAddress, trustedClientAddress } from '../observability/request-fact
 import { createGrpcExchange, isGrpcContentType, parseGrpcTimeout, type GrpcExchange } from '../util/grpc.ts';
 import { addTrailers, endWithHeaders } from './trailers.ts';
 import { startMirrors } from './mirror.ts';
+import {
+  Base64RequestBody,
+  bridgeResponseData,
+  bridgeResponseHead,
+  bridgeTrailers,
+  plainResponseEnd,
+  type GrpcWebBridge,
+} from './grpc-web.ts';
 
 /**
  * What forward needs of the per-request context (dataplane/request-context.ts implements it;
@@ -61,6 +69,8 @@ export interface ForwardContext extends FinishedRequest {
   finished: boolean;
   /** gRPC requests: status and message counts (DP-7); null for everything else. */
   grpc: GrpcExchange | null;
+  /** A gRPC-Web request bridged to gRPC (dataplane/grpc-web.ts); null for everything else. */
+  grpcWeb: GrpcWebBridge | null;
   /** Envoy's `transport failure reason` of a failed TLS connection (DR-8), else null. */
   transportFailureReason: string | null;
 
@@ -420,12 +430,7 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
       method: ctx.method,
       headers: state.headers,
       // A body the upstream never started reading can be retried; see canRetry.
-      body:
-        state.hasBody && !upgrade
-          ? ctx.bodyPrefix === null
-            ? ctx.req
-            : prefixedBody(ctx.bodyPrefix, ctx.req)
-          : null,
+      body: state.hasBody && !upgrade ? requestBody(ctx) : null,
       upgrade: upgrade ? 'websocket' : null,
     },
     attempt,
@@ -582,6 +587,8 @@ class Attempt implements SlotUser {
     this.resume = resume;
     res[kAttempt] = this;
     if (endStream && ctx.grpc !== null) ctx.grpc.status = headerValue(rawHeaders, 'grpc-status');
+    // gRPC-Web: a response that is not gRPC is held until it ends (sent as headers only then).
+    if (ctx.grpcWeb !== null && bridgeResponseHead(ctx.grpcWeb, statusCode, headers, endStream)) return true;
     try {
       if (endStream) endWithHeaders(res, statusCode, headers, ctx.req.httpVersionMajor === 2);
       else res.writeHead(statusCode, headers);
@@ -601,6 +608,11 @@ class Attempt implements SlotUser {
     if (this.done) return false;
     const ctx = this.ctx;
     if (ctx.grpc !== null) ctx.grpc.responses.add(chunk);
+    if (ctx.grpcWeb !== null) {
+      const out = bridgeResponseData(ctx.grpcWeb, chunk);
+      if (out === null) return true;
+      chunk = out;
+    }
     const res = ctx.res;
     if (res.write(chunk)) return true;
     res.once('drain', onResponseDrain);
@@ -616,12 +628,16 @@ class Attempt implements SlotUser {
     this.release(this.reusable);
     this.done = true;
     const ctx = this.ctx;
-    if (trailers != null && trailers.length > 0 && typeof trailers[0] === 'string') {
-      const list = trailers as readonly string[];
-      if (ctx.grpc !== null) ctx.grpc.status = headerValue(list, 'grpc-status');
-      if (ctx.req.httpVersionMajor === 2) addTrailers(ctx.res, list);
+    const h2Trailers =
+      trailers != null && trailers.length > 0 && typeof trailers[0] === 'string'
+        ? (trailers as readonly string[])
+        : null;
+    if (h2Trailers !== null && ctx.grpc !== null) ctx.grpc.status = headerValue(h2Trailers, 'grpc-status');
+    if (ctx.grpcWeb !== null) endBridged(ctx, ctx.grpcWeb, h2Trailers);
+    else {
+      if (h2Trailers !== null && ctx.req.httpVersionMajor === 2) addTrailers(ctx.res, h2Trailers);
+      ctx.res.end();
     }
-    ctx.res.end();
     finish(ctx);
   }
 
@@ -701,6 +717,25 @@ class Attempt implements SlotUser {
     if (this.waiter !== null) leaveQueue(this);
     releaseSlot(this, reusable);
   }
+}
+
+/** A bridged gRPC-Web response ends: trailers as the last frame, or the held non-gRPC answer. */
+function endBridged(ctx: ForwardContext, b: GrpcWebBridge, trailers: readonly string[] | null): void {
+  const plain = b.plain;
+  if (plain !== null) {
+    const end = plainResponseEnd(plain);
+    if (ctx.res.destroyed) return;
+    try {
+      endWithHeaders(ctx.res, end.status, end.headers, ctx.req.httpVersionMajor === 2);
+    } catch {
+      // An upstream header Node refuses to write: the stream is reset.
+      ctx.res.destroy();
+    }
+    return;
+  }
+  const frame = bridgeTrailers(b, trailers);
+  if (frame === null) ctx.res.end();
+  else ctx.res.end(frame);
 }
 
 const kPeer = Symbol('sluice.peer');
@@ -888,6 +923,31 @@ function onDownstreamClose(this: WithAttempt): void {
   state.over = true;
   releaseRetry(state);
   clearRouteTimer(ctx);
+}
+
+/** What an attempt sends upstream: the client's body as it comes, decoded for gRPC-Web text. */
+function requestBody(ctx: ForwardContext): Readable {
+  if (ctx.grpcWeb !== null && ctx.grpcWeb.textRequest)
+    return new Base64RequestBody(ctx.req, ctx.bodyPrefix, () => badGrpcWebBody(ctx));
+  return ctx.bodyPrefix === null ? ctx.req : prefixedBody(ctx.bodyPrefix, ctx.req);
+}
+
+const BAD_BASE64 = Buffer.from('Bad gRPC-web request, invalid base64 data.');
+
+/** Envoy's grpc_web answer to a `-text` body that is not base64: 400, the attempt stopped. */
+function badGrpcWebBody(ctx: ForwardContext): void {
+  const state = ctx.fwd!;
+  if (state.over) return;
+  if (ctx.finished) {
+    // The upstream already answered: the stream is reset, as Envoy resets it.
+    state.current?.cancel();
+    ctx.res.destroy();
+    finish(ctx);
+    return;
+  }
+  state.current?.cancel();
+  state.onPlain(ctx, 400, '-', 'grpc_base_64_decode_failed', BAD_BASE64);
+  finish(ctx);
 }
 
 /** The body a filter read ahead, then whatever the client still sends (streamed, not buffered). */

@@ -452,6 +452,8 @@ class H2Exchange {
       body.off('end', onEnd);
     };
     if (body.readableEnded) onEnd();
+    // A mirror's tee pauses the request until the primary reads it (mirror.ts): reading starts here.
+    else body.resume();
   }
 
   detachBody(): void {}

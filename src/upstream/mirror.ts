@@ -14,6 +14,7 @@ import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Cluster, RequestMirror } from '../snapshot/types.ts';
 import { rollPerMillion } from '../util/chance.ts';
+import { Base64StreamDecoder } from '../util/grpc-web.ts';
 import { hostSetOf, pickHost, type HostSet } from './endpoints.ts';
 import {
   leaveQueue,
@@ -35,6 +36,8 @@ export interface MirrorSource {
   readonly method: string;
   /** Body bytes a filter already read (ext_authz): sent first. */
   readonly bodyPrefix: Buffer | null;
+  /** A gRPC-Web request bridged to gRPC: a `-text` body reaches the mirror decoded, as upstream. */
+  readonly grpcWeb: { readonly textRequest: boolean } | null;
 }
 
 export type MirrorResult = 'completed' | 'failed' | 'cut';
@@ -75,7 +78,10 @@ export function startMirrors(
       src.method,
       src.req.httpVersionMajor === 2,
     );
-    if (hasBody) call.body = teeBody(src, call);
+    if (hasBody) {
+      if (src.grpcWeb !== null && src.grpcWeb.textRequest) call.decoder = new Base64StreamDecoder();
+      call.body = teeBody(src, call);
+    }
     if (timeoutMs !== null && timeoutMs > 0) call.timer = setTimeout(onMirrorTimeout, timeoutMs, call);
     // The tee is in place now; the copy itself is sent once the primary has been dispatched.
     process.nextTick(dispatchMirror, call);
@@ -118,6 +124,8 @@ class MirrorCall implements SlotUser {
   readonly path: string;
   readonly method: string;
   body: Readable | null = null;
+  /** gRPC-Web text: the teed base64 decoded on the way, as the primary's body is. */
+  decoder: Base64StreamDecoder | null = null;
   timer: NodeJS.Timeout | null = null;
   host: UpstreamHost | null = null;
   abort: ((err?: Error) => void) | null = null;
@@ -167,6 +175,11 @@ class MirrorCall implements SlotUser {
   feed(chunk: Buffer): void {
     const body = this.body;
     if (this.done || body === null) return;
+    if (this.decoder !== null) {
+      const decoded = this.decoder.push(chunk);
+      if (decoded === null) return this.finish('failed');
+      chunk = decoded;
+    }
     body.push(chunk);
     if (body.readableLength > MIRROR_BODY_BUFFER_BYTES) this.finish('cut');
   }
@@ -174,7 +187,8 @@ class MirrorCall implements SlotUser {
   /** The request body ended; `whole` is false when bytes went by that the tee never saw. */
   endBody(whole: boolean): void {
     if (this.done || this.body === null) return;
-    if (whole) this.body.push(null);
+    if (this.decoder !== null && !this.decoder.end()) this.finish('failed');
+    else if (whole) this.body.push(null);
     else this.finish('cut');
   }
 
@@ -239,7 +253,8 @@ type TeedRequest = IncomingMessage & { [kTees]?: MirrorCall[] };
  */
 function teeBody(src: MirrorSource, call: MirrorCall): Readable {
   const body = new Readable({ read: noop });
-  if (src.bodyPrefix !== null) body.push(src.bodyPrefix);
+  call.body = body;
+  if (src.bodyPrefix !== null) call.feed(src.bodyPrefix);
   const req = src.req as TeedRequest;
   if (req.readableEnded) {
     body.push(null);

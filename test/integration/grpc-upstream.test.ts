@@ -5,8 +5,13 @@
  * statuses, grpc-timeout, local replies in gRPC's trailers-only form, and the gRPC metrics.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Registry } from 'prom-client';
-import { startGatewayFromYaml, startRecordingGateway, type TestGateway } from '../support/gateway.ts';
+import type { Registry } from 'prom-client';
+import {
+  startGatewayFromYaml,
+  startMeteredGateway,
+  startRecordingGateway,
+  type TestGateway,
+} from '../support/gateway.ts';
 import { entryRouteYaml } from '../support/upstream-route.ts';
 import {
   echoClient,
@@ -20,8 +25,6 @@ import {
 } from '../support/grpc.ts';
 import { until } from '../support/until.ts';
 import type { RequestContext } from '../../src/dataplane/request-context.ts';
-import { createRequestMetrics } from '../../src/observability/request-metrics.ts';
-import { createRequestObserver } from '../../src/observability/request-observer.ts';
 import { parsePrometheus, sumOf } from '../support/observability.ts';
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -52,21 +55,7 @@ interface Setup {
 async function setup(opts: { protocol?: string; timeout?: string } = {}): Promise<Setup> {
   const server = await startEchoServer();
   cleanups.push(() => server.close());
-  const registry = new Registry();
-  const metrics = createRequestMetrics({
-    registry,
-    workload: 'sluice',
-    namespace: 'istio-system',
-    labels: {},
-  });
-  const observe = createRequestObserver({ accessLog: null, metrics, tracing: null });
-  const done: RequestContext[] = [];
-  const gw = await startGatewayFromYaml(configYaml(server.port, opts), {
-    onRequestDone: (ctx) => {
-      observe(ctx);
-      done.push(ctx);
-    },
-  });
+  const { done, registry, ...gw } = await startMeteredGateway(configYaml(server.port, opts));
   cleanups.push(() => gw.close());
   const client = echoClient(`127.0.0.1:${gw.port()}`, HOST);
   cleanups.push(() => client.close());

@@ -3,6 +3,9 @@
  * ports (configured port → bound port via `port()`), closed by `close()` in afterEach.
  */
 import { connect } from 'node:net';
+import { Registry } from 'prom-client';
+import { createRequestMetrics } from '../../src/observability/request-metrics.ts';
+import { createRequestObserver } from '../../src/observability/request-observer.ts';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/control/reconcile.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import type { Snapshot } from '../../src/snapshot/types.ts';
@@ -41,6 +44,28 @@ export async function startRecordingGateway(yaml: string): Promise<TestGateway &
   const done: RequestContext[] = [];
   const gw = await startGatewayFromYaml(yaml, { onRequestDone: (ctx) => done.push(ctx) });
   return { ...gw, done };
+}
+
+/** startRecordingGateway that also counts Istio's request metrics (DP-7) into its own `registry`. */
+export async function startMeteredGateway(
+  yaml: string,
+): Promise<TestGateway & { done: RequestContext[]; registry: Registry }> {
+  const registry = new Registry();
+  const metrics = createRequestMetrics({
+    registry,
+    workload: 'sluice',
+    namespace: 'istio-system',
+    labels: {},
+  });
+  const observe = createRequestObserver({ accessLog: null, metrics, tracing: null });
+  const done: RequestContext[] = [];
+  const gw = await startGatewayFromYaml(yaml, {
+    onRequestDone: (ctx) => {
+      observe(ctx);
+      done.push(ctx);
+    },
+  });
+  return { ...gw, done, registry };
 }
 
 export interface TestGateway {

@@ -42,6 +42,17 @@ endpoints:
   conditions: {ready: false}
 ports: [{name: http, port: 8080}]`;
 
+/** The cluster of Service `web` under a DestinationRule with this `trafficPolicy` (a flow mapping). */
+function withPolicy(trafficPolicy: string): Cluster {
+  const dr = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: default}
+spec:
+  host: web
+  trafficPolicy: ${trafficPolicy}`;
+  return clusterOf('  - route: [{destination: {host: web}}]', `${SVC}\n---\n${dr}`).cluster!;
+}
+
 describe('clusters', () => {
   it('VS-19 port = destination port, else the only service port, else the server port', () => {
     expect(clusterOf('  - route: [{destination: {host: web, port: {number: 80}}}]', SVC).name).toBe(
@@ -205,6 +216,39 @@ spec:
       maxPendingRequests: 5,
       maxRequests: 50,
     });
+  });
+
+  it('DR-7 legacy consecutiveErrors counts gateway errors only, as Istio maps it; the newer fields override', () => {
+    const outlierOf = (od: string): Cluster['outlier'] => withPolicy(`{outlierDetection: ${od}}`).outlier;
+    expect(outlierOf('{consecutiveErrors: 3}')).toMatchObject({ consecutive5xx: 0, consecutiveGateway: 3 });
+    expect(outlierOf('{consecutiveErrors: 3, consecutive5xxErrors: 2}')).toMatchObject({
+      consecutive5xx: 2,
+      consecutiveGateway: 3,
+    });
+    expect(outlierOf('{consecutiveErrors: 3, consecutiveGatewayErrors: 0}')).toMatchObject({
+      consecutive5xx: 0,
+      consecutiveGateway: 0,
+    });
+    expect(outlierOf('{interval: 1s}')).toMatchObject({ consecutive5xx: 5, consecutiveGateway: 0 });
+  });
+
+  it('DR-4 warmup: Envoy slow start on ROUND_ROBIN and LEAST_REQUEST only; warmup wins over warmupDurationSecs', () => {
+    const warmupOf = (lb: string): Cluster['warmup'] => withPolicy(`{loadBalancer: ${lb}}`).warmup;
+    expect(
+      warmupOf('{simple: ROUND_ROBIN, warmup: {duration: 30s, minimumPercent: 5, aggression: 2}}'),
+    ).toEqual({
+      windowMs: 30_000,
+      aggression: 2,
+      minWeight: 0.05,
+    });
+    expect(warmupOf('{warmupDurationSecs: 20s}')).toEqual({
+      windowMs: 20_000,
+      aggression: 1,
+      minWeight: 0.1,
+    });
+    expect(warmupOf('{warmupDurationSecs: 20s, warmup: {duration: 5s}}')?.windowMs).toBe(5000);
+    expect(warmupOf('{simple: RANDOM, warmup: {duration: 5s}}')).toBeUndefined();
+    expect(warmupOf('{consistentHash: {httpHeaderName: x}, warmup: {duration: 5s}}')).toBeUndefined();
   });
 
   it('DR-1 the gateway namespace DR wins over the service namespace DR; exact before wildcard', () => {
