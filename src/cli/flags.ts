@@ -131,6 +131,12 @@ export const FLAGS: readonly FlagSpec[] = [
     commands: SERVING,
   },
   {
+    name: 'egress-proxy-port',
+    type: 'int',
+    help: 'open the egress forward proxy (absolute-form HTTP and CONNECT, ServiceEntry allowlist) on this port; over MeshConfig egressProxy.port; off unless set',
+    commands: [...ALL_CONFIG, 'quickstart'],
+  },
+  {
     name: 'kubernetes',
     type: 'boolean',
     help: 'watch config from the Kubernetes API (in-cluster or KUBECONFIG)',
@@ -197,6 +203,8 @@ export interface Options {
   readonly drainDelayMs: number;
   readonly drainTimeoutMs: number;
   readonly allowEmptyConfig: boolean;
+  /** Null = MeshConfig decides (off unless it sets egressProxy.port). */
+  readonly egressProxyPort: number | null;
   readonly kubernetes: boolean;
   readonly watchNamespace: string | null;
   readonly port: number | null;
@@ -289,6 +297,12 @@ function intFlag(raw: Raw, env: NodeJS.ProcessEnv, name: string, fallback: numbe
   return Number(v);
 }
 
+function portFlag(raw: Raw, env: NodeJS.ProcessEnv, name: string): number | null {
+  const port = intFlag(raw, env, name, null);
+  if (port !== null && (port < 1 || port > 65535)) throw usage(`--${name}: must be 1..65535, got ${port}`);
+  return port;
+}
+
 function durationFlag(raw: Raw, env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {
   const v = last(raw, env, name);
   if (v === undefined) return fallbackMs;
@@ -341,6 +355,7 @@ export function parseOptions(command: CommandName, argv: readonly string[], env:
     drainDelayMs: durationFlag(raw, env, 'drain-delay', 5000),
     drainTimeoutMs: durationFlag(raw, env, 'drain-timeout', 30000),
     allowEmptyConfig: bool('allow-empty-config'),
+    egressProxyPort: portFlag(raw, env, 'egress-proxy-port'),
     kubernetes: bool('kubernetes'),
     watchNamespace: last(raw, env, 'watch-namespace') ?? null,
     port: intFlag(raw, env, 'port', null),

@@ -11,6 +11,7 @@ import { createReloadLoop, type ReloadLoop, type ReloadResult } from '../control
 import { createSnapshotBuilder, type BuildResult } from '../control/build.ts';
 import { startConfigThread } from '../control/config-thread.ts';
 import { createGateway, type AcmeHooks, type Gateway } from '../control/reconcile.ts';
+import { createEgressLedger } from '../observability/egress-ledger.ts';
 import { createAcmeRunner, type AcmeRunner, type AcmeTuning } from '../control/acme-runner.ts';
 import { startWorkerPool, type WorkerPool } from '../control/workers.ts';
 import { startStatusServer, type StatusServer } from '../admin/status-server.ts';
@@ -297,6 +298,8 @@ export function createServingGateway(
     bind: opts.bind,
     logger,
     onRequestDone: done,
+    onEgressDone: obs.onRequestDone,
+    egressLedger: createEgressLedger(metrics.registry),
     ...(obs.metrics !== null ? { tcp: obs.metrics } : {}),
     ...(acme !== undefined ? { acme } : {}),
     policy: createPolicyMetrics(metrics.registry, logger),
