@@ -5,22 +5,26 @@
  * how often it is asked) is the test's to decide: rebinding is really exercised.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
-import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { EnvHttpProxyAgent, ProxyAgent, fetch } from 'undici';
-import { startGatewayFromYaml, TEST_IDENTITY, type TestGateway } from '../support/gateway.ts';
+import {
+  curl,
+  get,
+  openTunnel,
+  PROXY_PORT,
+  rawRequest,
+  serviceEntryYaml,
+  startEgressProxy,
+  type Answers,
+  type EgressProxy,
+} from '../support/egress-proxy.ts';
 import { startEcho, type Upstream } from '../support/upstreams.ts';
 import { startTlsUpstream, type TlsUpstream } from '../support/tls-upstream.ts';
 import { rsaLeaf, testCa } from '../support/certs.ts';
 import { until } from '../support/until.ts';
-import { createEgressLedger, type EgressLedger } from '../../src/observability/egress-ledger.ts';
-import type { FinishedRequest } from '../../src/observability/finished-request.ts';
-
-const PROXY_PORT = 3128;
 
 let http: Upstream;
 let https: TlsUpstream;
@@ -39,53 +43,39 @@ beforeAll(async () => {
 });
 
 function registry(extra = ''): string {
-  return `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: plain, namespace: default }
-spec:
-  hosts: [plain.example.test]
-  location: MESH_EXTERNAL
-  resolution: DNS
-  ports: [{ number: 80, name: http, protocol: HTTP, targetPort: ${http.port} }]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: api, namespace: default }
-spec:
-  hosts: [api.example.test]
-  resolution: DNS
-  ports: [{ number: 443, name: https, protocol: HTTPS, targetPort: ${https.port} }]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: wild, namespace: default }
-spec:
-  hosts: ["*.wild.example.test"]
-  resolution: DYNAMIC_DNS
-  ports: [{ number: 80, name: http, protocol: HTTP, targetPort: ${http.port} }]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: on-prem, namespace: default }
-spec:
-  hosts: [onprem.example.test]
-  addresses: [127.0.0.1]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1 }]
-  ports: [{ number: 80, name: http, protocol: HTTP, targetPort: ${http.port} }]
-${extra}`;
+  return (
+    [
+      serviceEntryYaml({
+        name: 'plain',
+        hosts: ['plain.example.test'],
+        resolution: 'DNS',
+        port: [80, 'http', 'HTTP', http.port],
+      }),
+      serviceEntryYaml({
+        name: 'api',
+        hosts: ['api.example.test'],
+        resolution: 'DNS',
+        port: [443, 'https', 'HTTPS', https.port],
+      }),
+      serviceEntryYaml({
+        name: 'wild',
+        hosts: ['*.wild.example.test'],
+        resolution: 'DYNAMIC_DNS',
+        port: [80, 'http', 'HTTP', http.port],
+      }),
+      serviceEntryYaml({
+        name: 'on-prem',
+        hosts: ['onprem.example.test'],
+        resolution: 'STATIC',
+        addresses: ['127.0.0.1'],
+        endpoints: ['127.0.0.1'],
+        port: [80, 'http', 'HTTP', http.port],
+      }),
+    ].join('---\n') + extra
+  );
 }
 
-interface Started {
-  readonly gw: TestGateway;
-  readonly proxy: string;
-  readonly asked: string[];
-  readonly done: FinishedRequest[];
-  readonly ledger: EgressLedger;
-}
-
-let started: Started | null = null;
+let started: EgressProxy | null = null;
 afterEach(async () => {
   await started?.gw.close();
   started = null;
@@ -102,79 +92,11 @@ const DEFAULT_ANSWERS: Record<string, string[]> = {
 
 async function startProxy(
   yaml: string,
-  answers: (name: string, n: number) => string[] | undefined = (name) => DEFAULT_ANSWERS[name],
-  tuning: { connectTimeoutMs?: number; idleTimeoutMs?: number } = {},
-): Promise<Started> {
-  const asked: string[] = [];
-  const done: FinishedRequest[] = [];
-  const ledger = createEgressLedger(null);
-  const gw = await startGatewayFromYaml(yaml, {
-    identity: { ...TEST_IDENTITY, egressProxyPort: PROXY_PORT },
-    onEgressDone: (r) => done.push(r),
-    egressLedger: ledger,
-    egress: {
-      ...tuning,
-      resolve: async (name) => {
-        asked.push(name);
-        const a = answers(name, asked.filter((n) => n === name).length);
-        if (a === undefined) throw Object.assign(new Error(`ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
-        return a;
-      },
-    },
-  });
-  started = { gw, proxy: `http://127.0.0.1:${gw.port(PROXY_PORT)}`, asked, done, ledger };
+  answers: Answers = (name) => DEFAULT_ANSWERS[name],
+  tuning: { connectTimeoutMs?: number } = {},
+): Promise<EgressProxy> {
+  started = await startEgressProxy(yaml, answers, tuning);
   return started;
-}
-
-function curl(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('curl', ['-sS', '--max-time', '10', ...args], (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** One raw request to the proxy, exactly as written: status line and body. */
-function rawRequest(port: number, head: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('error', reject);
-    s.on('close', () => {
-      const text = Buffer.concat(chunks).toString('latin1');
-      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
-      resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4) });
-    });
-    // Not half-closed: clients keep their side open until the answer is in.
-    s.write(head);
-  });
-}
-
-function get(target: string, host: string | null = null): string {
-  // The authority exactly as written (URL would canonicalise an IP literal).
-  const h = host ?? /^http:\/\/([^/?#]*)/.exec(target)![1]!;
-  return `GET ${target} HTTP/1.1\r\nhost: ${h}\r\nconnection: close\r\n\r\n`;
-}
-
-/** CONNECT through the proxy; resolves with the socket once the proxy said 200, else the status. */
-function openTunnel(port: number, target: string): Promise<{ status: number; socket: Socket; head: string }> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let buf = '';
-    const onData = (c: Buffer): void => {
-      buf += c.toString('latin1');
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      s.off('data', onData);
-      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(buf)?.[1] ?? 0);
-      resolve({ status, socket: s, head: buf });
-    };
-    s.on('data', onData);
-    s.on('error', reject);
-    s.write(`CONNECT ${target} HTTP/1.1\r\nhost: ${target}\r\n\r\n`);
-  });
 }
 
 describe('egress proxy: allowed destinations pass', () => {
