@@ -7,16 +7,24 @@
 import { BlockList } from 'node:net';
 import type { Diagnostic } from '../errors/diagnostic.ts';
 import type { ServiceEntrySpec } from '../model/networking.ts';
-import type { EgressHost, EgressPolicy, EgressPort } from '../snapshot/types.ts';
+import type { EgressHost, EgressPolicy, EgressPort, RouteTable } from '../snapshot/types.ts';
 import { classifyHost } from '../util/host-literal.ts';
-import { subjectOf, type Indexes, type ServiceEntryResource } from './indexes.ts';
+import { resolveGatewayRef, subjectOf, type Indexes, type ServiceEntryResource } from './indexes.ts';
+import { buildMeshRouteTable, type RouteContext } from './routes.ts';
 
 /** The proxy's port: the command line wins over MeshConfig; null = off. */
 export function egressPortOf(indexes: Indexes): number | null {
   return indexes.identity.egressProxyPort ?? indexes.meshConfig?.egressProxy?.port ?? null;
 }
 
-export function compileEgress(indexes: Indexes, diagnostics: Diagnostic[]): EgressPolicy | undefined {
+/** Ports whose proxied HTTP requests VirtualServices may route (the HTTP family, SE-1). */
+const HTTP_PORTS = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
+
+export function compileEgress(
+  indexes: Indexes,
+  routes: RouteContext,
+  diagnostics: Diagnostic[],
+): EgressPolicy | undefined {
   const port = egressPortOf(indexes);
   if (port === null) return undefined;
   const mesh = indexes.meshConfig;
@@ -57,6 +65,44 @@ export function compileEgress(indexes: Indexes, diagnostics: Diagnostic[]): Egre
       }
   }
   wildcards.sort((a, b) => b.suffix.length - a.suffix.length || (a.suffix < b.suffix ? -1 : 1));
+  return {
+    ...policyFields(port, mesh, exact, wildcards, addresses, subnets),
+    meshTables: meshTablesOf(indexes, routes, exact),
+  };
+}
+
+/**
+ * VS-1: VirtualServices bound to `mesh` (explicitly, or by leaving `gateways` out) route proxied
+ * HTTP requests, as a sidecar's do; one table per HTTP port of the allowlist. Empty when none.
+ */
+function meshTablesOf(
+  indexes: Indexes,
+  routes: RouteContext,
+  exact: ReadonlyMap<string, EgressHost>,
+): ReadonlyMap<number, RouteTable> {
+  const bound = indexes.virtualServices.filter((vs) =>
+    (vs.spec.gateways ?? ['mesh']).some((g) => resolveGatewayRef(g, vs.namespace).key === 'mesh'),
+  );
+  const tables = new Map<number, RouteTable>();
+  if (bound.length === 0) return tables;
+  const ports = new Set<number>();
+  for (const e of exact.values())
+    for (const p of e.ports.values()) if (HTTP_PORTS.has(p.protocol)) ports.add(p.number);
+  for (const p of [...ports].sort((a, b) => a - b)) {
+    const table = buildMeshRouteTable(routes, p, bound);
+    if (table.exact.size > 0 || table.wildcards.length > 0 || table.catchAll !== null) tables.set(p, table);
+  }
+  return tables;
+}
+
+function policyFields(
+  port: number,
+  mesh: Indexes['meshConfig'],
+  exact: ReadonlyMap<string, EgressHost>,
+  wildcards: EgressPolicy['wildcards'],
+  addresses: ReadonlyMap<string, EgressHost>,
+  subnets: EgressPolicy['subnets'],
+): Omit<EgressPolicy, 'meshTables'> {
   return {
     port,
     key: `EGRESS|*|${port}`,

@@ -274,11 +274,12 @@ function compileUnchecked(
     });
   }
 
+  // Before the clusters are listed: the routes of mesh-bound VirtualServices add theirs.
+  const egress = compileEgress(indexes, routes, diagnostics);
   const sortedClusters = new Map(
     [...clusters.clusters.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
   );
   tracingDiagnostics(set, indexes.meshConfig, diagnostics);
-  const egress = compileEgress(indexes, diagnostics);
   if (egress !== undefined && listeners.has(egress.port))
     diagnostics.push({
       level: 'error',

@@ -236,12 +236,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
   async function openEgress(port: number, key: string): Promise<Running> {
     const listener = new EgressProxyListener({
       ...opts.egress,
+      port,
       bindPort: bindPortOf({ port }),
       bind: opts.bind,
       source: current,
       onDone: opts.onEgressDone ?? null,
       tcp: opts.tcp ?? null,
       ledger: opts.egressLedger ?? null,
+      onRouted: opts.onRequestDone ?? null,
+      filters,
     });
     try {
       await listener.listen();

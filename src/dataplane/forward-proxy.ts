@@ -36,6 +36,10 @@ import type { FinishedRequest, TraceContext } from '../observability/finished-re
 import type { TcpConnectionObserver } from '../observability/request-metrics.ts';
 import type { EgressLedger } from '../observability/egress-ledger.ts';
 import { listenOn } from './listen.ts';
+import { handleMeshRequest, type ListenerContext } from './handle-request.ts';
+import type { RequestContext } from './request-context.ts';
+import type { FilterRuntime } from './filters/filter.ts';
+import { findVirtualHost } from '../snapshot/lookup.ts';
 
 /** Resolves a name to its addresses, in preference order (tests inject their own). */
 export type EgressResolver = (name: string) => Promise<readonly string[]>;
@@ -51,6 +55,8 @@ export interface EgressProxyTuning {
 }
 
 export interface EgressProxyOptions extends EgressProxyTuning {
+  /** The configured port (Snapshot.egress.port). */
+  readonly port: number;
   readonly bindPort: number;
   readonly bind: string;
   readonly source: SnapshotSource;
@@ -59,6 +65,9 @@ export interface EgressProxyOptions extends EgressProxyTuning {
   /** istio_tcp_* per destination for tunnels. */
   readonly tcp: TcpConnectionObserver | null;
   readonly ledger: EgressLedger | null;
+  /** Requests routed by mesh-bound VirtualServices finish as Gateway requests do (access log, metrics). */
+  readonly onRouted: ((ctx: RequestContext) => void) | null;
+  readonly filters: FilterRuntime;
 }
 
 const defaultResolve: EgressResolver = async (name) =>
@@ -240,6 +249,7 @@ export class EgressProxyListener {
   private readonly connectTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly helloTimeoutMs: number;
+  private readonly routed: ListenerContext;
   private draining = false;
   private boundPortValue = 0;
 
@@ -249,6 +259,14 @@ export class EgressProxyListener {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 3_600_000;
     this.helloTimeoutMs = opts.helloTimeoutMs ?? 10_000;
+    this.routed = {
+      port: opts.port,
+      scheme: 'http',
+      source: opts.source,
+      onDone: opts.onRouted,
+      draining: false,
+      filters: opts.filters,
+    };
     this.server = createServer({ maxHeaderSize: 60 * 1024, requireHostHeader: false, noDelay: true });
     this.server.on('connection', (s: Socket) => {
       this.open.add(s);
@@ -282,7 +300,9 @@ export class EgressProxyListener {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const { snapshot, policy } = this.policy();
     const x = new EgressExchange(req, res, snapshot, policy?.port ?? 0);
+    let routed = false;
     res.once('close', () => {
+      if (routed) return;
       if (!res.writableFinished && x.responseFlags === '-') x.responseFlags = 'DC';
       this.done(x);
     });
@@ -312,6 +332,16 @@ export class EgressProxyListener {
     }
     const d = decision.d;
     x.host = d.host;
+    // A host a ServiceEntry names exactly, routed by a mesh-bound VirtualService: its rules apply.
+    const table =
+      d.entry !== null && !d.entry.wildcard && d.literal === null
+        ? policy!.meshTables.get(decision.port)
+        : undefined;
+    if (table !== undefined && findVirtualHost(table, d.host) !== null) {
+      routed = true;
+      handleMeshRequest(this.routed, req, res, snapshot, table);
+      return;
+    }
     void resolveTarget(d, decision.port, this.resolve).then((t) => {
       if (res.destroyed) return;
       if (!t.ok) {
@@ -653,6 +683,7 @@ export class EgressProxyListener {
 
   startDraining(): void {
     this.draining = true;
+    this.routed.draining = true;
   }
 
   get boundPort(): number {

@@ -77,6 +77,12 @@ export interface EgressPolicy {
     readonly test: (ip: string, family: 4 | 6) => boolean;
     readonly entry: EgressHost;
   }[];
+  /**
+   * Per HTTP port: the routes VirtualServices bound to `mesh` give proxied requests (timeouts,
+   * retries, rewrites, headers, faults; DestinationRule TLS origination on their clusters). A host
+   * with no vhost here is forwarded directly.
+   */
+  readonly meshTables: ReadonlyMap<number, RouteTable>;
 }
 
 /** One ServiceEntry host (or address) on the allowlist. */

@@ -49,19 +49,19 @@ function registry(extra = ''): string {
         name: 'plain',
         hosts: ['plain.example.test'],
         resolution: 'DNS',
-        port: [80, 'http', 'HTTP', http.port],
+        ports: [[80, 'http', 'HTTP', http.port]],
       }),
       serviceEntryYaml({
         name: 'api',
         hosts: ['api.example.test'],
         resolution: 'DNS',
-        port: [443, 'https', 'HTTPS', https.port],
+        ports: [[443, 'https', 'HTTPS', https.port]],
       }),
       serviceEntryYaml({
         name: 'wild',
         hosts: ['*.wild.example.test'],
         resolution: 'DYNAMIC_DNS',
-        port: [80, 'http', 'HTTP', http.port],
+        ports: [[80, 'http', 'HTTP', http.port]],
       }),
       serviceEntryYaml({
         name: 'on-prem',
@@ -69,7 +69,7 @@ function registry(extra = ''): string {
         resolution: 'STATIC',
         addresses: ['127.0.0.1'],
         endpoints: ['127.0.0.1'],
-        port: [80, 'http', 'HTTP', http.port],
+        ports: [[80, 'http', 'HTTP', http.port]],
       }),
     ].join('---\n') + extra
   );

@@ -16,6 +16,7 @@ import {
   openTunnel,
   serviceEntryYaml,
   startEgressProxy,
+  statusVia,
   type EgressProxy,
 } from '../support/egress-proxy.ts';
 import { parseOptions } from '../../src/cli/flags.ts';
@@ -93,14 +94,14 @@ function registry(): string {
       name: 'plain',
       hosts: ['plain.example.test'],
       resolution: 'DNS',
-      port: [80, 'http', 'HTTP', echo.port],
+      ports: [[80, 'http', 'HTTP', echo.port]],
     }),
     serviceEntryYaml({
       name: 'bulk',
       hosts: ['bulk.example.test'],
       resolution: 'STATIC',
       endpoints: ['127.0.0.1'],
-      port: [9000, 'tcp-bulk', 'TCP', source.port],
+      ports: [[9000, 'tcp-bulk', 'TCP', source.port]],
     }),
   ].join('---\n');
 }
@@ -140,9 +141,8 @@ describe('egress tunnels', () => {
       t.socket.write('GET /in-tunnel HTTP/1.1\r\nhost: plain.example.test\r\n\r\n');
     });
     expect(reply).toMatch(/^HTTP\/1\.1 200/);
-    const opened = Date.now();
+    // Then nothing moves: the idle timer (the only thing that sets SI) closes it.
     await new Promise<void>((resolve) => t.socket.once('close', () => resolve()));
-    expect(Date.now() - opened).toBeGreaterThanOrEqual(250);
     await until(() => started!.done.length === 1);
     expect(started.done[0]!.responseFlags).toBe('SI');
     const samples = parsePrometheus(await reg.metrics());
@@ -198,7 +198,7 @@ describe('sluice serve --egress-proxy-port', () => {
         hosts: ['ext.example.test'],
         resolution: 'STATIC',
         endpoints: ['127.0.0.1'],
-        port: [80, 'http', 'HTTP', echo.port],
+        ports: [[80, 'http', 'HTTP', echo.port]],
       }) +
         `---
 apiVersion: sluice.dev/v1alpha1
@@ -214,16 +214,8 @@ spec:
     const ok = await curl(['-x', proxy, 'http://ext.example.test/through-serve']);
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ name: 'external', url: '/through-serve' });
-    const denied = await curl([
-      '-x',
-      proxy,
-      '-w',
-      '%{http_code}',
-      '-o',
-      '/dev/null',
-      'http://evil.example.test/',
-    ]);
-    expect(denied.stdout).toBe('403');
+    const denied = await statusVia(proxy, 'http://evil.example.test/');
+    expect(denied).toBe('403');
     const metricsPort = serving.metricsServer.port;
     // until resolves only with a truthy value: the samples.
     const samples = (await until(

@@ -17,15 +17,18 @@ export interface ServiceEntryShape {
   readonly name: string;
   readonly hosts: readonly string[];
   readonly resolution: 'NONE' | 'STATIC' | 'DNS' | 'DYNAMIC_DNS';
-  /** `[number, name, protocol, targetPort]`. */
-  readonly port: readonly [number, string, string, number];
+  /** Each `[number, name, protocol, targetPort]`. */
+  readonly ports: readonly (readonly [number, string, string, number])[];
   readonly addresses?: readonly string[];
   readonly endpoints?: readonly string[];
 }
 
 /** One ServiceEntry document in namespace `default`. */
 export function serviceEntryYaml(e: ServiceEntryShape): string {
-  const [number, portName, protocol, targetPort] = e.port;
+  const ports = e.ports.map(
+    ([number, name, protocol, targetPort]) =>
+      `{ number: ${number}, name: ${name}, protocol: ${protocol}, targetPort: ${targetPort} }`,
+  );
   const lines = [
     'apiVersion: networking.istio.io/v1',
     'kind: ServiceEntry',
@@ -33,7 +36,7 @@ export function serviceEntryYaml(e: ServiceEntryShape): string {
     'spec:',
     `  hosts: ${JSON.stringify(e.hosts)}`,
     `  resolution: ${e.resolution}`,
-    `  ports: [{ number: ${number}, name: ${portName}, protocol: ${protocol}, targetPort: ${targetPort} }]`,
+    `  ports: [${ports.join(', ')}]`,
   ];
   if (e.addresses !== undefined) lines.push(`  addresses: ${JSON.stringify(e.addresses)}`);
   if (e.endpoints !== undefined)
@@ -90,6 +93,11 @@ export function curl(args: readonly string[]): Promise<{ code: number; stdout: s
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** `curl -x proxy url`'s status code only ('000' when there was no answer). */
+export async function statusVia(proxy: string, url: string): Promise<string> {
+  return (await curl(['-x', proxy, '-w', '%{http_code}', '-o', '/dev/null', url])).stdout;
 }
 
 /** One raw request to the proxy, exactly as written: status line and body. */
