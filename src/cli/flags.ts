@@ -20,7 +20,7 @@ export interface FlagSpec {
   readonly commands: readonly CommandName[];
 }
 
-export type CommandName = 'serve' | 'validate' | 'routes' | 'explain' | 'certs' | 'quickstart';
+export type CommandName = 'serve' | 'validate' | 'routes' | 'explain' | 'certs' | 'quickstart' | 'egress';
 
 const ALL_CONFIG: readonly CommandName[] = ['serve', 'validate', 'routes', 'explain'];
 const SERVING: readonly CommandName[] = ['serve', 'quickstart'];
@@ -85,8 +85,8 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'admin-port',
     type: 'int',
     defaultText: '15000',
-    help: 'admin port on loopback (/config_dump, /routes, /clusters)',
-    commands: SERVING,
+    help: 'admin port on loopback (/config_dump, /routes, /clusters, /egress/suggest); egress suggest asks it',
+    commands: [...SERVING, 'egress'],
   },
   {
     name: 'certs-dir',

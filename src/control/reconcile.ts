@@ -21,7 +21,7 @@ import type { PolicyMetrics } from '../observability/policy-metrics.ts';
 import { HttpListener, type Http2Limits, type ListenerTimeouts } from '../dataplane/listeners.ts';
 import { TcpListener } from '../dataplane/tcp-listener.ts';
 import { EgressProxyListener, type EgressProxyTuning } from '../dataplane/forward-proxy.ts';
-import type { EgressLedger } from '../observability/egress-ledger.ts';
+import type { BlockedDestination, EgressLedger } from '../observability/egress-ledger.ts';
 import type { FinishedRequest } from '../observability/finished-request.ts';
 import type { HandshakeFailure, TlsHooks } from '../dataplane/tls-sni.ts';
 import { contextOptions, createContextCache, DEFAULT_CIPHERS } from '../tls/secure-context.ts';
@@ -101,6 +101,8 @@ export interface Gateway {
   clusterStatus(): unknown;
   /** Credentials the live snapshot presents, for the admin `/certs` page and the expiry gauge. */
   certificates(nowMs?: number): CertificateInfo[];
+  /** What the egress proxy refused, by destination (admin `/egress/*`, `sluice egress suggest`). */
+  egressBlocked(): BlockedDestination[];
   readonly tlsStats: TlsStats;
 }
 
@@ -497,6 +499,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
     },
     certificates(nowMs: number = Date.now()): CertificateInfo[] {
       return certificatesOf(current.get(), nowMs);
+    },
+    egressBlocked(): BlockedDestination[] {
+      return opts.egressLedger?.entries() ?? [];
     },
     tlsStats,
   };

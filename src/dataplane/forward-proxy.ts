@@ -291,7 +291,13 @@ export class EgressProxyListener {
     x.status = 403;
     x.clusterName = 'BlackHoleCluster';
     x.responseDetails = `egress_${d.reason}`;
-    this.opts.ledger?.blocked(d.host, port, d.reason, policy?.learn ?? false);
+    this.opts.ledger?.blocked(
+      d.host,
+      port,
+      d.reason,
+      x.method === 'CONNECT' ? 'connect' : 'http',
+      policy?.learn === true && policy.mode === 'REGISTRY_ONLY',
+    );
     return blockBody(d.host, port, d);
   }
 

@@ -196,7 +196,7 @@ describe('egress proxy: everything else is blocked with a 403 naming host, port 
     expect(logged?.clusterName).toBe('BlackHoleCluster');
     expect(logged?.responseDetails).toBe('egress_not_in_registry');
     expect(p.ledger.entries()).toEqual([
-      { host: 'evil.example.test', port: 80, reason: 'not_in_registry', count: 1, learnt: 0 },
+      { host: 'evil.example.test', port: 80, reason: 'not_in_registry', via: 'http', count: 1, learnt: 0 },
     ]);
   });
 
@@ -237,6 +237,7 @@ describe('egress proxy: everything else is blocked with a 403 naming host, port 
       host: 'forbidden.example.test',
       port: 443,
       reason: 'sni_not_allowed',
+      via: 'connect',
       count: 1,
       learnt: 0,
     });
