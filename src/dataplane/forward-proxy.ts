@@ -221,7 +221,11 @@ async function resolveTarget(
   } catch {
     addresses = [];
   }
-  const address = addresses[0];
+  // DNS balances over every address of the answer (SE-2); the others take the first.
+  const address =
+    entry?.resolution === 'DNS' && addresses.length > 1
+      ? addresses[(Math.random() * addresses.length) | 0]
+      : addresses[0];
   if (address === undefined)
     return { ok: false, decision: blocked(d.host, 'dns_failure', `${name} does not resolve`) };
   if (mustCheck && isInternalAddress(address))
@@ -320,13 +324,16 @@ export class EgressProxyListener {
       this.localReply(x, 400, Buffer.from(body));
       return;
     }
+    // Envoy refuses a fragment in the request target (http_reject_path_with_fragment).
+    if (url.includes('#')) {
+      this.localReply(x, 400, Buffer.from('sluice egress proxy: a request target has no fragment\n'));
+      return;
+    }
     const rest = url.slice(7);
-    const end = rest.search(/[/?#]/);
+    const end = rest.search(/[/?]/);
     const authorityText = end < 0 ? rest : rest.slice(0, end);
     let pathAndQuery = end < 0 ? '/' : rest.slice(end);
     if (pathAndQuery.startsWith('?')) pathAndQuery = '/' + pathAndQuery;
-    const hash = pathAndQuery.indexOf('#');
-    if (hash >= 0) pathAndQuery = pathAndQuery.slice(0, hash);
     x.authority = authorityText;
     const q = pathAndQuery.indexOf('?');
     x.path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
@@ -383,16 +390,18 @@ export class EgressProxyListener {
         d: blocked(authorityText, 'invalid_target', 'the request target has no valid host and port'),
         port: 0,
       };
-    const hostHeader = x.req.headers.host;
+    const hostHeader = hostHeaderOf(x.req.rawHeaders);
     if (hostHeader !== undefined) {
-      const h = parseAuthority(hostHeader, defaultPort ?? target.port);
+      const h = hostHeader === null ? null : parseAuthority(hostHeader, defaultPort ?? target.port);
       if (h === null || h === 'userinfo' || !sameAuthority(h, target))
         return {
           allowed: false,
           d: blocked(
             target.host,
             'host_mismatch',
-            `the Host header (${printable(hostHeader)}) names another destination than the request target`,
+            hostHeader === null
+              ? 'the request has more than one Host header'
+              : `the Host header (${printable(hostHeader)}) names another destination than the request target`,
           ),
           port: target.port,
         };
@@ -728,6 +737,17 @@ function writeHead(socket: Socket, status: number, text: string, body: Buffer): 
       body.toString('latin1'),
     'latin1',
   );
+}
+
+/** The Host header; undefined when absent, null when sent more than once (Node keeps only the first). */
+function hostHeaderOf(raw: readonly string[]): string | null | undefined {
+  let host: string | undefined;
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') {
+      if (host !== undefined) return null;
+      host = raw[i + 1]!;
+    }
+  return host;
 }
 
 function afterAt(authority: string): string {

@@ -298,6 +298,13 @@ describe('egress proxy: everything else is blocked with a 403 naming host, port 
     );
     expect(d.status).toBe(403);
     expect(d.body).toContain('[userinfo]');
+    // Node keeps only the first of two Host headers: the proxy still sees both.
+    const twice = await rawRequest(
+      port,
+      'GET http://plain.example.test/ HTTP/1.1\r\nhost: plain.example.test\r\nhost: evil.example.test\r\nconnection: close\r\n\r\n',
+    );
+    expect(twice.status).toBe(403);
+    expect(twice.body).toContain('more than one Host header');
     expect(p.asked).toEqual([]);
   });
 
@@ -328,13 +335,19 @@ describe('egress proxy: everything else is blocked with a 403 naming host, port 
     expect(logged?.responseFlags).toBe('UF');
   });
 
-  it('a request that is not a proxy request gets 400', async () => {
+  it('a request that is not a proxy request, or has a fragment, gets 400', async () => {
     const p = await startProxy(registry());
     const r = await rawRequest(
       p.gw.port(PROXY_PORT),
       'GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n',
     );
     expect(r.status).toBe(400);
+    const fragment = await rawRequest(
+      p.gw.port(PROXY_PORT),
+      get('http://plain.example.test/a#frag', 'plain.example.test'),
+    );
+    expect(fragment.status).toBe(400);
+    expect(p.asked).toEqual([]);
   });
 });
 

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { snapshotFromYaml, TEST_IDENTITY } from '../../support/gateway.ts';
 import { decideEgress, decideSni } from '../../../src/snapshot/egress.ts';
 import type { EgressPolicy } from '../../../src/snapshot/types.ts';
+import { loadResources } from '../../../src/config/index.ts';
+import { compile } from '../../../src/compile/index.ts';
 
 const YAML = `
 apiVersion: networking.istio.io/v1
@@ -111,5 +113,45 @@ spec: { egressProxy: { port: 3129, learn: true } }
 `;
     expect(snapshotFromYaml(YAML + mesh).egress).toMatchObject({ port: 3129, learn: true });
     expect(policy(mesh)).toMatchObject({ port: 3128, learn: true });
+  });
+
+  it('a Gateway server on the proxy port is an error', () => {
+    const gw = `---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers: [{ port: { number: 3128, name: http, protocol: HTTP }, hosts: ['*'] }]
+`;
+    expect(() => policy(gw)).toThrow(/egress proxy port 3128 is also a Gateway server port/);
+  });
+
+  it('ServiceEntry fields the proxy does not act on are warnings on the resource', () => {
+    const loaded = loadResources(
+      [
+        {
+          file: 'se.yaml',
+          text: `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: x, namespace: default }
+spec:
+  hosts: [x.example.com]
+  location: MESH_INTERNAL
+  subjectAltNames: [x.example.com]
+  resolution: STATIC
+  endpoints: [{ address: 192.0.2.1, weight: 3 }]
+  ports: [{ number: 443, name: tls, protocol: TLS }]
+`,
+        },
+      ],
+      { defaultNamespace: 'default' },
+    );
+    const { diagnostics } = compile(loaded.resources, { ...TEST_IDENTITY, egressProxyPort: 3128, nowMs: 0 });
+    expect(
+      diagnostics
+        .filter((d) => d.code === 'SLUICE_CONFIG_UNSUPPORTED' && d.subject?.name === 'x')
+        .map((d) => d.path),
+    ).toEqual(['spec.endpoints[0].weight', 'spec.location', 'spec.subjectAltNames']);
   });
 });
