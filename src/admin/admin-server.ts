@@ -10,6 +10,7 @@ import { dumpSnapshot, routeRows } from '../snapshot/dump.ts';
 import type { Snapshot } from '../snapshot/types.ts';
 import { redactRedisUrl } from '../util/redis-url.ts';
 import { parseJwks } from '../util/jwks.ts';
+import { suggestServiceEntries, type BlockedDestination } from '../observability/egress-ledger.ts';
 
 export interface AdminState {
   snapshot(): Snapshot | null;
@@ -18,6 +19,8 @@ export interface AdminState {
   clusters(): unknown;
   /** Credentials served (control/reconcile.ts certificatesOf; with --workers: merged); no key material. */
   certs(): unknown;
+  /** What the egress proxy refused, by destination (with --workers: merged). */
+  egressBlocked(): BlockedDestination[] | Promise<BlockedDestination[]>;
   /** ACME targets (control/acme-runner.ts status()): issuer, credential, hosts, back-off; [] when ACME is off. */
   acme(): unknown;
   version(): number;
@@ -76,6 +79,13 @@ export async function startAdminServer(opts: { port: number; state: AdminState }
       }),
     );
   });
+  app.get('/egress/blocked', async (_req, reply) =>
+    reply.type('application/json').send(renderJson(await state.egressBlocked())),
+  );
+  // Learning mode (MeshConfig egressProxy.learn): what `sluice egress suggest` prints.
+  app.get('/egress/suggest', async (_req, reply) =>
+    reply.type('text/yaml').send(suggestServiceEntries(await state.egressBlocked())),
+  );
   app.get('/routes', async (_req, reply) => {
     const snapshot = state.snapshot();
     return reply.type('application/json').send(renderJson(snapshot ? routeRows(snapshot) : []));

@@ -20,7 +20,7 @@ export interface FlagSpec {
   readonly commands: readonly CommandName[];
 }
 
-export type CommandName = 'serve' | 'validate' | 'routes' | 'explain' | 'certs' | 'quickstart';
+export type CommandName = 'serve' | 'validate' | 'routes' | 'explain' | 'certs' | 'quickstart' | 'egress';
 
 const ALL_CONFIG: readonly CommandName[] = ['serve', 'validate', 'routes', 'explain'];
 const SERVING: readonly CommandName[] = ['serve', 'quickstart'];
@@ -85,8 +85,8 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'admin-port',
     type: 'int',
     defaultText: '15000',
-    help: 'admin port on loopback (/config_dump, /routes, /clusters)',
-    commands: SERVING,
+    help: 'admin port on loopback (/config_dump, /routes, /clusters, /egress/suggest); egress suggest asks it',
+    commands: [...SERVING, 'egress'],
   },
   {
     name: 'certs-dir',
@@ -129,6 +129,12 @@ export const FLAGS: readonly FlagSpec[] = [
     defaultText: 'false',
     help: 'accept a config change that leaves no Gateway server bound (refused otherwise, as an accident)',
     commands: SERVING,
+  },
+  {
+    name: 'egress-proxy-port',
+    type: 'int',
+    help: 'open the egress forward proxy (absolute-form HTTP and CONNECT, ServiceEntry allowlist) on this port; over MeshConfig egressProxy.port; off unless set',
+    commands: [...ALL_CONFIG, 'quickstart'],
   },
   {
     name: 'kubernetes',
@@ -197,6 +203,8 @@ export interface Options {
   readonly drainDelayMs: number;
   readonly drainTimeoutMs: number;
   readonly allowEmptyConfig: boolean;
+  /** Null = MeshConfig decides (off unless it sets egressProxy.port). */
+  readonly egressProxyPort: number | null;
   readonly kubernetes: boolean;
   readonly watchNamespace: string | null;
   readonly port: number | null;
@@ -289,6 +297,12 @@ function intFlag(raw: Raw, env: NodeJS.ProcessEnv, name: string, fallback: numbe
   return Number(v);
 }
 
+function portFlag(raw: Raw, env: NodeJS.ProcessEnv, name: string): number | null {
+  const port = intFlag(raw, env, name, null);
+  if (port !== null && (port < 1 || port > 65535)) throw usage(`--${name}: must be 1..65535, got ${port}`);
+  return port;
+}
+
 function durationFlag(raw: Raw, env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {
   const v = last(raw, env, name);
   if (v === undefined) return fallbackMs;
@@ -341,6 +355,7 @@ export function parseOptions(command: CommandName, argv: readonly string[], env:
     drainDelayMs: durationFlag(raw, env, 'drain-delay', 5000),
     drainTimeoutMs: durationFlag(raw, env, 'drain-timeout', 30000),
     allowEmptyConfig: bool('allow-empty-config'),
+    egressProxyPort: portFlag(raw, env, 'egress-proxy-port'),
     kubernetes: bool('kubernetes'),
     watchNamespace: last(raw, env, 'watch-namespace') ?? null,
     port: intFlag(raw, env, 'port', null),

@@ -17,5 +17,10 @@ export const EXIT_USAGE = 2;
 export const EXIT_FAULT = 3;
 
 export function identityOf(opts: Options): GatewayIdentity {
-  return { namespace: opts.namespace, labels: opts.labels, rootNamespace: opts.rootNamespace };
+  return {
+    namespace: opts.namespace,
+    labels: opts.labels,
+    rootNamespace: opts.rootNamespace,
+    ...(opts.egressProxyPort !== null ? { egressProxyPort: opts.egressProxyPort } : {}),
+  };
 }

@@ -11,6 +11,7 @@ import { createReloadLoop, type ReloadLoop, type ReloadResult } from '../control
 import { createSnapshotBuilder, type BuildResult } from '../control/build.ts';
 import { startConfigThread } from '../control/config-thread.ts';
 import { createGateway, type AcmeHooks, type Gateway } from '../control/reconcile.ts';
+import { createEgressLedger, mergeBlocked, type BlockedDestination } from '../observability/egress-ledger.ts';
 import { createAcmeRunner, type AcmeRunner, type AcmeTuning } from '../control/acme-runner.ts';
 import { startWorkerPool, type WorkerPool } from '../control/workers.ts';
 import { startStatusServer, type StatusServer } from '../admin/status-server.ts';
@@ -102,7 +103,7 @@ interface ControlParts {
   readonly ready: (version: number) => boolean;
   /** The registry to scrape: this process's, or the primary's and every worker's merged. */
   readonly scrape: () => Promise<Registry>;
-  readonly admin: Pick<AdminState, 'clusters' | 'certs' | 'setLogLevel'> & {
+  readonly admin: Pick<AdminState, 'clusters' | 'certs' | 'egressBlocked' | 'setLogLevel'> & {
     workers(loop: ReloadLoop): unknown;
   };
   /**
@@ -187,6 +188,7 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
       logLevel: () => logger.level,
       clusters: parts.admin.clusters,
       certs: parts.admin.certs,
+      egressBlocked: parts.admin.egressBlocked,
       acme: () => parts.acme.status(),
       setLogLevel: parts.admin.setLogLevel,
       workers: () => parts.admin.workers(loop),
@@ -297,6 +299,8 @@ export function createServingGateway(
     bind: opts.bind,
     logger,
     onRequestDone: done,
+    onEgressDone: obs.onRequestDone,
+    egressLedger: createEgressLedger(metrics.registry),
     ...(obs.metrics !== null ? { tcp: obs.metrics } : {}),
     ...(acme !== undefined ? { acme } : {}),
     policy: createPolicyMetrics(metrics.registry, logger),
@@ -393,6 +397,7 @@ export async function startServe(opts: Options, deps: ServeDeps = {}): Promise<R
     admin: {
       clusters: () => gateway.clusterStatus(),
       certs: () => gateway.certificates(),
+      egressBlocked: () => gateway.egressBlocked(),
       workers: (loop) => [
         {
           slot: 0,
@@ -458,6 +463,8 @@ export async function startPrimary(opts: Options, deps: ServeDeps = {}): Promise
       // Every worker serves the same snapshot version: one list, not one per worker.
       certs: async () =>
         mergeCertificateLists((await workers.query('certs')).map((a) => a.value as CertificateInfo[])),
+      egressBlocked: async () =>
+        mergeBlocked((await workers.query('egress')).map((a) => a.value as BlockedDestination[])),
       workers: () => workers.status(),
       setLogLevel: (level) => {
         if (!isLogLevel(logger, level)) return false;

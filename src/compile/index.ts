@@ -29,6 +29,7 @@ import { buildRouteTable, createRouteContext } from './routes.ts';
 import { createSecretLookup, createTlsContext } from './tls.ts';
 import { filtersAt, planSecurity, tcpFiltersAt } from './filters.ts';
 import { buildTcpRoute, buildTlsRoutes } from './tls-routes.ts';
+import { compileEgress } from './egress.ts';
 
 export interface CompileOptions extends GatewayIdentity {
   /**
@@ -273,15 +274,25 @@ function compileUnchecked(
     });
   }
 
+  // Before the clusters are listed: the routes of mesh-bound VirtualServices add theirs.
+  const egress = compileEgress(indexes, routes, diagnostics);
   const sortedClusters = new Map(
     [...clusters.clusters.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
   );
   tracingDiagnostics(set, indexes.meshConfig, diagnostics);
+  if (egress !== undefined && listeners.has(egress.port))
+    diagnostics.push({
+      level: 'error',
+      code: 'SLUICE_PORT_CONFLICT',
+      message: `the egress proxy port ${egress.port} is also a Gateway server port`,
+    });
   return {
     hash: hashResources(set),
     listeners,
     clusters: sortedClusters,
     settings: settingsOf(indexes.meshConfig),
+    // Absent when the proxy is off, so snapshots without it keep their old shape.
+    ...(egress === undefined ? {} : { egress }),
   };
 }
 

@@ -256,6 +256,12 @@ interface VhostBuilding {
   redirect: boolean;
 }
 
+function vhostIn(vhosts: Map<string, VhostBuilding>, host: string): VhostBuilding {
+  let v = vhosts.get(host);
+  if (!v) vhosts.set(host, (v = { name: host, routes: [], seen: new Set(), redirect: false }));
+  return v;
+}
+
 /** Stable: every catch-all route moves to the end (Istio SortVHostRoutes). */
 function catchAllsLast(routes: readonly Route[]): Route[] {
   const head: Route[] = [];
@@ -274,11 +280,7 @@ export function buildRouteTable(
   entries: readonly ServerEntry[],
 ): RouteTable {
   const vhosts = new Map<string, VhostBuilding>();
-  const vhostFor = (host: string): VhostBuilding => {
-    let v = vhosts.get(host);
-    if (!v) vhosts.set(host, (v = { name: host, routes: [], seen: new Set(), redirect: false }));
-    return v;
-  };
+  const vhostFor = (host: string): VhostBuilding => vhostIn(vhosts, host);
   for (const entry of entries) {
     const gw = entry.gateway;
     const gatewayKey = `${gw.namespace}/${gw.name}`;
@@ -307,6 +309,35 @@ export function buildRouteTable(
       for (const h of serverDnsNames(entry.server.hosts)) vhostFor(h.toLowerCase()).redirect = true;
   }
 
+  return tableOf(name, vhosts);
+}
+
+/**
+ * The routes VirtualServices bound to `mesh` give requests to `port` (a sidecar's outbound route
+ * table for that port): one vhost per VS host, rules whose `match.port` / `match.gateways` fit.
+ * The egress proxy sends proxied HTTP requests through it (issue 13).
+ */
+export function buildMeshRouteTable(
+  ctx: RouteContext,
+  port: number,
+  virtualServices: readonly VirtualServiceResource[],
+): RouteTable {
+  const vhosts = new Map<string, VhostBuilding>();
+  for (const vs of virtualServices) {
+    const routes = buildVirtualServiceRoutes(ctx, vs, 'mesh', port);
+    if (routes.length === 0) continue;
+    for (const h of vs.spec.hosts) {
+      const v = vhostIn(vhosts, toFqdn(h, vs.namespace).toLowerCase());
+      const seenKey = `${vs.namespace}/${vs.name}`;
+      if (v.seen.has(seenKey)) continue;
+      v.seen.add(seenKey);
+      v.routes.push(...routes);
+    }
+  }
+  return tableOf(`mesh.${port}`, vhosts);
+}
+
+function tableOf(name: string, vhosts: ReadonlyMap<string, VhostBuilding>): RouteTable {
   const exact = new Map<string, VirtualHost>();
   const wildcards: { suffix: string; vhost: VirtualHost }[] = [];
   let catchAll: VirtualHost | null = null;

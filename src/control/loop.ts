@@ -182,7 +182,7 @@ export function createReloadLoop(opts: ReloadLoopOptions): ReloadLoop {
       return finish('rejected', build, update);
     }
     // With allowEmpty off no empty set is ever accepted, so "binds nothing" is always a loss.
-    if (!opts.allowEmpty && build.snapshot.listeners.size === 0) {
+    if (!opts.allowEmpty && build.snapshot.listeners.size === 0 && build.snapshot.egress === undefined) {
       log.error(
         formatDiagnostic({
           level: 'error',

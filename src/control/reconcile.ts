@@ -20,6 +20,9 @@ import type { FilterRuntime } from '../dataplane/filters/filter.ts';
 import type { PolicyMetrics } from '../observability/policy-metrics.ts';
 import { HttpListener, type Http2Limits, type ListenerTimeouts } from '../dataplane/listeners.ts';
 import { TcpListener } from '../dataplane/tcp-listener.ts';
+import { EgressProxyListener, type EgressProxyTuning } from '../dataplane/forward-proxy.ts';
+import type { BlockedDestination, EgressLedger } from '../observability/egress-ledger.ts';
+import type { FinishedRequest } from '../observability/finished-request.ts';
 import type { HandshakeFailure, TlsHooks } from '../dataplane/tls-sni.ts';
 import { contextOptions, createContextCache, DEFAULT_CIPHERS } from '../tls/secure-context.ts';
 import {
@@ -56,6 +59,12 @@ export interface GatewayOptions {
   readonly policy?: PolicyMetrics;
   /** JWKS store timings (tests). */
   readonly jwks?: JwksStoreOptions;
+  /** Per proxied request or tunnel of the egress proxy (access log, request metrics). */
+  readonly onEgressDone?: (r: FinishedRequest) => void;
+  /** What the egress proxy refused, by destination (metric, learning mode). */
+  readonly egressLedger?: EgressLedger;
+  /** The egress proxy's resolver and timeouts (tests). */
+  readonly egress?: EgressProxyTuning;
 }
 
 export interface AcmeHooks {
@@ -92,13 +101,15 @@ export interface Gateway {
   clusterStatus(): unknown;
   /** Credentials the live snapshot presents, for the admin `/certs` page and the expiry gauge. */
   certificates(nowMs?: number): CertificateInfo[];
+  /** What the egress proxy refused, by destination (admin `/egress/*`, `sluice egress suggest`). */
+  egressBlocked(): BlockedDestination[];
   readonly tlsStats: TlsStats;
 }
 
 interface Running {
   readonly key: string;
   readonly port: number;
-  readonly listener: HttpListener | TcpListener;
+  readonly listener: HttpListener | TcpListener | EgressProxyListener;
   /** HTTPS: the key of the default context options last set (no-SNI clients, version bounds). */
   defaultsKey: string | null;
 }
@@ -216,7 +227,39 @@ export function createGateway(opts: GatewayOptions): Gateway {
     return next;
   }
 
-  const bindPortOf = (l: Listener): number => (opts.bindPortFor ? opts.bindPortFor(l.port) : l.port);
+  const bindPortOf = (l: { port: number }): number => (opts.bindPortFor ? opts.bindPortFor(l.port) : l.port);
+
+  /** The egress proxy of `snapshot` as a listener to reconcile (bound on --bind), or null when off. */
+  function egressOf(snapshot: Snapshot): { key: string; port: number } | null {
+    const e = snapshot.egress;
+    return e === undefined ? null : { key: e.key, port: e.port };
+  }
+
+  async function openEgress(port: number, key: string): Promise<Running> {
+    const listener = new EgressProxyListener({
+      ...opts.egress,
+      port,
+      bindPort: bindPortOf({ port }),
+      bind: opts.bind,
+      source: current,
+      onDone: opts.onEgressDone ?? null,
+      tcp: opts.tcp ?? null,
+      ledger: opts.egressLedger ?? null,
+      onRouted: opts.onRequestDone ?? null,
+      filters,
+    });
+    try {
+      await listener.listen();
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new SluiceError(
+        'SLUICE_LISTEN_FAILED',
+        `cannot listen on ${opts.bind}:${port}: ${e.code ?? e.message} (egress proxy port)`,
+        { cause: err },
+      );
+    }
+    return { key, port, listener, defaultsKey: null };
+  }
 
   /** A bound listener for `l`, or a SluiceError naming the address, port and Gateways. */
   async function openListener(l: Listener, bindPort: number): Promise<Running> {
@@ -277,13 +320,17 @@ export function createGateway(opts: GatewayOptions): Gateway {
    */
   async function reopen(freed: readonly Running[]): Promise<void> {
     const serving = new Map([...current.get().listeners.values()].map((l) => [l.key, l]));
+    const egress = egressOf(current.get());
     for (const r of freed) {
       const l = serving.get(r.key);
       running.delete(r.key);
-      if (l === undefined) continue;
+      if (l === undefined && r.key !== egress?.key) continue;
       try {
-        const again = await openListener(l, bindPortOf(l));
-        configureTls(again, l);
+        const again =
+          l === undefined
+            ? await openEgress(egress!.port, egress!.key)
+            : await openListener(l, bindPortOf(l));
+        if (l !== undefined) configureTls(again, l);
         running.set(r.key, again);
       } catch (err) {
         log.error(
@@ -321,8 +368,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const wanted = new Map<string, Listener>();
     const nextContexts = buildContexts(snapshot);
     for (const l of snapshot.listeners.values()) wanted.set(l.key, l);
+    const egress = egressOf(snapshot);
     const removed: Running[] = [];
-    for (const [key, r] of running) if (!wanted.has(key)) removed.push(r);
+    for (const [key, r] of running) if (!wanted.has(key) && key !== egress?.key) removed.push(r);
 
     const opening: Running[] = [];
     /** Removed listeners closed early to free their port for a new one. */
@@ -338,6 +386,20 @@ export function createGateway(opts: GatewayOptions): Gateway {
       }
       try {
         opening.push(await openListener(l, bindPort));
+      } catch (err) {
+        await Promise.all(opening.map((o) => o.listener.close(0)));
+        await reopen(freed);
+        throw err;
+      }
+    }
+    if (egress !== null && !running.has(egress.key)) {
+      const clash = removed.find((r) => r.port === egress.port);
+      if (clash !== undefined && bindPortOf(egress) !== 0) {
+        freed.push(clash);
+        await clash.listener.close(0);
+      }
+      try {
+        opening.push(await openEgress(egress.port, egress.key));
       } catch (err) {
         await Promise.all(opening.map((o) => o.listener.close(0)));
         await reopen(freed);
@@ -426,7 +488,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
     },
     unboundPorts(): number[] {
       const out: number[] = [];
-      for (const l of current.get().listeners.values()) if (!running.has(l.key)) out.push(l.port);
+      const snapshot = current.get();
+      for (const l of snapshot.listeners.values()) if (!running.has(l.key)) out.push(l.port);
+      const egress = egressOf(snapshot);
+      if (egress !== null && !running.has(egress.key)) out.push(egress.port);
       return out;
     },
     clusterStatus(): unknown {
@@ -434,6 +499,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
     },
     certificates(nowMs: number = Date.now()): CertificateInfo[] {
       return certificatesOf(current.get(), nowMs);
+    },
+    egressBlocked(): BlockedDestination[] {
+      return opts.egressLedger?.entries() ?? [];
     },
     tlsStats,
   };

@@ -52,7 +52,7 @@ export type FromWorker =
     }
   | { readonly type: 'sluice:answer'; readonly id: number; readonly value: unknown };
 
-export type WorkerQuery = 'metrics' | 'clusters' | 'certs' | 'stats';
+export type WorkerQuery = 'metrics' | 'clusters' | 'certs' | 'stats' | 'egress';
 
 /** What a worker says about itself (admin /workers). */
 export interface WorkerStats {
@@ -545,6 +545,7 @@ export function runWorker(opts: {
     if (what === 'metrics') value = (await metrics.registry.getMetricsAsJSON()) satisfies MetricsJson;
     else if (what === 'clusters') value = gateway.clusterStatus();
     else if (what === 'certs') value = gateway.certificates();
+    else if (what === 'egress') value = gateway.egressBlocked();
     else
       value = {
         pid: process.pid,

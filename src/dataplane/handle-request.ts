@@ -14,6 +14,8 @@ import type {
   ForwardAction,
   GatewaySettings,
   RedirectAction,
+  RouteTable,
+  Snapshot,
   SnapshotSource,
 } from '../snapshot/types.ts';
 import {
@@ -70,6 +72,27 @@ export function handleRequest(lc: ListenerContext, req: IncomingMessage, res: Se
   const acme = lc.acmeHttpToken;
   if (acme != null && ctx.rawUrl.startsWith(ACME_PREFIX) && answerAcmeChallenge(ctx, acme)) return;
   routeAndAct(ctx);
+}
+
+/**
+ * A request the egress proxy allowed whose host a VirtualService bound to `mesh` routes (issue
+ * 13): routed and forwarded exactly as a Gateway's requests are, with `table` (the mesh routes of
+ * its port) and the snapshot the proxy decided on.
+ */
+export function handleMeshRequest(
+  lc: ListenerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  snapshot: Snapshot,
+  table: RouteTable,
+): void {
+  const ctx = new RequestContext(req, res, snapshot, lc.port, 'http', null, null);
+  ctx.requestId = requestIdFor(req, snapshot.settings);
+  ctx.runtime = lc.filters;
+  if (lc.onDone !== null) watchDone(ctx, lc.onDone);
+  const tracing = snapshot.settings.tracing;
+  if (tracing !== undefined) ctx.trace = startTrace(req, tracing);
+  routeAndAct(ctx, table);
 }
 
 const ACME_PREFIX = '/.well-known/acme-challenge/';
@@ -241,7 +264,8 @@ function requestIdFor(req: IncomingMessage, settings: GatewaySettings): string {
   return randomUUID();
 }
 
-function routeAndAct(ctx: RequestContext): void {
+/** `table`: the route table to use whatever the port says (egress proxy); null = the port's. */
+function routeAndAct(ctx: RequestContext, table: RouteTable | null = null): void {
   const req = ctx.req;
   const h2 = req.httpVersionMajor === 2;
   if (!h2 && (req.httpVersionMajor !== 1 || req.httpVersionMinor === 0)) return refuse(ctx, UPGRADE_REQUIRED);
@@ -260,6 +284,7 @@ function routeAndAct(ctx: RequestContext): void {
     socket === null ? '' : sniOf(socket),
   );
   if (refused !== null) return refuse(ctx, refused);
+  if (table !== null) ctx.table = table;
   sanitizeClientCertHeader(req, socket, ctx.tlsServer?.tls ?? null);
   // Workload-level policy runs for every request of the table, before the route decides: an
   // unauthorised request to an unrouted path is 403, not 404, and JWT claims reach matching.

@@ -31,6 +31,7 @@ export const CODES = {
   // process
   SLUICE_CLI_USAGE: 'the command line is not understood',
   SLUICE_LISTEN_FAILED: 'a listener port could not be bound',
+  SLUICE_ADMIN_UNREACHABLE: 'a command that asks a running gateway could not reach its admin port',
   SLUICE_INTERNAL: 'a bug: something sluice did not expect',
 } as const;
 

@@ -20,7 +20,12 @@ export interface MeshConfigSpec {
   readonly rootNamespace?: string;
   readonly redis?: RedisSettings;
   readonly acme?: AcmeSettings;
-  readonly egressProxyPort?: number;
+  /**
+   * sluice: the explicit forward proxy (absolute-form HTTP and CONNECT) enforcing the ServiceEntry
+   * allowlist; `--egress-proxy-port` wins over `port`. `learn`: blocked destinations are recorded
+   * for `sluice egress suggest` (still blocked).
+   */
+  readonly egressProxy?: { readonly port?: number; readonly learn?: boolean };
   /** Mesh-wide default for HTTP ports' upstream protocol (DP-9); DestinationRules override it. */
   readonly h2UpgradePolicy?: 'DO_NOT_UPGRADE' | 'UPGRADE';
   /**
@@ -95,4 +100,6 @@ export interface GatewayIdentity {
   readonly labels: Readonly<Record<string, string>>;
   /** Istio's root namespace for mesh-wide policy (default istio-system). */
   readonly rootNamespace: string;
+  /** --egress-proxy-port: the forward proxy's port, over MeshConfig `egressProxy.port`. */
+  readonly egressProxyPort?: number | null;
 }

@@ -148,7 +148,8 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
     kind: 'ServiceEntry',
     field: 'resolution',
     when: { equals: ['NONE', 'DYNAMIC_DNS'] },
-    effect: 'requests routed to its hosts get 503 NC',
+    effect:
+      'requests a Gateway route sends to its hosts get 503 NC (the egress proxy does act on it: it connects to what the requested name resolves to)',
   },
   {
     kind: 'ServiceEntry',
@@ -171,7 +172,7 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
     field: 'outboundTrafficPolicy.mode',
     when: { equals: ['REGISTRY_ONLY'] },
     effect:
-      'it has no effect: a destination host that no ServiceEntry or Service names is still resolved by DNS and forwarded to',
+      'on Gateway routes it has no effect (a destination host that no ServiceEntry or Service names is still resolved by DNS and forwarded to); only the egress proxy enforces it',
   },
   {
     kind: 'MeshConfig',
@@ -187,11 +188,6 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
     kind: 'MeshConfig',
     field: 'rootNamespace',
     effect: 'it has no effect: the root namespace is --root-namespace',
-  },
-  {
-    kind: 'MeshConfig',
-    field: 'egressProxyPort',
-    effect: 'it has no effect: sluice has no egress proxy yet',
   },
   // Istio kinds that change an Istio gateway but that sluice does not read (config/kinds/registry.ts)
   {

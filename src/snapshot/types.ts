@@ -48,6 +48,69 @@ export interface Snapshot {
   /** Every cluster any route references, by name (`outbound|port|subset|host`). */
   readonly clusters: ReadonlyMap<string, Cluster>;
   readonly settings: GatewaySettings;
+  /** The explicit forward proxy (--egress-proxy-port, MeshConfig egressProxy); absent = off. */
+  readonly egress?: EgressPolicy;
+}
+
+// ---------------------------------------------------------------- egress
+
+/**
+ * The allowlist the forward proxy enforces (dataplane/forward-proxy.ts), compiled from the
+ * ServiceEntry registry (SE-1..SE-4): hosts by exact name and longest wildcard suffix, IP
+ * literals a ServiceEntry names by `addresses` or STATIC endpoints.
+ */
+export interface EgressPolicy {
+  readonly port: number;
+  /** Reconcile key of the proxy listener. */
+  readonly key: string;
+  /** REGISTRY_ONLY unless MeshConfig says ALLOW_ANY (a sluice decision for the proxy, SE-4). */
+  readonly mode: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** MeshConfig `egressProxy.learn`: blocked destinations are recorded for `sluice egress suggest`. */
+  readonly learn: boolean;
+  readonly exact: ReadonlyMap<string, EgressHost>;
+  /** `*.example.com` stored as suffix `.example.com`, longest suffix first. */
+  readonly wildcards: readonly { readonly suffix: string; readonly entry: EgressHost }[];
+  /** Canonical IP literals named by `addresses` or STATIC endpoints. */
+  readonly addresses: ReadonlyMap<string, EgressHost>;
+  /** CIDR `addresses`, tested after the exact ones. */
+  readonly subnets: readonly {
+    readonly test: (ip: string, family: 4 | 6) => boolean;
+    readonly entry: EgressHost;
+  }[];
+  /**
+   * Per HTTP port: the routes VirtualServices bound to `mesh` give proxied requests (timeouts,
+   * retries, rewrites, headers, faults; DestinationRule TLS origination on their clusters). A host
+   * with no vhost here is forwarded directly.
+   */
+  readonly meshTables: ReadonlyMap<number, RouteTable>;
+}
+
+/** One ServiceEntry host (or address) on the allowlist. */
+export interface EgressHost {
+  /** The host as written (`*.example.com`), or the address. */
+  readonly host: string;
+  /** `ServiceEntry ns/name`. */
+  readonly source: string;
+  readonly wildcard: boolean;
+  readonly resolution: 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'DYNAMIC_DNS';
+  readonly ports: ReadonlyMap<number, EgressPort>;
+  /**
+   * Where connections go instead of the requested name: STATIC endpoint addresses, or DNS
+   * endpoint names to resolve; empty = the requested host itself.
+   */
+  readonly endpoints: readonly {
+    readonly address: string;
+    readonly ports: Readonly<Record<string, number>>;
+  }[];
+}
+
+export interface EgressPort {
+  readonly number: number;
+  readonly name: string;
+  /** Upper-case protocol, `TCP` when unset. */
+  readonly protocol: string;
+  /** Port connected to (targetPort, default `number`); an endpoint's `ports[name]` wins. */
+  readonly targetPort: number;
 }
 
 /** Where the data plane reads the live snapshot (control/current.ts provides it). */

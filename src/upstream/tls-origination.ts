@@ -19,6 +19,15 @@ import type { UpstreamTls } from '../snapshot/types.ts';
 const contexts = new Map<string, SecureContext>();
 let systemCa: string[] | null = null;
 
+/**
+ * Tests: what stands in for the operating system's CA store (a test CA beside it), or null for
+ * the real one again. Contexts built on the old store are dropped.
+ */
+export function setSystemCaForTests(pems: readonly string[] | null): void {
+  systemCa = pems === null ? null : [...pems];
+  contexts.clear();
+}
+
 function secureContextOf(tls: UpstreamTls): SecureContext {
   let ctx = contexts.get(tls.key);
   if (ctx === undefined) {

@@ -67,7 +67,9 @@ export const MeshConfigSpecSchema: z.ZodType<MeshConfigSpec> = z.strictObject({
         .optional(),
     })
     .optional(),
-  egressProxyPort: z.int().min(1).max(65535).optional(),
+  egressProxy: z
+    .strictObject({ port: z.int().min(1).max(65535).optional(), learn: z.boolean().optional() })
+    .optional(),
   h2UpgradePolicy: z.enum(['DO_NOT_UPGRADE', 'UPGRADE']).optional(),
   tracing: z
     .strictObject({

@@ -1,0 +1,179 @@
+/**
+ * The egress allowlist (SE-1..SE-4): visible ServiceEntries → the lookup tables the forward
+ * proxy reads (snapshot/egress.ts decides, dataplane/forward-proxy.ts enforces). Built only when
+ * the proxy is on (--egress-proxy-port, or MeshConfig `egressProxy.port`); otherwise absent and
+ * free.
+ */
+import { BlockList } from 'node:net';
+import type { Diagnostic } from '../errors/diagnostic.ts';
+import type { ServiceEntrySpec } from '../model/networking.ts';
+import type { EgressHost, EgressPolicy, EgressPort, RouteTable } from '../snapshot/types.ts';
+import { classifyHost } from '../util/host-literal.ts';
+import { resolveGatewayRef, subjectOf, type Indexes, type ServiceEntryResource } from './indexes.ts';
+import { buildMeshRouteTable, type RouteContext } from './routes.ts';
+
+/** The proxy's port: the command line wins over MeshConfig; null = off. */
+export function egressPortOf(indexes: Indexes): number | null {
+  return indexes.identity.egressProxyPort ?? indexes.meshConfig?.egressProxy?.port ?? null;
+}
+
+/** Ports whose proxied HTTP requests VirtualServices may route (the HTTP family, SE-1). */
+const HTTP_PORTS = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
+
+export function compileEgress(
+  indexes: Indexes,
+  routes: RouteContext,
+  diagnostics: Diagnostic[],
+): EgressPolicy | undefined {
+  const port = egressPortOf(indexes);
+  if (port === null) return undefined;
+  const mesh = indexes.meshConfig;
+  const exact = new Map<string, EgressHost>();
+  const wildcards: { suffix: string; entry: EgressHost }[] = [];
+  const addresses = new Map<string, EgressHost>();
+  const subnets: { test: (ip: string, family: 4 | 6) => boolean; entry: EgressHost }[] = [];
+  const seen = new Set<ServiceEntryResource>();
+  // serviceEntriesByHost lists the oldest entry first for each host: the oldest wins (SE-1).
+  for (const [host, entries] of indexes.serviceEntriesByHost) {
+    const se = entries[0]!;
+    const entry = hostEntry(host, se);
+    if (host.startsWith('*')) wildcards.push({ suffix: host.slice(1), entry });
+    else exact.set(host, entry);
+    for (const s of entries) seen.add(s);
+  }
+  for (const se of [...seen].sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1))) {
+    warnUnused(se, diagnostics);
+    for (const a of se.spec.addresses ?? []) {
+      const entry = hostEntry(a, se);
+      const slash = a.indexOf('/');
+      if (slash < 0) {
+        const c = classifyHost(a.toLowerCase());
+        if (c.kind === 'ip' && !addresses.has(c.address)) addresses.set(c.address, entry);
+        continue;
+      }
+      const list = new BlockList();
+      const net = a.slice(0, slash);
+      const family = net.includes(':') ? 'ipv6' : 'ipv4';
+      list.addSubnet(net, Number(a.slice(slash + 1)), family);
+      subnets.push({ test: (ip, fam) => list.check(ip, fam === 4 ? 'ipv4' : 'ipv6'), entry });
+    }
+    // STATIC endpoints are addresses the entry names explicitly (SE-2, SE-3).
+    if (se.spec.resolution === 'STATIC')
+      for (const ep of se.spec.endpoints ?? []) {
+        const c = ep.address === undefined ? null : classifyHost(ep.address.toLowerCase());
+        if (c?.kind === 'ip' && !addresses.has(c.address)) addresses.set(c.address, hostEntry(c.address, se));
+      }
+  }
+  wildcards.sort((a, b) => b.suffix.length - a.suffix.length || (a.suffix < b.suffix ? -1 : 1));
+  return {
+    ...policyFields(port, mesh, exact, wildcards, addresses, subnets),
+    meshTables: meshTablesOf(indexes, routes, exact),
+  };
+}
+
+/**
+ * VS-1: VirtualServices bound to `mesh` (explicitly, or by leaving `gateways` out) route proxied
+ * HTTP requests, as a sidecar's do; one table per HTTP port of the allowlist. Empty when none.
+ */
+function meshTablesOf(
+  indexes: Indexes,
+  routes: RouteContext,
+  exact: ReadonlyMap<string, EgressHost>,
+): ReadonlyMap<number, RouteTable> {
+  const bound = indexes.virtualServices.filter((vs) =>
+    (vs.spec.gateways ?? ['mesh']).some((g) => resolveGatewayRef(g, vs.namespace).key === 'mesh'),
+  );
+  const tables = new Map<number, RouteTable>();
+  if (bound.length === 0) return tables;
+  const ports = new Set<number>();
+  for (const e of exact.values())
+    for (const p of e.ports.values()) if (HTTP_PORTS.has(p.protocol)) ports.add(p.number);
+  for (const p of [...ports].sort((a, b) => a - b)) {
+    const table = buildMeshRouteTable(routes, p, bound);
+    if (table.exact.size > 0 || table.wildcards.length > 0 || table.catchAll !== null) tables.set(p, table);
+  }
+  return tables;
+}
+
+function policyFields(
+  port: number,
+  mesh: Indexes['meshConfig'],
+  exact: ReadonlyMap<string, EgressHost>,
+  wildcards: EgressPolicy['wildcards'],
+  addresses: ReadonlyMap<string, EgressHost>,
+  subnets: EgressPolicy['subnets'],
+): Omit<EgressPolicy, 'meshTables'> {
+  return {
+    port,
+    key: `EGRESS|*|${port}`,
+    mode: mesh?.outboundTrafficPolicy?.mode ?? 'REGISTRY_ONLY',
+    learn: mesh?.egressProxy?.learn ?? false,
+    exact,
+    wildcards,
+    addresses,
+    subnets,
+  };
+}
+
+function keyOf(se: ServiceEntryResource): string {
+  return `${se.namespace}/${se.name}`;
+}
+
+function hostEntry(host: string, se: ServiceEntryResource): EgressHost {
+  const spec = se.spec;
+  const ports = new Map<number, EgressPort>();
+  for (const p of spec.ports ?? [])
+    ports.set(p.number, {
+      number: p.number,
+      name: p.name,
+      protocol: (p.protocol ?? 'TCP').toUpperCase(),
+      targetPort: p.targetPort ?? p.number,
+    });
+  const resolution = spec.resolution ?? 'NONE';
+  const endpoints =
+    resolution === 'STATIC' || resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN'
+      ? (spec.endpoints ?? [])
+          .filter((e) => e.address !== undefined && !e.address.startsWith('unix://'))
+          .map((e) => ({ address: e.address!, ports: e.ports ?? {} }))
+      : [];
+  return {
+    host,
+    source: `ServiceEntry ${se.namespace}/${se.name}`,
+    wildcard: host.startsWith('*'),
+    resolution,
+    ports,
+    endpoints,
+  };
+}
+
+/** What the proxy reads of a ServiceEntry is above; the rest is said, once per entry. */
+function warnUnused(se: ServiceEntryResource, diagnostics: Diagnostic[]): void {
+  const spec: ServiceEntrySpec = se.spec;
+  const warn = (path: string, message: string): void => {
+    diagnostics.push({
+      level: 'warning',
+      code: 'SLUICE_CONFIG_UNSUPPORTED',
+      subject: subjectOf(se),
+      path,
+      message,
+    });
+  };
+  if ((spec.subjectAltNames?.length ?? 0) > 0)
+    warn(
+      'spec.subjectAltNames',
+      'the egress proxy does not check it: CONNECT tunnels carry the client’s own TLS, which the client verifies',
+    );
+  if (spec.location === 'MESH_INTERNAL')
+    warn(
+      'spec.location',
+      'MESH_INTERNAL changes nothing at the egress proxy: its hosts are allowed as any other',
+    );
+  (spec.endpoints ?? []).forEach((ep, i) => {
+    for (const field of ['weight', 'locality', 'network', 'labels', 'serviceAccount'] as const)
+      if (ep[field] !== undefined)
+        warn(
+          `spec.endpoints[${i}].${field}`,
+          `the egress proxy does not act on it: it connects to one of the entry's endpoints picked at random`,
+        );
+  });
+}

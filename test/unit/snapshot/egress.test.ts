@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest';
+import { snapshotFromYaml, TEST_IDENTITY } from '../../support/gateway.ts';
+import { decideEgress, decideSni } from '../../../src/snapshot/egress.ts';
+import type { EgressPolicy } from '../../../src/snapshot/types.ts';
+import { loadResources } from '../../../src/config/index.ts';
+import { compile } from '../../../src/compile/index.ts';
+
+const YAML = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: api, namespace: default }
+spec:
+  hosts: [api.example.com, "*.cdn.example.com"]
+  resolution: DYNAMIC_DNS
+  ports: [{ number: 443, name: https, protocol: HTTPS }]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: db, namespace: default }
+spec:
+  hosts: [db.corp.internal]
+  addresses: [10.0.0.0/24]
+  resolution: STATIC
+  endpoints: [{ address: 10.0.0.5 }]
+  ports: [{ number: 5432, name: tcp-pg, protocol: TCP }]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: hidden, namespace: other }
+spec:
+  hosts: [hidden.example.com]
+  exportTo: ["."]
+  ports: [{ number: 443, name: https, protocol: HTTPS }]
+`;
+
+function policy(extra = ''): EgressPolicy {
+  return snapshotFromYaml(YAML + extra, { ...TEST_IDENTITY, egressProxyPort: 3128 }).egress!;
+}
+
+describe('decideEgress', () => {
+  const p = policy();
+
+  it('exact and wildcard hosts on a listed port pass; wildcards must check what they resolve to', () => {
+    expect(decideEgress(p, 'api.example.com', 443)).toMatchObject({ allowed: true, checkResolved: false });
+    expect(decideEgress(p, 'a.b.cdn.example.com', 443)).toMatchObject({ allowed: true, checkResolved: true });
+    expect(decideEgress(p, 'cdn.example.com', 443)).toMatchObject({
+      allowed: false,
+      reason: 'not_in_registry',
+    });
+    expect(decideEgress(p, 'api.example.com', 80)).toMatchObject({
+      allowed: false,
+      reason: 'port_not_allowed',
+    });
+  });
+
+  it('an entry exported elsewhere is not on the allowlist (exportTo)', () => {
+    expect(decideEgress(p, 'hidden.example.com', 443)).toMatchObject({
+      allowed: false,
+      reason: 'not_in_registry',
+    });
+  });
+
+  it('IP literals: only plain spellings of named addresses and CIDRs', () => {
+    expect(decideEgress(p, '10.0.0.5', 5432)).toMatchObject({ allowed: true, literal: '10.0.0.5' });
+    expect(decideEgress(p, '10.0.0.77', 5432)).toMatchObject({ allowed: true, literal: '10.0.0.77' });
+    expect(decideEgress(p, '10.0.1.1', 5432)).toMatchObject({ allowed: false, reason: 'ip_literal' });
+    expect(decideEgress(p, '167772165', 5432)).toMatchObject({ allowed: false, reason: 'ip_literal' });
+    expect(decideEgress(p, '::ffff:10.0.0.5', 5432)).toMatchObject({ allowed: false, reason: 'ip_literal' });
+  });
+
+  it('ALLOW_ANY lets unnamed names out on any port, never IP literals', () => {
+    const any = policy(`---
+apiVersion: sluice.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec: { outboundTrafficPolicy: { mode: ALLOW_ANY } }
+`);
+    expect(any.mode).toBe('ALLOW_ANY');
+    expect(decideEgress(any, 'anything.example.org', 8443)).toMatchObject({
+      allowed: true,
+      entry: null,
+      checkResolved: true,
+    });
+    expect(decideEgress(any, '192.0.2.1', 80)).toMatchObject({ allowed: false, reason: 'ip_literal' });
+  });
+});
+
+describe('decideSni', () => {
+  const p = policy();
+  it('the SNI must be allowed on the port; no SNI only for a named address', () => {
+    const tunnel = decideEgress(p, 'api.example.com', 443);
+    if (!tunnel.allowed) throw new Error('expected allowed');
+    expect(decideSni(p, tunnel, 'x.cdn.example.com', 443).allowed).toBe(true);
+    expect(decideSni(p, tunnel, 'evil.example.com', 443)).toMatchObject({
+      allowed: false,
+      reason: 'sni_not_allowed',
+    });
+    expect(decideSni(p, tunnel, '', 443)).toMatchObject({ allowed: false, reason: 'no_sni' });
+    const byAddress = decideEgress(p, '10.0.0.5', 5432);
+    if (!byAddress.allowed) throw new Error('expected allowed');
+    expect(decideSni(p, byAddress, '', 5432).allowed).toBe(true);
+  });
+});
+
+describe('compileEgress', () => {
+  it('is absent unless a port is set; the command line wins over MeshConfig', () => {
+    expect(snapshotFromYaml(YAML).egress).toBeUndefined();
+    const mesh = `---
+apiVersion: sluice.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec: { egressProxy: { port: 3129, learn: true } }
+`;
+    expect(snapshotFromYaml(YAML + mesh).egress).toMatchObject({ port: 3129, learn: true });
+    expect(policy(mesh)).toMatchObject({ port: 3128, learn: true });
+  });
+
+  it('a Gateway server on the proxy port is an error', () => {
+    const gw = `---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers: [{ port: { number: 3128, name: http, protocol: HTTP }, hosts: ['*'] }]
+`;
+    expect(() => policy(gw)).toThrow(/egress proxy port 3128 is also a Gateway server port/);
+  });
+
+  it('ServiceEntry fields the proxy does not act on are warnings on the resource', () => {
+    const loaded = loadResources(
+      [
+        {
+          file: 'se.yaml',
+          text: `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: x, namespace: default }
+spec:
+  hosts: [x.example.com]
+  location: MESH_INTERNAL
+  subjectAltNames: [x.example.com]
+  resolution: STATIC
+  endpoints: [{ address: 192.0.2.1, weight: 3 }]
+  ports: [{ number: 443, name: tls, protocol: TLS }]
+`,
+        },
+      ],
+      { defaultNamespace: 'default' },
+    );
+    const { diagnostics } = compile(loaded.resources, { ...TEST_IDENTITY, egressProxyPort: 3128, nowMs: 0 });
+    expect(
+      diagnostics
+        .filter((d) => d.code === 'SLUICE_CONFIG_UNSUPPORTED' && d.subject?.name === 'x')
+        .map((d) => d.path),
+    ).toEqual(['spec.endpoints[0].weight', 'spec.location', 'spec.subjectAltNames']);
+  });
+});
