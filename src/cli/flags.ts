@@ -61,6 +61,27 @@ export const FLAGS: readonly FlagSpec[] = [
     commands: [...ALL_CONFIG, 'quickstart'],
   },
   {
+    name: 'ingress-class',
+    type: 'string',
+    defaultText: 'sluice',
+    help: "the Ingress class served (ingressClassName or kubernetes.io/ingress.class); nginx to take over ingress-nginx's",
+    commands: [...ALL_CONFIG, 'quickstart'],
+  },
+  {
+    name: 'ingress-http-port',
+    type: 'int',
+    defaultText: '80',
+    help: 'port Ingress objects are served on in plain HTTP',
+    commands: [...ALL_CONFIG, 'quickstart'],
+  },
+  {
+    name: 'ingress-https-port',
+    type: 'int',
+    defaultText: '443',
+    help: 'port Ingress objects with tls are served on in HTTPS (bound only when some Ingress has tls)',
+    commands: [...ALL_CONFIG, 'quickstart'],
+  },
+  {
     name: 'bind',
     type: 'string',
     defaultText: '0.0.0.0',
@@ -187,6 +208,9 @@ export interface Options {
   readonly namespace: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly rootNamespace: string;
+  readonly ingressClass: string;
+  readonly ingressHttpPort: number;
+  readonly ingressHttpsPort: number;
   readonly bind: string;
   readonly statusPort: number;
   readonly metricsPort: number;
@@ -331,6 +355,9 @@ export function parseOptions(command: CommandName, argv: readonly string[], env:
     namespace: last(raw, env, 'namespace') ?? 'istio-system',
     labels: parseLabels(last(raw, env, 'labels') ?? 'istio=ingressgateway'),
     rootNamespace: last(raw, env, 'root-namespace') ?? 'istio-system',
+    ingressClass: last(raw, env, 'ingress-class') ?? 'sluice',
+    ingressHttpPort: intFlag(raw, env, 'ingress-http-port', 80),
+    ingressHttpsPort: intFlag(raw, env, 'ingress-https-port', 443),
     bind: last(raw, env, 'bind') ?? '0.0.0.0',
     statusPort: intFlag(raw, env, 'status-port', 15021),
     metricsPort: intFlag(raw, env, 'metrics-port', 15090),

@@ -19,3 +19,16 @@ export const EXIT_FAULT = 3;
 export function identityOf(opts: Options): GatewayIdentity {
   return { namespace: opts.namespace, labels: opts.labels, rootNamespace: opts.rootNamespace };
 }
+
+/** What the Ingress translation takes from the command line (--ingress-*). */
+export function ingressOptionsOf(opts: Options): {
+  readonly ingressClass: string;
+  readonly httpPort: number;
+  readonly httpsPort: number;
+} {
+  return {
+    ingressClass: opts.ingressClass,
+    httpPort: opts.ingressHttpPort,
+    httpsPort: opts.ingressHttpsPort,
+  };
+}

@@ -1,7 +1,7 @@
 import { readConfigSources } from '../providers/certs-dir.ts';
 import { buildFromResources, type BuildResult } from '../control/build.ts';
 import { SluiceError } from '../errors/sluice-error.ts';
-import { identityOf } from './io.ts';
+import { identityOf, ingressOptionsOf } from './io.ts';
 import type { Options } from './flags.ts';
 
 /**
@@ -16,6 +16,7 @@ export async function loadFromFlags(opts: Options): Promise<BuildResult> {
     defaultNamespace: opts.configNamespace,
     certsDir: opts.certsDir,
     gatewayNamespace: opts.namespace,
+    ingress: ingressOptionsOf(opts),
   });
   return buildFromResources(update.resources, update.diagnostics, { ...identityOf(opts), nowMs: Date.now() });
 }

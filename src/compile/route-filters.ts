@@ -31,8 +31,11 @@ export function compileRouteFilters(
   const fault = rule.fault === undefined ? null : compileFault(rule.fault, `${path}.fault`, problems);
   const cors =
     rule.corsPolicy === undefined ? null : compileCors(rule.corsPolicy, `${path}.corsPolicy`, problems);
-  if (fault === null && cors === null) return undefined;
+  const maxBody = rule.ingressNginx?.maxBodyBytes ?? 0;
+  if (fault === null && cors === null && maxBody === 0) return undefined;
   const out: HttpFilter[] = [];
+  // nginx refuses an oversized body before the request goes anywhere.
+  if (maxBody > 0) out.push({ kind: 'body-limit', maxBytes: maxBody });
   if (fault !== null) out.push(fault);
   if (cors !== null) out.push(cors);
   return out;

@@ -22,6 +22,7 @@ import { runJwtAuthn } from './filters/jwt-authn.ts';
 import { JWT_STATUS } from './filters/jwt-verify.ts';
 import { createJwksStore } from './filters/jwks-store.ts';
 import { corsVerdict } from './filters/cors.ts';
+import { bodyLimitVerdict } from './filters/body-limit.ts';
 
 /** explain's client: loopback, unless x-forwarded-for says otherwise with trusted hops. */
 const EXPLAIN_PEER = '127.0.0.1';
@@ -144,6 +145,20 @@ export function explainPolicy(snapshot: Snapshot): PolicyExplainer {
             flag: '-',
             reason: `jwt_authn_access_denied{${JWT_STATUS[d.status].replaceAll(' ', '_')}}`,
           });
+        }
+        case 'body-limit': {
+          const h = req.headers;
+          const v = bodyLimitVerdict(
+            f,
+            headerText(h['content-length']) || undefined,
+            h['transfer-encoding'] !== undefined,
+          );
+          steps.push({
+            filter: 'body_limit',
+            verdict: `proxy-body-size ${f.maxBytes} bytes: ${v === 'too-large' ? 'Content-Length over it → 413' : v === 'read' ? 'chunked body read ahead up to it (413 if longer)' : 'body fits'}`,
+          });
+          if (v === 'too-large') return stop({ status: 413, flag: '-', reason: 'request_payload_too_large' });
+          break;
         }
         case 'fault': {
           const reply = explainFault(f, steps);

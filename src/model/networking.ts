@@ -224,6 +224,17 @@ export interface HTTPRoute {
   readonly mirrorPercent?: number;
   readonly corsPolicy?: CorsPolicy;
   readonly headers?: Headers;
+  /**
+   * sluice: what an ingress-nginx Ingress path asks of its route that Istio has no field for. Set
+   * only on routes translated from an Ingress (config/ingress/); never read from YAML.
+   */
+  readonly ingressNginx?: IngressNginxRoute;
+}
+
+/** ingress-nginx behaviour kept for routes translated from an Ingress. */
+export interface IngressNginxRoute {
+  /** proxy-body-size: larger request bodies are answered 413; 0 = no limit. */
+  readonly maxBodyBytes: number;
 }
 
 export interface L4MatchAttributes {

@@ -194,6 +194,8 @@ function dumpFilter(f: HttpFilter): unknown {
         dryRun: dumpPolicies(f.shadow),
       };
     }
+    case 'body-limit':
+      return { filter: 'body_limit', maxBytes: f.maxBytes };
     case 'fault':
       return {
         filter: 'fault',

@@ -580,7 +580,21 @@ export interface PolicyRequest extends RequestView {
 
 // ---------------------------------------------------------------- filters
 
-export type HttpFilter = ExtAuthzFilter | JwtAuthnFilter | RbacFilter | FaultFilter | CorsFilter;
+export type HttpFilter =
+  ExtAuthzFilter | JwtAuthnFilter | RbacFilter | BodyLimitFilter | FaultFilter | CorsFilter;
+
+// ---------------------------------------------------------------- body limit (route filter)
+
+/**
+ * ingress-nginx's `proxy-body-size` (nginx client_max_body_size) on routes translated from an
+ * Ingress: a request body larger than `maxBytes` is answered 413 and never reaches the upstream.
+ * A declared Content-Length is judged at once; a chunked body is read ahead up to the limit, as
+ * nginx buffers request bodies before proxying them.
+ */
+export interface BodyLimitFilter {
+  readonly kind: 'body-limit';
+  readonly maxBytes: number;
+}
 
 // ---------------------------------------------------------------- fault (route filter)
 

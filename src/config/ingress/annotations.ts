@@ -1,0 +1,299 @@
+/**
+ * ingress-nginx annotations (`nginx.ingress.kubernetes.io/*`) of one Ingress, read into what the
+ * translation acts on, with ingress-nginx's defaults. Every annotation of that prefix is either
+ * read here, refused (raw nginx configuration), or reported as not supported: nothing is ignored
+ * silently.
+ */
+
+export const NGINX_PREFIX = 'nginx.ingress.kubernetes.io/';
+
+export interface CorsSettings {
+  readonly allowOrigins: readonly string[];
+  readonly allowMethods: readonly string[];
+  readonly allowHeaders: readonly string[];
+  readonly exposeHeaders: readonly string[];
+  readonly allowCredentials: boolean;
+  readonly maxAgeSeconds: number;
+}
+
+export interface RedirectTarget {
+  readonly url: string;
+  readonly code: number;
+  readonly annotation: string;
+}
+
+export interface IngressAnnotations {
+  readonly useRegex: boolean;
+  /** rewrite-target as written (`/$2`), null when absent. */
+  readonly rewriteTarget: string | null;
+  readonly sslRedirect: boolean;
+  readonly forceSslRedirect: boolean;
+  readonly redirect: RedirectTarget | null;
+  readonly appRoot: string | null;
+  readonly backendProtocol: 'HTTP' | 'HTTPS' | 'GRPC' | 'GRPCS';
+  readonly connectTimeoutSeconds: number;
+  readonly maxBodyBytes: number;
+  readonly cors: CorsSettings | null;
+  readonly upstreamVhost: string | null;
+  readonly xForwardedPrefix: string | null;
+  readonly serverAliases: readonly string[];
+  readonly fromToWwwRedirect: boolean;
+  /** Annotations read here, as `name` without the prefix (for the convert report). */
+  readonly used: readonly string[];
+}
+
+export interface AnnotationProblem {
+  readonly level: 'error' | 'warning';
+  readonly annotation: string;
+  readonly message: string;
+}
+
+/** Raw nginx configuration: meaningless outside nginx, and the injection surface of CVE-2025-1974 and its kin. */
+const REFUSED = new Set([
+  'configuration-snippet',
+  'server-snippet',
+  'auth-snippet',
+  'stream-snippet',
+  'modsecurity-snippet',
+]);
+
+/** Annotations sluice has not implemented yet: each is a warning naming what happens instead. */
+const NOT_YET: Readonly<Record<string, string>> = {
+  'limit-rps': 'requests are not rate limited',
+  'limit-rpm': 'requests are not rate limited',
+  'limit-burst-multiplier': 'requests are not rate limited',
+  'limit-connections': 'connections are not limited',
+  'limit-whitelist': 'requests are not rate limited',
+  'proxy-read-timeout':
+    'the upstream read timeout is not applied (sluice waits for the upstream without a per-read limit)',
+  'proxy-send-timeout': 'the upstream send timeout is not applied',
+  'proxy-next-upstream': "Istio's default retry policy (VS-23) applies instead",
+  'proxy-next-upstream-tries': "Istio's default retry policy (VS-23) applies instead",
+  'whitelist-source-range': 'requests are NOT restricted by source address',
+  'denylist-source-range': 'requests are NOT restricted by source address',
+  'auth-url': 'requests are NOT authenticated',
+  'auth-signin': 'requests are NOT authenticated',
+  'auth-response-headers': 'requests are NOT authenticated',
+  'auth-method': 'requests are NOT authenticated',
+  'auth-type': 'requests are NOT authenticated',
+  'auth-secret': 'requests are NOT authenticated',
+  'auth-realm': 'requests are NOT authenticated',
+  'auth-tls-secret': 'client certificates are not requested',
+  'auth-tls-verify-client': 'client certificates are not requested',
+  'auth-tls-pass-certificate-to-upstream': 'client certificates are not requested',
+  'proxy-ssl-secret': 'the upstream certificate is not verified against it',
+  'proxy-ssl-verify': 'the upstream certificate is not verified',
+  'proxy-ssl-name': 'the upstream TLS name is not set from it',
+  canary: 'this Ingress is served as an ordinary Ingress, not as a canary of another',
+  'canary-weight': 'no traffic split',
+  'canary-by-header': 'no header-based canary',
+  'canary-by-header-value': 'no header-based canary',
+  'canary-by-header-pattern': 'no header-based canary',
+  'canary-by-cookie': 'no cookie-based canary',
+  'upstream-hash-by': 'endpoints are balanced without a hash',
+  affinity: 'no session affinity',
+  'affinity-mode': 'no session affinity',
+  'session-cookie-name': 'no session affinity',
+  'session-cookie-max-age': 'no session affinity',
+  'session-cookie-expires': 'no session affinity',
+  'session-cookie-path': 'no session affinity',
+  'ssl-passthrough': 'TLS is terminated, not passed through',
+  'custom-http-errors': 'upstream error responses are passed through unchanged',
+  'default-backend': 'unmatched requests get 404',
+};
+
+const DEFAULT_CORS_METHODS = ['GET', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS'];
+const DEFAULT_CORS_HEADERS = [
+  'DNT',
+  'Keep-Alive',
+  'User-Agent',
+  'X-Requested-With',
+  'If-Modified-Since',
+  'Cache-Control',
+  'Content-Type',
+  'Range',
+  'Authorization',
+];
+
+/** ingress-nginx's proxy-body-size default (nginx client_max_body_size). */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** ingress-nginx's proxy-connect-timeout default, in seconds. */
+export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 5;
+
+/** nginx size syntax: `1m`, `512k`, `8` (bytes), `0` = no limit; null when malformed. */
+export function parseNginxSize(v: string): number | null {
+  const m = /^\s*(\d+)\s*([kKmMgG]?)\s*$/.exec(v);
+  if (m === null) return null;
+  const unit = (m[2] ?? '').toLowerCase();
+  const mul = unit === 'k' ? 1024 : unit === 'm' ? 1024 * 1024 : unit === 'g' ? 1024 * 1024 * 1024 : 1;
+  return Number(m[1]) * mul;
+}
+
+function list(v: string): string[] {
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+export function readAnnotations(annotations: Readonly<Record<string, string>>): {
+  readonly value: IngressAnnotations;
+  readonly problems: AnnotationProblem[];
+} {
+  const problems: AnnotationProblem[] = [];
+  const used: string[] = [];
+  const a = new Map<string, string>();
+  for (const [k, v] of Object.entries(annotations)) {
+    if (!k.startsWith(NGINX_PREFIX)) continue;
+    const name = k.slice(NGINX_PREFIX.length);
+    if (REFUSED.has(name)) {
+      problems.push({
+        level: 'error',
+        annotation: name,
+        message:
+          'raw nginx configuration has no meaning outside nginx and is refused (it was the injection surface of the 2025 ingress-nginx CVEs); express it with annotations or Istio resources',
+      });
+      continue;
+    }
+    const notYet = NOT_YET[name];
+    if (notYet !== undefined) {
+      problems.push({ level: 'warning', annotation: name, message: `not supported yet: ${notYet}` });
+      continue;
+    }
+    a.set(name, v);
+  }
+  const take = (name: string): string | undefined => {
+    const v = a.get(name);
+    if (v !== undefined) {
+      a.delete(name);
+      used.push(name);
+    }
+    return v;
+  };
+  const bool = (name: string, dflt: boolean): boolean => {
+    const v = take(name);
+    if (v === undefined) return dflt;
+    if (v === 'true' || v === 'false') return v === 'true';
+    problems.push({
+      level: 'warning',
+      annotation: name,
+      message: `must be "true" or "false", got "${v}"; ${dflt} is used`,
+    });
+    return dflt;
+  };
+  const int = (name: string, dflt: number, min: number, max: number): number => {
+    const v = take(name);
+    if (v === undefined) return dflt;
+    const n = /^\d+$/.test(v.trim()) ? Number(v.trim()) : NaN;
+    if (Number.isInteger(n) && n >= min && n <= max) return n;
+    problems.push({
+      level: 'warning',
+      annotation: name,
+      message: `must be an integer ${min}..${max}, got "${v}"; ${dflt} is used`,
+    });
+    return dflt;
+  };
+  const str = (name: string): string | null => {
+    const v = take(name)?.trim();
+    return v === undefined || v === '' ? null : v;
+  };
+
+  const useRegex = bool('use-regex', false);
+  const rewriteTarget = str('rewrite-target');
+  const sslRedirect = bool('ssl-redirect', true);
+  const forceSslRedirect = bool('force-ssl-redirect', false);
+  let redirect: RedirectTarget | null = null;
+  const permanent = str('permanent-redirect');
+  const permanentCode = int('permanent-redirect-code', 301, 300, 308);
+  const temporal = str('temporal-redirect');
+  const temporalCode = int('temporal-redirect-code', 302, 300, 308);
+  // ingress-nginx: permanent-redirect wins over temporal-redirect.
+  if (permanent !== null)
+    redirect = { url: permanent, code: permanentCode, annotation: 'permanent-redirect' };
+  else if (temporal !== null)
+    redirect = { url: temporal, code: temporalCode, annotation: 'temporal-redirect' };
+  for (const r of [redirect]) {
+    if (r !== null && ![301, 302, 303, 307, 308].includes(r.code)) {
+      problems.push({
+        level: 'warning',
+        annotation: `${r.annotation}-code`,
+        message: `${r.code} is not a redirect code Envoy sends (301, 302, 303, 307, 308); 301 is used`,
+      });
+      redirect = { ...r, code: 301 };
+    }
+  }
+  const appRoot = str('app-root');
+  let backendProtocol: IngressAnnotations['backendProtocol'] = 'HTTP';
+  const bp = str('backend-protocol');
+  if (bp !== null) {
+    const up = bp.toUpperCase();
+    if (up === 'HTTP' || up === 'HTTPS' || up === 'GRPC' || up === 'GRPCS') backendProtocol = up;
+    else
+      problems.push({
+        level: 'warning',
+        annotation: 'backend-protocol',
+        message: `"${bp}" is not supported (HTTP, HTTPS, GRPC, GRPCS); HTTP is used`,
+      });
+  }
+  const connectTimeoutSeconds = int('proxy-connect-timeout', DEFAULT_CONNECT_TIMEOUT_SECONDS, 1, 3600);
+  let maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
+  const size = str('proxy-body-size');
+  if (size !== null) {
+    const n = parseNginxSize(size);
+    if (n === null)
+      problems.push({
+        level: 'warning',
+        annotation: 'proxy-body-size',
+        message: `"${size}" is not an nginx size (like 8m, 512k, 0); 1m is used`,
+      });
+    else maxBodyBytes = n;
+  }
+  let cors: CorsSettings | null = null;
+  const corsOn = bool('enable-cors', false);
+  const origins = str('cors-allow-origin');
+  const methods = str('cors-allow-methods');
+  const headers = str('cors-allow-headers');
+  const expose = str('cors-expose-headers');
+  const credentials = bool('cors-allow-credentials', true);
+  const maxAge = int('cors-max-age', 1728000, 0, 2 ** 31 - 1);
+  if (corsOn)
+    cors = {
+      allowOrigins: origins === null ? ['*'] : list(origins),
+      allowMethods: methods === null ? DEFAULT_CORS_METHODS : list(methods).map((m) => m.toUpperCase()),
+      allowHeaders: headers === null ? DEFAULT_CORS_HEADERS : list(headers),
+      exposeHeaders: expose === null ? [] : list(expose),
+      allowCredentials: credentials,
+      maxAgeSeconds: maxAge,
+    };
+  const upstreamVhost = str('upstream-vhost');
+  const xForwardedPrefix = str('x-forwarded-prefix');
+  const alias = str('server-alias');
+  const serverAliases = alias === null ? [] : list(alias).map((h) => h.toLowerCase());
+  const fromToWwwRedirect = bool('from-to-www-redirect', false);
+  for (const name of a.keys())
+    problems.push({
+      level: 'warning',
+      annotation: name,
+      message: 'not supported by sluice; it has no effect',
+    });
+  return {
+    value: {
+      useRegex,
+      rewriteTarget,
+      sslRedirect,
+      forceSslRedirect,
+      redirect,
+      appRoot,
+      backendProtocol,
+      connectTimeoutSeconds,
+      maxBodyBytes,
+      cors,
+      upstreamVhost,
+      xForwardedPrefix,
+      serverAliases,
+      fromToWwwRedirect,
+      used,
+    },
+    problems,
+  };
+}
