@@ -3,82 +3,24 @@
  * upstreams on loopback behind Services + EndpointSlices, the gateway built through the same
  * Ingress translation the providers run. The guide's demo-receive/demo-order case first.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { startEcho, type EchoBody, type Upstream } from '../support/upstreams.ts';
-import type { TestGateway } from '../support/gateway.ts';
+import type { EchoBody } from '../support/upstreams.ts';
 import {
   compileIngressYaml,
   ingressYaml,
   path,
-  serviceYaml,
-  startIngressGateway,
+  sendIngress as send,
+  useIngressUpstreams,
 } from '../support/ingress.ts';
 import { rsaLeaf, tlsSecretYaml } from '../support/certs.ts';
 import { httpsGet } from '../support/tls-client.ts';
-import { closeAllPools } from '../../src/upstream/pools.ts';
 import { formatDiagnostic } from '../../src/errors/diagnostic.ts';
 
-let receive: Upstream;
-let order: Upstream;
-beforeAll(async () => {
-  receive = await startEcho({ name: 'demo-receive' });
-  order = await startEcho({ name: 'demo-order' });
-});
-afterAll(async () => {
-  await receive.close();
-  await order.close();
-});
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-  await closeAllPools(true);
-  receive.seen.length = 0;
-  order.seen.length = 0;
-});
-
-async function start(
-  yaml: string,
-  opts: Parameters<typeof startIngressGateway>[1] = {},
-): Promise<TestGateway> {
-  const gw = await startIngressGateway(
-    `${yaml}\n---\n${serviceYaml('demo-receive', receive.port)}---\n${serviceYaml('demo-order', order.port)}`,
-    opts,
-  );
-  cleanups.push(() => gw.close());
-  return gw;
-}
-
-interface Answer {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly echo: EchoBody | null;
-  readonly text: string;
-}
-
-async function send(
-  gw: TestGateway,
-  path: string,
-  opts: {
-    host?: string;
-    method?: string;
-    headers?: Record<string, string>;
-    body?: string | Buffer;
-    port?: number;
-  } = {},
-): Promise<Answer> {
-  const res = await request(gw.url(path, opts.port ?? 80), {
-    method: (opts.method ?? 'GET') as 'GET',
-    headers: { host: opts.host ?? 'demo.example.com', ...opts.headers },
-    ...(opts.body !== undefined ? { body: opts.body } : {}),
-  });
-  const text = await res.body.text();
-  let echo: EchoBody | null = null;
-  if (res.headers['content-type'] === 'application/json') echo = JSON.parse(text) as EchoBody;
-  return { status: res.statusCode, headers: res.headers, echo, text };
-}
+const bench = useIngressUpstreams(['demo-receive', 'demo-order']);
+const start = bench.start;
+const seenBy = (name: string) => bench.up.get(name)!.seen;
 
 const DEMO = `${ingressYaml({
   name: 'demo-receive',
@@ -172,7 +114,7 @@ describe('pathType without regex mode (nginx prefix and exact locations)', () =>
     const yaml = ingressYaml({ name: 'badport', paths: [path('/', 'Prefix', 'demo-order', 'grpc')] });
     const gw = await start(yaml);
     expect((await send(gw, '/x')).status).toBe(503);
-    expect(order.seen).toHaveLength(0);
+    expect(seenBy('demo-order')).toHaveLength(0);
     const { diagnostics } = compileIngressYaml(yaml);
     expect(diagnostics.map(formatDiagnostic).join('\n')).toContain(
       'Service default/demo-order is not in the config, so port "grpc" cannot be resolved',
@@ -221,7 +163,7 @@ ${tlsSecretYaml('demo-tls', rsaLeaf(['demo.example.com']), { namespace: 'default
     const r = await send(gw, '/a/b?x=1');
     expect(r.status).toBe(308);
     expect(r.headers.location).toBe('https://demo.example.com/a/b?x=1');
-    expect(order.seen).toHaveLength(0);
+    expect(seenBy('demo-order')).toHaveLength(0);
     const s = await httpsGet(gw.port(443), 'demo.example.com', { path: '/over/tls' });
     expect(s.error).toBeNull();
     expect(s.status).toBe(200);
@@ -255,7 +197,7 @@ ${tlsSecretYaml('demo-tls', rsaLeaf(['demo.example.com']), { namespace: 'default
     const big = Buffer.alloc(1024 * 1024 + 1, 'a');
     const r = await send(gw, '/upload', { method: 'POST', body: big });
     expect(r.status).toBe(413);
-    expect(order.seen).toHaveLength(0);
+    expect(seenBy('demo-order')).toHaveLength(0);
     const ok = await send(gw, '/upload', { method: 'POST', body: Buffer.alloc(1024 * 1024, 'a') });
     expect(ok.status).toBe(200);
     expect(ok.echo?.body.length).toBe(1024 * 1024);

@@ -2,7 +2,11 @@
  * Ingress tests: Services with EndpointSlices pointing at loopback upstreams, and a gateway
  * built from YAML through the same Ingress translation the providers run.
  */
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { request } from 'undici';
 import { loadResources } from '../../src/config/index.ts';
+import { closeAllPools } from '../../src/upstream/pools.ts';
+import { startEcho, type EchoBody, type Upstream } from './upstreams.ts';
 import { withIngresses, type IngressOptions } from '../../src/config/ingress/index.ts';
 import { compile } from '../../src/compile/index.ts';
 import { formatDiagnostic, type Diagnostic } from '../../src/errors/diagnostic.ts';
@@ -95,4 +99,66 @@ metadata:
   annotations: {${ann}}
 spec:
 ${cls}${d.spec ?? ''}${rules}`;
+}
+
+export interface IngressAnswer {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  /** The echo upstream's account of the request; null when something else answered. */
+  readonly echo: EchoBody | null;
+  readonly text: string;
+}
+
+/** One request to the gateway's Ingress HTTP port (80 unless `port`), Host demo.example.com by default. */
+export async function sendIngress(
+  gw: TestGateway,
+  p: string,
+  opts: {
+    host?: string;
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+    port?: number;
+  } = {},
+): Promise<IngressAnswer> {
+  const res = await request(gw.url(p, opts.port ?? 80), {
+    method: (opts.method ?? 'GET') as 'GET',
+    headers: { host: opts.host ?? 'demo.example.com', ...opts.headers },
+    ...(opts.body !== undefined ? { body: opts.body } : {}),
+  });
+  const text = await res.body.text();
+  const echo = res.headers['content-type'] === 'application/json' ? (JSON.parse(text) as EchoBody) : null;
+  return { status: res.statusCode, headers: res.headers, echo, text };
+}
+
+/**
+ * Echo upstreams named `names`, each behind a Service of that name, for the file's tests; `start`
+ * serves Ingress YAML with those Services and closes the gateway after the test.
+ */
+export function useIngressUpstreams(names: readonly string[]): {
+  readonly up: Map<string, Upstream>;
+  start(yaml: string, opts?: Partial<IngressOptions>): Promise<TestGateway>;
+} {
+  const up = new Map<string, Upstream>();
+  const cleanups: (() => Promise<void>)[] = [];
+  beforeAll(async () => {
+    for (const n of names) up.set(n, await startEcho({ name: n }));
+  });
+  afterAll(async () => {
+    for (const u of up.values()) await u.close();
+  });
+  afterEach(async () => {
+    while (cleanups.length > 0) await cleanups.pop()!();
+    await closeAllPools(true);
+    for (const u of up.values()) u.seen.length = 0;
+  });
+  return {
+    up,
+    async start(yaml, opts = {}) {
+      const services = [...up.values()].map((u) => serviceYaml(u.name, u.port));
+      const gw = await startIngressGateway([yaml, ...services].join('---\n'), opts);
+      cleanups.push(() => gw.close());
+      return gw;
+    },
+  };
 }

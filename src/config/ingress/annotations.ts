@@ -22,6 +22,28 @@ export interface RedirectTarget {
   readonly annotation: string;
 }
 
+/** canary-*: this Ingress's paths are alternatives of another Ingress's same host and path. */
+export interface CanarySettings {
+  readonly weight: number;
+  readonly weightTotal: number;
+  readonly header: string | null;
+  readonly headerValue: string | null;
+  readonly headerPattern: string | null;
+  readonly cookie: string | null;
+}
+
+/** How requests pick an endpoint of the backend: affinity cookie or upstream-hash-by. */
+export type HashSetting =
+  | {
+      readonly kind: 'cookie';
+      readonly name: string;
+      readonly ttlSeconds: number;
+      readonly path: string | null;
+    }
+  | { readonly kind: 'header'; readonly name: string }
+  | { readonly kind: 'query'; readonly name: string }
+  | { readonly kind: 'source-ip' };
+
 export interface IngressAnnotations {
   readonly useRegex: boolean;
   /** rewrite-target as written (`/$2`), null when absent. */
@@ -38,6 +60,8 @@ export interface IngressAnnotations {
   readonly xForwardedPrefix: string | null;
   readonly serverAliases: readonly string[];
   readonly fromToWwwRedirect: boolean;
+  readonly canary: CanarySettings | null;
+  readonly hash: HashSetting | null;
   /** Annotations read here, as `name` without the prefix (for the convert report). */
   readonly used: readonly string[];
 }
@@ -84,19 +108,6 @@ const NOT_YET: Readonly<Record<string, string>> = {
   'proxy-ssl-secret': 'the upstream certificate is not verified against it',
   'proxy-ssl-verify': 'the upstream certificate is not verified',
   'proxy-ssl-name': 'the upstream TLS name is not set from it',
-  canary: 'this Ingress is served as an ordinary Ingress, not as a canary of another',
-  'canary-weight': 'no traffic split',
-  'canary-by-header': 'no header-based canary',
-  'canary-by-header-value': 'no header-based canary',
-  'canary-by-header-pattern': 'no header-based canary',
-  'canary-by-cookie': 'no cookie-based canary',
-  'upstream-hash-by': 'endpoints are balanced without a hash',
-  affinity: 'no session affinity',
-  'affinity-mode': 'no session affinity',
-  'session-cookie-name': 'no session affinity',
-  'session-cookie-max-age': 'no session affinity',
-  'session-cookie-expires': 'no session affinity',
-  'session-cookie-path': 'no session affinity',
   'ssl-passthrough': 'TLS is terminated, not passed through',
   'custom-http-errors': 'upstream error responses are passed through unchanged',
   'default-backend': 'unmatched requests get 404',
@@ -270,6 +281,20 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
   const alias = str('server-alias');
   const serverAliases = alias === null ? [] : list(alias).map((h) => h.toLowerCase());
   const fromToWwwRedirect = bool('from-to-www-redirect', false);
+  const isCanary = bool('canary', false);
+  const canaryWeight = int('canary-weight', 0, 0, 1_000_000);
+  const canaryTotal = int('canary-weight-total', 100, 1, 1_000_000);
+  const canary: CanarySettings | null = isCanary
+    ? {
+        weight: Math.min(canaryWeight, canaryTotal),
+        weightTotal: canaryTotal,
+        header: str('canary-by-header'),
+        headerValue: str('canary-by-header-value'),
+        headerPattern: str('canary-by-header-pattern'),
+        cookie: str('canary-by-cookie'),
+      }
+    : null;
+  const hash = readHash(str, problems);
   for (const name of a.keys())
     problems.push({
       level: 'warning',
@@ -292,8 +317,56 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
       xForwardedPrefix,
       serverAliases,
       fromToWwwRedirect,
+      canary,
+      hash,
       used,
     },
     problems,
   };
+}
+
+/**
+ * affinity: cookie (+ session-cookie-*) and upstream-hash-by with the nginx variables Istio's
+ * consistent hash can express; other variables are a warning and no hash.
+ */
+function readHash(str: (name: string) => string | null, problems: AnnotationProblem[]): HashSetting | null {
+  const affinity = str('affinity');
+  const mode = str('affinity-mode');
+  const cookieName = str('session-cookie-name') ?? 'INGRESSCOOKIE';
+  const maxAge = str('session-cookie-max-age') ?? str('session-cookie-expires');
+  const cookiePath = str('session-cookie-path');
+  const by = str('upstream-hash-by');
+  if (mode !== null && mode !== 'balanced')
+    problems.push({
+      level: 'warning',
+      annotation: 'affinity-mode',
+      message: `"${mode}" is not supported: endpoints are picked by a consistent hash of the cookie (balanced)`,
+    });
+  if (affinity !== null) {
+    if (affinity !== 'cookie') {
+      problems.push({
+        level: 'warning',
+        annotation: 'affinity',
+        message: `"${affinity}" is not supported (only cookie); no session affinity`,
+      });
+      return null;
+    }
+    const ttl = maxAge === null ? 0 : /^\d+$/.test(maxAge) ? Number(maxAge) : 0;
+    return { kind: 'cookie', name: cookieName, ttlSeconds: ttl, path: cookiePath };
+  }
+  if (by === null) return null;
+  if (by === '$remote_addr' || by === '$binary_remote_addr') return { kind: 'source-ip' };
+  const m = /^\$(http|arg|cookie)_([A-Za-z0-9_-]+)$/.exec(by);
+  if (m !== null) {
+    const name = m[2]!;
+    if (m[1] === 'http') return { kind: 'header', name: name.replaceAll('_', '-').toLowerCase() };
+    if (m[1] === 'arg') return { kind: 'query', name };
+    return { kind: 'cookie', name, ttlSeconds: 0, path: null };
+  }
+  problems.push({
+    level: 'warning',
+    annotation: 'upstream-hash-by',
+    message: `"${by}" cannot be expressed (only $remote_addr, $http_<name>, $arg_<name>, $cookie_<name>); endpoints are balanced without a hash`,
+  });
+  return null;
 }

@@ -19,16 +19,24 @@
 import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { IngressBackend, IngressSpec, ServiceSpec } from '../../model/kube.ts';
 import type {
+  ConsistentHashLB,
   DestinationRuleSpec,
   GatewayServer,
   GatewaySpec,
   HTTPMatchRequest,
   HTTPRoute,
+  StringMatch,
   VirtualServiceSpec,
 } from '../../model/networking.ts';
 import { subjectOfResource, type Resource, type ResourceSet } from '../../model/resource.ts';
 import { compileRe2 } from '../../util/re2.ts';
-import { readAnnotations, NGINX_PREFIX, type IngressAnnotations } from './annotations.ts';
+import {
+  readAnnotations,
+  NGINX_PREFIX,
+  type CanarySettings,
+  type HashSetting,
+  type IngressAnnotations,
+} from './annotations.ts';
 
 export interface IngressOptions {
   /** --ingress-class: the class this gateway serves. */
@@ -70,6 +78,22 @@ interface Location {
   readonly field: string;
   /** The Ingress's defaultBackend standing in for `/` on this host. */
   readonly isDefault: boolean;
+  /** A canary Ingress's alternative backend for this host and path. */
+  canary?: {
+    readonly settings: CanarySettings;
+    readonly ingress: IngressResource;
+    readonly backend: IngressBackend;
+    readonly field: string;
+  };
+}
+
+interface CanaryPath {
+  readonly host: string;
+  readonly path: string;
+  readonly ingress: IngressResource;
+  readonly settings: CanarySettings;
+  readonly backend: IngressBackend;
+  readonly field: string;
 }
 
 interface HostEntry {
@@ -149,6 +173,7 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
 
   const hosts = new Map<string, HostEntry>();
   const served: IngressResource[] = [];
+  const canaries: CanaryPath[] = [];
   const backendPorts = new Map<string, { ann: IngressAnnotations; ingress: IngressResource; port: number }>();
 
   for (const ing of ingresses) {
@@ -181,6 +206,22 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
     }
     if (refused) continue;
     served.push(ing);
+    if (ann.canary !== null) {
+      const settings = ann.canary;
+      (ing.spec.rules ?? []).forEach((rule, ri) =>
+        (rule.http?.paths ?? []).forEach((p, pi) =>
+          canaries.push({
+            host: (rule.host ?? '*').toLowerCase(),
+            path: p.path ?? '/',
+            ingress: ing,
+            settings,
+            backend: p.backend,
+            field: `spec.rules[${ri}].http.paths[${pi}]`,
+          }),
+        ),
+      );
+      continue;
+    }
     const entryFor = (host: string): HostEntry => {
       let e = hosts.get(host);
       if (e === undefined)
@@ -265,6 +306,23 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
     });
   }
   if (served.length === 0) return { resources: [], diagnostics };
+  // mergeAlternativeBackends: a canary joins the location of another Ingress with its host and path.
+  for (const c of canaries) {
+    const main = hosts
+      .get(c.host)
+      ?.locations.find((l) => !l.isDefault && l.path === c.path && l.canary === undefined);
+    if (main === undefined) {
+      diagnostics.push({
+        level: 'warning',
+        code: 'SLUICE_INGRESS_ANNOTATION',
+        subject: subjectOf(c.ingress),
+        path: c.field,
+        message: `canary for host ${c.host} path ${c.path}, but no other Ingress serves that host and path; as in ingress-nginx it is not served`,
+      });
+      continue;
+    }
+    main.canary = { settings: c.settings, ingress: c.ingress, backend: c.backend, field: c.field };
+  }
 
   const gwNamespace = opts.gatewayNamespace;
   const gatewayRef = `${gwNamespace}/${INGRESS_GATEWAY_NAME}`;
@@ -381,6 +439,7 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
                 ? { http: { h2UpgradePolicy: 'UPGRADE' as const } }
                 : {}),
             },
+            ...(ann.hash !== null ? { loadBalancer: { consistentHash: consistentHashOf(ann.hash) } } : {}),
             // ingress-nginx does not verify upstream certificates unless proxy-ssl-verify is on.
             ...(ann.backendProtocol === 'HTTPS' || ann.backendProtocol === 'GRPCS'
               ? { tls: { mode: 'SIMPLE' as const, insecureSkipVerify: true } }
@@ -393,6 +452,22 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
     );
   }
   return { resources, diagnostics };
+}
+
+/** affinity cookie / upstream-hash-by as Istio's consistent hash (ttl 0s: a session cookie, as nginx's). */
+function consistentHashOf(h: HashSetting): ConsistentHashLB {
+  switch (h.kind) {
+    case 'cookie':
+      return {
+        httpCookie: { name: h.name, ttl: `${h.ttlSeconds}s`, ...(h.path !== null ? { path: h.path } : {}) },
+      };
+    case 'header':
+      return { httpHeaderName: h.name };
+    case 'query':
+      return { httpQueryParameterName: h.name };
+    case 'source-ip':
+      return { useSourceIp: true };
+  }
 }
 
 function hostSlug(host: string): string {
@@ -508,38 +583,136 @@ function hostRoutes(
       out.push({ ...base, directResponse: { status: 503 } });
       continue;
     }
-    const bpKey = `${l.ingress.namespace}/${dest.service}:${dest.port}`;
-    if (!backendPorts.has(bpKey))
-      backendPorts.set(bpKey, { ann: l.ann, ingress: l.ingress, port: dest.port });
-    const route: HTTPRoute = {
+    const common = {
       ...base,
-      route: [
-        {
-          destination: { host: serviceHost(dest.service, l.ingress.namespace), port: { number: dest.port } },
-        },
-      ],
       ...rewriteOf(l, diagnostics),
       ...(l.ann.xForwardedPrefix !== null
         ? { headers: { request: { set: { 'x-forwarded-prefix': l.ann.xForwardedPrefix } } } }
         : {}),
-      ...(l.ann.cors !== null
-        ? {
-            corsPolicy: {
-              allowOrigins: l.ann.cors.allowOrigins.map((o) => (o === '*' ? { regex: '.*' } : { exact: o })),
-              allowMethods: [...l.ann.cors.allowMethods],
-              allowHeaders: [...l.ann.cors.allowHeaders],
-              ...(l.ann.cors.exposeHeaders.length > 0
-                ? { exposeHeaders: [...l.ann.cors.exposeHeaders] }
-                : {}),
-              allowCredentials: l.ann.cors.allowCredentials,
-              maxAge: `${l.ann.cors.maxAgeSeconds}s`,
-            },
-          }
-        : {}),
+      ...(l.ann.cors !== null ? { corsPolicy: corsPolicyOf(l.ann.cors) } : {}),
     };
-    out.push(route);
+    const target = (d: { service: string; port: number }, ing: IngressResource) => {
+      const key = `${ing.namespace}/${d.service}:${d.port}`;
+      if (!backendPorts.has(key)) backendPorts.set(key, { ann: l.ann, ingress: ing, port: d.port });
+      return { host: serviceHost(d.service, ing.namespace), port: { number: d.port } };
+    };
+    const main = target(dest, l.ingress);
+    const c = l.canary;
+    const canaryDest =
+      c === undefined
+        ? null
+        : destinationOf(
+            { ...l, ingress: c.ingress, backend: c.backend, field: c.field },
+            services,
+            diagnostics,
+          );
+    if (c === undefined || canaryDest === null) {
+      out.push({ ...common, route: [{ destination: main }] });
+      continue;
+    }
+    const alt = target(canaryDest, c.ingress);
+    for (const rule of canaryRules(c.settings, matches, name, diagnostics, subjectOf(c.ingress)))
+      out.push({
+        ...common,
+        name: rule.name,
+        match: rule.match,
+        route: [{ destination: rule.canary ? alt : main }],
+      });
+    const share = Math.round((100 * c.settings.weight) / c.settings.weightTotal);
+    out.push({
+      ...common,
+      route:
+        share === 0
+          ? [{ destination: main }]
+          : share === 100
+            ? [{ destination: alt }]
+            : [
+                { destination: main, weight: 100 - share },
+                { destination: alt, weight: share },
+              ],
+    });
   }
   return out;
+}
+
+function corsPolicyOf(cors: NonNullable<IngressAnnotations['cors']>): NonNullable<HTTPRoute['corsPolicy']> {
+  return {
+    allowOrigins: cors.allowOrigins.map((o) => (o === '*' ? { regex: '.*' } : { exact: o })),
+    allowMethods: [...cors.allowMethods],
+    allowHeaders: [...cors.allowHeaders],
+    ...(cors.exposeHeaders.length > 0 ? { exposeHeaders: [...cors.exposeHeaders] } : {}),
+    allowCredentials: cors.allowCredentials,
+    maxAge: `${cors.maxAgeSeconds}s`,
+  };
+}
+
+/**
+ * ingress-nginx's canary order: by header, then by cookie, then by weight (the caller's last
+ * rule). A header or cookie "never" pins the request to the main backend before the weight.
+ */
+function canaryRules(
+  c: CanarySettings,
+  matches: readonly HTTPMatchRequest[],
+  name: string,
+  diagnostics: Diagnostic[],
+  subject: ReturnType<typeof subjectOf>,
+): { name: string; match: HTTPMatchRequest[]; canary: boolean }[] {
+  const out: { name: string; match: HTTPMatchRequest[]; canary: boolean }[] = [];
+  const withHeader = (h: string, sm: StringMatch): HTTPMatchRequest[] =>
+    matches.map((m) => ({ ...m, headers: { ...m.headers, [h]: sm } }));
+  const later = c.cookie !== null || c.weight > 0;
+  if (c.header !== null) {
+    const h = c.header.toLowerCase();
+    if (c.headerValue !== null)
+      out.push({
+        name: `${name} canary-by-header`,
+        match: withHeader(h, { exact: c.headerValue }),
+        canary: true,
+      });
+    else if (c.headerPattern !== null) {
+      if (compileRe2(c.headerPattern).ok)
+        out.push({
+          name: `${name} canary-by-header`,
+          match: withHeader(h, { regex: c.headerPattern }),
+          canary: true,
+        });
+      else
+        diagnostics.push({
+          level: 'warning',
+          code: 'SLUICE_INGRESS_ANNOTATION',
+          subject,
+          path: `metadata.annotations[${NGINX_PREFIX}canary-by-header-pattern]`,
+          message: `"${c.headerPattern}" is not valid RE2; no header-based canary`,
+        });
+    } else {
+      out.push({ name: `${name} canary-by-header`, match: withHeader(h, { exact: 'always' }), canary: true });
+      if (later)
+        out.push({
+          name: `${name} canary-by-header never`,
+          match: withHeader(h, { exact: 'never' }),
+          canary: false,
+        });
+    }
+  }
+  if (c.cookie !== null) {
+    const cookie = (v: string): StringMatch => ({ regex: `(.*;\\s*)?${escapeRegex(c.cookie!)}=${v}(;.*)?` });
+    out.push({
+      name: `${name} canary-by-cookie`,
+      match: withHeader('cookie', cookie('always')),
+      canary: true,
+    });
+    if (c.weight > 0)
+      out.push({
+        name: `${name} canary-by-cookie never`,
+        match: withHeader('cookie', cookie('never')),
+        canary: false,
+      });
+  }
+  return out;
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function needsRewrite(l: Location): boolean {
