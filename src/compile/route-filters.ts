@@ -9,13 +9,41 @@ import {
   type CorsPolicy,
   type HTTPFaultInjection,
   type HTTPRoute,
+  type IngressNginxRoute,
   type Percent,
   type StringMatch,
 } from '../model/networking.ts';
-import type { CorsFilter, FaultFilter, HttpFilter, OriginMatcher } from '../snapshot/types.ts';
+import type {
+  CorsFilter,
+  FaultFilter,
+  HttpFilter,
+  OriginMatcher,
+  SourceRangeFilter,
+} from '../snapshot/types.ts';
+import { cidrTest } from './authz-values.ts';
 import { parseDuration } from '../util/duration.ts';
 import { compileRe2 } from '../util/re2.ts';
 import type { MatchBuildProblem } from './match.ts';
+
+function compileSourceRanges(
+  n: IngressNginxRoute,
+  path: string,
+  problems: MatchBuildProblem[],
+): SourceRangeFilter | null {
+  const allow = n.allowSourceRanges ?? [];
+  const deny = n.denySourceRanges ?? [];
+  if (allow.length === 0 && deny.length === 0) return null;
+  const test = (values: readonly string[]): ((ip: string) => boolean) | null => {
+    if (values.length === 0) return null;
+    const t = cidrTest(values);
+    if (typeof t === 'string') {
+      problems.push({ path: `${path}.ingressNginx`, message: t });
+      return null;
+    }
+    return t;
+  };
+  return { kind: 'source-range', allow, deny, allowed: test(allow), denied: test(deny) };
+}
 
 /** Istio translatePercentToFractionalPercent: `value` % as millionths, truncated (0.0001 % steps). */
 export function perMillionOf(p: Percent): number {
@@ -32,10 +60,13 @@ export function compileRouteFilters(
   const cors =
     rule.corsPolicy === undefined ? null : compileCors(rule.corsPolicy, `${path}.corsPolicy`, problems);
   const maxBody = rule.ingressNginx?.maxBodyBytes ?? 0;
-  if (fault === null && cors === null && maxBody === 0) return undefined;
+  const ranges =
+    rule.ingressNginx === undefined ? null : compileSourceRanges(rule.ingressNginx, path, problems);
+  if (fault === null && cors === null && maxBody === 0 && ranges === null) return undefined;
   const out: HttpFilter[] = [];
-  // nginx refuses an oversized body before the request goes anywhere.
+  // nginx refuses an oversized Content-Length while finding the location, before access checks.
   if (maxBody > 0) out.push({ kind: 'body-limit', maxBytes: maxBody });
+  if (ranges !== null) out.push(ranges);
   if (fault !== null) out.push(fault);
   if (cors !== null) out.push(cors);
   return out;

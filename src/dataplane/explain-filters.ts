@@ -23,6 +23,7 @@ import { JWT_STATUS } from './filters/jwt-verify.ts';
 import { createJwksStore } from './filters/jwks-store.ts';
 import { corsVerdict } from './filters/cors.ts';
 import { bodyLimitVerdict } from './filters/body-limit.ts';
+import { sourceRangeRefuses } from './filters/source-range.ts';
 
 /** explain's client: loopback, unless x-forwarded-for says otherwise with trusted hops. */
 const EXPLAIN_PEER = '127.0.0.1';
@@ -158,6 +159,19 @@ export function explainPolicy(snapshot: Snapshot): PolicyExplainer {
             verdict: `proxy-body-size ${f.maxBytes} bytes: ${v === 'too-large' ? 'Content-Length over it → 413' : v === 'read' ? 'chunked body read ahead up to it (413 if longer)' : 'body fits'}`,
           });
           if (v === 'too-large') return stop({ status: 413, flag: '-', reason: 'request_payload_too_large' });
+          break;
+        }
+        case 'source-range': {
+          const refused = sourceRangeRefuses(f, req.remoteIp);
+          const ranges = [
+            ...(f.allow.length > 0 ? [`whitelist ${f.allow.join(',')}`] : []),
+            ...(f.deny.length > 0 ? [`denylist ${f.deny.join(',')}`] : []),
+          ].join(', ');
+          steps.push({
+            filter: 'source_range',
+            verdict: `client ${req.remoteIp} against ${ranges}: ${refused ? 'refused → 403' : 'allowed'}`,
+          });
+          if (refused) return stop({ status: 403, flag: '-', reason: 'ingress_source_range_denied' });
           break;
         }
         case 'fault': {

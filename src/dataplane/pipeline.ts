@@ -22,6 +22,7 @@ import { applyHeaderEdits } from './header-edits.ts';
 import { runFault } from './filters/fault.ts';
 import { runCors } from './filters/cors.ts';
 import { runBodyLimit } from './filters/body-limit.ts';
+import { runSourceRange } from './filters/source-range.ts';
 import { PAYLOAD_TOO_LARGE, readBodyPrefix } from './filters/read-body.ts';
 
 /** `ns/name` of the matched policy, '-' when none: the metric label (rules go to the log). */
@@ -63,6 +64,9 @@ export function runFilters<C extends FilterContext>(
         break;
       case 'body-limit':
         outcome = runBodyLimit(ctx, f);
+        break;
+      case 'source-range':
+        outcome = runSourceRange(ctx, f);
         break;
       case 'fault':
         outcome = runFault(ctx, f);

@@ -235,6 +235,10 @@ export interface HTTPRoute {
 export interface IngressNginxRoute {
   /** proxy-body-size: larger request bodies are answered 413; 0 = no limit. */
   readonly maxBodyBytes: number;
+  /** whitelist-source-range: only these client IPs/CIDRs get through (403 otherwise); absent = any. */
+  readonly allowSourceRanges?: readonly string[];
+  /** denylist-source-range: these client IPs/CIDRs get 403. */
+  readonly denySourceRanges?: readonly string[];
 }
 
 export interface L4MatchAttributes {

@@ -196,6 +196,8 @@ function dumpFilter(f: HttpFilter): unknown {
     }
     case 'body-limit':
       return { filter: 'body_limit', maxBytes: f.maxBytes };
+    case 'source-range':
+      return { filter: 'source_range', allow: f.allow, deny: f.deny };
     case 'fault':
       return {
         filter: 'fault',

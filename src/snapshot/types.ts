@@ -581,7 +581,27 @@ export interface PolicyRequest extends RequestView {
 // ---------------------------------------------------------------- filters
 
 export type HttpFilter =
-  ExtAuthzFilter | JwtAuthnFilter | RbacFilter | BodyLimitFilter | FaultFilter | CorsFilter;
+  | ExtAuthzFilter
+  | JwtAuthnFilter
+  | RbacFilter
+  | BodyLimitFilter
+  | SourceRangeFilter
+  | FaultFilter
+  | CorsFilter;
+
+/**
+ * ingress-nginx's whitelist-source-range / denylist-source-range (nginx allow/deny) on routes
+ * translated from an Ingress: decided on the client address after trusted-proxy handling (DP-1).
+ */
+export interface SourceRangeFilter {
+  readonly kind: 'source-range';
+  /** As written, for dumps and explain. */
+  readonly allow: readonly string[];
+  readonly deny: readonly string[];
+  /** Null = no whitelist. */
+  readonly allowed: ((ip: string) => boolean) | null;
+  readonly denied: ((ip: string) => boolean) | null;
+}
 
 // ---------------------------------------------------------------- body limit (route filter)
 

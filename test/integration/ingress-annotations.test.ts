@@ -170,7 +170,44 @@ describe('session affinity', () => {
   });
 });
 
+describe('source ranges (nginx allow/deny)', () => {
+  it('whitelist-source-range lets only those clients through; others get 403 before the upstream', async () => {
+    const open = await start(one({ 'whitelist-source-range': '10.0.0.0/8, 127.0.0.1/32' }));
+    expect((await send(open, '/x')).echo?.name).toBe('main');
+    bench.up.get('main')!.seen.length = 0;
+    const closed = await start(one({ 'whitelist-source-range': '10.0.0.0/8' }));
+    const r = await send(closed, '/x');
+    expect(r.status).toBe(403);
+    expect(bench.up.get('main')!.seen).toHaveLength(0);
+  });
+
+  it('denylist-source-range refuses those clients', async () => {
+    const gw = await start(one({ 'denylist-source-range': '127.0.0.0/8' }));
+    expect((await send(gw, '/x')).status).toBe(403);
+    const other = await start(one({ 'denylist-source-range': '192.168.0.0/16' }));
+    expect((await send(other, '/x')).status).toBe(200);
+  });
+
+  it('refuses a malformed range rather than serving the path unrestricted', () => {
+    const { diagnostics } = compileIngressYaml(one({ 'whitelist-source-range': '10.0.0.0/33' }));
+    expect(diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic)).toEqual([
+      'error   test.yaml#1 Ingress default/web: metadata.annotations[nginx.ingress.kubernetes.io/whitelist-source-range]: "10.0.0.0/33" is not an IP address or CIDR range; refused rather than served unrestricted [SLUICE_INGRESS_REFUSED]',
+    ]);
+  });
+});
+
 describe('annotations sluice does not act on, and refused ones', () => {
+  it('refuses security annotations it cannot enforce yet instead of serving the Ingress open', () => {
+    for (const a of ['auth-url', 'auth-type', 'auth-tls-verify-client']) {
+      const { diagnostics, snapshot } = compileIngressYaml(one({ [a]: 'x' }));
+      const errors = diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toContain(`nginx.ingress.kubernetes.io/${a}]:`);
+      expect(errors[0]).toContain('the config is refused [SLUICE_INGRESS_REFUSED]');
+      expect(snapshot.listeners.size).toBe(0);
+    }
+  });
+
   it('warns per Ingress for each unsupported annotation, naming it and its effect', () => {
     const { diagnostics } = compileIngressYaml(one({ 'limit-rps': '5', 'some-future-thing': 'x' }));
     const lines = diagnostics.map(formatDiagnostic);

@@ -5,6 +5,8 @@
  * silently.
  */
 
+import { isIP } from 'node:net';
+
 export const NGINX_PREFIX = 'nginx.ingress.kubernetes.io/';
 
 export interface CorsSettings {
@@ -62,6 +64,9 @@ export interface IngressAnnotations {
   readonly fromToWwwRedirect: boolean;
   readonly canary: CanarySettings | null;
   readonly hash: HashSetting | null;
+  /** whitelist-source-range / denylist-source-range: IPs and CIDRs, empty when unset. */
+  readonly allowSourceRanges: readonly string[];
+  readonly denySourceRanges: readonly string[];
   /** Annotations read here, as `name` without the prefix (for the convert report). */
   readonly used: readonly string[];
 }
@@ -81,6 +86,27 @@ const REFUSED = new Set([
   'modsecurity-snippet',
 ]);
 
+/**
+ * Security annotations sluice cannot enforce yet: serving the Ingress without them would serve open
+ * what its YAML closes, so each is an error and the config is refused.
+ */
+const UNENFORCEABLE: Readonly<Record<string, string>> = {
+  'auth-url': 'external authentication',
+  'auth-signin': 'external authentication',
+  'auth-response-headers': 'external authentication',
+  'auth-method': 'external authentication',
+  'auth-type': 'basic/digest authentication',
+  'auth-secret': 'basic/digest authentication',
+  'auth-secret-type': 'basic/digest authentication',
+  'auth-realm': 'basic/digest authentication',
+  'auth-tls-secret': 'client certificate authentication',
+  'auth-tls-verify-client': 'client certificate authentication',
+  'auth-tls-verify-depth': 'client certificate authentication',
+  'auth-tls-pass-certificate-to-upstream': 'client certificate authentication',
+  'proxy-ssl-secret': 'upstream certificate verification',
+  'proxy-ssl-verify': 'upstream certificate verification',
+};
+
 /** Annotations sluice has not implemented yet: each is a warning naming what happens instead. */
 const NOT_YET: Readonly<Record<string, string>> = {
   'limit-rps': 'requests are not rate limited',
@@ -93,20 +119,6 @@ const NOT_YET: Readonly<Record<string, string>> = {
   'proxy-send-timeout': 'the upstream send timeout is not applied',
   'proxy-next-upstream': "Istio's default retry policy (VS-23) applies instead",
   'proxy-next-upstream-tries': "Istio's default retry policy (VS-23) applies instead",
-  'whitelist-source-range': 'requests are NOT restricted by source address',
-  'denylist-source-range': 'requests are NOT restricted by source address',
-  'auth-url': 'requests are NOT authenticated',
-  'auth-signin': 'requests are NOT authenticated',
-  'auth-response-headers': 'requests are NOT authenticated',
-  'auth-method': 'requests are NOT authenticated',
-  'auth-type': 'requests are NOT authenticated',
-  'auth-secret': 'requests are NOT authenticated',
-  'auth-realm': 'requests are NOT authenticated',
-  'auth-tls-secret': 'client certificates are not requested',
-  'auth-tls-verify-client': 'client certificates are not requested',
-  'auth-tls-pass-certificate-to-upstream': 'client certificates are not requested',
-  'proxy-ssl-secret': 'the upstream certificate is not verified against it',
-  'proxy-ssl-verify': 'the upstream certificate is not verified',
   'proxy-ssl-name': 'the upstream TLS name is not set from it',
   'ssl-passthrough': 'TLS is terminated, not passed through',
   'custom-http-errors': 'upstream error responses are passed through unchanged',
@@ -140,6 +152,16 @@ export function parseNginxSize(v: string): number | null {
   return Number(m[1]) * mul;
 }
 
+function isCidr(v: string): boolean {
+  const slash = v.indexOf('/');
+  const addr = slash < 0 ? v : v.slice(0, slash);
+  const family = isIP(addr);
+  if (family === 0) return false;
+  if (slash < 0) return true;
+  const bits = v.slice(slash + 1);
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
 function list(v: string): string[] {
   return v
     .split(',')
@@ -163,6 +185,15 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
         annotation: name,
         message:
           'raw nginx configuration has no meaning outside nginx and is refused (it was the injection surface of the 2025 ingress-nginx CVEs); express it with annotations or Istio resources',
+      });
+      continue;
+    }
+    const closes = UNENFORCEABLE[name];
+    if (closes !== undefined) {
+      problems.push({
+        level: 'error',
+        annotation: name,
+        message: `${closes} is not supported yet, and serving this Ingress without it would let through requests it refuses; the config is refused`,
       });
       continue;
     }
@@ -295,6 +326,21 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
       }
     : null;
   const hash = readHash(str, problems);
+  const ranges = (name: string): string[] => {
+    const v = str(name);
+    if (v === null) return [];
+    const out = list(v);
+    const bad = out.find((r) => !isCidr(r));
+    if (bad === undefined) return out;
+    problems.push({
+      level: 'error',
+      annotation: name,
+      message: `"${bad}" is not an IP address or CIDR range; refused rather than served unrestricted`,
+    });
+    return [];
+  };
+  const allowSourceRanges = ranges('whitelist-source-range');
+  const denySourceRanges = ranges('denylist-source-range');
   for (const name of a.keys())
     problems.push({
       level: 'warning',
@@ -319,6 +365,8 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
       fromToWwwRedirect,
       canary,
       hash,
+      allowSourceRanges,
+      denySourceRanges,
       used,
     },
     problems,

@@ -561,7 +561,11 @@ function hostRoutes(
     const base: HTTPRoute = {
       name,
       match: matches,
-      ingressNginx: { maxBodyBytes: l.ann.maxBodyBytes },
+      ingressNginx: {
+        maxBodyBytes: l.ann.maxBodyBytes,
+        ...(l.ann.allowSourceRanges.length > 0 ? { allowSourceRanges: l.ann.allowSourceRanges } : {}),
+        ...(l.ann.denySourceRanges.length > 0 ? { denySourceRanges: l.ann.denySourceRanges } : {}),
+      },
     };
     if (l.ann.redirect !== null && !l.isDefault) {
       const target = redirectOf(l.ann.redirect.url);
