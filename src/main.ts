@@ -14,6 +14,8 @@ const COMMANDS: Record<CommandName, string> = {
   explain: 'say which server, VirtualService and rule a request would hit, and why earlier ones did not',
   certs: 'certs self-signed --host H ... --out DIR: make a development CA and server certificate',
   quickstart: 'start demo upstreams on loopback and serve the examples in gateways/ (npm start)',
+  convert:
+    'convert ingress -f FILE|DIR [-o DIR] [--verify]: ingress-nginx Ingresses to commented Istio YAML; exit 1 if something could not be expressed',
 };
 
 function version(): string {
@@ -76,6 +78,8 @@ async function run(argv: readonly string[], io: CommandIO): Promise<number> {
       return (await import('./cli/serve-process.ts')).serveUntilSignalled(opts);
     case 'quickstart':
       return (await import('./cli/quickstart.ts')).runQuickstart(opts);
+    case 'convert':
+      return (await import('./cli/convert.ts')).runConvert(opts, io);
   }
 }
 

@@ -381,7 +381,10 @@ function readHash(str: (name: string) => string | null, problems: AnnotationProb
   const affinity = str('affinity');
   const mode = str('affinity-mode');
   const cookieName = str('session-cookie-name') ?? 'INGRESSCOOKIE';
-  const maxAge = str('session-cookie-max-age') ?? str('session-cookie-expires');
+  // nginx sets both Expires and Max-Age from these; Max-Age is the one browsers follow.
+  const maxAgeOnly = str('session-cookie-max-age');
+  const expires = str('session-cookie-expires');
+  const maxAge = maxAgeOnly ?? expires;
   const cookiePath = str('session-cookie-path');
   const by = str('upstream-hash-by');
   if (mode !== null && mode !== 'balanced')
