@@ -21,7 +21,7 @@ import { GENERATED_FROM } from '../../src/config/ingress/index.ts';
 import { ingressYaml, path as ingressPath } from '../support/ingress.ts';
 
 const FIXTURES = path.join(import.meta.dirname, '../fixtures/ingress-nginx');
-const GUIDE = path.join(FIXTURES, 'guide');
+const GUIDE = path.join(import.meta.dirname, '../../examples/ingress-nginx');
 const CORPUS = path.join(FIXTURES, 'corpus');
 
 const dirs: string[] = [];
