@@ -163,6 +163,23 @@ export function renderConversion(
                 "ingress-nginx's default proxy-body-size 1m (413 above it) has no Istio equivalent: bodies are not limited",
               ),
             );
+          const read = annotations[`${NGINX_PREFIX}proxy-read-timeout`];
+          if (read !== undefined)
+            lines.push(
+              note(
+                ing,
+                'not-expressed',
+                `proxy-read-timeout ${read}: Istio has no per-read upstream timeout (its route timeout bounds the whole response)`,
+              ),
+            );
+          else if (ingressNginx.readTimeoutMs !== undefined && i === 0)
+            lines.push(
+              note(
+                ing,
+                'difference',
+                "ingress-nginx's default proxy-read-timeout 60 s (504 when the upstream is silent that long) has no Istio equivalent",
+              ),
+            );
           const allow = ingressNginx.allowSourceRanges ?? [];
           const deny = ingressNginx.denySourceRanges ?? [];
           if (allow.length > 0 || deny.length > 0) {

@@ -235,6 +235,8 @@ export interface HTTPRoute {
 export interface IngressNginxRoute {
   /** proxy-body-size: larger request bodies are answered 413; 0 = no limit. */
   readonly maxBodyBytes: number;
+  /** proxy-read-timeout: longest wait for response headers and between body reads (504). */
+  readonly readTimeoutMs?: number;
   /** whitelist-source-range: only these client IPs/CIDRs get through (403 otherwise); absent = any. */
   readonly allowSourceRanges?: readonly string[];
   /** denylist-source-range: these client IPs/CIDRs get 403. */

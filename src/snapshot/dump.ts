@@ -124,6 +124,7 @@ function dumpAction(action: RouteAction): unknown {
               : action.rewrite,
         authority: action.authority,
         timeoutMs: action.timeoutMs,
+        ...(action.readTimeoutMs !== undefined ? { readTimeoutMs: action.readTimeoutMs } : {}),
         retry: dumpRetry(action.retry),
         ...(action.hashPolicy.length > 0 ? { hashPolicy: action.hashPolicy } : {}),
         mirrors: action.mirrors?.map((m) => ({

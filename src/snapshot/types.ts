@@ -279,6 +279,11 @@ export interface ForwardAction {
   readonly hashPolicy: readonly HashPolicy[];
   /** VS-27 request mirrors, in order; absent = none (most routes). */
   readonly mirrors?: readonly RequestMirror[];
+  /**
+   * ingress-nginx's proxy-read-timeout on routes translated from an Ingress: the longest wait for
+   * the upstream's response headers and between two reads of its body (504 UT); absent = none.
+   */
+  readonly readTimeoutMs?: number;
 }
 
 /**

@@ -4,8 +4,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TestGateway } from '../support/gateway.ts';
+import { startEcho } from '../support/upstreams.ts';
 import {
   compileIngressYaml,
+  serviceYaml,
+  startIngressGateway,
   ingressYaml,
   path,
   sendIngress as send,
@@ -80,6 +83,28 @@ describe('upstream request annotations', () => {
     expect((await send(gw, '/items/x')).status).toBe(404);
     // Exact on a regex host is `~* "^/exact"`: a prefix.
     expect((await send(gw, '/Exact/more')).echo?.name).toBe('canary');
+  });
+});
+
+describe('timeouts', () => {
+  it('proxy-read-timeout answers 504 when the upstream sends no headers in time; 60 s by default', async () => {
+    const slow = await startEcho({ name: 'slow', delayMs: 1500 });
+    try {
+      const yaml = (annotations: Record<string, string>) =>
+        [one(annotations, path('/', 'Prefix', 'slow')), serviceYaml('slow', slow.port)].join('---\n');
+      const gw = await startIngressGateway(yaml({ 'proxy-read-timeout': '1' }));
+      try {
+        const r = await send(gw, '/late');
+        expect(r.status).toBe(504);
+      } finally {
+        await gw.close();
+      }
+      const { snapshot } = compileIngressYaml(yaml({}));
+      const route = snapshot.listeners.get(80)!.httpTable!.exact.get('demo.example.com')!.routes[0]!;
+      expect(route.action.kind === 'forward' && route.action.readTimeoutMs).toBe(60_000);
+    } finally {
+      await slow.close();
+    }
   });
 });
 

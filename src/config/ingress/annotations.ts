@@ -56,6 +56,7 @@ export interface IngressAnnotations {
   readonly appRoot: string | null;
   readonly backendProtocol: 'HTTP' | 'HTTPS' | 'GRPC' | 'GRPCS';
   readonly connectTimeoutSeconds: number;
+  readonly readTimeoutSeconds: number;
   readonly maxBodyBytes: number;
   readonly cors: CorsSettings | null;
   readonly upstreamVhost: string | null;
@@ -114,8 +115,6 @@ const NOT_YET: Readonly<Record<string, string>> = {
   'limit-burst-multiplier': 'requests are not rate limited',
   'limit-connections': 'connections are not limited',
   'limit-whitelist': 'requests are not rate limited',
-  'proxy-read-timeout':
-    'the upstream read timeout is not applied (sluice waits for the upstream without a per-read limit)',
   'proxy-send-timeout': 'the upstream send timeout is not applied',
   'proxy-next-upstream': "Istio's default retry policy (VS-23) applies instead",
   'proxy-next-upstream-tries': "Istio's default retry policy (VS-23) applies instead",
@@ -140,6 +139,8 @@ const DEFAULT_CORS_HEADERS = [
 
 /** ingress-nginx's proxy-body-size default (nginx client_max_body_size). */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** ingress-nginx's proxy-read-timeout default, in seconds. */
+export const DEFAULT_READ_TIMEOUT_SECONDS = 60;
 /** ingress-nginx's proxy-connect-timeout default, in seconds. */
 export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 5;
 
@@ -278,6 +279,7 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
       });
   }
   const connectTimeoutSeconds = int('proxy-connect-timeout', DEFAULT_CONNECT_TIMEOUT_SECONDS, 1, 3600);
+  const readTimeoutSeconds = int('proxy-read-timeout', DEFAULT_READ_TIMEOUT_SECONDS, 1, 86400);
   let maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
   const size = str('proxy-body-size');
   if (size !== null) {
@@ -357,6 +359,7 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
       appRoot,
       backendProtocol,
       connectTimeoutSeconds,
+      readTimeoutSeconds,
       maxBodyBytes,
       cors,
       upstreamVhost,

@@ -563,6 +563,7 @@ function hostRoutes(
       match: matches,
       ingressNginx: {
         maxBodyBytes: l.ann.maxBodyBytes,
+        readTimeoutMs: l.ann.readTimeoutSeconds * 1000,
         ...(l.ann.allowSourceRanges.length > 0 ? { allowSourceRanges: l.ann.allowSourceRanges } : {}),
         ...(l.ann.denySourceRanges.length > 0 ? { denySourceRanges: l.ann.denySourceRanges } : {}),
       },
