@@ -163,6 +163,14 @@ export function renderConversion(
                 "ingress-nginx's default proxy-body-size 1m (413 above it) has no Istio equivalent: bodies are not limited",
               ),
             );
+          if (ingressNginx.basicAuth !== undefined)
+            lines.push(
+              note(
+                ing,
+                'not-expressed',
+                'auth-type basic: Istio has no basic authentication, so this rule lets every request through; put a CUSTOM (ext-authz) or JWT policy in front before applying it',
+              ),
+            );
           const read = annotations[`${NGINX_PREFIX}proxy-read-timeout`];
           if (read !== undefined)
             lines.push(

@@ -24,6 +24,7 @@ import { createJwksStore } from './filters/jwks-store.ts';
 import { corsVerdict } from './filters/cors.ts';
 import { bodyLimitVerdict } from './filters/body-limit.ts';
 import { sourceRangeRefuses } from './filters/source-range.ts';
+import { basicCredentials } from './filters/basic-auth.ts';
 
 /** explain's client: loopback, unless x-forwarded-for says otherwise with trusted hops. */
 const EXPLAIN_PEER = '127.0.0.1';
@@ -172,6 +173,21 @@ export function explainPolicy(snapshot: Snapshot): PolicyExplainer {
             verdict: `client ${req.remoteIp} against ${ranges}: ${refused ? 'refused → 403' : 'allowed'}`,
           });
           if (refused) return stop({ status: 403, flag: '-', reason: 'ingress_source_range_denied' });
+          break;
+        }
+        case 'basic-auth': {
+          const creds = basicCredentials(headerText(req.headers['authorization']) || undefined);
+          const known = creds !== null && f.users.has(creds[0]);
+          steps.push({
+            filter: 'basic_auth',
+            verdict:
+              creds === null
+                ? `realm "${f.realm}": no Basic credentials → 401`
+                : known
+                  ? `realm "${f.realm}": user ${creds[0]} is known; explain does not check passwords`
+                  : `realm "${f.realm}": user ${creds[0]} is unknown → 401`,
+          });
+          if (!known) return stop({ status: 401, flag: '-', reason: 'ingress_basic_auth_denied' });
           break;
         }
         case 'fault': {

@@ -23,6 +23,7 @@ import { runFault } from './filters/fault.ts';
 import { runCors } from './filters/cors.ts';
 import { runBodyLimit } from './filters/body-limit.ts';
 import { runSourceRange } from './filters/source-range.ts';
+import { runBasicAuth } from './filters/basic-auth.ts';
 import { PAYLOAD_TOO_LARGE, readBodyPrefix } from './filters/read-body.ts';
 
 /** `ns/name` of the matched policy, '-' when none: the metric label (rules go to the log). */
@@ -67,6 +68,9 @@ export function runFilters<C extends FilterContext>(
         break;
       case 'source-range':
         outcome = runSourceRange(ctx, f);
+        break;
+      case 'basic-auth':
+        outcome = runBasicAuth(ctx, f);
         break;
       case 'fault':
         outcome = runFault(ctx, f);

@@ -199,6 +199,8 @@ function dumpFilter(f: HttpFilter): unknown {
       return { filter: 'body_limit', maxBytes: f.maxBytes };
     case 'source-range':
       return { filter: 'source_range', allow: f.allow, deny: f.deny };
+    case 'basic-auth':
+      return { filter: 'basic_auth', realm: f.realm, users: f.users.size, htpasswd: f.fingerprint };
     case 'fault':
       return {
         filter: 'fault',

@@ -591,8 +591,22 @@ export type HttpFilter =
   | RbacFilter
   | BodyLimitFilter
   | SourceRangeFilter
+  | BasicAuthFilter
   | FaultFilter
   | CorsFilter;
+
+/**
+ * ingress-nginx's auth-type basic (nginx auth_basic) on routes translated from an Ingress: a
+ * request without valid credentials for one of `users` gets 401 with `WWW-Authenticate`.
+ */
+export interface BasicAuthFilter {
+  readonly kind: 'basic-auth';
+  readonly realm: string;
+  /** User → password hash ($2y$ bcrypt, $apr1$, {SHA}, {PLAIN}); never rendered. */
+  readonly users: ReadonlyMap<string, string>;
+  /** Of the htpasswd text, for dumps. */
+  readonly fingerprint: string;
+}
 
 /**
  * ingress-nginx's whitelist-source-range / denylist-source-range (nginx allow/deny) on routes

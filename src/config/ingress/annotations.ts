@@ -65,6 +65,12 @@ export interface IngressAnnotations {
   readonly fromToWwwRedirect: boolean;
   readonly canary: CanarySettings | null;
   readonly hash: HashSetting | null;
+  /** auth-type: basic with its Secret (`name` or `namespace/name`), how it is laid out, and the realm. */
+  readonly basicAuth: {
+    readonly secret: string;
+    readonly secretType: 'auth-file' | 'auth-map';
+    readonly realm: string;
+  } | null;
   /** whitelist-source-range / denylist-source-range: IPs and CIDRs, empty when unset. */
   readonly allowSourceRanges: readonly string[];
   readonly denySourceRanges: readonly string[];
@@ -96,10 +102,6 @@ const UNENFORCEABLE: Readonly<Record<string, string>> = {
   'auth-signin': 'external authentication',
   'auth-response-headers': 'external authentication',
   'auth-method': 'external authentication',
-  'auth-type': 'basic/digest authentication',
-  'auth-secret': 'basic/digest authentication',
-  'auth-secret-type': 'basic/digest authentication',
-  'auth-realm': 'basic/digest authentication',
   'auth-tls-secret': 'client certificate authentication',
   'auth-tls-verify-client': 'client certificate authentication',
   'auth-tls-verify-depth': 'client certificate authentication',
@@ -341,6 +343,7 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
     });
     return [];
   };
+  const basicAuth = readBasicAuth(str, problems);
   const allowSourceRanges = ranges('whitelist-source-range');
   const denySourceRanges = ranges('denylist-source-range');
   for (const name of a.keys())
@@ -370,6 +373,7 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
       hash,
       allowSourceRanges,
       denySourceRanges,
+      basicAuth,
       used,
     },
     problems,
@@ -423,4 +427,40 @@ function readHash(str: (name: string) => string | null, problems: AnnotationProb
     message: `"${by}" cannot be expressed (only $remote_addr, $http_<name>, $arg_<name>, $cookie_<name>); endpoints are balanced without a hash`,
   });
   return null;
+}
+
+/**
+ * auth-type basic + auth-secret (+ auth-secret-type, auth-realm). Digest, or basic without a
+ * Secret, cannot be enforced: an error, never an open path.
+ */
+function readBasicAuth(
+  str: (name: string) => string | null,
+  problems: AnnotationProblem[],
+): IngressAnnotations['basicAuth'] {
+  const type = str('auth-type');
+  const secret = str('auth-secret');
+  const secretType = str('auth-secret-type') ?? 'auth-file';
+  const realm = str('auth-realm') ?? '';
+  if (type === null) {
+    if (secret !== null)
+      problems.push({
+        level: 'warning',
+        annotation: 'auth-secret',
+        message: 'without auth-type it has no effect',
+      });
+    return null;
+  }
+  const refuse = (annotation: string, message: string): null => {
+    problems.push({
+      level: 'error',
+      annotation,
+      message: `${message}; the config is refused rather than serving the paths open`,
+    });
+    return null;
+  };
+  if (type !== 'basic') return refuse('auth-type', `"${type}" authentication is not supported (only basic)`);
+  if (secret === null) return refuse('auth-secret', 'auth-type basic needs auth-secret');
+  if (secretType !== 'auth-file' && secretType !== 'auth-map')
+    return refuse('auth-secret-type', `"${secretType}" is not auth-file or auth-map`);
+  return { secret, secretType, realm };
 }

@@ -17,7 +17,8 @@
  * - request bodies over `proxy-body-size` (1m by default) get 413; upstream connect timeout 5 s.
  */
 import type { Diagnostic } from '../../errors/diagnostic.ts';
-import type { IngressBackend, IngressSpec, ServiceSpec } from '../../model/kube.ts';
+import type { IngressBackend, IngressSpec, SecretSpec, ServiceSpec } from '../../model/kube.ts';
+import { privateBytes, type PrivateBytes } from '../../model/private-bytes.ts';
 import type {
   ConsistentHashLB,
   DestinationRuleSpec,
@@ -35,6 +36,7 @@ import {
   NGINX_PREFIX,
   type CanarySettings,
   type HashSetting,
+  type AnnotationProblem,
   type IngressAnnotations,
 } from './annotations.ts';
 
@@ -63,6 +65,46 @@ export const GENERATED_FROM = 'sluice.dev/generated-from-ingress';
 
 type IngressResource = Resource<'Ingress', IngressSpec>;
 
+/** An Ingress's annotations with what they name resolved (the basic-auth Secret's users). */
+type ServedAnnotations = IngressAnnotations & {
+  readonly basicAuthUsers: { readonly realm: string; readonly htpasswd: PrivateBytes } | null;
+};
+
+/**
+ * auth-secret as htpasswd text: the `auth` key of an auth-file Secret, or `user:hash` lines of an
+ * auth-map Secret's keys. A missing Secret or key is an error: the paths would otherwise be open.
+ */
+function basicAuthUsers(
+  ing: IngressResource,
+  auth: NonNullable<IngressAnnotations['basicAuth']>,
+  secrets: ReadonlyMap<string, Resource<'Secret', SecretSpec>>,
+  problems: AnnotationProblem[],
+): { realm: string; htpasswd: PrivateBytes } | null {
+  const ref = auth.secret.includes('/') ? auth.secret : `${ing.namespace}/${auth.secret}`;
+  const secret = secrets.get(ref);
+  const refuse = (message: string): null => {
+    problems.push({
+      level: 'error',
+      annotation: 'auth-secret',
+      message: `${message}; the config is refused rather than serving the paths open`,
+    });
+    return null;
+  };
+  if (secret === undefined) return refuse(`Secret ${ref} is not in the config`);
+  const data = secret.spec.data;
+  if (auth.secretType === 'auth-file') {
+    const file = data['auth'];
+    return file === undefined
+      ? refuse(`Secret ${ref} has no "auth" key (auth-secret-type auth-file)`)
+      : { realm: auth.realm, htpasswd: file };
+  }
+  const lines = Object.entries(data).map(
+    ([user, hash]) => `${user}:${Buffer.from(hash.base64, 'base64').toString('utf8').trim()}`,
+  );
+  if (lines.length === 0) return refuse(`Secret ${ref} has no users (auth-secret-type auth-map)`);
+  return { realm: auth.realm, htpasswd: privateBytes(Buffer.from(lines.join('\n')).toString('base64')) };
+}
+
 export interface IngressTranslation {
   /** Generated Istio resources, in a stable order. */
   readonly resources: readonly Resource[];
@@ -71,7 +113,7 @@ export interface IngressTranslation {
 
 interface Location {
   readonly ingress: IngressResource;
-  readonly ann: IngressAnnotations;
+  readonly ann: ServedAnnotations;
   readonly path: string;
   readonly pathType: 'Exact' | 'Prefix' | 'ImplementationSpecific';
   readonly backend: IngressBackend;
@@ -101,7 +143,7 @@ interface HostEntry {
   readonly locations: Location[];
   /** The first Ingress that named the host: owns server-level annotations. */
   readonly owner: IngressResource;
-  readonly ownerAnn: IngressAnnotations;
+  readonly ownerAnn: ServedAnnotations;
   tls: { readonly credential: string } | null;
 }
 
@@ -166,6 +208,9 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
   const diagnostics: Diagnostic[] = [];
   const ingresses = set.resources.filter((r): r is IngressResource => r.kind === 'Ingress').sort(byAge);
   if (ingresses.length === 0) return { resources: [], diagnostics };
+  const secrets = new Map<string, Resource<'Secret', SecretSpec>>();
+  for (const r of set.resources)
+    if (r.kind === 'Secret') secrets.set(`${r.namespace}/${r.name}`, r as Resource<'Secret', SecretSpec>);
   const services = new Map<string, Resource<'Service', ServiceSpec>>();
   for (const r of set.resources)
     if (r.kind === 'Service') services.set(`${r.namespace}/${r.name}`, r as Resource<'Service', ServiceSpec>);
@@ -174,7 +219,7 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
   const hosts = new Map<string, HostEntry>();
   const served: IngressResource[] = [];
   const canaries: CanaryPath[] = [];
-  const backendPorts = new Map<string, { ann: IngressAnnotations; ingress: IngressResource; port: number }>();
+  const backendPorts = new Map<string, { ann: ServedAnnotations; ingress: IngressResource; port: number }>();
 
   for (const ing of ingresses) {
     const subject = subjectOf(ing);
@@ -191,7 +236,9 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
       });
       continue;
     }
-    const { value: ann, problems } = readAnnotations(ing.annotations);
+    const { value: read, problems } = readAnnotations(ing.annotations);
+    const users = read.basicAuth === null ? null : basicAuthUsers(ing, read.basicAuth, secrets, problems);
+    const ann: ServedAnnotations = { ...read, basicAuthUsers: users };
     let refused = false;
     for (const p of problems) {
       if (p.level === 'error') refused = true;
@@ -402,7 +449,7 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
   // One DestinationRule per backend Service port: ingress-nginx's connect timeout and backend protocol.
   const drs = new Map<
     string,
-    { host: string; ns: string; ports: { port: number; ann: IngressAnnotations }[]; ingress: IngressResource }
+    { host: string; ns: string; ports: { port: number; ann: ServedAnnotations }[]; ingress: IngressResource }
   >();
   for (const [key, v] of backendPorts) {
     const [ns, name] = key.split('/') as [string, string];
@@ -508,7 +555,7 @@ function hostRoutes(
   opts: IngressOptions,
   services: ReadonlyMap<string, Resource<'Service', ServiceSpec>>,
   diagnostics: Diagnostic[],
-  backendPorts: Map<string, { ann: IngressAnnotations; ingress: IngressResource; port: number }>,
+  backendPorts: Map<string, { ann: ServedAnnotations; ingress: IngressResource; port: number }>,
 ): HTTPRoute[] {
   // use-regex and rewrite-target on any path of a host turn every path of it into a regex (enforceRegexModifier).
   const regexMode = entry.locations.some((l) => !l.isDefault && (l.ann.useRegex || needsRewrite(l)));
@@ -566,6 +613,7 @@ function hostRoutes(
         readTimeoutMs: l.ann.readTimeoutSeconds * 1000,
         ...(l.ann.allowSourceRanges.length > 0 ? { allowSourceRanges: l.ann.allowSourceRanges } : {}),
         ...(l.ann.denySourceRanges.length > 0 ? { denySourceRanges: l.ann.denySourceRanges } : {}),
+        ...(l.ann.basicAuthUsers !== null ? { basicAuth: l.ann.basicAuthUsers } : {}),
       },
     };
     if (l.ann.redirect !== null && !l.isDefault) {
