@@ -3,6 +3,9 @@
  * upstreams on loopback behind Services + EndpointSlices, the gateway built through the same
  * Ingress translation the providers run. The guide's demo-receive/demo-order case first.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import nodePath from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { request } from 'undici';
@@ -12,8 +15,12 @@ import {
   ingressYaml,
   path,
   sendIngress as send,
+  serviceYaml,
   useIngressUpstreams,
 } from '../support/ingress.ts';
+import { freePorts } from '../support/pebble.ts';
+import { startServeInProcess } from '../support/serve-in-process.ts';
+import { until } from '../support/until.ts';
 import { rsaLeaf, tlsSecretYaml } from '../support/certs.ts';
 import { httpsGet } from '../support/tls-client.ts';
 import { formatDiagnostic } from '../../src/errors/diagnostic.ts';
@@ -224,5 +231,39 @@ ${tlsSecretYaml('demo-tls', rsaLeaf(['demo.example.com']), { namespace: 'default
     const unlimited = await start(tls({ 'ssl-redirect': 'false', 'proxy-body-size': '0' }));
     const r = await send(unlimited, '/u', { method: 'POST', body: Buffer.alloc(2 * 1024 * 1024, 'c') });
     expect(r.status).toBe(200);
+  });
+});
+
+describe('sluice serve on Ingress files', () => {
+  it('serves an Ingress-only config (its listener counts as a bound server) and reloads an edited Ingress', async () => {
+    const dir = await mkdtemp(nodePath.join(tmpdir(), 'sluice-ingress-serve-'));
+    const [port] = await freePorts(1);
+    const upstream = bench.up.get('demo-order')!;
+    const write = (p: string) =>
+      writeFile(
+        nodePath.join(dir, 'ingress.yaml'),
+        [
+          ingressYaml({ name: 'web', paths: [path(p, 'Prefix', 'demo-order')] }),
+          serviceYaml('demo-order', upstream.port),
+        ].join('---\n'),
+      );
+    await write('/v1');
+    const running = await startServeInProcess(dir, ['--ingress-http-port', String(port)]);
+    try {
+      const ask = async (p: string) =>
+        (await request(`http://127.0.0.1:${port}${p}`, { headers: { host: 'demo.example.com' } })).statusCode;
+      expect(running.isReady()).toBe(true);
+      expect(await ask('/v1/a')).toBe(200);
+      expect(await ask('/v2/a')).toBe(404);
+      await write('/v2');
+      await until(async () => (await ask('/v2/a')) === 200, {
+        timeoutMs: 5000,
+        what: 'the edited Ingress served',
+      });
+      expect(await ask('/v1/a')).toBe(404);
+    } finally {
+      await running.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
