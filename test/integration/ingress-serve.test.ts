@@ -243,7 +243,11 @@ describe('sluice serve on Ingress files', () => {
       writeFile(
         nodePath.join(dir, 'ingress.yaml'),
         [
-          ingressYaml({ name: 'web', paths: [path(p, 'Prefix', 'demo-order')] }),
+          ingressYaml({
+            name: 'web',
+            annotations: { 'limit-rps': '5' },
+            paths: [path(p, 'Prefix', 'demo-order')],
+          }),
           serviceYaml('demo-order', upstream.port),
         ].join('---\n'),
       );
@@ -254,6 +258,11 @@ describe('sluice serve on Ingress files', () => {
         (await request(`http://127.0.0.1:${port}${p}`, { headers: { host: 'demo.example.com' } })).statusCode;
       expect(running.isReady()).toBe(true);
       expect(await ask('/v1/a')).toBe(200);
+      // The unsupported annotation is counted as every unsupported field is.
+      const metrics = await (
+        await fetch(`http://127.0.0.1:${running.metricsServer.port}/stats/prometheus`)
+      ).text();
+      expect(metrics).toContain('sluice_config_unsupported_total{kind="Ingress",field="limit-rps"} 1');
       expect(await ask('/v2/a')).toBe(404);
       await write('/v2');
       await until(async () => (await ask('/v2/a')) === 200, {
