@@ -16,6 +16,8 @@ const COMMANDS: Record<CommandName, string> = {
   quickstart: 'start demo upstreams on loopback and serve the examples in gateways/ (npm start)',
   egress:
     'egress suggest: the ServiceEntry YAML that would allow what the egress proxy blocked in learning mode (asks the running gateway on --admin-port)',
+  convert:
+    'convert ingress -f FILE|DIR [-o DIR] [--verify]: ingress-nginx Ingresses to commented Istio YAML; exit 1 if something could not be expressed',
 };
 
 function version(): string {
@@ -80,6 +82,8 @@ async function run(argv: readonly string[], io: CommandIO): Promise<number> {
       return (await import('./cli/quickstart.ts')).runQuickstart(opts);
     case 'egress':
       return (await import('./cli/egress.ts')).runEgress(opts, io);
+    case 'convert':
+      return (await import('./cli/convert.ts')).runConvert(opts, io);
   }
 }
 

@@ -20,7 +20,8 @@ export interface FlagSpec {
   readonly commands: readonly CommandName[];
 }
 
-export type CommandName = 'serve' | 'validate' | 'routes' | 'explain' | 'certs' | 'quickstart' | 'egress';
+export type CommandName =
+  'serve' | 'validate' | 'routes' | 'explain' | 'certs' | 'quickstart' | 'egress' | 'convert';
 
 const ALL_CONFIG: readonly CommandName[] = ['serve', 'validate', 'routes', 'explain'];
 const SERVING: readonly CommandName[] = ['serve', 'quickstart'];
@@ -33,32 +34,66 @@ export const FLAGS: readonly FlagSpec[] = [
     commands: [...ALL_CONFIG, 'quickstart'],
   },
   {
+    name: 'filename',
+    short: 'f',
+    type: 'list',
+    help: 'Ingress file or directory to convert (with the Services and Secrets it uses); repeatable',
+    commands: ['convert'],
+  },
+  {
+    name: 'verify',
+    type: 'boolean',
+    help: 'serve the Ingresses and the converted Istio YAML side by side on loopback and report every answer that differs',
+    commands: ['convert'],
+  },
+  {
     name: 'config-namespace',
     type: 'string',
     defaultText: 'default',
     help: 'namespace of documents that set none',
-    commands: [...ALL_CONFIG, 'quickstart'],
+    commands: [...ALL_CONFIG, 'quickstart', 'convert'],
   },
   {
     name: 'namespace',
     type: 'string',
     defaultText: 'istio-system',
     help: "this gateway's own namespace (credentialName Secrets live here)",
-    commands: [...ALL_CONFIG, 'quickstart'],
+    commands: [...ALL_CONFIG, 'quickstart', 'convert'],
   },
   {
     name: 'labels',
     type: 'labels',
     defaultText: 'istio=ingressgateway',
     help: "this gateway's workload labels k=v,...; Gateway and policy selectors match them",
-    commands: [...ALL_CONFIG, 'quickstart'],
+    commands: [...ALL_CONFIG, 'quickstart', 'convert'],
   },
   {
     name: 'root-namespace',
     type: 'string',
     defaultText: 'istio-system',
     help: "Istio's root namespace for mesh-wide policy",
-    commands: [...ALL_CONFIG, 'quickstart'],
+    commands: [...ALL_CONFIG, 'quickstart', 'convert'],
+  },
+  {
+    name: 'ingress-class',
+    type: 'string',
+    defaultText: 'sluice; convert: nginx',
+    help: "the Ingress class served (ingressClassName or kubernetes.io/ingress.class); nginx to take over ingress-nginx's",
+    commands: [...ALL_CONFIG, 'quickstart', 'convert'],
+  },
+  {
+    name: 'ingress-http-port',
+    type: 'int',
+    defaultText: '80',
+    help: 'port Ingress objects are served on in plain HTTP',
+    commands: [...ALL_CONFIG, 'quickstart', 'convert'],
+  },
+  {
+    name: 'ingress-https-port',
+    type: 'int',
+    defaultText: '443',
+    help: 'port Ingress objects with tls are served on in HTTPS (bound only when some Ingress has tls)',
+    commands: [...ALL_CONFIG, 'quickstart', 'convert'],
   },
   {
     name: 'bind',
@@ -93,7 +128,7 @@ export const FLAGS: readonly FlagSpec[] = [
     type: 'string',
     defaultText: './certs',
     help: 'directory of <credentialName>/{tls.crt,tls.key,ca.crt}',
-    commands: [...ALL_CONFIG, 'quickstart'],
+    commands: [...ALL_CONFIG, 'quickstart', 'convert'],
   },
   {
     name: 'log-level',
@@ -154,8 +189,8 @@ export const FLAGS: readonly FlagSpec[] = [
     short: 'o',
     type: 'string',
     defaultText: 'table',
-    help: 'table or json (validate: text or json)',
-    commands: ['routes', 'validate', 'explain'],
+    help: 'table or json (validate: text or json; convert: the directory to write)',
+    commands: ['routes', 'validate', 'explain', 'convert'],
   },
   {
     name: 'header',
@@ -179,7 +214,7 @@ export const FLAGS: readonly FlagSpec[] = [
     short: 'h',
     type: 'boolean',
     help: 'show help',
-    commands: ['serve', 'validate', 'routes', 'explain', 'certs', 'quickstart'],
+    commands: ['serve', 'validate', 'routes', 'explain', 'certs', 'quickstart', 'egress', 'convert'],
   },
 ];
 
@@ -189,10 +224,15 @@ export function envName(flag: string): string {
 
 export interface Options {
   readonly config: readonly string[];
+  readonly filename: readonly string[];
+  readonly verify: boolean;
   readonly configNamespace: string;
   readonly namespace: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly rootNamespace: string;
+  readonly ingressClass: string;
+  readonly ingressHttpPort: number;
+  readonly ingressHttpsPort: number;
   readonly bind: string;
   readonly statusPort: number;
   readonly metricsPort: number;
@@ -341,10 +381,16 @@ export function parseOptions(command: CommandName, argv: readonly string[], env:
   if (workers < 1) throw usage('--workers: must be at least 1');
   return {
     config: valuesOf(raw, env, 'config') ?? [],
+    filename: valuesOf(raw, env, 'filename') ?? [],
+    verify: bool('verify'),
     configNamespace: last(raw, env, 'config-namespace') ?? 'default',
     namespace: last(raw, env, 'namespace') ?? 'istio-system',
     labels: parseLabels(last(raw, env, 'labels') ?? 'istio=ingressgateway'),
     rootNamespace: last(raw, env, 'root-namespace') ?? 'istio-system',
+    // convert reads ingress-nginx's Ingresses: their class is nginx unless told otherwise.
+    ingressClass: last(raw, env, 'ingress-class') ?? (command === 'convert' ? 'nginx' : 'sluice'),
+    ingressHttpPort: intFlag(raw, env, 'ingress-http-port', 80),
+    ingressHttpsPort: intFlag(raw, env, 'ingress-https-port', 443),
     bind: last(raw, env, 'bind') ?? '0.0.0.0',
     statusPort: intFlag(raw, env, 'status-port', 15021),
     metricsPort: intFlag(raw, env, 'metrics-port', 15090),
@@ -359,7 +405,8 @@ export function parseOptions(command: CommandName, argv: readonly string[], env:
     kubernetes: bool('kubernetes'),
     watchNamespace: last(raw, env, 'watch-namespace') ?? null,
     port: intFlag(raw, env, 'port', null),
-    output: last(raw, env, 'output') ?? (command === 'validate' ? 'text' : 'table'),
+    output:
+      last(raw, env, 'output') ?? (command === 'validate' ? 'text' : command === 'convert' ? '' : 'table'),
     headers: (valuesOf(raw, env, 'header') ?? []).map(parseHeader),
     method: last(raw, env, 'request') ?? 'GET',
     hosts: valuesOf(raw, env, 'host') ?? [],

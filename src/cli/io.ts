@@ -24,3 +24,16 @@ export function identityOf(opts: Options): GatewayIdentity {
     ...(opts.egressProxyPort !== null ? { egressProxyPort: opts.egressProxyPort } : {}),
   };
 }
+
+/** What the Ingress translation takes from the command line (--ingress-*). */
+export function ingressOptionsOf(opts: Options): {
+  readonly ingressClass: string;
+  readonly httpPort: number;
+  readonly httpsPort: number;
+} {
+  return {
+    ingressClass: opts.ingressClass,
+    httpPort: opts.ingressHttpPort,
+    httpsPort: opts.ingressHttpsPort,
+  };
+}

@@ -1,8 +1,9 @@
 import { readConfigSources } from '../providers/certs-dir.ts';
 import { buildFromResources, type BuildResult } from '../control/build.ts';
 import { SluiceError } from '../errors/sluice-error.ts';
-import { identityOf } from './io.ts';
+import { identityOf, ingressOptionsOf } from './io.ts';
 import type { Options } from './flags.ts';
+import type { ProviderUpdate } from '../providers/provider.ts';
 
 /**
  * Reads --config paths (plus --certs-dir credentials and certificate files, as serve does) and
@@ -11,11 +12,17 @@ import type { Options } from './flags.ts';
 export async function loadFromFlags(opts: Options): Promise<BuildResult> {
   if (opts.config.length === 0)
     throw new SluiceError('SLUICE_CLI_USAGE', 'no --config given (a file or directory of Istio YAML)');
-  const update = await readConfigSources({
-    paths: opts.config,
+  const update = await readSourcesFromFlags(opts, opts.config);
+  return buildFromResources(update.resources, update.diagnostics, { ...identityOf(opts), nowMs: Date.now() });
+}
+
+/** `paths` with --certs-dir, translated as the flags say (Ingress class and ports): what serve reads. */
+export function readSourcesFromFlags(opts: Options, paths: readonly string[]): Promise<ProviderUpdate> {
+  return readConfigSources({
+    paths,
     defaultNamespace: opts.configNamespace,
     certsDir: opts.certsDir,
     gatewayNamespace: opts.namespace,
+    ingress: ingressOptionsOf(opts),
   });
-  return buildFromResources(update.resources, update.diagnostics, { ...identityOf(opts), nowMs: Date.now() });
 }

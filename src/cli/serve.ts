@@ -40,7 +40,7 @@ import { limitStatus, type PoolStatus } from '../upstream/pools.ts';
 import { mirrorCounts } from '../upstream/mirror.ts';
 import { SluiceError } from '../errors/sluice-error.ts';
 import type { Options } from './flags.ts';
-import { identityOf } from './io.ts';
+import { identityOf, ingressOptionsOf } from './io.ts';
 
 /** What signal handling needs from a running serve, single-process or primary. */
 export interface Running {
@@ -130,6 +130,7 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
       defaultNamespace: opts.configNamespace,
       certsDir: opts.certsDir,
       gatewayNamespace: opts.namespace,
+      ingress: ingressOptionsOf(opts),
     },
     identity,
   });

@@ -397,5 +397,10 @@ export function compileAction(input: ActionInput, problems: ActionProblem[]): Ro
     hashPolicy,
   };
   const mirrors = compileMirrors(input);
-  return mirrors === undefined ? action : { ...action, mirrors };
+  const readTimeoutMs = rule.ingressNginx?.readTimeoutMs;
+  return {
+    ...action,
+    ...(mirrors === undefined ? {} : { mirrors }),
+    ...(readTimeoutMs === undefined || readTimeoutMs <= 0 ? {} : { readTimeoutMs }),
+  };
 }

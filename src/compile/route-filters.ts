@@ -9,13 +9,73 @@ import {
   type CorsPolicy,
   type HTTPFaultInjection,
   type HTTPRoute,
+  type IngressNginxRoute,
   type Percent,
   type StringMatch,
 } from '../model/networking.ts';
-import type { CorsFilter, FaultFilter, HttpFilter, OriginMatcher } from '../snapshot/types.ts';
+import type {
+  CorsFilter,
+  FaultFilter,
+  HttpFilter,
+  BasicAuthFilter,
+  OriginMatcher,
+  SourceRangeFilter,
+} from '../snapshot/types.ts';
+import { cidrTest } from './authz-values.ts';
+import { renderPrivate } from '../model/private-bytes.ts';
 import { parseDuration } from '../util/duration.ts';
 import { compileRe2 } from '../util/re2.ts';
 import type { MatchBuildProblem } from './match.ts';
+
+/** Hash formats nginx's auth_basic_user_file takes that sluice verifies (not crypt(3) DES). */
+const HASH_FORMATS = /^(\$2[aby]\$\d\d\$|\$apr1\$|\{SHA\}|\{PLAIN\})/;
+
+function compileBasicAuth(
+  auth: NonNullable<IngressNginxRoute['basicAuth']>,
+  path: string,
+  problems: MatchBuildProblem[],
+): BasicAuthFilter {
+  const users = new Map<string, string>();
+  const text = Buffer.from(auth.htpasswd.base64, 'base64').toString('utf8');
+  for (const line of text.split(/\r?\n/)) {
+    const t = line.trim();
+    if (t === '' || t.startsWith('#')) continue;
+    const colon = t.indexOf(':');
+    if (colon <= 0) continue;
+    const user = t.slice(0, colon);
+    const hash = t.slice(colon + 1).split(':')[0]!;
+    // A user whose hash cannot be checked is left out: that user is refused, never let in.
+    if (!HASH_FORMATS.test(hash)) {
+      problems.push({
+        path: `${path}.ingressNginx.basicAuth`,
+        message: `user "${user}" has a password hash sluice cannot verify (use bcrypt, apr1, {SHA} or {PLAIN}); that user is refused`,
+      });
+      continue;
+    }
+    if (!users.has(user)) users.set(user, hash);
+  }
+  return { kind: 'basic-auth', realm: auth.realm, users, fingerprint: renderPrivate(auth.htpasswd) };
+}
+
+function compileSourceRanges(
+  n: IngressNginxRoute,
+  path: string,
+  problems: MatchBuildProblem[],
+): SourceRangeFilter | null {
+  const allow = n.allowSourceRanges ?? [];
+  const deny = n.denySourceRanges ?? [];
+  if (allow.length === 0 && deny.length === 0) return null;
+  const test = (values: readonly string[]): ((ip: string) => boolean) | null => {
+    if (values.length === 0) return null;
+    const t = cidrTest(values);
+    if (typeof t === 'string') {
+      problems.push({ path: `${path}.ingressNginx`, message: t });
+      return null;
+    }
+    return t;
+  };
+  return { kind: 'source-range', allow, deny, allowed: test(allow), denied: test(deny) };
+}
 
 /** Istio translatePercentToFractionalPercent: `value` % as millionths, truncated (0.0001 % steps). */
 export function perMillionOf(p: Percent): number {
@@ -31,8 +91,20 @@ export function compileRouteFilters(
   const fault = rule.fault === undefined ? null : compileFault(rule.fault, `${path}.fault`, problems);
   const cors =
     rule.corsPolicy === undefined ? null : compileCors(rule.corsPolicy, `${path}.corsPolicy`, problems);
-  if (fault === null && cors === null) return undefined;
+  const maxBody = rule.ingressNginx?.maxBodyBytes ?? 0;
+  const ranges =
+    rule.ingressNginx === undefined ? null : compileSourceRanges(rule.ingressNginx, path, problems);
+  const basic =
+    rule.ingressNginx?.basicAuth === undefined
+      ? null
+      : compileBasicAuth(rule.ingressNginx.basicAuth, path, problems);
+  if (fault === null && cors === null && maxBody === 0 && ranges === null && basic === null) return undefined;
   const out: HttpFilter[] = [];
+  // nginx refuses an oversized Content-Length while finding the location, before access checks.
+  if (maxBody > 0) out.push({ kind: 'body-limit', maxBytes: maxBody });
+  // nginx's access phase: allow/deny, then auth_basic (satisfy all).
+  if (ranges !== null) out.push(ranges);
+  if (basic !== null) out.push(basic);
   if (fault !== null) out.push(fault);
   if (cors !== null) out.push(cors);
   return out;

@@ -1,7 +1,7 @@
 import type { Diagnostic, DiagnosticSubject } from '../errors/diagnostic.ts';
 import { rememberSameContent } from '../model/content-hash.ts';
 import type { Origin, Resource, ResourceSet } from '../model/resource.ts';
-import { formatOrigin } from '../model/resource.ts';
+import { formatOrigin, subjectOfResource } from '../model/resource.ts';
 import { describeUnsupported, unsupportedKind } from '../model/unsupported.ts';
 import { formatPath } from './field-path.ts';
 import { normaliseResource } from './normalise.ts';
@@ -170,14 +170,7 @@ function dropNullFields(v: unknown): unknown {
   return out;
 }
 
-function subjectOf(r: Resource): DiagnosticSubject {
-  return {
-    origin: r.origin,
-    kind: r.kind,
-    ...(r.namespace !== '' ? { namespace: r.namespace } : {}),
-    name: r.name,
-  };
-}
+const subjectOf = subjectOfResource;
 
 /**
  * What is said about a document sluice does not read: a warning for a kind it ignores or a likely

@@ -22,6 +22,9 @@ import { runJwtAuthn } from './filters/jwt-authn.ts';
 import { JWT_STATUS } from './filters/jwt-verify.ts';
 import { createJwksStore } from './filters/jwks-store.ts';
 import { corsVerdict } from './filters/cors.ts';
+import { bodyLimitVerdict } from './filters/body-limit.ts';
+import { sourceRangeRefuses } from './filters/source-range.ts';
+import { basicCredentials } from './filters/basic-auth.ts';
 
 /** explain's client: loopback, unless x-forwarded-for says otherwise with trusted hops. */
 const EXPLAIN_PEER = '127.0.0.1';
@@ -144,6 +147,48 @@ export function explainPolicy(snapshot: Snapshot): PolicyExplainer {
             flag: '-',
             reason: `jwt_authn_access_denied{${JWT_STATUS[d.status].replaceAll(' ', '_')}}`,
           });
+        }
+        case 'body-limit': {
+          const h = req.headers;
+          const v = bodyLimitVerdict(
+            f,
+            headerText(h['content-length']) || undefined,
+            h['transfer-encoding'] !== undefined,
+          );
+          steps.push({
+            filter: 'body_limit',
+            verdict: `proxy-body-size ${f.maxBytes} bytes: ${v === 'too-large' ? 'Content-Length over it → 413' : v === 'read' ? 'chunked body read ahead up to it (413 if longer)' : 'body fits'}`,
+          });
+          if (v === 'too-large') return stop({ status: 413, flag: '-', reason: 'request_payload_too_large' });
+          break;
+        }
+        case 'source-range': {
+          const refused = sourceRangeRefuses(f, req.remoteIp);
+          const ranges = [
+            ...(f.allow.length > 0 ? [`whitelist ${f.allow.join(',')}`] : []),
+            ...(f.deny.length > 0 ? [`denylist ${f.deny.join(',')}`] : []),
+          ].join(', ');
+          steps.push({
+            filter: 'source_range',
+            verdict: `client ${req.remoteIp} against ${ranges}: ${refused ? 'refused → 403' : 'allowed'}`,
+          });
+          if (refused) return stop({ status: 403, flag: '-', reason: 'ingress_source_range_denied' });
+          break;
+        }
+        case 'basic-auth': {
+          const creds = basicCredentials(headerText(req.headers['authorization']) || undefined);
+          const known = creds !== null && f.users.has(creds[0]);
+          steps.push({
+            filter: 'basic_auth',
+            verdict:
+              creds === null
+                ? `realm "${f.realm}": no Basic credentials → 401`
+                : known
+                  ? `realm "${f.realm}": user ${creds[0]} is known; explain does not check passwords`
+                  : `realm "${f.realm}": user ${creds[0]} is unknown → 401`,
+          });
+          if (!known) return stop({ status: 401, flag: '-', reason: 'ingress_basic_auth_denied' });
+          break;
         }
         case 'fault': {
           const reply = explainFault(f, steps);

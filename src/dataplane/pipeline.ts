@@ -5,7 +5,6 @@
  * asynchronous, and the pipeline resumes where it stopped. A list with nothing asynchronous to do runs without a promise or a
  * closure; a table or route without filters never enters here.
  */
-import type { IncomingMessage } from 'node:http';
 import type {
   ExtAuthzFilter,
   HttpFilter,
@@ -22,6 +21,10 @@ import type { FilterContext, FilterReply, FilterRuntime, HeaderEdits } from './f
 import { applyHeaderEdits } from './header-edits.ts';
 import { runFault } from './filters/fault.ts';
 import { runCors } from './filters/cors.ts';
+import { runBodyLimit } from './filters/body-limit.ts';
+import { runSourceRange } from './filters/source-range.ts';
+import { runBasicAuth } from './filters/basic-auth.ts';
+import { PAYLOAD_TOO_LARGE, readBodyPrefix } from './filters/read-body.ts';
 
 /** `ns/name` of the matched policy, '-' when none: the metric label (rules go to the log). */
 function policyName(m: PolicyMatch | null): string {
@@ -33,7 +36,6 @@ function ruleOf(m: PolicyMatch | null): number {
 }
 
 const RBAC_DENIED = Buffer.from('RBAC: access denied');
-const PAYLOAD_TOO_LARGE = Buffer.from('Payload Too Large');
 
 function addEdits(ctx: FilterContext, edits: HeaderEdits | null): void {
   if (edits !== null) applyHeaderEdits(ctx.req, edits);
@@ -60,6 +62,15 @@ export function runFilters<C extends FilterContext>(
         break;
       case 'ext-authz':
         outcome = runExtAuthz(ctx, f, rt);
+        break;
+      case 'body-limit':
+        outcome = runBodyLimit(ctx, f);
+        break;
+      case 'source-range':
+        outcome = runSourceRange(ctx, f);
+        break;
+      case 'basic-auth':
+        outcome = runBasicAuth(ctx, f);
         break;
       case 'fault':
         outcome = runFault(ctx, f);
@@ -261,35 +272,4 @@ function applyExtAuthz(
         details: 'ext_authz_error',
       };
   }
-}
-
-/** Reads up to `max` body bytes ahead (whole chunks kept for the upstream), then pauses the stream. */
-function readBodyPrefix(req: IncomingMessage, max: number): Promise<{ buffer: Buffer; complete: boolean }> {
-  if (
-    req.complete ||
-    (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined)
-  )
-    return Promise.resolve({ buffer: Buffer.alloc(0), complete: true });
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = (complete: boolean): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onEnd);
-      req.off('close', onEnd);
-      req.pause();
-      resolve({ buffer: Buffer.concat(chunks), complete });
-    };
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size > max) done(false);
-    };
-    const onEnd = (): void => done(true);
-    req.on('data', onData);
-    req.once('end', onEnd);
-    req.once('error', onEnd);
-    req.once('close', onEnd);
-  });
 }

@@ -15,6 +15,10 @@ export const CODES = {
     'a kind or apiVersion in an API group sluice reads is not one it knows (likely misspelt)',
   SLUICE_CONFIG_NOT_APPLICABLE: 'a resource that never applies to this gateway, so it is ignored',
   SLUICE_REGEX_INVALID: 'a regex is not valid RE2 or is too long',
+  SLUICE_INGRESS_ANNOTATION:
+    'an ingress-nginx annotation or Ingress field sluice does not act on, or with a value it cannot use',
+  SLUICE_INGRESS_REFUSED:
+    'an Ingress carries raw nginx configuration (a *-snippet annotation) and is refused',
   // cross-resource
   SLUICE_REF_NOT_FOUND: 'a resource refers to another that does not exist',
   SLUICE_PORT_CONFLICT: 'two Gateway servers claim one port with conflicting protocols',

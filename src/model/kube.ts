@@ -46,11 +46,36 @@ export interface EndpointSliceSpec {
   }[];
 }
 
+/** An Ingress backend: a Service port by number or name, or (not served) a resource reference. */
+export interface IngressBackend {
+  readonly service?: {
+    readonly name: string;
+    readonly port?: { readonly number?: number; readonly name?: string };
+  };
+  readonly resource?: Readonly<Record<string, unknown>>;
+}
+
+export interface IngressPath {
+  readonly path?: string;
+  readonly pathType: 'Exact' | 'Prefix' | 'ImplementationSpecific';
+  readonly backend: IngressBackend;
+}
+
+export interface IngressRule {
+  readonly host?: string;
+  readonly http?: { readonly paths: readonly IngressPath[] };
+}
+
 export interface IngressSpec {
   readonly ingressClassName?: string;
-  readonly defaultBackend?: unknown;
+  readonly defaultBackend?: IngressBackend;
   readonly tls?: readonly { readonly hosts?: readonly string[]; readonly secretName?: string }[];
-  readonly rules?: readonly unknown[];
+  readonly rules?: readonly IngressRule[];
+}
+
+/** networking.k8s.io/v1 IngressClass: which controller serves Ingresses naming it. */
+export interface IngressClassSpec {
+  readonly controller?: string;
 }
 
 export type NamespaceSpec = Readonly<Record<string, never>>;

@@ -5,6 +5,8 @@
  * except where normalise.ts says otherwise (lowercased hosts, upper-cased protocol names).
  */
 
+import type { PrivateBytes } from './private-bytes.ts';
+
 export type Protocol =
   'HTTP' | 'HTTPS' | 'HTTP2' | 'GRPC' | 'GRPC-WEB' | 'TLS' | 'TCP' | 'MONGO' | 'REDIS' | 'MYSQL' | 'UDP';
 
@@ -224,6 +226,28 @@ export interface HTTPRoute {
   readonly mirrorPercent?: number;
   readonly corsPolicy?: CorsPolicy;
   readonly headers?: Headers;
+  /**
+   * sluice: what an ingress-nginx Ingress path asks of its route that Istio has no field for. Set
+   * only on routes translated from an Ingress (config/ingress/); never read from YAML.
+   */
+  readonly ingressNginx?: IngressNginxRoute;
+}
+
+/** ingress-nginx behaviour kept for routes translated from an Ingress. */
+export interface IngressNginxRoute {
+  /** proxy-body-size: larger request bodies are answered 413; 0 = no limit. */
+  readonly maxBodyBytes: number;
+  /**
+   * auth-type basic: the users allowed (htpasswd lines `user:hash`, from the auth-secret), and
+   * the realm of the 401's `WWW-Authenticate`.
+   */
+  readonly basicAuth?: { readonly realm: string; readonly htpasswd: PrivateBytes };
+  /** proxy-read-timeout: longest wait for response headers and between body reads (504). */
+  readonly readTimeoutMs?: number;
+  /** whitelist-source-range: only these client IPs/CIDRs get through (403 otherwise); absent = any. */
+  readonly allowSourceRanges?: readonly string[];
+  /** denylist-source-range: these client IPs/CIDRs get 403. */
+  readonly denySourceRanges?: readonly string[];
 }
 
 export interface L4MatchAttributes {

@@ -4,6 +4,7 @@
  * to worker processes as it is.
  */
 
+import type { DiagnosticSubject } from '../errors/diagnostic.ts';
 import type { Origin } from '../errors/origin.ts';
 
 export type { Origin } from '../errors/origin.ts';
@@ -20,6 +21,7 @@ export type Kind =
   | 'Service'
   | 'EndpointSlice'
   | 'Ingress'
+  | 'IngressClass'
   | 'Namespace'
   | 'MeshConfig'
   | 'RateLimitPolicy';
@@ -49,4 +51,14 @@ export function resourceKey(r: { namespace: string; name: string }): ResourceKey
 /** Everything one provider pass produced, in a stable order (origin order for files). */
 export interface ResourceSet {
   readonly resources: readonly Resource[];
+}
+
+/** What a diagnostic about `r` names: where it was read, kind, namespace (when it has one), name. */
+export function subjectOfResource(r: Resource): DiagnosticSubject {
+  return {
+    origin: r.origin,
+    kind: r.kind,
+    ...(r.namespace !== '' ? { namespace: r.namespace } : {}),
+    name: r.name,
+  };
 }

@@ -163,11 +163,6 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
     effect: 'it is not enforced: requests are not rate limited',
   },
   {
-    kind: 'Ingress',
-    field: '*',
-    effect: 'it is not served: its hosts and paths are not routed',
-  },
-  {
     kind: 'MeshConfig',
     field: 'outboundTrafficPolicy.mode',
     when: { equals: ['REGISTRY_ONLY'] },

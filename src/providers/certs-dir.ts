@@ -21,6 +21,7 @@ import type {
 import { privateBytes, type PrivateBytes } from '../model/private-bytes.ts';
 import type { Resource, ResourceSet } from '../model/resource.ts';
 import type { LoadCache } from '../config/index.ts';
+import { DEFAULT_INGRESS_OPTIONS, withIngresses, type IngressOptions } from '../config/ingress/index.ts';
 import { readConfigUpdate } from './file.ts';
 import type { Provider, ProviderUpdate } from './provider.ts';
 import { createWatchedProvider, isVolumeSwap, type PathWatch } from './watch.ts';
@@ -171,6 +172,8 @@ export interface ConfigSourcesOptions {
   readonly gatewayNamespace: string;
   /** Kept from read to read by a provider that reads again on every change. */
   readonly cache?: LoadCache;
+  /** --ingress-class, --ingress-http-port, --ingress-https-port (ingress-nginx's defaults when absent). */
+  readonly ingress?: Omit<IngressOptions, 'gatewayNamespace'>;
 }
 
 /**
@@ -184,7 +187,16 @@ export async function readConfigSources(
   const update = await readConfigUpdate(opts, watch);
   const certs = await readCertsDir(opts.certsDir, opts.gatewayNamespace, watch);
   const named = await readCertificateFiles(certificatePathsOf(update.resources), watch);
-  return { ...update, resources: mergeCertificates(update.resources, certs, named) };
+  const ingress = withIngresses(mergeCertificates(update.resources, certs, named), {
+    ...(opts.ingress ?? DEFAULT_INGRESS_OPTIONS),
+    gatewayNamespace: opts.gatewayNamespace,
+  });
+  return {
+    ...update,
+    resources: ingress.resources,
+    diagnostics:
+      ingress.diagnostics.length === 0 ? update.diagnostics : [...update.diagnostics, ...ingress.diagnostics],
+  };
 }
 
 /**

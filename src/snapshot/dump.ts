@@ -124,6 +124,7 @@ function dumpAction(action: RouteAction): unknown {
               : action.rewrite,
         authority: action.authority,
         timeoutMs: action.timeoutMs,
+        ...(action.readTimeoutMs !== undefined ? { readTimeoutMs: action.readTimeoutMs } : {}),
         retry: dumpRetry(action.retry),
         ...(action.hashPolicy.length > 0 ? { hashPolicy: action.hashPolicy } : {}),
         mirrors: action.mirrors?.map((m) => ({
@@ -194,6 +195,12 @@ function dumpFilter(f: HttpFilter): unknown {
         dryRun: dumpPolicies(f.shadow),
       };
     }
+    case 'body-limit':
+      return { filter: 'body_limit', maxBytes: f.maxBytes };
+    case 'source-range':
+      return { filter: 'source_range', allow: f.allow, deny: f.deny };
+    case 'basic-auth':
+      return { filter: 'basic_auth', realm: f.realm, users: f.users.size, htpasswd: f.fingerprint };
     case 'fault':
       return {
         filter: 'fault',

@@ -347,6 +347,11 @@ export interface ForwardAction {
   readonly hashPolicy: readonly HashPolicy[];
   /** VS-27 request mirrors, in order; absent = none (most routes). */
   readonly mirrors?: readonly RequestMirror[];
+  /**
+   * ingress-nginx's proxy-read-timeout on routes translated from an Ingress: the longest wait for
+   * the upstream's response headers and between two reads of its body (504 UT); absent = none.
+   */
+  readonly readTimeoutMs?: number;
 }
 
 /**
@@ -666,7 +671,55 @@ export interface PolicyRequest extends RequestView {
 
 // ---------------------------------------------------------------- filters
 
-export type HttpFilter = ExtAuthzFilter | JwtAuthnFilter | RbacFilter | FaultFilter | CorsFilter;
+export type HttpFilter =
+  | ExtAuthzFilter
+  | JwtAuthnFilter
+  | RbacFilter
+  | BodyLimitFilter
+  | SourceRangeFilter
+  | BasicAuthFilter
+  | FaultFilter
+  | CorsFilter;
+
+/**
+ * ingress-nginx's auth-type basic (nginx auth_basic) on routes translated from an Ingress: a
+ * request without valid credentials for one of `users` gets 401 with `WWW-Authenticate`.
+ */
+export interface BasicAuthFilter {
+  readonly kind: 'basic-auth';
+  readonly realm: string;
+  /** User → password hash ($2y$ bcrypt, $apr1$, {SHA}, {PLAIN}); never rendered. */
+  readonly users: ReadonlyMap<string, string>;
+  /** Of the htpasswd text, for dumps. */
+  readonly fingerprint: string;
+}
+
+/**
+ * ingress-nginx's whitelist-source-range / denylist-source-range (nginx allow/deny) on routes
+ * translated from an Ingress: decided on the client address after trusted-proxy handling (DP-1).
+ */
+export interface SourceRangeFilter {
+  readonly kind: 'source-range';
+  /** As written, for dumps and explain. */
+  readonly allow: readonly string[];
+  readonly deny: readonly string[];
+  /** Null = no whitelist. */
+  readonly allowed: ((ip: string) => boolean) | null;
+  readonly denied: ((ip: string) => boolean) | null;
+}
+
+// ---------------------------------------------------------------- body limit (route filter)
+
+/**
+ * ingress-nginx's `proxy-body-size` (nginx client_max_body_size) on routes translated from an
+ * Ingress: a request body larger than `maxBytes` is answered 413 and never reaches the upstream.
+ * A declared Content-Length is judged at once; a chunked body is read ahead up to the limit, as
+ * nginx buffers request bodies before proxying them.
+ */
+export interface BodyLimitFilter {
+  readonly kind: 'body-limit';
+  readonly maxBytes: number;
+}
 
 // ---------------------------------------------------------------- fault (route filter)
 

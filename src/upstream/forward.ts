@@ -429,6 +429,9 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
       path: state.upstreamPath,
       method: ctx.method,
       headers: state.headers,
+      // ingress-nginx's proxy-read-timeout (0 = none: Istio routes have only the route timeout).
+      headersTimeout: state.action.readTimeoutMs ?? 0,
+      bodyTimeout: state.action.readTimeoutMs ?? 0,
       // A body the upstream never started reading can be retried; see canRetry.
       body: state.hasBody && !upgrade ? requestBody(ctx) : null,
       upgrade: upgrade ? 'websocket' : null,

@@ -5,7 +5,7 @@ import { AuthorizationPolicySpecSchema } from './authorization-policy/schema.ts'
 import { DestinationRuleSpecSchema } from './destination-rule/schema.ts';
 import { EndpointSliceDocumentSchema, endpointSliceSpec } from './endpoint-slice/schema.ts';
 import { GatewaySpecSchema } from './gateway/schema.ts';
-import { IngressSpecSchema } from './ingress/schema.ts';
+import { IngressClassSpecSchema, IngressSpecSchema } from './ingress/schema.ts';
 import { MeshConfigSpecSchema } from './mesh-config/schema.ts';
 import { NamespaceSpecSchema } from './namespace/schema.ts';
 import { RateLimitPolicySpecSchema } from './rate-limit-policy/schema.ts';
@@ -79,6 +79,7 @@ export const KINDS: readonly KindDef[] = [
     EndpointSliceDocumentSchema.transform((d) => ({ metadata: d.metadata, spec: endpointSliceSpec(d) })),
   ),
   def('Ingress', ['networking.k8s.io/v1'], kube(IngressSpecSchema.optional().transform((s) => s ?? {}))),
+  def('IngressClass', ['networking.k8s.io/v1'], kube(IngressClassSpecSchema), { namespaced: false }),
   def('Namespace', ['v1'], kube(NamespaceSpecSchema), { namespaced: false }),
   def('MeshConfig', SLUICE, istio(MeshConfigSpecSchema, false)),
   def('RateLimitPolicy', SLUICE, istio(RateLimitPolicySpecSchema, true)),

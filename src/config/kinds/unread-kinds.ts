@@ -45,13 +45,6 @@ const OTHER_KINDS: readonly OtherKind[] = [
   },
   {
     apiVersion: 'networking.k8s.io/v1',
-    kind: 'IngressClass',
-    applies: 'never',
-    why: 'it names the controller of Ingresses, and sluice does not read it',
-    namespaced: false,
-  },
-  {
-    apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
     applies: 'never',
     why: "it is enforced by the cluster's network, not by a gateway",

@@ -89,7 +89,6 @@ describe('documents of kinds sluice does not read', () => {
     ['security.istio.io/v1beta1', 'PeerAuthentication', 'shop/'],
     ['networking.istio.io/v1', 'Sidecar', 'shop/'],
     ['networking.k8s.io/v1', 'NetworkPolicy', 'shop/'],
-    ['networking.k8s.io/v1', 'IngressClass', ''],
   ])('%s %s never applies to a gateway: an info saying so', (apiVersion, kind, ns) => {
     const { lines } = diagnose(apiVersion, kind);
     expect(lines).toHaveLength(1);

@@ -122,14 +122,14 @@ spec:
   });
 
   it('a whole kind sluice reads but does not act on is one warning on the resource', () => {
-    const r = load(`apiVersion: networking.k8s.io/v1
-kind: Ingress
+    const r = load(`apiVersion: sluice.dev/v1alpha1
+kind: RateLimitPolicy
 metadata: { name: web, namespace: shop }
 spec:
-  rules: [{ host: web.example.com }]
+  limits: []
 `);
     expect(r.diagnostics.map(formatDiagnostic)).toEqual([
-      'warning c.yaml#1:1 Ingress shop/web: Ingress is not implemented by sluice; it is not served: its hosts and paths are not routed [SLUICE_CONFIG_UNSUPPORTED]',
+      'warning c.yaml#1:1 RateLimitPolicy shop/web: RateLimitPolicy is not implemented by sluice; it is not enforced: requests are not rate limited [SLUICE_CONFIG_UNSUPPORTED]',
     ]);
     expect(r.diagnostics[0]!.unsupported).toBe('*');
   });

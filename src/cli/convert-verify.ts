@@ -1,0 +1,283 @@
+/**
+ * `convert ingress --verify`: the behavioural diff. The Ingresses served natively and the
+ * converted Istio YAML served as Istio resources run side by side on loopback, every backend
+ * Service an echo upstream that reports what it received; a request set generated from every
+ * host, path and canary header/cookie goes to both, and every answer that differs (status,
+ * upstream, upstream path and Host, Location, x-forwarded-prefix) is reported.
+ */
+import { createServer, type Server } from 'node:http';
+import { request } from 'undici';
+import { loadResources } from '../config/index.ts';
+import { GENERATED_FROM } from '../config/ingress/index.ts';
+import { compile } from '../compile/index.ts';
+import { createGateway, type Gateway } from '../control/reconcile.ts';
+import { formatDiagnostic } from '../errors/diagnostic.ts';
+import type { ServiceSpec } from '../model/kube.ts';
+import type { HTTPMatchRequest, VirtualServiceSpec } from '../model/networking.ts';
+import type { Resource, ResourceSet } from '../model/resource.ts';
+import { silentLogger } from '../observability/logger.ts';
+import { closeAllPools } from '../upstream/pools.ts';
+import type { Options } from './flags.ts';
+import { identityOf, type CommandIO } from './io.ts';
+
+export interface Probe {
+  readonly host: string;
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export interface Answer {
+  readonly status: number;
+  readonly upstream: string | null;
+  readonly upstreamPath: string | null;
+  readonly upstreamHost: string | null;
+  readonly location: string | null;
+  readonly forwardedPrefix: string | null;
+  /** Set-Cookie without its value (session affinity cookies carry a per-endpoint hash). */
+  readonly cookie: string | null;
+}
+
+/** The literal start of an ingress-nginx regex path (up to its first regex metacharacter). */
+function literalPrefix(regex: string): string {
+  const m = /^[^\\^$.|?*+()[\]{}]*/.exec(regex);
+  return m?.[0] ?? '/';
+}
+
+/** Path variants worth asking about for one match: as written, case, trailing slash, deeper. */
+function pathsOf(m: HTTPMatchRequest): string[] {
+  const u = m.uri;
+  if (u === undefined) return ['/'];
+  let base: string;
+  if ('exact' in u) base = u.exact;
+  else if ('prefix' in u) base = u.prefix;
+  else base = literalPrefix(u.regex.replace(/^\(\?i\)\(\?:/, '').replace(/\)\.\*$/, ''));
+  const trimmed = base.endsWith('/') ? base.slice(0, -1) : base;
+  return [
+    base,
+    trimmed === '' ? '/' : trimmed,
+    `${trimmed}/`,
+    `${trimmed}/a/b?q=1`,
+    `${trimmed}x`,
+    trimmed.toUpperCase(),
+    `${trimmed.toUpperCase()}/7`,
+  ].filter((p) => p.startsWith('/'));
+}
+
+/** Header values canary and other header matches react to, plus none at all. */
+function headerSets(m: HTTPMatchRequest): Record<string, string>[] {
+  const out: Record<string, string>[] = [{}];
+  for (const [name, sm] of Object.entries(m.headers ?? {})) {
+    if (name === 'cookie' && 'regex' in sm) {
+      const cookie = /\)\?(.+?)=(\w+)/.exec(sm.regex);
+      if (cookie !== null)
+        for (const v of ['always', 'never']) out.push({ cookie: `${cookie[1]!.replaceAll('\\', '')}=${v}` });
+    } else if ('exact' in sm) out.push({ [name]: sm.exact }, { [name]: 'always' }, { [name]: 'never' });
+  }
+  return out;
+}
+
+/**
+ * Backends a weighted route splits between (a canary-weight): which of them answers is a roll of
+ * the dice on each side, so a different one is not a difference.
+ */
+export function weightedGroupsOf(documents: readonly Record<string, unknown>[]): string[][] {
+  const out: string[][] = [];
+  for (const d of documents) {
+    if (d['kind'] !== 'VirtualService') continue;
+    for (const rule of (d['spec'] as VirtualServiceSpec).http ?? [])
+      if ((rule.route?.length ?? 0) > 1) out.push(rule.route!.map((r) => r.destination.host));
+  }
+  return out;
+}
+
+/** Every host × path variant × header set the converted VirtualServices mention. */
+export function probesOf(documents: readonly Record<string, unknown>[]): Probe[] {
+  const seen = new Set<string>();
+  const out: Probe[] = [];
+  const add = (p: Probe): void => {
+    const key = JSON.stringify(p);
+    if (seen.has(key)) return;
+    seen.add(key);
+    out.push(p);
+  };
+  for (const d of documents) {
+    if (d['kind'] !== 'VirtualService') continue;
+    const spec = d['spec'] as VirtualServiceSpec;
+    for (const host of spec.hosts) {
+      const h = host === '*' ? 'unknown-host.example' : host.replace(/^\*\./, 'any.');
+      add({ host: h, path: '/', headers: {} });
+      add({ host: h, path: '/no-such-path-zz', headers: {} });
+      for (const rule of spec.http ?? [])
+        for (const m of rule.match ?? [{}])
+          for (const p of pathsOf(m)) for (const headers of headerSets(m)) add({ host: h, path: p, headers });
+    }
+  }
+  return out;
+}
+
+interface Bench {
+  readonly gateway: Gateway;
+  readonly port: number;
+}
+
+async function startGateway(set: ResourceSet, opts: Options, httpPort: number): Promise<Bench | string> {
+  const { snapshot, diagnostics } = compile(set, { ...identityOf(opts), nowMs: Date.now() });
+  const errors = diagnostics.filter((d) => d.level === 'error');
+  if (errors.length > 0) return errors.map(formatDiagnostic).join('\n');
+  const gateway = createGateway({ bind: '127.0.0.1', logger: silentLogger(), bindPortFor: () => 0 });
+  await gateway.apply(snapshot);
+  const port = gateway.boundPorts().get(httpPort);
+  if (port === undefined) {
+    await gateway.close();
+    return `no listener on port ${httpPort}`;
+  }
+  return { gateway, port };
+}
+
+async function ask(port: number, p: Probe): Promise<Answer> {
+  const res = await request(`http://127.0.0.1:${port}${p.path}`, {
+    headers: { host: p.host, ...p.headers },
+  });
+  const text = await res.body.text();
+  let echo: Record<string, string | null> | null = null;
+  if (res.headers['x-sluice-verify-echo'] === '1') echo = JSON.parse(text) as Record<string, string | null>;
+  const location = res.headers['location'];
+  const setCookie = res.headers['set-cookie'];
+  const cookie = setCookie === undefined ? null : String(setCookie).replace(/=[^;]*/, '=…');
+  return {
+    status: res.statusCode,
+    upstream: echo?.['name'] ?? null,
+    upstreamPath: echo?.['url'] ?? null,
+    upstreamHost: echo?.['host'] ?? null,
+    location: typeof location === 'string' ? location : null,
+    forwardedPrefix: echo?.['xfp'] ?? null,
+    cookie,
+  };
+}
+
+/** Echo upstreams for every backend host; Services and EndpointSlices pointing at them. */
+async function startEchoes(
+  set: ResourceSet,
+  documents: readonly Record<string, unknown>[],
+): Promise<{ servers: Server[]; resources: Resource[] }> {
+  const ports = new Map<string, Set<number>>();
+  for (const d of documents) {
+    if (d['kind'] !== 'VirtualService') continue;
+    for (const rule of (d['spec'] as VirtualServiceSpec).http ?? [])
+      for (const r of rule.route ?? []) {
+        const s = ports.get(r.destination.host) ?? new Set<number>();
+        if (r.destination.port?.number !== undefined) s.add(r.destination.port.number);
+        ports.set(r.destination.host, s);
+      }
+  }
+  const servers: Server[] = [];
+  const resources: Resource[] = [];
+  const origin = { kind: 'builtin', what: 'convert --verify' } as const;
+  for (const [host, numbers] of ports) {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const body = JSON.stringify({
+          name: host,
+          url: req.url ?? null,
+          host: req.headers.host ?? null,
+          xfp: req.headers['x-forwarded-prefix'] ?? null,
+        });
+        res.writeHead(200, { 'content-type': 'application/json', 'x-sluice-verify-echo': '1' });
+        res.end(body);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push(server);
+    const echoPort = (server.address() as { port: number }).port;
+    const [name, ns] = host.split('.') as [string, string];
+    const existing = set.resources.find((r) => r.kind === 'Service' && r.name === name && r.namespace === ns);
+    const svcPorts = existing
+      ? (existing.spec as ServiceSpec).ports
+      : [...numbers].map((n) => ({ name: `http-${n}`, port: n }));
+    const named = svcPorts.map((p, i) => ({ ...p, name: p.name ?? `p${i}` }));
+    const meta = { namespace: ns, labels: {}, annotations: {}, origin, apiVersion: 'v1' };
+    resources.push(
+      { ...meta, kind: 'Service', name, spec: { ports: named } },
+      {
+        ...meta,
+        kind: 'EndpointSlice',
+        apiVersion: 'discovery.k8s.io/v1',
+        name: `${name}-verify`,
+        labels: { 'kubernetes.io/service-name': name },
+        spec: {
+          serviceName: name,
+          endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+          ports: named.map((p) => ({ name: p.name, port: echoPort })),
+        },
+      },
+    );
+  }
+  return { servers, resources };
+}
+
+/**
+ * Runs the diff and prints it; returns how many requests got different answers (a setup
+ * failure counts as one).
+ */
+export async function verifyConversion(
+  set: ResourceSet,
+  documents: readonly Record<string, unknown>[],
+  opts: Options,
+  io: CommandIO,
+): Promise<number> {
+  const { servers, resources: echoes } = await startEchoes(set, documents);
+  const keep = set.resources.filter(
+    (r) => r.kind !== 'EndpointSlice' && r.kind !== 'Service' && r.kind !== 'Ingress',
+  );
+  const native: ResourceSet = { resources: [...keep, ...echoes] };
+  const converted = loadResources(
+    [{ file: 'converted.yaml', text: documents.map((d) => JSON.stringify(d)).join('\n---\n') }],
+    { defaultNamespace: opts.configNamespace },
+  );
+  const secrets = keep.filter((r) => r.kind === 'Secret').map((r) => ({ ...r, namespace: opts.namespace }));
+  const istio: ResourceSet = {
+    resources: [
+      ...keep.filter((r) => r.annotations[GENERATED_FROM] === undefined),
+      ...secrets,
+      ...converted.resources.resources,
+      ...echoes,
+    ],
+  };
+  const a = await startGateway(native, opts, opts.ingressHttpPort);
+  const b = await startGateway(istio, opts, opts.ingressHttpPort);
+  let differences = 0;
+  try {
+    if (typeof a === 'string' || typeof b === 'string') {
+      io.out(
+        `verify: could not serve ${typeof a === 'string' ? `the Ingresses: ${a}` : `the converted YAML: ${String(b)}`}\n`,
+      );
+      return 1;
+    }
+    const probes = probesOf(documents);
+    const groups = weightedGroupsOf(documents);
+    const split = (u: string | null, v: string | null): boolean =>
+      u !== null && v !== null && groups.some((g) => g.includes(u) && g.includes(v));
+    for (const p of probes) {
+      const [x, y] = await Promise.all([ask(a.port, p), ask(b.port, p)]);
+      const fields = (Object.keys(x) as (keyof Answer)[]).filter(
+        (k) => x[k] !== y[k] && !(k === 'upstream' && split(x.upstream, y.upstream)),
+      );
+      if (fields.length === 0) continue;
+      differences++;
+      const hdrs = Object.entries(p.headers)
+        .map(([k, v]) => ` ${k}: ${v}`)
+        .join(';');
+      io.out(
+        `differs: ${p.host}${p.path}${hdrs === '' ? '' : ` [${hdrs.trim()}]`}: ${fields.map((f) => `${f} ingress=${String(x[f])} istio=${String(y[f])}`).join(', ')}\n`,
+      );
+    }
+    io.out(`verify: ${probes.length} requests, ${differences} answered differently\n`);
+    return differences;
+  } finally {
+    if (typeof a !== 'string') await a.gateway.close();
+    if (typeof b !== 'string') await b.gateway.close();
+    await closeAllPools(true);
+    for (const s of servers) s.close();
+  }
+}

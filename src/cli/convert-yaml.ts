@@ -1,0 +1,285 @@
+/**
+ * The Istio resources an Ingress translation produced → reviewable Istio YAML: each block says
+ * which Ingress (and annotation) it came from, every place Istio's meaning differs from
+ * ingress-nginx's is a comment, and what Istio cannot say at all is a comment and a note.
+ * Pure: resources in, text and notes out.
+ */
+import { Document, YAMLMap, YAMLSeq, isMap } from 'yaml';
+import { NGINX_PREFIX, parseNginxSize } from '../config/ingress/annotations.ts';
+import { GENERATED_FROM } from '../config/ingress/index.ts';
+import type { GatewaySpec, HTTPMatchRequest, HTTPRoute, VirtualServiceSpec } from '../model/networking.ts';
+import type { Resource } from '../model/resource.ts';
+
+export interface ConvertNote {
+  /** `namespace/name` of the Ingress the note is about. */
+  readonly ingress: string;
+  /** `difference`: expressed, but Istio's behaviour differs as said; `not-expressed`: lost in Istio. */
+  readonly kind: 'difference' | 'not-expressed';
+  readonly text: string;
+}
+
+export interface ConvertOptions {
+  /** The gateway workload's labels: the Gateway's and AuthorizationPolicies' selector. */
+  readonly selector: Readonly<Record<string, string>>;
+  /** Where the Gateway and its credentials live (Istio reads credentialName Secrets there). */
+  readonly gatewayNamespace: string;
+}
+
+export interface ConvertOutput {
+  /** Multi-document Istio YAML. */
+  readonly yaml: string;
+  /** The same resources as plain objects (what --verify serves). */
+  readonly documents: readonly Record<string, unknown>[];
+  readonly notes: readonly ConvertNote[];
+}
+
+const INGRESS_OF_RULE = /^Ingress (\S+\/\S+)/;
+
+function ingressOfRule(rule: HTTPRoute, fallback: string): string {
+  return INGRESS_OF_RULE.exec(rule.name ?? '')?.[1] ?? fallback;
+}
+
+/** Istio AuthorizationPolicy `paths` for a rule's uri matches; null when one is a regex. */
+function policyPaths(matches: readonly HTTPMatchRequest[]): string[] | null {
+  const out: string[] = [];
+  for (const m of matches) {
+    const u = m.uri;
+    if (u === undefined) out.push('*');
+    else if ('exact' in u) out.push(u.exact);
+    else if ('prefix' in u) out.push(`${u.prefix}*`);
+    else return null;
+  }
+  return out;
+}
+
+interface Block {
+  readonly doc: Record<string, unknown>;
+  readonly comment: string;
+  readonly ruleComments: ReadonlyMap<number, string>;
+}
+
+export function renderConversion(
+  generated: readonly Resource[],
+  ingresses: ReadonlyMap<string, Resource>,
+  opts: ConvertOptions,
+): ConvertOutput {
+  const notes: ConvertNote[] = [];
+  const said = new Set<string>();
+  const note = (ingress: string, kind: ConvertNote['kind'], text: string): string => {
+    const key = `${ingress}\u0000${text}`;
+    if (!said.has(key)) notes.push({ ingress, kind, text });
+    said.add(key);
+    return `${kind === 'not-expressed' ? 'NOT EXPRESSED' : 'differs'}: ${text}`;
+  };
+  const blocks: Block[] = [];
+  const policies: Record<string, unknown>[] = [];
+  for (const r of generated) {
+    const from = r.annotations[GENERATED_FROM] ?? '';
+    const firstIngress = from.split(',')[0] ?? '';
+    const meta = {
+      name: r.name,
+      namespace: r.namespace,
+      annotations: { 'sluice.dev/converted-from-ingress': from },
+    };
+    if (r.kind === 'Gateway') {
+      const spec = r.spec as GatewaySpec;
+      const lines = [
+        `Gateway for the Ingresses ${from.split(',').join(', ')}: port 80 plain HTTP, 443 HTTPS for their tls hosts.`,
+      ];
+      const servers = spec.servers.map((s) => {
+        const cred = s.tls?.credentialName;
+        if (cred === undefined || !cred.includes('/')) return s;
+        const [ns, name] = cred.split('/') as [string, string];
+        if (ns !== opts.gatewayNamespace)
+          lines.push(
+            note(
+              firstIngress,
+              'difference',
+              `Istio reads credentialName from the gateway's namespace: copy Secret ${ns}/${name} to ${opts.gatewayNamespace} (ingress-nginx read it from the Ingress's namespace)`,
+            ),
+          );
+        return { ...s, tls: { ...s.tls, credentialName: name } };
+      });
+      blocks.push({
+        doc: {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'Gateway',
+          metadata: meta,
+          spec: { selector: { ...opts.selector }, servers },
+        },
+        comment: lines.join('\n'),
+        ruleComments: new Map(),
+      });
+      continue;
+    }
+    if (r.kind === 'VirtualService') {
+      const spec = r.spec as VirtualServiceSpec;
+      const ruleComments = new Map<number, string>();
+      const http = (spec.http ?? []).map((rule, i) => {
+        const ing = ingressOfRule(rule, firstIngress);
+        const lines: string[] = [`from ${rule.name ?? `Ingress ${ing}`}`];
+        const annotations = ingresses.get(ing)?.annotations ?? {};
+        const { ingressNginx, ...istio } = rule;
+        if (rule.match?.some((m) => m.uri !== undefined && 'regex' in m.uri) === true)
+          lines.push(
+            note(
+              ing,
+              'difference',
+              `ingress-nginx regex location ~* "^path" (case-insensitive, a prefix) written as an RE2 full match (?i)(?:path).* — the same requests match; PCRE-only syntax would not`,
+            ),
+          );
+        if (rule.redirect?.scheme === 'https' && rule.redirect.redirectCode === 308)
+          lines.push(
+            'ssl-redirect: plain HTTP → HTTPS with 308 as ingress-nginx does (a Gateway tls.httpsRedirect would answer 301)',
+          );
+        if (rule.rewrite?.uriRegexRewrite !== undefined)
+          lines.push(
+            `rewrite-target ${annotations[`${NGINX_PREFIX}rewrite-target`] ?? ''}: nginx rewrite replaces the whole path ($n → \\n); the query is kept`,
+          );
+        if (rule.corsPolicy !== undefined)
+          lines.push(
+            note(
+              ing,
+              'difference',
+              'enable-cors: Envoy answers preflights 200 (nginx 204) and echoes the allowed Origin (nginx sends "*" for a "*" origin)',
+            ),
+          );
+        if (ingressNginx !== undefined) {
+          const explicit = annotations[`${NGINX_PREFIX}proxy-body-size`];
+          const size = explicit === undefined ? null : parseNginxSize(explicit);
+          if (ingressNginx.maxBodyBytes > 0 && explicit !== undefined && size !== 0)
+            lines.push(
+              note(
+                ing,
+                'not-expressed',
+                `proxy-body-size ${explicit}: Istio has no request body limit (sluice serving the Ingress answers 413)`,
+              ),
+            );
+          else if (ingressNginx.maxBodyBytes > 0 && i === 0)
+            lines.push(
+              note(
+                ing,
+                'difference',
+                "ingress-nginx's default proxy-body-size 1m (413 above it) has no Istio equivalent: bodies are not limited",
+              ),
+            );
+          if (ingressNginx.basicAuth !== undefined)
+            lines.push(
+              note(
+                ing,
+                'not-expressed',
+                'auth-type basic: Istio has no basic authentication, so this rule lets every request through; put a CUSTOM (ext-authz) or JWT policy in front before applying it',
+              ),
+            );
+          const read = annotations[`${NGINX_PREFIX}proxy-read-timeout`];
+          if (read !== undefined)
+            lines.push(
+              note(
+                ing,
+                'not-expressed',
+                `proxy-read-timeout ${read}: Istio has no per-read upstream timeout (its route timeout bounds the whole response)`,
+              ),
+            );
+          else if (ingressNginx.readTimeoutMs !== undefined && i === 0)
+            lines.push(
+              note(
+                ing,
+                'difference',
+                "ingress-nginx's default proxy-read-timeout 60 s (504 when the upstream is silent that long) has no Istio equivalent",
+              ),
+            );
+          const allow = ingressNginx.allowSourceRanges ?? [];
+          const deny = ingressNginx.denySourceRanges ?? [];
+          if (allow.length > 0 || deny.length > 0) {
+            const paths = policyPaths(rule.match ?? []);
+            if (paths === null)
+              lines.push(
+                note(
+                  ing,
+                  'not-expressed',
+                  'whitelist/denylist-source-range on a regex path: AuthorizationPolicy paths cannot be regexes; the range is not enforced',
+                ),
+              );
+            else {
+              const hosts = spec.hosts.flatMap((h) => [h, `${h}:*`]);
+              const to = [{ operation: { hosts, paths } }];
+              const rules = [
+                ...(allow.length > 0 ? [{ from: [{ source: { notRemoteIpBlocks: allow } }], to }] : []),
+                ...(deny.length > 0 ? [{ from: [{ source: { remoteIpBlocks: deny } }], to }] : []),
+              ];
+              policies.push({
+                apiVersion: 'security.istio.io/v1',
+                kind: 'AuthorizationPolicy',
+                metadata: {
+                  name: `ingress-source-range-${policies.length}`,
+                  namespace: opts.gatewayNamespace,
+                  annotations: { 'sluice.dev/converted-from-ingress': ing },
+                },
+                spec: { selector: { matchLabels: { ...opts.selector } }, action: 'DENY', rules },
+              });
+              lines.push(
+                `whitelist/denylist-source-range → AuthorizationPolicy ${opts.gatewayNamespace}/ingress-source-range-${policies.length - 1} (DENY, 403 "RBAC: access denied" where nginx answers 403 Forbidden)`,
+              );
+            }
+          }
+        }
+        ruleComments.set(i, lines.join('\n'));
+        return istio;
+      });
+      blocks.push({
+        doc: {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'VirtualService',
+          metadata: meta,
+          spec: { ...spec, http },
+        },
+        comment: `Host ${spec.hosts.join(', ')}: every path of the Ingresses ${from.split(',').join(', ')}, in ingress-nginx's location order.`,
+        ruleComments,
+      });
+      continue;
+    }
+    blocks.push({
+      doc: { apiVersion: 'networking.istio.io/v1', kind: r.kind, metadata: meta, spec: r.spec },
+      comment: `Backend ${String((r.spec as { host?: string }).host)}: ingress-nginx's proxy-connect-timeout (5 s unless set), backend-protocol and session affinity, from ${from}.`,
+      ruleComments: new Map(),
+    });
+  }
+  for (const p of policies)
+    blocks.push({
+      doc: p,
+      comment: 'whitelist/denylist-source-range as a DENY policy on the gateway.',
+      ruleComments: new Map(),
+    });
+  const text = blocks.map(renderBlock).join('---\n');
+  return { yaml: text, documents: blocks.map((b) => b.doc), notes };
+}
+
+function renderBlock(b: Block): string {
+  const doc = new Document(b.doc);
+  doc.commentBefore = ` ${b.comment.split('\n').join('\n ')}`;
+  const http = doc.getIn(['spec', 'http'], true);
+  if (http instanceof YAMLSeq) {
+    http.items.forEach((item, i) => {
+      const c = b.ruleComments.get(i);
+      if (c !== undefined && isMap(item)) (item as YAMLMap).commentBefore = ` ${c.split('\n').join('\n ')}`;
+    });
+  }
+  return doc.toString({ lineWidth: 0 });
+}
+
+/** The summary: per Ingress, what differs and what could not be expressed. */
+export function renderSummary(notes: readonly ConvertNote[], extra: readonly string[]): string {
+  const lines: string[] = [];
+  const lost = notes.filter((n) => n.kind === 'not-expressed');
+  for (const n of notes)
+    lines.push(
+      `${n.kind === 'not-expressed' ? 'NOT EXPRESSED' : 'differs      '} Ingress ${n.ingress}: ${n.text}`,
+    );
+  lines.push(...extra);
+  lines.push(
+    lost.length === 0 && extra.length === 0
+      ? 'everything was expressed in Istio YAML'
+      : `${lost.length + extra.length} thing(s) could not be expressed; see above`,
+  );
+  return lines.join('\n') + '\n';
+}

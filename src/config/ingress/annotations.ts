@@ -1,0 +1,466 @@
+/**
+ * ingress-nginx annotations (`nginx.ingress.kubernetes.io/*`) of one Ingress, read into what the
+ * translation acts on, with ingress-nginx's defaults. Every annotation of that prefix is either
+ * read here, refused (raw nginx configuration), or reported as not supported: nothing is ignored
+ * silently.
+ */
+
+import { isIP } from 'node:net';
+
+export const NGINX_PREFIX = 'nginx.ingress.kubernetes.io/';
+
+export interface CorsSettings {
+  readonly allowOrigins: readonly string[];
+  readonly allowMethods: readonly string[];
+  readonly allowHeaders: readonly string[];
+  readonly exposeHeaders: readonly string[];
+  readonly allowCredentials: boolean;
+  readonly maxAgeSeconds: number;
+}
+
+export interface RedirectTarget {
+  readonly url: string;
+  readonly code: number;
+  readonly annotation: string;
+}
+
+/** canary-*: this Ingress's paths are alternatives of another Ingress's same host and path. */
+export interface CanarySettings {
+  readonly weight: number;
+  readonly weightTotal: number;
+  readonly header: string | null;
+  readonly headerValue: string | null;
+  readonly headerPattern: string | null;
+  readonly cookie: string | null;
+}
+
+/** How requests pick an endpoint of the backend: affinity cookie or upstream-hash-by. */
+export type HashSetting =
+  | {
+      readonly kind: 'cookie';
+      readonly name: string;
+      readonly ttlSeconds: number;
+      readonly path: string | null;
+    }
+  | { readonly kind: 'header'; readonly name: string }
+  | { readonly kind: 'query'; readonly name: string }
+  | { readonly kind: 'source-ip' };
+
+export interface IngressAnnotations {
+  readonly useRegex: boolean;
+  /** rewrite-target as written (`/$2`), null when absent. */
+  readonly rewriteTarget: string | null;
+  readonly sslRedirect: boolean;
+  readonly forceSslRedirect: boolean;
+  readonly redirect: RedirectTarget | null;
+  readonly appRoot: string | null;
+  readonly backendProtocol: 'HTTP' | 'HTTPS' | 'GRPC' | 'GRPCS';
+  readonly connectTimeoutSeconds: number;
+  readonly readTimeoutSeconds: number;
+  readonly maxBodyBytes: number;
+  readonly cors: CorsSettings | null;
+  readonly upstreamVhost: string | null;
+  readonly xForwardedPrefix: string | null;
+  readonly serverAliases: readonly string[];
+  readonly fromToWwwRedirect: boolean;
+  readonly canary: CanarySettings | null;
+  readonly hash: HashSetting | null;
+  /** auth-type: basic with its Secret (`name` or `namespace/name`), how it is laid out, and the realm. */
+  readonly basicAuth: {
+    readonly secret: string;
+    readonly secretType: 'auth-file' | 'auth-map';
+    readonly realm: string;
+  } | null;
+  /** whitelist-source-range / denylist-source-range: IPs and CIDRs, empty when unset. */
+  readonly allowSourceRanges: readonly string[];
+  readonly denySourceRanges: readonly string[];
+  /** Annotations read here, as `name` without the prefix (for the convert report). */
+  readonly used: readonly string[];
+}
+
+export interface AnnotationProblem {
+  readonly level: 'error' | 'warning';
+  readonly annotation: string;
+  readonly message: string;
+}
+
+/** Raw nginx configuration: meaningless outside nginx, and the injection surface of CVE-2025-1974 and its kin. */
+const REFUSED = new Set([
+  'configuration-snippet',
+  'server-snippet',
+  'auth-snippet',
+  'stream-snippet',
+  'modsecurity-snippet',
+]);
+
+/**
+ * Security annotations sluice cannot enforce yet: serving the Ingress without them would serve open
+ * what its YAML closes, so each is an error and the config is refused.
+ */
+const UNENFORCEABLE: Readonly<Record<string, string>> = {
+  'auth-url': 'external authentication',
+  'auth-signin': 'external authentication',
+  'auth-response-headers': 'external authentication',
+  'auth-method': 'external authentication',
+  'auth-tls-secret': 'client certificate authentication',
+  'auth-tls-verify-client': 'client certificate authentication',
+  'auth-tls-verify-depth': 'client certificate authentication',
+  'auth-tls-pass-certificate-to-upstream': 'client certificate authentication',
+  'proxy-ssl-secret': 'upstream certificate verification',
+  'proxy-ssl-verify': 'upstream certificate verification',
+};
+
+/** Annotations sluice has not implemented yet: each is a warning naming what happens instead. */
+const NOT_YET: Readonly<Record<string, string>> = {
+  'limit-rps': 'requests are not rate limited',
+  'limit-rpm': 'requests are not rate limited',
+  'limit-burst-multiplier': 'requests are not rate limited',
+  'limit-connections': 'connections are not limited',
+  'limit-whitelist': 'requests are not rate limited',
+  'proxy-send-timeout': 'the upstream send timeout is not applied',
+  'proxy-next-upstream': "Istio's default retry policy (VS-23) applies instead",
+  'proxy-next-upstream-tries': "Istio's default retry policy (VS-23) applies instead",
+  'proxy-ssl-name': 'the upstream TLS name is not set from it',
+  'ssl-passthrough': 'TLS is terminated, not passed through',
+  'custom-http-errors': 'upstream error responses are passed through unchanged',
+  'default-backend': 'unmatched requests get 404',
+};
+
+const DEFAULT_CORS_METHODS = ['GET', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS'];
+const DEFAULT_CORS_HEADERS = [
+  'DNT',
+  'Keep-Alive',
+  'User-Agent',
+  'X-Requested-With',
+  'If-Modified-Since',
+  'Cache-Control',
+  'Content-Type',
+  'Range',
+  'Authorization',
+];
+
+/** ingress-nginx's proxy-body-size default (nginx client_max_body_size). */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** ingress-nginx's proxy-read-timeout default, in seconds. */
+export const DEFAULT_READ_TIMEOUT_SECONDS = 60;
+/** ingress-nginx's proxy-connect-timeout default, in seconds. */
+export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 5;
+
+/** nginx size syntax: `1m`, `512k`, `8` (bytes), `0` = no limit; null when malformed. */
+export function parseNginxSize(v: string): number | null {
+  const m = /^\s*(\d+)\s*([kKmMgG]?)\s*$/.exec(v);
+  if (m === null) return null;
+  const unit = (m[2] ?? '').toLowerCase();
+  const mul = unit === 'k' ? 1024 : unit === 'm' ? 1024 * 1024 : unit === 'g' ? 1024 * 1024 * 1024 : 1;
+  return Number(m[1]) * mul;
+}
+
+function isCidr(v: string): boolean {
+  const slash = v.indexOf('/');
+  const addr = slash < 0 ? v : v.slice(0, slash);
+  const family = isIP(addr);
+  if (family === 0) return false;
+  if (slash < 0) return true;
+  const bits = v.slice(slash + 1);
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+function list(v: string): string[] {
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+export function readAnnotations(annotations: Readonly<Record<string, string>>): {
+  readonly value: IngressAnnotations;
+  readonly problems: AnnotationProblem[];
+} {
+  const problems: AnnotationProblem[] = [];
+  const used: string[] = [];
+  const a = new Map<string, string>();
+  for (const [k, v] of Object.entries(annotations)) {
+    if (!k.startsWith(NGINX_PREFIX)) continue;
+    const name = k.slice(NGINX_PREFIX.length);
+    if (REFUSED.has(name)) {
+      problems.push({
+        level: 'error',
+        annotation: name,
+        message:
+          'raw nginx configuration has no meaning outside nginx and is refused (it was the injection surface of the 2025 ingress-nginx CVEs); express it with annotations or Istio resources',
+      });
+      continue;
+    }
+    const closes = UNENFORCEABLE[name];
+    if (closes !== undefined) {
+      problems.push({
+        level: 'error',
+        annotation: name,
+        message: `${closes} is not supported yet, and serving this Ingress without it would let through requests it refuses; the config is refused`,
+      });
+      continue;
+    }
+    const notYet = NOT_YET[name];
+    if (notYet !== undefined) {
+      problems.push({ level: 'warning', annotation: name, message: `not supported yet: ${notYet}` });
+      continue;
+    }
+    a.set(name, v);
+  }
+  const take = (name: string): string | undefined => {
+    const v = a.get(name);
+    if (v !== undefined) {
+      a.delete(name);
+      used.push(name);
+    }
+    return v;
+  };
+  const bool = (name: string, dflt: boolean): boolean => {
+    const v = take(name);
+    if (v === undefined) return dflt;
+    if (v === 'true' || v === 'false') return v === 'true';
+    problems.push({
+      level: 'warning',
+      annotation: name,
+      message: `must be "true" or "false", got "${v}"; ${dflt} is used`,
+    });
+    return dflt;
+  };
+  const int = (name: string, dflt: number, min: number, max: number): number => {
+    const v = take(name);
+    if (v === undefined) return dflt;
+    const n = /^\d+$/.test(v.trim()) ? Number(v.trim()) : NaN;
+    if (Number.isInteger(n) && n >= min && n <= max) return n;
+    problems.push({
+      level: 'warning',
+      annotation: name,
+      message: `must be an integer ${min}..${max}, got "${v}"; ${dflt} is used`,
+    });
+    return dflt;
+  };
+  const str = (name: string): string | null => {
+    const v = take(name)?.trim();
+    return v === undefined || v === '' ? null : v;
+  };
+
+  const useRegex = bool('use-regex', false);
+  const rewriteTarget = str('rewrite-target');
+  const sslRedirect = bool('ssl-redirect', true);
+  const forceSslRedirect = bool('force-ssl-redirect', false);
+  let redirect: RedirectTarget | null = null;
+  const permanent = str('permanent-redirect');
+  const permanentCode = int('permanent-redirect-code', 301, 300, 308);
+  const temporal = str('temporal-redirect');
+  const temporalCode = int('temporal-redirect-code', 302, 300, 308);
+  // ingress-nginx: permanent-redirect wins over temporal-redirect.
+  if (permanent !== null)
+    redirect = { url: permanent, code: permanentCode, annotation: 'permanent-redirect' };
+  else if (temporal !== null)
+    redirect = { url: temporal, code: temporalCode, annotation: 'temporal-redirect' };
+  for (const r of [redirect]) {
+    if (r !== null && ![301, 302, 303, 307, 308].includes(r.code)) {
+      problems.push({
+        level: 'warning',
+        annotation: `${r.annotation}-code`,
+        message: `${r.code} is not a redirect code Envoy sends (301, 302, 303, 307, 308); 301 is used`,
+      });
+      redirect = { ...r, code: 301 };
+    }
+  }
+  const appRoot = str('app-root');
+  let backendProtocol: IngressAnnotations['backendProtocol'] = 'HTTP';
+  const bp = str('backend-protocol');
+  if (bp !== null) {
+    const up = bp.toUpperCase();
+    if (up === 'HTTP' || up === 'HTTPS' || up === 'GRPC' || up === 'GRPCS') backendProtocol = up;
+    else
+      problems.push({
+        level: 'warning',
+        annotation: 'backend-protocol',
+        message: `"${bp}" is not supported (HTTP, HTTPS, GRPC, GRPCS); HTTP is used`,
+      });
+  }
+  const connectTimeoutSeconds = int('proxy-connect-timeout', DEFAULT_CONNECT_TIMEOUT_SECONDS, 1, 3600);
+  const readTimeoutSeconds = int('proxy-read-timeout', DEFAULT_READ_TIMEOUT_SECONDS, 1, 86400);
+  let maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
+  const size = str('proxy-body-size');
+  if (size !== null) {
+    const n = parseNginxSize(size);
+    if (n === null)
+      problems.push({
+        level: 'warning',
+        annotation: 'proxy-body-size',
+        message: `"${size}" is not an nginx size (like 8m, 512k, 0); 1m is used`,
+      });
+    else maxBodyBytes = n;
+  }
+  let cors: CorsSettings | null = null;
+  const corsOn = bool('enable-cors', false);
+  const origins = str('cors-allow-origin');
+  const methods = str('cors-allow-methods');
+  const headers = str('cors-allow-headers');
+  const expose = str('cors-expose-headers');
+  const credentials = bool('cors-allow-credentials', true);
+  const maxAge = int('cors-max-age', 1728000, 0, 2 ** 31 - 1);
+  if (corsOn)
+    cors = {
+      allowOrigins: origins === null ? ['*'] : list(origins),
+      allowMethods: methods === null ? DEFAULT_CORS_METHODS : list(methods).map((m) => m.toUpperCase()),
+      allowHeaders: headers === null ? DEFAULT_CORS_HEADERS : list(headers),
+      exposeHeaders: expose === null ? [] : list(expose),
+      allowCredentials: credentials,
+      maxAgeSeconds: maxAge,
+    };
+  const upstreamVhost = str('upstream-vhost');
+  const xForwardedPrefix = str('x-forwarded-prefix');
+  const alias = str('server-alias');
+  const serverAliases = alias === null ? [] : list(alias).map((h) => h.toLowerCase());
+  const fromToWwwRedirect = bool('from-to-www-redirect', false);
+  const isCanary = bool('canary', false);
+  const canaryWeight = int('canary-weight', 0, 0, 1_000_000);
+  const canaryTotal = int('canary-weight-total', 100, 1, 1_000_000);
+  const canary: CanarySettings | null = isCanary
+    ? {
+        weight: Math.min(canaryWeight, canaryTotal),
+        weightTotal: canaryTotal,
+        header: str('canary-by-header'),
+        headerValue: str('canary-by-header-value'),
+        headerPattern: str('canary-by-header-pattern'),
+        cookie: str('canary-by-cookie'),
+      }
+    : null;
+  const hash = readHash(str, problems);
+  const ranges = (name: string): string[] => {
+    const v = str(name);
+    if (v === null) return [];
+    const out = list(v);
+    const bad = out.find((r) => !isCidr(r));
+    if (bad === undefined) return out;
+    problems.push({
+      level: 'error',
+      annotation: name,
+      message: `"${bad}" is not an IP address or CIDR range; refused rather than served unrestricted`,
+    });
+    return [];
+  };
+  const basicAuth = readBasicAuth(str, problems);
+  const allowSourceRanges = ranges('whitelist-source-range');
+  const denySourceRanges = ranges('denylist-source-range');
+  for (const name of a.keys())
+    problems.push({
+      level: 'warning',
+      annotation: name,
+      message: 'not supported by sluice; it has no effect',
+    });
+  return {
+    value: {
+      useRegex,
+      rewriteTarget,
+      sslRedirect,
+      forceSslRedirect,
+      redirect,
+      appRoot,
+      backendProtocol,
+      connectTimeoutSeconds,
+      readTimeoutSeconds,
+      maxBodyBytes,
+      cors,
+      upstreamVhost,
+      xForwardedPrefix,
+      serverAliases,
+      fromToWwwRedirect,
+      canary,
+      hash,
+      allowSourceRanges,
+      denySourceRanges,
+      basicAuth,
+      used,
+    },
+    problems,
+  };
+}
+
+/**
+ * affinity: cookie (+ session-cookie-*) and upstream-hash-by with the nginx variables Istio's
+ * consistent hash can express; other variables are a warning and no hash.
+ */
+function readHash(str: (name: string) => string | null, problems: AnnotationProblem[]): HashSetting | null {
+  const affinity = str('affinity');
+  const mode = str('affinity-mode');
+  const cookieName = str('session-cookie-name') ?? 'INGRESSCOOKIE';
+  // nginx sets both Expires and Max-Age from these; Max-Age is the one browsers follow.
+  const maxAgeOnly = str('session-cookie-max-age');
+  const expires = str('session-cookie-expires');
+  const maxAge = maxAgeOnly ?? expires;
+  const cookiePath = str('session-cookie-path');
+  const by = str('upstream-hash-by');
+  if (mode !== null && mode !== 'balanced')
+    problems.push({
+      level: 'warning',
+      annotation: 'affinity-mode',
+      message: `"${mode}" is not supported: endpoints are picked by a consistent hash of the cookie (balanced)`,
+    });
+  if (affinity !== null) {
+    if (affinity !== 'cookie') {
+      problems.push({
+        level: 'warning',
+        annotation: 'affinity',
+        message: `"${affinity}" is not supported (only cookie); no session affinity`,
+      });
+      return null;
+    }
+    const ttl = maxAge === null ? 0 : /^\d+$/.test(maxAge) ? Number(maxAge) : 0;
+    return { kind: 'cookie', name: cookieName, ttlSeconds: ttl, path: cookiePath };
+  }
+  if (by === null) return null;
+  if (by === '$remote_addr' || by === '$binary_remote_addr') return { kind: 'source-ip' };
+  const m = /^\$(http|arg|cookie)_([A-Za-z0-9_-]+)$/.exec(by);
+  if (m !== null) {
+    const name = m[2]!;
+    if (m[1] === 'http') return { kind: 'header', name: name.replaceAll('_', '-').toLowerCase() };
+    if (m[1] === 'arg') return { kind: 'query', name };
+    return { kind: 'cookie', name, ttlSeconds: 0, path: null };
+  }
+  problems.push({
+    level: 'warning',
+    annotation: 'upstream-hash-by',
+    message: `"${by}" cannot be expressed (only $remote_addr, $http_<name>, $arg_<name>, $cookie_<name>); endpoints are balanced without a hash`,
+  });
+  return null;
+}
+
+/**
+ * auth-type basic + auth-secret (+ auth-secret-type, auth-realm). Digest, or basic without a
+ * Secret, cannot be enforced: an error, never an open path.
+ */
+function readBasicAuth(
+  str: (name: string) => string | null,
+  problems: AnnotationProblem[],
+): IngressAnnotations['basicAuth'] {
+  const type = str('auth-type');
+  const secret = str('auth-secret');
+  const secretType = str('auth-secret-type') ?? 'auth-file';
+  const realm = str('auth-realm') ?? '';
+  if (type === null) {
+    if (secret !== null)
+      problems.push({
+        level: 'warning',
+        annotation: 'auth-secret',
+        message: 'without auth-type it has no effect',
+      });
+    return null;
+  }
+  const refuse = (annotation: string, message: string): null => {
+    problems.push({
+      level: 'error',
+      annotation,
+      message: `${message}; the config is refused rather than serving the paths open`,
+    });
+    return null;
+  };
+  if (type !== 'basic') return refuse('auth-type', `"${type}" authentication is not supported (only basic)`);
+  if (secret === null) return refuse('auth-secret', 'auth-type basic needs auth-secret');
+  if (secretType !== 'auth-file' && secretType !== 'auth-map')
+    return refuse('auth-secret-type', `"${secretType}" is not auth-file or auth-map`);
+  return { secret, secretType, realm };
+}

@@ -1,0 +1,148 @@
+/**
+ * `sluice convert ingress`: commented Istio YAML that loads as valid Istio, a summary, exit 0/1,
+ * and `--verify`, the behavioural diff, on the guide's demo Ingresses and on the corpus of
+ * ingress-nginx documentation examples in test/fixtures/ingress-nginx/corpus (provenance in its
+ * README). A diff that cannot find a difference would prove nothing, so one test breaks a
+ * conversion on purpose and requires --verify to see it.
+ */
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseOptions } from '../../src/cli/flags.ts';
+import { runConvert } from '../../src/cli/convert.ts';
+import { verifyConversion } from '../../src/cli/convert-verify.ts';
+import type { CommandIO } from '../../src/cli/io.ts';
+import { loadResources } from '../../src/config/index.ts';
+import { formatDiagnostic } from '../../src/errors/diagnostic.ts';
+import { readConfigSources } from '../../src/providers/certs-dir.ts';
+import { renderConversion } from '../../src/cli/convert-yaml.ts';
+import { GENERATED_FROM } from '../../src/config/ingress/index.ts';
+import { ingressYaml, path as ingressPath } from '../support/ingress.ts';
+
+const FIXTURES = path.join(import.meta.dirname, '../fixtures/ingress-nginx');
+const GUIDE = path.join(import.meta.dirname, '../../examples/ingress-nginx');
+const CORPUS = path.join(FIXTURES, 'corpus');
+
+const dirs: string[] = [];
+afterEach(async () => {
+  while (dirs.length > 0) await rm(dirs.pop()!, { recursive: true, force: true });
+});
+
+async function convert(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: CommandIO = { out: (t) => void (out += t), err: (t) => void (err += t), env: {} };
+  const code = await runConvert(
+    parseOptions('convert', ['ingress', '--certs-dir', '/nonexistent', ...args], {}),
+    io,
+  );
+  return { code, out, err };
+}
+
+describe('sluice convert ingress', () => {
+  it('writes commented Istio YAML that loads without errors, and a summary; exit 0', async () => {
+    const r = await convert(['-f', GUIDE]);
+    expect(r.code).toBe(0);
+    expect(r.err).toContain('3 Ingress(es) read');
+    expect(r.err).toContain('everything was expressed in Istio YAML');
+    expect(r.out).toContain('# from Ingress demo/demo-receive path /receiveapi(/|$)(.*)');
+    expect(r.out).toContain('regex: (?i)(?:/receiveapi(/|$)(.*)).*');
+    expect(r.out).toContain('rewrite: /\\2');
+    expect(r.out).not.toContain('ingressNginx');
+    const loaded = loadResources([{ file: 'converted.yaml', text: r.out }], { defaultNamespace: 'default' });
+    expect(loaded.diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic)).toEqual([]);
+    expect(loaded.resources.resources.map((x) => `${x.kind} ${x.namespace}/${x.name}`)).toEqual([
+      'Gateway istio-system/sluice-ingress',
+      'VirtualService demo/ingress-demo.example.com',
+      'VirtualService demo/ingress-www.demo.example.com',
+      'DestinationRule demo/ingress-demo-order',
+      'DestinationRule demo/ingress-demo-receive',
+      'DestinationRule demo/ingress-demo-web',
+    ]);
+  });
+
+  it('-o DIR writes istio.yaml and summary.txt; exit 1 naming what could not be expressed', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'sluice-convert-'));
+    dirs.push(dir);
+    const src = path.join(dir, 'in.yaml');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(
+      src,
+      ingressYaml({
+        name: 'limited',
+        className: 'nginx',
+        annotations: { 'limit-rps': '10', 'proxy-body-size': '8m' },
+        paths: [ingressPath('/', 'Prefix', 'web')],
+      }),
+    );
+    const out = path.join(dir, 'out');
+    const r = await convert(['-f', src, '-o', out]);
+    expect(r.code).toBe(1);
+    expect((await readdir(out)).sort()).toEqual(['istio.yaml', 'summary.txt']);
+    const summary = await readFile(path.join(out, 'summary.txt'), 'utf8');
+    expect(summary).toBe(r.out);
+    expect(summary).toContain(
+      'NOT EXPRESSED warning ' +
+        src +
+        '#1 Ingress default/limited: metadata.annotations[nginx.ingress.kubernetes.io/limit-rps]: not supported yet: requests are not rate limited [SLUICE_INGRESS_ANNOTATION]',
+    );
+    expect(summary).toContain(
+      'NOT EXPRESSED Ingress default/limited: proxy-body-size 8m: Istio has no request body limit',
+    );
+    const yaml = await readFile(path.join(out, 'istio.yaml'), 'utf8');
+    expect(yaml).toContain('# NOT EXPRESSED: proxy-body-size 8m');
+  });
+
+  it('--verify finds no difference on the guide’s demo Ingresses', async () => {
+    const r = await convert(['-f', GUIDE, '--verify']);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/verify: \d+ requests, 0 answered differently/);
+  });
+
+  it.each(['affinity-cookie', 'canary', 'cors', 'grpc', 'multi-tls', 'redirects', 'rewrite'])(
+    '--verify finds no difference on the corpus example %s',
+    async (name) => {
+      const r = await convert(['-f', path.join(CORPUS, `${name}.yaml`), '--verify']);
+      expect(r.err).toMatch(/verify: \d+ requests, 0 answered differently/);
+      expect(r.code).toBe(0);
+    },
+  );
+
+  it('--verify reports a conversion that behaves differently', async () => {
+    const update = await readConfigSources({
+      paths: [GUIDE],
+      defaultNamespace: 'default',
+      certsDir: '/nonexistent',
+      gatewayNamespace: 'istio-system',
+      ingress: { ingressClass: 'nginx', httpPort: 80, httpsPort: 443 },
+    });
+    const all = update.resources.resources;
+    const rendered = renderConversion(
+      all.filter((r) => r.annotations[GENERATED_FROM] !== undefined),
+      new Map(),
+      { selector: { istio: 'ingressgateway' }, gatewayNamespace: 'istio-system' },
+    );
+    // The guide's hand translation: a case-sensitive prefix, no rewrite of /receiveapi.
+    const broken = rendered.documents.map(
+      (d) =>
+        JSON.parse(
+          JSON.stringify(d)
+            .replace('"regex":"(?i)(?:/receiveapi(/|$)(.*)).*"', '"prefix":"/receiveapi/"')
+            .replace('"regex":"(?i)(?:/orders).*"', '"prefix":"/orders"'),
+        ) as Record<string, unknown>,
+    );
+    let out = '';
+    const opts = parseOptions('convert', ['ingress', '-f', GUIDE], {});
+    const differences = await verifyConversion(update.resources, broken, opts, {
+      out: (t) => void (out += t),
+      err: () => {},
+      env: {},
+    });
+    expect(differences).toBeGreaterThan(0);
+    expect(out).toContain(
+      'differs: demo.example.com/receiveapi: status ingress=200 istio=404, upstream ingress=demo-receive.demo.svc.cluster.local istio=null',
+    );
+    expect(out).toContain('differs: demo.example.com/ORDERS/7: status ingress=200 istio=404');
+  });
+});

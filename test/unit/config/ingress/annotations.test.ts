@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { parseNginxSize, readAnnotations } from '../../../../src/config/ingress/annotations.ts';
+
+const P = 'nginx.ingress.kubernetes.io/';
+const read = (a: Record<string, string>) =>
+  readAnnotations(Object.fromEntries(Object.entries(a).map(([k, v]) => [P + k, v])));
+
+describe('ingress-nginx annotations', () => {
+  it('parses nginx sizes: bytes, k, m, g, 0; refuses anything else', () => {
+    expect(parseNginxSize('0')).toBe(0);
+    expect(parseNginxSize('8')).toBe(8);
+    expect(parseNginxSize('512k')).toBe(512 * 1024);
+    expect(parseNginxSize('1m')).toBe(1024 * 1024);
+    expect(parseNginxSize('2G')).toBe(2 * 1024 ** 3);
+    expect(parseNginxSize('1.5m')).toBeNull();
+    expect(parseNginxSize('10mb')).toBeNull();
+  });
+
+  it("keeps ingress-nginx's defaults when nothing is set", () => {
+    const { value, problems } = read({});
+    expect(problems).toEqual([]);
+    expect(value).toMatchObject({
+      useRegex: false,
+      rewriteTarget: null,
+      sslRedirect: true,
+      forceSslRedirect: false,
+      backendProtocol: 'HTTP',
+      connectTimeoutSeconds: 5,
+      readTimeoutSeconds: 60,
+      maxBodyBytes: 1024 * 1024,
+      cors: null,
+      canary: null,
+      hash: null,
+      basicAuth: null,
+    });
+  });
+
+  it('permanent-redirect wins over temporal-redirect; a bad code falls back to 301 with a warning', () => {
+    const { value, problems } = read({
+      'permanent-redirect': 'https://a.example/',
+      'permanent-redirect-code': '305',
+      'temporal-redirect': 'https://b.example/',
+    });
+    expect(value.redirect).toEqual({
+      url: 'https://a.example/',
+      code: 301,
+      annotation: 'permanent-redirect',
+    });
+    expect(problems.map((p) => p.annotation)).toEqual(['permanent-redirect-code']);
+  });
+
+  it('reads upstream-hash-by variables Istio can hash on and warns about the rest', () => {
+    expect(read({ 'upstream-hash-by': '$remote_addr' }).value.hash).toEqual({ kind: 'source-ip' });
+    expect(read({ 'upstream-hash-by': '$http_x_user_id' }).value.hash).toEqual({
+      kind: 'header',
+      name: 'x-user-id',
+    });
+    expect(read({ 'upstream-hash-by': '$arg_session' }).value.hash).toEqual({
+      kind: 'query',
+      name: 'session',
+    });
+    const uri = read({ 'upstream-hash-by': '$request_uri' });
+    expect(uri.value.hash).toBeNull();
+    expect(uri.problems[0]?.level).toBe('warning');
+  });
+
+  it('reads session-cookie-expires and -max-age together; max-age wins', () => {
+    const { value, problems } = read({
+      affinity: 'cookie',
+      'session-cookie-expires': '100',
+      'session-cookie-max-age': '200',
+    });
+    expect(problems).toEqual([]);
+    expect(value.hash).toEqual({ kind: 'cookie', name: 'INGRESSCOOKIE', ttlSeconds: 200, path: null });
+  });
+
+  it('refuses snippets and unenforceable security annotations; warns about unknown ones', () => {
+    const { problems } = read({
+      'server-snippet': 'x',
+      'auth-url': 'http://auth/',
+      'limit-rps': '5',
+      'made-up': 'y',
+      'proxy-body-size': 'lots',
+    });
+    expect(problems.map((p) => `${p.level} ${p.annotation}`).sort()).toEqual([
+      'error auth-url',
+      'error server-snippet',
+      'warning limit-rps',
+      'warning made-up',
+      'warning proxy-body-size',
+    ]);
+  });
+});
