@@ -61,7 +61,7 @@ const HELP = `npm run bench:h2 -- [flags]     (node bench/h2.ts [flags])
   --max-connections N   a DestinationRule on sluice's upstream with connectionPool.tcp.maxConnections N
                      (the sluice leg only; base keeps the plain config)
   --wait-calm S      first wait up to S s for a second in which no core is over 10 % busy
-  --node-flag F      a flag for sluice's node (repeatable), e.g. --node-flag=--max-semi-space-size=32
+  --node-flag F      a flag for the sluice leg's node (repeatable), e.g. --node-flag=--max-semi-space-size=32
   --base PATH        also measure another checkout's sluice (PATH/src/main.ts) as leg \`base\`, same config
   --cpu-prof DIR     run sluice under node --cpu-prof, profile written to DIR when it stops
   --keep             keep the temp dir (configs, logs, h2load logs) and print its path
@@ -334,7 +334,7 @@ async function main(): Promise<void> {
       cpu: PROXY_CPU,
       command: process.execPath,
       args: [
-        ...(values['node-flag'] ?? []),
+        ...(who === 'sluice' ? (values['node-flag'] ?? []) : []),
         ...(prof === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(prof, who)]),
         ...sluiceArgs(legDir, { status: status!, metrics: metrics!, admin: admin! }, 1, main),
       ],
