@@ -25,9 +25,8 @@
  *   (measured: 500 for 500 concurrent HTTP/2 streams), which costs memory and CPU and serves no
  *   request sooner. Such a wait is not counted against `http1MaxPendingRequests` and never
  *   overflows. When the upstream, not this process, is slow (a request has waited GROW_AFTER_MS
- *   while the event loop had time to spare), the pool grows by the waiting requests (at most
- *   doubling per step), up to `maxConnections`; connections idle past the keep-alive timeout
- *   close and it shrinks back.
+ *   while the event loop kept time), the pool grows by the waiting requests, up to
+ *   `maxConnections`; connections idle past the keep-alive timeout close and it shrinks back.
  *
  * One undici Client per HTTP/1.1 connection (pipelining 1) and one H2Connection per HTTP/2
  * connection (h2-connection.ts), so the counts are exact. Endpoints are keyed by cluster key +
@@ -184,11 +183,10 @@ const POOL_SIZE = 64;
 const GROW_AFTER_MS = 10;
 
 /**
- * Event-loop utilisation above which this process, not the upstream, may be what holds requests
- * up; more connections would only hold more of them. A saturated loop reads 1.0 over most 10 ms
- * windows and now and then dips to ~0.85 (measured under h2load), so the bar is well below that.
+ * Event-loop utilisation above which this process, not the upstream, holds requests up; more
+ * connections would only hold more of them.
  */
-const BUSY_LOOP = 0.5;
+const BUSY_LOOP = 0.9;
 
 /** Groups one endpoint keeps per protocol and TLS name at most; the oldest retires beyond it. */
 const MAX_VARIANTS = 64;
@@ -435,8 +433,8 @@ function armGrowTimer(g: ConnGroup): void {
 /**
  * Requests still wait on a full pool. If the oldest has waited GROW_AFTER_MS, every connection of
  * the pool is up (one still connecting will serve a waiter soon), and the event loop was not busy
- * meanwhile, the connections are held up by the upstream: the pool grows by the waiting requests
- * (at most doubling), up to `maxConnections`. A busy loop is itself the bottleneck, where more connections would only
+ * meanwhile, the connections are held up by the upstream: the pool grows by the waiting requests,
+ * up to `maxConnections`. A busy loop is itself the bottleneck, where more connections would only
  * hold more requests.
  */
 function growPool(g: ConnGroup): void {
@@ -446,8 +444,7 @@ function growPool(g: ConnGroup): void {
   const oldest = firstLive(g);
   if (oldest !== null && oldest.pooled && busy < BUSY_LOOP && g.slots.every(isConnected)) {
     if (performance.now() - oldest.sinceMs >= GROW_AFTER_MS) {
-      // At most doubling per step: one misjudged window does not open a connection per waiter.
-      g.poolSize = Math.max(g.poolSize, g.slots.length + Math.min(g.waitingCount, g.slots.length));
+      g.poolSize = Math.max(g.poolSize, g.slots.length + g.waitingCount);
       serveWaiters(g.host.state);
     }
   }
