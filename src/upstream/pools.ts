@@ -17,17 +17,6 @@
  *   sent with `connection: close`), takes no new request after `maxConnectionDuration`, and closes
  *   after `idleTimeout` without requests. It stops counting the moment it is closed.
  *
- * - HTTP/1.1 connections are a pool, as a pool should be: a request beyond an endpoint's idle
- *   connections waits for one to come back rather than opening another, once the endpoint has
- *   POOL_SIZE connections (fewer under `maxConnections`). Envoy opens a connection per concurrent
- *   request up to `maxConnections` (2^32−1 unless set); a Node process that is itself the
- *   bottleneck then holds one upstream connection per request it has read but not yet answered
- *   (measured: 500 for 500 concurrent HTTP/2 streams), which costs memory and CPU and serves no
- *   request sooner. Such a wait is not counted against `http1MaxPendingRequests` and never
- *   overflows. When the upstream, not this process, is slow (a request has waited GROW_AFTER_MS
- *   while the event loop kept time), the pool grows by the waiting requests, up to
- *   `maxConnections`; connections idle past the keep-alive timeout close and it shrinks back.
- *
  * One undici Client per HTTP/1.1 connection (pipelining 1) and one H2Connection per HTTP/2
  * connection (h2-connection.ts), so the counts are exact. Endpoints are keyed by cluster key +
  * address + port, so a snapshot swap that keeps a cluster's settings keeps its warm connections
@@ -39,7 +28,6 @@
  */
 import { Client, Pool, type Dispatcher } from 'undici';
 import { isIPv6 } from 'node:net';
-import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { ConnectionOptions } from 'node:tls';
 import type { Cluster } from '../snapshot/types.ts';
 import {
@@ -82,10 +70,6 @@ export interface Waiter {
    * on its opening connection is), not in `pending`.
    */
   readonly opener: boolean;
-  /** Waits because the pool is at its size, not at `maxConnections`: not counted in `pending`. */
-  readonly pooled: boolean;
-  /** performance.now() when it started waiting. */
-  readonly sinceMs: number;
 }
 
 /** One HTTP/1.1 connection. */
@@ -95,8 +79,6 @@ export interface Slot {
   readonly bornMs: number;
   requests: number;
   busy: boolean;
-  /** The socket is up (a connecting connection holds its request up, not the upstream). */
-  connected: boolean;
   /** False once this connection must close after its current request. */
   reuse: boolean;
   dead: boolean;
@@ -130,12 +112,6 @@ export interface ConnGroup {
   readonly conns: H2Slot[];
   readonly waiting: Waiter[];
   waitingCount: number;
-  /** HTTP/1.1: connections opened before requests wait for one (POOL_SIZE, grown when the upstream is slow). */
-  poolSize: number;
-  /** Armed while requests wait on a full pool: decides whether the pool grows. */
-  growTimer: NodeJS.Timeout | null;
-  /** The event loop's utilisation when growTimer was armed. */
-  growElu: EventLoopUtilization | null;
   closing: boolean;
 }
 
@@ -171,22 +147,6 @@ const hosts = new Map<string, UpstreamHost>();
 
 /** Upper bound for idle keep-alive sockets when the upstream sends no keep-alive hint. */
 const DEFAULT_KEEPALIVE_MS = 4_000;
-
-/**
- * HTTP/1.1 connections per endpoint before requests wait for one. Measured with 500 concurrent
- * HTTP/2 streams (bench/h2.ts): 32 connections served more requests per CPU-second than 500, at
- * a lower p99; 64 keeps a 50-connection HTTP/1.1 client at one upstream connection each.
- */
-const POOL_SIZE = 64;
-
-/** A request waiting this long on a full pool, while this process has time to spare, grows the pool. */
-const GROW_AFTER_MS = 10;
-
-/**
- * Event-loop utilisation above which this process, not the upstream, holds requests up; more
- * connections would only hold more of them.
- */
-const BUSY_LOOP = 0.9;
 
 /** Groups one endpoint keeps per protocol and TLS name at most; the oldest retires beyond it. */
 const MAX_VARIANTS = 64;
@@ -318,9 +278,6 @@ function newGroup(host: UpstreamHost, h2: boolean, authority: string): ConnGroup
     conns: [],
     waiting: [],
     waitingCount: 0,
-    poolSize: POOL_SIZE,
-    growTimer: null,
-    growElu: null,
     closing: false,
   };
 }
@@ -362,9 +319,8 @@ export function sendOnHost(g: ConnGroup, opts: UpstreamRequest, user: SlotUser):
   if (g.h2 !== null) return sendH2(g, opts, user);
   let slot = takeIdle(g);
   if (slot === null) {
-    if (st.connections >= c.maxConnections && g.slots.length > 0) return wait(g, opts, user, true);
-    if (g.slots.length >= g.poolSize) return waitPooled(g, opts, user);
-    slot = openSlot(g);
+    if (st.connections < c.maxConnections || g.slots.length === 0) slot = openSlot(g);
+    else return wait(g, opts, user, true);
   }
   attach(slot, opts, user);
   return 'sent';
@@ -380,7 +336,7 @@ function sendH2(g: ConnGroup, opts: UpstreamRequest, user: SlotUser): Admission 
   // A connection on its way: its streams will serve the request (Envoy's connecting capacity).
   if (connecting(g)) return wait(g, opts, user, false);
   if (st.connections < g.host.cluster.maxConnections || g.conns.length === 0) {
-    openH2(g, { user, opts, group: g, live: true, opener: true, pooled: false, sinceMs: 0 });
+    openH2(g, { user, opts, group: g, live: true, opener: true });
     return 'sent';
   }
   return wait(g, opts, user, true);
@@ -395,69 +351,14 @@ function wait(g: ConnGroup, opts: UpstreamRequest, user: SlotUser, atConnectionC
   }
   // Envoy's upstream_cx_overflow: the connection cap made this request wait.
   if (atConnectionCap) st.overflows.connections += 1;
-  st.pending += 1;
-  enqueue(g, opts, user, false);
-  return 'queued';
-}
-
-/** The request waits for one of the pool's connections to come back (POOL_SIZE). */
-function waitPooled(g: ConnGroup, opts: UpstreamRequest, user: SlotUser): Admission {
-  enqueue(g, opts, user, true);
-  if (g.growTimer === null) armGrowTimer(g);
-  return 'queued';
-}
-
-function enqueue(g: ConnGroup, opts: UpstreamRequest, user: SlotUser, pooled: boolean): void {
-  const w: Waiter = {
-    user,
-    opts,
-    group: g,
-    live: true,
-    opener: false,
-    pooled,
-    sinceMs: pooled ? performance.now() : 0,
-  };
+  const w: Waiter = { user, opts, group: g, live: true, opener: false };
   user.waiter = w;
   g.waiting.push(w);
   g.waitingCount += 1;
   g.host.waitingCount += 1;
-  g.host.state.waitingHosts.add(g);
-}
-
-function armGrowTimer(g: ConnGroup): void {
-  g.growElu = performance.eventLoopUtilization();
-  g.growTimer = setTimeout(growPool, GROW_AFTER_MS, g);
-  g.growTimer.unref();
-}
-
-/**
- * Requests still wait on a full pool. If the oldest has waited GROW_AFTER_MS, every connection of
- * the pool is up (one still connecting will serve a waiter soon), and the event loop was not busy
- * meanwhile, the connections are held up by the upstream: the pool grows by the waiting requests,
- * up to `maxConnections`. A busy loop is itself the bottleneck, where more connections would only
- * hold more requests.
- */
-function growPool(g: ConnGroup): void {
-  g.growTimer = null;
-  if (g.waitingCount === 0 || g.closing) return;
-  const busy = performance.eventLoopUtilization(g.growElu!).utilization;
-  const oldest = firstLive(g);
-  if (oldest !== null && oldest.pooled && busy < BUSY_LOOP && g.slots.every(isConnected)) {
-    if (performance.now() - oldest.sinceMs >= GROW_AFTER_MS) {
-      g.poolSize = Math.max(g.poolSize, g.slots.length + g.waitingCount);
-      serveWaiters(g.host.state);
-    }
-  }
-  if (g.waitingCount > 0) armGrowTimer(g);
-}
-
-function isConnected(slot: Slot): boolean {
-  return slot.connected;
-}
-
-function firstLive(g: ConnGroup): Waiter | null {
-  for (const w of g.waiting) if (w.live) return w;
-  return null;
+  st.pending += 1;
+  st.waitingHosts.add(g);
+  return 'queued';
 }
 
 /** A queued request gave up (client gone, timeout): it stops counting at once. */
@@ -475,7 +376,7 @@ export function leaveQueue(user: SlotUser): void {
   }
   g.waitingCount -= 1;
   host.waitingCount -= 1;
-  if (!w.pooled) host.state.pending -= 1;
+  host.state.pending -= 1;
   // Given-up entries leave the queue when reached; compact if they pile up meanwhile.
   if (g.waiting.length > 2 * g.waitingCount + 16) {
     const live = g.waiting.filter((x) => x.live);
@@ -531,7 +432,6 @@ function openSlot(g: ConnGroup): Slot {
     bornMs: Date.now(),
     requests: 0,
     busy: false,
-    connected: false,
     reuse: true,
     dead: false,
     timer: null,
@@ -540,14 +440,8 @@ function openSlot(g: ConnGroup): Slot {
   g.slots.push(slot);
   // The socket closed (keep-alive timeout, upstream close): an idle connection is gone; a busy
   // one ends through its request's error.
-  client.on('connect', () => {
-    slot.connected = true;
-  });
   client.on('disconnect', () => {
-    if (slot.busy) return;
-    closeSlot(slot, true);
-    // An idle connection timed out: the pool was bigger than its traffic needs.
-    g.poolSize = Math.max(POOL_SIZE, g.slots.length);
+    if (!slot.busy) closeSlot(slot, true);
   });
   const maxAge = g.host.cluster.maxConnectionDurationMs;
   if (maxAge > 0) {
@@ -604,7 +498,7 @@ function nextWaiter(g: ConnGroup): Waiter | null {
     w.live = false;
     g.waitingCount -= 1;
     g.host.waitingCount -= 1;
-    if (!w.pooled) g.host.state.pending -= 1;
+    g.host.state.pending -= 1;
     return w;
   }
   return null;
@@ -645,10 +539,8 @@ function serveWaiters(st: ClusterState): void {
     while (g.waitingCount > 0) {
       let slot = takeIdle(g);
       if (slot === null) {
-        if (st.connections >= g.host.cluster.maxConnections && g.slots.length > 0) return;
-        // The pool is full: its connections serve the waiters as they come back.
-        if (g.slots.length >= g.poolSize) break;
-        slot = openSlot(g);
+        if (st.connections < g.host.cluster.maxConnections || g.slots.length === 0) slot = openSlot(g);
+        else return;
       }
       const w = nextWaiter(g);
       if (w === null) {
@@ -657,7 +549,7 @@ function serveWaiters(st: ClusterState): void {
       }
       attachWaiter(slot, w);
     }
-    if (g.waitingCount === 0) st.waitingHosts.delete(g);
+    st.waitingHosts.delete(g);
   }
 }
 
@@ -760,16 +652,7 @@ function serveH2(g: ConnGroup): 'served' | 'capped' {
       continue;
     }
     if (free !== null) startStream(free, w.opts, w.user);
-    else
-      openH2(g, {
-        user: w.user,
-        opts: w.opts,
-        group: g,
-        live: true,
-        opener: true,
-        pooled: false,
-        sinceMs: 0,
-      });
+    else openH2(g, { user: w.user, opts: w.opts, group: g, live: true, opener: true });
   }
   return 'served';
 }
@@ -819,8 +702,6 @@ function maybeClosed(g: ConnGroup): void {
 /** A group takes no new requests: idle connections close now, busy ones after their requests. */
 function retireGroup(g: ConnGroup): void {
   g.closing = true;
-  if (g.growTimer !== null) clearTimeout(g.growTimer);
-  g.growTimer = null;
   for (const slot of [...g.idle]) closeSlot(slot, true);
   for (const s of [...g.conns]) s.conn.retire();
 }
