@@ -21,24 +21,33 @@ interface SocketFacts {
 
 const baseSocket = Object.getOwnPropertyDescriptor(Http2ServerRequest.prototype, 'socket')!.get!;
 
+const kFacts = Symbol('sluice.socketFacts');
+
 export class SluiceHttp2Request extends Http2ServerRequest {
   /**
    * Read while the stream is open: compat's socket is a proxy that reads the session's socket,
    * and once the stream has closed (when the access log runs) every address reads as undefined.
+   * Every stream of a session has the same, so the session's first stream reads them for all.
    */
   readonly socketFacts: SocketFacts;
 
   constructor(...args: ConstructorParameters<typeof Http2ServerRequest>) {
     super(...args);
-    const sock = baseSocket.call(this) as TLSSocket;
-    this.socketFacts = {
-      remoteAddress: sock.remoteAddress,
-      remotePort: sock.remotePort,
-      localAddress: sock.localAddress,
-      localPort: sock.localPort,
-      servername: sock.servername,
-      encrypted: sock.encrypted === true,
-    };
+    const session = this.stream.session as { [kFacts]?: SocketFacts } | undefined;
+    let facts = session?.[kFacts];
+    if (facts === undefined) {
+      const sock = baseSocket.call(this) as TLSSocket;
+      facts = {
+        remoteAddress: sock.remoteAddress,
+        remotePort: sock.remotePort,
+        localAddress: sock.localAddress,
+        localPort: sock.localPort,
+        servername: sock.servername,
+        encrypted: sock.encrypted === true,
+      };
+      if (session !== undefined) session[kFacts] = facts;
+    }
+    this.socketFacts = facts;
   }
 }
 
