@@ -138,8 +138,16 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'watch-namespace',
+    type: 'list',
+    defaultText: 'every namespace',
+    help: 'with --kubernetes: watch only this namespace; repeatable',
+    commands: ['serve'],
+  },
+  {
+    name: 'kubeconfig',
     type: 'string',
-    help: 'with --kubernetes: only this namespace',
+    defaultText: 'KUBECONFIG, ~/.kube/config, else in-cluster',
+    help: 'with --kubernetes: the kubeconfig file to use',
     commands: ['serve'],
   },
   { name: 'port', type: 'int', help: 'only this listener port', commands: ['routes'] },
@@ -198,7 +206,8 @@ export interface Options {
   readonly drainTimeoutMs: number;
   readonly allowEmptyConfig: boolean;
   readonly kubernetes: boolean;
-  readonly watchNamespace: string | null;
+  readonly watchNamespaces: readonly string[];
+  readonly kubeconfig: string | null;
   readonly port: number | null;
   readonly output: string;
   readonly headers: readonly (readonly [string, string])[];
@@ -342,7 +351,8 @@ export function parseOptions(command: CommandName, argv: readonly string[], env:
     drainTimeoutMs: durationFlag(raw, env, 'drain-timeout', 30000),
     allowEmptyConfig: bool('allow-empty-config'),
     kubernetes: bool('kubernetes'),
-    watchNamespace: last(raw, env, 'watch-namespace') ?? null,
+    watchNamespaces: valuesOf(raw, env, 'watch-namespace') ?? [],
+    kubeconfig: last(raw, env, 'kubeconfig') ?? null,
     port: intFlag(raw, env, 'port', null),
     output: last(raw, env, 'output') ?? (command === 'validate' ? 'text' : 'table'),
     headers: (valuesOf(raw, env, 'header') ?? []).map(parseHeader),

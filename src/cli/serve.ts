@@ -78,13 +78,13 @@ export interface ServeDeps {
 }
 
 function checkOptions(opts: Options): void {
-  if (opts.kubernetes)
+  if (opts.config.length === 0 && !opts.kubernetes)
     throw new SluiceError(
       'SLUICE_CLI_USAGE',
-      '--kubernetes is not available yet in this build; use --config',
+      'no --config given (a file or directory of Istio YAML), and no --kubernetes',
     );
-  if (opts.config.length === 0)
-    throw new SluiceError('SLUICE_CLI_USAGE', 'no --config given (a file or directory of Istio YAML)');
+  if (!opts.kubernetes && (opts.watchNamespaces.length > 0 || opts.kubeconfig !== null))
+    throw new SluiceError('SLUICE_CLI_USAGE', '--watch-namespace and --kubeconfig need --kubernetes');
 }
 
 export function isLogLevel(logger: Logger, level: string): boolean {
@@ -131,8 +131,17 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
       gatewayNamespace: opts.namespace,
     },
     identity,
+    kubernetes: opts.kubernetes
+      ? {
+          kubeconfig: opts.kubeconfig,
+          namespaces: opts.watchNamespaces,
+          gatewayNamespace: opts.namespace,
+          rootNamespace: opts.rootNamespace,
+        }
+      : null,
   });
   const provider: Provider = thread.provider;
+  provider.onHealth?.((health) => metrics.recordProviderHealth(health));
   const loop = createReloadLoop({
     logger,
     quietMs: deps.quietMs,

@@ -1,0 +1,258 @@
+/**
+ * Config watched from the Kubernetes API (`serve --kubernetes`). One informer per kind and
+ * watched namespace (all namespaces when none is given), at the version discovery picked; Secrets
+ * only by the names Gateways and DestinationRules reference (`credentialName`, and their
+ * `-cacert` companions) in the gateway's namespace, each a watch with a `metadata.name` field
+ * selector, so no other Secret is ever listed or read. A read is the whole picture the caches
+ * hold; until every informer has listed once it is `incomplete` (the reload loop does not judge
+ * it, so no half-synced state is ever compiled), and after that the caches are authoritative: an
+ * outage leaves them as they were last seen, so the last snapshot keeps serving.
+ */
+import type { Diagnostic } from '../../errors/diagnostic.ts';
+import type { GatewaySpec, DestinationRuleSpec, TrafficPolicy } from '../../model/networking.ts';
+import type { Resource } from '../../model/resource.ts';
+import type { Provider, ProviderHealth, ProviderUpdate } from '../provider.ts';
+import { createKubeClient, type KubeClient } from './client.ts';
+import { startInformer, type Backoff, type Informer } from './informer.ts';
+import {
+  apiVersionOf,
+  collectionPath,
+  CONFIG_KINDS,
+  discoverVersions,
+  SECRET_KIND,
+  type Served,
+  type WatchedKind,
+} from './kinds.ts';
+import { createObjectLoader } from './objects.ts';
+
+export interface KubernetesProviderOptions {
+  /** --kubeconfig; null: KUBECONFIG, ~/.kube/config, else in-cluster. */
+  readonly kubeconfig: string | null;
+  /** --watch-namespace; empty: every namespace. */
+  readonly namespaces: readonly string[];
+  /** --namespace: where credentialName Secrets live (GW-15). */
+  readonly gatewayNamespace: string;
+  /** --root-namespace: the namespace of objects without one (cluster-scoped kinds). */
+  readonly rootNamespace: string;
+  readonly backoff?: Backoff;
+}
+
+/** A few seconds at most between tries, so a recovered API server is seen soon. */
+const DEFAULT_BACKOFF: Backoff = { initialMs: 200, maxMs: 3000 };
+
+interface Watching {
+  readonly kind: WatchedKind;
+  readonly apiVersion: string;
+  readonly informer: Informer;
+}
+
+/** The Secret names a set references: credentialName(s) of Gateway servers and DestinationRule tls. */
+export function referencedSecrets(resources: readonly Resource[]): string[] {
+  const names = new Set<string>();
+  const add = (name: string | undefined): void => {
+    if (name === undefined || name === '') return;
+    names.add(name);
+    names.add(`${name}-cacert`);
+  };
+  const fromPolicy = (tp: TrafficPolicy | undefined): void => {
+    add(tp?.tls?.credentialName);
+    for (const pl of tp?.portLevelSettings ?? []) add(pl.tls?.credentialName);
+  };
+  for (const r of resources) {
+    if (r.kind === 'Gateway')
+      for (const s of (r.spec as GatewaySpec).servers) {
+        add(s.tls?.credentialName);
+        for (const n of s.tls?.credentialNames ?? []) add(n);
+      }
+    else if (r.kind === 'DestinationRule') {
+      const spec = r.spec as DestinationRuleSpec;
+      fromPolicy(spec.trafficPolicy);
+      for (const s of spec.subsets ?? []) fromPolicy(s.trafficPolicy);
+    }
+  }
+  return [...names].sort();
+}
+
+const KIND_ORDER = new Map([...CONFIG_KINDS, SECRET_KIND].map((k, i) => [k.kind, i]));
+
+function byKindNamespaceName(a: Resource, b: Resource): number {
+  return (
+    (KIND_ORDER.get(a.kind) ?? 99) - (KIND_ORDER.get(b.kind) ?? 99) ||
+    (a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : 0) ||
+    (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  );
+}
+
+export function createKubernetesProvider(opts: KubernetesProviderOptions): Provider {
+  const backoff = opts.backoff ?? DEFAULT_BACKOFF;
+  const namespaces: (string | null)[] = opts.namespaces.length > 0 ? [...new Set(opts.namespaces)] : [null];
+  const loader = createObjectLoader({ rootNamespace: opts.rootNamespace });
+  let client: KubeClient | null = null;
+  let changed: (() => void) | null = null;
+  let healthListener: ((h: ProviderHealth) => void) | null = null;
+  let stopped = false;
+  let discovered: Map<WatchedKind, Served> | null = null;
+  let discoveryTimer: NodeJS.Timeout | null = null;
+  const watching: Watching[] = [];
+  /** Secret name → its watch. */
+  const secrets = new Map<string, Watching>();
+  const failing = new Map<string, Error>();
+  let failures = 0;
+
+  let reported = '';
+  /** Tells the listener when something it shows changed. */
+  const report = (): void => {
+    const first = failing.values().next();
+    const health: ProviderHealth = {
+      source: 'kubernetes',
+      connected: failing.size === 0 && discovered !== null,
+      synced: allSynced(),
+      failures,
+      ...(first.done ? {} : { error: first.value.message }),
+    };
+    const text = JSON.stringify(health);
+    if (text === reported) return;
+    reported = text;
+    healthListener?.(health);
+  };
+
+  const informerHealth = (path: string) => (err: Error | null) => {
+    if (err === null) failing.delete(path);
+    else {
+      failing.set(path, err);
+      failures++;
+    }
+    report();
+  };
+
+  const allSynced = (): boolean =>
+    discovered !== null &&
+    watching.every((w) => w.informer.synced()) &&
+    [...secrets.values()].every((w) => w.informer.synced());
+
+  const onChange = (): void => {
+    changed?.();
+  };
+
+  const watch = (
+    kind: WatchedKind,
+    version: string,
+    namespace: string | null,
+    fieldSelector?: string,
+  ): Watching => {
+    const path = collectionPath(kind, version, namespace);
+    const informer = startInformer(client!, {
+      path,
+      ...(fieldSelector !== undefined ? { fieldSelector } : {}),
+      changed: () => {
+        report();
+        onChange();
+      },
+      health: informerHealth(fieldSelector === undefined ? path : `${path}?${fieldSelector}`),
+      backoff,
+    });
+    return { kind, apiVersion: apiVersionOf(kind, version), informer };
+  };
+
+  /** Discovery, retried with capped back-off until the API server answers. */
+  const discover = async (delayMs: number): Promise<void> => {
+    if (stopped || client === null) return;
+    try {
+      const found = await discoverVersions(client, CONFIG_KINDS);
+      if (stopped) return;
+      discovered = found;
+      failing.delete('discovery');
+      for (const [kind, served] of found) {
+        if (!('version' in served)) continue;
+        for (const ns of kind.namespaced ? namespaces : [null])
+          watching.push(watch(kind, served.version, ns));
+      }
+      report();
+      onChange();
+    } catch (err) {
+      if (stopped) return;
+      if (!failing.has('discovery')) failures++;
+      failing.set('discovery', err instanceof Error ? err : new Error(String(err)));
+      report();
+      discoveryTimer = setTimeout(() => void discover(Math.min(delayMs * 2, backoff.maxMs)), delayMs);
+    }
+  };
+
+  /** Watches exactly the referenced Secrets: new names start a watch, names no longer used stop theirs. */
+  const aimSecrets = (names: readonly string[]): void => {
+    const wanted = new Set(names);
+    for (const [name, w] of secrets)
+      if (!wanted.has(name)) {
+        secrets.delete(name);
+        void w.informer.stop();
+      }
+    for (const name of names)
+      if (!secrets.has(name))
+        secrets.set(name, watch(SECRET_KIND, 'v1', opts.gatewayNamespace, `metadata.name=${name}`));
+  };
+
+  const collect = (w: Watching, resources: Resource[], diagnostics: Diagnostic[]): void => {
+    for (const obj of w.informer.objects()) {
+      const loaded = loader.load(obj, w.apiVersion, w.kind.kind, w.kind.plural);
+      diagnostics.push(...loaded.diagnostics);
+      if (loaded.resource !== undefined) resources.push(loaded.resource);
+    }
+  };
+
+  return {
+    async start(onChanged) {
+      changed = onChanged;
+      client = await createKubeClient(opts.kubeconfig);
+      void discover(backoff.initialMs);
+    },
+    onHealth(listener) {
+      healthListener = listener;
+    },
+    read(): Promise<ProviderUpdate> {
+      if (!allSynced())
+        return Promise.resolve({
+          resources: { resources: [] },
+          diagnostics: [],
+          incomplete:
+            discovered === null
+              ? `waiting for the Kubernetes API server${client !== null ? ` at ${client.server}` : ''}`
+              : 'waiting for every Kubernetes watch to list once',
+          authoritative: true,
+        });
+      const resources: Resource[] = [];
+      const diagnostics: Diagnostic[] = [];
+      for (const [kind, served] of discovered!)
+        if ('skipped' in served)
+          diagnostics.push({
+            level: 'warning',
+            code: 'SLUICE_KUBE_KIND_NOT_SERVED',
+            message: `${kind.kind} is not watched: ${served.skipped}`,
+          });
+      for (const w of watching) collect(w, resources, diagnostics);
+      const names = referencedSecrets(resources);
+      aimSecrets(names);
+      // A Secret watch just started has not listed yet: this picture waits for it.
+      if (!allSynced()) {
+        loader.sweep();
+        return Promise.resolve({
+          resources: { resources: [] },
+          diagnostics: [],
+          incomplete: 'waiting for the referenced Secrets to list once',
+          authoritative: true,
+        });
+      }
+      for (const w of secrets.values()) collect(w, resources, diagnostics);
+      loader.sweep();
+      resources.sort(byKindNamespaceName);
+      return Promise.resolve({ resources: { resources }, diagnostics, authoritative: true });
+    },
+    async stop() {
+      stopped = true;
+      changed = null;
+      if (discoveryTimer !== null) clearTimeout(discoveryTimer);
+      await Promise.all([...watching, ...secrets.values()].map((w) => w.informer.stop()));
+      watching.length = 0;
+      secrets.clear();
+    },
+  };
+}

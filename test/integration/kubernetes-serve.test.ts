@@ -1,0 +1,261 @@
+/**
+ * `sluice serve --kubernetes` in-process against a loopback API server (test/support/
+ * fake-kube-api.ts): objects created, changed and deleted through the API move real traffic to
+ * real upstreams; readiness waits for the first sync; an unreachable API server is retried, never
+ * an exit; an outage keeps the last snapshot serving and shows in the metrics; 410 Gone re-lists;
+ * a burst of changes becomes a few reloads; the synced state is authoritative.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseOptions } from '../../src/cli/flags.ts';
+import { startServe, type RunningGateway } from '../../src/cli/serve.ts';
+import { silentLogger } from '../../src/observability/logger.ts';
+import { startFakeKubeApi, type FakeKubeApi } from '../support/fake-kube-api.ts';
+import { objectOf, objectsOf, tempDir } from '../support/kube-config.ts';
+import { freePort, gatewayYaml, request, routeYaml, upstreamsYaml } from '../support/ops-config.ts';
+import { startEcho, type Upstream } from '../support/upstreams.ts';
+import { until } from '../support/until.ts';
+
+let cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  cleanups = [];
+});
+
+interface Setup {
+  readonly api: FakeKubeApi;
+  readonly a: Upstream;
+  readonly b: Upstream;
+  readonly port: number;
+  readonly dir: string;
+}
+
+async function setup(): Promise<Setup> {
+  const api = await startFakeKubeApi();
+  cleanups.push(() => api.close());
+  const a = await startEcho({ name: 'a' });
+  const b = await startEcho({ name: 'b' });
+  cleanups.push(
+    () => a.close(),
+    () => b.close(),
+  );
+  const t = await tempDir();
+  cleanups.push(t.remove);
+  return { api, a, b, port: await freePort(), dir: t.dir };
+}
+
+async function serve(s: Setup, extraArgs: readonly string[] = []): Promise<RunningGateway> {
+  const opts = parseOptions(
+    'serve',
+    [
+      '--kubernetes',
+      '--kubeconfig',
+      s.api.kubeconfig(s.dir),
+      '--bind',
+      '127.0.0.1',
+      '--status-port',
+      '0',
+      '--metrics-port',
+      '0',
+      '--admin-port',
+      '0',
+      '--workers',
+      '1',
+      '--drain-delay',
+      '0',
+      '--certs-dir',
+      `${s.dir}/.no-certs`,
+      ...extraArgs,
+    ],
+    {},
+  );
+  const running = await startServe(opts, { logger: silentLogger() });
+  cleanups.push(() => running.close());
+  return running;
+}
+
+const readiness = async (r: RunningGateway): Promise<number> =>
+  (await fetch(`http://127.0.0.1:${r.status.port}/healthz/ready`)).status;
+
+const scrape = async (r: RunningGateway): Promise<string> =>
+  (await fetch(`http://127.0.0.1:${r.metricsServer.port}/stats/prometheus`)).text();
+
+async function genOf(port: number): Promise<string | undefined> {
+  const res = await request(port).catch((e: NodeJS.ErrnoException) => ({
+    status: e.code,
+    headers: {} as Record<string, string | string[] | undefined>,
+  }));
+  return res.status === 200 ? (res.headers['x-gen'] as string | undefined) : `status ${res.status}`;
+}
+
+function applyAll(api: FakeKubeApi, yamlText: string): void {
+  for (const o of objectsOf(yamlText)) api.apply(o);
+}
+
+/** Gateway, ServiceEntries for both upstreams, VirtualService generation 1 → a. */
+function applyStandard(s: Setup): void {
+  applyAll(s.api, gatewayYaml([s.port]));
+  applyAll(s.api, upstreamsYaml({ a: s.a.port, b: s.b.port }));
+  s.api.apply(objectOf(routeYaml(1, 'a')));
+}
+
+/** Waits (generously) for traffic to show generation `gen`; returns how long it took. */
+async function follows(port: number, gen: string, what: string): Promise<number> {
+  const start = Date.now();
+  await until(async () => (await genOf(port)) === gen, { what, timeoutMs: 5000, intervalMs: 10 });
+  return Date.now() - start;
+}
+
+describe('serve --kubernetes', () => {
+  it('traffic follows create, change and delete through the API within a second', async () => {
+    const s = await setup();
+    applyStandard(s);
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready after the first sync' });
+    expect(await genOf(s.port)).toBe('1');
+    expect(s.a.seen.length).toBeGreaterThan(0);
+
+    s.api.apply(objectOf(routeYaml(2, 'b')));
+    const changed = await follows(s.port, '2', 'the changed VirtualService');
+    expect(changed).toBeLessThan(1000);
+    expect(s.b.seen.length).toBeGreaterThan(0);
+
+    s.api.remove('networking.istio.io/v1', 'VirtualService', 'test', 'shop');
+    const deleted = await follows(s.port, 'status 404', 'the deleted VirtualService');
+    expect(deleted).toBeLessThan(1000);
+
+    s.api.apply(objectOf(routeYaml(3, 'a')));
+    expect(await follows(s.port, '3', 'the re-created VirtualService')).toBeLessThan(1000);
+  });
+
+  it('readiness is 503 until every informer has synced; an unreachable API server is retried, not an exit', async () => {
+    const s = await setup();
+    applyStandard(s);
+    s.api.down();
+    const running = await serve(s);
+    expect(await readiness(running)).toBe(503);
+    await until(
+      async () =>
+        /sluice_config_source_failures_total\{source="kubernetes"\} [1-9]/.test(await scrape(running)),
+      {
+        what: 'failures counted while the API server is down',
+      },
+    );
+    expect(await readiness(running)).toBe(503);
+    expect(running.loop.stats.version).toBe(0);
+    s.api.up();
+    // Back-off is capped at a few seconds: recovery is seen well within this.
+    await until(async () => (await readiness(running)) === 200, {
+      what: 'ready after recovery',
+      timeoutMs: 8000,
+    });
+    expect(await genOf(s.port)).toBe('1');
+  });
+
+  it('an outage keeps the last snapshot serving and is visible in metrics; a change made meanwhile is served after recovery', async () => {
+    const s = await setup();
+    applyStandard(s);
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready' });
+    expect(await scrape(running)).toMatch(/sluice_config_source_up\{source="kubernetes"\} 1/);
+    s.api.down();
+    await until(async () => /sluice_config_source_up\{source="kubernetes"\} 0/.test(await scrape(running)), {
+      what: 'the outage in metrics',
+    });
+    expect(await genOf(s.port)).toBe('1');
+    expect(await readiness(running)).toBe(200);
+    s.api.apply(objectOf(routeYaml(2, 'b')));
+    s.api.up();
+    await follows(s.port, '2', 'the change made during the outage');
+    await until(async () => /sluice_config_source_up\{source="kubernetes"\} 1/.test(await scrape(running)), {
+      what: 'recovery in metrics',
+    });
+  });
+
+  it('re-lists after 410 Gone (as an ERROR event and as an HTTP status) and after dropped watches', async () => {
+    const s = await setup();
+    applyStandard(s);
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready' });
+    let gen = 1;
+    for (const mode of ['event', 'http'] as const) {
+      s.api.goneAs = mode;
+      s.api.down();
+      s.api.apply(objectOf(routeYaml(++gen, gen % 2 === 0 ? 'b' : 'a')));
+      s.api.compact();
+      s.api.up();
+      await follows(s.port, String(gen), `the change after 410 (${mode})`);
+    }
+    const lists = s.api.requests.filter(
+      (r) => r.path.endsWith('/virtualservices') && r.query.watch === undefined,
+    );
+    expect(lists.length).toBeGreaterThanOrEqual(3);
+    s.api.dropWatches();
+    s.api.apply(objectOf(routeYaml(++gen, 'a')));
+    await follows(s.port, String(gen), 'the change after dropped watches');
+  });
+
+  it('honours BOOKMARK events: a resumed watch starts from the bookmarked resourceVersion', async () => {
+    const s = await setup();
+    applyStandard(s);
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready' });
+    // Changes elsewhere move the resourceVersion on; the bookmark tells the quiet watches.
+    for (let i = 0; i < 5; i++)
+      s.api.apply({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: `s${i}`, namespace: 'test' },
+        spec: { ports: [{ port: 80 }] },
+      });
+    await until(() => s.api.watchCount() >= 11, { what: 'every watch open' });
+    s.api.bookmark();
+    const head = s.api.get('Service', 'test', 's4')!.metadata.resourceVersion;
+    // The stream ends cleanly after the bookmark (a server's timeoutSeconds), so it is read first.
+    s.api.endWatches();
+    await until(
+      () =>
+        s.api.requests.some(
+          (r) => r.path.endsWith('/gateways') && r.query.watch === 'true' && r.query.resourceVersion === head,
+        ),
+      { what: 'the gateway watch resumed from the bookmark' },
+    );
+  });
+
+  it('a burst of 500 changes becomes a few reloads, ending on the last', async () => {
+    const s = await setup();
+    applyStandard(s);
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready' });
+    const before = running.loop.stats.accepted;
+    for (let i = 2; i <= 501; i++) s.api.apply(objectOf(routeYaml(i, i % 2 === 0 ? 'b' : 'a')));
+    await follows(s.port, '501', 'the last of the burst');
+    await running.loop.settled();
+    const reloads = running.loop.stats.accepted - before;
+    expect(reloads).toBeGreaterThanOrEqual(1);
+    expect(reloads).toBeLessThanOrEqual(5);
+  });
+
+  it('the synced state is authoritative: deleting every Gateway is applied (with a warning), not refused', async () => {
+    const s = await setup();
+    applyStandard(s);
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready' });
+    s.api.remove('networking.istio.io/v1', 'Gateway', 'istio-system', 'gw');
+    await until(async () => (await genOf(s.port)) === 'status ECONNREFUSED', { what: 'the listener closed' });
+    expect(running.loop.stats.rejected).toBe(0);
+    expect(await readiness(running)).toBe(200);
+  });
+
+  it('a resource with errors is left out and the rest keep serving', async () => {
+    const s = await setup();
+    applyStandard(s);
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready' });
+    const bad = objectOf(routeYaml(9, 'a'));
+    (bad.spec as { http: { route: { weight?: number }[] }[] }).http[0]!.route[0]!.weight = -5;
+    s.api.apply({ ...bad, metadata: { name: 'broken', namespace: 'test' } });
+    s.api.apply(objectOf(routeYaml(2, 'b')));
+    await follows(s.port, '2', 'the valid change beside an invalid resource');
+    expect(running.loop.current()?.resources.resources.some((r) => r.name === 'broken')).toBe(false);
+  });
+});
