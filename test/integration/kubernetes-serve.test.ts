@@ -5,6 +5,7 @@
  * an exit; an outage keeps the last snapshot serving and shows in the metrics; 410 Gone re-lists;
  * a burst of changes becomes a few reloads; the synced state is authoritative.
  */
+import { X509Certificate } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseOptions } from '../../src/cli/flags.ts';
 import { startServe, type RunningGateway } from '../../src/cli/serve.ts';
@@ -12,6 +13,8 @@ import { silentLogger } from '../../src/observability/logger.ts';
 import { startFakeKubeApi, type FakeKubeApi } from '../support/fake-kube-api.ts';
 import { objectOf, objectsOf, tempDir } from '../support/kube-config.ts';
 import { freePort, gatewayYaml, request, routeYaml, upstreamsYaml } from '../support/ops-config.ts';
+import { rsaLeaf, tlsSecretYaml } from '../support/certs.ts';
+import { handshake } from '../support/tls-client.ts';
 import { startEcho, type Upstream } from '../support/upstreams.ts';
 import { until } from '../support/until.ts';
 
@@ -257,5 +260,86 @@ describe('serve --kubernetes', () => {
     s.api.apply(objectOf(routeYaml(2, 'b')));
     await follows(s.port, '2', 'the valid change beside an invalid resource');
     expect(running.loop.current()?.resources.resources.some((r) => r.name === 'broken')).toBe(false);
+  });
+
+  it('reads only the Secrets a credentialName references, by name; other Secrets are never fetched', async () => {
+    const s = await setup();
+    applyStandard(s);
+    const tlsPort = await freePort();
+    const v1 = rsaLeaf(['shop.example.com'], { tag: 'k8s-v1' });
+    applyAll(s.api, tlsSecretYaml('shop-cert', v1));
+    applyAll(s.api, tlsSecretYaml('unrelated', rsaLeaf(['x.example.com'])));
+    applyAll(s.api, tlsSecretYaml('shop-cert', rsaLeaf(['y.example.com']), { namespace: 'test' }));
+    s.api.apply(
+      objectOf(`apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: tls, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+    - port: { number: ${tlsPort}, name: https, protocol: HTTPS }
+      hosts: ["*/shop.example.com"]
+      tls: { mode: SIMPLE, credentialName: shop-cert }
+`),
+    );
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready' });
+    const served = async (): Promise<string> =>
+      (await handshake(tlsPort, { servername: 'shop.example.com' })).fingerprint256;
+    await until(async () => (await served()) !== '', { what: 'the TLS listener' });
+    const fingerprint = (pem: string): string => new X509Certificate(pem).fingerprint256;
+    expect(await served()).toBe(fingerprint(v1.certPem));
+    // Rotation through the API is a reload like any other.
+    const v2 = rsaLeaf(['shop.example.com'], { tag: 'k8s-v2' });
+    applyAll(s.api, tlsSecretYaml('shop-cert', v2));
+    await until(async () => (await served()) === fingerprint(v2.certPem), {
+      what: 'the rotated certificate',
+    });
+
+    const secretRequests = s.api.requests.filter((r) => r.path.includes('/secrets'));
+    expect(secretRequests.length).toBeGreaterThan(0);
+    for (const r of secretRequests) {
+      expect(r.path).toBe('/api/v1/namespaces/istio-system/secrets');
+      expect(['metadata.name=shop-cert', 'metadata.name=shop-cert-cacert']).toContain(r.query.fieldSelector);
+    }
+    expect(
+      running.loop
+        .current()
+        ?.resources.resources.filter((r) => r.kind === 'Secret')
+        .map((r) => `${r.namespace}/${r.name}`),
+    ).toEqual(['istio-system/shop-cert']);
+  });
+
+  it('an invalid AuthorizationPolicy keeps its last valid version in force; one never valid denies its scope', async () => {
+    const s = await setup();
+    applyStandard(s);
+    const policy = (name: string, action: string, extra = ''): string => `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: ${name}, namespace: istio-system }
+spec:
+  selector: { matchLabels: { istio: ingressgateway } }
+  action: ${action}
+  rules: [{ to: [{ operation: { paths: ["/admin"] } }] }]${extra}
+`;
+    s.api.apply(objectOf(policy('no-admin', 'DENY')));
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready' });
+    const status = async (p: string): Promise<number> => (await request(s.port, p)).status;
+    expect(await status('/admin')).toBe(403);
+    expect(await status('/')).toBe(200);
+
+    // An edit the schema refuses: the DENY stays in force, the rest keeps following changes.
+    s.api.apply(objectOf(policy('no-admin', 'DENNY')));
+    s.api.apply(objectOf(routeYaml(2, 'b')));
+    await follows(s.port, '2', 'a change beside the invalid policy');
+    expect(await status('/admin')).toBe(403);
+
+    // A policy that was never valid: everything in its scope is denied until it is fixed.
+    s.api.apply(objectOf(policy('broken', 'ALOW')));
+    await until(async () => (await status('/')) === 403, { what: 'the scope of the broken policy denied' });
+    s.api.apply(objectOf(policy('broken', 'DENY').replace('/admin', '/other')));
+    await until(async () => (await status('/')) === 200, { what: 'the fixed policy' });
+    expect(await status('/other')).toBe(403);
+    expect(await status('/admin')).toBe(403);
   });
 });
