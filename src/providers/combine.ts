@@ -7,6 +7,7 @@
  */
 import type { Diagnostic } from '../errors/diagnostic.ts';
 import { formatOrigin, type Resource } from '../model/resource.ts';
+import { isIstioMesh } from './kubernetes/objects.ts';
 import type { Provider, ProviderUpdate } from './provider.ts';
 
 const keyOf = (r: Resource): string => `${r.kind}\u0000${r.namespace}\u0000${r.name}`;
@@ -46,8 +47,10 @@ export function combineProviders(files: Provider, api: Provider): Provider {
       }
       for (const r of local.resources.resources)
         if (r.annotations['sluice.dev/source'] !== 'certs-dir' || !fromApi.has(keyOf(r))) resources.push(r);
+      // MeshConfigs merge first wins per field: Istio's ConfigMap yields to every MeshConfig written for sluice.
+      const istioMesh = resources.filter(isIstioMesh);
       return {
-        resources: { resources },
+        resources: { resources: [...resources.filter((r) => !isIstioMesh(r)), ...istioMesh] },
         diagnostics,
         ...(local.files !== undefined ? { files: local.files } : {}),
         authoritative: true,

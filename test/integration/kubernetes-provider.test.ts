@@ -155,4 +155,67 @@ describe('kubernetes provider', () => {
     expect(pages.length).toBe(3);
     expect(pages[1]?.query.continue).toBeTruthy();
   });
+
+  it("reads Istio's mesh settings from ConfigMap istio-system/istio (key mesh); sluice's MeshConfig wins field by field", async () => {
+    const a = await api();
+    a.apply({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'istio', namespace: 'istio-system' },
+      data: {
+        mesh: [
+          'accessLogFile: /dev/stdout',
+          'accessLogEncoding: JSON',
+          'outboundTrafficPolicy: { mode: REGISTRY_ONLY }',
+          'defaultConfig:',
+          '  gatewayTopology: { numTrustedProxies: 2 }',
+          '  discoveryAddress: istiod.istio-system.svc:15012',
+          'enableTracing: false',
+        ].join('\n'),
+      },
+    });
+    a.apply({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'other', namespace: 'istio-system' },
+      data: {},
+    });
+    a.apply({
+      apiVersion: 'sluice.dev/v1alpha1',
+      kind: 'MeshConfig',
+      metadata: { name: 'sluice', namespace: 'istio-system' },
+      spec: { accessLogEncoding: 'TEXT' },
+    });
+    const { p } = await provider(a);
+    const u = await complete(p);
+    const meshes = u.resources.resources.filter((r) => r.kind === 'MeshConfig');
+    expect(meshes.map((r) => r.name)).toEqual(['sluice', 'istio']);
+    expect(meshes[1]?.origin).toMatchObject({ kind: 'kube', resource: 'configmaps', name: 'istio' });
+    expect(meshes[1]?.spec).toEqual({
+      accessLogFile: '/dev/stdout',
+      accessLogEncoding: 'JSON',
+      outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' },
+      gatewayTopology: { numTrustedProxies: 2 },
+    });
+    expect(u.diagnostics.find((d) => d.code === 'SLUICE_CONFIG_NOT_APPLICABLE')?.message).toMatch(
+      /keys sluice does not read.*enableTracing/,
+    );
+    // Only that one ConfigMap is ever asked for.
+    for (const r of a.requests.filter((x) => x.path.includes('/configmaps'))) {
+      expect(r.path).toBe('/api/v1/namespaces/istio-system/configmaps');
+      expect(r.query.fieldSelector).toBe('metadata.name=istio');
+    }
+    const { buildFromResources } = await import('../../src/control/build.ts');
+    const built = buildFromResources(u.resources, u.diagnostics, {
+      namespace: 'istio-system',
+      labels: { istio: 'ingressgateway' },
+      rootNamespace: 'istio-system',
+      nowMs: Date.now(),
+    });
+    expect(built.snapshot.settings).toMatchObject({
+      numTrustedProxies: 2,
+      outboundTrafficPolicy: 'REGISTRY_ONLY',
+    });
+    expect(built.snapshot.settings.accessLog).toMatchObject({ encoding: 'TEXT' });
+  });
 });

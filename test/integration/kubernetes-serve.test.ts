@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseOptions } from '../../src/cli/flags.ts';
 import { startServe, type RunningGateway } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { startFakeKubeApi, type FakeKubeApi } from '../support/fake-kube-api.ts';
+import { startFakeKubeApi, type FakeKubeApi, type KubeObj } from '../support/fake-kube-api.ts';
 import { objectOf, objectsOf, tempDir } from '../support/kube-config.ts';
 import { freePort, gatewayYaml, request, routeYaml, upstreamsYaml } from '../support/ops-config.ts';
 import { rsaLeaf, tlsSecretYaml } from '../support/certs.ts';
@@ -341,5 +341,36 @@ spec:
     await until(async () => (await status('/')) === 200, { what: 'the fixed policy' });
     expect(await status('/other')).toBe(403);
     expect(await status('/admin')).toBe(403);
+  });
+
+  it('routes to a Service through its EndpointSlices, following endpoint changes', async () => {
+    const s = await setup();
+    applyAll(s.api, gatewayYaml([s.port]));
+    s.api.apply({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'web', namespace: 'test' },
+      spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+    });
+    const slice = (port: number): KubeObj => ({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'web-abcde', namespace: 'test', labels: { 'kubernetes.io/service-name': 'web' } },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+      ports: [{ name: 'http', port, protocol: 'TCP' }],
+    });
+    s.api.apply(slice(s.a.port));
+    s.api.apply(
+      objectOf(routeYaml(1, 'a').replace('a.test.svc.cluster.local', 'web.test.svc.cluster.local')),
+    );
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready' });
+    expect(await genOf(s.port)).toBe('1');
+    expect(s.a.seen.length).toBe(1);
+    s.api.apply(slice(s.b.port));
+    await until(async () => (await genOf(s.port)) === '1' && s.b.seen.length > 0, {
+      what: 'traffic on the new endpoint',
+    });
   });
 });

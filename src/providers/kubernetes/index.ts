@@ -3,7 +3,8 @@
  * watched namespace (all namespaces when none is given), at the version discovery picked; Secrets
  * only by the names Gateways and DestinationRules reference (`credentialName`, and their
  * `-cacert` companions) in the gateway's namespace, each a watch with a `metadata.name` field
- * selector, so no other Secret is ever listed or read. A read is the whole picture the caches
+ * selector, so no other Secret is ever listed or read; Istio's `istio` ConfigMap (root namespace,
+ * key `mesh`) as a MeshConfig. A read is the whole picture the caches
  * hold; until every informer has listed once it is `incomplete` (the reload loop does not judge
  * it, so no half-synced state is ever compiled), and after that the caches are authoritative: an
  * outage leaves them as they were last seen, so the last snapshot keeps serving.
@@ -18,12 +19,13 @@ import {
   apiVersionOf,
   collectionPath,
   CONFIG_KINDS,
+  CONFIGMAP_KIND,
   discoverVersions,
   SECRET_KIND,
   type Served,
   type WatchedKind,
 } from './kinds.ts';
-import { createObjectLoader } from './objects.ts';
+import { createObjectLoader, isIstioMesh } from './objects.ts';
 
 export interface KubernetesProviderOptions {
   /** --kubeconfig; null: KUBECONFIG, ~/.kube/config, else in-cluster. */
@@ -36,6 +38,9 @@ export interface KubernetesProviderOptions {
   readonly rootNamespace: string;
   readonly backoff?: Backoff;
 }
+
+/** Istio keeps its meshConfig in this ConfigMap of the root namespace, key `mesh`. */
+const ISTIO_CONFIGMAP = 'istio';
 
 /** A few seconds at most between tries, so a recovered API server is seen soon. */
 const DEFAULT_BACKOFF: Backoff = { initialMs: 200, maxMs: 3000 };
@@ -77,6 +82,7 @@ const KIND_ORDER = new Map([...CONFIG_KINDS, SECRET_KIND].map((k, i) => [k.kind,
 
 function byKindNamespaceName(a: Resource, b: Resource): number {
   return (
+    Number(isIstioMesh(a)) - Number(isIstioMesh(b)) ||
     (KIND_ORDER.get(a.kind) ?? 99) - (KIND_ORDER.get(b.kind) ?? 99) ||
     (a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : 0) ||
     (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
@@ -167,6 +173,8 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
         for (const ns of kind.namespaced ? namespaces : [null])
           watching.push(watch(kind, served.version, ns));
       }
+      // Istio's mesh settings: one ConfigMap, watched by name.
+      watching.push(watch(CONFIGMAP_KIND, 'v1', opts.rootNamespace, `metadata.name=${ISTIO_CONFIGMAP}`));
       report();
       onChange();
     } catch (err) {

@@ -5,6 +5,7 @@
  * good version in force, and one that never had a good version is replaced by a policy that
  * denies every request in its scope until it is fixed.
  */
+import { parse as parseYaml } from 'yaml';
 import { loadObject } from '../../config/index.ts';
 import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { Origin, Resource } from '../../model/resource.ts';
@@ -79,6 +80,18 @@ export function createObjectLoader(opts: { readonly rootNamespace: string }): Ob
 
   const loadFresh = (obj: KubeObject, apiVersion: string, kind: string, plural: string): Loaded => {
     const origin = originOf(obj, plural);
+    if (kind === 'ConfigMap') {
+      const mesh = meshConfigFromConfigMap(obj, parseYaml);
+      const loaded =
+        mesh.value === null
+          ? { resource: undefined, diagnostics: [] }
+          : loadObject(mesh.value, origin, { defaultNamespace: opts.rootNamespace });
+      return {
+        resourceVersion: obj.metadata.resourceVersion ?? '',
+        resource: loaded.resource,
+        diagnostics: [...mesh.diagnostics, ...loaded.diagnostics],
+      };
+    }
     const loaded = loadObject({ ...obj, apiVersion, kind }, origin, { defaultNamespace: opts.rootNamespace });
     const resourceVersion = obj.metadata.resourceVersion ?? '';
     if (!SECURITY_KINDS.has(kind)) return { resourceVersion, ...loaded };
@@ -149,3 +162,111 @@ export function createObjectLoader(opts: { readonly rootNamespace: string }): Ob
     },
   };
 }
+
+/** Istio meshConfig keys sluice reads from the `istio` ConfigMap (its MeshConfig fields). */
+const MESH_KEYS = [
+  'extensionProviders',
+  'outboundTrafficPolicy',
+  'accessLogFile',
+  'accessLogEncoding',
+  'accessLogFormat',
+  'pathNormalization',
+] as const;
+
+/**
+ * Istio's mesh settings as a MeshConfig object: the `mesh` key of ConfigMap `istio` (YAML), its
+ * extension providers, outbound policy, access log and path normalisation, and
+ * `defaultConfig.gatewayTopology` (where Istio keeps a gateway's proxy settings). Keys sluice does
+ * not read are named in one info, since most of a mesh config is about sidecars.
+ */
+export function meshConfigFromConfigMap(
+  obj: KubeObject,
+  parse: (text: string) => unknown,
+): { value: unknown | null; diagnostics: Diagnostic[] } {
+  const origin = originOf(obj, 'configmaps');
+  const subject = {
+    origin,
+    kind: 'ConfigMap',
+    namespace: obj.metadata.namespace ?? '',
+    name: obj.metadata.name ?? '',
+  };
+  const text = (obj.data as Record<string, unknown> | undefined)?.mesh;
+  if (typeof text !== 'string') return { value: null, diagnostics: [] };
+  let mesh: unknown;
+  try {
+    mesh = parse(text);
+  } catch (err) {
+    return {
+      value: null,
+      diagnostics: [
+        {
+          level: 'error',
+          code: 'SLUICE_CONFIG_PARSE',
+          subject,
+          path: 'data.mesh',
+          message: `not valid YAML: ${(err as Error).message.split('\n')[0]}`,
+        },
+      ],
+    };
+  }
+  if (mesh === null || mesh === undefined) mesh = {};
+  if (typeof mesh !== 'object' || Array.isArray(mesh))
+    return {
+      value: null,
+      diagnostics: [
+        {
+          level: 'error',
+          code: 'SLUICE_CONFIG_SCHEMA',
+          subject,
+          path: 'data.mesh',
+          message: 'expected a mapping of meshConfig fields',
+        },
+      ],
+    };
+  const m = mesh as Record<string, unknown>;
+  const spec: Record<string, unknown> = {};
+  for (const k of MESH_KEYS) if (m[k] !== undefined) spec[k] = m[k];
+  const defaults = m.defaultConfig as Record<string, unknown> | undefined;
+  if (defaults?.gatewayTopology !== undefined) spec.gatewayTopology = defaults.gatewayTopology;
+  const unread = Object.keys(m).filter(
+    (k) => !(MESH_KEYS as readonly string[]).includes(k) && k !== 'defaultConfig',
+  );
+  const diagnostics: Diagnostic[] =
+    unread.length === 0
+      ? []
+      : [
+          {
+            level: 'info',
+            code: 'SLUICE_CONFIG_NOT_APPLICABLE',
+            subject,
+            path: 'data.mesh',
+            message: `meshConfig keys sluice does not read (sidecar and control-plane settings): ${unread.sort().join(', ')}`,
+          },
+        ];
+  return {
+    value: {
+      apiVersion: 'sluice.dev/v1alpha1',
+      kind: 'MeshConfig',
+      metadata: {
+        name: obj.metadata.name,
+        namespace: obj.metadata.namespace,
+        resourceVersion: obj.metadata.resourceVersion,
+        annotations: { [MESH_SOURCE_ANNOTATION]: MESH_SOURCE },
+      },
+      spec,
+    },
+    diagnostics,
+  };
+}
+
+export const MESH_SOURCE_ANNOTATION = 'sluice.dev/source';
+/** Marks the MeshConfig made from Istio's ConfigMap: sluice's own MeshConfig objects win over it. */
+export const MESH_SOURCE = 'istio-configmap';
+
+/**
+ * Whether a resource is the MeshConfig made from Istio's ConfigMap. MeshConfigs merge first wins
+ * per field (compile/indexes.ts), so it goes last: sluice's own MeshConfigs override it field by
+ * field.
+ */
+export const isIstioMesh = (r: Resource): boolean =>
+  r.kind === 'MeshConfig' && r.annotations[MESH_SOURCE_ANNOTATION] === MESH_SOURCE;
