@@ -21,6 +21,7 @@ export type Kind =
   | 'EndpointSlice'
   | 'Ingress'
   | 'Namespace'
+  | 'Pod'
   | 'MeshConfig'
   | 'RateLimitPolicy';
 

@@ -101,6 +101,17 @@ function applyStandard(s: Setup): void {
   s.api.apply(objectOf(routeYaml(1, 'a')));
 }
 
+/** The Gateway and Service test/web (port 80 `http`), for the EndpointSlice tests. */
+function applyWebService(s: Setup): void {
+  applyAll(s.api, gatewayYaml([s.port]));
+  s.api.apply({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'web', namespace: 'test' },
+    spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80 }] },
+  });
+}
+
 /** Waits (generously) for traffic to show generation `gen`; returns how long it took. */
 async function follows(port: number, gen: string, what: string): Promise<number> {
   const start = Date.now();
@@ -345,13 +356,7 @@ spec:
 
   it('routes to a Service through its EndpointSlices, following endpoint changes', async () => {
     const s = await setup();
-    applyAll(s.api, gatewayYaml([s.port]));
-    s.api.apply({
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: 'web', namespace: 'test' },
-      spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
-    });
+    applyWebService(s);
     const slice = (port: number): KubeObj => ({
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
@@ -372,5 +377,68 @@ spec:
     await until(async () => (await genOf(s.port)) === '1' && s.b.seen.length > 0, {
       what: 'traffic on the new endpoint',
     });
+  });
+
+  it('DestinationRule subsets select Service endpoints by the labels of their Pods (watched only once a subset needs them)', async () => {
+    const s = await setup();
+    applyWebService(s);
+    const pod = (name: string, version: string): KubeObj => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'test', labels: { app: 'web', version } },
+      spec: { containers: [{ name: 'web', image: 'web' }] },
+    });
+    const slice = (name: string, podName: string, port: number): KubeObj => ({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name, namespace: 'test', labels: { 'kubernetes.io/service-name': 'web' } },
+      addressType: 'IPv4',
+      endpoints: [
+        {
+          addresses: ['127.0.0.1'],
+          conditions: { ready: true },
+          targetRef: { kind: 'Pod', name: podName, namespace: 'test' },
+        },
+      ],
+      ports: [{ name: 'http', port, protocol: 'TCP' }],
+    });
+    s.api.apply(pod('web-1', 'v1'));
+    s.api.apply(pod('web-2', 'v2'));
+    s.api.apply(slice('web-1', 'web-1', s.a.port));
+    s.api.apply(slice('web-2', 'web-2', s.b.port));
+    const route = (subset: string, gen: number): KubeObj =>
+      objectOf(
+        routeYaml(gen, 'a').replace(
+          'destination: { host: a.test.svc.cluster.local, port: { number: 80 } }',
+          `destination: { host: web.test.svc.cluster.local, port: { number: 80 }, subset: ${subset} }`,
+        ),
+      );
+    s.api.apply(route('v2', 1));
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready' });
+    // No subset selects by labels yet: Pods are not watched.
+    expect(s.api.requests.some((r) => r.path.endsWith('/pods'))).toBe(false);
+    s.api.apply(
+      objectOf(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: web, namespace: test }
+spec:
+  host: web.test.svc.cluster.local
+  subsets:
+    - { name: v1, labels: { version: v1 } }
+    - { name: v2, labels: { version: v2 } }
+`),
+    );
+    s.api.apply(route('v2', 2));
+    await until(async () => (await genOf(s.port)) === '2', { what: 'the subset route' });
+    const seenA = s.a.seen.length;
+    for (let i = 0; i < 6; i++) expect(await genOf(s.port)).toBe('2');
+    expect(s.a.seen.length).toBe(seenA);
+    s.api.apply(route('v1', 3));
+    await until(async () => (await genOf(s.port)) === '3', { what: 'the other subset' });
+    const seenB = s.b.seen.length;
+    for (let i = 0; i < 6; i++) expect(await genOf(s.port)).toBe('3');
+    expect(s.b.seen.length).toBe(seenB);
+    expect(s.api.requests.filter((r) => r.path.endsWith('/pods')).length).toBeGreaterThan(0);
   });
 });

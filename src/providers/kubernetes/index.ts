@@ -4,7 +4,8 @@
  * only by the names Gateways and DestinationRules reference (`credentialName`, and their
  * `-cacert` companions) in the gateway's namespace, each a watch with a `metadata.name` field
  * selector, so no other Secret is ever listed or read; Istio's `istio` ConfigMap (root namespace,
- * key `mesh`) as a MeshConfig. A read is the whole picture the caches
+ * key `mesh`) as a MeshConfig; Pods (for their labels) only while a DestinationRule subset selects
+ * by labels. A read is the whole picture the caches
  * hold; until every informer has listed once it is `incomplete` (the reload loop does not judge
  * it, so no half-synced state is ever compiled), and after that the caches are authoritative: an
  * outage leaves them as they were last seen, so the last snapshot keeps serving.
@@ -21,6 +22,7 @@ import {
   CONFIG_KINDS,
   CONFIGMAP_KIND,
   discoverVersions,
+  POD_KIND,
   SECRET_KIND,
   type Served,
   type WatchedKind,
@@ -78,7 +80,16 @@ export function referencedSecrets(resources: readonly Resource[]): string[] {
   return [...names].sort();
 }
 
-const KIND_ORDER = new Map([...CONFIG_KINDS, SECRET_KIND].map((k, i) => [k.kind, i]));
+/** Whether a DestinationRule subset selects endpoints by labels (pod labels, for a Service). */
+export function subsetsSelectPods(resources: readonly Resource[]): boolean {
+  return resources.some(
+    (r) =>
+      r.kind === 'DestinationRule' &&
+      ((r.spec as DestinationRuleSpec).subsets ?? []).some((s) => Object.keys(s.labels ?? {}).length > 0),
+  );
+}
+
+const KIND_ORDER = new Map([...CONFIG_KINDS, SECRET_KIND, POD_KIND].map((k, i) => [k.kind, i]));
 
 function byKindNamespaceName(a: Resource, b: Resource): number {
   return (
@@ -102,6 +113,8 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
   const watching: Watching[] = [];
   /** Secret name → its watch. */
   const secrets = new Map<string, Watching>();
+  /** Pod watches (one per watched namespace), while subsets need pod labels. */
+  const pods: Watching[] = [];
   const failing = new Map<string, Error>();
   let failures = 0;
 
@@ -134,6 +147,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
   const allSynced = (): boolean =>
     discovered !== null &&
     watching.every((w) => w.informer.synced()) &&
+    pods.every((w) => w.informer.synced()) &&
     [...secrets.values()].every((w) => w.informer.synced());
 
   const onChange = (): void => {
@@ -199,6 +213,12 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
         secrets.set(name, watch(SECRET_KIND, 'v1', opts.gatewayNamespace, `metadata.name=${name}`));
   };
 
+  /** Pods are watched while some DestinationRule subset selects by labels, and only then. */
+  const aimPods = (needed: boolean): void => {
+    if (needed && pods.length === 0) for (const ns of namespaces) pods.push(watch(POD_KIND, 'v1', ns));
+    if (!needed && pods.length > 0) for (const w of pods.splice(0)) void w.informer.stop();
+  };
+
   const collect = (w: Watching, resources: Resource[], diagnostics: Diagnostic[]): void => {
     for (const obj of w.informer.objects()) {
       const loaded = loader.load(obj, w.apiVersion, w.kind.kind, w.kind.plural);
@@ -237,19 +257,19 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
             message: `${kind.kind} is not watched: ${served.skipped}`,
           });
       for (const w of watching) collect(w, resources, diagnostics);
-      const names = referencedSecrets(resources);
-      aimSecrets(names);
-      // A Secret watch just started has not listed yet: this picture waits for it.
+      aimSecrets(referencedSecrets(resources));
+      aimPods(subsetsSelectPods(resources));
+      // A Secret or Pod watch just started has not listed yet: this picture waits for it.
       if (!allSynced()) {
         loader.sweep();
         return Promise.resolve({
           resources: { resources: [] },
           diagnostics: [],
-          incomplete: 'waiting for the referenced Secrets to list once',
+          incomplete: 'waiting for the referenced Secrets and the Pods subsets select to list once',
           authoritative: true,
         });
       }
-      for (const w of secrets.values()) collect(w, resources, diagnostics);
+      for (const w of [...secrets.values(), ...pods]) collect(w, resources, diagnostics);
       loader.sweep();
       resources.sort(byKindNamespaceName);
       return Promise.resolve({ resources: { resources }, diagnostics, authoritative: true });
@@ -258,8 +278,9 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
       stopped = true;
       changed = null;
       if (discoveryTimer !== null) clearTimeout(discoveryTimer);
-      await Promise.all([...watching, ...secrets.values()].map((w) => w.informer.stop()));
+      await Promise.all([...watching, ...pods, ...secrets.values()].map((w) => w.informer.stop()));
       watching.length = 0;
+      pods.length = 0;
       secrets.clear();
     },
   };

@@ -46,6 +46,7 @@ const PLURALS: Readonly<Record<string, string>> = {
   MeshConfig: 'meshconfigs',
   RateLimitPolicy: 'ratelimitpolicies',
   Secret: 'secrets',
+  Pod: 'pods',
 };
 
 function watched(kind: string): WatchedKind {
@@ -73,6 +74,9 @@ export const CONFIG_KINDS: readonly WatchedKind[] = [
 ].map(watched);
 
 export const SECRET_KIND: WatchedKind = watched('Secret');
+
+/** Pods, for the labels DestinationRule subsets select: watched only while a subset needs them. */
+export const POD_KIND: WatchedKind = watched('Pod');
 
 /** Istio's mesh settings: ConfigMap `istio` in the root namespace, key `mesh`. */
 export const CONFIGMAP_KIND: WatchedKind = {
