@@ -150,6 +150,13 @@ export const FLAGS: readonly FlagSpec[] = [
     help: 'with --kubernetes: the kubeconfig file to use',
     commands: ['serve'],
   },
+  {
+    name: 'write-status',
+    type: 'boolean',
+    defaultText: 'false',
+    help: 'with --kubernetes: write Events and status.validationMessages (one replica, by Lease; needs RBAC)',
+    commands: ['serve'],
+  },
   { name: 'port', type: 'int', help: 'only this listener port', commands: ['routes'] },
   {
     name: 'output',
@@ -208,6 +215,7 @@ export interface Options {
   readonly kubernetes: boolean;
   readonly watchNamespaces: readonly string[];
   readonly kubeconfig: string | null;
+  readonly writeStatus: boolean;
   readonly port: number | null;
   readonly output: string;
   readonly headers: readonly (readonly [string, string])[];
@@ -353,6 +361,7 @@ export function parseOptions(command: CommandName, argv: readonly string[], env:
     kubernetes: bool('kubernetes'),
     watchNamespaces: valuesOf(raw, env, 'watch-namespace') ?? [],
     kubeconfig: last(raw, env, 'kubeconfig') ?? null,
+    writeStatus: bool('write-status'),
     port: intFlag(raw, env, 'port', null),
     output: last(raw, env, 'output') ?? (command === 'validate' ? 'text' : 'table'),
     headers: (valuesOf(raw, env, 'header') ?? []).map(parseHeader),

@@ -70,6 +70,8 @@ async function answer(m: ToConfigThread): Promise<unknown> {
     case 'judge': {
       if (last === null) throw new Error('nothing has been read to judge');
       const build = buildFromResources(last.resources, last.diagnostics, { ...identity, nowMs: m.nowMs });
+      // Events and status (--write-status) follow each judged set, off the reload's path.
+      void provider.report?.(build.diagnostics);
       return { hash: hashResources(last.resources), diagnostics: build.diagnostics };
     }
     case 'stop':

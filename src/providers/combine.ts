@@ -21,6 +21,7 @@ export function combineProviders(files: Provider, api: Provider): Provider {
     onHealth(listener) {
       api.onHealth?.(listener);
     },
+    report: (diagnostics) => api.report?.(diagnostics) ?? Promise.resolve(),
     async read(): Promise<ProviderUpdate> {
       const [local, remote] = await Promise.all([files.read(), api.read()]);
       if (remote.incomplete !== undefined) return remote;

@@ -30,6 +30,9 @@ export interface ProviderHealth {
   readonly failures: number;
   /** The first current failure, when not connected. */
   readonly error?: string;
+  /** Events and status writes that failed (--write-status), and the last failure. */
+  readonly statusWriteFailures?: number;
+  readonly statusError?: string;
 }
 
 /**
@@ -43,6 +46,11 @@ export interface Provider {
   /** The whole configuration as it is now. */
   read(): Promise<ProviderUpdate>;
   stop(): Promise<void>;
+  /**
+   * Tells the source what the last judged set says about its objects (Kubernetes: Events and
+   * status, with --write-status). Best effort; never throws.
+   */
+  report?(diagnostics: readonly Diagnostic[]): Promise<void>;
   /** Remote sources: hears each change of health (connected, synced). */
   onHealth?(listener: (health: ProviderHealth) => void): void;
 }

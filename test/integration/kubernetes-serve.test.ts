@@ -11,7 +11,7 @@ import { parseOptions } from '../../src/cli/flags.ts';
 import { startServe, type RunningGateway } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startFakeKubeApi, type FakeKubeApi, type KubeObj } from '../support/fake-kube-api.ts';
-import { objectOf, objectsOf, tempDir } from '../support/kube-config.ts';
+import { kubeServeArgs, objectOf, objectsOf, tempDir } from '../support/kube-config.ts';
 import { freePort, gatewayYaml, request, routeYaml, upstreamsYaml } from '../support/ops-config.ts';
 import { rsaLeaf, tlsSecretYaml } from '../support/certs.ts';
 import { handshake } from '../support/tls-client.ts';
@@ -47,30 +47,7 @@ async function setup(): Promise<Setup> {
 }
 
 async function serve(s: Setup, extraArgs: readonly string[] = []): Promise<RunningGateway> {
-  const opts = parseOptions(
-    'serve',
-    [
-      '--kubernetes',
-      '--kubeconfig',
-      s.api.kubeconfig(s.dir),
-      '--bind',
-      '127.0.0.1',
-      '--status-port',
-      '0',
-      '--metrics-port',
-      '0',
-      '--admin-port',
-      '0',
-      '--workers',
-      '1',
-      '--drain-delay',
-      '0',
-      '--certs-dir',
-      `${s.dir}/.no-certs`,
-      ...extraArgs,
-    ],
-    {},
-  );
+  const opts = parseOptions('serve', kubeServeArgs(s.api.kubeconfig(s.dir), extraArgs), {});
   const running = await startServe(opts, { logger: silentLogger() });
   cleanups.push(() => running.close());
   return running;

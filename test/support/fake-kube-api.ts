@@ -536,6 +536,17 @@ export async function startFakeKubeApi(opts: { served?: readonly ServedKind[] } 
         status(res, 404, 'NotFound', `${s.plural} "${name}" not found`);
         return;
       }
+      // Optimistic concurrency: a write naming a resourceVersion applies only to that version.
+      const expected = (incoming.metadata as { resourceVersion?: string } | undefined)?.resourceVersion;
+      if (expected !== undefined && held !== undefined && expected !== held.obj.metadata.resourceVersion) {
+        status(
+          res,
+          409,
+          'Conflict',
+          `the object has been modified; please apply your changes to the latest version`,
+        );
+        return;
+      }
       const base: KubeObj = held?.obj ?? { metadata: { name, ...(namespace !== null ? { namespace } : {}) } };
       let next: KubeObj;
       if (sub === 'status') {

@@ -19,6 +19,30 @@ export function objectOf(yamlText: string): KubeObj {
   return first;
 }
 
+/** `serve --kubernetes` on loopback: every port 0 but the Gateways', one worker, no drain delay. */
+export function kubeServeArgs(kubeconfig: string, extra: readonly string[] = []): string[] {
+  return [
+    '--kubernetes',
+    '--kubeconfig',
+    kubeconfig,
+    '--bind',
+    '127.0.0.1',
+    '--status-port',
+    '0',
+    '--metrics-port',
+    '0',
+    '--admin-port',
+    '0',
+    '--workers',
+    '1',
+    '--drain-delay',
+    '0',
+    '--certs-dir',
+    path.join(path.dirname(kubeconfig), '.no-certs'),
+    ...extra,
+  ];
+}
+
 /** A temp dir for a kubeconfig (and config files), removed by the returned function. */
 export async function tempDir(): Promise<{ dir: string; remove: () => Promise<void> }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'sluice-kube-'));

@@ -27,7 +27,9 @@ import {
   type Served,
   type WatchedKind,
 } from './kinds.ts';
+import { startLeaderElection, type LeaderElection, type LeaderTiming } from './leader.ts';
 import { createObjectLoader, isIstioMesh } from './objects.ts';
+import { createStatusWriter, type ReportedObject, type StatusWriter } from './status.ts';
 
 export interface KubernetesProviderOptions {
   /** --kubeconfig; null: KUBECONFIG, ~/.kube/config, else in-cluster. */
@@ -39,6 +41,14 @@ export interface KubernetesProviderOptions {
   /** --root-namespace: the namespace of objects without one (cluster-scoped kinds). */
   readonly rootNamespace: string;
   readonly backoff?: Backoff;
+  /** --write-status: Events and status.validationMessages, written by the Lease holder. */
+  readonly writeStatus?: {
+    /** The Lease (in gatewayNamespace) replicas of this gateway share. */
+    readonly leaseName: string;
+    /** This replica (the pod name, with something unique). */
+    readonly identity: string;
+    readonly timing?: LeaderTiming;
+  };
 }
 
 /** Istio keeps its meshConfig in this ConfigMap of the root namespace, key `mesh`. */
@@ -117,6 +127,11 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
   const pods: Watching[] = [];
   const failing = new Map<string, Error>();
   let failures = 0;
+  let leader: LeaderElection | null = null;
+  let lastJudged: readonly Diagnostic[] | null = null;
+  let statusFailures = 0;
+  let lastStatusError: string | null = null;
+  let writer: StatusWriter | null = null;
 
   let reported = '';
   /** Tells the listener when something it shows changed. */
@@ -128,6 +143,8 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
       synced: allSynced(),
       failures,
       ...(first.done ? {} : { error: first.value.message }),
+      ...(opts.writeStatus !== undefined ? { statusWriteFailures: statusFailures } : {}),
+      ...(lastStatusError !== null ? { statusError: lastStatusError } : {}),
     };
     const text = JSON.stringify(health);
     if (text === reported) return;
@@ -213,6 +230,20 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
         secrets.set(name, watch(SECRET_KIND, 'v1', opts.gatewayNamespace, `metadata.name=${name}`));
   };
 
+  /** What the watch caches hold for an origin, for Events and status. */
+  const cachedObject = (o: Extract<Resource['origin'], { kind: 'kube' }>): ReportedObject | undefined => {
+    const w = [...watching, ...pods, ...secrets.values()].find((x) => x.kind.plural === o.resource);
+    const obj = w?.informer.get(o.namespace, o.name);
+    if (w === undefined || obj === undefined || obj.metadata.uid === undefined) return undefined;
+    const generation = obj.metadata.generation;
+    return {
+      apiVersion: w.apiVersion,
+      kind: w.kind.kind,
+      uid: obj.metadata.uid,
+      ...(typeof generation === 'number' ? { generation } : {}),
+    };
+  };
+
   /** Pods are watched while some DestinationRule subset selects by labels, and only then. */
   const aimPods = (needed: boolean): void => {
     if (needed && pods.length === 0) for (const ns of namespaces) pods.push(watch(POD_KIND, 'v1', ns));
@@ -232,6 +263,33 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
       changed = onChanged;
       client = await createKubeClient(opts.kubeconfig);
       void discover(backoff.initialMs);
+      const ws = opts.writeStatus;
+      if (ws !== undefined) {
+        const election = startLeaderElection(client, {
+          namespace: opts.gatewayNamespace,
+          name: ws.leaseName,
+          identity: ws.identity,
+          ...(ws.timing !== undefined ? { timing: ws.timing } : {}),
+          // A new leader writes what the last judged set says.
+          onChange: (lead) => {
+            if (lead && lastJudged !== null) void writer?.report(lastJudged, cachedObject);
+          },
+        });
+        leader = election;
+        writer = createStatusWriter(client, {
+          isLeader: () => election.isLeader(),
+          instance: ws.identity,
+          warn: (message) => {
+            statusFailures++;
+            lastStatusError = message;
+            report();
+          },
+        });
+      }
+    },
+    async report(diagnostics) {
+      lastJudged = diagnostics;
+      await writer?.report(diagnostics, cachedObject);
     },
     onHealth(listener) {
       healthListener = listener;
@@ -278,6 +336,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
       stopped = true;
       changed = null;
       if (discoveryTimer !== null) clearTimeout(discoveryTimer);
+      await leader?.stop();
       await Promise.all([...watching, ...pods, ...secrets.values()].map((w) => w.informer.stop()));
       watching.length = 0;
       pods.length = 0;

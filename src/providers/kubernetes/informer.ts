@@ -37,6 +37,7 @@ export interface Informer {
   /** A list has been applied once. */
   synced(): boolean;
   objects(): readonly KubeObject[];
+  get(namespace: string, name: string): KubeObject | undefined;
   stop(): Promise<void>;
 }
 
@@ -134,6 +135,7 @@ export function startInformer(client: KubeClient, opts: InformerOptions): Inform
     path: opts.path,
     synced: () => synced,
     objects: () => lw.list() as readonly KubeObject[],
+    get: (namespace, name) => lw.get(name, namespace) as KubeObject | undefined,
     async stop() {
       stopped = true;
       if (retry !== null) clearTimeout(retry);
