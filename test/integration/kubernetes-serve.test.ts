@@ -12,7 +12,16 @@ import { startServe, type RunningGateway } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startFakeKubeApi, type FakeKubeApi, type KubeObj } from '../support/fake-kube-api.ts';
 import { kubeServeArgs, objectOf, objectsOf, tempDir } from '../support/kube-config.ts';
-import { freePort, gatewayYaml, request, routeYaml, upstreamsYaml } from '../support/ops-config.ts';
+import {
+  freePort,
+  gatewayYaml,
+  makeConfigDir,
+  request,
+  routeYaml,
+  upstreamsYaml,
+} from '../support/ops-config.ts';
+import { runSluice } from '../support/child-process.ts';
+import { startServeChild } from '../support/serve-child.ts';
 import { rsaLeaf, tlsSecretYaml } from '../support/certs.ts';
 import { handshake } from '../support/tls-client.ts';
 import { startEcho, type Upstream } from '../support/upstreams.ts';
@@ -417,5 +426,38 @@ spec:
     for (let i = 0; i < 6; i++) expect(await genOf(s.port)).toBe('3');
     expect(s.b.seen.length).toBe(seenB);
     expect(s.api.requests.filter((r) => r.path.endsWith('/pods')).length).toBeGreaterThan(0);
+  });
+
+  it('--workers 2 with --config beside --kubernetes: files and API objects served as one set; SIGTERM exits 0', async () => {
+    const s = await setup();
+    // ServiceEntries from a file, the Gateway and VirtualService from the API.
+    const config = await makeConfigDir({ 'upstreams.yaml': upstreamsYaml({ a: s.a.port, b: s.b.port }) });
+    cleanups.push(() => config.remove());
+    applyAll(s.api, gatewayYaml([s.port]));
+    s.api.apply(objectOf(routeYaml(1, 'a')));
+    const child = await startServeChild(config.dir, [
+      '--kubernetes',
+      '--kubeconfig',
+      s.api.kubeconfig(s.dir),
+      '--workers',
+      '2',
+      '--drain-delay',
+      '0',
+    ]);
+    cleanups.push(() => child.proc.stop('SIGKILL'));
+    await until(async () => (await child.readiness()) === 200, { what: 'ready', timeoutMs: 20_000 });
+    expect(await genOf(s.port)).toBe('1');
+    s.api.apply(objectOf(routeYaml(2, 'b')));
+    await follows(s.port, '2', 'the change in both workers');
+    for (let i = 0; i < 6; i++) expect(await genOf(s.port)).toBe('2');
+    await child.proc.stop('SIGTERM');
+    expect(await child.exited()).toEqual({ code: 0, signal: null });
+  });
+
+  it('credentials that cannot be loaded are a process fault: one line, exit 3', async () => {
+    const r = await runSluice(['serve', ...kubeServeArgs('/nonexistent/kubeconfig')]);
+    expect(r.code).toBe(3);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/--kubernetes: cannot load \/nonexistent\/kubeconfig: .*\[SLUICE_KUBE_CONFIG\]/);
   });
 });
