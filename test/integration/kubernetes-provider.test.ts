@@ -5,7 +5,10 @@
  * once, and changes made through the API come back in the next read.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createKubernetesProvider } from '../../src/providers/kubernetes/index.ts';
+import {
+  createKubernetesProvider,
+  type KubernetesProviderOptions,
+} from '../../src/providers/kubernetes/index.ts';
 import type { Provider, ProviderUpdate } from '../../src/providers/provider.ts';
 import { CORE, ISTIO_CLUSTER, startFakeKubeApi, type FakeKubeApi } from '../support/fake-kube-api.ts';
 import { objectOf, tempDir } from '../support/kube-config.ts';
@@ -27,6 +30,7 @@ async function api(served = ISTIO_CLUSTER): Promise<FakeKubeApi> {
 async function provider(
   a: FakeKubeApi,
   namespaces: string[] = [],
+  extra: Partial<KubernetesProviderOptions> = {},
 ): Promise<{ p: Provider; changes: () => number }> {
   const t = await tempDir();
   cleanups.push(t.remove);
@@ -36,6 +40,7 @@ async function provider(
     gatewayNamespace: 'istio-system',
     rootNamespace: 'istio-system',
     backoff: { initialMs: 20, maxMs: 200 },
+    ...extra,
   });
   let n = 0;
   await p.start(() => n++);
@@ -217,5 +222,29 @@ describe('kubernetes provider', () => {
       outboundTrafficPolicy: 'REGISTRY_ONLY',
     });
     expect(built.snapshot.settings.accessLog).toMatchObject({ encoding: 'TEXT' });
+  });
+
+  it('watches a kind whose CRD is installed after start, from the next discovery', async () => {
+    const security = ISTIO_CLUSTER.filter((k) => k.group === 'security.istio.io');
+    const a = await api(ISTIO_CLUSTER.filter((k) => k.group !== 'security.istio.io'));
+    a.apply(objectOf(gatewayYaml([8080])));
+    const { p } = await provider(a, [], { rediscoverMs: 100 });
+    const before = await complete(p);
+    expect(before.diagnostics.filter((d) => d.code === 'SLUICE_KUBE_KIND_NOT_SERVED')).toHaveLength(2);
+    for (const k of security) a.install(k);
+    a.apply({
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'deny-all', namespace: 'istio-system' },
+      spec: {},
+    });
+    const after = await until(
+      async () => {
+        const u = await p.read();
+        return u.resources.resources.some((r) => r.kind === 'AuthorizationPolicy') ? u : null;
+      },
+      { what: 'the AuthorizationPolicy once its CRD is served' },
+    );
+    expect(after!.diagnostics.filter((d) => d.code === 'SLUICE_KUBE_KIND_NOT_SERVED')).toEqual([]);
   });
 });

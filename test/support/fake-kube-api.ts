@@ -192,6 +192,8 @@ export interface FakeKubeApi {
   /** Cuts every connection and refuses new ones until up(). */
   down(): void;
   up(): void;
+  /** Starts serving a kind (a CRD installed now). */
+  install(kind: ServedKind): void;
   /** Open watch streams now. */
   watchCount(): number;
   latencyMs: number;
@@ -200,7 +202,7 @@ export interface FakeKubeApi {
 }
 
 export async function startFakeKubeApi(opts: { served?: readonly ServedKind[] } = {}): Promise<FakeKubeApi> {
-  const served = opts.served ?? ISTIO_CLUSTER;
+  const served = [...(opts.served ?? ISTIO_CLUSTER)];
   const store = new Map<string, Stored>();
   let history: HistoryEvent[] = [];
   let rv = 1000;
@@ -670,6 +672,9 @@ export async function startFakeKubeApi(opts: { served?: readonly ServedKind[] } 
       isDown = false;
     },
     watchCount: () => watchers.size,
+    install(kind) {
+      served.push(kind);
+    },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

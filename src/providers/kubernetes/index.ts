@@ -41,6 +41,8 @@ export interface KubernetesProviderOptions {
   /** --root-namespace: the namespace of objects without one (cluster-scoped kinds). */
   readonly rootNamespace: string;
   readonly backoff?: Backoff;
+  /** How often discovery runs again for kinds not served before (default 60 s). */
+  readonly rediscoverMs?: number;
   /** --write-status: Events and status.validationMessages, written by the Lease holder. */
   readonly writeStatus?: {
     /** The Lease (in gatewayNamespace) replicas of this gateway share. */
@@ -61,6 +63,8 @@ interface Watching {
   readonly kind: WatchedKind;
   readonly apiVersion: string;
   readonly informer: Informer;
+  /** Its key in `failing`. */
+  readonly key: string;
 }
 
 /** The Secret names a set references: credentialName(s) of Gateway servers and DestinationRule tls. */
@@ -112,6 +116,7 @@ function byKindNamespaceName(a: Resource, b: Resource): number {
 
 export function createKubernetesProvider(opts: KubernetesProviderOptions): Provider {
   const backoff = opts.backoff ?? DEFAULT_BACKOFF;
+  const rediscoverMs = opts.rediscoverMs ?? 60_000;
   const namespaces: (string | null)[] = opts.namespaces.length > 0 ? [...new Set(opts.namespaces)] : [null];
   const loader = createObjectLoader({ rootNamespace: opts.rootNamespace });
   let client: KubeClient | null = null;
@@ -178,6 +183,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
     fieldSelector?: string,
   ): Watching => {
     const path = collectionPath(kind, version, namespace);
+    const key = fieldSelector === undefined ? path : `${path}?${fieldSelector}`;
     const informer = startInformer(client!, {
       path,
       ...(fieldSelector !== undefined ? { fieldSelector } : {}),
@@ -185,31 +191,58 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
         report();
         onChange();
       },
-      health: informerHealth(fieldSelector === undefined ? path : `${path}?${fieldSelector}`),
+      health: informerHealth(key),
       backoff,
     });
-    return { kind, apiVersion: apiVersionOf(kind, version), informer };
+    return { kind, apiVersion: apiVersionOf(kind, version), informer, key };
   };
 
-  /** Discovery, retried with capped back-off until the API server answers. */
+  /** A watch no longer wanted: its failures no longer count against the source's health. */
+  const unwatch = (w: Watching): void => {
+    void w.informer.stop();
+    if (failing.delete(w.key)) report();
+  };
+
+  /**
+   * Discovery, retried with capped back-off until the API server answers; then again every
+   * `rediscoverMs`, so a CRD installed later (Istio after sluice) is watched from then on. A kind
+   * keeps the version it was first watched at.
+   */
   const discover = async (delayMs: number): Promise<void> => {
     if (stopped || client === null) return;
     try {
       const found = await discoverVersions(client, CONFIG_KINDS);
       if (stopped) return;
-      discovered = found;
-      failing.delete('discovery');
+      const first = discovered === null;
+      const before = discovered ?? new Map<WatchedKind, Served>();
+      const next = new Map(found);
+      let added = false;
       for (const [kind, served] of found) {
+        const had = before.get(kind);
+        if (had !== undefined && 'version' in had) {
+          next.set(kind, had);
+          continue;
+        }
         if (!('version' in served)) continue;
         for (const ns of kind.namespaced ? namespaces : [null])
           watching.push(watch(kind, served.version, ns));
+        added = true;
       }
       // Istio's mesh settings: one ConfigMap, watched by name.
-      watching.push(watch(CONFIGMAP_KIND, 'v1', opts.rootNamespace, `metadata.name=${ISTIO_CONFIGMAP}`));
+      if (first)
+        watching.push(watch(CONFIGMAP_KIND, 'v1', opts.rootNamespace, `metadata.name=${ISTIO_CONFIGMAP}`));
+      discovered = next;
+      failing.delete('discovery');
       report();
-      onChange();
+      if (first || added) onChange();
+      discoveryTimer = setTimeout(() => void discover(backoff.initialMs), rediscoverMs);
     } catch (err) {
       if (stopped) return;
+      if (discovered !== null) {
+        // The watches carry on with what was found; try again at the usual interval.
+        discoveryTimer = setTimeout(() => void discover(backoff.initialMs), rediscoverMs);
+        return;
+      }
       if (!failing.has('discovery')) failures++;
       failing.set('discovery', err instanceof Error ? err : new Error(String(err)));
       report();
@@ -223,7 +256,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
     for (const [name, w] of secrets)
       if (!wanted.has(name)) {
         secrets.delete(name);
-        void w.informer.stop();
+        unwatch(w);
       }
     for (const name of names)
       if (!secrets.has(name))
@@ -247,7 +280,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
   /** Pods are watched while some DestinationRule subset selects by labels, and only then. */
   const aimPods = (needed: boolean): void => {
     if (needed && pods.length === 0) for (const ns of namespaces) pods.push(watch(POD_KIND, 'v1', ns));
-    if (!needed && pods.length > 0) for (const w of pods.splice(0)) void w.informer.stop();
+    if (!needed && pods.length > 0) for (const w of pods.splice(0)) unwatch(w);
   };
 
   const collect = (w: Watching, resources: Resource[], diagnostics: Diagnostic[]): void => {
