@@ -54,7 +54,7 @@ const complete = async (p: Provider): Promise<ProviderUpdate> =>
       const u = await p.read();
       return u.incomplete === undefined ? u : null;
     },
-    { what: 'a complete read', timeoutMs: 5000 },
+    { what: 'a complete read', timeoutMs: 15_000 },
   ))!;
 
 const names = (u: ProviderUpdate): string[] =>
@@ -83,6 +83,7 @@ describe('kubernetes provider', () => {
     a.apply(objectOf(routeYaml(1, 'a')));
     u = (await until(async () => ((await p.read()).resources.resources.length === 2 ? p.read() : null), {
       what: 'the VirtualService',
+      timeoutMs: 15_000,
     }))!;
     expect(names(u)).toEqual(['Gateway istio-system/gw', 'VirtualService test/shop']);
     a.apply(objectOf(routeYaml(2, 'b')));
@@ -91,10 +92,13 @@ describe('kubernetes provider', () => {
         JSON.stringify(
           (await p.read()).resources.resources.find((r) => r.kind === 'VirtualService')?.spec,
         ).includes('b.test.svc'),
-      { what: 'the changed VirtualService' },
+      { what: 'the changed VirtualService', timeoutMs: 15_000 },
     );
     a.remove('networking.istio.io/v1', 'VirtualService', 'test', 'shop');
-    await until(async () => (await p.read()).resources.resources.length === 1, { what: 'the delete' });
+    await until(async () => (await p.read()).resources.resources.length === 1, {
+      what: 'the delete',
+      timeoutMs: 15_000,
+    });
   });
 
   it('picks an older version when that is all the server offers, and skips kinds it does not serve', async () => {
@@ -243,7 +247,7 @@ describe('kubernetes provider', () => {
         const u = await p.read();
         return u.resources.resources.some((r) => r.kind === 'AuthorizationPolicy') ? u : null;
       },
-      { what: 'the AuthorizationPolicy once its CRD is served' },
+      { what: 'the AuthorizationPolicy once its CRD is served', timeoutMs: 15_000 },
     );
     expect(after!.diagnostics.filter((d) => d.code === 'SLUICE_KUBE_KIND_NOT_SERVED')).toEqual([]);
   });

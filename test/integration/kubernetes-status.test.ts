@@ -54,8 +54,8 @@ describe('serve --kubernetes --write-status', () => {
     const { api: a, kubeconfig } = await api();
     a.apply(dangling());
     const running = await serve(kubeconfig, ['--write-status']);
-    await until(() => running.isReady(), { what: 'ready' });
-    await until(() => validationMessages(a) !== undefined, { what: 'the status written' });
+    await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
+    await until(() => validationMessages(a) !== undefined, { what: 'the status written', timeoutMs: 15_000 });
     // Two findings (the Gateway, and the destination host), each an entry as istiod writes them.
     const ist0101 = {
       level: 'WARNING',
@@ -66,7 +66,7 @@ describe('serve --kubernetes --write-status', () => {
     const patch = a.requests.find((r) => r.method === 'PATCH');
     expect(patch?.path).toBe('/apis/networking.istio.io/v1/namespaces/test/virtualservices/shop/status');
     expect(patch?.contentType).toBe('application/merge-patch+json');
-    await until(() => events(a).length > 0, { what: 'an Event' });
+    await until(() => events(a).length > 0, { what: 'an Event', timeoutMs: 15_000 });
     const ev = events(a)[0]!;
     expect(ev).toMatchObject({
       apiVersion: 'v1',
@@ -91,13 +91,13 @@ describe('serve --kubernetes --write-status', () => {
 
     // Writing the status changes the object's resourceVersion: it settles, no Event storm.
     await running.loop.settled();
-    await until(() => events(a).length === 2, { what: 'an Event per finding' });
+    await until(() => events(a).length === 2, { what: 'an Event per finding', timeoutMs: 15_000 });
     const writes = a.requests.filter((r) => r.method !== 'GET').length;
     const sent = events(a).length;
     const fixed = dangling();
     (fixed.spec as { gateways: string[] }).gateways = ['mesh'];
     a.apply(fixed);
-    await until(() => validationMessages(a) === undefined, { what: 'the status cleared' });
+    await until(() => validationMessages(a) === undefined, { what: 'the status cleared', timeoutMs: 15_000 });
     await running.loop.settled();
     expect(events(a)).toHaveLength(sent);
     expect(a.requests.filter((r) => r.method !== 'GET').length).toBeLessThanOrEqual(writes + 3);
@@ -109,10 +109,13 @@ describe('serve --kubernetes --write-status', () => {
     (bad.spec as { http: { route: { weight?: number }[] }[] }).http[0]!.route[0]!.weight = -5;
     a.apply(bad);
     const running = await serve(kubeconfig, ['--write-status']);
-    await until(() => running.isReady(), { what: 'ready' });
-    await until(() => validationMessages(a) !== undefined, { what: 'the status written' });
+    await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
+    await until(() => validationMessages(a) !== undefined, { what: 'the status written', timeoutMs: 15_000 });
     expect(validationMessages(a)).toMatchObject([{ level: 'ERROR', type: { code: 'IST0106' } }]);
-    await until(() => events(a).some((e) => e.type === 'Warning'), { what: 'a Warning Event' });
+    await until(() => events(a).some((e) => e.type === 'Warning'), {
+      what: 'a Warning Event',
+      timeoutMs: 15_000,
+    });
     expect(String(events(a).find((e) => e.type === 'Warning')?.message)).toMatch(
       /kube:test\/virtualservices\/shop@\d+ VirtualService test\/shop: spec\.http\[0\]\.route\[0\]\.weight/,
     );
@@ -122,15 +125,15 @@ describe('serve --kubernetes --write-status', () => {
     const { api: a, kubeconfig } = await api();
     a.apply(dangling());
     const first = await serve(kubeconfig, ['--write-status']);
-    await until(() => events(a).length > 0, { what: 'the first replica writes' });
+    await until(() => events(a).length > 0, { what: 'the first replica writes', timeoutMs: 15_000 });
     const second = await serve(kubeconfig, ['--write-status']);
-    await until(() => second.isReady(), { what: 'the second replica ready' });
+    await until(() => second.isReady(), { what: 'the second replica ready', timeoutMs: 15_000 });
     const lease = a.get('Lease', 'istio-system', statusLeaseName({ istio: 'ingressgateway' }));
     const holder = (lease?.spec as { holderIdentity: string }).holderIdentity;
     expect(new Set(events(a).map((e) => e.reportingInstance))).toEqual(new Set([holder]));
     // A new problem: still one writer.
     a.apply({ ...dangling(), metadata: { name: 'other', namespace: 'test' } });
-    await until(() => events(a).length >= 2, { what: 'the Event for the new problem' });
+    await until(() => events(a).length >= 2, { what: 'the Event for the new problem', timeoutMs: 15_000 });
     await second.loop.settled();
     expect(new Set(events(a).map((e) => e.reportingInstance))).toEqual(new Set([holder]));
     const leaseWrites = a.requests.filter((r) => r.path.includes('/leases') && r.method !== 'GET');
@@ -148,7 +151,7 @@ describe('serve --kubernetes --write-status', () => {
     const { api: a, kubeconfig } = await api();
     a.apply(dangling());
     const running = await serve(kubeconfig);
-    await until(() => running.isReady(), { what: 'ready' });
+    await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
     await running.loop.settled();
     expect(a.requests.filter((r) => r.method !== 'GET')).toEqual([]);
     expect(a.requests.some((r) => r.path.includes('/leases'))).toBe(false);
