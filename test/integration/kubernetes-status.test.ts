@@ -31,7 +31,7 @@ async function serve(kubeconfig: string, extra: readonly string[] = []): Promise
   const opts = parseOptions('serve', kubeServeArgs(kubeconfig, extra), {});
   const running = await startServe(opts, {
     logger: silentLogger(),
-    leaderTiming: { leaseDurationMs: 1500, renewMs: 200 },
+    leaderTiming: { leaseDurationMs: 5000, renewMs: 200 },
   });
   cleanups.push(() => running.close());
   return running;

@@ -52,10 +52,24 @@ export function startLeaderElection(
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
 
+  /** Holding a lease renewed recently enough that no other replica can have taken it. */
+  const valid = (): boolean => leader && Date.now() - lastRenewedMs < timing.leaseDurationMs;
+
   const become = (v: boolean): void => {
     if (v === leader) return;
     leader = v;
     opts.onChange?.(v);
+  };
+
+  /**
+   * A write of the Lease sent at `sentMs` succeeded. Said as a change whenever this replica was
+   * not a valid leader before and is now, including a renewal that comes late (a slow API server).
+   */
+  const wrote = (sentMs: number): void => {
+    const before = valid();
+    lastRenewedMs = sentMs;
+    if (!leader) become(true);
+    else if (!before && valid()) opts.onChange?.(true);
   };
 
   const spec = (now: number, held: Lease['spec'] | undefined, transition: boolean): Lease['spec'] => ({
@@ -82,8 +96,7 @@ export function startLeaderElection(
         metadata: { name: opts.name, namespace: opts.namespace },
         spec: spec(now, undefined, true),
       });
-      lastRenewedMs = now;
-      become(true);
+      wrote(now);
       return;
     }
     const held = lease.spec;
@@ -99,8 +112,7 @@ export function startLeaderElection(
       ...lease,
       spec: spec(now, held, !mine),
     });
-    lastRenewedMs = now;
-    become(true);
+    wrote(now);
   };
 
   const loop = (): void => {
@@ -118,7 +130,7 @@ export function startLeaderElection(
   loop();
 
   return {
-    isLeader: () => leader && Date.now() - lastRenewedMs < timing.leaseDurationMs,
+    isLeader: valid,
     async stop() {
       stopped = true;
       if (timer !== null) clearTimeout(timer);
