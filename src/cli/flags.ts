@@ -179,8 +179,23 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'watch-namespace',
+    type: 'list',
+    defaultText: 'every namespace',
+    help: 'with --kubernetes: watch only this namespace; repeatable',
+    commands: ['serve'],
+  },
+  {
+    name: 'kubeconfig',
     type: 'string',
-    help: 'with --kubernetes: only this namespace',
+    defaultText: 'KUBECONFIG, ~/.kube/config, else in-cluster',
+    help: 'with --kubernetes: the kubeconfig file to use',
+    commands: ['serve'],
+  },
+  {
+    name: 'write-status',
+    type: 'boolean',
+    defaultText: 'false',
+    help: 'with --kubernetes: write Events and status.validationMessages (one replica, by Lease; needs RBAC)',
     commands: ['serve'],
   },
   { name: 'port', type: 'int', help: 'only this listener port', commands: ['routes'] },
@@ -246,7 +261,9 @@ export interface Options {
   /** Null = MeshConfig decides (off unless it sets egressProxy.port). */
   readonly egressProxyPort: number | null;
   readonly kubernetes: boolean;
-  readonly watchNamespace: string | null;
+  readonly watchNamespaces: readonly string[];
+  readonly kubeconfig: string | null;
+  readonly writeStatus: boolean;
   readonly port: number | null;
   readonly output: string;
   readonly headers: readonly (readonly [string, string])[];
@@ -403,7 +420,9 @@ export function parseOptions(command: CommandName, argv: readonly string[], env:
     allowEmptyConfig: bool('allow-empty-config'),
     egressProxyPort: portFlag(raw, env, 'egress-proxy-port'),
     kubernetes: bool('kubernetes'),
-    watchNamespace: last(raw, env, 'watch-namespace') ?? null,
+    watchNamespaces: valuesOf(raw, env, 'watch-namespace') ?? [],
+    kubeconfig: last(raw, env, 'kubeconfig') ?? null,
+    writeStatus: bool('write-status'),
     port: intFlag(raw, env, 'port', null),
     output:
       last(raw, env, 'output') ?? (command === 'validate' ? 'text' : command === 'convert' ? '' : 'table'),

@@ -6,7 +6,9 @@
  * status, metrics and admin ports for all of them. Returns handles so tests and `quickstart` can
  * run it in-process; serve-process.ts wires signals.
  */
-import type { Provider, ProviderUpdate } from '../providers/provider.ts';
+import { createHash, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Provider, ProviderHealth, ProviderUpdate } from '../providers/provider.ts';
 import { createReloadLoop, type ReloadLoop, type ReloadResult } from '../control/loop.ts';
 import { createSnapshotBuilder, type BuildResult } from '../control/build.ts';
 import { startConfigThread } from '../control/config-thread.ts';
@@ -76,16 +78,34 @@ export interface ServeDeps {
   readonly maxWaitMs?: number;
   /** ACME manager timings (tests). */
   readonly acme?: AcmeTuning;
+  /** Kubernetes provider timings (tests). */
+  readonly kubeBackoff?: { readonly initialMs: number; readonly maxMs: number };
+  readonly leaderTiming?: { readonly leaseDurationMs: number; readonly renewMs: number };
+}
+
+/**
+ * The Lease the replicas of one gateway share to pick the one that writes status: named by the
+ * gateway's labels, so an ingress and an egress deployment in one namespace each have their own.
+ */
+export function statusLeaseName(labels: Readonly<Record<string, string>>): string {
+  const text = Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join(',');
+  return `sluice-status-${createHash('sha256').update(text).digest('hex').slice(0, 10)}`;
 }
 
 function checkOptions(opts: Options): void {
-  if (opts.kubernetes)
+  if (opts.config.length === 0 && !opts.kubernetes)
     throw new SluiceError(
       'SLUICE_CLI_USAGE',
-      '--kubernetes is not available yet in this build; use --config',
+      'no --config given (a file or directory of Istio YAML), and no --kubernetes',
     );
-  if (opts.config.length === 0)
-    throw new SluiceError('SLUICE_CLI_USAGE', 'no --config given (a file or directory of Istio YAML)');
+  if (!opts.kubernetes && (opts.watchNamespaces.length > 0 || opts.kubeconfig !== null || opts.writeStatus))
+    throw new SluiceError(
+      'SLUICE_CLI_USAGE',
+      '--watch-namespace, --kubeconfig and --write-status need --kubernetes',
+    );
 }
 
 export function isLogLevel(logger: Logger, level: string): boolean {
@@ -133,8 +153,42 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
       ingress: ingressOptionsOf(opts),
     },
     identity,
+    kubernetes: opts.kubernetes
+      ? {
+          kubeconfig: opts.kubeconfig,
+          namespaces: opts.watchNamespaces,
+          gatewayNamespace: opts.namespace,
+          rootNamespace: opts.rootNamespace,
+          ...(deps.kubeBackoff !== undefined ? { backoff: deps.kubeBackoff } : {}),
+          ...(opts.writeStatus
+            ? {
+                writeStatus: {
+                  leaseName: statusLeaseName(opts.labels),
+                  // The pod's name (its hostname), made unique as client-go's identities are.
+                  identity: `${hostname()}_${randomUUID()}`,
+                  ...(deps.leaderTiming !== undefined ? { timing: deps.leaderTiming } : {}),
+                },
+              }
+            : {}),
+        }
+      : null,
   });
   const provider: Provider = thread.provider;
+  let lastHealth: ProviderHealth | null = null;
+  provider.onHealth?.((health) => {
+    metrics.recordProviderHealth(health);
+    if (lastHealth?.connected !== health.connected && (lastHealth !== null || !health.connected)) {
+      if (health.connected) logger.info({ source: health.source }, 'config source reachable again');
+      else
+        logger.warn(
+          { source: health.source, error: health.error },
+          'config source unreachable; retrying with back-off, the last config keeps serving',
+        );
+    }
+    if ((health.statusWriteFailures ?? 0) > (lastHealth?.statusWriteFailures ?? 0))
+      logger.warn({ error: health.statusError }, 'could not write Kubernetes status or Events');
+    lastHealth = health;
+  });
   const loop = createReloadLoop({
     logger,
     quietMs: deps.quietMs,

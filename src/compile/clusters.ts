@@ -496,7 +496,10 @@ function serviceEndpoints(
     if (!sp) continue;
     for (const e of slice.spec.endpoints) {
       if (e.conditions?.ready === false) continue;
-      for (const address of e.addresses) endpoints.push({ address, port: sp.port, weight: 1, labels: {} });
+      const pod = e.targetRef?.kind === 'Pod' && e.targetRef.name !== undefined ? e.targetRef : null;
+      const labels =
+        pod === null ? {} : (idx.podLabels?.get(`${pod.namespace ?? slice.namespace}/${pod.name}`) ?? {});
+      for (const address of e.addresses) endpoints.push({ address, port: sp.port, weight: 1, labels });
     }
   }
   return { kind: 'static', endpoints };
@@ -615,8 +618,14 @@ export function resolveDestination(
     source = { kind: 'dns', endpoints: [{ address: host, port, weight: 1, labels: {} }], roundRobin: false };
   }
 
-  if (subsetDef?.labels && Object.keys(subsetDef.labels).length > 0 && reg.kind === 'svc') {
-    // EndpointSlices carry no pod labels, so a subset cannot narrow a Service's endpoints here.
+  if (
+    subsetDef?.labels &&
+    Object.keys(subsetDef.labels).length > 0 &&
+    reg.kind === 'svc' &&
+    idx.podLabels === null
+  ) {
+    // Without Pods in the set (config files, usually) the endpoints' pod labels are unknown, so a
+    // subset cannot narrow a Service's endpoints here.
     ctx.diagnostics.push({
       level: 'warning',
       code: 'SLUICE_CONFIG_UNSUPPORTED',

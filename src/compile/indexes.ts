@@ -35,6 +35,11 @@ export interface Indexes {
   readonly servicesByHost: ReadonlyMap<string, ServiceResource>;
   /** EndpointSlices by their service's FQDN. */
   readonly slicesByHost: ReadonlyMap<string, readonly EndpointSliceResource[]>;
+  /**
+   * Labels of each Pod the set holds, by `namespace/name`; null when it holds none (files without
+   * Pods), so subsets cannot narrow a Service's endpoints.
+   */
+  readonly podLabels: ReadonlyMap<string, Readonly<Record<string, string>>> | null;
   readonly meshConfig: MeshConfigSpec | null;
 }
 
@@ -179,6 +184,10 @@ export function buildIndexes(set: ResourceSet, identity: GatewayIdentity): Index
     list.push(slice);
   }
 
+  const pods = set.resources.filter((r) => r.kind === 'Pod');
+  const podLabels =
+    pods.length === 0 ? null : new Map(pods.map((p) => [`${p.namespace}/${p.name}`, p.labels]));
+
   const mesh = ofKind<'MeshConfig', MeshConfigSpec>(set, 'MeshConfig');
   return {
     identity,
@@ -190,6 +199,7 @@ export function buildIndexes(set: ResourceSet, identity: GatewayIdentity): Index
     serviceEntriesByHost,
     servicesByHost,
     slicesByHost,
+    podLabels,
     meshConfig: mergeMeshConfigs(mesh.map((m) => m.spec)),
   };
 }

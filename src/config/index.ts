@@ -238,13 +238,29 @@ function unreadKindDiagnostic(
   }
 }
 
+/**
+ * One object as an API server returned it (already JSON, no line map), loaded exactly as a file's
+ * document is, with the origin it came from: what providers other than files load.
+ */
+export function loadObject(
+  value: unknown,
+  origin: Origin,
+  opts: LoadOptions,
+): { resource: Resource | undefined; diagnostics: Diagnostic[]; skipped: boolean } {
+  const diagnostics: Diagnostic[] = [];
+  const skipped: SkippedDocument[] = [];
+  const doc: ParsedDocument = { file: formatOrigin(origin), doc: 1, line: 1, value, lineOf: () => undefined };
+  const resource = loadDocument(doc, opts, diagnostics, skipped, origin);
+  return { resource, diagnostics, skipped: skipped.length > 0 };
+}
+
 function loadDocument(
   doc: ParsedDocument,
   opts: LoadOptions,
   diagnostics: Diagnostic[],
   skipped: SkippedDocument[],
+  origin: Origin = originOf(doc),
 ): Resource | undefined {
-  const origin = originOf(doc);
   const v = doc.value;
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     diagnostics.push({

@@ -8,14 +8,21 @@ import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { hashResources } from '../compile/index.ts';
 import { createLoadCache } from '../config/index.ts';
+import { SluiceError } from '../errors/sluice-error.ts';
 import type { GatewayIdentity } from '../model/sluice.ts';
 import { createConfigSources, type ConfigSourcesOptions } from '../providers/certs-dir.ts';
-import type { ProviderUpdate } from '../providers/provider.ts';
+import { combineProviders } from '../providers/combine.ts';
+import { createKubernetesProvider, type KubernetesProviderOptions } from '../providers/kubernetes/index.ts';
+import type { Provider, ProviderUpdate } from '../providers/provider.ts';
 import { buildFromResources } from './build.ts';
 import type { ToConfigThread, FromConfigThread } from './config-thread.ts';
 import { createDeltaSender } from './set-delta.ts';
 
-const { sources, identity } = workerData as { sources: ConfigSourcesOptions; identity: GatewayIdentity };
+const { sources, identity, kubernetes } = workerData as {
+  sources: ConfigSourcesOptions;
+  identity: GatewayIdentity;
+  kubernetes: KubernetesProviderOptions | null;
+};
 const port = parentPort;
 if (port === null) throw new Error('config-thread-entry.ts runs as a worker thread');
 
@@ -34,7 +41,9 @@ if (process.platform === 'linux') {
 }
 
 // Documents that did not change are not parsed, validated or hashed again (config/index.ts).
-const provider = createConfigSources({ ...sources, cache: createLoadCache() });
+const files = createConfigSources({ ...sources, cache: createLoadCache() });
+const provider: Provider =
+  kubernetes === null ? files : combineProviders(files, createKubernetesProvider(kubernetes));
 const sender = createDeltaSender();
 /** The last set read, which `judge` compiles. */
 let last: ProviderUpdate | null = null;
@@ -44,6 +53,7 @@ const post = (m: FromConfigThread): void => port.postMessage(m);
 async function answer(m: ToConfigThread): Promise<unknown> {
   switch (m.type) {
     case 'start':
+      provider.onHealth?.((health) => post({ type: 'health', health }));
       await provider.start(() => post({ type: 'changed' }));
       return null;
     case 'read': {
@@ -53,11 +63,15 @@ async function answer(m: ToConfigThread): Promise<unknown> {
         delta: sender.encode(update.resources),
         diagnostics: update.diagnostics,
         ...(update.files !== undefined ? { files: update.files } : {}),
+        ...(update.incomplete !== undefined ? { incomplete: update.incomplete } : {}),
+        ...(update.authoritative !== undefined ? { authoritative: update.authoritative } : {}),
       };
     }
     case 'judge': {
       if (last === null) throw new Error('nothing has been read to judge');
       const build = buildFromResources(last.resources, last.diagnostics, { ...identity, nowMs: m.nowMs });
+      // Events and status (--write-status) follow each judged set, off the reload's path.
+      void provider.report?.(build.diagnostics);
       return { hash: hashResources(last.resources), diagnostics: build.diagnostics };
     }
     case 'stop':
@@ -70,10 +84,14 @@ port.on('message', (m: ToConfigThread) => {
   answer(m).then(
     (value) => post({ type: 'reply', id: m.id, value }),
     (err: unknown) =>
-      post({
-        type: 'reply',
-        id: m.id,
-        error: err instanceof Error ? (err.stack ?? err.message) : String(err),
-      }),
+      post(
+        err instanceof SluiceError
+          ? { type: 'reply', id: m.id, error: err.message, code: err.code }
+          : {
+              type: 'reply',
+              id: m.id,
+              error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+            },
+      ),
   );
 });

@@ -11,10 +11,13 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import type { Code } from '../errors/codes.ts';
 import type { Diagnostic } from '../errors/diagnostic.ts';
+import { SluiceError } from '../errors/sluice-error.ts';
 import type { GatewayIdentity } from '../model/sluice.ts';
 import type { ConfigSourcesOptions } from '../providers/certs-dir.ts';
-import type { Provider, ProviderUpdate } from '../providers/provider.ts';
+import type { KubernetesProviderOptions } from '../providers/kubernetes/index.ts';
+import type { Provider, ProviderHealth, ProviderUpdate } from '../providers/provider.ts';
 import { createDeltaReceiver, type SetDelta } from './set-delta.ts';
 
 /** this side → thread */
@@ -27,12 +30,22 @@ export type ToConfigThread =
 /** thread → this side */
 export type FromConfigThread =
   | { readonly type: 'changed' }
-  | { readonly type: 'reply'; readonly id: number; readonly value?: unknown; readonly error?: string };
+  | { readonly type: 'health'; readonly health: ProviderHealth }
+  | {
+      readonly type: 'reply';
+      readonly id: number;
+      readonly value?: unknown;
+      readonly error?: string;
+      /** A SluiceError's code: the fault keeps its one-line reason across the thread. */
+      readonly code?: Code;
+    };
 
 interface ReadReply {
   readonly delta: SetDelta;
   readonly diagnostics: readonly Diagnostic[];
   readonly files?: number;
+  readonly incomplete?: string;
+  readonly authoritative?: boolean;
 }
 
 interface JudgeReply {
@@ -56,12 +69,15 @@ const ENTRY = new URL(`./config-thread-entry${extname(fileURLToPath(import.meta.
 export function startConfigThread(opts: {
   readonly sources: ConfigSourcesOptions;
   readonly identity: GatewayIdentity;
+  /** --kubernetes: the API server's objects join the files (providers/combine.ts). */
+  readonly kubernetes?: KubernetesProviderOptions | null;
 }): ConfigThread {
   let worker: Worker | null = null;
   /** A thread has run before: the next one is a restart. */
   let started = false;
   let receiver = createDeltaReceiver();
   let changed: (() => void) | null = null;
+  let health: ((h: ProviderHealth) => void) | null = null;
   let nextId = 0;
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
@@ -73,7 +89,7 @@ export function startConfigThread(opts: {
   /** The thread, started again (with a receiver that holds nothing) if it ever died. */
   const thread = (): Worker => {
     if (worker !== null) return worker;
-    const w = new Worker(ENTRY, { workerData: opts });
+    const w = new Worker(ENTRY, { workerData: { ...opts, kubernetes: opts.kubernetes ?? null } });
     worker = w;
     receiver = createDeltaReceiver();
     w.on('message', (m: FromConfigThread) => {
@@ -81,10 +97,15 @@ export function startConfigThread(opts: {
         changed?.();
         return;
       }
+      if (m.type === 'health') {
+        health?.(m.health);
+        return;
+      }
       const p = pending.get(m.id);
       if (p === undefined) return;
       pending.delete(m.id);
-      if (m.error !== undefined) p.reject(new Error(m.error));
+      if (m.error !== undefined)
+        p.reject(m.code !== undefined ? new SluiceError(m.code, m.error) : new Error(m.error));
       else p.resolve(m.value);
     });
     w.on('error', (err) => failAll(`the config thread failed: ${err.message}`));
@@ -122,7 +143,12 @@ export function startConfigThread(opts: {
         resources: receiver.decode(r.delta),
         diagnostics: r.diagnostics,
         ...(r.files !== undefined ? { files: r.files } : {}),
+        ...(r.incomplete !== undefined ? { incomplete: r.incomplete } : {}),
+        ...(r.authoritative !== undefined ? { authoritative: r.authoritative } : {}),
       };
+    },
+    onHealth(listener) {
+      health = listener;
     },
     async stop() {
       changed = null;

@@ -7,14 +7,16 @@
  * Policy: the file provider's sets are refused whole on any error, and a set that would bind no
  * Gateway server at all (an empty or truncated file, a directory emptied mid-deploy) is refused
  * as an accident unless `allowEmpty` (--allow-empty-config) says it is meant; the last good
- * snapshot keeps serving.
+ * snapshot keeps serving. The Kubernetes API's synced state is authoritative: a resource with
+ * errors is left out and the rest applied (build.ts refusesSet), and a state binding no server is
+ * applied with a warning. A set the provider marks incomplete (not yet synced) is not judged.
  */
 import { createHash } from 'node:crypto';
 import { hashResources } from '../compile/index.ts';
-import { formatDiagnostic, hasErrors, type Diagnostic } from '../errors/diagnostic.ts';
+import { formatDiagnostic, type Diagnostic } from '../errors/diagnostic.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ProviderUpdate } from '../providers/provider.ts';
-import type { BuildResult } from './build.ts';
+import { refusesSet, type BuildResult } from './build.ts';
 
 export type ReloadResult = 'accepted' | 'rejected' | 'unchanged' | 'failed';
 
@@ -123,6 +125,8 @@ export function createReloadLoop(opts: ReloadLoopOptions): ReloadLoop {
   let busy = 0;
   let stopped = false;
   let idleWaiters: (() => void)[] = [];
+  /** Why the provider's picture is incomplete, as last logged (null: it was complete). */
+  let waitingFor: string | null = null;
 
   const finish = (
     result: ReloadResult,
@@ -155,6 +159,12 @@ export function createReloadLoop(opts: ReloadLoopOptions): ReloadLoop {
       return finish('failed', null, null);
     }
     if (stopped) return null;
+    if (update.incomplete !== undefined) {
+      if (waitingFor !== update.incomplete) log.info(`config not complete yet: ${update.incomplete}`);
+      waitingFor = update.incomplete;
+      return null;
+    }
+    waitingFor = null;
     const fingerprint = fingerprintOf(update);
     if (fingerprint === judged && !forced) {
       log.debug('config read; nothing changed');
@@ -172,17 +182,27 @@ export function createReloadLoop(opts: ReloadLoopOptions): ReloadLoop {
     judged = fingerprint;
     // Every change says everything about itself, whatever becomes of it.
     logAll(build.diagnostics);
-    if (hasErrors(build.diagnostics)) {
+    if (build.diagnostics.some(refusesSet)) {
       log.error(
-        { errors: build.diagnostics.filter((d) => d.level === 'error').length },
+        { errors: build.diagnostics.filter(refusesSet).length },
         first
           ? 'config rejected; nothing is served until a valid config arrives'
           : 'config rejected; the last good config keeps serving',
       );
       return finish('rejected', build, update);
     }
+    // The egress proxy is a bound server too: a config of ServiceEntries alone is not empty.
+    const binds = build.snapshot.listeners.size + (build.snapshot.egress === undefined ? 0 : 1);
+    if (update.authoritative === true && binds === 0)
+      log.warn(
+        formatDiagnostic({
+          level: 'warning',
+          code: 'SLUICE_KUBE_NO_SERVER',
+          message: `the synced state binds no Gateway server (${count(build.resources.resources.length, 'resource')}); applying it: nothing is served until a Gateway selects this gateway`,
+        }),
+      );
     // With allowEmpty off no empty set is ever accepted, so "binds nothing" is always a loss.
-    if (!opts.allowEmpty && build.snapshot.listeners.size === 0 && build.snapshot.egress === undefined) {
+    else if (!opts.allowEmpty && binds === 0) {
       log.error(
         formatDiagnostic({
           level: 'error',

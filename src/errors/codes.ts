@@ -32,6 +32,13 @@ export const CODES = {
     'a security policy applies to this gateway but sluice cannot enforce it exactly, so the change is refused',
   SLUICE_TLS_CONFIG: 'a TLS setting is missing, contradictory or unusable',
   SLUICE_ANALYSIS: 'an istioctl-analyze style finding about the configuration',
+  // kubernetes provider
+  SLUICE_KUBE_KIND_NOT_SERVED: 'the API server does not serve a kind sluice watches, so it is skipped',
+  SLUICE_KUBE_NO_SERVER: 'the synced Kubernetes state binds no Gateway server; it is applied',
+  SLUICE_KUBE_POLICY_KEPT: 'an invalid security policy from the API; its last valid version stays in force',
+  SLUICE_KUBE_POLICY_DENY:
+    'an invalid security policy from the API with no valid version; its scope is denied',
+  SLUICE_KUBE_CONFIG: 'no usable Kubernetes credentials (kubeconfig or service account)',
   // process
   SLUICE_CLI_USAGE: 'the command line is not understood',
   SLUICE_LISTEN_FAILED: 'a listener port could not be bound',

@@ -37,6 +37,8 @@ export interface EndpointSliceSpec {
     };
     readonly zone?: string;
     readonly nodeName?: string;
+    /** The object behind the endpoint: a Pod, whose labels subsets select. */
+    readonly targetRef?: { readonly kind?: string; readonly name?: string; readonly namespace?: string };
   }[];
   readonly ports: readonly {
     readonly name?: string;
@@ -79,6 +81,9 @@ export interface IngressClassSpec {
 }
 
 export type NamespaceSpec = Readonly<Record<string, never>>;
+
+/** Pods are read for their labels only (resource labels): the endpoints DestinationRule subsets select. */
+export type PodSpec = Readonly<Record<string, never>>;
 
 /**
  * Certificate files named by Gateway `serverCertificate`/`privateKey`/`caCertificates` (GW-16) are

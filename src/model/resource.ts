@@ -23,6 +23,7 @@ export type Kind =
   | 'Ingress'
   | 'IngressClass'
   | 'Namespace'
+  | 'Pod'
   | 'MeshConfig'
   | 'RateLimitPolicy';
 

@@ -36,6 +36,16 @@ export interface Metrics {
   readonly configUnsupported: Counter<'kind' | 'field'>;
   /** A snapshot went live: version, applied-at timestamp and age follow it. */
   recordApplied(version: number, atMs: number): void;
+  /**
+   * A remote config source's health (the Kubernetes API): whether every watch works, whether
+   * every watch has listed once, and its failures so far. The series exist once a source reports.
+   */
+  recordProviderHealth(h: {
+    readonly source: string;
+    readonly connected: boolean;
+    readonly synced: boolean;
+    readonly failures: number;
+  }): void;
 }
 
 /** The JSON one registry yields; what workers send the primary. */
@@ -49,6 +59,14 @@ export function createMetrics(opts: { role?: MetricsRole; now?: () => number } =
   // Workers keep only process metrics (and, later, request metrics); reload state is the primary's.
   const registers = role === 'worker' ? [] : [registry];
   let appliedAtMs = 0;
+  let source:
+    | {
+        up: Gauge<'source'>;
+        synced: Gauge<'source'>;
+        failures: Counter<'source'>;
+        counted: Map<string, number>;
+      }
+    | undefined;
   const snapshotVersion = new Gauge({
     name: 'sluice_snapshot_version',
     help: 'Version of the snapshot serving now (0 before the first).',
@@ -108,6 +126,35 @@ export function createMetrics(opts: { role?: MetricsRole; now?: () => number } =
       appliedAtMs = atMs;
       snapshotVersion.set(version);
       snapshotAppliedAt.set(atMs / 1000);
+    },
+    recordProviderHealth(h) {
+      source ??= {
+        up: new Gauge({
+          name: 'sluice_config_source_up',
+          help: 'Whether every list and watch of a remote config source (kubernetes) works now; 0 during an outage, while the last snapshot keeps serving.',
+          labelNames: ['source'],
+          registers,
+        }),
+        synced: new Gauge({
+          name: 'sluice_config_source_synced',
+          help: 'Whether every watch of a remote config source has listed once (readiness waits for it).',
+          labelNames: ['source'],
+          registers,
+        }),
+        failures: new Counter({
+          name: 'sluice_config_source_failures_total',
+          help: 'Failed lists, watches and discovery requests of a remote config source (each retried with capped back-off).',
+          labelNames: ['source'],
+          registers,
+        }),
+        counted: new Map(),
+      };
+      source.up.set({ source: h.source }, h.connected ? 1 : 0);
+      source.synced.set({ source: h.source }, h.synced ? 1 : 0);
+      const before = source.counted.get(h.source) ?? 0;
+      if (h.failures > before) source.failures.inc({ source: h.source }, h.failures - before);
+      else source.failures.inc({ source: h.source }, 0);
+      source.counted.set(h.source, Math.max(before, h.failures));
     },
   };
 }

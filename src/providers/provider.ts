@@ -7,6 +7,32 @@ export interface ProviderUpdate {
   readonly diagnostics: readonly Diagnostic[];
   /** How many config files the set was read from (file provider), for messages. */
   readonly files?: number;
+  /**
+   * Not a whole picture yet (a Kubernetes provider before every watch has listed once): the
+   * reload loop neither judges nor applies it, and says why while nothing serves.
+   */
+  readonly incomplete?: string;
+  /**
+   * The source's synced state is what the user means (the Kubernetes API), so a set without a
+   * Gateway server is applied with a warning instead of refused as an accident.
+   */
+  readonly authoritative?: boolean;
+}
+
+/** How a remote source is doing, for metrics and logs. */
+export interface ProviderHealth {
+  readonly source: string;
+  /** Every list and watch works now. */
+  readonly connected: boolean;
+  /** Every watch has listed once. */
+  readonly synced: boolean;
+  /** Failures of list, watch or discovery since start. */
+  readonly failures: number;
+  /** The first current failure, when not connected. */
+  readonly error?: string;
+  /** Events and status writes that failed (--write-status), and the last failure. */
+  readonly statusWriteFailures?: number;
+  readonly statusError?: string;
 }
 
 /**
@@ -20,4 +46,11 @@ export interface Provider {
   /** The whole configuration as it is now. */
   read(): Promise<ProviderUpdate>;
   stop(): Promise<void>;
+  /**
+   * Tells the source what the last judged set says about its objects (Kubernetes: Events and
+   * status, with --write-status). Best effort; never throws.
+   */
+  report?(diagnostics: readonly Diagnostic[]): Promise<void>;
+  /** Remote sources: hears each change of health (connected, synced). */
+  onHealth?(listener: (health: ProviderHealth) => void): void;
 }

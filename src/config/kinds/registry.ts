@@ -8,6 +8,7 @@ import { GatewaySpecSchema } from './gateway/schema.ts';
 import { IngressClassSpecSchema, IngressSpecSchema } from './ingress/schema.ts';
 import { MeshConfigSpecSchema } from './mesh-config/schema.ts';
 import { NamespaceSpecSchema } from './namespace/schema.ts';
+import { PodSpecSchema } from './pod/schema.ts';
 import { RateLimitPolicySpecSchema } from './rate-limit-policy/schema.ts';
 import { RequestAuthenticationSpecSchema } from './request-authentication/schema.ts';
 import { SecretDocumentSchema, secretSpec } from './secret/schema.ts';
@@ -81,6 +82,7 @@ export const KINDS: readonly KindDef[] = [
   def('Ingress', ['networking.k8s.io/v1'], kube(IngressSpecSchema.optional().transform((s) => s ?? {}))),
   def('IngressClass', ['networking.k8s.io/v1'], kube(IngressClassSpecSchema), { namespaced: false }),
   def('Namespace', ['v1'], kube(NamespaceSpecSchema), { namespaced: false }),
+  def('Pod', ['v1'], kube(PodSpecSchema)),
   def('MeshConfig', SLUICE, istio(MeshConfigSpecSchema, false)),
   def('RateLimitPolicy', SLUICE, istio(RateLimitPolicySpecSchema, true)),
 ];

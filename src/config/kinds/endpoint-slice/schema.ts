@@ -22,6 +22,13 @@ export const EndpointSliceDocumentSchema = z.looseObject({
           .optional(),
         zone: z.string().optional(),
         nodeName: z.string().optional(),
+        targetRef: z
+          .looseObject({
+            kind: z.string().optional(),
+            name: z.string().optional(),
+            namespace: z.string().optional(),
+          })
+          .optional(),
       }),
     )
     .nullish(),

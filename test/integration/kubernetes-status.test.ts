@@ -1,0 +1,159 @@
+/**
+ * `serve --kubernetes --write-status`: problems reach `kubectl describe` and `kubectl get -o yaml`
+ * (a core/v1 Event on the object, `status.validationMessages` with the IST code on Istio kinds),
+ * with the verbs, paths and content types a real API server expects; only the replica holding
+ * the Lease writes; without --write-status nothing is written at all.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseOptions } from '../../src/cli/flags.ts';
+import { startServe, statusLeaseName, type RunningGateway } from '../../src/cli/serve.ts';
+import { silentLogger } from '../../src/observability/logger.ts';
+import { startFakeKubeApi, type FakeKubeApi, type KubeObj } from '../support/fake-kube-api.ts';
+import { kubeServeArgs, objectOf, tempDir } from '../support/kube-config.ts';
+import { routeYaml } from '../support/ops-config.ts';
+import { until } from '../support/until.ts';
+
+let cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  cleanups = [];
+});
+
+async function api(): Promise<{ api: FakeKubeApi; kubeconfig: string }> {
+  const a = await startFakeKubeApi();
+  cleanups.push(() => a.close());
+  const t = await tempDir();
+  cleanups.push(t.remove);
+  return { api: a, kubeconfig: a.kubeconfig(t.dir) };
+}
+
+async function serve(kubeconfig: string, extra: readonly string[] = []): Promise<RunningGateway> {
+  const opts = parseOptions('serve', kubeServeArgs(kubeconfig, extra), {});
+  const running = await startServe(opts, {
+    logger: silentLogger(),
+    leaderTiming: { leaseDurationMs: 5000, renewMs: 200 },
+  });
+  cleanups.push(() => running.close());
+  return running;
+}
+
+/** A VirtualService bound to a Gateway that does not exist: IST0101 from the analysis. */
+const dangling = (): KubeObj => objectOf(routeYaml(1, 'a'));
+
+const validationMessages = (a: FakeKubeApi): unknown =>
+  (a.get('VirtualService', 'test', 'shop')?.status as { validationMessages?: unknown } | undefined)
+    ?.validationMessages;
+
+const events = (a: FakeKubeApi): Record<string, unknown>[] =>
+  a.requests
+    .filter((r) => r.method === 'POST' && r.path.endsWith('/events'))
+    .map((r) => r.body as Record<string, unknown>);
+
+describe('serve --kubernetes --write-status', () => {
+  it('writes status.validationMessages and an Event for a finding, and clears the status once it is fixed', async () => {
+    const { api: a, kubeconfig } = await api();
+    a.apply(dangling());
+    const running = await serve(kubeconfig, ['--write-status']);
+    await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
+    await until(() => validationMessages(a) !== undefined, { what: 'the status written', timeoutMs: 15_000 });
+    // Two findings (the Gateway, and the destination host), each an entry as istiod writes them.
+    const ist0101 = {
+      level: 'WARNING',
+      type: { code: 'IST0101' },
+      documentationUrl: 'https://istio.io/latest/docs/reference/config/analysis/ist0101/',
+    };
+    expect(validationMessages(a)).toEqual([ist0101, ist0101]);
+    const patch = a.requests.find((r) => r.method === 'PATCH');
+    expect(patch?.path).toBe('/apis/networking.istio.io/v1/namespaces/test/virtualservices/shop/status');
+    expect(patch?.contentType).toBe('application/merge-patch+json');
+    await until(() => events(a).length > 0, { what: 'an Event', timeoutMs: 15_000 });
+    const ev = events(a)[0]!;
+    expect(ev).toMatchObject({
+      apiVersion: 'v1',
+      kind: 'Event',
+      type: 'Normal',
+      reason: 'SluiceConfigWarning',
+      involvedObject: {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'VirtualService',
+        namespace: 'test',
+        name: 'shop',
+      },
+      source: { component: 'sluice' },
+    });
+    expect((ev.involvedObject as { uid: string }).uid).toBe(
+      a.get('VirtualService', 'test', 'shop')?.metadata.uid,
+    );
+    expect(String(ev.message)).toMatch(/Gateway istio-system\/gw not found/);
+    expect(a.requests.find((r) => r.method === 'POST' && r.path.endsWith('/events'))?.path).toBe(
+      '/api/v1/namespaces/test/events',
+    );
+
+    // Writing the status changes the object's resourceVersion: it settles, no Event storm.
+    await running.loop.settled();
+    await until(() => events(a).length === 2, { what: 'an Event per finding', timeoutMs: 15_000 });
+    const writes = a.requests.filter((r) => r.method !== 'GET').length;
+    const sent = events(a).length;
+    const fixed = dangling();
+    (fixed.spec as { gateways: string[] }).gateways = ['mesh'];
+    a.apply(fixed);
+    await until(() => validationMessages(a) === undefined, { what: 'the status cleared', timeoutMs: 15_000 });
+    await running.loop.settled();
+    expect(events(a)).toHaveLength(sent);
+    expect(a.requests.filter((r) => r.method !== 'GET').length).toBeLessThanOrEqual(writes + 3);
+  });
+
+  it('an invalid resource gets an IST0106 ERROR status and a Warning Event naming the field', async () => {
+    const { api: a, kubeconfig } = await api();
+    const bad = dangling();
+    (bad.spec as { http: { route: { weight?: number }[] }[] }).http[0]!.route[0]!.weight = -5;
+    a.apply(bad);
+    const running = await serve(kubeconfig, ['--write-status']);
+    await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
+    await until(() => validationMessages(a) !== undefined, { what: 'the status written', timeoutMs: 15_000 });
+    expect(validationMessages(a)).toMatchObject([{ level: 'ERROR', type: { code: 'IST0106' } }]);
+    await until(() => events(a).some((e) => e.type === 'Warning'), {
+      what: 'a Warning Event',
+      timeoutMs: 15_000,
+    });
+    expect(String(events(a).find((e) => e.type === 'Warning')?.message)).toMatch(
+      /kube:test\/virtualservices\/shop@\d+ VirtualService test\/shop: spec\.http\[0\]\.route\[0\]\.weight/,
+    );
+  });
+
+  it('with several replicas only the Lease holder writes; another takes over when it stops', async () => {
+    const { api: a, kubeconfig } = await api();
+    a.apply(dangling());
+    const first = await serve(kubeconfig, ['--write-status']);
+    await until(() => events(a).length > 0, { what: 'the first replica writes', timeoutMs: 15_000 });
+    const second = await serve(kubeconfig, ['--write-status']);
+    await until(() => second.isReady(), { what: 'the second replica ready', timeoutMs: 15_000 });
+    const lease = a.get('Lease', 'istio-system', statusLeaseName({ istio: 'ingressgateway' }));
+    const holder = (lease?.spec as { holderIdentity: string }).holderIdentity;
+    expect(new Set(events(a).map((e) => e.reportingInstance))).toEqual(new Set([holder]));
+    // A new problem: still one writer.
+    a.apply({ ...dangling(), metadata: { name: 'other', namespace: 'test' } });
+    await until(() => events(a).length >= 2, { what: 'the Event for the new problem', timeoutMs: 15_000 });
+    await second.loop.settled();
+    expect(new Set(events(a).map((e) => e.reportingInstance))).toEqual(new Set([holder]));
+    const leaseWrites = a.requests.filter((r) => r.path.includes('/leases') && r.method !== 'GET');
+    expect(leaseWrites.every((r) => r.method === 'POST' || r.method === 'PUT')).toBe(true);
+
+    await first.close();
+    a.apply({ ...dangling(), metadata: { name: 'third', namespace: 'test' } });
+    await until(() => new Set(events(a).map((e) => e.reportingInstance)).size === 2, {
+      what: 'the second replica writes once it holds the Lease',
+      timeoutMs: 8000,
+    });
+  });
+
+  it('without --write-status nothing is written', async () => {
+    const { api: a, kubeconfig } = await api();
+    a.apply(dangling());
+    const running = await serve(kubeconfig);
+    await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
+    await running.loop.settled();
+    expect(a.requests.filter((r) => r.method !== 'GET')).toEqual([]);
+    expect(a.requests.some((r) => r.path.includes('/leases'))).toBe(false);
+  });
+});
