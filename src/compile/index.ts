@@ -28,6 +28,7 @@ import { beginReuse, endReuse, type CompileCache, type RouteReuse } from './reus
 import { buildRouteTable, createRouteContext } from './routes.ts';
 import { createSecretLookup, createTlsContext } from './tls.ts';
 import { filtersAt, planSecurity, tcpFiltersAt } from './filters.ts';
+import { placeRateLimits, rateLimitRedisOf } from './ratelimit.ts';
 import { buildTcpRoute, buildTlsRoutes } from './tls-routes.ts';
 
 export interface CompileOptions extends GatewayIdentity {
@@ -277,11 +278,14 @@ function compileUnchecked(
     [...clusters.clusters.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
   );
   tracingDiagnostics(set, indexes.meshConfig, diagnostics);
+  const limited = placeRateLimits(set, indexes, listeners, diagnostics);
+  const settings = settingsOf(indexes.meshConfig);
+  const rateLimitRedis = limited.global ? rateLimitRedisOf(set, indexes.meshConfig, diagnostics) : null;
   return {
     hash: hashResources(set),
-    listeners,
+    listeners: limited.listeners,
     clusters: sortedClusters,
-    settings: settingsOf(indexes.meshConfig),
+    settings: rateLimitRedis === null ? settings : { ...settings, rateLimitRedis },
   };
 }
 

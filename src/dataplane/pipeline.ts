@@ -22,6 +22,7 @@ import type { FilterContext, FilterReply, FilterRuntime, HeaderEdits } from './f
 import { applyHeaderEdits } from './header-edits.ts';
 import { runFault } from './filters/fault.ts';
 import { runCors } from './filters/cors.ts';
+import { runRateLimit } from './filters/rate-limit.ts';
 
 /** `ns/name` of the matched policy, '-' when none: the metric label (rules go to the log). */
 function policyName(m: PolicyMatch | null): string {
@@ -66,6 +67,9 @@ export function runFilters<C extends FilterContext>(
         break;
       case 'cors':
         outcome = runCors(ctx, f);
+        break;
+      case 'rate-limit':
+        outcome = rt.rateLimit === null ? null : runRateLimit(ctx, f, rt.rateLimit);
         break;
     }
     if (outcome === null) continue;

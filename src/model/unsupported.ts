@@ -165,11 +165,6 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
   },
   // sluice's own and Kubernetes kinds read but not acted on
   {
-    kind: 'RateLimitPolicy',
-    field: '*',
-    effect: 'it is not enforced: requests are not rate limited',
-  },
-  {
     kind: 'Ingress',
     field: '*',
     effect: 'it is not served: its hosts and paths are not routed',

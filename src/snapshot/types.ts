@@ -65,6 +65,16 @@ export interface GatewaySettings {
   readonly accessLog?: AccessLogSettings;
   /** MeshConfig tracing + its OpenTelemetry extension provider; absent when tracing is off. */
   readonly tracing?: TracingSettings;
+  /** MeshConfig `redis` for Global rate limits; absent when no Global rule applies. */
+  readonly rateLimitRedis?: RateLimitRedisSettings;
+}
+
+/** The Redis a Global rate limit counts in. `url` may carry a password: dumps redact it. */
+export interface RateLimitRedisSettings {
+  readonly url: string;
+  readonly keyPrefix: string;
+  /** How long a request waits for Redis before failureMode decides. */
+  readonly timeoutMs: number;
 }
 
 export interface AccessLogSettings {
@@ -580,7 +590,60 @@ export interface PolicyRequest extends RequestView {
 
 // ---------------------------------------------------------------- filters
 
-export type HttpFilter = ExtAuthzFilter | JwtAuthnFilter | RbacFilter | FaultFilter | CorsFilter;
+export type HttpFilter =
+  ExtAuthzFilter | JwtAuthnFilter | RbacFilter | FaultFilter | CorsFilter | RateLimitFilter;
+
+// ---------------------------------------------------------------- rate limit
+
+/** How a bucket counts (the ratelimit/ stores implement each, locally and in Redis). */
+export interface RateLimitSpec {
+  readonly algorithm: 'FixedWindow' | 'SlidingWindow' | 'TokenBucket';
+  readonly requests: number;
+  readonly windowMs: number;
+  /** TokenBucket capacity (default `requests`); equal to `requests` for the windows. */
+  readonly burst: number;
+}
+
+/** What a rate-limit key reads: the policy request, and the chosen route on route-level filters. */
+export interface RateLimitRequest extends PolicyRequest {
+  readonly route: Route | null;
+}
+
+/** One part of a bucket key; null = the request has no such value and the rule does not count it. */
+export interface RateLimitKeyPart {
+  /** For explain and dumps: `remoteAddress`, `requestHeader x-user`, `constant all`. */
+  readonly describe: string;
+  readonly read: (req: RateLimitRequest) => string | null;
+}
+
+/** One RateLimitPolicy rule, compiled. */
+export interface CompiledRateLimitRule {
+  /** `ns/policy/rule`: metrics label, and (with `spec`) the bucket's name. */
+  readonly id: string;
+  readonly policy: string;
+  readonly name: string;
+  readonly storage: 'Local' | 'Global';
+  readonly failureMode: 'Open' | 'Closed';
+  readonly responseHeaders: 'None' | 'Draft' | 'XRateLimit';
+  readonly limit: RateLimitSpec;
+  /**
+   * Bucket name prefix: id + the limit's shape, so a changed limit starts fresh buckets instead
+   * of reading another algorithm's state.
+   */
+  readonly bucket: string;
+  readonly shadow: boolean;
+  /** `to`/`when`; null = every request. */
+  readonly applies: ((req: PolicyRequest) => boolean) | null;
+  /** `exempt.remoteIpBlocks` on the client IP; null = none. */
+  readonly exempt: ((ip: string) => boolean) | null;
+  readonly key: readonly RateLimitKeyPart[];
+}
+
+/** The rate limits of one place (a table before or after authorization, or a route), in policy order. */
+export interface RateLimitFilter {
+  readonly kind: 'rate-limit';
+  readonly rules: readonly CompiledRateLimitRule[];
+}
 
 // ---------------------------------------------------------------- fault (route filter)
 

@@ -1,0 +1,124 @@
+import type { RateLimitPolicySpec } from '../../../model/sluice.ts';
+import type { FieldPath } from '../../field-path.ts';
+import { checkIpOrCidr } from '../../validate-hosts.ts';
+import { validateConditions, validateOperations } from '../authorization-policy/validate.ts';
+import { type Findings, SPEC } from '../rules-common.ts';
+
+/**
+ * A sliding window keeps one timestamp per admitted request and key (that is what makes it
+ * exact in every interval); above this many, TokenBucket or FixedWindow are the choice.
+ */
+export const SLIDING_WINDOW_MAX_REQUESTS = 10_000;
+
+const KEY_FIELDS = [
+  'remoteAddress',
+  'requestHeader',
+  'requestAuthClaim',
+  'host',
+  'path',
+  'routeName',
+  'constant',
+];
+/** `when` keys that read a verified client certificate: sluice has no mesh identity to key limits on. */
+const PEER_KEYS = new Set([
+  'source.namespace',
+  'source.principal',
+  'source.serviceAccount',
+  'source.trustDomain',
+]);
+const GROUP = 'networking.istio.io';
+
+export function validateRateLimitPolicy(spec: RateLimitPolicySpec, f: Findings): void {
+  const refs = spec.targetRefs;
+  if (refs.length === 0) f.error([SPEC, 'targetRefs'], 'at least one targetRef is required');
+  let gatewayTarget = false;
+  refs.forEach((ref, i) => {
+    const p: FieldPath = [SPEC, 'targetRefs', i];
+    if (ref.group !== undefined && ref.group !== GROUP)
+      f.error([...p, 'group'], `must be ${GROUP} (Gateway or VirtualService), got "${ref.group}"`);
+    if (ref.kind === 'Gateway') {
+      gatewayTarget = true;
+      if (ref.sectionName !== undefined)
+        f.error(
+          [...p, 'sectionName'],
+          'sectionName names an http route of a VirtualService; a Gateway has none',
+        );
+    } else if (ref.kind !== 'VirtualService')
+      f.error([...p, 'kind'], `must be Gateway or VirtualService, got "${ref.kind}"`);
+  });
+  if (spec.phase === 'BeforeAuth' && refs.some((r) => r.kind !== 'Gateway'))
+    f.error(
+      [SPEC, 'phase'],
+      'BeforeAuth needs Gateway targetRefs only: a VirtualService route is chosen after authorization',
+    );
+  if (spec.storage === 'Service')
+    f.error(
+      [SPEC, 'storage'],
+      "storage Service (Envoy's rate-limit service) is not implemented by sluice yet; use Local or Global",
+    );
+  if (spec.failureMode !== undefined && (spec.storage ?? 'Local') === 'Local')
+    f.warn(
+      [SPEC, 'failureMode'],
+      'failureMode applies to storage Global only; Local storage never fails, so it has no effect',
+      'SLUICE_CONFIG_UNSUPPORTED',
+    );
+  if (spec.rules.length === 0) f.error([SPEC, 'rules'], 'at least one rule is required');
+  const names = new Set<string>();
+  spec.rules.forEach((rule, i) => {
+    const rp: FieldPath = [SPEC, 'rules', i];
+    if (names.has(rule.name)) f.error([...rp, 'name'], `duplicate rule name "${rule.name}"`);
+    names.add(rule.name);
+    if (rule.to !== undefined && rule.to.length === 0) f.error([...rp, 'to'], '`to` must not be empty');
+    validateOperations(rule.to, rp, f);
+    validateConditions(rule.when, rp, f);
+    rule.when?.forEach((c, j) => {
+      if (PEER_KEYS.has(c.key))
+        f.error(
+          [...rp, 'when', j, 'key'],
+          `${c.key} needs a verified mesh client certificate, which a RateLimitPolicy cannot rely on`,
+        );
+    });
+    if (spec.phase === 'BeforeAuth') {
+      rule.when?.forEach((c, j) => {
+        if (c.key.startsWith('request.auth.'))
+          f.error([...rp, 'when', j, 'key'], `${c.key} is never set BeforeAuth: jwt_authn has not run yet`);
+      });
+      rule.key?.forEach((k, j) => {
+        if (k.requestAuthClaim !== undefined)
+          f.error(
+            [...rp, 'key', j, 'requestAuthClaim'],
+            'JWT claims are never set BeforeAuth: jwt_authn has not run yet',
+          );
+      });
+    }
+    rule.key?.forEach((k, j) => {
+      const set = KEY_FIELDS.filter((name) => (k as Record<string, unknown>)[name] !== undefined);
+      if (set.length !== 1)
+        f.error(
+          [...rp, 'key', j],
+          `exactly one of ${KEY_FIELDS.join(', ')} must be set, got ${set.length === 0 ? 'none' : set.join(', ')}`,
+        );
+      if (k.routeName !== undefined && gatewayTarget)
+        f.error(
+          [...rp, 'key', j, 'routeName'],
+          "routeName needs VirtualService targetRefs: a Gateway's rules count requests before the route is chosen",
+        );
+    });
+    const algorithm = rule.algorithm ?? 'TokenBucket';
+    if (rule.limit.burst !== undefined && algorithm !== 'TokenBucket')
+      f.warn(
+        [...rp, 'limit', 'burst'],
+        `burst is used by TokenBucket only; ${algorithm} admits limit.requests per window and ignores it`,
+        'SLUICE_CONFIG_UNSUPPORTED',
+      );
+    if (algorithm === 'SlidingWindow' && rule.limit.requests > SLIDING_WINDOW_MAX_REQUESTS)
+      f.error(
+        [...rp, 'limit', 'requests'],
+        `SlidingWindow keeps one timestamp per admitted request; at most ${SLIDING_WINDOW_MAX_REQUESTS}, got ${rule.limit.requests} (use TokenBucket or FixedWindow)`,
+      );
+    rule.exempt?.remoteIpBlocks?.forEach((v, j) => {
+      const bad = checkIpOrCidr(v);
+      if (bad) f.error([...rp, 'exempt', 'remoteIpBlocks', j], bad);
+    });
+  });
+}

@@ -1,0 +1,182 @@
+/**
+ * The rate-limit filter (RateLimitPolicy): which rules count this request and in which bucket,
+ * one store call per storage for all of them, then 429 or on. Envoy's answers: 429 with
+ * `x-envoy-ratelimited: true` and flag RL (`request_rate_limited`); a Global store that cannot
+ * answer in time is 500 RLSE (`rate_limiter_error`) under failureMode Closed, and the local
+ * fallback under Open, so the edge is never unprotected and never 5xx for it.
+ */
+import type { CompiledRateLimitRule, RateLimitFilter, RateLimitRequest } from '../../snapshot/types.ts';
+import type { Limiter, LimitCheck, LimitVerdict } from '../../ratelimit/limits.ts';
+import type { FilterContext, FilterReply } from './filter.ts';
+
+export type RateLimitResult = 'ok' | 'over_limit' | 'shadow_over_limit' | 'exempt' | 'error' | 'fallback';
+
+/** Decisions and store health, counted by observability/ratelimit-metrics.ts. */
+export interface RateLimitSink {
+  decision(policy: string, rule: string, result: RateLimitResult): void;
+}
+
+/** The stores a process has; `global` follows the snapshot's MeshConfig redis (null = none). */
+export interface RateLimitRuntime {
+  /** Process-wide: in-process, or the --workers primary's over the worker channel. */
+  readonly local: Limiter;
+  /** Used while the Global store cannot answer (failureMode Open). */
+  readonly fallback: Limiter;
+  global: Limiter | null;
+  readonly observer: RateLimitSink | null;
+}
+
+/** A rule that counts this request, with its bucket. */
+interface Counted {
+  readonly rule: CompiledRateLimitRule;
+  readonly check: LimitCheck;
+}
+
+/** What the rules decided: null = on (headers added); a reply = 429 or 500. */
+type Outcome = FilterReply | null;
+
+const SEP = '\n';
+
+/** The rule's bucket for this request; null when a key part has no value (not counted). */
+function bucketOf(rule: CompiledRateLimitRule, req: RateLimitRequest): string | null {
+  const parts = rule.key;
+  if (parts.length === 0) return rule.bucket;
+  let out = rule.bucket;
+  for (let i = 0; i < parts.length; i++) {
+    const v = parts[i]!.read(req);
+    if (v === null) return null;
+    // Length-prefixed, so no value can pose as two.
+    out += SEP + v.length + ':' + v;
+  }
+  return out;
+}
+
+/** The rules of `f` that count `req` (exempt clients reported, never counted). */
+export function countedRules(
+  f: RateLimitFilter,
+  req: RateLimitRequest,
+  observer: RateLimitSink | null,
+): Counted[] {
+  const out: Counted[] = [];
+  const rules = f.rules;
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i]!;
+    if (rule.applies !== null && !rule.applies(req)) continue;
+    if (rule.exempt !== null && rule.exempt(req.remoteIp)) {
+      observer?.decision(rule.policy, rule.name, 'exempt');
+      continue;
+    }
+    const bucket = bucketOf(rule, req);
+    if (bucket === null) continue;
+    out.push({ rule, check: { bucket, limit: rule.limit, shadow: rule.shadow } });
+  }
+  return out;
+}
+
+const TOO_MANY = Buffer.alloc(0);
+
+export function runRateLimit(
+  ctx: FilterContext & RateLimitRequest,
+  f: RateLimitFilter,
+  rt: RateLimitRuntime,
+): Outcome | Promise<Outcome> {
+  const counted = countedRules(f, ctx, rt.observer);
+  if (counted.length === 0) return null;
+  let local: Counted[] | null = null;
+  let global: Counted[] | null = null;
+  for (const c of counted) {
+    if (c.rule.storage === 'Global' && rt.global !== null) (global ??= []).push(c);
+    else (local ??= []).push(c);
+  }
+  const localVerdicts = local === null ? null : rt.local.check(local.map((c) => c.check));
+  if (global === null) {
+    if (localVerdicts instanceof Promise) return localVerdicts.then((v) => decide(ctx, local!, v, rt));
+    return decide(ctx, local!, localVerdicts!, rt);
+  }
+  const g = global;
+  const globalVerdicts = rt.global!.check(g.map((c) => c.check));
+  return Promise.all([localVerdicts, globalVerdicts]).then(
+    ([lv, gv]) => decide(ctx, [...(local ?? []), ...g], [...(lv ?? []), ...gv], rt),
+    () => failedGlobal(ctx, local, localVerdicts, g, rt),
+  );
+}
+
+/** The Global store failed or timed out: Closed rules answer 500 RLSE, Open ones limit locally. */
+async function failedGlobal(
+  ctx: FilterContext & RateLimitRequest,
+  local: Counted[] | null,
+  localVerdicts: readonly LimitVerdict[] | Promise<readonly LimitVerdict[]> | null,
+  global: Counted[],
+  rt: RateLimitRuntime,
+): Promise<Outcome> {
+  const closed = global.find((c) => c.rule.failureMode === 'Closed' && !c.rule.shadow);
+  for (const c of global)
+    rt.observer?.decision(c.rule.policy, c.rule.name, c.rule.failureMode === 'Closed' ? 'error' : 'fallback');
+  if (closed !== undefined)
+    return { status: 500, body: null, headers: null, flag: 'RLSE', details: 'rate_limiter_error' };
+  const fallback = await rt.fallback.check(global.map((c) => c.check));
+  const lv = localVerdicts === null ? [] : await localVerdicts;
+  return decide(ctx, [...(local ?? []), ...global], [...lv, ...fallback], rt);
+}
+
+function decide(
+  ctx: FilterContext,
+  counted: readonly Counted[],
+  verdicts: readonly LimitVerdict[],
+  rt: RateLimitRuntime,
+): Outcome {
+  let refusedBy: number = -1;
+  let shown: number = -1;
+  for (let i = 0; i < counted.length; i++) {
+    const rule = counted[i]!.rule;
+    const v = verdicts[i]!;
+    if (!v.allowed) {
+      rt.observer?.decision(rule.policy, rule.name, rule.shadow ? 'shadow_over_limit' : 'over_limit');
+      if (!rule.shadow && (refusedBy < 0 || v.resetMs > verdicts[refusedBy]!.resetMs)) refusedBy = i;
+    } else rt.observer?.decision(rule.policy, rule.name, 'ok');
+    // The headers describe the enforced rule closest to its limit.
+    if (
+      !rule.shadow &&
+      rule.responseHeaders !== 'None' &&
+      (shown < 0 || v.remaining < verdicts[shown]!.remaining)
+    )
+      shown = i;
+  }
+  const headers = shown < 0 ? null : limitHeaders(counted[shown]!.rule, verdicts[shown]!);
+  if (refusedBy < 0) {
+    if (headers !== null) (ctx.responseHeadersToAdd ??= []).push(...headers);
+    return null;
+  }
+  const retryAfter = String(Math.max(1, Math.ceil(verdicts[refusedBy]!.resetMs / 1000)));
+  const out = ['retry-after', retryAfter, 'x-envoy-ratelimited', 'true'];
+  if (headers !== null) out.push(...headers);
+  return { status: 429, body: TOO_MANY, headers: out, flag: 'RL', details: 'request_rate_limited' };
+}
+
+/**
+ * Draft: the IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers, structured fields:
+ * `RateLimit-Policy: "name";q=100;w=60`, `RateLimit: "name";r=42;t=17`). XRateLimit: the
+ * X-RateLimit-* trio Envoy's `DRAFT_VERSION_03` sends (`X-RateLimit-Limit: 100, 100;w=60`).
+ */
+export function limitHeaders(rule: CompiledRateLimitRule, v: LimitVerdict): string[] {
+  const windowS = Math.round(rule.limit.windowMs / 1000);
+  const quota = rule.limit.algorithm === 'TokenBucket' ? rule.limit.burst : rule.limit.requests;
+  const resetS = String(Math.max(0, Math.ceil(v.resetMs / 1000)));
+  if (rule.responseHeaders === 'Draft') {
+    const name = JSON.stringify(rule.name);
+    return [
+      'ratelimit-policy',
+      `${name};q=${quota};w=${windowS}`,
+      'ratelimit',
+      `${name};r=${v.remaining};t=${resetS}`,
+    ];
+  }
+  return [
+    'x-ratelimit-limit',
+    `${quota}, ${rule.limit.requests};w=${windowS}`,
+    'x-ratelimit-remaining',
+    String(v.remaining),
+    'x-ratelimit-reset',
+    resetS,
+  ];
+}
