@@ -135,6 +135,10 @@ type ScriptClient = Redis & {
 
 export class RateLimitStoreError extends Error {}
 
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
 const BREAKER_OPEN = new RateLimitStoreError('rate-limit store breaker open');
 
 export function createRedisStore(opts: RedisStoreOptions): RedisStore {
@@ -149,6 +153,14 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
   }) as ScriptClient;
   client.defineCommand('sluiceRateLimit', { lua: RATE_LIMIT_SCRIPT });
   client.on('error', (err: Error) => opts.onError?.(err.message));
+  // Until the first connection is up, a call waits for it (at most the timeout) instead of
+  // failing at once: a fresh store would otherwise send its first requests to the fallback.
+  let firstReady: Promise<void> | null = new Promise<void>((resolve) =>
+    client.once('ready', () => {
+      firstReady = null;
+      resolve();
+    }),
+  );
   const failuresToOpen = opts.breakerFailures ?? 3;
   const openMs = opts.breakerOpenMs ?? 1000;
   let state: BreakerState = 'closed';
@@ -187,7 +199,10 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
         args.push(ALGORITHM_CODE[l.algorithm], l.requests, l.windowMs, l.burst, c.shadow ? 1 : 0);
       }
       const started = performance.now();
-      return client.sluiceRateLimit(checks.length, ...args).then((flat) => {
+      const call = (): Promise<number[]> => client.sluiceRateLimit(checks.length, ...args);
+      const sent =
+        firstReady === null ? call() : Promise.race([firstReady, sleep(opts.timeoutMs)]).then(call);
+      return sent.then((flat) => {
         opts.onLatency?.(performance.now() - started);
         probing = false;
         failures = 0;

@@ -90,7 +90,7 @@ describe('RateLimitPolicy, Local storage', () => {
       policy(`${vsTarget}  rules:
   - name: all
     algorithm: FixedWindow
-    limit: {requests: 3, unit: Minute}
+    limit: {requests: 3, unit: Day}
 `),
     );
     expect(await statuses(gw, 3)).toEqual([200, 200, 200]);
@@ -100,7 +100,7 @@ describe('RateLimitPolicy, Local storage', () => {
     expect(r.headers['x-envoy-ratelimited']).toBe('true');
     const retry = Number(r.headers['retry-after']);
     expect(retry).toBeGreaterThanOrEqual(1);
-    expect(retry).toBeLessThanOrEqual(60);
+    expect(retry).toBeLessThanOrEqual(86_400);
     expect(r.headers['server']).toBe('istio-envoy');
     expect(up.seen).toHaveLength(3);
     expect(log.at(-1)).toEqual({ status: 429, flags: 'RL', details: 'request_rate_limited' });
@@ -113,18 +113,18 @@ describe('RateLimitPolicy, Local storage', () => {
       ROUTE,
       policy(`${vsTarget}  responseHeaders: Draft
   rules:
-  - name: per-minute
+  - name: per-day
     algorithm: FixedWindow
-    limit: {requests: 2, unit: Minute}
+    limit: {requests: 2, unit: Day}
 `),
     );
     const a = await get(gw);
-    expect(a.headers['ratelimit-policy']).toBe('"per-minute";q=2;w=60');
-    expect(a.headers['ratelimit']).toMatch(/^"per-minute";r=1;t=\d+$/);
+    expect(a.headers['ratelimit-policy']).toBe('"per-day";q=2;w=86400');
+    expect(a.headers['ratelimit']).toMatch(/^"per-day";r=1;t=\d+$/);
     await get(gw);
     const c = await get(gw);
     expect(c.status).toBe(429);
-    expect(c.headers['ratelimit']).toMatch(/^"per-minute";r=0;t=\d+$/);
+    expect(c.headers['ratelimit']).toMatch(/^"per-day";r=0;t=\d+$/);
     expect(c.headers['retry-after']).toBeDefined();
   });
 
@@ -161,7 +161,7 @@ describe('RateLimitPolicy, Local storage', () => {
   - name: per-user
     key: [{requestHeader: {name: X-User}}]
     algorithm: FixedWindow
-    limit: {requests: 1, unit: Minute}
+    limit: {requests: 1, unit: Day}
 `),
     );
     expect(await statuses(gw, 2, '/', { 'x-user': 'a' })).toEqual([200, 429]);
@@ -176,7 +176,7 @@ describe('RateLimitPolicy, Local storage', () => {
   - name: per-ip
     key: [{remoteAddress: {}}]
     algorithm: FixedWindow
-    limit: {requests: 1, unit: Minute}
+    limit: {requests: 1, unit: Day}
 `),
       `  gatewayTopology: {numTrustedProxies: 1}\n`,
     );
@@ -212,7 +212,7 @@ describe('RateLimitPolicy, Local storage', () => {
   - name: per-route
     key: [{routeName: {}}]
     algorithm: FixedWindow
-    limit: {requests: 1, unit: Minute}
+    limit: {requests: 1, unit: Day}
 `),
     );
     expect(await statuses(gw, 2, '/one')).toEqual([200, 429]);
@@ -229,7 +229,7 @@ describe('RateLimitPolicy, Local storage', () => {
     when: [{key: "request.auth.claims[iss]", values: ["https://id.example.com"]}]
     key: [{requestAuthClaim: sub}]
     algorithm: FixedWindow
-    limit: {requests: 1, unit: Minute}
+    limit: {requests: 1, unit: Day}
 `)}
 ---
 apiVersion: security.istio.io/v1
@@ -255,7 +255,7 @@ spec:
   - name: writes
     to: [{operation: {methods: [POST], paths: ["/v1/*"]}}]
     algorithm: FixedWindow
-    limit: {requests: 1, unit: Minute}
+    limit: {requests: 1, unit: Day}
 `),
     );
     expect((await get(gw, '/v1/x', {}, 'POST')).status).toBe(200);
@@ -270,7 +270,7 @@ spec:
       policy(`${vsTarget}  rules:
   - name: all
     algorithm: FixedWindow
-    limit: {requests: 1, unit: Minute}
+    limit: {requests: 1, unit: Day}
     exempt: {remoteIpBlocks: ["127.0.0.0/8"]}
 `),
     );
@@ -286,7 +286,7 @@ spec:
   - name: shadow
     shadowMode: true
     algorithm: FixedWindow
-    limit: {requests: 2, unit: Minute}
+    limit: {requests: 2, unit: Day}
 `),
     );
     const r = await Promise.all([1, 2, 3, 4].map(() => get(gw)));
@@ -308,11 +308,11 @@ spec:
       policy(`${vsTarget}  rules:
   - name: enforced
     algorithm: FixedWindow
-    limit: {requests: 1, unit: Minute}
+    limit: {requests: 1, unit: Day}
   - name: watched
     shadowMode: true
     algorithm: FixedWindow
-    limit: {requests: 1, unit: Minute}
+    limit: {requests: 1, unit: Day}
 `),
     );
     expect(await statuses(gw, 3)).toEqual([200, 429, 429]);
@@ -335,7 +335,7 @@ spec:
   rules:
   - name: r
     algorithm: FixedWindow
-    limit: {requests: 1, unit: Minute}
+    limit: {requests: 1, unit: Day}
 `),
     );
     expect(await statuses(gw, 2, '/checkout')).toEqual([200, 429]);
@@ -350,7 +350,7 @@ spec:
   rules:
   - name: r
     algorithm: FixedWindow
-    limit: {requests: 2, unit: Minute}
+    limit: {requests: 2, unit: Day}
 `,
         'gw-limits',
         'istio-system',
@@ -377,7 +377,7 @@ spec:
   rules:
   - name: r
     algorithm: FixedWindow
-    limit: {requests: 1, unit: Minute}
+    limit: {requests: 1, unit: Day}
 `,
         'gw-limits',
         'istio-system',
