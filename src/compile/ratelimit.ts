@@ -30,6 +30,7 @@ import type {
   RateLimitFilter,
   RateLimitKeyPart,
   RateLimitRedisSettings,
+  RateLimitSpec,
   Route,
   RouteTable,
   ServerRef,
@@ -104,12 +105,16 @@ function compilePolicy(resource: RateLimitPolicyResource, problem: Problems): Po
   const id = `${resource.namespace}/${resource.name}`;
   const storage = spec.storage === 'Global' ? 'Global' : 'Local';
   const rules = spec.rules.map((rule, i): CompiledRateLimitRule => {
-    const algorithm = rule.algorithm ?? 'TokenBucket';
+    const l = rule.limit;
+    // Validation guarantees inFlight alone, or requests and unit.
+    const algorithm: RateLimitSpec['algorithm'] =
+      l.inFlight !== undefined ? 'InFlight' : (rule.algorithm ?? 'TokenBucket');
+    const requests = l.inFlight ?? l.requests ?? 1;
     const limit = {
       algorithm,
-      requests: rule.limit.requests,
-      windowMs: UNIT_MS[rule.limit.unit],
-      burst: algorithm === 'TokenBucket' ? (rule.limit.burst ?? rule.limit.requests) : rule.limit.requests,
+      requests,
+      windowMs: l.inFlight !== undefined ? 0 : UNIT_MS[l.unit ?? 'Second'],
+      burst: algorithm === 'TokenBucket' ? (l.burst ?? requests) : requests,
     };
     const exemptBlocks = rule.exempt?.remoteIpBlocks ?? [];
     let exempt: CompiledRateLimitRule['exempt'] = null;

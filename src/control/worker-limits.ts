@@ -15,6 +15,8 @@ export interface LimitsAsk {
   readonly type: 'sluice:limits';
   readonly id: number;
   readonly checks: readonly (readonly LimitCheck[])[];
+  /** InFlight buckets whose requests ended since the last message. */
+  readonly release: readonly string[];
 }
 
 /** primary → worker */
@@ -38,15 +40,27 @@ export function createWorkerLimiter(
   const own = createLocalStore();
   const inFlight = new Map<number, { waiting: Waiting[]; timer: NodeJS.Timeout }>();
   let batch: Waiting[] = [];
+  let released: string[] = [];
   let scheduled = false;
   let nextId = 1;
   const decideHere = (waiting: readonly Waiting[]): void => {
     for (const w of waiting) w.resolve(own.check(w.checks));
   };
+  const schedule = (): void => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(flush);
+  };
   const flush = (): void => {
     scheduled = false;
     const waiting = batch;
+    const release = released;
     batch = [];
+    released = [];
+    if (waiting.length === 0) {
+      send({ type: 'sluice:limits', id: 0, checks: [], release });
+      return;
+    }
     const id = nextId++;
     const timer = setTimeout(() => {
       inFlight.delete(id);
@@ -54,7 +68,7 @@ export function createWorkerLimiter(
     }, ANSWER_TIMEOUT_MS);
     timer.unref();
     inFlight.set(id, { waiting, timer });
-    if (!send({ type: 'sluice:limits', id, checks: waiting.map((w) => w.checks) })) {
+    if (!send({ type: 'sluice:limits', id, checks: waiting.map((w) => w.checks), release })) {
       clearTimeout(timer);
       inFlight.delete(id);
       decideHere(waiting);
@@ -64,11 +78,12 @@ export function createWorkerLimiter(
     check(checks) {
       return new Promise((resolve) => {
         batch.push({ resolve, checks });
-        if (!scheduled) {
-          scheduled = true;
-          setImmediate(flush);
-        }
+        schedule();
       });
+    },
+    release(buckets) {
+      released.push(...buckets);
+      schedule();
     },
     onMessage(m) {
       const a = m as LimitsAnswer;
@@ -100,6 +115,8 @@ export function createPrimaryLimits(): {
     answer(worker, m) {
       store ??= createLocalStore();
       const s = store;
+      if (m.release.length > 0) s.release(m.release);
+      if (m.checks.length === 0) return;
       const verdicts = m.checks.map((c) => s.check(c));
       if (worker.isConnected())
         worker.send({ type: 'sluice:limits-answer', id: m.id, verdicts } satisfies LimitsAnswer);

@@ -86,7 +86,11 @@ function explainRateLimit(f: RateLimitFilter, req: RoutedRequest & PolicyRequest
   const rr = req as RoutedRequest & RateLimitRequest;
   for (const rule of f.rules) {
     const l = rule.limit;
-    const what = `${rule.id} (${l.algorithm} ${l.requests} per ${l.windowMs / 1000}s${l.algorithm === 'TokenBucket' && l.burst !== l.requests ? `, burst ${l.burst}` : ''}, ${rule.storage}${rule.shadow ? ', shadow' : ''})`;
+    const rate =
+      l.algorithm === 'InFlight'
+        ? `at most ${l.requests} in flight`
+        : `${l.algorithm} ${l.requests} per ${l.windowMs / 1000}s${l.algorithm === 'TokenBucket' && l.burst !== l.requests ? `, burst ${l.burst}` : ''}`;
+    const what = `${rule.id} (${rate}, ${rule.storage}${rule.shadow ? ', shadow' : ''})`;
     let verdict: string;
     if (rule.applies !== null && !rule.applies(rr)) verdict = `${what}: to/when do not match; not counted`;
     else if (rule.exempt !== null && rule.exempt(rr.remoteIp))

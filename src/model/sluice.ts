@@ -132,7 +132,16 @@ export interface RateLimitRuleSpec {
   readonly key?: readonly RateLimitKeySpec[];
   /** Default TokenBucket. */
   readonly algorithm?: RateLimitAlgorithm;
-  readonly limit: { readonly requests: number; readonly unit: RateLimitUnit; readonly burst?: number };
+  /**
+   * `requests` per `unit` (with `burst` for TokenBucket), or `inFlight`: at most that many requests
+   * of one bucket being served at once (ingress-nginx `limit-connections`; Local storage only).
+   */
+  readonly limit: {
+    readonly requests?: number;
+    readonly unit?: RateLimitUnit;
+    readonly burst?: number;
+    readonly inFlight?: number;
+  };
   /** Clients never counted by this rule. */
   readonly exempt?: { readonly remoteIpBlocks?: readonly string[] };
   /** Count and report, never reject. */

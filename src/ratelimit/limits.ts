@@ -3,7 +3,8 @@
  * in-process store, over the worker channel to the primary's, or to Redis in one script call.
  */
 
-export type LimitAlgorithm = 'FixedWindow' | 'SlidingWindow' | 'TokenBucket';
+/** InFlight: at most `requests` at once; each admitted request is released by `release`. */
+export type LimitAlgorithm = 'FixedWindow' | 'SlidingWindow' | 'TokenBucket' | 'InFlight';
 
 export interface LimitShape {
   readonly algorithm: LimitAlgorithm;
@@ -37,6 +38,8 @@ export interface LimitVerdict {
  */
 export interface Limiter {
   check(checks: readonly LimitCheck[]): readonly LimitVerdict[] | Promise<readonly LimitVerdict[]>;
+  /** An admitted InFlight request is done: one fewer in each of these buckets. */
+  release(buckets: readonly string[]): void;
 }
 
 /** Every non-shadow verdict allows. */

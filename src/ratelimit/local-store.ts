@@ -31,7 +31,11 @@ interface Bucket {
   lastMs: number;
 }
 
-type State = Fixed | Sliding | Bucket;
+interface InFlight {
+  count: number;
+}
+
+type State = Fixed | Sliding | Bucket | InFlight;
 
 interface Entry {
   state: State;
@@ -93,6 +97,10 @@ function peek(limit: LimitShape, state: State | undefined, now: number): Peek {
       next.lastMs = now;
       return { allowed: tokens >= 1, available: Math.floor(tokens), state: next };
     }
+    case 'InFlight': {
+      const s = (state as InFlight | undefined) ?? { count: 0 };
+      return { allowed: s.count < limit.requests, available: limit.requests - s.count, state: s };
+    }
   }
 }
 
@@ -113,6 +121,10 @@ function commit(limit: LimitShape, state: State, now: number): number {
       s.tokens -= 1;
       return now + ((limit.burst - s.tokens) * limit.windowMs) / limit.requests;
     }
+    case 'InFlight':
+      (state as InFlight).count++;
+      // Kept until its requests are released.
+      return Infinity;
   }
 }
 
@@ -132,6 +144,9 @@ function resetIn(limit: LimitShape, state: State, allowed: boolean, now: number)
       const missing = allowed ? limit.burst - s.tokens : 1 - s.tokens;
       return Math.max(0, Math.ceil((missing * limit.windowMs) / limit.requests));
     }
+    case 'InFlight':
+      // Unknowable: as soon as one of them ends.
+      return 0;
   }
 }
 
@@ -184,6 +199,14 @@ export function createLocalStore(opts: LocalStoreOptions = {}): LocalStore {
         });
       }
       return out;
+    },
+    release(names) {
+      for (const name of names) {
+        const e = buckets.get(name);
+        if (e === undefined) continue;
+        const s = e.state as InFlight;
+        if (--s.count <= 0) buckets.delete(name);
+      }
     },
     size: () => buckets.size,
     close: () => clearInterval(timer),

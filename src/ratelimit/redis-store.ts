@@ -103,7 +103,8 @@ end
 return out
 `;
 
-const ALGORITHM_CODE = { FixedWindow: 'F', SlidingWindow: 'S', TokenBucket: 'T' } as const;
+// InFlight limits are Local only (validation refuses them with Global storage).
+const ALGORITHM_CODE = { FixedWindow: 'F', SlidingWindow: 'S', TokenBucket: 'T', InFlight: 'T' } as const;
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
@@ -213,6 +214,7 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
         return out;
       }, failed);
     },
+    release: () => undefined,
     breaker: () => state,
     close: () => closeRedisClient(client),
   };

@@ -597,7 +597,8 @@ export type HttpFilter =
 
 /** How a bucket counts (the ratelimit/ stores implement each, locally and in Redis). */
 export interface RateLimitSpec {
-  readonly algorithm: 'FixedWindow' | 'SlidingWindow' | 'TokenBucket';
+  /** InFlight: `requests` at once, released when each response ends (windowMs 0). */
+  readonly algorithm: 'FixedWindow' | 'SlidingWindow' | 'TokenBucket' | 'InFlight';
   readonly requests: number;
   readonly windowMs: number;
   /** TokenBucket capacity (default `requests`); equal to `requests` for the windows. */

@@ -12,6 +12,8 @@ import { startRedisServer, type RedisServer } from '../support/redis.ts';
 import { until } from '../support/until.ts';
 import type { RequestContext } from '../../src/dataplane/request-context.ts';
 import { closeAllPools } from '../../src/upstream/pools.ts';
+import { Registry } from 'prom-client';
+import { createRateLimitMetrics } from '../../src/observability/ratelimit-metrics.ts';
 
 let cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -22,7 +24,8 @@ afterEach(async () => {
 
 const ROUTE = `  - route: [{destination: {host: shop.internal}}]\n`;
 
-async function start(redis: RedisServer, failureMode: 'Open' | 'Closed', requests = 3) {
+async function start(redis: RedisServer, failureMode: 'Open' | 'Closed', registry?: Registry) {
+  const requests = 3;
   const up = await startEcho({ name: 'shop' });
   cleanups.push(() => up.close());
   const log: Logged[] = [];
@@ -49,11 +52,10 @@ spec:
       onRequestDone: (ctx: RequestContext) =>
         log.push({ status: ctx.status, flags: ctx.responseFlags, details: ctx.responseDetails }),
       rateLimit: {
-        observer: {
-          decision: () => undefined,
-          redisLatency: () => undefined,
-          breaker: (s) => breaker.push(s),
-        },
+        observer:
+          registry !== undefined
+            ? createRateLimitMetrics(registry)
+            : { decision: () => undefined, redisLatency: () => undefined, breaker: (s) => breaker.push(s) },
       },
     },
   );
@@ -132,5 +134,27 @@ describe('Global rate limits (Redis)', () => {
     // The timeout is 50 ms; generous here, the figure belongs to bench/.
     for (const r of replies) expect(r.ms).toBeLessThan(1000);
     expect(log.at(-1)).toEqual({ status: 500, flags: 'RLSE', details: 'rate_limiter_error' });
+  });
+
+  it('Redis round trips in sluice_ratelimit_redis_duration_seconds; the breaker gauge shows it open while Redis is down', async () => {
+    const redis = await startRedisServer();
+    const registry = new Registry();
+    const { gw } = await start(redis, 'Open', registry);
+    await counting(gw, redis);
+    const calls = (text: string): number =>
+      Number(/^sluice_ratelimit_redis_duration_seconds_count (\d+)$/m.exec(text)?.[1] ?? 0);
+    expect(calls(await registry.metrics())).toBeGreaterThanOrEqual(1);
+    expect(await registry.metrics()).toContain('sluice_ratelimit_breaker_state 0');
+    await redis.close();
+    await until(
+      async () => {
+        await get(gw, 'erin');
+        return (await registry.metrics()).includes('sluice_ratelimit_breaker_state 2');
+      },
+      { what: 'the breaker gauge open' },
+    );
+    expect(await registry.metrics()).toMatch(
+      /sluice_ratelimit_decisions_total\{[^}]*result="fallback"\} [1-9]/,
+    );
   });
 });

@@ -10,8 +10,14 @@ import { startEcho, type Upstream } from '../support/upstreams.ts';
 import { startGatewayFromYaml, type TestGateway } from '../support/gateway.ts';
 import { trafficYaml, type Logged } from '../support/traffic-config.ts';
 import { makeHmacKey, sign } from '../support/jwt.ts';
+import { until } from '../support/until.ts';
 import type { RequestContext } from '../../src/dataplane/request-context.ts';
 import { closeAllPools } from '../../src/upstream/pools.ts';
+import { Registry } from 'prom-client';
+import { createRateLimitMetrics } from '../../src/observability/ratelimit-metrics.ts';
+import { explainRequest } from '../../src/snapshot/explain.ts';
+import { explainPolicy } from '../../src/dataplane/explain-filters.ts';
+import { compileYaml } from '../simulate/compile-yaml.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -42,8 +48,16 @@ spec:
 ${spec}`;
 }
 
-async function start(http: string, extra: string, mesh?: string): Promise<Started> {
-  const up = await startEcho({ name: 'shop' });
+async function start(
+  http: string,
+  extra: string,
+  mesh?: string,
+  opts: { delayMs?: number; registry?: Registry } = {},
+): Promise<Started> {
+  const up = await startEcho({
+    name: 'shop',
+    ...(opts.delayMs !== undefined ? { delayMs: opts.delayMs } : {}),
+  });
   cleanups.push(() => up.close());
   const log: Logged[] = [];
   const decisions: Decision[] = [];
@@ -53,11 +67,13 @@ async function start(http: string, extra: string, mesh?: string): Promise<Starte
       onRequestDone: (ctx: RequestContext) =>
         log.push({ status: ctx.status, flags: ctx.responseFlags, details: ctx.responseDetails }),
       rateLimit: {
-        observer: {
-          decision: (policy, rule, result) => decisions.push({ policy, rule, result }),
-          redisLatency: () => undefined,
-          breaker: () => undefined,
-        },
+        observer: opts.registry
+          ? createRateLimitMetrics(opts.registry)
+          : {
+              decision: (policy, rule, result) => decisions.push({ policy, rule, result }),
+              redisLatency: () => undefined,
+              breaker: () => undefined,
+            },
       },
     },
   );
@@ -388,5 +404,127 @@ spec:
     expect(await statuses(after.gw, 2, '/')).toEqual([200, 429]);
     const before = await start(ROUTE, `${limits('BeforeAuth')}---\n${deny}`);
     expect(await statuses(before.gw, 3, '/private')).toEqual([403, 429, 429]);
+  });
+
+  it('inFlight: at most N of one bucket served at once (limit-connections); each one ending frees its place', async () => {
+    const { gw, up } = await start(
+      ROUTE,
+      policy(`${vsTarget}  rules:
+  - name: conns
+    key: [{requestHeader: {name: x-user}}]
+    limit: {inFlight: 2}
+`),
+      undefined,
+      { delayMs: 300 },
+    );
+    const burst = await Promise.all([1, 2, 3, 4].map(() => get(gw, '/', { 'x-user': 'a' })));
+    expect(burst.map((r) => r.status).sort()).toEqual([200, 200, 429, 429]);
+    const refused = burst.find((r) => r.status === 429)!;
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(refused.headers['x-envoy-ratelimited']).toBe('true');
+    // Another key has its own places; and once the first ones ended, 'a' has its places back.
+    const again = await Promise.all([
+      get(gw, '/', { 'x-user': 'a' }),
+      get(gw, '/', { 'x-user': 'a' }),
+      get(gw, '/', { 'x-user': 'b' }),
+    ]);
+    expect(again.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(up.seen).toHaveLength(5);
+  });
+
+  it('inFlight: a client that leaves mid-request frees its place', async () => {
+    const { gw } = await start(
+      ROUTE,
+      policy(`${vsTarget}  rules:
+  - name: conns
+    limit: {inFlight: 1}
+`),
+      undefined,
+      { delayMs: 2000 },
+    );
+    const ac = new AbortController();
+    const gone = request(gw.url('/'), { headers: { host: 'shop.example.com' }, signal: ac.signal }).catch(
+      () => null,
+    );
+    await until(async () => (await get(gw)).status === 429, { what: 'the place taken' });
+    ac.abort();
+    await gone;
+    await until(async () => (await get(gw)).status !== 429, { timeoutMs: 5000, what: 'the place freed' });
+  });
+
+  it('decisions are counted in sluice_ratelimit_decisions_total by policy, rule and result', async () => {
+    const registry = new Registry();
+    const { gw } = await start(
+      ROUTE,
+      policy(`${vsTarget}  rules:
+  - name: all
+    algorithm: FixedWindow
+    limit: {requests: 1, unit: Day}
+  - name: watched
+    shadowMode: true
+    exempt: {remoteIpBlocks: ["10.0.0.0/8"]}
+    algorithm: FixedWindow
+    limit: {requests: 1, unit: Day}
+`),
+      undefined,
+      { registry },
+    );
+    await statuses(gw, 3);
+    const text = await registry.metrics();
+    expect(text).toContain(
+      'sluice_ratelimit_decisions_total{policy="default/limits",rule="all",result="ok"} 1',
+    );
+    expect(text).toContain(
+      'sluice_ratelimit_decisions_total{policy="default/limits",rule="all",result="over_limit"} 2',
+    );
+    expect(text).toContain(
+      'sluice_ratelimit_decisions_total{policy="default/limits",rule="watched",result="ok"} 1',
+    );
+    expect(text).toContain(
+      'sluice_ratelimit_decisions_total{policy="default/limits",rule="watched",result="shadow_over_limit"} 2',
+    );
+    expect(text).toContain('sluice_ratelimit_breaker_state 0');
+  });
+
+  it('explain says which rules and buckets a request would count against, and why others do not', async () => {
+    const c = compileYaml(
+      trafficYaml({ shop: 1 }, ROUTE, {
+        extra: policy(`${vsTarget}  rules:
+  - name: per-user
+    key: [{requestHeader: {name: x-user}}, {constant: api}]
+    algorithm: FixedWindow
+    limit: {requests: 10, unit: Minute}
+  - name: writes
+    to: [{operation: {methods: [POST]}}]
+    limit: {requests: 5, unit: Second, burst: 20}
+  - name: conns
+    limit: {inFlight: 3}
+    exempt: {remoteIpBlocks: ["127.0.0.0/8"]}
+`),
+      }),
+    );
+    expect(c.messages.filter((m) => m.startsWith('error'))).toEqual([]);
+    const r = await explainRequest(
+      c.snapshot,
+      { port: 8080, authority: 'shop.example.com', path: '/x', headers: { 'x-user': 'alice' } },
+      explainPolicy(c.snapshot),
+    );
+    expect(r.lines).toContain(
+      'rate_limit: default/limits/per-user (FixedWindow 10 per 60s, Local): counted in bucket requestHeader x-user="alice" constant api="api"; explain does not consult the store',
+    );
+    expect(r.lines).toContain(
+      'rate_limit: default/limits/writes (TokenBucket 5 per 1s, burst 20, Local): to/when do not match; not counted',
+    );
+    expect(r.lines).toContain(
+      'rate_limit: default/limits/conns (at most 3 in flight, Local): client 127.0.0.1 is exempt',
+    );
+    const none = await explainRequest(
+      c.snapshot,
+      { port: 8080, authority: 'shop.example.com', path: '/x' },
+      explainPolicy(c.snapshot),
+    );
+    expect(none.lines).toContain(
+      'rate_limit: default/limits/per-user (FixedWindow 10 per 60s, Local): no requestHeader x-user on this request; not counted',
+    );
   });
 });

@@ -90,8 +90,9 @@ async function replica(files: Record<string, string>, port: number): Promise<Ser
 }
 
 describe('rate limits across processes', () => {
-  it('Local storage with --workers 2: the workers share one budget, N admitted in all, by both workers', async () => {
-    const up = await startEcho({ name: 'a' });
+  it('Local storage with --workers 2: the workers share one budget and one in-flight count', async () => {
+    // Slow enough that concurrent requests overlap for the in-flight rule.
+    const up = await startEcho({ name: 'a', delayMs: 100 });
     cleanups.push(() => up.close());
     const port = await freePort();
     const child = await replica(
@@ -99,7 +100,10 @@ describe('rate limits across processes', () => {
         'upstreams.yaml': upstreamsYaml({ a: up.port }),
         'route.yaml': routeYaml(1, 'a'),
         // Local (the default) and a day's budget refilled at N a day: the test's seconds add no token.
-        'policy.yaml': POLICY.replace('  storage: Global\n', ''),
+        'policy.yaml': `${POLICY.replace('  storage: Global\n', '')}  - name: conns
+    to: [{ operation: { paths: ["/conns"] } }]
+    limit: { inFlight: 2 }
+`,
       },
       port,
     );
@@ -111,6 +115,13 @@ describe('rate limits across processes', () => {
     const workers = await child.admin<{ requests: number | null }[]>('/workers');
     expect(workers).toHaveLength(2);
     for (const w of workers) expect(w.requests).toBeGreaterThan(N / 4);
+
+    // In flight: two at once over both workers, and each ending frees its place (released over
+    // the worker channel).
+    const burst = await Promise.all(Array.from({ length: 6 }, () => request(port, '/conns')));
+    expect(burst.map((r) => r.status).sort()).toEqual([200, 200, 429, 429, 429, 429]);
+    const after = await Promise.all([request(port, '/conns'), request(port, '/conns')]);
+    expect(after.map((r) => r.status)).toEqual([200, 200]);
   });
 
   it('two processes with --workers 2 sharing one redis-server admit N per window in all, for each algorithm', async () => {

@@ -134,10 +134,11 @@ function decide(
       rt.observer?.decision(rule.policy, rule.name, rule.shadow ? 'shadow_over_limit' : 'over_limit');
       if (!rule.shadow && (refusedBy < 0 || v.resetMs > verdicts[refusedBy]!.resetMs)) refusedBy = i;
     } else rt.observer?.decision(rule.policy, rule.name, 'ok');
-    // The headers describe the enforced rule closest to its limit.
+    // The headers describe the enforced rate (not in-flight) rule closest to its limit.
     if (
       !rule.shadow &&
       rule.responseHeaders !== 'None' &&
+      rule.limit.algorithm !== 'InFlight' &&
       (shown < 0 || v.remaining < verdicts[shown]!.remaining)
     )
       shown = i;
@@ -145,12 +146,30 @@ function decide(
   const headers = shown < 0 ? null : limitHeaders(counted[shown]!.rule, verdicts[shown]!);
   if (refusedBy < 0) {
     if (headers !== null) (ctx.responseHeadersToAdd ??= []).push(...headers);
+    holdInFlight(ctx, counted, verdicts, rt);
     return null;
   }
   const retryAfter = String(Math.max(1, Math.ceil(verdicts[refusedBy]!.resetMs / 1000)));
   const out = ['retry-after', retryAfter, 'x-envoy-ratelimited', 'true'];
   if (headers !== null) out.push(...headers);
   return { status: 429, body: TOO_MANY, headers: out, flag: 'RL', details: 'request_rate_limited' };
+}
+
+/** Admitted: the InFlight buckets it counts in are released when its response ends, however it ends. */
+function holdInFlight(
+  ctx: FilterContext,
+  counted: readonly Counted[],
+  verdicts: readonly LimitVerdict[],
+  rt: RateLimitRuntime,
+): void {
+  let held: string[] | null = null;
+  for (let i = 0; i < counted.length; i++) {
+    const c = counted[i]!;
+    if (c.rule.limit.algorithm === 'InFlight' && verdicts[i]!.allowed) (held ??= []).push(c.check.bucket);
+  }
+  if (held === null) return;
+  const buckets = held;
+  ctx.res.once('close', () => rt.local.release(buckets));
 }
 
 /**

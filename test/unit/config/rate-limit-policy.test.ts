@@ -102,6 +102,18 @@ describe('RateLimitPolicy validation', () => {
       'spec.rules[0].limit.requests: SlidingWindow keeps one timestamp per admitted request',
     ],
     [
+      `${VS}  rules:\n  - name: a\n    limit: {inFlight: 5, requests: 5}\n`,
+      'spec.rules[0].limit: inFlight stands alone; remove requests',
+    ],
+    [
+      `${VS}  storage: Global\n  rules:\n  - name: a\n    limit: {inFlight: 5}\n`,
+      'spec.rules[0].limit.inFlight: inFlight limits are counted per process (storage Local)',
+    ],
+    [
+      `${VS}  rules:\n  - name: a\n    limit: {requests: 5}\n`,
+      'spec.rules[0].limit: needs requests and unit',
+    ],
+    [
       `${VS}  storage: Service\n  rules:\n  - name: a\n    limit: {requests: 5, unit: Minute}\n`,
       "spec.storage: storage Service (Envoy's rate-limit service) is not implemented",
     ],

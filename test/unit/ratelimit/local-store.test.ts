@@ -133,4 +133,19 @@ describe('local store', () => {
     s.check([check('fresh', fixed(5, 1000))]);
     expect(s.size()).toBe(1);
   });
+
+  it('InFlight: at most N held at once; a release frees one place and an empty bucket is forgotten', () => {
+    const s = store();
+    const l: LimitShape = { algorithm: 'InFlight', requests: 2, windowMs: 0, burst: 2 };
+    const v = [1, 2, 3].map(() => s.check([check('c', l)])[0]!);
+    expect(v.map((x) => x.allowed)).toEqual([true, true, false]);
+    s.release(['c']);
+    expect(s.check([check('c', l)])[0]!.allowed).toBe(true);
+    s.release(['c']);
+    s.release(['c']);
+    expect(s.size()).toBe(0);
+    // A release for a bucket no longer held changes nothing.
+    s.release(['c']);
+    expect(s.check([check('c', l)])[0]!.remaining).toBe(1);
+  });
 });

@@ -22,9 +22,10 @@ const RuleSchema = msg({
   key: z.array(KeySchema).optional(),
   algorithm: z.enum(['FixedWindow', 'SlidingWindow', 'TokenBucket']).optional(),
   limit: msg({
-    requests: z.int().min(1).max(1_000_000_000),
-    unit: z.enum(['Second', 'Minute', 'Hour', 'Day']),
+    requests: z.int().min(1).max(1_000_000_000).optional(),
+    unit: z.enum(['Second', 'Minute', 'Hour', 'Day']).optional(),
     burst: z.int().min(1).max(1_000_000_000).optional(),
+    inFlight: z.int().min(1).max(1_000_000_000).optional(),
   }),
   exempt: msg({ remoteIpBlocks: strList.optional() }).optional(),
   shadowMode: bool.optional(),

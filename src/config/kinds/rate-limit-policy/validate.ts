@@ -104,6 +104,31 @@ export function validateRateLimitPolicy(spec: RateLimitPolicySpec, f: Findings):
           "routeName needs VirtualService targetRefs: a Gateway's rules count requests before the route is chosen",
         );
     });
+    rule.exempt?.remoteIpBlocks?.forEach((v, j) => {
+      const bad = checkIpOrCidr(v);
+      if (bad) f.error([...rp, 'exempt', 'remoteIpBlocks', j], bad);
+    });
+    const l = rule.limit;
+    if (l.inFlight !== undefined) {
+      const extra = (['requests', 'unit', 'burst'] as const).filter((k) => l[k] !== undefined);
+      if (extra.length > 0)
+        f.error(
+          [...rp, 'limit'],
+          `inFlight stands alone; remove ${extra.join(', ')} or make it a rule of its own`,
+        );
+      if (rule.algorithm !== undefined)
+        f.error([...rp, 'algorithm'], 'an inFlight limit counts requests being served; it has no algorithm');
+      if (spec.storage === 'Global')
+        f.error(
+          [...rp, 'limit', 'inFlight'],
+          'inFlight limits are counted per process (storage Local); Global in-flight limits are not implemented',
+        );
+      return;
+    }
+    if (l.requests === undefined || l.unit === undefined) {
+      f.error([...rp, 'limit'], 'needs requests and unit (or inFlight alone)');
+      return;
+    }
     const algorithm = rule.algorithm ?? 'TokenBucket';
     if (rule.limit.burst !== undefined && algorithm !== 'TokenBucket')
       f.warn(
@@ -111,14 +136,10 @@ export function validateRateLimitPolicy(spec: RateLimitPolicySpec, f: Findings):
         `burst is used by TokenBucket only; ${algorithm} admits limit.requests per window and ignores it`,
         'SLUICE_CONFIG_UNSUPPORTED',
       );
-    if (algorithm === 'SlidingWindow' && rule.limit.requests > SLIDING_WINDOW_MAX_REQUESTS)
+    if (algorithm === 'SlidingWindow' && l.requests > SLIDING_WINDOW_MAX_REQUESTS)
       f.error(
         [...rp, 'limit', 'requests'],
-        `SlidingWindow keeps one timestamp per admitted request; at most ${SLIDING_WINDOW_MAX_REQUESTS}, got ${rule.limit.requests} (use TokenBucket or FixedWindow)`,
+        `SlidingWindow keeps one timestamp per admitted request; at most ${SLIDING_WINDOW_MAX_REQUESTS}, got ${l.requests} (use TokenBucket or FixedWindow)`,
       );
-    rule.exempt?.remoteIpBlocks?.forEach((v, j) => {
-      const bad = checkIpOrCidr(v);
-      if (bad) f.error([...rp, 'exempt', 'remoteIpBlocks', j], bad);
-    });
   });
 }
