@@ -274,11 +274,12 @@ function compileUnchecked(
     });
   }
 
+  // Before the clusters are listed: a rate limit service is a cluster too.
+  const limited = placeRateLimits(set, indexes, clusters, listeners, diagnostics);
   const sortedClusters = new Map(
     [...clusters.clusters.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
   );
   tracingDiagnostics(set, indexes.meshConfig, diagnostics);
-  const limited = placeRateLimits(set, indexes, listeners, diagnostics);
   const settings = settingsOf(indexes.meshConfig);
   const rateLimitRedis = limited.global ? rateLimitRedisOf(set, indexes.meshConfig, diagnostics) : null;
   return {

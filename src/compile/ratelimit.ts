@@ -20,6 +20,7 @@ import {
   type MeshConfigSpec,
   type RateLimitKeySpec,
   type RateLimitPolicySpec,
+  type RateLimitRuleSpec,
   type RateLimitUnit,
 } from '../model/sluice.ts';
 import type {
@@ -30,6 +31,7 @@ import type {
   RateLimitFilter,
   RateLimitKeyPart,
   RateLimitRedisSettings,
+  RateLimitService,
   RateLimitSpec,
   Route,
   RouteTable,
@@ -40,6 +42,7 @@ import { headerValue } from '../snapshot/lookup.ts';
 import { parseDuration } from '../util/duration.ts';
 import { compileRequestMatch, type Problems } from './authz.ts';
 import { cidrTest, claimAt, parseBracketPath } from './authz-values.ts';
+import { resolveDestination, type ClusterContext } from './clusters.ts';
 import { serverDnsNames } from './hosts.ts';
 import { subjectOf, type Indexes } from './indexes.ts';
 
@@ -63,11 +66,13 @@ function keyValue(v: string): string {
 }
 
 function keyPart(k: RateLimitKeySpec): RateLimitKeyPart {
-  if (k.remoteAddress !== undefined) return { describe: 'remoteAddress', read: (r) => r.remoteIp };
+  if (k.remoteAddress !== undefined)
+    return { describe: 'remoteAddress', descriptorKey: 'remote_address', read: (r) => r.remoteIp };
   if (k.requestHeader !== undefined) {
     const name = k.requestHeader.name.toLowerCase();
     return {
       describe: `requestHeader ${name}`,
+      descriptorKey: name,
       read: (r) => {
         const v = headerValue(r, name);
         return v === undefined ? null : keyValue(v);
@@ -79,6 +84,7 @@ function keyPart(k: RateLimitKeySpec): RateLimitKeyPart {
     const path = c.startsWith('[') ? (parseBracketPath(c) ?? [c]) : c.split('.');
     return {
       describe: `requestAuthClaim ${c}`,
+      descriptorKey: c,
       read: (r) => {
         if (r.auth === null) return null;
         const v = claimAt(r.auth.claims, path);
@@ -88,11 +94,48 @@ function keyPart(k: RateLimitKeySpec): RateLimitKeyPart {
       },
     };
   }
-  if (k.host !== undefined) return { describe: 'host', read: (r) => r.host };
-  if (k.path !== undefined) return { describe: 'path', read: (r) => keyValue(r.path) };
-  if (k.routeName !== undefined) return { describe: 'routeName', read: (r) => r.route?.name ?? null };
+  if (k.host !== undefined) return { describe: 'host', descriptorKey: 'host', read: (r) => r.host };
+  if (k.path !== undefined) return { describe: 'path', descriptorKey: 'path', read: (r) => keyValue(r.path) };
+  if (k.routeName !== undefined)
+    return { describe: 'routeName', descriptorKey: 'route_name', read: (r) => r.route?.name ?? null };
   const constant = k.constant ?? '';
-  return { describe: `constant ${constant}`, read: () => constant };
+  // Envoy's generic_key action: the key a rate limit service config most often names.
+  return { describe: `constant ${constant}`, descriptorKey: 'generic_key', read: () => constant };
+}
+
+/** Envoy's rate limit filter timeout default. */
+const DEFAULT_SERVICE_TIMEOUT_MS = 20;
+
+/** `spec.service` → the cluster it names, as ext_authz providers resolve theirs. */
+function resolveService(
+  resource: RateLimitPolicyResource,
+  clusters: ClusterContext,
+  problem: Problems,
+): RateLimitService | null {
+  const ref = resource.spec.service;
+  if (resource.spec.storage !== 'Service' || ref === undefined) return null;
+  const slash = ref.host.indexOf('/');
+  const ns = slash < 0 ? resource.namespace : ref.host.slice(0, slash);
+  const host = slash < 0 ? ref.host : ref.host.slice(slash + 1);
+  const cluster = resolveDestination(
+    clusters,
+    { host, port: { number: ref.port } },
+    ns,
+    ref.port,
+    subjectOf(resource),
+    'spec.service',
+  ).cluster;
+  if (cluster === null) {
+    problem('spec.service', `${ref.host}:${ref.port} resolves to no cluster`);
+    return null;
+  }
+  const t = ref.timeout === undefined ? null : parseDuration(ref.timeout, { bareSeconds: false });
+  return {
+    authority: `${ref.host}:${ref.port}`,
+    cluster,
+    domain: ref.domain,
+    timeoutMs: t !== null && t.ok && t.ms > 0 ? t.ms : DEFAULT_SERVICE_TIMEOUT_MS,
+  };
 }
 
 interface PolicyRules {
@@ -100,22 +143,44 @@ interface PolicyRules {
   readonly rules: readonly CompiledRateLimitRule[];
 }
 
-function compilePolicy(resource: RateLimitPolicyResource, problem: Problems): PolicyRules {
+function limitOf(rule: RateLimitRuleSpec, storage: CompiledRateLimitRule['storage']): RateLimitSpec {
+  const l = rule.limit;
+  if (storage === 'Service') {
+    // The service counts; an override travels with the descriptor, else the service's own applies.
+    if (l?.requests === undefined || l.unit === undefined)
+      return { algorithm: 'FixedWindow', requests: 0, windowMs: 0, burst: 0, override: false };
+    return {
+      algorithm: 'FixedWindow',
+      requests: l.requests,
+      windowMs: UNIT_MS[l.unit],
+      burst: l.requests,
+      override: true,
+    };
+  }
+  // Validation guarantees a limit: inFlight alone, or requests and unit.
+  const algorithm: RateLimitSpec['algorithm'] =
+    l?.inFlight !== undefined ? 'InFlight' : (rule.algorithm ?? 'TokenBucket');
+  const requests = l?.inFlight ?? l?.requests ?? 1;
+  return {
+    algorithm,
+    requests,
+    windowMs: l?.inFlight !== undefined ? 0 : UNIT_MS[l?.unit ?? 'Second'],
+    burst: algorithm === 'TokenBucket' ? (l?.burst ?? requests) : requests,
+  };
+}
+
+function compilePolicy(
+  resource: RateLimitPolicyResource,
+  clusters: ClusterContext,
+  problem: Problems,
+): PolicyRules {
   const spec = resource.spec;
   const id = `${resource.namespace}/${resource.name}`;
-  const storage = spec.storage === 'Global' ? 'Global' : 'Local';
+  const storage = spec.storage ?? 'Local';
+  const service = resolveService(resource, clusters, problem);
   const rules = spec.rules.map((rule, i): CompiledRateLimitRule => {
-    const l = rule.limit;
-    // Validation guarantees inFlight alone, or requests and unit.
-    const algorithm: RateLimitSpec['algorithm'] =
-      l.inFlight !== undefined ? 'InFlight' : (rule.algorithm ?? 'TokenBucket');
-    const requests = l.inFlight ?? l.requests ?? 1;
-    const limit = {
-      algorithm,
-      requests,
-      windowMs: l.inFlight !== undefined ? 0 : UNIT_MS[l.unit ?? 'Second'],
-      burst: algorithm === 'TokenBucket' ? (l.burst ?? requests) : requests,
-    };
+    const limit = limitOf(rule, storage);
+    const algorithm = limit.algorithm;
     const exemptBlocks = rule.exempt?.remoteIpBlocks ?? [];
     let exempt: CompiledRateLimitRule['exempt'] = null;
     if (exemptBlocks.length > 0) {
@@ -128,6 +193,7 @@ function compilePolicy(resource: RateLimitPolicyResource, problem: Problems): Po
       policy: id,
       name: rule.name,
       storage,
+      service,
       failureMode: spec.failureMode ?? 'Open',
       responseHeaders: spec.responseHeaders ?? 'None',
       limit,
@@ -167,7 +233,12 @@ function push<K, V>(m: Map<K, V[]>, k: K, v: readonly V[]): void {
   else list.push(...v);
 }
 
-function placePolicies(set: ResourceSet, indexes: Indexes, diagnostics: Diagnostic[]): Placement {
+function placePolicies(
+  set: ResourceSet,
+  indexes: Indexes,
+  clusters: ClusterContext,
+  diagnostics: Diagnostic[],
+): Placement {
   const root = indexes.identity.rootNamespace;
   const policies = (
     set.resources.filter((r) => r.kind === 'RateLimitPolicy') as RateLimitPolicyResource[]
@@ -181,7 +252,7 @@ function placePolicies(set: ResourceSet, indexes: Indexes, diagnostics: Diagnost
   const ours = new Set(indexes.gateways.map((g) => `${g.namespace}/${g.name}`));
   const boundVs = new Set([...indexes.vsByGateway.values()].flat().map((vs) => `${vs.namespace}/${vs.name}`));
   for (const resource of policies) {
-    const compiled = compilePolicy(resource, problemsOf(resource, diagnostics));
+    const compiled = compilePolicy(resource, clusters, problemsOf(resource, diagnostics));
     let placed = false;
     resource.spec.targetRefs.forEach((ref, i) => {
       const key = `${resource.namespace}/${ref.name}`;
@@ -312,11 +383,12 @@ function routesWithLimits(table: RouteTable, placement: Placement): RouteTable {
 export function placeRateLimits(
   set: ResourceSet,
   indexes: Indexes,
+  clusters: ClusterContext,
   listeners: ReadonlyMap<number, Listener>,
   diagnostics: Diagnostic[],
 ): { listeners: ReadonlyMap<number, Listener>; global: boolean } {
   if (!set.resources.some((r) => r.kind === 'RateLimitPolicy')) return { listeners, global: false };
-  const placement = placePolicies(set, indexes, diagnostics);
+  const placement = placePolicies(set, indexes, clusters, diagnostics);
   if (placement.gateways.size === 0 && placement.routes.size === 0) return { listeners, global: false };
   const out = new Map<number, Listener>();
   for (const [port, l] of listeners) {

@@ -5,6 +5,7 @@
  * first needs it, replaced when the settings change, closed when none needs it).
  */
 import type { RateLimitRuntime } from '../dataplane/filters/rate-limit.ts';
+import { closeRateLimitServiceClients } from '../dataplane/filters/rate-limit-service.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { RateLimitMetrics } from '../observability/ratelimit-metrics.ts';
 import type { Limiter } from '../ratelimit/limits.ts';
@@ -85,6 +86,7 @@ export function createRateLimitStores(opts: {
       runtime.global = null;
       own?.close();
       fallback.close();
+      closeRateLimitServiceClients();
       await Promise.all(closing);
     },
   };

@@ -102,13 +102,27 @@ export interface RateLimitPolicySpec {
   readonly targetRefs: readonly RateLimitTargetRef[];
   /** AfterAuth (default): JWT claims can key a limit. BeforeAuth: counted before ext_authz and jwt_authn (Gateway targets only). */
   readonly phase?: 'AfterAuth' | 'BeforeAuth';
-  /** Local (default): this process, all its workers. Global: Redis (MeshConfig `redis`), every replica. */
+  /**
+   * Local (default): this process, all its workers. Global: Redis (MeshConfig `redis`), every
+   * replica. Service: an Envoy rate limit service (envoyproxy/ratelimit) at `service`.
+   */
   readonly storage?: 'Local' | 'Global' | 'Service';
+  /** storage Service: where the rate limit service is, and the domain its config is under. */
+  readonly service?: RateLimitServiceRef;
   /** What happens when the Global store cannot answer in time: Open (default) limits locally, Closed answers 500. */
   readonly failureMode?: 'Open' | 'Closed';
   /** None (default, as Envoy), Draft (IETF RateLimit / RateLimit-Policy) or XRateLimit (X-RateLimit-*). */
   readonly responseHeaders?: 'None' | 'Draft' | 'XRateLimit';
   readonly rules: readonly RateLimitRuleSpec[];
+}
+
+export interface RateLimitServiceRef {
+  /** `[<namespace>/]<hostname>`: a Service or ServiceEntry host (as ext_authz providers name theirs). */
+  readonly host: string;
+  readonly port: number;
+  readonly domain: string;
+  /** Default 20ms, as Envoy's rate limit filter. */
+  readonly timeout?: string;
 }
 
 export interface RateLimitTargetRef {
@@ -135,8 +149,10 @@ export interface RateLimitRuleSpec {
   /**
    * `requests` per `unit` (with `burst` for TokenBucket), or `inFlight`: at most that many requests
    * of one bucket being served at once (ingress-nginx `limit-connections`; Local storage only).
+   * With storage Service it is optional: absent, the service's own limit applies; set, it is sent
+   * as the descriptor's limit override.
    */
-  readonly limit: {
+  readonly limit?: {
     readonly requests?: number;
     readonly unit?: RateLimitUnit;
     readonly burst?: number;

@@ -247,7 +247,17 @@ function dumpFilter(f: HttpFilter): unknown {
         rules: f.rules.map((r) => ({
           rule: r.id,
           storage: r.storage,
-          ...(r.storage === 'Global' ? { failureMode: r.failureMode } : {}),
+          ...(r.storage !== 'Local' ? { failureMode: r.failureMode } : {}),
+          ...(r.service !== null
+            ? {
+                service: {
+                  service: r.service.authority,
+                  cluster: r.service.cluster.name,
+                  domain: r.service.domain,
+                  timeoutMs: r.service.timeoutMs,
+                },
+              }
+            : {}),
           responseHeaders: r.responseHeaders,
           limit: r.limit,
           key: r.key.map((k) => k.describe),

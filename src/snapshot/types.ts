@@ -603,6 +603,8 @@ export interface RateLimitSpec {
   readonly windowMs: number;
   /** TokenBucket capacity (default `requests`); equal to `requests` for the windows. */
   readonly burst: number;
+  /** storage Service: false when the policy leaves the limit to the service (requests 0). */
+  readonly override?: boolean;
 }
 
 /** What a rate-limit key reads: the policy request, and the chosen route on route-level filters. */
@@ -614,6 +616,8 @@ export interface RateLimitRequest extends PolicyRequest {
 export interface RateLimitKeyPart {
   /** For explain and dumps: `remoteAddress`, `requestHeader x-user`, `constant all`. */
   readonly describe: string;
+  /** The entry key of an Envoy rate limit service descriptor: `remote_address`, `x-user`, `generic_key`. */
+  readonly descriptorKey: string;
   readonly read: (req: RateLimitRequest) => string | null;
 }
 
@@ -623,7 +627,9 @@ export interface CompiledRateLimitRule {
   readonly id: string;
   readonly policy: string;
   readonly name: string;
-  readonly storage: 'Local' | 'Global';
+  readonly storage: 'Local' | 'Global' | 'Service';
+  /** storage Service: the rate limit service; null otherwise. */
+  readonly service: RateLimitService | null;
   readonly failureMode: 'Open' | 'Closed';
   readonly responseHeaders: 'None' | 'Draft' | 'XRateLimit';
   readonly limit: RateLimitSpec;
@@ -638,6 +644,15 @@ export interface CompiledRateLimitRule {
   /** `exempt.remoteIpBlocks` on the client IP; null = none. */
   readonly exempt: ((ip: string) => boolean) | null;
   readonly key: readonly RateLimitKeyPart[];
+}
+
+/** An Envoy rate limit service (`envoy.service.ratelimit.v3.RateLimitService`) over gRPC. */
+export interface RateLimitService {
+  /** `host:port` as written: logs and explain. */
+  readonly authority: string;
+  readonly cluster: Cluster;
+  readonly domain: string;
+  readonly timeoutMs: number;
 }
 
 /** The rate limits of one place (a table before or after authorization, or a route), in policy order. */

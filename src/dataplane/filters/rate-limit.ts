@@ -8,6 +8,7 @@
 import type { CompiledRateLimitRule, RateLimitFilter, RateLimitRequest } from '../../snapshot/types.ts';
 import type { Limiter, LimitCheck, LimitVerdict } from '../../ratelimit/limits.ts';
 import type { FilterContext, FilterReply } from './filter.ts';
+import { askRateLimitService } from './rate-limit-service.ts';
 
 export type RateLimitResult = 'ok' | 'over_limit' | 'shadow_over_limit' | 'exempt' | 'error' | 'fallback';
 
@@ -27,7 +28,7 @@ export interface RateLimitRuntime {
 }
 
 /** A rule that counts this request, with its bucket. */
-interface Counted {
+export interface Counted {
   readonly rule: CompiledRateLimitRule;
   readonly check: LimitCheck;
 }
@@ -82,41 +83,94 @@ export function runRateLimit(
 ): Outcome | Promise<Outcome> {
   const counted = countedRules(f, ctx, rt.observer);
   if (counted.length === 0) return null;
-  let local: Counted[] | null = null;
-  let global: Counted[] | null = null;
-  for (const c of counted) {
-    if (c.rule.storage === 'Global' && rt.global !== null) (global ??= []).push(c);
-    else (local ??= []).push(c);
-  }
-  const localVerdicts = local === null ? null : rt.local.check(local.map((c) => c.check));
-  if (global === null) {
-    if (localVerdicts instanceof Promise) return localVerdicts.then((v) => decide(ctx, local!, v, rt));
-    return decide(ctx, local!, localVerdicts!, rt);
-  }
-  const g = global;
-  const globalVerdicts = rt.global!.check(g.map((c) => c.check));
-  return Promise.all([localVerdicts, globalVerdicts]).then(
-    ([lv, gv]) => decide(ctx, [...(local ?? []), ...g], [...(lv ?? []), ...gv], rt),
-    () => failedGlobal(ctx, local, localVerdicts, g, rt),
-  );
+  let remote = false;
+  for (let i = 0; i < counted.length; i++) if (counted[i]!.rule.storage !== 'Local') remote = true;
+  if (remote) return decideRemote(ctx, counted, rt);
+  const v = rt.local.check(counted.map((c) => c.check));
+  return v instanceof Promise ? v.then((x) => decide(ctx, counted, x, rt)) : decide(ctx, counted, v, rt);
 }
 
-/** The Global store failed or timed out: Closed rules answer 500 RLSE, Open ones limit locally. */
-async function failedGlobal(
+const RLSE: FilterReply = {
+  status: 500,
+  body: null,
+  headers: null,
+  flag: 'RLSE',
+  details: 'rate_limiter_error',
+};
+
+/** Who decides a group of rules: this process, Redis, or one rate limit service. */
+interface Group {
+  readonly indexes: number[];
+  readonly ask: (checks: readonly Counted[]) => readonly LimitVerdict[] | Promise<readonly LimitVerdict[]>;
+  readonly remote: boolean;
+}
+
+/**
+ * Rules on Global or Service storage: one call per store, all at once. A store that fails or
+ * times out leaves its rules to failureMode: Closed answers 500 RLSE (Envoy's
+ * failure_mode_deny), Open decides them with the local fallback.
+ */
+async function decideRemote(
   ctx: FilterContext & RateLimitRequest,
-  local: Counted[] | null,
-  localVerdicts: readonly LimitVerdict[] | Promise<readonly LimitVerdict[]> | null,
-  global: Counted[],
+  counted: readonly Counted[],
   rt: RateLimitRuntime,
 ): Promise<Outcome> {
-  const closed = global.find((c) => c.rule.failureMode === 'Closed' && !c.rule.shadow);
-  for (const c of global)
-    rt.observer?.decision(c.rule.policy, c.rule.name, c.rule.failureMode === 'Closed' ? 'error' : 'fallback');
-  if (closed !== undefined)
-    return { status: 500, body: null, headers: null, flag: 'RLSE', details: 'rate_limiter_error' };
-  const fallback = await rt.fallback.check(global.map((c) => c.check));
-  const lv = localVerdicts === null ? [] : await localVerdicts;
-  return decide(ctx, [...(local ?? []), ...global], [...lv, ...fallback], rt);
+  const groups = new Map<unknown, Group>();
+  counted.forEach((c, i) => {
+    const r = c.rule;
+    const owner = r.storage === 'Local' ? rt.local : r.storage === 'Global' ? rt.global : r.service;
+    let g = groups.get(owner);
+    if (g === undefined) {
+      const ask: Group['ask'] =
+        r.storage === 'Service'
+          ? (cs) => askRateLimitService(r.service!, cs, ctx)
+          : r.storage === 'Global' && rt.global !== null
+            ? (cs) => rt.global!.check(cs.map((x) => x.check))
+            : (cs) => rt.local.check(cs.map((x) => x.check));
+      groups.set(owner, (g = { indexes: [], ask, remote: r.storage !== 'Local' }));
+    }
+    g.indexes.push(i);
+  });
+  const verdicts: LimitVerdict[] = new Array<LimitVerdict>(counted.length);
+  let refuse = false;
+  await Promise.all(
+    [...groups.values()].map(async (g) => {
+      const mine = g.indexes.map((i) => counted[i]!);
+      let v: readonly LimitVerdict[];
+      try {
+        v = await g.ask(mine);
+      } catch {
+        if (!g.remote) throw new Error('local rate-limit store failed');
+        for (const c of mine)
+          rt.observer?.decision(
+            c.rule.policy,
+            c.rule.name,
+            c.rule.failureMode === 'Closed' ? 'error' : 'fallback',
+          );
+        if (mine.some((c) => c.rule.failureMode === 'Closed' && !c.rule.shadow)) {
+          refuse = true;
+          return;
+        }
+        v = await fallbackFor(mine, rt);
+      }
+      g.indexes.forEach((i, k) => (verdicts[i] = v[k]!));
+    }),
+  );
+  if (refuse) return RLSE;
+  return decide(ctx, counted, verdicts, rt);
+}
+
+const NO_LIMIT_KNOWN: LimitVerdict = { allowed: true, remaining: 0, resetMs: 0 };
+
+/**
+ * failureMode Open: the rules' own limits, counted in this process. A Service rule that leaves
+ * its limit to the service has none to count here and admits (as Envoy's failure_mode_deny false).
+ */
+async function fallbackFor(mine: readonly Counted[], rt: RateLimitRuntime): Promise<readonly LimitVerdict[]> {
+  const known = mine.filter((c) => c.rule.limit.override !== false);
+  const v = known.length === 0 ? [] : await rt.fallback.check(known.map((c) => c.check));
+  let k = 0;
+  return mine.map((c) => (c.rule.limit.override === false ? NO_LIMIT_KNOWN : v[k++]!));
 }
 
 function decide(

@@ -59,7 +59,7 @@ describe('RateLimitPolicy validation', () => {
     [`${VS}  rules:\n  - name: a\n    limit: {requests: 5, unit: Week}\n`, 'spec.rules[0].limit.unit'],
     [
       `${VS}  rules:\n  - name: a\n    limits: {requests: 5, unit: Minute}\n`,
-      'spec.rules[0].limit: required field is missing',
+      'spec.rules[0].limits: unknown field (did you mean limit?)',
     ],
     [
       `${VS}  rules:\n  - name: a\n    key: [{remoteAddress: {}, host: {}}]\n    limit: {requests: 5, unit: Minute}\n`,
@@ -115,7 +115,15 @@ describe('RateLimitPolicy validation', () => {
     ],
     [
       `${VS}  storage: Service\n  rules:\n  - name: a\n    limit: {requests: 5, unit: Minute}\n`,
-      "spec.storage: storage Service (Envoy's rate-limit service) is not implemented",
+      'spec.service: storage Service needs service (host, port, domain)',
+    ],
+    [
+      `${VS}  storage: Service\n  service: {host: rls, port: 8081, domain: edge}\n  rules:\n  - name: a\n    algorithm: SlidingWindow\n`,
+      'spec.rules[0].algorithm: with storage Service the rate limit service decides how it counts',
+    ],
+    [
+      `${VS}  rules:\n  - name: a\n`,
+      'spec.rules[0].limit: required (only storage Service can leave the limit to the service)',
     ],
   ])('refuses %#: %s', (spec, expected) => {
     const found = problems(spec);
@@ -134,7 +142,7 @@ describe('RateLimitPolicy validation', () => {
     ],
     [
       `${VS}  failureMode: Closed\n  rules:\n  - name: a\n    limit: {requests: 5, unit: Minute}\n`,
-      'spec.failureMode: failureMode applies to storage Global only',
+      'spec.failureMode: failureMode applies to storage Global and Service only',
     ],
   ])('warns about what it does not act on %#', (spec, expected) => {
     const found = problems(spec);

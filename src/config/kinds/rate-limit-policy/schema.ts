@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { RateLimitPolicySpec } from '../../../model/sluice.ts';
 import { ConditionSchema, OperationSchema } from '../authorization-policy/schema.ts';
-import { bool, msg, str, strList } from '../schema-common.ts';
+import { bool, duration, msg, str, strList } from '../schema-common.ts';
 
 const empty = msg({});
 
@@ -26,7 +26,7 @@ const RuleSchema = msg({
     unit: z.enum(['Second', 'Minute', 'Hour', 'Day']).optional(),
     burst: z.int().min(1).max(1_000_000_000).optional(),
     inFlight: z.int().min(1).max(1_000_000_000).optional(),
-  }),
+  }).optional(),
   exempt: msg({ remoteIpBlocks: strList.optional() }).optional(),
   shadowMode: bool.optional(),
 });
@@ -37,6 +37,12 @@ export const RateLimitPolicySpecSchema: z.ZodType<RateLimitPolicySpec> = msg({
   ),
   phase: z.enum(['AfterAuth', 'BeforeAuth']).optional(),
   storage: z.enum(['Local', 'Global', 'Service']).optional(),
+  service: msg({
+    host: str.min(1),
+    port: z.int().min(1).max(65535),
+    domain: str.min(1),
+    timeout: duration.optional(),
+  }).optional(),
   failureMode: z.enum(['Open', 'Closed']).optional(),
   responseHeaders: z.enum(['None', 'Draft', 'XRateLimit']).optional(),
   rules: z.array(RuleSchema),

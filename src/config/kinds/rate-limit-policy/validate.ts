@@ -51,15 +51,19 @@ export function validateRateLimitPolicy(spec: RateLimitPolicySpec, f: Findings):
       [SPEC, 'phase'],
       'BeforeAuth needs Gateway targetRefs only: a VirtualService route is chosen after authorization',
     );
-  if (spec.storage === 'Service')
-    f.error(
-      [SPEC, 'storage'],
-      "storage Service (Envoy's rate-limit service) is not implemented by sluice yet; use Local or Global",
+  const storage = spec.storage ?? 'Local';
+  if (storage === 'Service' && spec.service === undefined)
+    f.error([SPEC, 'service'], 'storage Service needs service (host, port, domain)');
+  if (storage !== 'Service' && spec.service !== undefined)
+    f.warn(
+      [SPEC, 'service'],
+      `service is used with storage Service only; with ${storage} it has no effect`,
+      'SLUICE_CONFIG_UNSUPPORTED',
     );
-  if (spec.failureMode !== undefined && (spec.storage ?? 'Local') === 'Local')
+  if (spec.failureMode !== undefined && storage === 'Local')
     f.warn(
       [SPEC, 'failureMode'],
-      'failureMode applies to storage Global only; Local storage never fails, so it has no effect',
+      'failureMode applies to storage Global and Service only; Local storage never fails, so it has no effect',
       'SLUICE_CONFIG_UNSUPPORTED',
     );
   if (spec.rules.length === 0) f.error([SPEC, 'rules'], 'at least one rule is required');
@@ -109,6 +113,21 @@ export function validateRateLimitPolicy(spec: RateLimitPolicySpec, f: Findings):
       if (bad) f.error([...rp, 'exempt', 'remoteIpBlocks', j], bad);
     });
     const l = rule.limit;
+    if (storage === 'Service') {
+      // The service counts: what a sluice store would need has no meaning there.
+      if (rule.algorithm !== undefined)
+        f.error([...rp, 'algorithm'], 'with storage Service the rate limit service decides how it counts');
+      for (const k of ['burst', 'inFlight'] as const)
+        if (l?.[k] !== undefined)
+          f.error([...rp, 'limit', k], `${k} cannot be sent to a rate limit service (storage Service)`);
+      if (l !== undefined && (l.requests === undefined) !== (l.unit === undefined))
+        f.error([...rp, 'limit'], 'a limit override needs requests and unit together');
+      return;
+    }
+    if (l === undefined) {
+      f.error([...rp, 'limit'], 'required (only storage Service can leave the limit to the service)');
+      return;
+    }
     if (l.inFlight !== undefined) {
       const extra = (['requests', 'unit', 'burst'] as const).filter((k) => l[k] !== undefined);
       if (extra.length > 0)
@@ -130,7 +149,7 @@ export function validateRateLimitPolicy(spec: RateLimitPolicySpec, f: Findings):
       return;
     }
     const algorithm = rule.algorithm ?? 'TokenBucket';
-    if (rule.limit.burst !== undefined && algorithm !== 'TokenBucket')
+    if (l.burst !== undefined && algorithm !== 'TokenBucket')
       f.warn(
         [...rp, 'limit', 'burst'],
         `burst is used by TokenBucket only; ${algorithm} admits limit.requests per window and ignores it`,
