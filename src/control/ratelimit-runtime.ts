@@ -4,7 +4,7 @@
  * Redis store, which follows the serving snapshot's MeshConfig `redis` (opened when a Global rule
  * first needs it, replaced when the settings change, closed when none needs it).
  */
-import type { RateLimitRuntime } from '../dataplane/filters/rate-limit.ts';
+import type { RateLimitRuntime } from '../dataplane/filters/filter.ts';
 import { closeRateLimitServiceClients } from '../dataplane/filters/rate-limit-service.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { RateLimitMetrics } from '../observability/ratelimit-metrics.ts';

@@ -6,26 +6,9 @@
  * fallback under Open, so the edge is never unprotected and never 5xx for it.
  */
 import type { CompiledRateLimitRule, RateLimitFilter, RateLimitRequest } from '../../snapshot/types.ts';
-import type { Limiter, LimitCheck, LimitVerdict } from '../../ratelimit/limits.ts';
-import type { FilterContext, FilterReply } from './filter.ts';
+import type { LimitCheck, LimitVerdict } from '../../ratelimit/limits.ts';
+import type { FilterContext, FilterReply, RateLimitRuntime, RateLimitSink } from './filter.ts';
 import { askRateLimitService } from './rate-limit-service.ts';
-
-export type RateLimitResult = 'ok' | 'over_limit' | 'shadow_over_limit' | 'exempt' | 'error' | 'fallback';
-
-/** Decisions and store health, counted by observability/ratelimit-metrics.ts. */
-export interface RateLimitSink {
-  decision(policy: string, rule: string, result: RateLimitResult): void;
-}
-
-/** The stores a process has; `global` follows the snapshot's MeshConfig redis (null = none). */
-export interface RateLimitRuntime {
-  /** Process-wide: in-process, or the --workers primary's over the worker channel. */
-  readonly local: Limiter;
-  /** Used while the Global store cannot answer (failureMode Open). */
-  readonly fallback: Limiter;
-  global: Limiter | null;
-  readonly observer: RateLimitSink | null;
-}
 
 /** A rule that counts this request, with its bucket. */
 export interface Counted {
