@@ -56,7 +56,8 @@ export async function serveUntilSignalled(opts: Options): Promise<number> {
       identity: identityOf(opts),
       logger,
       metrics,
-      createGateway: (countRequest) => createServingGateway(opts, logger, metrics, countRequest, acme.hooks),
+      createGateway: (countRequest, limits) =>
+        createServingGateway(opts, logger, metrics, countRequest, acme.hooks, limits),
       setLogLevel: (level) => {
         if (isLogLevel(logger, level)) logger.level = level;
       },

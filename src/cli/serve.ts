@@ -34,6 +34,8 @@ import {
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { createObservability } from '../observability/request-observer.ts';
 import { createPolicyMetrics } from '../observability/policy-metrics.ts';
+import { createRateLimitMetrics } from '../observability/ratelimit-metrics.ts';
+import type { Limiter } from '../ratelimit/limits.ts';
 import { registerTlsMetrics } from '../observability/tls-metrics.ts';
 import { mergeCertificateLists, type CertificateInfo } from '../observability/tls-stats.ts';
 import type { Registry } from 'prom-client';
@@ -334,6 +336,8 @@ export function createServingGateway(
   metrics: Metrics,
   onRequestDone?: (ctx: RequestContext) => void,
   acme?: AcmeHooks,
+  /** The Local rate-limit store shared by all workers (the primary's); absent = this process's own. */
+  rateLimitLocal?: Limiter,
 ): Gateway {
   // Request metrics (istio_*) join this process's registry; the access log and tracing follow
   // each request's pinned snapshot (MeshConfig accessLogFile…, tracing.provider), so reloads apply.
@@ -359,6 +363,10 @@ export function createServingGateway(
     ...(obs.metrics !== null ? { tcp: obs.metrics } : {}),
     ...(acme !== undefined ? { acme } : {}),
     policy: createPolicyMetrics(metrics.registry, logger),
+    rateLimit: {
+      ...(rateLimitLocal !== undefined ? { local: rateLimitLocal } : {}),
+      observer: createRateLimitMetrics(metrics.registry),
+    },
   });
   registerPoolGauges(metrics.registry, () => poolSamples(gateway));
   registerOverflowCounter(metrics.registry, () => overflowSamples(gateway));

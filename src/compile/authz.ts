@@ -79,7 +79,7 @@ const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
 
 // ---------------------------------------------------------------- leaves
 
-type Problems = (path: string, message: string) => void;
+export type Problems = (path: string, message: string) => void;
 
 /** Where a leaf's values and notValues were written. */
 type Fields = readonly [values: string, notValues: string];
@@ -496,6 +496,28 @@ export function planPolicies(
       rules,
     };
   });
+}
+
+/**
+ * A rule's `to` and `when` as one test with AuthorizationPolicy's meaning (AP-3, AP-7), for
+ * RateLimitPolicy rules, which are written at `spec.rules[index]` too; null = every request.
+ */
+export function compileRequestMatch(
+  rule: Pick<Rule, 'to' | 'when'>,
+  index: number,
+  ns: string,
+  problem: Problems,
+): Test<PolicyRequest> | null {
+  const plan = rulePlan(
+    { ...(rule.to ? { to: rule.to } : {}), ...(rule.when ? { when: rule.when } : {}) },
+    index,
+    ns,
+    problem,
+  );
+  const to = anyAlternative(plan.to);
+  if (plan.when.length === 0) return to;
+  const when = allOf(plan.when);
+  return to === null ? when : (r) => to(r) && when(r);
 }
 
 // ---------------------------------------------------------------- placement

@@ -28,6 +28,7 @@ import { beginReuse, endReuse, type CompileCache, type RouteReuse } from './reus
 import { buildRouteTable, createRouteContext } from './routes.ts';
 import { createSecretLookup, createTlsContext } from './tls.ts';
 import { filtersAt, planSecurity, tcpFiltersAt } from './filters.ts';
+import { placeRateLimits, rateLimitRedisOf } from './ratelimit.ts';
 import { buildTcpRoute, buildTlsRoutes } from './tls-routes.ts';
 import { compileEgress } from './egress.ts';
 
@@ -276,6 +277,8 @@ function compileUnchecked(
 
   // Before the clusters are listed: the routes of mesh-bound VirtualServices add theirs.
   const egress = compileEgress(indexes, routes, diagnostics);
+  // Before the clusters are listed: a rate limit service is a cluster too.
+  const limited = placeRateLimits(set, indexes, clusters, listeners, diagnostics);
   const sortedClusters = new Map(
     [...clusters.clusters.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
   );
@@ -286,11 +289,13 @@ function compileUnchecked(
       code: 'SLUICE_PORT_CONFLICT',
       message: `the egress proxy port ${egress.port} is also a Gateway server port`,
     });
+  const settings = settingsOf(indexes.meshConfig);
+  const rateLimitRedis = limited.global ? rateLimitRedisOf(set, indexes.meshConfig, diagnostics) : null;
   return {
     hash: hashResources(set),
-    listeners,
+    listeners: limited.listeners,
     clusters: sortedClusters,
-    settings: settingsOf(indexes.meshConfig),
+    settings: rateLimitRedis === null ? settings : { ...settings, rateLimitRedis },
     // Absent when the proxy is off, so snapshots without it keep their old shape.
     ...(egress === undefined ? {} : { egress }),
   };

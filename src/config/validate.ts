@@ -6,11 +6,13 @@ import type {
   VirtualServiceSpec,
 } from '../model/networking.ts';
 import type { Resource } from '../model/resource.ts';
+import type { RateLimitPolicySpec } from '../model/sluice.ts';
 import type { AuthorizationPolicySpec, RequestAuthenticationSpec } from '../model/security.ts';
 import { validateAuthorizationPolicy } from './kinds/authorization-policy/validate.ts';
 import { validateDestinationRule } from './kinds/destination-rule/validate.ts';
 import { validateEndpointSlice } from './kinds/endpoint-slice/validate.ts';
 import { validateGateway } from './kinds/gateway/validate.ts';
+import { validateRateLimitPolicy } from './kinds/rate-limit-policy/validate.ts';
 import { validateRequestAuthentication } from './kinds/request-authentication/validate.ts';
 import { type Finding, Findings } from './kinds/rules-common.ts';
 import { validateSecret } from './kinds/secret/validate.ts';
@@ -44,6 +46,9 @@ export function validateResource(r: Resource): Finding[] {
       break;
     case 'AuthorizationPolicy':
       validateAuthorizationPolicy(r.namespace, r.spec as AuthorizationPolicySpec, f);
+      break;
+    case 'RateLimitPolicy':
+      validateRateLimitPolicy(r.spec as RateLimitPolicySpec, f);
       break;
     case 'Secret':
       validateSecret(r.spec as SecretSpec, f);

@@ -17,6 +17,8 @@ import type {
 } from '../snapshot/types.ts';
 import { createJwksStore, type JwksStoreOptions } from '../dataplane/filters/jwks-store.ts';
 import type { FilterRuntime } from '../dataplane/filters/filter.ts';
+import type { Limiter } from '../ratelimit/limits.ts';
+import { createRateLimitStores, type RateLimitObserver } from './ratelimit-runtime.ts';
 import type { PolicyMetrics } from '../observability/policy-metrics.ts';
 import { HttpListener, type Http2Limits, type ListenerTimeouts } from '../dataplane/listeners.ts';
 import { TcpListener } from '../dataplane/tcp-listener.ts';
@@ -65,6 +67,8 @@ export interface GatewayOptions {
   readonly egressLedger?: EgressLedger;
   /** The egress proxy's resolver and timeouts (tests). */
   readonly egress?: EgressProxyTuning;
+  /** Rate limits: the --workers primary's Local store, and what reports decisions; absent = own store, not observed. */
+  readonly rateLimit?: { readonly local?: Limiter; readonly observer?: RateLimitObserver | null };
 }
 
 export interface AcmeHooks {
@@ -175,7 +179,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
     },
   });
   policy?.watchJwks(jwks);
-  const filters: FilterRuntime = { jwks, observer: policy, now: Date.now };
+  const rateLimits = createRateLimitStores({
+    logger: log,
+    ...(opts.rateLimit?.local !== undefined ? { local: opts.rateLimit.local } : {}),
+    observer: opts.rateLimit?.observer ?? null,
+  });
+  const filters: FilterRuntime = { jwks, observer: policy, now: Date.now, rateLimit: rateLimits.runtime };
   /** settings key → context, for the live snapshot (and the one being applied). */
   const live = new Map<string, SecureContext[]>();
   const tlsHooks: TlsHooks = {
@@ -433,6 +442,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const providers = jwtProvidersOf(snapshot);
     jwks.warm(providers);
     jwks.retain(providers);
+    rateLimits.follow(snapshot.settings.rateLimitRedis ?? null);
 
     const grace = opts.removedListenerGraceMs ?? 30_000;
     for (const r of removed) {
@@ -466,6 +476,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       running.clear();
       await Promise.all(all.map((r) => r.listener.close(0)));
       await releasePools(owner, true);
+      await rateLimits.close();
     },
     startDraining(): void {
       for (const r of running.values()) r.listener.startDraining();
@@ -479,6 +490,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       running.clear();
       await Promise.all(all.map((r) => r.listener.close(timeoutMs)));
       await releasePools(owner, false);
+      await rateLimits.close();
     },
     current,
     boundPorts(): Map<number, number> {

@@ -8,13 +8,12 @@
  * connection errors are logged (throttled) instead of being thrown. Callers treat a failed
  * command as a failed attempt (the ACME manager backs off). The URL is only ever logged redacted.
  */
-import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
-import type { RedisSettings } from '../model/sluice.ts';
+import { DEFAULT_REDIS_KEY_PREFIX, type RedisSettings } from '../model/sluice.ts';
 import type { Logger } from '../observability/logger.ts';
-import { redactRedisUrl } from '../util/redis-url.ts';
+import { closeRedisClient, loadRedis, redactRedisUrl } from '../util/redis-url.ts';
 
-export const DEFAULT_REDIS_KEY_PREFIX = 'sluice:';
+export { DEFAULT_REDIS_KEY_PREFIX } from '../model/sluice.ts';
 
 export interface RedisConnection {
   readonly client: Redis;
@@ -26,11 +25,6 @@ export interface RedisConnection {
 
 /** One error line per outage (and at most one a minute while it lasts), one line when it is back. */
 const ERROR_LOG_INTERVAL_MS = 60_000;
-
-/** ioredis adds about 27 MiB to the process: loaded on the first connection, not at start. */
-function loadRedis(): typeof Redis {
-  return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
-}
 
 export function connectRedis(settings: RedisSettings, logger: Logger): RedisConnection {
   const where = redactRedisUrl(settings.url);
@@ -60,15 +54,6 @@ export function connectRedis(settings: RedisSettings, logger: Logger): RedisConn
     client,
     keyPrefix: settings.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX,
     where,
-    async close() {
-      // quit() on a client that never connected would connect first; on a dead server it would
-      // wait for an answer that never comes.
-      if (client.status === 'ready')
-        await Promise.race([
-          client.quit().catch(() => undefined),
-          new Promise((resolve) => setTimeout(resolve, 1000).unref()),
-        ]);
-      client.disconnect();
-    },
+    close: () => closeRedisClient(client),
   };
 }

@@ -12,6 +12,13 @@ import cluster, { type Worker } from 'node:cluster';
 import { compileSnapshot, createCompileCache } from '../compile/index.ts';
 import { createDeltaReceiver, createDeltaSender, type DeltaSender, type SetDelta } from './set-delta.ts';
 import type { Gateway } from './reconcile.ts';
+import {
+  createPrimaryLimits,
+  createWorkerLimiter,
+  type LimitsAnswer,
+  type LimitsAsk,
+} from './worker-limits.ts';
+import type { Limiter } from '../ratelimit/limits.ts';
 import { SluiceError } from '../errors/sluice-error.ts';
 import type { ResourceSet } from '../model/resource.ts';
 import type { GatewayIdentity } from '../model/sluice.ts';
@@ -31,7 +38,8 @@ export type ToWorker =
     }
   | { readonly type: 'sluice:drain'; readonly delayMs: number; readonly timeoutMs: number }
   | { readonly type: 'sluice:log-level'; readonly level: string }
-  | { readonly type: 'sluice:query'; readonly id: number; readonly what: WorkerQuery };
+  | { readonly type: 'sluice:query'; readonly id: number; readonly what: WorkerQuery }
+  | LimitsAnswer;
 
 /** worker → primary */
 export type FromWorker =
@@ -50,7 +58,8 @@ export type FromWorker =
       readonly error: string;
       readonly unbound: readonly number[];
     }
-  | { readonly type: 'sluice:answer'; readonly id: number; readonly value: unknown };
+  | { readonly type: 'sluice:answer'; readonly id: number; readonly value: unknown }
+  | LimitsAsk;
 
 export type WorkerQuery = 'metrics' | 'clusters' | 'certs' | 'stats' | 'egress';
 
@@ -156,6 +165,7 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   let stopping = false;
   let queryId = 0;
   const answers = new Map<number, (slot: number, value: unknown) => void>();
+  const limits = createPrimaryLimits();
   const exited = new Set<() => void>();
   let markStarted!: () => void;
   const started = new Promise<void>((resolve) => (markStarted = resolve));
@@ -268,6 +278,9 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
         return;
       case 'sluice:answer':
         answers.get(message.id)?.(slot.index, message.value);
+        return;
+      case 'sluice:limits':
+        if (slot.worker !== null) limits.answer(slot.worker, message);
         return;
     }
   };
@@ -438,6 +451,7 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     },
     async drain(delayMs, timeoutMs) {
       stopping = true;
+      limits.close();
       for (const s of slots) {
         if (s.restartTimer !== null) clearTimeout(s.restartTimer);
         if (s.retryTimer !== null) clearTimeout(s.retryTimer);
@@ -465,6 +479,7 @@ export function startWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     },
     kill() {
       stopping = true;
+      limits.close();
       for (const s of slots) {
         if (s.restartTimer !== null) clearTimeout(s.restartTimer);
         if (s.retryTimer !== null) clearTimeout(s.retryTimer);
@@ -484,17 +499,21 @@ export function runWorker(opts: {
   logger: Logger;
   /** This worker's registry: process (and request) metrics, sent to the primary on scrape. */
   metrics: Metrics;
-  /** The gateway as serve builds it; `countRequest` must be called once per finished request. */
-  createGateway: (countRequest: () => void) => Gateway;
+  /**
+   * The gateway as serve builds it; `countRequest` must be called once per finished request,
+   * `limits` is the Local rate-limit store all workers share (the primary's).
+   */
+  createGateway: (countRequest: () => void, limits: Limiter) => Gateway;
   setLogLevel: (level: string) => void;
   /** After each applied set (the worker's ACME runner follows the MeshConfig's issuers and store). */
   onApplied?: (resources: ResourceSet) => void;
 }): Promise<number> {
   const log = opts.logger;
   let requests = 0;
+  const limits = createWorkerLimiter();
   const gateway = opts.createGateway(() => {
     requests++;
-  });
+  }, limits);
   const metrics = opts.metrics;
   let version = 0;
   let hash = '';
@@ -569,6 +588,9 @@ export function runWorker(opts: {
           return;
         case 'sluice:log-level':
           opts.setLogLevel(m.level);
+          return;
+        case 'sluice:limits-answer':
+          limits.onMessage(m);
           return;
         case 'sluice:drain':
           log.info({ delayMs: m.delayMs, timeoutMs: m.timeoutMs }, 'worker draining');

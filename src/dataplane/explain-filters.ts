@@ -13,6 +13,8 @@ import type {
   HttpFilter,
   PolicyMatch,
   PolicyRequest,
+  RateLimitFilter,
+  RateLimitRequest,
   Snapshot,
 } from '../snapshot/types.ts';
 import { decideRbac, firstMatch, policyId } from '../snapshot/policy.ts';
@@ -80,6 +82,32 @@ function explainCors(f: CorsFilter, req: PolicyRequest, steps: FilterStep[]): Lo
   }
   steps.push({ filter: 'cors', verdict });
   return v.kind === 'preflight' && v.answered ? { status: 200, flag: '-', reason: 'cors_response' } : null;
+}
+
+/** Which rules would count the request, in which bucket; the stores are not asked. */
+function explainRateLimit(f: RateLimitFilter, req: RoutedRequest & PolicyRequest, steps: FilterStep[]): void {
+  const rr = req as RoutedRequest & RateLimitRequest;
+  for (const rule of f.rules) {
+    const l = rule.limit;
+    const rate =
+      l.algorithm === 'InFlight'
+        ? `at most ${l.requests} in flight`
+        : `${l.algorithm} ${l.requests} per ${l.windowMs / 1000}s${l.algorithm === 'TokenBucket' && l.burst !== l.requests ? `, burst ${l.burst}` : ''}`;
+    const what = `${rule.id} (${rate}, ${rule.storage}${rule.shadow ? ', shadow' : ''})`;
+    let verdict: string;
+    if (rule.applies !== null && !rule.applies(rr)) verdict = `${what}: to/when do not match; not counted`;
+    else if (rule.exempt !== null && rule.exempt(rr.remoteIp))
+      verdict = `${what}: client ${rr.remoteIp} is exempt`;
+    else {
+      const values = rule.key.map((k) => [k.describe, k.read(rr)] as const);
+      const missing = values.find(([, v]) => v === null);
+      verdict =
+        missing !== undefined
+          ? `${what}: no ${missing[0]} on this request; not counted`
+          : `${what}: counted in bucket ${values.length === 0 ? '(shared)' : values.map(([d, v]) => `${d}=${JSON.stringify(v)}`).join(' ')}; explain does not consult the store`;
+    }
+    steps.push({ filter: 'rate_limit', verdict });
+  }
 }
 
 export function explainPolicy(snapshot: Snapshot): PolicyExplainer {
@@ -195,6 +223,9 @@ export function explainPolicy(snapshot: Snapshot): PolicyExplainer {
           if (reply !== null) return stop(reply);
           break;
         }
+        case 'rate-limit':
+          explainRateLimit(f, req, steps);
+          break;
         case 'cors': {
           const reply = explainCors(f, req, steps);
           if (reply !== null) return stop(reply);

@@ -25,6 +25,7 @@ import { runBodyLimit } from './filters/body-limit.ts';
 import { runSourceRange } from './filters/source-range.ts';
 import { runBasicAuth } from './filters/basic-auth.ts';
 import { PAYLOAD_TOO_LARGE, readBodyPrefix } from './filters/read-body.ts';
+import { runRateLimit } from './filters/rate-limit.ts';
 
 /** `ns/name` of the matched policy, '-' when none: the metric label (rules go to the log). */
 function policyName(m: PolicyMatch | null): string {
@@ -77,6 +78,9 @@ export function runFilters<C extends FilterContext>(
         break;
       case 'cors':
         outcome = runCors(ctx, f);
+        break;
+      case 'rate-limit':
+        outcome = rt.rateLimit === null ? null : runRateLimit(ctx, f, rt.rateLimit);
         break;
     }
     if (outcome === null) continue;

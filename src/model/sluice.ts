@@ -1,4 +1,5 @@
 /** sluice's own kinds, group sluice.dev/v1alpha1. */
+import type { Condition, Operation } from './security.ts';
 
 export type PathNormalization = 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES';
 
@@ -54,7 +55,14 @@ export interface RedisSettings {
   readonly url: string;
   /** Prepended to every key sluice writes; default `sluice:`. */
   readonly keyPrefix?: string;
+  /**
+   * How long a request waits for a Global rate-limit answer before the policy's failureMode
+   * decides (seconds or a duration string); default 50ms.
+   */
+  readonly timeout?: string;
 }
+
+export const DEFAULT_REDIS_KEY_PREFIX = 'sluice:';
 
 /** The Gateway annotation naming the ACME issuer that supplies its servers' credentials. */
 export const ACME_ISSUER_ANNOTATION = 'sluice.dev/acme-issuer';
@@ -90,7 +98,94 @@ export interface AcmeIssuerSpec {
   readonly keyType?: 'ECDSA' | 'RSA';
 }
 
-export type RateLimitPolicySpec = Readonly<Record<string, unknown>>;
+/**
+ * sluice's rate limits, written like an Istio security policy: which requests a rule counts
+ * (`to`/`when`, AuthorizationPolicy's matching), which bucket (`key`), how many (`limit`).
+ */
+export interface RateLimitPolicySpec {
+  /** Objects in the policy's own namespace: a Gateway, a VirtualService, or one named http route (`sectionName`). */
+  readonly targetRefs: readonly RateLimitTargetRef[];
+  /** AfterAuth (default): JWT claims can key a limit. BeforeAuth: counted before ext_authz and jwt_authn (Gateway targets only). */
+  readonly phase?: 'AfterAuth' | 'BeforeAuth';
+  /**
+   * Local (default): this process, all its workers. Global: Redis (MeshConfig `redis`), every
+   * replica. Service: an Envoy rate limit service (envoyproxy/ratelimit) at `service`.
+   */
+  readonly storage?: 'Local' | 'Global' | 'Service';
+  /** storage Service: where the rate limit service is, and the domain its config is under. */
+  readonly service?: RateLimitServiceRef;
+  /** What happens when the Global store cannot answer in time: Open (default) limits locally, Closed answers 500. */
+  readonly failureMode?: 'Open' | 'Closed';
+  /** None (default, as Envoy), Draft (IETF RateLimit / RateLimit-Policy) or XRateLimit (X-RateLimit-*). */
+  readonly responseHeaders?: 'None' | 'Draft' | 'XRateLimit';
+  readonly rules: readonly RateLimitRuleSpec[];
+}
+
+export interface RateLimitServiceRef {
+  /** `[<namespace>/]<hostname>`: a Service or ServiceEntry host (as ext_authz providers name theirs). */
+  readonly host: string;
+  readonly port: number;
+  readonly domain: string;
+  /** Default 20ms, as Envoy's rate limit filter. */
+  readonly timeout?: string;
+}
+
+export interface RateLimitTargetRef {
+  readonly group?: string;
+  readonly kind: string;
+  readonly name: string;
+  /** VirtualService targets: the http route `name` the policy applies to; absent = every route. */
+  readonly sectionName?: string;
+}
+
+export type RateLimitUnit = 'Second' | 'Minute' | 'Hour' | 'Day';
+export type RateLimitAlgorithm = 'FixedWindow' | 'SlidingWindow' | 'TokenBucket';
+
+export interface RateLimitRuleSpec {
+  /** Unique in the policy: the bucket's name, metric label, RateLimit header policy name. */
+  readonly name: string;
+  /** AuthorizationPolicy `to` and `when` (AP-3, AP-7): the rule counts only requests they match. */
+  readonly to?: readonly { readonly operation?: Operation }[];
+  readonly when?: readonly Condition[];
+  /** One bucket per distinct value of all parts together; absent or empty = one shared bucket. */
+  readonly key?: readonly RateLimitKeySpec[];
+  /** Default TokenBucket. */
+  readonly algorithm?: RateLimitAlgorithm;
+  /**
+   * `requests` per `unit` (with `burst` for TokenBucket), or `inFlight`: at most that many requests
+   * of one bucket being served at once (ingress-nginx `limit-connections`; Local storage only).
+   * With storage Service it is optional: absent, the service's own limit applies; set, it is sent
+   * as the descriptor's limit override.
+   */
+  readonly limit?: {
+    readonly requests?: number;
+    readonly unit?: RateLimitUnit;
+    readonly burst?: number;
+    readonly inFlight?: number;
+  };
+  /** Clients never counted by this rule. */
+  readonly exempt?: { readonly remoteIpBlocks?: readonly string[] };
+  /** Count and report, never reject. */
+  readonly shadowMode?: boolean;
+}
+
+/** Exactly one field is set. */
+export interface RateLimitKeySpec {
+  /** The client IP after trusted-proxy handling (`remote.ip`). */
+  readonly remoteAddress?: Readonly<Record<string, never>>;
+  /** One bucket per value of this request header; a request without it is not counted by the rule. */
+  readonly requestHeader?: { readonly name: string };
+  /** One bucket per value of this JWT claim (`a.b` or `[a][b]` for nested); no token or no claim = not counted. */
+  readonly requestAuthClaim?: string;
+  /** The request host (lowercase, no port). */
+  readonly host?: Readonly<Record<string, never>>;
+  /** The normalised path, without the query. */
+  readonly path?: Readonly<Record<string, never>>;
+  /** The chosen route's name (VirtualService targets only: a Gateway's rules run before the route is chosen). */
+  readonly routeName?: Readonly<Record<string, never>>;
+  /** A fixed value: one bucket shared by every request the rule counts. */
+  readonly constant?: string;
+}
 
 /** Who this gateway is: Gateway and policy selectors are matched against it (GW-1). */
 export interface GatewayIdentity {

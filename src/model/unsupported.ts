@@ -158,11 +158,6 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
   },
   // sluice's own and Kubernetes kinds read but not acted on
   {
-    kind: 'RateLimitPolicy',
-    field: '*',
-    effect: 'it is not enforced: requests are not rate limited',
-  },
-  {
     kind: 'MeshConfig',
     field: 'outboundTrafficPolicy.mode',
     when: { equals: ['REGISTRY_ONLY'] },

@@ -14,6 +14,7 @@ import {
 import type {
   Cluster,
   CompiledPolicy,
+  GatewaySettings,
   HttpFilter,
   Listener,
   RetryPolicy,
@@ -28,6 +29,7 @@ import type {
   UpstreamTls,
   VirtualHost,
 } from './types.ts';
+import { redactRedisUrl } from '../util/redis-url.ts';
 
 function sortKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeys);
@@ -246,6 +248,31 @@ function dumpFilter(f: HttpFilter): unknown {
           source: p.source,
         })),
       };
+    case 'rate-limit':
+      return {
+        filter: 'rate_limit',
+        rules: f.rules.map((r) => ({
+          rule: r.id,
+          storage: r.storage,
+          ...(r.storage !== 'Local' ? { failureMode: r.failureMode } : {}),
+          ...(r.service !== null
+            ? {
+                service: {
+                  service: r.service.authority,
+                  cluster: r.service.cluster.name,
+                  domain: r.service.domain,
+                  timeoutMs: r.service.timeoutMs,
+                },
+              }
+            : {}),
+          responseHeaders: r.responseHeaders,
+          limit: r.limit,
+          key: r.key.map((k) => k.describe),
+          matches: r.applies === null ? 'every request' : 'to/when',
+          exempt: r.exempt !== null,
+          shadow: r.shadow,
+        })),
+      };
   }
 }
 
@@ -366,11 +393,17 @@ function dumpUpstreamTls(t: UpstreamTls): unknown {
   };
 }
 
+/** Settings with the Redis password hidden. */
+function dumpSettings(s: GatewaySettings): unknown {
+  const redis = s.rateLimitRedis;
+  return redis === undefined ? s : { ...s, rateLimitRedis: { ...redis, url: redactRedisUrl(redis.url) } };
+}
+
 /** The whole snapshot as sorted plain data. */
 export function dumpSnapshot(snapshot: Snapshot): unknown {
   return sortKeys({
     hash: snapshot.hash,
-    settings: snapshot.settings,
+    settings: dumpSettings(snapshot.settings),
     listeners: listenersByPort(snapshot).map(dumpListener),
     clusters: valuesByKey(snapshot.clusters).map(dumpCluster),
   });

@@ -128,6 +128,16 @@ export interface GatewaySettings {
   readonly accessLog?: AccessLogSettings;
   /** MeshConfig tracing + its OpenTelemetry extension provider; absent when tracing is off. */
   readonly tracing?: TracingSettings;
+  /** MeshConfig `redis` for Global rate limits; absent when no Global rule applies. */
+  readonly rateLimitRedis?: RateLimitRedisSettings;
+}
+
+/** The Redis a Global rate limit counts in. `url` may carry a password: dumps redact it. */
+export interface RateLimitRedisSettings {
+  readonly url: string;
+  readonly keyPrefix: string;
+  /** How long a request waits for Redis before failureMode decides. */
+  readonly timeoutMs: number;
 }
 
 export interface AccessLogSettings {
@@ -679,7 +689,8 @@ export type HttpFilter =
   | SourceRangeFilter
   | BasicAuthFilter
   | FaultFilter
-  | CorsFilter;
+  | CorsFilter
+  | RateLimitFilter;
 
 /**
  * ingress-nginx's auth-type basic (nginx auth_basic) on routes translated from an Ingress: a
@@ -719,6 +730,74 @@ export interface SourceRangeFilter {
 export interface BodyLimitFilter {
   readonly kind: 'body-limit';
   readonly maxBytes: number;
+}
+
+// ---------------------------------------------------------------- rate limit
+
+/** How a bucket counts (the ratelimit/ stores implement each, locally and in Redis). */
+export interface RateLimitSpec {
+  /** InFlight: `requests` at once, released when each response ends (windowMs 0). */
+  readonly algorithm: 'FixedWindow' | 'SlidingWindow' | 'TokenBucket' | 'InFlight';
+  readonly requests: number;
+  readonly windowMs: number;
+  /** TokenBucket capacity (default `requests`); equal to `requests` for the windows. */
+  readonly burst: number;
+  /** storage Service: false when the policy leaves the limit to the service (requests 0). */
+  readonly override?: boolean;
+}
+
+/** What a rate-limit key reads: the policy request, and the chosen route on route-level filters. */
+export interface RateLimitRequest extends PolicyRequest {
+  readonly route: Route | null;
+}
+
+/** One part of a bucket key; null = the request has no such value and the rule does not count it. */
+export interface RateLimitKeyPart {
+  /** For explain and dumps: `remoteAddress`, `requestHeader x-user`, `constant all`. */
+  readonly describe: string;
+  /** The entry key of an Envoy rate limit service descriptor: `remote_address`, `x-user`, `generic_key`. */
+  readonly descriptorKey: string;
+  readonly read: (req: RateLimitRequest) => string | null;
+}
+
+/** One RateLimitPolicy rule, compiled. */
+export interface CompiledRateLimitRule {
+  /** `ns/policy/rule`: metrics label, and (with `spec`) the bucket's name. */
+  readonly id: string;
+  readonly policy: string;
+  readonly name: string;
+  readonly storage: 'Local' | 'Global' | 'Service';
+  /** storage Service: the rate limit service; null otherwise. */
+  readonly service: RateLimitService | null;
+  readonly failureMode: 'Open' | 'Closed';
+  readonly responseHeaders: 'None' | 'Draft' | 'XRateLimit';
+  readonly limit: RateLimitSpec;
+  /**
+   * Bucket name prefix: id + the limit's shape, so a changed limit starts fresh buckets instead
+   * of reading another algorithm's state.
+   */
+  readonly bucket: string;
+  readonly shadow: boolean;
+  /** `to`/`when`; null = every request. */
+  readonly applies: ((req: PolicyRequest) => boolean) | null;
+  /** `exempt.remoteIpBlocks` on the client IP; null = none. */
+  readonly exempt: ((ip: string) => boolean) | null;
+  readonly key: readonly RateLimitKeyPart[];
+}
+
+/** An Envoy rate limit service (`envoy.service.ratelimit.v3.RateLimitService`) over gRPC. */
+export interface RateLimitService {
+  /** `host:port` as written: logs and explain. */
+  readonly authority: string;
+  readonly cluster: Cluster;
+  readonly domain: string;
+  readonly timeoutMs: number;
+}
+
+/** The rate limits of one place (a table before or after authorization, or a route), in policy order. */
+export interface RateLimitFilter {
+  readonly kind: 'rate-limit';
+  readonly rules: readonly CompiledRateLimitRule[];
 }
 
 // ---------------------------------------------------------------- fault (route filter)

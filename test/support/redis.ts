@@ -16,14 +16,19 @@ export interface RedisServer {
   close(): Promise<void>;
 }
 
-/** `password` turns on AUTH (`--requirepass`); the URL and the client carry it. */
-export async function startRedisServer(opts: { password?: string } = {}): Promise<RedisServer> {
+/**
+ * `password` turns on AUTH (`--requirepass`); the URL and the client carry it. `port`: a port a
+ * server of the test had before (a restart), else a free one.
+ */
+export async function startRedisServer(
+  opts: { password?: string; port?: number } = {},
+): Promise<RedisServer> {
   if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error !== undefined) {
     throw new Error(
       'redis-server is not installed; install it with: apt-get update && apt-get install -y redis-server',
     );
   }
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const child: ChildProcess = spawn(
     'redis-server',
     [

@@ -4,21 +4,11 @@
  * server answers unchanged. One client per authorizer endpoint, reused; the call has the
  * provider's timeout as its deadline. Loaded only when a gRPC provider is configured.
  */
-import { fileURLToPath } from 'node:url';
-import {
-  credentials,
-  loadPackageDefinition,
-  status as grpcStatus,
-  type Client,
-  type ServiceError,
-} from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { status as grpcStatus, type Client, type ServiceError } from '@grpc/grpc-js';
+import { grpcClients } from './grpc-clients.ts';
 import type { ExtAuthzGrpcProvider } from '../../snapshot/types.ts';
 import { hostSetOf, pickHost } from '../../upstream/endpoints.ts';
 import { headerText, type CheckAnswer, type CheckInput } from './ext-authz-check.ts';
-
-/** Where the .proto files live: `proto/` beside `src/` (and beside the compiled output). */
-const PROTO_ROOT = fileURLToPath(new URL('../../../proto/', import.meta.url));
 
 interface HeaderValueOption {
   readonly header?: { readonly key?: string; readonly value?: string; readonly rawValue?: Buffer };
@@ -48,49 +38,14 @@ type AuthorizationClient = Client & {
   ): unknown;
 };
 
-type ClientCtor = new (
-  address: string,
-  creds: ReturnType<typeof credentials.createInsecure>,
-) => AuthorizationClient;
-
-let ctor: ClientCtor | null = null;
-
-function clientClass(): ClientCtor {
-  if (ctor !== null) return ctor;
-  const def = loadSync('envoy/service/auth/v3/external_auth.proto', {
-    includeDirs: [PROTO_ROOT],
-    keepCase: false,
-    longs: Number,
-    enums: Number,
-    defaults: false,
-    oneofs: true,
-  });
-  const pkg = loadPackageDefinition(def) as unknown as {
-    envoy: { service: { auth: { v3: { Authorization: ClientCtor } } } };
-  };
-  ctor = pkg.envoy.service.auth.v3.Authorization;
-  return ctor;
-}
-
-const clients = new Map<string, AuthorizationClient>();
-
-function clientFor(address: string): AuthorizationClient {
-  let c = clients.get(address);
-  if (c === undefined) {
-    const Ctor = clientClass();
-    c = new Ctor(address, credentials.createInsecure());
-    clients.set(address, c);
-  }
-  return c;
-}
+const authorizers = grpcClients<AuthorizationClient>(
+  'envoy/service/auth/v3/external_auth.proto',
+  'envoy.service.auth.v3.Authorization',
+);
 
 /** Closes clients of authorizers no live provider uses (called on apply). */
 export function closeUnusedAuthorizerClients(liveAddresses: ReadonlySet<string>): void {
-  for (const [address, c] of clients) {
-    if (liveAddresses.has(address)) continue;
-    c.close();
-    clients.delete(address);
-  }
+  authorizers.close(liveAddresses);
 }
 
 function peer(ip: string, port: number): unknown {
@@ -189,7 +144,7 @@ export async function checkOverGrpc(p: ExtAuthzGrpcProvider, input: CheckInput):
   const set = await hostSetOf(p.cluster);
   const host = pickHost(set, null);
   if (host === null) return { kind: 'error', reason: `no endpoint for ${p.authority}` };
-  const client = clientFor(host.hostPort);
+  const client = authorizers.clientFor(host.hostPort);
   return new Promise<CheckAnswer>((resolve) => {
     client.Check(checkRequest(p, input), { deadline: new Date(Date.now() + p.timeoutMs) }, (err, res) => {
       if (err !== null) {

@@ -3,9 +3,10 @@
  * on the request, how it answers locally, and what it reports (metrics, audit logs).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { PolicyRequest } from '../../snapshot/types.ts';
+import type { RateLimitRequest } from '../../snapshot/types.ts';
 import type { JwksStore } from './jwks-store.ts';
 import type { PolicyDecisionSink } from '../../observability/policy-metrics.ts';
+import type { Limiter } from '../../ratelimit/limits.ts';
 
 /** Upstream request header changes a filter asks for (applied once, by the forwarder). */
 export interface HeaderEdits {
@@ -16,7 +17,7 @@ export interface HeaderEdits {
 }
 
 /** What filters read and write on a request (dataplane/request-context.ts implements it). */
-export interface FilterContext extends PolicyRequest {
+export interface FilterContext extends RateLimitRequest {
   readonly req: IncomingMessage;
   /** Destroyed when the client went away: a filter finishing late must not answer. */
   readonly res: ServerResponse;
@@ -63,4 +64,25 @@ export interface FilterRuntime {
   /** Metrics and audit logs of decisions; null = not observed. */
   readonly observer: PolicyDecisionSink | null;
   readonly now: () => number;
+  /** Rate-limit stores; null where no RateLimitPolicy can apply (tests, explain). */
+  readonly rateLimit: RateLimitRuntime | null;
+}
+
+// ---------------------------------------------------------------- rate limits
+
+export type RateLimitResult = 'ok' | 'over_limit' | 'shadow_over_limit' | 'exempt' | 'error' | 'fallback';
+
+/** Decisions and store health, counted by observability/ratelimit-metrics.ts. */
+export interface RateLimitSink {
+  decision(policy: string, rule: string, result: RateLimitResult): void;
+}
+
+/** The stores a process has; `global` follows the snapshot's MeshConfig redis (null = none). */
+export interface RateLimitRuntime {
+  /** Process-wide: in-process, or the --workers primary's over the worker channel. */
+  readonly local: Limiter;
+  /** Used while the Global store cannot answer (failureMode Open). */
+  readonly fallback: Limiter;
+  global: Limiter | null;
+  readonly observer: RateLimitSink | null;
 }

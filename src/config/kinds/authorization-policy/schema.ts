@@ -20,7 +20,7 @@ const Source = msg({
   notTrustDomains: strList.optional(),
 });
 
-const Operation = msg({
+export const OperationSchema = msg({
   hosts: strList.optional(),
   notHosts: strList.optional(),
   ports: strList.optional(),
@@ -31,6 +31,8 @@ const Operation = msg({
   notPaths: strList.optional(),
 });
 
+export const ConditionSchema = msg({ key: str, values: strList.optional(), notValues: strList.optional() });
+
 export const AuthorizationPolicySpecSchema: z.ZodType<AuthorizationPolicySpec> = msg({
   selector: WorkloadSelectorSchema.optional(),
   targetRef: PolicyTargetRefSchema.optional(),
@@ -39,10 +41,8 @@ export const AuthorizationPolicySpecSchema: z.ZodType<AuthorizationPolicySpec> =
     .array(
       msg({
         from: z.array(msg({ source: Source.optional() })).optional(),
-        to: z.array(msg({ operation: Operation.optional() })).optional(),
-        when: z
-          .array(msg({ key: str, values: strList.optional(), notValues: strList.optional() }))
-          .optional(),
+        to: z.array(msg({ operation: OperationSchema.optional() })).optional(),
+        when: z.array(ConditionSchema).optional(),
       }),
     )
     .optional(),

@@ -1,4 +1,4 @@
-import type { AuthorizationPolicySpec } from '../../../model/security.ts';
+import type { AuthorizationPolicySpec, Rule } from '../../../model/security.ts';
 import type { FieldPath } from '../../field-path.ts';
 import { checkIpOrCidr } from '../../validate-hosts.ts';
 import { validateTargeting } from '../request-authentication/validate.ts';
@@ -157,35 +157,45 @@ export function validateAuthorizationPolicy(
         validateValues(s[field], [...fp, field], f, 'plain');
       }
     });
-    rule.to?.forEach((to, j) => {
-      const op = to.operation;
-      const tp: FieldPath = [...rp, 'to', j, 'operation'];
-      if (!op) {
-        f.error([...rp, 'to', j], '`to.operation` must not be empty');
-        return;
-      }
-      if (Object.values(op).every((v) => !v || (Array.isArray(v) && v.length === 0)))
-        f.error(tp, '`to.operation` must not be empty');
-      validateValues(op.ports, [...tp, 'ports'], f, 'port');
-      validateValues(op.notPorts, [...tp, 'notPorts'], f, 'port');
-      for (const field of ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'] as const)
-        validateValues(op[field], [...tp, field], f, 'plain');
-      for (const field of ['paths', 'notPaths'] as const)
-        op[field]?.forEach((p, k) => validatePathTemplate(p, [...tp, field, k], f));
-    });
-    rule.when?.forEach((c, j) => {
-      const cp: FieldPath = [...rp, 'when', j];
-      if (c.key === '') {
-        f.error([...cp, 'key'], '`key` must not be empty');
-        return;
-      }
-      const bad = validateConditionKey(c.key);
-      if (bad) f.error([...cp, 'key'], bad);
-      if (!c.values?.length && !c.notValues?.length)
-        f.error(cp, `at least one of values or notValues must be set for key ${c.key}`);
-      const kind = IP_KEYS.has(c.key) ? 'ip' : c.key === 'destination.port' ? 'port' : 'plain';
-      validateValues(c.values, [...cp, 'values'], f, kind);
-      validateValues(c.notValues, [...cp, 'notValues'], f, kind);
-    });
+    validateOperations(rule.to, rp, f);
+    validateConditions(rule.when, rp, f);
+  });
+}
+
+/** `rules[].to` (AP-4), shared with RateLimitPolicy rules; `rp` is the rule's path. */
+export function validateOperations(to: Rule['to'], rp: FieldPath, f: Findings): void {
+  to?.forEach((t, j) => {
+    const op = t.operation;
+    const tp: FieldPath = [...rp, 'to', j, 'operation'];
+    if (!op) {
+      f.error([...rp, 'to', j], '`to.operation` must not be empty');
+      return;
+    }
+    if (Object.values(op).every((v) => !v || (Array.isArray(v) && v.length === 0)))
+      f.error(tp, '`to.operation` must not be empty');
+    validateValues(op.ports, [...tp, 'ports'], f, 'port');
+    validateValues(op.notPorts, [...tp, 'notPorts'], f, 'port');
+    for (const field of ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'] as const)
+      validateValues(op[field], [...tp, field], f, 'plain');
+    for (const field of ['paths', 'notPaths'] as const)
+      op[field]?.forEach((p, k) => validatePathTemplate(p, [...tp, field, k], f));
+  });
+}
+
+/** `rules[].when` (AP-7), shared with RateLimitPolicy rules; `rp` is the rule's path. */
+export function validateConditions(when: Rule['when'], rp: FieldPath, f: Findings): void {
+  when?.forEach((c, j) => {
+    const cp: FieldPath = [...rp, 'when', j];
+    if (c.key === '') {
+      f.error([...cp, 'key'], '`key` must not be empty');
+      return;
+    }
+    const bad = validateConditionKey(c.key);
+    if (bad) f.error([...cp, 'key'], bad);
+    if (!c.values?.length && !c.notValues?.length)
+      f.error(cp, `at least one of values or notValues must be set for key ${c.key}`);
+    const kind = IP_KEYS.has(c.key) ? 'ip' : c.key === 'destination.port' ? 'port' : 'plain';
+    validateValues(c.values, [...cp, 'values'], f, kind);
+    validateValues(c.notValues, [...cp, 'notValues'], f, kind);
   });
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { MeshConfigSpec } from '../../../model/sluice.ts';
-import { str, uint32 } from '../schema-common.ts';
+import { duration, str, uint32 } from '../schema-common.ts';
 import { redisUrlProblem } from '../../../util/redis-url.ts';
 
 const record = z.record(z.string(), z.unknown());
@@ -33,6 +33,7 @@ export const MeshConfigSpecSchema: z.ZodType<MeshConfigSpec> = z.strictObject({
         if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
       }),
       keyPrefix: str.optional(),
+      timeout: duration.optional(),
     })
     .optional(),
   acme: z

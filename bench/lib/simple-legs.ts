@@ -1,0 +1,221 @@
+/**
+ * Legs of a side-by-side benchmark: one `sluice serve --workers 1` per configuration, pinned to
+ * the proxy core, each measured by rounds of wrk (closed loop, keep-alive) and a paced load
+ * (service-time percentiles), with the share of the proxy core other processes took, so a
+ * disturbed round can be measured again. Used by bench/ratelimit.ts (bench/lib/legs.ts is the fuller e2e/security machinery).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { readCpuTimes, sharesBetween } from './cpu.ts';
+import { runPaced } from './latency.ts';
+import { freePorts, until200 } from './net.ts';
+import { BODY_100 } from './nginx.ts';
+import type { PacedResult } from './paced-load.ts';
+import { treeCpuSeconds, type Proc } from './procs.ts';
+import { startSluice, tail } from './sluice.ts';
+import { runWrk, type WrkResult } from './wrk.ts';
+
+export const PROXY_CPU = cpus().length > 1 ? 0 : null;
+export const LOAD_CPU = cpus().length > 1 ? 1 : null;
+/** Other processes' share of the proxy core above which a phase is measured again. */
+export const DISTURBED = 0.1;
+
+export interface Round {
+  readonly wrk: WrkResult;
+  readonly cpuPerRequestUs: number;
+  readonly paced: PacedResult;
+  /** Share of the proxy core other processes used during the wrk and the paced phase. */
+  readonly other: { readonly wrk: number; readonly paced: number };
+}
+
+export interface Leg {
+  readonly name: string;
+  readonly proc: Proc;
+  readonly port: number;
+  readonly metricsPort: number;
+  readonly rounds: Round[];
+}
+
+export interface LegLoad {
+  readonly quick: boolean;
+  readonly durationS: number;
+  readonly rate: number;
+  readonly connections: number;
+  readonly headers: Record<string, string>;
+  readonly path: string;
+}
+
+/** Runs `phase`, returning what it returned and the share of the proxy core other processes took. */
+export async function watched<T>(
+  pid: number,
+  phase: () => Promise<T>,
+): Promise<{ value: T; other: number; cpuS: number }> {
+  const before = readCpuTimes();
+  const cpu0 = treeCpuSeconds(pid);
+  const t0 = performance.now();
+  const value = await phase();
+  const cpuS = treeCpuSeconds(pid) - cpu0;
+  const share = PROXY_CPU === null ? undefined : sharesBetween(before, readCpuTimes()).get(PROXY_CPU);
+  const wallS = (performance.now() - t0) / 1000;
+  const other = share === undefined ? 0 : Math.max(0, share.tasks - cpuS / wallS);
+  return { value, other, cpuS };
+}
+
+/** A sluice on the proxy core serving `config(port)`, answering 200 on the Host of `load`. */
+export async function startLeg(
+  dir: string,
+  name: string,
+  config: (port: number) => string,
+  headers: Record<string, string>,
+): Promise<Leg> {
+  const [port, status, metrics, admin] = await freePorts(4);
+  const cdir = join(dir, name, 'config');
+  mkdirSync(cdir, { recursive: true });
+  writeFileSync(join(cdir, 'bench.yaml'), config(port!));
+  const logFile = join(dir, name, 'sluice.log');
+  const proc = startSluice({
+    name,
+    configDir: cdir,
+    ports: { status: status!, metrics: metrics!, admin: admin! },
+    cpu: PROXY_CPU,
+    logFile,
+  });
+  await until200(`http://127.0.0.1:${port}/warm`, headers, {
+    deadlineMs: 20_000,
+    bodyBytes: BODY_100.length,
+  }).catch((err: unknown) => {
+    throw new Error(`${name} did not start: ${String(err)}\n${tail(logFile)}`);
+  });
+  return { name, proc, port: port!, metricsPort: metrics!, rounds: [] };
+}
+
+export async function measureRound(leg: Leg, dir: string, round: number, load: LegLoad): Promise<Round> {
+  const url = `http://127.0.0.1:${leg.port}${load.path}`;
+  const log = (what: string): string => join(dir, leg.name, `${what}-${round}.log`);
+  const wrk = (durationS: number, what: string): Promise<WrkResult> =>
+    runWrk({
+      cpu: LOAD_CPU,
+      url,
+      threads: 1,
+      connections: load.connections,
+      durationS,
+      headers: load.headers,
+      logFile: log(what),
+    });
+  await wrk(load.quick ? 1 : 3, 'warmup');
+  const w = await watched(leg.proc.pid, () => wrk(load.durationS, 'wrk'));
+  const paced = await watched(leg.proc.pid, () =>
+    runPaced({
+      cpu: LOAD_CPU,
+      url,
+      rate: load.rate,
+      durationS: load.durationS,
+      warmupS: load.quick ? 1 : 2,
+      connections: 64,
+      headers: load.headers,
+      logFile: log('paced'),
+    }),
+  );
+  return {
+    wrk: w.value,
+    cpuPerRequestUs: (w.cpuS / w.value.requests) * 1e6,
+    paced: paced.value,
+    other: { wrk: w.other, paced: paced.other },
+  };
+}
+
+/** Every leg measured `rounds` times, legs alternating; a disturbed round again (at most `retries` in all). */
+export async function measureLegs(
+  legs: readonly Leg[],
+  dir: string,
+  load: LegLoad,
+  rounds: number,
+  retries: number,
+): Promise<void> {
+  let left = retries;
+  for (let r = 0; r < rounds; r++) {
+    for (const leg of legs) {
+      for (let attempt = 0; ; attempt++) {
+        process.stderr.write(`bench: ${leg.name} round ${r + 1}/${rounds}\n`);
+        const round = await measureRound(leg, dir, r * 10 + attempt, load);
+        const disturbed = Math.max(round.other.wrk, round.other.paced) > DISTURBED;
+        if (!disturbed || left === 0) {
+          leg.rounds.push(round);
+          break;
+        }
+        left -= 1;
+        process.stderr.write(
+          `bench: ${leg.name}: other processes took ${(100 * Math.max(round.other.wrk, round.other.paced)).toFixed(0)} % of the proxy core; measuring again\n`,
+        );
+      }
+    }
+  }
+}
+
+/** The round with the most req/s, and the one with the lowest paced p99. */
+export const bestRound = (leg: Leg): Round =>
+  leg.rounds.reduce((a, b) => (b.wrk.requestsPerSec > a.wrk.requestsPerSec ? b : a));
+export const calmRound = (leg: Leg): Round =>
+  leg.rounds.reduce((a, b) => (b.paced.serviceUs.p99 < a.paced.serviceUs.p99 ? b : a));
+
+const ms = (us: number): string => (us / 1000).toFixed(2);
+const pct = (share: number): string => `${(100 * share).toFixed(0)} %`;
+
+/** The table rows: one per leg (best req/s, calmest latency), then each round. */
+export function legLines(legs: readonly Leg[]): string[] {
+  const lines = [
+    'leg            req/s    sluice CPU/req   wrk p99    paced p50   paced p99   errors   other on proxy core (wrk, paced)',
+  ];
+  for (const leg of legs) {
+    const b = bestRound(leg);
+    const c = calmRound(leg);
+    const errors = b.wrk.non2xx + b.wrk.socketErrors + c.paced.errors;
+    lines.push(
+      `${leg.name.padEnd(12)} ${b.wrk.requestsPerSec.toFixed(0).padStart(7)} ${`${b.cpuPerRequestUs.toFixed(1)} µs`.padStart(16)} ${`${b.wrk.latencyMs.p99.toFixed(2)} ms`.padStart(10)} ${`${ms(c.paced.serviceUs.p50)} ms`.padStart(11)} ${`${ms(c.paced.serviceUs.p99)} ms`.padStart(11)}   ${String(errors).padEnd(6)}   ${pct(b.other.wrk)}, ${pct(c.other.paced)}`,
+    );
+    for (const [i, x] of leg.rounds.entries())
+      lines.push(
+        `  round ${i + 1}: ${x.wrk.requestsPerSec.toFixed(0)} req/s, ${x.cpuPerRequestUs.toFixed(1)} µs/req, paced p99 ${ms(x.paced.serviceUs.p99)} ms, other ${pct(x.other.wrk)} / ${pct(x.other.paced)}`,
+      );
+  }
+  return lines;
+}
+
+/** `on / off`: req/s, CPU per request and paced p99 ratios of this one run. */
+export function ratioLine(on: Leg, off: Leg): string {
+  const b = bestRound(on);
+  const a = bestRound(off);
+  return `${on.name} / ${off.name}: req/s ${(b.wrk.requestsPerSec / a.wrk.requestsPerSec).toFixed(2)}x, CPU per request ${(b.cpuPerRequestUs / a.cpuPerRequestUs).toFixed(2)}x, paced p99 ${(calmRound(on).paced.serviceUs.p99 / calmRound(off).paced.serviceUs.p99).toFixed(2)}x (+${ms(calmRound(on).paced.serviceUs.p99 - calmRound(off).paced.serviceUs.p99)} ms), paced p50 +${ms(calmRound(on).paced.serviceUs.p50 - calmRound(off).paced.serviceUs.p50)} ms`;
+}
+
+/** The command line both leg benchmarks take: --quick, --duration, --rounds, --rate, --connections, --retries. */
+export function legOptions(): {
+  quick: boolean;
+  durationS: number;
+  rounds: number;
+  rate: number;
+  connections: number;
+  retries: number;
+} {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      duration: { type: 'string' },
+      rounds: { type: 'string' },
+      rate: { type: 'string', default: '2000' },
+      connections: { type: 'string', default: '50' },
+      retries: { type: 'string', default: '4' },
+    },
+  });
+  const quick = values.quick;
+  return {
+    quick,
+    durationS: Number(values.duration ?? (quick ? 2 : 10)),
+    rounds: Number(values.rounds ?? (quick ? 1 : 2)),
+    rate: Number(values.rate),
+    connections: Number(values.connections),
+    retries: Number(values.retries),
+  };
+}

@@ -1,0 +1,221 @@
+/**
+ * Global rate limits in Redis, shared by every replica and worker: one script call (EVALSHA,
+ * EVAL once after a Redis restart, ioredis `defineCommand`) decides and counts every bucket of a
+ * request, with Redis's own clock (`TIME`), so replicas whose clocks differ still share aligned
+ * windows. The algorithms are local-store.ts's, written in Lua: a refused request counts in no
+ * bucket; every key expires once its bucket is back to its initial state.
+ *
+ * Never in the way of the gateway: a command waits at most `timeoutMs` (then the caller's
+ * failureMode decides), nothing queues while Redis is unreachable (ioredis' offline queue is
+ * off), and a breaker opens after consecutive failures so requests stop waiting on a dead
+ * Redis: while open every check fails at once; after `breakerOpenMs` one request probes, and
+ * its success closes the breaker. ioredis reconnects in the background with back-off.
+ */
+import type { Redis } from 'ioredis';
+import { closeRedisClient, loadRedis } from '../util/redis-url.ts';
+import type { Limiter, LimitCheck, LimitVerdict } from './limits.ts';
+
+/** Script: KEYS are the buckets; ARGV per bucket: algorithm (F|S|T), requests, windowMs, burst, shadow (0|1). */
+export const RATE_LIMIT_SCRIPT = `
+-- Redis before 5 replicates scripts verbatim, which TIME forbids; 5+ replicate effects anyway.
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = #KEYS
+local alg, req, win, burst, shadow, state, allowed, avail = {}, {}, {}, {}, {}, {}, {}, {}
+local ok = true
+for i = 1, n do
+  local a = ARGV[(i - 1) * 5 + 1]
+  local r = tonumber(ARGV[(i - 1) * 5 + 2])
+  local w = tonumber(ARGV[(i - 1) * 5 + 3])
+  local b = tonumber(ARGV[(i - 1) * 5 + 4])
+  alg[i], req[i], win[i], burst[i], shadow[i] = a, r, w, b, ARGV[(i - 1) * 5 + 5] == '1'
+  local k = KEYS[i]
+  if a == 'F' then
+    local ws = now - (now % w)
+    local h = redis.call('HMGET', k, 'w', 'c')
+    local c = 0
+    if tonumber(h[1]) == ws then c = tonumber(h[2]) or 0 end
+    state[i] = {ws, c}
+    allowed[i] = c < r
+    avail[i] = r - c
+  elseif a == 'S' then
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', now - w)
+    local used = redis.call('ZCARD', k)
+    state[i] = used
+    allowed[i] = used < r
+    avail[i] = r - used
+  else
+    local h = redis.call('HMGET', k, 't', 'l')
+    local tokens = b
+    if h[1] then
+      local last = tonumber(h[2])
+      local elapsed = now - last
+      if elapsed < 0 then elapsed = 0 end
+      tokens = math.min(b, tonumber(h[1]) + elapsed * r / w)
+    end
+    state[i] = tokens
+    allowed[i] = tokens >= 1
+    avail[i] = math.floor(tokens)
+  end
+  if not allowed[i] and not shadow[i] then ok = false end
+end
+local out = {}
+for i = 1, n do
+  local k, a, r, w, b = KEYS[i], alg[i], req[i], win[i], burst[i]
+  local counted = ok and allowed[i]
+  local reset
+  if a == 'F' then
+    local ws, c = state[i][1], state[i][2]
+    if counted then
+      redis.call('HSET', k, 'w', ws, 'c', c + 1)
+      redis.call('PEXPIREAT', k, ws + w)
+    end
+    reset = ws + w - now
+  elseif a == 'S' then
+    if counted then
+      redis.call('ZADD', k, now, now .. '.' .. state[i])
+      redis.call('PEXPIRE', k, w)
+      reset = w
+    else
+      local oldest = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+      if oldest[2] then reset = tonumber(oldest[2]) + w - now else reset = 0 end
+    end
+  else
+    local tokens = state[i]
+    if counted then
+      tokens = tokens - 1
+      redis.call('HSET', k, 't', tostring(tokens), 'l', now)
+      redis.call('PEXPIRE', k, math.ceil((b - tokens) * w / r) + 1000)
+      reset = math.ceil((b - tokens) * w / r)
+    else
+      reset = math.ceil((1 - tokens) * w / r)
+    end
+  end
+  local remaining = avail[i]
+  if counted then remaining = remaining - 1 end
+  if remaining < 0 then remaining = 0 end
+  if reset < 0 then reset = 0 end
+  out[#out + 1] = allowed[i] and 1 or 0
+  out[#out + 1] = remaining
+  out[#out + 1] = math.ceil(reset)
+end
+return out
+`;
+
+// InFlight limits are Local only (validation refuses them with Global storage).
+const ALGORITHM_CODE = { FixedWindow: 'F', SlidingWindow: 'S', TokenBucket: 'T', InFlight: 'T' } as const;
+
+export type BreakerState = 'closed' | 'open' | 'half_open';
+
+export interface RedisStoreOptions {
+  /** `redis://…` or `rediss://…`; never logged by this module. */
+  readonly url: string;
+  readonly keyPrefix: string;
+  readonly timeoutMs: number;
+  /** Consecutive failures that open the breaker; default 3. */
+  readonly breakerFailures?: number;
+  /** How long the breaker stays open before one request probes; default 1000 ms. */
+  readonly breakerOpenMs?: number;
+  /** Each answered script call's round trip, ms (the latency histogram). */
+  readonly onLatency?: (ms: number) => void;
+  readonly onBreaker?: (state: BreakerState) => void;
+  /** A failure worth a (throttled) log line; the message never holds the URL. */
+  readonly onError?: (message: string) => void;
+}
+
+export interface RedisStore extends Limiter {
+  check(checks: readonly LimitCheck[]): Promise<readonly LimitVerdict[]>;
+  breaker(): BreakerState;
+  close(): Promise<void>;
+}
+
+type ScriptClient = Redis & {
+  sluiceRateLimit(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
+};
+
+export class RateLimitStoreError extends Error {}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+const BREAKER_OPEN = new RateLimitStoreError('rate-limit store breaker open');
+
+export function createRedisStore(opts: RedisStoreOptions): RedisStore {
+  const RedisClient = loadRedis();
+  const client = new RedisClient(opts.url, {
+    connectTimeout: Math.max(1000, opts.timeoutMs),
+    commandTimeout: opts.timeoutMs,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+  }) as ScriptClient;
+  client.defineCommand('sluiceRateLimit', { lua: RATE_LIMIT_SCRIPT });
+  client.on('error', (err: Error) => opts.onError?.(err.message));
+  // Until the first connection is up, a call waits for it (at most the timeout) instead of
+  // failing at once: a fresh store would otherwise send its first requests to the fallback.
+  let firstReady: Promise<void> | null = new Promise<void>((resolve) =>
+    client.once('ready', () => {
+      firstReady = null;
+      resolve();
+    }),
+  );
+  const failuresToOpen = opts.breakerFailures ?? 3;
+  const openMs = opts.breakerOpenMs ?? 1000;
+  let state: BreakerState = 'closed';
+  let failures = 0;
+  let openedAt = 0;
+  let probing = false;
+  const setState = (s: BreakerState): void => {
+    if (s === state) return;
+    state = s;
+    opts.onBreaker?.(s);
+  };
+  const failed = (err: unknown): never => {
+    probing = false;
+    failures++;
+    if (state === 'half_open' || failures >= failuresToOpen) {
+      openedAt = performance.now();
+      setState('open');
+    }
+    throw err;
+  };
+  const prefix = opts.keyPrefix + 'rl:';
+  return {
+    check(checks) {
+      if (state === 'open') {
+        if (performance.now() - openedAt < openMs || probing) return Promise.reject(BREAKER_OPEN);
+        setState('half_open');
+      }
+      if (state === 'half_open') {
+        if (probing) return Promise.reject(BREAKER_OPEN);
+        probing = true;
+      }
+      const args: (string | number)[] = [];
+      for (const c of checks) args.push(prefix + c.bucket);
+      for (const c of checks) {
+        const l = c.limit;
+        args.push(ALGORITHM_CODE[l.algorithm], l.requests, l.windowMs, l.burst, c.shadow ? 1 : 0);
+      }
+      const started = performance.now();
+      const call = (): Promise<number[]> => client.sluiceRateLimit(checks.length, ...args);
+      const sent =
+        firstReady === null ? call() : Promise.race([firstReady, sleep(opts.timeoutMs)]).then(call);
+      return sent.then((flat) => {
+        opts.onLatency?.(performance.now() - started);
+        probing = false;
+        failures = 0;
+        setState('closed');
+        const out: LimitVerdict[] = [];
+        for (let i = 0; i < checks.length; i++)
+          out.push({ allowed: flat[i * 3] === 1, remaining: flat[i * 3 + 1]!, resetMs: flat[i * 3 + 2]! });
+        return out;
+      }, failed);
+    },
+    release: () => undefined,
+    breaker: () => state,
+    close: () => closeRedisClient(client),
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * The Global store against a real redis-server on a free port: the three algorithms in one script
+ * call with Redis's clock, keys with the prefix that expire, a refused request counted nowhere;
+ * the timeout, the breaker (open, half-open probe, closed again), and Redis restarting.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { startRedisServer, type RedisServer } from '../support/redis.ts';
+import { until } from '../support/until.ts';
+import { closedPort } from '../support/upstreams.ts';
+import { createRedisStore, type BreakerState, type RedisStore } from '../../src/ratelimit/redis-store.ts';
+import type { LimitCheck, LimitShape } from '../../src/ratelimit/limits.ts';
+
+let cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  cleanups = [];
+});
+
+async function redis(): Promise<RedisServer> {
+  const r = await startRedisServer();
+  cleanups.push(() => r.close());
+  return r;
+}
+
+function store(
+  url: string,
+  opts: { timeoutMs?: number; onBreaker?: (s: BreakerState) => void } = {},
+): RedisStore {
+  const s = createRedisStore({
+    url,
+    keyPrefix: 'test:',
+    timeoutMs: opts.timeoutMs ?? 200,
+    breakerOpenMs: 300,
+    ...(opts.onBreaker ? { onBreaker: opts.onBreaker } : {}),
+  });
+  cleanups.push(() => s.close());
+  return s;
+}
+
+const shape = (
+  algorithm: LimitShape['algorithm'],
+  requests: number,
+  windowMs: number,
+  burst = requests,
+): LimitShape => ({
+  algorithm,
+  requests,
+  windowMs,
+  burst,
+});
+
+const check = (bucket: string, limit: LimitShape, shadow = false): LimitCheck => ({ bucket, limit, shadow });
+
+/** The store connects in the background; the first call after creation may find it not ready yet. */
+async function ready(s: RedisStore): Promise<void> {
+  await until(
+    async () =>
+      (await s.check([check('warm-up', shape('FixedWindow', 1_000_000, 1000))]).catch(() => null)) !== null,
+    {
+      timeoutMs: 5000,
+      what: 'the store answering',
+    },
+  );
+}
+
+async function admittedOf(s: RedisStore, c: LimitCheck, n: number): Promise<number> {
+  let ok = 0;
+  for (let i = 0; i < n; i++) if ((await s.check([c]))[0]!.allowed) ok++;
+  return ok;
+}
+
+describe('Redis rate-limit store', () => {
+  it('FixedWindow admits N per window aligned on Redis TIME; the key carries the prefix and expires with the window', async () => {
+    const r = await redis();
+    const s = store(r.url);
+    await ready(s);
+    const DAY = 86_400_000;
+    const l = shape('FixedWindow', 5, DAY);
+    const v = [];
+    for (let i = 0; i < 7; i++) v.push((await s.check([check('fw', l)]))[0]!);
+    expect(v.map((x) => x.allowed)).toEqual([true, true, true, true, true, false, false]);
+    expect(v.map((x) => x.remaining)).toEqual([4, 3, 2, 1, 0, 0, 0]);
+    const [sec, micro] = await r.client.time();
+    const nowMs = Number(sec) * 1000 + Math.floor(Number(micro) / 1000);
+    // The reset is the end of the day by Redis's clock.
+    expect(Math.abs(v[6]!.resetMs - (DAY - (nowMs % DAY)))).toBeLessThan(200);
+    expect(await r.client.hget('test:rl:fw', 'c')).toBe('5');
+    const pttl = await r.client.pttl('test:rl:fw');
+    expect(pttl).toBeGreaterThan(0);
+    expect(pttl).toBeLessThanOrEqual(DAY);
+  });
+
+  it('SlidingWindow never admits more than N in a window; TokenBucket admits its burst then refills', async () => {
+    const r = await redis();
+    const s = store(r.url);
+    await ready(s);
+    expect(await admittedOf(s, check('sw', shape('SlidingWindow', 4, 60_000)), 8)).toBe(4);
+    expect(await r.client.zcard('test:rl:sw')).toBe(4);
+    expect(await r.client.pttl('test:rl:sw')).toBeGreaterThan(0);
+    const tb = shape('TokenBucket', 10, 1000, 3);
+    expect(await admittedOf(s, check('tb', tb), 6)).toBe(3);
+    const refused = (await s.check([check('tb', tb)]))[0]!;
+    expect(refused.allowed).toBe(false);
+    expect(refused.resetMs).toBeGreaterThan(0);
+    expect(refused.resetMs).toBeLessThanOrEqual(100);
+    await until(async () => (await s.check([check('tb', tb)]))[0]!.allowed, {
+      timeoutMs: 2000,
+      what: 'a refilled token',
+    });
+    expect(await r.client.pttl('test:rl:tb')).toBeGreaterThan(0);
+  });
+
+  it('all buckets in one call: refused by one, counted in none; shadow never refuses', async () => {
+    const r = await redis();
+    const s = store(r.url);
+    await ready(s);
+    const tight = check('tight', shape('FixedWindow', 1, 86_400_000));
+    const loose = check('loose', shape('FixedWindow', 100, 86_400_000));
+    await s.check([tight, loose]);
+    const v = await s.check([tight, loose]);
+    expect(v.map((x) => x.allowed)).toEqual([false, true]);
+    expect(await r.client.hget('test:rl:loose', 'c')).toBe('1');
+    const shadowed = await s.check([{ ...tight, shadow: true }, loose]);
+    expect(shadowed.map((x) => x.allowed)).toEqual([false, true]);
+    expect(await r.client.hget('test:rl:loose', 'c')).toBe('2');
+  });
+
+  it('Redis unreachable: calls fail within the timeout, the breaker opens, and closes again once Redis answers', async () => {
+    const states: BreakerState[] = [];
+    const port = await closedPort();
+    const s = store(`redis://127.0.0.1:${port}`, { timeoutMs: 50, onBreaker: (st) => states.push(st) });
+    const c = check('x', shape('FixedWindow', 5, 1000));
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      await expect(s.check([c])).rejects.toThrow();
+      expect(performance.now() - t0).toBeLessThan(500);
+    }
+    expect(s.breaker()).toBe('open');
+    // While open, nothing waits at all.
+    const t0 = performance.now();
+    await expect(s.check([c])).rejects.toThrow('breaker open');
+    expect(performance.now() - t0).toBeLessThan(20);
+    expect(states).toEqual(['open']);
+  });
+
+  it('a killed and restarted redis-server: failures while it is down, then answers again by itself', async () => {
+    const r = await redis();
+    const s = store(r.url, { timeoutMs: 50 });
+    await ready(s);
+    const c = check('k', shape('FixedWindow', 1000, 60_000));
+    await r.client.shutdown('NOSAVE').catch(() => undefined);
+    await until(async () => (await s.check([c]).catch(() => null)) === null, {
+      timeoutMs: 5000,
+      what: 'the store failing',
+    });
+    const restarted = await startRedisServer({ port: r.port });
+    cleanups.push(() => restarted.close());
+    await until(async () => (await s.check([c]).catch(() => null)) !== null, {
+      timeoutMs: 10_000,
+      what: 'the store answering again',
+    });
+    expect(s.breaker()).toBe('closed');
+  });
+});
