@@ -31,10 +31,10 @@ const LOCALITIES = `    - match: [{ uri: { prefix: /slow } }]
       retries: { attempts: 2, retryRemoteLocalities: true }
 `;
 
-const INGRESS = `apiVersion: networking.k8s.io/v1
-kind: Ingress
+const ENVOY_FILTER = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
 metadata: { name: web, namespace: istio-system }
-spec: { rules: [{ host: example.com }] }
+spec: { configPatches: [] }
 `;
 
 async function scrape(r: RunningGateway): Promise<string> {
@@ -50,7 +50,7 @@ const counted = (metrics: string, kind: string, field: string): number => {
 };
 
 describe('serve: unsupported config is warned at every load and counted', () => {
-  it('logs and counts a retry setting and an Ingress it does not act on, and says so while serving', async () => {
+  it('logs and counts a retry setting and an EnvoyFilter it does not act on, and says so while serving', async () => {
     const a = await startEcho({ name: 'a' });
     cleanups.push(() => a.close());
     const port = await freePort();
@@ -58,7 +58,7 @@ describe('serve: unsupported config is warned at every load and counted', () => 
       'gateway.yaml': gatewayYaml([port]),
       'upstreams.yaml': upstreamsYaml({ a: a.port }),
       'route.yaml': routeYaml(1, 'a', LOCALITIES),
-      'ingress.yaml': INGRESS,
+      'envoyfilter.yaml': ENVOY_FILTER,
     });
     cleanups.push(() => dir.remove());
     const lines: string[] = [];
@@ -79,20 +79,20 @@ describe('serve: unsupported config is warned at every load and counted', () => 
     expect(logged).toMatch(
       /route\.yaml#1:\d+ VirtualService test\/shop: spec\.http\[0\]\.retries\.retryRemoteLocalities: retryRemoteLocalities is not implemented by sluice; it has no effect/,
     );
-    expect(logged).toMatch(/ingress\.yaml#1\S* Ingress istio-system\/web: .*it is not served/);
+    expect(logged).toMatch(/envoyfilter\.yaml#1\S* EnvoyFilter istio-system\/web: .*it is ignored/);
     // What the warnings say is what happens: the route serves as if the field were absent.
     for (let i = 0; i < 3; i++)
       expect((await request(port, '/slow', { host: 'example.com' })).status).toBe(200);
 
     let metrics = await scrape(running);
     expect(counted(metrics, 'VirtualService', 'http[].retries.retryRemoteLocalities')).toBe(1);
-    expect(counted(metrics, 'Ingress', '*')).toBe(1);
+    expect(counted(metrics, 'EnvoyFilter', '*')).toBe(1);
 
-    // A rejected load is counted too (the Ingress is still in it); the route with the field is gone from it.
+    // A rejected load is counted too (the EnvoyFilter is still in it); the route with the field is gone from it.
     await dir.write('route.yaml', invalidRouteYaml());
     await until(() => running.loop.stats.rejected === 1, { what: 'the invalid set rejected' });
     metrics = await scrape(running);
-    expect(counted(metrics, 'Ingress', '*')).toBe(2);
+    expect(counted(metrics, 'EnvoyFilter', '*')).toBe(2);
     expect(counted(metrics, 'VirtualService', 'http[].retries.retryRemoteLocalities')).toBe(1);
 
     // And so is the next accepted one.
@@ -100,6 +100,6 @@ describe('serve: unsupported config is warned at every load and counted', () => 
     await until(() => running.loop.stats.accepted === 2, { what: 'the fixed set applied' });
     metrics = await scrape(running);
     expect(counted(metrics, 'VirtualService', 'http[].retries.retryRemoteLocalities')).toBe(2);
-    expect(counted(metrics, 'Ingress', '*')).toBe(3);
+    expect(counted(metrics, 'EnvoyFilter', '*')).toBe(3);
   });
 });

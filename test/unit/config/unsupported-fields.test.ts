@@ -122,14 +122,14 @@ spec:
   });
 
   it('a whole kind sluice reads but does not act on is one warning on the resource', () => {
-    const r = load(`apiVersion: sluice.dev/v1alpha1
-kind: RateLimitPolicy
+    const r = load(`apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
 metadata: { name: web, namespace: shop }
 spec:
-  limits: []
+  configPatches: []
 `);
     expect(r.diagnostics.map(formatDiagnostic)).toEqual([
-      'warning c.yaml#1:1 RateLimitPolicy shop/web: RateLimitPolicy is not implemented by sluice; it is not enforced: requests are not rate limited [SLUICE_CONFIG_UNSUPPORTED]',
+      'warning c.yaml#1:1 EnvoyFilter shop/web: EnvoyFilter is not implemented by sluice; it is ignored: the changes it makes to an Istio gateway do not happen here [SLUICE_CONFIG_UNSUPPORTED]',
     ]);
     expect(r.diagnostics[0]!.unsupported).toBe('*');
   });
