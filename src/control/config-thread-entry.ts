@@ -10,7 +10,11 @@ import { hashResources } from '../compile/index.ts';
 import { createLoadCache } from '../config/index.ts';
 import { SluiceError } from '../errors/sluice-error.ts';
 import type { GatewayIdentity } from '../model/sluice.ts';
-import { createConfigSources, type ConfigSourcesOptions } from '../providers/certs-dir.ts';
+import {
+  createConfigSources,
+  withIngressTranslation,
+  type ConfigSourcesOptions,
+} from '../providers/certs-dir.ts';
 import { combineProviders } from '../providers/combine.ts';
 import { createKubernetesProvider, type KubernetesProviderOptions } from '../providers/kubernetes/index.ts';
 import type { Provider, ProviderUpdate } from '../providers/provider.ts';
@@ -41,9 +45,16 @@ if (process.platform === 'linux') {
 }
 
 // Documents that did not change are not parsed, validated or hashed again (config/index.ts).
-const files = createConfigSources({ ...sources, cache: createLoadCache() });
 const provider: Provider =
-  kubernetes === null ? files : combineProviders(files, createKubernetesProvider(kubernetes));
+  kubernetes === null
+    ? createConfigSources({ ...sources, cache: createLoadCache() })
+    : withIngressTranslation(
+        combineProviders(
+          createConfigSources({ ...sources, cache: createLoadCache(), translateIngresses: false }),
+          createKubernetesProvider(kubernetes),
+        ),
+        sources,
+      );
 const sender = createDeltaSender();
 /** The last set read, which `judge` compiles. */
 let last: ProviderUpdate | null = null;

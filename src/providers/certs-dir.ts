@@ -174,6 +174,11 @@ export interface ConfigSourcesOptions {
   readonly cache?: LoadCache;
   /** --ingress-class, --ingress-http-port, --ingress-https-port (ingress-nginx's defaults when absent). */
   readonly ingress?: Omit<IngressOptions, 'gatewayNamespace'>;
+  /**
+   * False when another provider's objects join these files: the Ingresses are then translated
+   * once, over the combined set (withIngressTranslation), not here.
+   */
+  readonly translateIngresses?: boolean;
 }
 
 /**
@@ -187,15 +192,38 @@ export async function readConfigSources(
   const update = await readConfigUpdate(opts, watch);
   const certs = await readCertsDir(opts.certsDir, opts.gatewayNamespace, watch);
   const named = await readCertificateFiles(certificatePathsOf(update.resources), watch);
-  const ingress = withIngresses(mergeCertificates(update.resources, certs, named), {
-    ...(opts.ingress ?? DEFAULT_INGRESS_OPTIONS),
-    gatewayNamespace: opts.gatewayNamespace,
-  });
+  const merged = { ...update, resources: mergeCertificates(update.resources, certs, named) };
+  return opts.translateIngresses === false ? merged : translated(merged, ingressOptionsOf(opts));
+}
+
+function ingressOptionsOf(opts: ConfigSourcesOptions): IngressOptions {
+  return { ...(opts.ingress ?? DEFAULT_INGRESS_OPTIONS), gatewayNamespace: opts.gatewayNamespace };
+}
+
+/** The update with the Istio resources its Ingresses translate to, and what the translation said. */
+function translated(update: ProviderUpdate, opts: IngressOptions): ProviderUpdate {
+  const ingress = withIngresses(update.resources, opts);
   return {
     ...update,
     resources: ingress.resources,
     diagnostics:
       ingress.diagnostics.length === 0 ? update.diagnostics : [...update.diagnostics, ...ingress.diagnostics],
+  };
+}
+
+/**
+ * A provider whose whole set (files and API objects together) has its Ingresses translated, so an
+ * Ingress from the Kubernetes API is served as one from a file is.
+ */
+export function withIngressTranslation(provider: Provider, opts: ConfigSourcesOptions): Provider {
+  const ingress = ingressOptionsOf(opts);
+  return {
+    ...provider,
+    read: async () => {
+      const update = await provider.read();
+      // A half-synced read is never compiled: nothing to translate.
+      return update.incomplete === undefined ? translated(update, ingress) : update;
+    },
   };
 }
 

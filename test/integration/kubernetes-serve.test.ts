@@ -374,6 +374,70 @@ spec:
     });
   });
 
+  it('serves an Ingress from the API as one from a file (translated over the whole set), following its changes', async () => {
+    const s = await setup();
+    const ingressPort = await freePort();
+    for (const [name, port] of [
+      ['web', s.a.port],
+      ['api', s.b.port],
+    ] as const) {
+      s.api.apply({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name, namespace: 'test' },
+        spec: { selector: { app: name }, ports: [{ name: 'http', port: 80 }] },
+      });
+      s.api.apply({
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: {
+          name: `${name}-abcde`,
+          namespace: 'test',
+          labels: { 'kubernetes.io/service-name': name },
+        },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+        ports: [{ name: 'http', port, protocol: 'TCP' }],
+      });
+    }
+    const ingress = (service: string): KubeObj => ({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      metadata: { name: 'shop', namespace: 'test' },
+      spec: {
+        ingressClassName: 'sluice',
+        rules: [
+          {
+            host: 'shop.example.com',
+            http: {
+              paths: [
+                {
+                  path: '/',
+                  pathType: 'Prefix',
+                  backend: { service: { name: service, port: { number: 80 } } },
+                },
+              ],
+            },
+          },
+        ],
+      },
+    });
+    s.api.apply(ingress('web'));
+    const running = await serve(s, ['--ingress-http-port', String(ingressPort)]);
+    await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
+    const upstreamOf = async (): Promise<string> => {
+      const res = await request(ingressPort, '/cart', { host: 'shop.example.com' });
+      return res.status === 200 ? (JSON.parse(res.body) as { name: string }).name : `status ${res.status}`;
+    };
+    expect(await upstreamOf()).toBe('a');
+    expect(s.a.seen.at(-1)?.url).toBe('/cart');
+    s.api.apply(ingress('api'));
+    await until(async () => (await upstreamOf()) === 'b', {
+      what: 'the changed Ingress served',
+      timeoutMs: 15_000,
+    });
+  });
+
   it('DestinationRule subsets select Service endpoints by the labels of their Pods (watched only once a subset needs them)', async () => {
     const s = await setup();
     applyWebService(s);
