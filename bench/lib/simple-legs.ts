@@ -2,20 +2,21 @@
  * Legs of a side-by-side benchmark: one `sluice serve --workers 1` per configuration, pinned to
  * the proxy core, each measured by rounds of wrk (closed loop, keep-alive) and a paced load
  * (service-time percentiles), with the share of the proxy core other processes took, so a
- * disturbed round can be measured again. Used by bench/ratelimit.ts (bench/lib/legs.ts is the fuller e2e/security machinery).
+ * disturbed round can be measured again. Used by bench/mirror.ts and bench/ratelimit.ts (bench/lib/legs.ts is the fuller e2e/security
+ * machinery, with re-measuring budgets and a baseline checkout).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readCpuTimes, sharesBetween } from './cpu.ts';
 import { runPaced } from './latency.ts';
 import { freePorts, until200 } from './net.ts';
 import { BODY_100 } from './nginx.ts';
 import type { PacedResult } from './paced-load.ts';
-import { treeCpuSeconds, type Proc } from './procs.ts';
+import type { Proc } from './procs.ts';
 import { startSluice, tail } from './sluice.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
+import { watched } from './watched.ts';
 
 export const PROXY_CPU = cpus().length > 1 ? 0 : null;
 export const LOAD_CPU = cpus().length > 1 ? 1 : null;
@@ -45,22 +46,6 @@ export interface LegLoad {
   readonly connections: number;
   readonly headers: Record<string, string>;
   readonly path: string;
-}
-
-/** Runs `phase`, returning what it returned and the share of the proxy core other processes took. */
-export async function watched<T>(
-  pid: number,
-  phase: () => Promise<T>,
-): Promise<{ value: T; other: number; cpuS: number }> {
-  const before = readCpuTimes();
-  const cpu0 = treeCpuSeconds(pid);
-  const t0 = performance.now();
-  const value = await phase();
-  const cpuS = treeCpuSeconds(pid) - cpu0;
-  const share = PROXY_CPU === null ? undefined : sharesBetween(before, readCpuTimes()).get(PROXY_CPU);
-  const wallS = (performance.now() - t0) / 1000;
-  const other = share === undefined ? 0 : Math.max(0, share.tasks - cpuS / wallS);
-  return { value, other, cpuS };
 }
 
 /** A sluice on the proxy core serving `config(port)`, answering 200 on the Host of `load`. */
@@ -105,8 +90,8 @@ export async function measureRound(leg: Leg, dir: string, round: number, load: L
       logFile: log(what),
     });
   await wrk(load.quick ? 1 : 3, 'warmup');
-  const w = await watched(leg.proc.pid, () => wrk(load.durationS, 'wrk'));
-  const paced = await watched(leg.proc.pid, () =>
+  const w = await watched(leg.proc.pid, PROXY_CPU, () => wrk(load.durationS, 'wrk'));
+  const paced = await watched(leg.proc.pid, PROXY_CPU, () =>
     runPaced({
       cpu: LOAD_CPU,
       url,
