@@ -71,6 +71,11 @@ export function clusterStateFor(cluster: Cluster): ClusterState {
   return s;
 }
 
+/** Whether some pool holds the state of clusters with this key (it has counts worth keeping). */
+export function hasClusterState(key: string): boolean {
+  return states.has(key);
+}
+
 export function newClusterState(key: string, outlier: OutlierPolicy | null): ClusterState {
   return {
     key,

@@ -6,7 +6,7 @@
 import type { Cluster } from '../snapshot/types.ts';
 import { hostFor, type UpstreamHost } from './pools.ts';
 import { cachedAnswer, settledAnswer, type DnsAnswer } from './dns.ts';
-import { newClusterState, type ClusterState } from './cluster-state.ts';
+import { hasClusterState, newClusterState, type ClusterState } from './cluster-state.ts';
 import { pickRoundRobin } from './balancer/round-robin.ts';
 import { pickLeastRequest } from './balancer/least-request.ts';
 import { pickRandom } from './balancer/random.ts';
@@ -195,11 +195,19 @@ export function viewOf(set: HostSet): PickView {
 export function warmEndpoints(clusters: Iterable<Cluster>): void {
   const now = Date.now();
   for (const c of clusters) {
+    // A cluster whose state is in use (its endpoints changed, its policy did not) takes its pools
+    // now, before the old pools close and drop the state: ejections, breaker counts and
+    // slow-start times carry over as Envoy keeps them across EDS updates (DR-7).
+    const keep = c.warmup !== undefined || hasClusterState(c.stateKey);
     if (c.endpoints.kind === 'static') {
-      if (c.warmup !== undefined) hostSetOf(c);
+      if (keep) hostSetOf(c);
       continue;
     }
     for (const ep of c.endpoints.endpoints) cachedAnswer(ep.address, now);
+    if (keep) {
+      const set = hostSetOf(c);
+      if (set instanceof Promise) set.catch(() => undefined);
+    }
   }
 }
 

@@ -65,6 +65,18 @@ async function sendMany(gw: TestGateway, n: number): Promise<number[]> {
   return out;
 }
 
+/** The reviews cluster's ejection gauges as /metrics reports them. */
+async function ejectionMetrics(gw: TestGateway): Promise<{ ejected: number; ejections: number }> {
+  const registry = new Registry();
+  registerPoolGauges(registry, () => poolSamples(gw.gateway));
+  const samples = parsePrometheus(await registry.metrics());
+  const cluster = { cluster: 'outbound|80||reviews.default.svc.cluster.local' };
+  return {
+    ejected: sumOf(samples, 'sluice_upstream_endpoints_ejected', cluster),
+    ejections: sumOf(samples, 'sluice_upstream_ejections_total', cluster),
+  };
+}
+
 const status = (gw: TestGateway): PoolStatus[] => gw.gateway.clusterStatus() as PoolStatus[];
 
 describe('DR-7 outlier detection', () => {
@@ -196,11 +208,26 @@ spec:
     );
     await sendMany(gw, 9);
     expect(bad.requests).toBe(2);
-    const registry = new Registry();
-    registerPoolGauges(registry, () => poolSamples(gw.gateway));
-    const samples = parsePrometheus(await registry.metrics());
-    const cluster = { cluster: 'outbound|80||reviews.default.svc.cluster.local' };
-    expect(sumOf(samples, 'sluice_upstream_endpoints_ejected', cluster)).toBe(1);
-    expect(sumOf(samples, 'sluice_upstream_ejections_total', cluster)).toBe(1);
+    expect(await ejectionMetrics(gw)).toEqual({ ejected: 1, ejections: 1 });
+  });
+
+  it('an ejection survives a reload that changes the endpoint set (EDS keeps host state)', async () => {
+    const outlier =
+      '{ consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100 }';
+    const { gw, ups } = await setup(3, outlier);
+    const bad = ups[2]!;
+    bad.status = 500;
+    await sendMany(gw, 9);
+    expect(bad.requests).toBe(2);
+    // A fourth endpoint joins; the ejected one stays in the set and must stay ejected.
+    const extra = await startSteered({ name: 'u3' });
+    cleanups.push(() => extra.close());
+    await gw.gateway.apply(snapshotFromYaml(yamlFor([...ups, extra], outlier)));
+    const statuses = await sendMany(gw, 12);
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    expect(bad.requests).toBe(2);
+    expect(extra.requests).toBeGreaterThan(0);
+    // And the cluster's ejection record carried over with it.
+    expect(await ejectionMetrics(gw)).toEqual({ ejected: 1, ejections: 1 });
   });
 });
