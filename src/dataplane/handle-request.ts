@@ -33,7 +33,7 @@ import { withResponseFlag } from '../upstream/upstream-error.ts';
 import { startTrace } from '../observability/tracing.ts';
 import { rawHeader } from '../observability/request-facts.ts';
 import { RequestContext } from './request-context.ts';
-import { sendLocalReply, sendUpstreamFailure, writeReply } from './local-reply.ts';
+import { grpcReply, sendLocalReply, sendUpstreamFailure, writeReply } from './local-reply.ts';
 import { isGrpcRequest } from '../util/grpc.ts';
 import { sniOf } from './tls-sni.ts';
 import { sanitizeClientCertHeader } from './xfcc.ts';
@@ -350,14 +350,10 @@ function direct(ctx: RequestContext, action: DirectResponseAction): void {
   if (ops !== null) applyHeaderOps(headers, ops, ctx);
   if (ctx.responseHeadersToAdd !== null) replaceHeaders(headers, ctx.responseHeadersToAdd);
   const body = action.body;
+  const bytes = body === null ? EMPTY : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  if (isGrpcRequest(ctx.req.rawHeaders)) return grpcReply(ctx, action.status, headers, bytes);
   // VS-17: a non-empty body is text/plain unless the route's response headers set a type.
-  writeReply(
-    ctx.res,
-    action.status,
-    headers,
-    body === null ? EMPTY : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-    false,
-  );
+  writeReply(ctx.res, action.status, headers, bytes, false);
 }
 
 function redirect(ctx: RequestContext, action: RedirectAction): void {
@@ -383,6 +379,7 @@ function redirect(ctx: RequestContext, action: RedirectAction): void {
   const ops = ctx.route!.responseHeaders;
   if (ops !== null) applyHeaderOps(headers, ops, ctx);
   if (ctx.responseHeadersToAdd !== null) replaceHeaders(headers, ctx.responseHeadersToAdd);
+  if (isGrpcRequest(ctx.req.rawHeaders)) return grpcReply(ctx, action.code, headers, null);
   writeReply(ctx.res, action.code, headers, EMPTY, false);
 }
 

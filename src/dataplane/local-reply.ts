@@ -50,8 +50,11 @@ export function sendLocalReply(
   writeReply(res, status, headers, body === null ? EMPTY : body, false);
 }
 
-/** DP-3: the local reply as gRPC clients read it; `status` stays the logged response code. */
-function grpcReply(ctx: ForwardContext, status: number, headers: string[], body: Buffer | null): void {
+/**
+ * DP-3: the local reply as gRPC clients read it; `status` stays the logged response code. Direct
+ * responses and redirects take this form too: Envoy's router sends them with sendLocalReply.
+ */
+export function grpcReply(ctx: ForwardContext, status: number, headers: string[], body: Buffer | null): void {
   let grpcStatus: string | null = null;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!.toLowerCase();

@@ -196,6 +196,40 @@ describe('gRPC statuses, deadlines and failures', () => {
     expect(done[0]!.responseFlags).toBe('NR');
   });
 
+  it('DP-3: a direct response or a redirect to a gRPC call is trailers-only, as Envoy sends its local replies', async () => {
+    const server = await startEchoServer();
+    cleanups.push(() => server.close());
+    const done: RequestContext[] = [];
+    const yaml = configYaml(server.port).replace(
+      /http: \[\{ (.*) \}\]$/m,
+      `http:
+  - match: [{ uri: { exact: /sluice.test.Echo/Unary }, headers: { x-case: { exact: direct } } }]
+    directResponse: { status: 503, body: { string: "down for maintenance" } }
+  - match: [{ uri: { exact: /sluice.test.Echo/Unary }, headers: { x-case: { exact: redirect } } }]
+    redirect: { authority: other.example.com }
+  - { $1 }`,
+    );
+    const gw = await startGatewayFromYaml(yaml, { onRequestDone: (ctx) => done.push(ctx) });
+    cleanups.push(() => gw.close());
+    const client = echoClient(`127.0.0.1:${gw.port()}`, HOST);
+    cleanups.push(() => client.close());
+
+    const direct = await unary(client, { text: 'x' }, undefined, { 'x-case': 'direct' });
+    expect(direct.error?.code).toBe(grpcStatus.UNAVAILABLE);
+    expect(direct.error?.details).toBe('down for maintenance');
+    // A redirect is a 301 local reply: HTTP 3xx maps to UNKNOWN, the Location stays a header.
+    const moved = await unary(client, { text: 'x' }, undefined, { 'x-case': 'redirect' });
+    expect(moved.error?.code).toBe(grpcStatus.UNKNOWN);
+    expect(server.calls).toHaveLength(0);
+    // Without the header the route still forwards.
+    expect((await unary(client, { text: 'ok' })).error).toBeNull();
+    await until(() => done.length === 3);
+    expect(done.slice(0, 2).map((c) => [c.status, c.responseDetails])).toEqual([
+      [503, 'direct_response'],
+      [301, 'direct_response'],
+    ]);
+  });
+
   it("DP-3: an upstream that refuses connections is UNAVAILABLE with Envoy's reason as grpc-message", async () => {
     const server = await startEchoServer();
     const port = server.port;

@@ -190,7 +190,12 @@ export interface EchoClient extends Client {
 }
 
 /** One unary call: its reply or error, and the trailing metadata the client received. */
-export function unary(c: EchoClient, req: EchoRequest, deadlineMs?: number): Promise<CallResult<EchoReply>> {
+export function unary(
+  c: EchoClient,
+  req: EchoRequest,
+  deadlineMs?: number,
+  metadata: Readonly<Record<string, string>> = {},
+): Promise<CallResult<EchoReply>> {
   return new Promise((resolve) => {
     let trailers: Record<string, string> = {};
     let result: { value: EchoReply | null; error: CallResult<EchoReply>['error'] } | null = null;
@@ -198,9 +203,11 @@ export function unary(c: EchoClient, req: EchoRequest, deadlineMs?: number): Pro
     const settle = (): void => {
       if (result !== null && statusSeen) resolve({ ...result, trailers });
     };
+    const md = new Metadata();
+    for (const [k, v] of Object.entries(metadata)) md.set(k, v);
     const call = c.Unary(
       req,
-      new Metadata(),
+      md,
       deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs },
       (err, value) => {
         result = { value: err ? null : value, error: err };
