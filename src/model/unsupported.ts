@@ -127,6 +127,10 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
     'it has no effect, as sluice runs in a single locality (DR-5)',
   ),
   policyBlock(
+    'connectionPool.http.http2KeepAlive.time',
+    'it has no effect: HTTP/2 upstream connections are PINGed every `interval` and closed after `timeout` without an answer',
+  ),
+  policyBlock(
     'connectionPool.tcp.tcpKeepalive',
     "it has no effect: upstream connections use the operating system's keepalive settings",
   ),
