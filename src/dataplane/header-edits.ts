@@ -10,15 +10,19 @@ import type { HeaderEdits } from './filters/filter.ts';
 export function applyHeaderEdits(req: IncomingMessage, edits: HeaderEdits): void {
   const drop = new Set<string>(edits.remove);
   for (const [name] of edits.set) drop.add(name);
+  // In place: both Node's HTTP/1 and HTTP/2 requests hand out the one array they hold, and a new
+  // array (or redefining the property) would cost an allocation and a hidden-class change on every
+  // request a token is stripped from.
   const raw = req.rawHeaders;
-  const out: string[] = [];
+  let w = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const n = raw[i]!;
     if (drop.has(n.toLowerCase())) continue;
-    out.push(n, raw[i + 1]!);
+    raw[w++] = n;
+    raw[w++] = raw[i + 1]!;
   }
-  for (const [name, value] of edits.set) out.push(name, value);
-  Object.defineProperty(req, 'rawHeaders', { value: out, configurable: true, writable: true });
+  raw.length = w;
+  for (const [name, value] of edits.set) raw.push(name, value);
   const headers = req.headers as Record<string, string | string[] | undefined>;
   for (const name of drop) delete headers[name];
   for (const [name, value] of edits.set) headers[name] = value;

@@ -5,6 +5,7 @@
  * what the access log records (response flags and details).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import http2 from 'node:http2';
 import { request } from 'undici';
 import { startGatewayFromYaml, sendRaw, type TestGateway } from '../support/gateway.ts';
 import { startEcho, type Upstream } from '../support/upstreams.ts';
@@ -125,6 +126,16 @@ function requireJwt(): string {
   return REQUIRE_JWT.replace('${ISS}', ISS).replace('${JWKS}', jwks.url);
 }
 
+/** requireJwt() with the `sub` claim sent upstream as x-user. */
+function claimHeaderYaml(): string {
+  return gatewayYaml(
+    requireJwt().replace(
+      '    audiences: [api]',
+      '    audiences: [api]\n    outputClaimToHeaders: [{header: x-user, claim: sub}]',
+    ),
+  );
+}
+
 describe('JWT + AuthorizationPolicy (RA-3, RA-4, AP-2)', () => {
   test('no token: 403 RBAC (not 401); a public path passes without one', async () => {
     const { gw, log } = await start(gatewayYaml(requireJwt()));
@@ -207,17 +218,33 @@ spec:
   });
 
   test('claim headers are set for the upstream and a forged one never passes', async () => {
-    const yaml = gatewayYaml(
-      requireJwt().replace(
-        '    audiences: [api]',
-        '    audiences: [api]\n    outputClaimToHeaders: [{header: x-user, claim: sub}]',
-      ),
-    );
-    const { gw } = await start(yaml);
+    const { gw } = await start(claimHeaderYaml());
     const t = await sign(key, { iss: ISS, sub: 'alice', aud: 'api' });
     await get(gw, '/api/x', { authorization: `Bearer ${t}`, 'x-user': 'mallory' });
     await get(gw, '/public/x', { 'x-user': 'mallory' });
     expect(upstream.seen.map((s) => s.headers['x-user'])).toEqual(['alice', undefined]);
+  });
+
+  test('over HTTP/2 too: the token is stripped and claim headers replace forged ones', async () => {
+    const { gw } = await start(claimHeaderYaml());
+    const t = await sign(key, { iss: ISS, sub: 'alice', aud: 'api' });
+    const session = http2.connect(`http://127.0.0.1:${gw.port()}`);
+    cleanups.push(() => new Promise<void>((r) => session.close(() => r())));
+    const status = await new Promise<number>((resolve, reject) => {
+      const s = session.request({
+        ':path': '/api/x',
+        ':authority': 'api.example.com',
+        authorization: `Bearer ${t}`,
+        'x-user': 'mallory',
+      });
+      s.on('response', (h) => resolve(Number(h[':status'])));
+      s.on('error', reject);
+      s.resume();
+      s.end();
+    });
+    expect(status).toBe(200);
+    expect(upstream.seen[0]!.headers.authorization).toBeUndefined();
+    expect(upstream.seen[0]!.headers['x-user']).toBe('alice');
   });
 
   test('deny-all spec: {} refuses everything, even unrouted hosts', async () => {
