@@ -188,9 +188,9 @@ export function viewOf(set: HostSet): PickView {
 
 /**
  * Called on apply, before unused pools close: starts DNS lookups for every dns cluster so the
- * first requests do not wait, and builds the host set of static clusters with slow start, so
- * their new endpoints hold the cluster's state before the old ones let go of it (when each
- * endpoint joined is kept there).
+ * first requests do not wait, and builds the host set of clusters with slow start, with a hash
+ * balancer, or with state in use, so their new endpoints hold the cluster's state before the old
+ * ones let go of it (when each endpoint joined is kept there).
  */
 export function warmEndpoints(clusters: Iterable<Cluster>): void {
   const now = Date.now();
@@ -198,17 +198,31 @@ export function warmEndpoints(clusters: Iterable<Cluster>): void {
     // A cluster whose state is in use (its endpoints changed, its policy did not) takes its pools
     // now, before the old pools close and drop the state: ejections, breaker counts and
     // slow-start times carry over as Envoy keeps them across EDS updates (DR-7).
-    const keep = c.warmup !== undefined || hasClusterState(c.stateKey);
-    if (c.endpoints.kind === 'static') {
-      if (keep) hostSetOf(c);
-      continue;
-    }
-    for (const ep of c.endpoints.endpoints) cachedAnswer(ep.address, now);
-    if (keep) {
-      const set = hostSetOf(c);
-      if (set instanceof Promise) set.catch(() => undefined);
-    }
+    // Hash tables (11-16 ms for a default ring) are built here too, as Envoy builds them on a
+    // cluster update, so no request waits for one.
+    const hashed = c.lb === 'RING_HASH' || c.lb === 'MAGLEV';
+    const keep = c.warmup !== undefined || hashed || hasClusterState(c.stateKey);
+    if (c.endpoints.kind !== 'static') for (const ep of c.endpoints.endpoints) cachedAnswer(ep.address, now);
+    if (!keep) continue;
+    const set = hostSetOf(c);
+    if (set instanceof Promise) set.then(hashed ? warmTable : undefined).catch(() => undefined);
+    else if (hashed) warmTable(set);
   }
+}
+
+function warmTable(set: HostSet): void {
+  const view = viewOf(set);
+  if (view.hosts.length === 0) return;
+  if (set.cluster.lb === 'RING_HASH') ringOf(view, set.cluster);
+  else maglevOf(view, set.cluster);
+}
+
+function ringOf(view: PickView, cluster: Cluster): Ring {
+  return (view.ring ??= buildRing(keysOf(view.hosts), view.weights, cluster.hashTableSize));
+}
+
+function maglevOf(view: PickView, cluster: Cluster): MaglevTable {
+  return (view.maglev ??= buildMaglev(keysOf(view.hosts), view.weights, cluster.hashTableSize));
 }
 
 /** Envoy retries host selection up to 5 times to skip hosts already tried (VS-23). */
@@ -250,16 +264,14 @@ function pickOnce(set: HostSet, view: PickView, hash: RequestHash | null, attemp
     case 'RANDOM':
       return pickRandom(view.candidates);
     case 'RING_HASH': {
-      view.ring ??= buildRing(keysOf(view.hosts), view.weights, cluster.hashTableSize);
       const hi = hash === null ? randomHalf() : hash.hi;
       const lo = hash === null ? randomHalf() : hash.lo;
-      return view.hosts[pickFromRing(view.ring, hi, lo, attempt)]!;
+      return view.hosts[pickFromRing(ringOf(view, cluster), hi, lo, attempt)]!;
     }
     case 'MAGLEV': {
-      view.maglev ??= buildMaglev(keysOf(view.hosts), view.weights, cluster.hashTableSize);
       const hi = hash === null ? randomHalf() : hash.hi;
       const lo = hash === null ? randomHalf() : hash.lo;
-      return view.hosts[pickFromMaglev(view.maglev, hi, lo, attempt)]!;
+      return view.hosts[pickFromMaglev(maglevOf(view, cluster), hi, lo, attempt)]!;
     }
     default:
       return pickLeastRequest(view.candidates);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { hostSetOf, pickHost } from '../../../src/upstream/endpoints.ts';
-import { closeAllPools } from '../../../src/upstream/pools.ts';
+import { hostSetOf, pickHost, warmEndpoints } from '../../../src/upstream/endpoints.ts';
+import { closeAllPools, poolStatus } from '../../../src/upstream/pools.ts';
 import { setDnsResolverForTests } from '../../../src/upstream/dns.ts';
 import type { Cluster } from '../../../src/snapshot/types.ts';
 import { staticCluster } from '../../support/snapshot-builder.ts';
@@ -35,6 +35,27 @@ describe('endpoints', () => {
     expect(a.hosts.map((h) => h.hostPort)).toEqual(['127.0.0.1:1', '127.0.0.1:2']);
     expect(b.hosts[0]).toBe(a.hosts[0]);
     expect(b.state).toBe(a.state);
+  });
+
+  it('a hash balancer builds its table on apply, not on the first request; other clusters stay lazy', () => {
+    const eps = [
+      { address: '127.0.0.1', port: 1 },
+      { address: '127.0.0.1', port: 2 },
+    ];
+    const ring = staticCluster('ring', eps, { lb: 'RING_HASH', hashTableSize: 1024 });
+    const maglev = staticCluster('maglev', eps, { lb: 'MAGLEV', hashTableSize: 65537 });
+    const plain = staticCluster('plain', eps);
+    warmEndpoints([ring, maglev, plain]);
+    const r = hostSetOf(ring);
+    const m = hostSetOf(maglev);
+    if (r instanceof Promise || m instanceof Promise) throw new Error('static sets are sync');
+    expect(r.view?.ring).not.toBeNull();
+    expect(m.view?.maglev).not.toBeNull();
+    // The request then uses that table rather than building another.
+    const table = r.view!.ring;
+    pickHost(r, null, { hi: 1, lo: 2 });
+    expect(r.view!.ring).toBe(table);
+    expect(poolStatus().some((p) => p.endpoint.endsWith(':1') && p.clusterKey === plain.key)).toBe(false);
   });
 
   it('SE-2 DNS: first use waits for the lookup; every address becomes an endpoint', async () => {
