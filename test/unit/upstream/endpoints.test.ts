@@ -53,7 +53,7 @@ describe('endpoints', () => {
     expect(m.view?.maglev).not.toBeNull();
     // The request then uses that table rather than building another.
     const table = r.view!.ring;
-    pickHost(r, null, { hi: 1, lo: 2 });
+    pickHost(r, null, { hi: 1, lo: 2, setCookie: null });
     expect(r.view!.ring).toBe(table);
     expect(poolStatus().some((p) => p.endpoint.endsWith(':1') && p.clusterKey === plain.key)).toBe(false);
   });
