@@ -152,9 +152,11 @@ describe('DR-6 the circuit-breaking walkthrough (upstream 30 ms; maxConnections 
       // Never more than 3 requests per worker reach the upstream at once (its own count of open
       // sockets lags: it sees a closed connection's FIN after the next one opened).
       expect(up.maxInFlight).toBeLessThanOrEqual(3 * workers);
-      // Nor grossly fewer: 3 connections per worker, ≥ 30 ms a request, at least 30 % busy over
-      // the burst (a loose bound: the machine is shared by the load, the workers and the upstream).
-      expect(ok).toBeGreaterThanOrEqual(0.3 * ((3 * workers * burst.elapsedMs) / 32));
+      // Nor grossly fewer: 3 connections per worker, each request taking what one took in the
+      // calm phase (≥ 30 ms; more on a loaded machine, where a new connection per request costs
+      // more), at least 30 % busy over the burst.
+      const perRequestMs = Math.max(32, calm.elapsedMs / 100);
+      expect(ok).toBeGreaterThanOrEqual(0.3 * ((3 * workers * burst.elapsedMs) / perRequestMs));
       // The issue's ≥ 10 % answered 200 holds from two workers on. One worker answers each refusal
       // in well under a millisecond while a success takes 30 ms, so the 20 clients spend their 20
       // requests mostly on refusals: about 8 % succeed (Envoy, with faster refusals, fewer).

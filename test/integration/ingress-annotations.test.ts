@@ -91,7 +91,8 @@ describe('upstream request annotations', () => {
 
 describe('timeouts', () => {
   it('proxy-read-timeout answers 504 when the upstream sends no headers in time; 60 s by default', async () => {
-    const slow = await startEcho({ name: 'slow', delayMs: 1500 });
+    // Far beyond the 1 s timeout, so a loaded machine cannot let the answer arrive first.
+    const slow = await startEcho({ name: 'slow', delayMs: 4000 });
     try {
       const yaml = (annotations: Record<string, string>) =>
         [one(annotations, path('/', 'Prefix', 'slow')), serviceYaml('slow', slow.port)].join('---\n');
