@@ -422,13 +422,14 @@ export function rateLimitRedisOf(
           subject: subjectOf(r),
           path: 'spec.storage',
           message:
-            'storage Global needs a MeshConfig with redis.url; the rate limit cannot be enforced, so the change is refused',
+            'storage Global needs a MeshConfig with redis (url, sentinel or cluster); the rate limit cannot be enforced, so the change is refused',
         });
     return null;
   }
   const t = redis.timeout === undefined ? null : parseDuration(redis.timeout, { bareSeconds: false });
+  const { keyPrefix: _prefix, timeout: _timeout, ...target } = redis;
   return {
-    url: redis.url,
+    target,
     keyPrefix: redis.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX,
     timeoutMs: t !== null && t.ok && t.ms > 0 ? t.ms : DEFAULT_REDIS_TIMEOUT_MS,
   };

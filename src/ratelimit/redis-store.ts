@@ -11,8 +11,8 @@
  * Redis: while open every check fails at once; after `breakerOpenMs` one request probes, and
  * its success closes the breaker. ioredis reconnects in the background with back-off.
  */
-import type { Redis } from 'ioredis';
-import { closeRedisClient, loadRedis } from '../util/redis-url.ts';
+import { createRedisClient, type RedisClient, type RedisTarget } from '../util/redis-client.ts';
+import { closeRedisClient } from '../util/redis-url.ts';
 import type { Limiter, LimitCheck, LimitVerdict } from './limits.ts';
 
 /** Script: KEYS are the buckets; ARGV per bucket: algorithm (F|S|T), requests, windowMs, burst, shadow (0|1). */
@@ -109,8 +109,10 @@ const ALGORITHM_CODE = { FixedWindow: 'F', SlidingWindow: 'S', TokenBucket: 'T',
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
 export interface RedisStoreOptions {
-  /** `redis://…` or `rediss://…`; never logged by this module. */
-  readonly url: string;
+  /** One server, Sentinel or Cluster; never logged by this module. */
+  readonly target: RedisTarget;
+  /** From the target's passwordFile/passwordEnv (read by the caller); never logged. */
+  readonly password?: string;
   readonly keyPrefix: string;
   readonly timeoutMs: number;
   /** Consecutive failures that open the breaker; default 3. */
@@ -130,7 +132,7 @@ export interface RedisStore extends Limiter {
   close(): Promise<void>;
 }
 
-type ScriptClient = Redis & {
+type ScriptClient = RedisClient & {
   sluiceRateLimit(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
 };
 
@@ -143,14 +145,13 @@ function sleep(ms: number): Promise<void> {
 const BREAKER_OPEN = new RateLimitStoreError('rate-limit store breaker open');
 
 export function createRedisStore(opts: RedisStoreOptions): RedisStore {
-  const RedisClient = loadRedis();
-  const client = new RedisClient(opts.url, {
+  const client = createRedisClient(opts.target, opts.password, {
     connectTimeout: Math.max(1000, opts.timeoutMs),
     commandTimeout: opts.timeoutMs,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+    retryDelayMs: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
   }) as ScriptClient;
   client.defineCommand('sluiceRateLimit', { lua: RATE_LIMIT_SCRIPT });
   client.on('error', (err: Error) => opts.onError?.(err.message));
@@ -182,7 +183,10 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     }
     throw err;
   };
-  const prefix = opts.keyPrefix + 'rl:';
+  // Cluster: one hash tag for every rate-limit key, so the buckets of any one request share a
+  // slot and one script call still covers them all (a tag per bucket cannot work: buckets meet
+  // in requests in every combination). The keys live on one master; the others hold the rest.
+  const prefix = opts.keyPrefix + (opts.target.cluster !== undefined ? '{rl}:' : 'rl:');
   return {
     check(checks) {
       if (state === 'open') {

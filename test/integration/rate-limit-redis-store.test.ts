@@ -27,7 +27,7 @@ function store(
   opts: { timeoutMs?: number; onBreaker?: (s: BreakerState) => void } = {},
 ): RedisStore {
   const s = createRedisStore({
-    url,
+    target: { url },
     keyPrefix: 'test:',
     timeoutMs: opts.timeoutMs ?? 200,
     breakerOpenMs: 300,
