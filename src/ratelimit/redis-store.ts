@@ -129,11 +129,18 @@ export interface RedisStoreOptions {
 export interface RedisStore extends Limiter {
   check(checks: readonly LimitCheck[]): Promise<readonly LimitVerdict[]>;
   breaker(): BreakerState;
+  /**
+   * Script calls handed to the client so far. What a hung Redis can hold in memory (ioredis keeps
+   * a sent command until its answer or the connection's end) grows with this, not with traffic:
+   * while the breaker is open nothing is sent.
+   */
+  sent(): number;
   close(): Promise<void>;
 }
 
 type ScriptClient = RedisClient & {
-  sluiceRateLimit(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
+  /** ioredis flattens the array into the command's arguments. */
+  sluiceRateLimit(numKeys: number, args: readonly (string | number)[]): Promise<number[]>;
 };
 
 export class RateLimitStoreError extends Error {}
@@ -169,6 +176,7 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
   let failures = 0;
   let openedAt = 0;
   let probing = false;
+  let sent = 0;
   const setState = (s: BreakerState): void => {
     if (s === state) return;
     state = s;
@@ -204,10 +212,13 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
         args.push(ALGORITHM_CODE[l.algorithm], l.requests, l.windowMs, l.burst, c.shadow ? 1 : 0);
       }
       const started = performance.now();
-      const call = (): Promise<number[]> => client.sluiceRateLimit(checks.length, ...args);
-      const sent =
+      const call = (): Promise<number[]> => {
+        sent++;
+        return client.sluiceRateLimit(checks.length, args);
+      };
+      const answer =
         firstReady === null ? call() : Promise.race([firstReady, sleep(opts.timeoutMs)]).then(call);
-      return sent.then((flat) => {
+      return answer.then((flat) => {
         opts.onLatency?.(performance.now() - started);
         probing = false;
         failures = 0;
@@ -220,6 +231,7 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     },
     release: () => undefined,
     breaker: () => state,
+    sent: () => sent,
     close: () => closeRedisClient(client),
   };
 }

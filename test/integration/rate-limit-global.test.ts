@@ -2,6 +2,7 @@
  * Global rate limits through the gateway with a real redis-server: counted in Redis, and when
  * Redis is down, failureMode decides: Open limits through the local fallback (only 200 and 429),
  * Closed answers 500 RLSE as Envoy's failure_mode_deny; once Redis is back, Redis counts again.
+ * A hung Redis (stopped, its connections open) is answered the same way within the timeout.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
@@ -157,4 +158,38 @@ describe('Global rate limits (Redis)', () => {
       /sluice_ratelimit_decisions_total\{[^}]*result="fallback"\} [1-9]/,
     );
   });
+
+  it.each([
+    ['Open', [200, 429]],
+    ['Closed', [500]],
+  ] as const)(
+    'a hung redis-server (SIGSTOP): failureMode %s answers every request within the timeout plus a margin, and the breaker opens',
+    async (mode, allowed) => {
+      const redis = await startRedisServer();
+      cleanups.push(() => redis.close());
+      const { gw, breaker } = await start(redis, mode);
+      await counting(gw, redis);
+      redis.process.kill('SIGSTOP');
+      const replies: { status: number; ms: number }[] = [];
+      // Four clients at once for 2 s: the requests that wait on the hung Redis, then the breaker's.
+      const until2s = performance.now() + 2000;
+      await Promise.all(
+        Array.from({ length: 4 }, async (_, lane) => {
+          while (performance.now() < until2s) replies.push(await get(gw, `hung-${lane}`));
+        }),
+      );
+      expect(new Set(replies.map((r) => r.status))).toEqual(new Set(allowed));
+      // The timeout is 50 ms; the margin is generous for a busy machine.
+      expect(Math.max(...replies.map((r) => r.ms))).toBeLessThan(500);
+      expect(breaker).toContain('open');
+      redis.process.kill('SIGCONT');
+      await until(
+        async () => {
+          await get(gw, 'resumed');
+          return (await redis.client.keys('edge:rl:*resumed*')).length > 0;
+        },
+        { timeoutMs: 10_000, what: 'Redis counting after SIGCONT' },
+      );
+    },
+  );
 });
