@@ -251,6 +251,7 @@ function dumpFilter(f: HttpFilter): unknown {
     case 'rate-limit':
       return {
         filter: 'rate_limit',
+        ...(f.defer ? { decidedWithRouteLimits: true } : {}),
         rules: f.rules.map((r) => ({
           rule: r.id,
           storage: r.storage,

@@ -802,6 +802,13 @@ export interface RateLimitService {
 export interface RateLimitFilter {
   readonly kind: 'rate-limit';
   readonly rules: readonly CompiledRateLimitRule[];
+  /**
+   * A table's last filter with Global rules, in a table where some route's first filter counts
+   * rate limits too: the rules that count a request wait for that route filter, so one Redis call
+   * decides both (and a request refused by either counts in neither). When the request's route
+   * has no such filter first, or none matches, they are decided alone right after routing.
+   */
+  readonly defer: boolean;
 }
 
 // ---------------------------------------------------------------- fault (route filter)

@@ -192,4 +192,86 @@ describe('Global rate limits (Redis)', () => {
       );
     },
   );
+
+  it('a request counted by a Gateway policy and a route policy: one Redis call for both; refused by either, counted in neither; alone on other routes and unrouted requests', async () => {
+    const redis = await startRedisServer();
+    cleanups.push(() => redis.close());
+    const up = await startEcho({ name: 'shop' });
+    cleanups.push(() => up.close());
+    const registry = new Registry();
+    const policies = `apiVersion: sluice.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: edge, namespace: istio-system}
+spec:
+  targetRefs: [{kind: Gateway, name: gw}]
+  storage: Global
+  rules:
+  - name: per-user
+    key: [{requestHeader: {name: x-user}}]
+    algorithm: FixedWindow
+    limit: {requests: 5, unit: Day}
+---
+apiVersion: sluice.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: checkout, namespace: default}
+spec:
+  targetRefs: [{kind: VirtualService, name: shop, sectionName: limited}]
+  storage: Global
+  rules:
+  - name: per-user
+    key: [{requestHeader: {name: x-user}}]
+    algorithm: FixedWindow
+    limit: {requests: 3, unit: Day}
+`;
+    const gw = await startGatewayFromYaml(
+      trafficYaml(
+        { shop: up.port },
+        `  - name: limited
+    match: [{uri: {prefix: /limited}}]
+    route: [{destination: {host: shop.internal}}]
+  - route: [{destination: {host: shop.internal}}]
+`,
+        { mesh: `  redis: {url: "${redis.url}", keyPrefix: "edge:", timeout: 2s}\n`, extra: policies },
+      ),
+      { rateLimit: { observer: createRateLimitMetrics(registry) } },
+    );
+    cleanups.push(() => gw.close());
+    const send = async (path: string, user: string, host = 'shop.example.com'): Promise<number> => {
+      const res = await request(gw.url(path), { headers: { host, 'x-user': user } });
+      await res.body.text();
+      return res.statusCode;
+    };
+    const calls = async (): Promise<number> =>
+      Number(
+        /^sluice_ratelimit_redis_duration_seconds_count (\d+)$/m.exec(await registry.metrics())?.[1] ?? 0,
+      );
+    const count = async (policy: string, user: string): Promise<string | null> => {
+      const keys = await redis.client.keys(`edge:rl:${policy}/per-user|*${user}`);
+      return keys.length === 0 ? null : redis.client.hget(keys[0]!, 'c');
+    };
+    // Closed would be clearer, but Open with a 2 s timeout decides in Redis once it answers.
+    await until(async () => (await send('/warm', 'warm')) === 200 && (await calls()) > 0, {
+      what: 'the store answering',
+    });
+
+    const before = await calls();
+    const limited: number[] = [];
+    for (let i = 0; i < 5; i++) limited.push(await send('/limited/cart', 'alice'));
+    expect(limited).toEqual([200, 200, 200, 429, 429]);
+    expect((await calls()) - before).toBe(5);
+    // The two refused requests are counted in neither bucket (one script call decided both).
+    expect(await count('istio-system/edge', 'alice')).toBe('3');
+    expect(await count('default/checkout', 'alice')).toBe('3');
+
+    // Another route has no rate-limit filter: the Gateway's rule is decided alone after routing.
+    const other: number[] = [];
+    for (let i = 0; i < 3; i++) other.push(await send('/other', 'alice'));
+    expect(other).toEqual([200, 200, 429]);
+    expect((await calls()) - before).toBe(8);
+    expect(await count('istio-system/edge', 'alice')).toBe('5');
+
+    // No route at all (unknown host): still counted by the Gateway's rule, then 404.
+    expect(await send('/', 'carol', 'nowhere.example.com')).toBe(404);
+    expect(await count('istio-system/edge', 'carol')).toBe('1');
+  });
 });

@@ -204,7 +204,9 @@ spec:
     expect(
       compiled(policy)
         .diagnostics.map(formatDiagnostic)
-        .some((m) => m.includes('spec.storage: storage Global needs a MeshConfig with redis (url, sentinel or cluster)')),
+        .some((m) =>
+          m.includes('spec.storage: storage Global needs a MeshConfig with redis (url, sentinel or cluster)'),
+        ),
     ).toBe(true);
     const r = compiled(`${policy}---
 apiVersion: sluice.dev/v1alpha1
