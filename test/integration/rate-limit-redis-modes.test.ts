@@ -119,7 +119,9 @@ describe('Global rate limits on Redis Sentinel', () => {
       '3',
     );
     expect(/role:master/.test(await set.replica.client.info('replication'))).toBe(true);
-  });
+    // The Sentinel learns the replica from the master's INFO (every 10 s at first) before it can
+    // fail over: more than the default 30 s on a busy machine.
+  }, 90_000);
 });
 
 describe('Global rate limits on Redis Cluster', () => {
