@@ -29,6 +29,7 @@ import {
   legOptions,
 } from './lib/simple-legs.ts';
 import { freePorts } from './lib/net.ts';
+import { RATE_LIMIT_BENCH_HOST, rateLimitBenchConfig as config, type Mode } from './configs/ratelimit.ts';
 import { findNginx, startNginx, upstreamConf } from './lib/nginx.ts';
 import { spawnPinned, stop, stopAll } from './lib/procs.ts';
 import { findWrk } from './lib/wrk.ts';
@@ -37,61 +38,7 @@ const OPTS = legOptions();
 const QUICK = OPTS.quick;
 const DURATION_S = OPTS.durationS;
 const ROUNDS = OPTS.rounds;
-const HOST = 'shop.bench.test';
-const HEADERS = { host: HOST };
-
-type Mode = 'none' | 'local' | 'global' | 'redis-down';
-
-function config(port: number, upstream: number, mode: Mode, redisPort: number): string {
-  const base = `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: bench, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers: [{ port: { number: ${port}, name: http, protocol: HTTP }, hosts: ['*'] }]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: primary, namespace: default }
-spec:
-  hosts: [primary.bench.internal]
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  resolution: STATIC
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${upstream} } }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: bench, namespace: default }
-spec:
-  hosts: [${HOST}]
-  gateways: [istio-system/bench]
-  http:
-    - route: [{ destination: { host: primary.bench.internal } }]
-`;
-  if (mode === 'none') return base;
-  return `${base}---
-apiVersion: sluice.dev/v1alpha1
-kind: RateLimitPolicy
-metadata: { name: bench, namespace: default }
-spec:
-  targetRefs: [{ kind: VirtualService, name: bench }]
-  storage: ${mode === 'local' ? 'Local' : 'Global'}
-  rules:
-    - name: per-client
-      key: [{ remoteAddress: {} }]
-      limit: { requests: 1000000000, unit: Second }
-${
-  mode === 'local'
-    ? ''
-    : `---
-apiVersion: sluice.dev/v1alpha1
-kind: MeshConfig
-metadata: { name: mesh, namespace: istio-system }
-spec:
-  redis: { url: "redis://127.0.0.1:${redisPort}", keyPrefix: "bench:" }
-`
-}`;
-}
+const HEADERS = { host: RATE_LIMIT_BENCH_HOST };
 
 async function main(): Promise<void> {
   const nginx = findNginx();

@@ -28,7 +28,6 @@ import type {
   HttpFilter,
   Listener,
   PolicyRequest,
-  RateLimitFilter,
   RateLimitKeyPart,
   RateLimitRedisSettings,
   RateLimitService,
@@ -343,10 +342,24 @@ function tableWithLimits(table: RouteTable, servers: readonly ServerRef[], place
   const routed = routesWithLimits(table, placement);
   if (before.length === 0 && after.length === 0) return routed;
   const filters: HttpFilter[] = [];
-  if (before.length > 0) filters.push({ kind: 'rate-limit', rules: before } satisfies RateLimitFilter);
+  if (before.length > 0) filters.push({ kind: 'rate-limit', rules: before, defer: false });
   filters.push(...(routed.filters ?? []));
-  if (after.length > 0) filters.push({ kind: 'rate-limit', rules: after } satisfies RateLimitFilter);
+  if (after.length > 0) filters.push({ kind: 'rate-limit', rules: after, defer: false });
+  // Only route selection lies between the table's last filter and a route's first: rules there
+  // can go to Redis with the route's in one call.
+  const last = filters.at(-1)!;
+  if (
+    last.kind === 'rate-limit' &&
+    last.rules.some((r) => r.storage === 'Global') &&
+    someVhost(routed, (v) => v.routes.some((r) => r.filters?.[0]?.kind === 'rate-limit'))
+  )
+    filters[filters.length - 1] = { ...last, defer: true };
   return { ...routed, filters };
+}
+
+function someVhost(table: RouteTable, test: (v: VirtualHost) => boolean): boolean {
+  for (const v of table.exact.values()) if (test(v)) return true;
+  return table.wildcards.some((w) => test(w.vhost)) || (table.catchAll !== null && test(table.catchAll));
 }
 
 function routesWithLimits(table: RouteTable, placement: Placement): RouteTable {
@@ -364,7 +377,10 @@ function routesWithLimits(table: RouteTable, placement: Placement): RouteTable {
       ];
       if (rules.length === 0) return;
       routes ??= [...v.routes];
-      routes[i] = { ...route, filters: [...(route.filters ?? []), { kind: 'rate-limit', rules }] };
+      routes[i] = {
+        ...route,
+        filters: [...(route.filters ?? []), { kind: 'rate-limit', rules, defer: false }],
+      };
     });
     if (routes === null) return v;
     changed = true;
@@ -422,13 +438,14 @@ export function rateLimitRedisOf(
           subject: subjectOf(r),
           path: 'spec.storage',
           message:
-            'storage Global needs a MeshConfig with redis.url; the rate limit cannot be enforced, so the change is refused',
+            'storage Global needs a MeshConfig with redis (url, sentinel or cluster); the rate limit cannot be enforced, so the change is refused',
         });
     return null;
   }
   const t = redis.timeout === undefined ? null : parseDuration(redis.timeout, { bareSeconds: false });
+  const { keyPrefix: _prefix, timeout: _timeout, ...target } = redis;
   return {
-    url: redis.url,
+    target,
     keyPrefix: redis.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX,
     timeoutMs: t !== null && t.ok && t.ms > 0 ? t.ms : DEFAULT_REDIS_TIMEOUT_MS,
   };

@@ -5,7 +5,7 @@
  * manager exists only while some MeshConfig declares issuers; the data plane's hooks always do
  * (ACME can be switched on by a reload) and cost one prefix check on plaintext requests.
  *
- * Coordination store: Redis when the MeshConfig declares `redis.url` (lock `SET NX PX`, answers
+ * Coordination store: Redis when the MeshConfig declares `redis` (lock `SET NX PX`, answers
  * with a TTL), else a lock file and answer files under --certs-dir/.acme/ (acme-lock.ts).
  *
  * Who answers challenges: the orderer keeps each answer in memory and publishes it to that store
@@ -37,6 +37,7 @@ import {
 import { createAcmeTokens, type SharedChallengeStore } from '../tls/acme-tokens.ts';
 import type { AcmeHooks } from './reconcile.ts';
 import { connectRedis, type RedisConnection } from './redis-connection.ts';
+import { redisTargetKey } from '../util/redis-client.ts';
 
 /** 'order': runs the manager (single process, or the --workers primary); 'answer': only answers (workers). */
 export type AcmeRole = 'order' | 'answer';
@@ -144,7 +145,8 @@ export function createAcmeRunner(opts: AcmeRunnerOptions): AcmeRunner {
   }
 
   function selectStore(settings: RedisSettings | undefined): void {
-    const key = settings === undefined ? 'file' : `redis|${settings.url}|${settings.keyPrefix ?? ''}`;
+    const key =
+      settings === undefined ? 'file' : `redis|${redisTargetKey(settings)}|${settings.keyPrefix ?? ''}`;
     if (key === store.key) return;
     const old = store;
     if (settings === undefined) store = fileStore;

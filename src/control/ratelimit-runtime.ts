@@ -10,9 +10,9 @@ import type { Logger } from '../observability/logger.ts';
 import type { RateLimitMetrics } from '../observability/ratelimit-metrics.ts';
 import type { Limiter } from '../ratelimit/limits.ts';
 import { createLocalStore } from '../ratelimit/local-store.ts';
-import { createRedisStore, type RedisStore } from '../ratelimit/redis-store.ts';
+import { createRedisStore, RateLimitStoreError, type RedisStore } from '../ratelimit/redis-store.ts';
 import type { RateLimitRedisSettings } from '../snapshot/types.ts';
-import { redactRedisUrl } from '../util/redis-url.ts';
+import { describeRedisTarget, readRedisPassword, redisTargetKey } from '../util/redis-client.ts';
 
 export type RateLimitObserver = RateLimitMetrics;
 
@@ -24,6 +24,12 @@ export interface RateLimitStores {
 }
 
 const ERROR_LOG_INTERVAL_MS = 60_000;
+
+/** A Global store that cannot be reached at all: every check fails at once. */
+function unavailable(message: string): Limiter {
+  const failure = new RateLimitStoreError(message);
+  return { check: () => Promise.reject(failure), release: () => undefined };
+}
 
 export function createRateLimitStores(opts: {
   readonly logger: Logger;
@@ -51,17 +57,32 @@ export function createRateLimitStores(opts: {
   return {
     runtime,
     follow(settings) {
-      const next = settings === null ? '' : `${settings.url}|${settings.keyPrefix}|${settings.timeoutMs}`;
+      const next =
+        settings === null
+          ? ''
+          : `${redisTargetKey(settings.target)}|${settings.keyPrefix}|${settings.timeoutMs}`;
       if (next === key) return;
       key = next;
       retire(store);
       store = null;
       runtime.global = null;
       if (settings === null) return;
-      const log = opts.logger.child({ component: 'ratelimit', redis: redactRedisUrl(settings.url) });
+      const log = opts.logger.child({ component: 'ratelimit', redis: describeRedisTarget(settings.target) });
+      let password: string | undefined;
+      try {
+        password = readRedisPassword(settings.target);
+      } catch (err) {
+        // Without its password the store cannot count: every Global check fails, so the
+        // policies' failureMode decides, as while Redis is down; the next settings change retries.
+        const message = (err as Error).message;
+        log.error({ err: message }, 'rate-limit store has no password; failureMode decides');
+        runtime.global = unavailable(message);
+        return;
+      }
       let lastLogMs = 0;
       store = createRedisStore({
-        url: settings.url,
+        target: settings.target,
+        ...(password !== undefined ? { password } : {}),
         keyPrefix: settings.keyPrefix,
         timeoutMs: settings.timeoutMs,
         ...(observer !== null ? { onLatency: (ms: number) => observer.redisLatency(ms) } : {}),

@@ -1,22 +1,31 @@
 /**
- * The Redis connection a MeshConfig declares (`redis.url`, `redis.keyPrefix`; model/sluice.ts),
- * made by control/ and handed to what needs it (ACME coordination now, rate limits later).
+ * The Redis connection a MeshConfig declares (`redis`: a URL, Sentinel or Cluster, and
+ * `keyPrefix`; model/sluice.ts), made by control/ for ACME coordination (rate limits make their
+ * own, with their own timeouts: ratelimit/redis-store.ts).
  *
  * It must never take the gateway down: the client connects on its first command (nothing is
  * opened for a MeshConfig that only declares it), a command fails after one reconnection attempt
  * or 5 s instead of queueing forever, reconnection goes on in the background with back-off, and
  * connection errors are logged (throttled) instead of being thrown. Callers treat a failed
- * command as a failed attempt (the ACME manager backs off). The URL is only ever logged redacted.
+ * command as a failed attempt (the ACME manager backs off). The URL is only ever logged redacted;
+ * a password from `passwordFile`/`passwordEnv` is read here, when the connection is made, and a
+ * file or variable that cannot be read is logged by name (the commands then fail NOAUTH and the
+ * ACME manager backs off as from any other failure).
  */
-import type { Redis } from 'ioredis';
 import { DEFAULT_REDIS_KEY_PREFIX, type RedisSettings } from '../model/sluice.ts';
 import type { Logger } from '../observability/logger.ts';
-import { closeRedisClient, loadRedis, redactRedisUrl } from '../util/redis-url.ts';
+import {
+  createRedisClient,
+  describeRedisTarget,
+  readRedisPassword,
+  type RedisClient,
+} from '../util/redis-client.ts';
+import { closeRedisClient } from '../util/redis-url.ts';
 
 export { DEFAULT_REDIS_KEY_PREFIX } from '../model/sluice.ts';
 
 export interface RedisConnection {
-  readonly client: Redis;
+  readonly client: RedisClient;
   readonly keyPrefix: string;
   /** The URL without its password, for logs. */
   readonly where: string;
@@ -26,16 +35,25 @@ export interface RedisConnection {
 /** One error line per outage (and at most one a minute while it lasts), one line when it is back. */
 const ERROR_LOG_INTERVAL_MS = 60_000;
 
+/** The password passwordFile/passwordEnv names; a failure to read it is logged by name. */
+function passwordOrLogged(settings: RedisSettings, log: Logger): string | undefined {
+  try {
+    return readRedisPassword(settings);
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'redis password unavailable');
+    return undefined;
+  }
+}
+
 export function connectRedis(settings: RedisSettings, logger: Logger): RedisConnection {
-  const where = redactRedisUrl(settings.url);
+  const where = describeRedisTarget(settings);
   const log = logger.child({ component: 'redis', redis: where });
-  const RedisClient = loadRedis();
-  const client = new RedisClient(settings.url, {
+  const client = createRedisClient(settings, passwordOrLogged(settings, log), {
     lazyConnect: true,
     connectTimeout: 5000,
     commandTimeout: 5000,
     maxRetriesPerRequest: 1,
-    retryStrategy: (times) => Math.min(200 * 2 ** Math.min(times, 5), 5000),
+    retryDelayMs: (times) => Math.min(200 * 2 ** Math.min(times, 5), 5000),
   });
   let lastErrorLogMs = 0;
   let down = false;

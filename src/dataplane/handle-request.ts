@@ -13,6 +13,7 @@ import type {
   DirectResponseAction,
   ForwardAction,
   GatewaySettings,
+  HttpFilter,
   RedirectAction,
   RouteTable,
   Snapshot,
@@ -299,8 +300,25 @@ function routeSelected(ctx: RequestContext): void {
   // Envoy's grpc_web filter runs after the route is chosen (from the headers as sent) and
   // before the route's own filters and the router's answers.
   if (ctx.table?.grpcWeb === true) bridgeGrpcWeb(ctx);
+  // Gateway rate limits left for the route's (RateLimitFilter.defer): decided alone now unless
+  // the route's first filter decides them with its own.
+  if (ctx.deferredLimits !== null && (noRoute !== null || ctx.route!.filters?.[0]?.kind !== 'rate-limit'))
+    return runFilters(
+      ctx,
+      FLUSH_DEFERRED_LIMITS,
+      ctx.runtime!,
+      (c) => routeFilters(c, noRoute),
+      replyFromFilter,
+    );
+  routeFilters(ctx, noRoute);
+}
+
+/** Decides a gateway filter's deferred rate limits (a filter of no rules of its own). */
+const FLUSH_DEFERRED_LIMITS: readonly HttpFilter[] = [{ kind: 'rate-limit', rules: [], defer: false }];
+
+function routeFilters(ctx: RequestContext, noRoute: Refusal | null): void {
   if (noRoute !== null) return refuse(ctx, noRoute);
-  // The route's own filters (fault, CORS, rate limits as they land); absent on most routes.
+  // The route's own filters (fault, CORS, rate limits); absent on most routes.
   const filters = ctx.route!.filters;
   if (filters !== undefined) return runFilters(ctx, filters, ctx.runtime!, act, replyFromFilter);
   act(ctx);

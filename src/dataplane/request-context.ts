@@ -9,7 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import type { RequestAuth, Route, RouteTable, Snapshot, TlsServer, VirtualHost } from '../snapshot/types.ts';
 import type { RoutedRequest } from '../snapshot/route-request.ts';
 import { peerAddress, rawHeader, trustedClientAddress, unmapped } from '../observability/request-facts.ts';
-import type { FilterContext, FilterRuntime } from './filters/filter.ts';
+import type { CountedLimit, FilterContext, FilterRuntime } from './filters/filter.ts';
 import { peerIdentityOf } from './xfcc.ts';
 import type { ForwardContext, ForwardState } from '../upstream/forward.ts';
 import type { UpstreamHost } from '../upstream/pools.ts';
@@ -68,6 +68,7 @@ export class RequestContext implements RoutedRequest, ForwardContext, FilterCont
   responseHeadersToAdd: string[] | null;
   bodyPrefix: Buffer | null;
   delayInjected: boolean;
+  deferredLimits: CountedLimit[] | null;
 
   // observability: the sampled span (null when tracing is off or not sampled); end time and
   // wire bytes, filled once by the request observer when the request is done
@@ -125,6 +126,7 @@ export class RequestContext implements RoutedRequest, ForwardContext, FilterCont
     this.responseHeadersToAdd = null;
     this.bodyPrefix = null;
     this.delayInjected = false;
+    this.deferredLimits = null;
     this.trace = null;
     this.endMs = 0;
     this.requestBytes = 0;

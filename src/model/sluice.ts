@@ -1,4 +1,5 @@
 /** sluice's own kinds, group sluice.dev/v1alpha1. */
+import type { RedisTarget } from '../util/redis-client.ts';
 import type { Condition, Operation } from './security.ts';
 
 export type PathNormalization = 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES';
@@ -44,15 +45,12 @@ export interface MeshConfigSpec {
 
 /**
  * The Redis connection sluice shares between replicas: the ACME order lock and challenge answers
- * (providers/acme-lock.ts), later rate-limit counters. Without it, ACME coordinates through
- * files in --certs-dir.
+ * (providers/acme-lock.ts) and Global rate-limit counters. Without it, ACME coordinates through
+ * files in --certs-dir. Exactly one of `url`, `sentinel` and `cluster` names the server(s)
+ * (util/redis-client.ts); the password comes from the URL, `passwordFile` or `passwordEnv` and
+ * never appears in logs or dumps.
  */
-export interface RedisSettings {
-  /**
-   * `redis://[user:password@]host[:port][/db]`, or `rediss://…` for TLS (ioredis' URL forms);
-   * port 6379 and db 0 by default. The password never appears in logs or dumps.
-   */
-  readonly url: string;
+export interface RedisSettings extends RedisTarget {
   /** Prepended to every key sluice writes; default `sluice:`. */
   readonly keyPrefix?: string;
   /**

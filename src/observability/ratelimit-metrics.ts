@@ -16,12 +16,27 @@ export interface RateLimitMetrics {
 
 const BREAKER_VALUE: Readonly<Record<BreakerStateName, number>> = { closed: 0, half_open: 1, open: 2 };
 
+const RESULTS = ['ok', 'over_limit', 'shadow_over_limit', 'exempt', 'error', 'fallback'] as const;
+const RESULT_INDEX: Readonly<Record<string, number>> = Object.fromEntries(RESULTS.map((r, i) => [r, i]));
+
 export function createRateLimitMetrics(registry: Registry): RateLimitMetrics {
-  const decisions = new Counter({
+  // Counted here per request (two map lookups and an add) and handed to prom-client only when
+  // scraped: its own inc() hashes and validates the labels on every call, a cost the request
+  // path cannot afford for every rate-limited request.
+  const counts = new Map<string, Map<string, Float64Array>>();
+  new Counter({
     name: 'sluice_ratelimit_decisions_total',
     help: 'Rate-limit decisions by policy (ns/name), rule and result (ok, over_limit, shadow_over_limit, exempt, error: answered 500 RLSE, fallback: decided locally while the Global store could not answer).',
     labelNames: ['policy', 'rule', 'result'],
     registers: [registry],
+    collect() {
+      this.reset();
+      for (const [policy, rules] of counts)
+        for (const [rule, byResult] of rules)
+          byResult.forEach((n, i) => {
+            if (n > 0) this.inc({ policy, rule, result: RESULTS[i]! }, n);
+          });
+    },
   });
   const latency = new Histogram({
     name: 'sluice_ratelimit_redis_duration_seconds',
@@ -36,7 +51,14 @@ export function createRateLimitMetrics(registry: Registry): RateLimitMetrics {
   });
   breaker.set(0);
   return {
-    decision: (policy, rule, result) => decisions.inc({ policy, rule, result }),
+    decision: (policy, rule, result) => {
+      let rules = counts.get(policy);
+      if (rules === undefined) counts.set(policy, (rules = new Map()));
+      let byResult = rules.get(rule);
+      if (byResult === undefined) rules.set(rule, (byResult = new Float64Array(RESULTS.length)));
+      const i = RESULT_INDEX[result];
+      if (i !== undefined) byResult[i]!++;
+    },
     redisLatency: (ms) => latency.observe(ms / 1000),
     breaker: (state) => breaker.set(BREAKER_VALUE[state]),
   };

@@ -160,29 +160,37 @@ export function createLocalStore(opts: LocalStoreOptions = {}): LocalStore {
   };
   const timer = setInterval(sweep, opts.sweepMs ?? 5000);
   timer.unref();
+  // Reused between calls: what the first pass found, so each bucket is looked up once.
   const peeks: Peek[] = [];
+  const entries: (Entry | undefined)[] = [];
   return {
     check(checks) {
       const t = now();
       let ok = true;
       peeks.length = 0;
+      entries.length = 0;
       for (let i = 0; i < checks.length; i++) {
         const c = checks[i]!;
-        const p = peek(c.limit, buckets.get(c.bucket)?.state, t);
+        const e = buckets.get(c.bucket);
+        const p = peek(c.limit, e?.state, t);
+        entries.push(e);
         peeks.push(p);
         if (!p.allowed && !c.shadow) ok = false;
       }
-      const out: LimitVerdict[] = [];
+      const out = new Array<LimitVerdict>(checks.length);
+      let swept = false;
       for (let i = 0; i < checks.length; i++) {
         const c = checks[i]!;
         const p = peeks[i]!;
         const counted = ok && p.allowed;
         if (counted) {
           const idleAtMs = commit(c.limit, p.state, t);
-          const e = buckets.get(c.bucket);
+          // A sweep for room may have dropped what the first pass found.
+          const e = swept ? buckets.get(c.bucket) : entries[i];
           if (e === undefined) {
             if (buckets.size >= maxBuckets) {
               sweep();
+              swept = true;
               // Still full: forget the oldest bucket (it admits afresh) rather than grow without bound.
               if (buckets.size >= maxBuckets) buckets.delete(buckets.keys().next().value!);
             }
@@ -192,11 +200,11 @@ export function createLocalStore(opts: LocalStoreOptions = {}): LocalStore {
             e.idleAtMs = idleAtMs;
           }
         }
-        out.push({
+        out[i] = {
           allowed: p.allowed,
           remaining: Math.max(0, p.available - (counted ? 1 : 0)),
           resetMs: resetIn(c.limit, p.state, counted, t),
-        });
+        };
       }
       return out;
     },

@@ -11,8 +11,8 @@
  * Redis: while open every check fails at once; after `breakerOpenMs` one request probes, and
  * its success closes the breaker. ioredis reconnects in the background with back-off.
  */
-import type { Redis } from 'ioredis';
-import { closeRedisClient, loadRedis } from '../util/redis-url.ts';
+import { createRedisClient, type RedisClient, type RedisTarget } from '../util/redis-client.ts';
+import { closeRedisClient } from '../util/redis-url.ts';
 import type { Limiter, LimitCheck, LimitVerdict } from './limits.ts';
 
 /** Script: KEYS are the buckets; ARGV per bucket: algorithm (F|S|T), requests, windowMs, burst, shadow (0|1). */
@@ -109,8 +109,10 @@ const ALGORITHM_CODE = { FixedWindow: 'F', SlidingWindow: 'S', TokenBucket: 'T',
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
 export interface RedisStoreOptions {
-  /** `redis://…` or `rediss://…`; never logged by this module. */
-  readonly url: string;
+  /** One server, Sentinel or Cluster; never logged by this module. */
+  readonly target: RedisTarget;
+  /** From the target's passwordFile/passwordEnv (read by the caller); never logged. */
+  readonly password?: string;
   readonly keyPrefix: string;
   readonly timeoutMs: number;
   /** Consecutive failures that open the breaker; default 3. */
@@ -127,11 +129,18 @@ export interface RedisStoreOptions {
 export interface RedisStore extends Limiter {
   check(checks: readonly LimitCheck[]): Promise<readonly LimitVerdict[]>;
   breaker(): BreakerState;
+  /**
+   * Script calls handed to the client so far. What a hung Redis can hold in memory (ioredis keeps
+   * a sent command until its answer or the connection's end) grows with this, not with traffic:
+   * while the breaker is open nothing is sent.
+   */
+  sent(): number;
   close(): Promise<void>;
 }
 
-type ScriptClient = Redis & {
-  sluiceRateLimit(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
+type ScriptClient = RedisClient & {
+  /** ioredis flattens the array into the command's arguments. */
+  sluiceRateLimit(numKeys: number, args: readonly (string | number)[]): Promise<number[]>;
 };
 
 export class RateLimitStoreError extends Error {}
@@ -143,14 +152,13 @@ function sleep(ms: number): Promise<void> {
 const BREAKER_OPEN = new RateLimitStoreError('rate-limit store breaker open');
 
 export function createRedisStore(opts: RedisStoreOptions): RedisStore {
-  const RedisClient = loadRedis();
-  const client = new RedisClient(opts.url, {
+  const client = createRedisClient(opts.target, opts.password, {
     connectTimeout: Math.max(1000, opts.timeoutMs),
     commandTimeout: opts.timeoutMs,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+    retryDelayMs: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
   }) as ScriptClient;
   client.defineCommand('sluiceRateLimit', { lua: RATE_LIMIT_SCRIPT });
   client.on('error', (err: Error) => opts.onError?.(err.message));
@@ -168,6 +176,7 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
   let failures = 0;
   let openedAt = 0;
   let probing = false;
+  let sent = 0;
   const setState = (s: BreakerState): void => {
     if (s === state) return;
     state = s;
@@ -182,7 +191,10 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     }
     throw err;
   };
-  const prefix = opts.keyPrefix + 'rl:';
+  // Cluster: one hash tag for every rate-limit key, so the buckets of any one request share a
+  // slot and one script call still covers them all (a tag per bucket cannot work: buckets meet
+  // in requests in every combination). The keys live on one master; the others hold the rest.
+  const prefix = opts.keyPrefix + (opts.target.cluster !== undefined ? '{rl}:' : 'rl:');
   return {
     check(checks) {
       if (state === 'open') {
@@ -200,10 +212,13 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
         args.push(ALGORITHM_CODE[l.algorithm], l.requests, l.windowMs, l.burst, c.shadow ? 1 : 0);
       }
       const started = performance.now();
-      const call = (): Promise<number[]> => client.sluiceRateLimit(checks.length, ...args);
-      const sent =
+      const call = (): Promise<number[]> => {
+        sent++;
+        return client.sluiceRateLimit(checks.length, args);
+      };
+      const answer =
         firstReady === null ? call() : Promise.race([firstReady, sleep(opts.timeoutMs)]).then(call);
-      return sent.then((flat) => {
+      return answer.then((flat) => {
         opts.onLatency?.(performance.now() - started);
         probing = false;
         failures = 0;
@@ -216,6 +231,7 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     },
     release: () => undefined,
     breaker: () => state,
+    sent: () => sent,
     close: () => closeRedisClient(client),
   };
 }

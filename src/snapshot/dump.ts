@@ -251,6 +251,7 @@ function dumpFilter(f: HttpFilter): unknown {
     case 'rate-limit':
       return {
         filter: 'rate_limit',
+        ...(f.defer ? { decidedWithRouteLimits: true } : {}),
         rules: f.rules.map((r) => ({
           rule: r.id,
           storage: r.storage,
@@ -396,7 +397,11 @@ function dumpUpstreamTls(t: UpstreamTls): unknown {
 /** Settings with the Redis password hidden. */
 function dumpSettings(s: GatewaySettings): unknown {
   const redis = s.rateLimitRedis;
-  return redis === undefined ? s : { ...s, rateLimitRedis: { ...redis, url: redactRedisUrl(redis.url) } };
+  if (redis?.target.url === undefined) return s;
+  return {
+    ...s,
+    rateLimitRedis: { ...redis, target: { ...redis.target, url: redactRedisUrl(redis.target.url) } },
+  };
 }
 
 /** The whole snapshot as sorted plain data. */

@@ -10,6 +10,7 @@
 import type { TemplatePart } from '../util/command-operators.ts';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { PathNormalization } from '../model/sluice.ts';
+import type { RedisTarget } from '../util/redis-client.ts';
 
 // ---------------------------------------------------------------- request view
 
@@ -132,9 +133,12 @@ export interface GatewaySettings {
   readonly rateLimitRedis?: RateLimitRedisSettings;
 }
 
-/** The Redis a Global rate limit counts in. `url` may carry a password: dumps redact it. */
+/**
+ * The Redis a Global rate limit counts in. `target.url` may carry a password (dumps redact it);
+ * a passwordFile or passwordEnv is only named here, read when the connection is made.
+ */
 export interface RateLimitRedisSettings {
-  readonly url: string;
+  readonly target: RedisTarget;
   readonly keyPrefix: string;
   /** How long a request waits for Redis before failureMode decides. */
   readonly timeoutMs: number;
@@ -798,6 +802,13 @@ export interface RateLimitService {
 export interface RateLimitFilter {
   readonly kind: 'rate-limit';
   readonly rules: readonly CompiledRateLimitRule[];
+  /**
+   * A table's last filter with Global rules, in a table where some route's first filter counts
+   * rate limits too: the rules that count a request wait for that route filter, so one Redis call
+   * decides both (and a request refused by either counts in neither). When the request's route
+   * has no such filter first, or none matches, they are decided alone right after routing.
+   */
+  readonly defer: boolean;
 }
 
 // ---------------------------------------------------------------- fault (route filter)

@@ -1,5 +1,4 @@
-import { createRequire } from 'node:module';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * The Redis URL a MeshConfig declares (`redis.url`): checked by the config schema, redacted
@@ -41,13 +40,19 @@ export function redactRedisUrl(url: string): string {
   return parsed.href;
 }
 
-/** ioredis adds about 27 MiB to the process: loaded on the first connection, not at start. */
-export function loadRedis(): typeof Redis {
-  return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
+/** The URL carries a password (`redis://:secret@…`). */
+export function urlHasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return false;
+  }
 }
 
 /** Closes an ioredis client without ever waiting long: QUIT for at most 1 s, then the socket. */
-export async function closeRedisClient(client: Pick<Redis, 'status' | 'quit' | 'disconnect'>): Promise<void> {
+export async function closeRedisClient(
+  client: Pick<Redis, 'status' | 'quit' | 'disconnect'> | Pick<Cluster, 'status' | 'quit' | 'disconnect'>,
+): Promise<void> {
   // quit() on a client that never connected would connect first; on a dead server it would
   // wait for an answer that never comes.
   if (client.status === 'ready')

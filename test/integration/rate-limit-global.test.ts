@@ -2,6 +2,7 @@
  * Global rate limits through the gateway with a real redis-server: counted in Redis, and when
  * Redis is down, failureMode decides: Open limits through the local fallback (only 200 and 429),
  * Closed answers 500 RLSE as Envoy's failure_mode_deny; once Redis is back, Redis counts again.
+ * A hung Redis (stopped, its connections open) is answered the same way within the timeout.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
@@ -156,5 +157,121 @@ describe('Global rate limits (Redis)', () => {
     expect(await registry.metrics()).toMatch(
       /sluice_ratelimit_decisions_total\{[^}]*result="fallback"\} [1-9]/,
     );
+  });
+
+  it.each([
+    ['Open', [200, 429]],
+    ['Closed', [500]],
+  ] as const)(
+    'a hung redis-server (SIGSTOP): failureMode %s answers every request within the timeout plus a margin, and the breaker opens',
+    async (mode, allowed) => {
+      const redis = await startRedisServer();
+      cleanups.push(() => redis.close());
+      const { gw, breaker } = await start(redis, mode);
+      await counting(gw, redis);
+      redis.process.kill('SIGSTOP');
+      const replies: { status: number; ms: number }[] = [];
+      // Four clients at once for 2 s: the requests that wait on the hung Redis, then the breaker's.
+      const until2s = performance.now() + 2000;
+      await Promise.all(
+        Array.from({ length: 4 }, async (_, lane) => {
+          while (performance.now() < until2s) replies.push(await get(gw, `hung-${lane}`));
+        }),
+      );
+      expect(new Set(replies.map((r) => r.status))).toEqual(new Set(allowed));
+      // The timeout is 50 ms; the margin is generous for a busy machine.
+      expect(Math.max(...replies.map((r) => r.ms))).toBeLessThan(500);
+      expect(breaker).toContain('open');
+      redis.process.kill('SIGCONT');
+      await until(
+        async () => {
+          await get(gw, 'resumed');
+          return (await redis.client.keys('edge:rl:*resumed*')).length > 0;
+        },
+        { timeoutMs: 10_000, what: 'Redis counting after SIGCONT' },
+      );
+    },
+  );
+
+  it('a request counted by a Gateway policy and a route policy: one Redis call for both; refused by either, counted in neither; alone on other routes and unrouted requests', async () => {
+    const redis = await startRedisServer();
+    cleanups.push(() => redis.close());
+    const up = await startEcho({ name: 'shop' });
+    cleanups.push(() => up.close());
+    const registry = new Registry();
+    const policies = `apiVersion: sluice.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: edge, namespace: istio-system}
+spec:
+  targetRefs: [{kind: Gateway, name: gw}]
+  storage: Global
+  rules:
+  - name: per-user
+    key: [{requestHeader: {name: x-user}}]
+    algorithm: FixedWindow
+    limit: {requests: 5, unit: Day}
+---
+apiVersion: sluice.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: checkout, namespace: default}
+spec:
+  targetRefs: [{kind: VirtualService, name: shop, sectionName: limited}]
+  storage: Global
+  rules:
+  - name: per-user
+    key: [{requestHeader: {name: x-user}}]
+    algorithm: FixedWindow
+    limit: {requests: 3, unit: Day}
+`;
+    const gw = await startGatewayFromYaml(
+      trafficYaml(
+        { shop: up.port },
+        `  - name: limited
+    match: [{uri: {prefix: /limited}}]
+    route: [{destination: {host: shop.internal}}]
+  - route: [{destination: {host: shop.internal}}]
+`,
+        { mesh: `  redis: {url: "${redis.url}", keyPrefix: "edge:", timeout: 2s}\n`, extra: policies },
+      ),
+      { rateLimit: { observer: createRateLimitMetrics(registry) } },
+    );
+    cleanups.push(() => gw.close());
+    const send = async (path: string, user: string, host = 'shop.example.com'): Promise<number> => {
+      const res = await request(gw.url(path), { headers: { host, 'x-user': user } });
+      await res.body.text();
+      return res.statusCode;
+    };
+    const calls = async (): Promise<number> =>
+      Number(
+        /^sluice_ratelimit_redis_duration_seconds_count (\d+)$/m.exec(await registry.metrics())?.[1] ?? 0,
+      );
+    const count = async (policy: string, user: string): Promise<string | null> => {
+      const keys = await redis.client.keys(`edge:rl:${policy}/per-user|*${user}`);
+      return keys.length === 0 ? null : redis.client.hget(keys[0]!, 'c');
+    };
+    // Closed would be clearer, but Open with a 2 s timeout decides in Redis once it answers.
+    await until(async () => (await send('/warm', 'warm')) === 200 && (await calls()) > 0, {
+      what: 'the store answering',
+    });
+
+    const before = await calls();
+    const limited: number[] = [];
+    for (let i = 0; i < 5; i++) limited.push(await send('/limited/cart', 'alice'));
+    expect(limited).toEqual([200, 200, 200, 429, 429]);
+    expect((await calls()) - before).toBe(5);
+    // The two refused requests are counted in neither bucket (one script call decided both).
+    expect(await count('istio-system/edge', 'alice')).toBe('3');
+    expect(await count('default/checkout', 'alice')).toBe('3');
+
+    // Another route has no rate-limit filter: the Gateway's rule is decided alone after routing.
+    const other: number[] = [];
+    for (let i = 0; i < 3; i++) other.push(await send('/other', 'alice'));
+    expect(other).toEqual([200, 200, 429]);
+    expect((await calls()) - before).toBe(8);
+    expect(await count('istio-system/edge', 'alice')).toBe('5');
+
+    // No route at all (unknown host): still counted by the Gateway's rule, then 404.
+    expect(await send('/', 'carol', 'nowhere.example.com')).toBe(404);
+    expect(await count('istio-system/edge', 'carol')).toBe('1');
   });
 });

@@ -1,8 +1,10 @@
 /**
  * The Global store against a real redis-server on a free port: the three algorithms in one script
  * call with Redis's clock, keys with the prefix that expire, a refused request counted nowhere;
- * the timeout, the breaker (open, half-open probe, closed again), and Redis restarting.
+ * the timeout, the breaker (open, half-open probe, closed again), Redis restarting, and Redis
+ * hung rather than gone (stopped with SIGSTOP; a server that accepts and never answers).
  */
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startRedisServer, type RedisServer } from '../support/redis.ts';
 import { until } from '../support/until.ts';
@@ -27,7 +29,7 @@ function store(
   opts: { timeoutMs?: number; onBreaker?: (s: BreakerState) => void } = {},
 ): RedisStore {
   const s = createRedisStore({
-    url,
+    target: { url },
     keyPrefix: 'test:',
     timeoutMs: opts.timeoutMs ?? 200,
     breakerOpenMs: 300,
@@ -160,5 +162,72 @@ describe('Redis rate-limit store', () => {
       what: 'the store answering again',
     });
     expect(s.breaker()).toBe('closed');
+  });
+
+  it('a hung redis-server (SIGSTOP, connection open): every call fails within the timeout, the breaker opens, and what is sent stays bounded however many calls come', async () => {
+    const r = await redis();
+    const states: BreakerState[] = [];
+    const s = store(r.url, { timeoutMs: 50, onBreaker: (st) => states.push(st) });
+    await ready(s);
+    const c = check('hung', shape('FixedWindow', 1_000_000, 60_000));
+    const sentBefore = s.sent();
+    r.process.kill('SIGSTOP');
+    cleanups.push(async () => r.process.kill('SIGCONT'));
+    // 100 calls a second for 3 s, as a gateway under load would make them.
+    const slowest: number[] = [];
+    const calls: Promise<void>[] = [];
+    const rssBefore = process.memoryUsage().rss;
+    for (let i = 0; i < 300; i++) {
+      const t0 = performance.now();
+      calls.push(
+        s.check([c]).then(
+          () => expect.fail('a stopped Redis answered'),
+          () => void slowest.push(performance.now() - t0),
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await Promise.all(calls);
+    const rssGrowth = process.memoryUsage().rss - rssBefore;
+    expect(states[0]).toBe('open');
+    // Generous next to the 50 ms timeout on a busy machine; the figure is bench/'s.
+    expect(Math.max(...slowest)).toBeLessThan(500);
+    // Sent: the calls before the breaker opened plus about one probe a second (breakerOpenMs
+    // 300 here), not the 300 calls made.
+    const sent = s.sent() - sentBefore;
+    expect(sent).toBeLessThan(30);
+    expect(rssGrowth).toBeLessThan(32 * 1024 * 1024);
+    r.process.kill('SIGCONT');
+    await until(async () => (await s.check([c]).catch(() => null)) !== null, {
+      timeoutMs: 10_000,
+      what: 'the store answering after SIGCONT',
+    });
+    expect(s.breaker()).toBe('closed');
+  });
+
+  it('a server that accepts and never answers: calls fail within the timeout and the breaker opens', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((sock) => {
+      sockets.add(sock);
+      sock.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const sock of sockets) sock.destroy();
+          silent.close(() => resolve());
+        }),
+    );
+    const port = (silent.address() as AddressInfo).port;
+    const s = store(`redis://127.0.0.1:${port}`, { timeoutMs: 50 });
+    const c = check('silent', shape('FixedWindow', 5, 1000));
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      await expect(s.check([c])).rejects.toThrow();
+      expect(performance.now() - t0).toBeLessThan(500);
+    }
+    expect(s.breaker()).toBe('open');
+    expect(sockets.size).toBeGreaterThan(0);
   });
 });

@@ -3,12 +3,17 @@
  * an ioredis client connected to it. Fails loudly when it is not installed.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './pebble.ts';
 import { until } from './until.ts';
 
 export interface RedisServer {
   readonly port: number;
+  /** The redis-server process (SIGSTOP/SIGCONT it to hang a server that stays connected). */
+  readonly process: ChildProcess;
   /** redis://[:password@]127.0.0.1:<port> */
   readonly url: string;
   /** A client of the test's own (ready). */
@@ -18,10 +23,11 @@ export interface RedisServer {
 
 /**
  * `password` turns on AUTH (`--requirepass`); the URL and the client carry it. `port`: a port a
- * server of the test had before (a restart), else a free one.
+ * server of the test had before (a restart), else a free one. `conf`: a config file read first
+ * (a Sentinel's); `args`: more options (`--replicaof`, cluster mode, `--sentinel`).
  */
 export async function startRedisServer(
-  opts: { password?: string; port?: number } = {},
+  opts: { password?: string; port?: number; conf?: string; args?: readonly string[] } = {},
 ): Promise<RedisServer> {
   if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error !== undefined) {
     throw new Error(
@@ -29,9 +35,11 @@ export async function startRedisServer(
     );
   }
   const port = opts.port ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-'));
   const child: ChildProcess = spawn(
     'redis-server',
     [
+      ...(opts.conf !== undefined ? [opts.conf] : []),
       '--port',
       String(port),
       '--bind',
@@ -40,7 +48,11 @@ export async function startRedisServer(
       '',
       '--appendonly',
       'no',
+      // A replica writes the master's data to disk whatever --save says: never into the repository.
+      '--dir',
+      dir,
       ...(opts.password !== undefined ? ['--requirepass', opts.password] : []),
+      ...(opts.args ?? []),
     ],
     { stdio: 'ignore' },
   );
@@ -48,7 +60,8 @@ export async function startRedisServer(
     new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
       child.once('close', () => resolve());
-      child.kill('SIGTERM');
+      // A stopped (SIGSTOP) server would never act on SIGTERM.
+      child.kill('SIGKILL');
     });
   const client = new Redis({
     port,
@@ -60,9 +73,9 @@ export async function startRedisServer(
   });
   client.on('error', () => undefined); // refused until the server is up; until() below waits for it
   const close = async (): Promise<void> => {
-    await client.quit().catch(() => undefined);
-    client.disconnect();
     await stop();
+    client.disconnect();
+    rmSync(dir, { recursive: true, force: true });
   };
   try {
     await until(async () => (await client.ping().catch(() => null)) === 'PONG', {
@@ -74,5 +87,5 @@ export async function startRedisServer(
     throw err;
   }
   const auth = opts.password !== undefined ? `:${encodeURIComponent(opts.password)}@` : '';
-  return { port, url: `redis://${auth}127.0.0.1:${port}`, client, close };
+  return { port, process: child, url: `redis://${auth}127.0.0.1:${port}`, client, close };
 }

@@ -3,7 +3,7 @@
  * Gateway's own, and the ports it chose read from its "sluice started" log line.
  */
 import http from 'node:http';
-import { spawnSluice, type Spawned } from './child-process.ts';
+import { spawnSluice, type ChildOptions, type Spawned } from './child-process.ts';
 import { until } from './until.ts';
 
 export interface ServeChild {
@@ -61,8 +61,9 @@ export function serveChildArgs(config: string, extraArgs: readonly string[] = []
 export async function startServeChild(
   config: string,
   extraArgs: readonly string[] = [],
+  opts: ChildOptions = {},
 ): Promise<ServeChild> {
-  const proc = spawnSluice(serveChildArgs(config, extraArgs));
+  const proc = spawnSluice(serveChildArgs(config, extraArgs), opts);
   const logs = (): Record<string, unknown>[] =>
     proc
       .output()

@@ -3,10 +3,10 @@
  * on the request, how it answers locally, and what it reports (metrics, audit logs).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { RateLimitRequest } from '../../snapshot/types.ts';
+import type { CompiledRateLimitRule, RateLimitRequest } from '../../snapshot/types.ts';
 import type { JwksStore } from './jwks-store.ts';
 import type { PolicyDecisionSink } from '../../observability/policy-metrics.ts';
-import type { Limiter } from '../../ratelimit/limits.ts';
+import type { Limiter, LimitCheck } from '../../ratelimit/limits.ts';
 
 /** Upstream request header changes a filter asks for (applied once, by the forwarder). */
 export interface HeaderEdits {
@@ -35,6 +35,8 @@ export interface FilterContext extends RateLimitRequest {
   bodyPrefix: Buffer | null;
   /** The fault filter delayed this request: DI joins the response flags when it is done. */
   delayInjected: boolean;
+  /** Rate-limit rules a table filter left for the route's (RateLimitFilter.defer); null = none. */
+  deferredLimits: CountedLimit[] | null;
 }
 
 /** A local answer a filter gives instead of letting the request go on. */
@@ -69,6 +71,12 @@ export interface FilterRuntime {
 }
 
 // ---------------------------------------------------------------- rate limits
+
+/** A rate-limit rule that counts this request, with its bucket. */
+export interface CountedLimit {
+  readonly rule: CompiledRateLimitRule;
+  readonly check: LimitCheck;
+}
 
 export type RateLimitResult = 'ok' | 'over_limit' | 'shadow_over_limit' | 'exempt' | 'error' | 'fallback';
 

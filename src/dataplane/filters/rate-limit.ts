@@ -7,14 +7,10 @@
  */
 import type { CompiledRateLimitRule, RateLimitFilter, RateLimitRequest } from '../../snapshot/types.ts';
 import type { LimitCheck, LimitVerdict } from '../../ratelimit/limits.ts';
-import type { FilterContext, FilterReply, RateLimitRuntime, RateLimitSink } from './filter.ts';
+import type { CountedLimit, FilterContext, FilterReply, RateLimitRuntime, RateLimitSink } from './filter.ts';
 import { askRateLimitService } from './rate-limit-service.ts';
 
-/** A rule that counts this request, with its bucket. */
-export interface Counted {
-  readonly rule: CompiledRateLimitRule;
-  readonly check: LimitCheck;
-}
+type Counted = CountedLimit;
 
 /** What the rules decided: null = on (headers added); a reply = 429 or 500. */
 type Outcome = FilterReply | null;
@@ -35,13 +31,13 @@ function bucketOf(rule: CompiledRateLimitRule, req: RateLimitRequest): string | 
   return out;
 }
 
-/** The rules of `f` that count `req` (exempt clients reported, never counted). */
+/** The rules of `f` that count `req`, added to `out` (exempt clients reported, never counted). */
 export function countedRules(
   f: RateLimitFilter,
   req: RateLimitRequest,
   observer: RateLimitSink | null,
+  out: Counted[] = [],
 ): Counted[] {
-  const out: Counted[] = [];
   const rules = f.rules;
   for (let i = 0; i < rules.length; i++) {
     const rule = rules[i]!;
@@ -60,17 +56,38 @@ export function countedRules(
 const TOO_MANY = Buffer.alloc(0);
 
 export function runRateLimit(
-  ctx: FilterContext & RateLimitRequest,
+  ctx: FilterContext,
   f: RateLimitFilter,
   rt: RateLimitRuntime,
 ): Outcome | Promise<Outcome> {
-  const counted = countedRules(f, ctx, rt.observer);
+  const carried = ctx.deferredLimits;
+  ctx.deferredLimits = null;
+  const counted = countedRules(f, ctx, rt.observer, carried ?? []);
   if (counted.length === 0) return null;
   let remote = false;
   for (let i = 0; i < counted.length; i++) if (counted[i]!.rule.storage !== 'Local') remote = true;
-  if (remote) return decideRemote(ctx, counted, rt);
-  const v = rt.local.check(counted.map((c) => c.check));
-  return v instanceof Promise ? v.then((x) => decide(ctx, counted, x, rt)) : decide(ctx, counted, v, rt);
+  if (!remote) {
+    const v = rt.local.check(checksOf(counted));
+    return v instanceof Promise ? v.then((x) => decide(ctx, counted, x, rt)) : decide(ctx, counted, v, rt);
+  }
+  if (f.defer) {
+    ctx.deferredLimits = counted;
+    return null;
+  }
+  return decideRemote(ctx, counted, rt);
+}
+
+/** What a deferred gateway filter left, decided on its own (no route filter of rate limits follows it). */
+export function flushDeferredLimits(ctx: FilterContext, rt: RateLimitRuntime): Outcome | Promise<Outcome> {
+  const counted = ctx.deferredLimits;
+  ctx.deferredLimits = null;
+  return counted === null ? null : decideRemote(ctx, counted, rt);
+}
+
+function checksOf(counted: readonly Counted[]): LimitCheck[] {
+  const out = new Array<LimitCheck>(counted.length);
+  for (let i = 0; i < counted.length; i++) out[i] = counted[i]!.check;
+  return out;
 }
 
 const RLSE: FilterReply = {
@@ -93,7 +110,42 @@ interface Group {
  * times out leaves its rules to failureMode: Closed answers 500 RLSE (Envoy's
  * failure_mode_deny), Open decides them with the local fallback.
  */
-async function decideRemote(
+function decideRemote(
+  ctx: FilterContext & RateLimitRequest,
+  counted: readonly Counted[],
+  rt: RateLimitRuntime,
+): Promise<Outcome> {
+  const global = rt.global;
+  // The common case, every rule on Redis: one call, no grouping.
+  if (global !== null && counted.every((c) => c.rule.storage === 'Global'))
+    return Promise.resolve(global.check(checksOf(counted))).then(
+      (v) => decide(ctx, counted, v, rt),
+      () => storeFailed(ctx, counted, rt),
+    );
+  return decideGroups(ctx, counted, rt);
+}
+
+/** failureMode for rules whose store failed: Closed (a non-shadow rule) refuses, Open counts them locally. */
+function failureVerdicts(
+  mine: readonly Counted[],
+  rt: RateLimitRuntime,
+): null | readonly LimitVerdict[] | Promise<readonly LimitVerdict[]> {
+  for (const c of mine)
+    rt.observer?.decision(c.rule.policy, c.rule.name, c.rule.failureMode === 'Closed' ? 'error' : 'fallback');
+  if (mine.some((c) => c.rule.failureMode === 'Closed' && !c.rule.shadow)) return null;
+  return fallbackFor(mine, rt);
+}
+
+async function storeFailed(
+  ctx: FilterContext & RateLimitRequest,
+  counted: readonly Counted[],
+  rt: RateLimitRuntime,
+): Promise<Outcome> {
+  const v = failureVerdicts(counted, rt);
+  return v === null ? RLSE : decide(ctx, counted, await v, rt);
+}
+
+async function decideGroups(
   ctx: FilterContext & RateLimitRequest,
   counted: readonly Counted[],
   rt: RateLimitRuntime,
@@ -108,8 +160,8 @@ async function decideRemote(
         r.storage === 'Service'
           ? (cs) => askRateLimitService(r.service!, cs, ctx)
           : r.storage === 'Global' && rt.global !== null
-            ? (cs) => rt.global!.check(cs.map((x) => x.check))
-            : (cs) => rt.local.check(cs.map((x) => x.check));
+            ? (cs) => rt.global!.check(checksOf(cs))
+            : (cs) => rt.local.check(checksOf(cs));
       groups.set(owner, (g = { indexes: [], ask, remote: r.storage !== 'Local' }));
     }
     g.indexes.push(i);
@@ -124,17 +176,12 @@ async function decideRemote(
         v = await g.ask(mine);
       } catch {
         if (!g.remote) throw new Error('local rate-limit store failed');
-        for (const c of mine)
-          rt.observer?.decision(
-            c.rule.policy,
-            c.rule.name,
-            c.rule.failureMode === 'Closed' ? 'error' : 'fallback',
-          );
-        if (mine.some((c) => c.rule.failureMode === 'Closed' && !c.rule.shadow)) {
+        const f = failureVerdicts(mine, rt);
+        if (f === null) {
           refuse = true;
           return;
         }
-        v = await fallbackFor(mine, rt);
+        v = await f;
       }
       g.indexes.forEach((i, k) => (verdicts[i] = v[k]!));
     }),
@@ -151,7 +198,7 @@ const NO_LIMIT_KNOWN: LimitVerdict = { allowed: true, remaining: 0, resetMs: 0 }
  */
 async function fallbackFor(mine: readonly Counted[], rt: RateLimitRuntime): Promise<readonly LimitVerdict[]> {
   const known = mine.filter((c) => c.rule.limit.override !== false);
-  const v = known.length === 0 ? [] : await rt.fallback.check(known.map((c) => c.check));
+  const v = known.length === 0 ? [] : await rt.fallback.check(checksOf(known));
   let k = 0;
   return mine.map((c) => (c.rule.limit.override === false ? NO_LIMIT_KNOWN : v[k++]!));
 }

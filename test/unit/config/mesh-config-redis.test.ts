@@ -1,6 +1,7 @@
 /**
- * MeshConfig `redis` (the connection ACME coordination, and later rate limits, use): a strict
- * schema whose errors name the field path and never echo the URL (it may hold a password).
+ * MeshConfig `redis` (the connection ACME coordination and Global rate limits use): one server,
+ * Sentinel or Cluster, the password from the URL, a file or a variable; a strict schema whose
+ * errors name the field path and never echo the URL (it may hold a password).
  */
 import { describe, expect, it } from 'vitest';
 import { loadResources } from '../../../src/config/index.ts';
@@ -29,11 +30,14 @@ describe('MeshConfig redis', () => {
     '{ url: "redis://:s3cret@10.0.0.5:6380/2", keyPrefix: "edge:" }',
     '{ url: "rediss://sluice:s3cret@redis.example.com:6380/0" }',
     '{ url: "redis://[::1]:6379" }',
+    '{ url: "redis://10.0.0.5:6379", username: sluice, passwordFile: /var/run/secrets/redis/password }',
+    '{ sentinel: { masterName: mymaster, nodes: ["10.0.0.1:26379", "[::1]:26379"] }, passwordEnv: REDIS_PASSWORD }',
+    '{ cluster: { nodes: ["redis-0.redis:6379", "redis-1.redis:6379"] }, keyPrefix: "edge:" }',
   ])('accepts %s', (redis) => {
     const { resources, diagnostics } = load(redis);
     expect(diagnostics.filter((d) => d.level === 'error')).toEqual([]);
     const spec = resources.resources[0]?.spec as MeshConfigSpec;
-    expect(spec.redis?.url).toMatch(/^rediss?:\/\//);
+    expect(spec.redis?.url ?? spec.redis?.sentinel?.masterName ?? spec.redis?.cluster?.nodes[0]).toBeTruthy();
   });
 
   it.each([
@@ -55,7 +59,31 @@ describe('MeshConfig redis', () => {
     ],
     [
       '{ keyPrefix: "edge:" }',
-      'error   mesh.yaml#1:5 MeshConfig istio-system/mesh: spec.redis.url: required field is missing (expected a string) [SLUICE_CONFIG_SCHEMA]',
+      'error   mesh.yaml#1:5 MeshConfig istio-system/mesh: spec.redis: one of url, sentinel and cluster is required [SLUICE_CONFIG_SCHEMA]',
+    ],
+    [
+      '{ url: "redis://r:6379", cluster: { nodes: ["r:6379"] } }',
+      'error   mesh.yaml#1:5 MeshConfig istio-system/mesh: spec.redis: url, sentinel and cluster exclude one another; got url and cluster [SLUICE_CONFIG_SCHEMA]',
+    ],
+    [
+      '{ cluster: { nodes: ["r"] } }',
+      'error   mesh.yaml#1:5 MeshConfig istio-system/mesh: spec.redis.cluster.nodes[0]: must be host:port ([address]:port for IPv6) [SLUICE_CONFIG_SCHEMA]',
+    ],
+    [
+      '{ sentinel: { masterName: m, nodes: [] } }',
+      'error   mesh.yaml#1:5 MeshConfig istio-system/mesh: spec.redis.sentinel.nodes: must have at least 1 item, got 0 [SLUICE_CONFIG_SCHEMA]',
+    ],
+    [
+      '{ url: "redis://:hunter2@r:6379", passwordEnv: REDIS_PASSWORD }',
+      'error   mesh.yaml#1:5 MeshConfig istio-system/mesh: spec.redis.url: the URL holds a password and passwordFile/passwordEnv names another; keep one [SLUICE_CONFIG_SCHEMA]',
+    ],
+    [
+      '{ url: "redis://r:6379", passwordEnv: A, passwordFile: /p }',
+      'error   mesh.yaml#1:5 MeshConfig istio-system/mesh: spec.redis.passwordEnv: passwordFile and passwordEnv exclude one another [SLUICE_CONFIG_SCHEMA]',
+    ],
+    [
+      '{ url: "redis://r:6379", passwordEnv: "not a name" }',
+      'error   mesh.yaml#1:5 MeshConfig istio-system/mesh: spec.redis.passwordEnv: must be an environment variable name; got "not a name" [SLUICE_CONFIG_SCHEMA]',
     ],
   ])('refuses %s with the field path', (redis, line) => {
     const found = errors(redis);

@@ -204,7 +204,9 @@ spec:
     expect(
       compiled(policy)
         .diagnostics.map(formatDiagnostic)
-        .some((m) => m.includes('spec.storage: storage Global needs a MeshConfig with redis.url')),
+        .some((m) =>
+          m.includes('spec.storage: storage Global needs a MeshConfig with redis (url, sentinel or cluster)'),
+        ),
     ).toBe(true);
     const r = compiled(`${policy}---
 apiVersion: sluice.dev/v1alpha1
@@ -216,6 +218,7 @@ spec: {redis: {url: "redis://:hunter2@127.0.0.1:6379", timeout: 30ms}}
     const dump = JSON.stringify(dumpSnapshot(r.snapshot));
     expect(dump).not.toContain('hunter2');
     expect(dump).toContain('"timeoutMs":30');
+    expect(dump).toContain('"url":"redis://:***@127.0.0.1:6379"');
     expect(dump).toContain('"rule":"default/limits/a"');
     expect(dump).toContain('"key":["remoteAddress"]');
   });

@@ -1,9 +1,19 @@
 import { z } from 'zod';
 import type { MeshConfigSpec } from '../../../model/sluice.ts';
 import { duration, str, uint32 } from '../schema-common.ts';
-import { redisUrlProblem } from '../../../util/redis-url.ts';
+import { redisUrlProblem, urlHasPassword } from '../../../util/redis-url.ts';
+import { redisNodeProblem } from '../../../util/redis-client.ts';
 
 const record = z.record(z.string(), z.unknown());
+
+const redisNodes = z
+  .array(
+    str.superRefine((node, ctx) => {
+      const problem = redisNodeProblem(node);
+      if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+  )
+  .min(1);
 
 export const MeshConfigSpecSchema: z.ZodType<MeshConfigSpec> = z.strictObject({
   outboundTrafficPolicy: z
@@ -28,12 +38,46 @@ export const MeshConfigSpecSchema: z.ZodType<MeshConfigSpec> = z.strictObject({
   // Strict on purpose: a typo here would silently fall back to file coordination.
   redis: z
     .strictObject({
-      url: str.superRefine((url, ctx) => {
-        const problem = redisUrlProblem(url);
-        if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
-      }),
+      url: str
+        .superRefine((url, ctx) => {
+          const problem = redisUrlProblem(url);
+          if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+        })
+        .optional(),
+      sentinel: z.strictObject({ masterName: str.min(1), nodes: redisNodes }).optional(),
+      cluster: z.strictObject({ nodes: redisNodes }).optional(),
+      username: str.min(1).optional(),
+      passwordFile: str.min(1).optional(),
+      passwordEnv: str.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
       keyPrefix: str.optional(),
       timeout: duration.optional(),
+    })
+    .superRefine((r, ctx) => {
+      const modes = (['url', 'sentinel', 'cluster'] as const).filter((k) => r[k] !== undefined);
+      if (modes.length !== 1)
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            modes.length === 0
+              ? 'one of url, sentinel and cluster is required'
+              : `url, sentinel and cluster exclude one another; got ${modes.join(' and ')}`,
+        });
+      if (r.passwordFile !== undefined && r.passwordEnv !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['passwordEnv'],
+          message: 'passwordFile and passwordEnv exclude one another',
+        });
+      if (
+        (r.passwordFile !== undefined || r.passwordEnv !== undefined) &&
+        r.url !== undefined &&
+        urlHasPassword(r.url)
+      )
+        ctx.addIssue({
+          code: 'custom',
+          path: ['url'],
+          message: 'the URL holds a password and passwordFile/passwordEnv names another; keep one',
+        });
     })
     .optional(),
   acme: z

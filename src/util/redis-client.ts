@@ -1,0 +1,179 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { redactRedisUrl } from './redis-url.ts';
+
+/**
+ * Which Redis a MeshConfig names (`redis`): one server (`url`), a master found through Sentinel,
+ * or a Redis Cluster, and where its password comes from. Plain data (the config model and the
+ * snapshot carry it); the password itself is read only when a connection is made, so it is never
+ * in a snapshot, a dump or a log.
+ */
+export interface RedisTarget {
+  /** One server: `redis://[user:password@]host[:port][/db]` or `rediss://…`. */
+  readonly url?: string;
+  readonly sentinel?: {
+    /** The master's name in the Sentinels' configuration (`sentinel monitor <name> …`). */
+    readonly masterName: string;
+    /** Sentinels, `host:port`; one that answers is enough. */
+    readonly nodes: readonly string[];
+  };
+  readonly cluster?: {
+    /** Cluster nodes, `host:port`; one that answers is enough, the rest are discovered. */
+    readonly nodes: readonly string[];
+  };
+  /** ACL user (Redis 6+); a user name is not a secret. */
+  readonly username?: string;
+  /** A file holding the password (a mounted Secret); trailing newlines are ignored. */
+  readonly passwordFile?: string;
+  /** An environment variable holding the password. */
+  readonly passwordEnv?: string;
+}
+
+/** What is wrong with `node` as `host:port` (`[v6]:port`); null when it is fine. */
+export function redisNodeProblem(node: string): string | null {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]/@]+):(\d{1,5})$/.exec(node);
+  if (m === null) return 'must be host:port ([address]:port for IPv6)';
+  const port = Number(m[2]);
+  return port >= 1 && port <= 65535 ? null : 'the port must be 1-65535';
+}
+
+function hostPort(node: string): { host: string; port: number } {
+  const colon = node.lastIndexOf(':');
+  const host = node.slice(0, colon);
+  return {
+    host: host.startsWith('[') ? host.slice(1, -1) : host,
+    port: Number(node.slice(colon + 1)),
+  };
+}
+
+/** The target for logs: the URL redacted, or the mode and its nodes; never a password. */
+export function describeRedisTarget(t: RedisTarget): string {
+  if (t.sentinel !== undefined) return `sentinel ${t.sentinel.masterName}@${t.sentinel.nodes.join(',')}`;
+  if (t.cluster !== undefined) return `cluster ${t.cluster.nodes.join(',')}`;
+  return redactRedisUrl(t.url ?? '');
+}
+
+/** The same connection whatever the order of its fields: a store is replaced only when this changes. */
+export function redisTargetKey(t: RedisTarget): string {
+  return JSON.stringify([
+    t.url ?? null,
+    t.sentinel?.masterName ?? null,
+    t.sentinel?.nodes ?? null,
+    t.cluster?.nodes ?? null,
+    t.username ?? null,
+    t.passwordFile ?? null,
+    t.passwordEnv ?? null,
+  ]);
+}
+
+export class RedisSecretError extends Error {}
+
+/**
+ * The password `passwordFile` or `passwordEnv` names, undefined when neither is set. The error
+ * names the file or variable, never what it holds.
+ */
+export function readRedisPassword(t: RedisTarget, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (t.passwordFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(t.passwordFile, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+      throw new RedisSecretError(`redis passwordFile ${t.passwordFile}: ${code}`);
+    }
+    const password = text.replace(/[\r\n]+$/, '');
+    if (password === '') throw new RedisSecretError(`redis passwordFile ${t.passwordFile} is empty`);
+    return password;
+  }
+  if (t.passwordEnv !== undefined) {
+    const password = env[t.passwordEnv];
+    if (password === undefined || password === '')
+      throw new RedisSecretError(`redis passwordEnv ${t.passwordEnv} is not set`);
+    return password;
+  }
+  return undefined;
+}
+
+/** How a caller wants its client to behave; the connection options follow from the target. */
+export interface RedisTuning {
+  readonly connectTimeout: number;
+  readonly commandTimeout: number;
+  readonly lazyConnect?: boolean;
+  /** false: a command fails at once while the connection is not ready instead of queueing. */
+  readonly enableOfflineQueue?: boolean;
+  readonly maxRetriesPerRequest: number;
+  readonly autoResendUnfulfilledCommands?: boolean;
+  /** Back-off between reconnection attempts (every mode). */
+  readonly retryDelayMs: (attempt: number) => number;
+}
+
+export type RedisClient = Redis | Cluster;
+
+/** ioredis adds about 27 MiB to the process: loaded on the first connection, not at start. */
+function ioredis(): typeof import('ioredis') {
+  return createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+}
+
+/**
+ * An ioredis client for `target`: `Redis` for a URL, `Redis` with `sentinels` (ioredis asks the
+ * Sentinels for the master, and again after a failover), or `Cluster`. `password` comes from
+ * readRedisPassword; a password in the URL stays where it is.
+ */
+export function createRedisClient(
+  target: RedisTarget,
+  password: string | undefined,
+  tuning: RedisTuning,
+): RedisClient {
+  const { Redis: RedisClass, Cluster: ClusterClass } = ioredis();
+  const node: RedisOptions = {
+    connectTimeout: tuning.connectTimeout,
+    commandTimeout: tuning.commandTimeout,
+    maxRetriesPerRequest: tuning.maxRetriesPerRequest,
+    ...(tuning.autoResendUnfulfilledCommands !== undefined
+      ? { autoResendUnfulfilledCommands: tuning.autoResendUnfulfilledCommands }
+      : {}),
+    ...(target.username !== undefined ? { username: target.username } : {}),
+    ...(password !== undefined ? { password } : {}),
+  };
+  const offline = tuning.enableOfflineQueue ?? true;
+  const lazy = tuning.lazyConnect ?? false;
+  if (target.cluster !== undefined) {
+    return new ClusterClass(target.cluster.nodes.map(hostPort), {
+      lazyConnect: lazy,
+      enableOfflineQueue: offline,
+      redisOptions: node,
+      clusterRetryStrategy: (times) => tuning.retryDelayMs(times),
+      // A moved slot or a failed-over master is retried after this long, within the command's
+      // own timeout (ioredis times the command from its first send, across redirections).
+      retryDelayOnFailover: 20,
+      retryDelayOnClusterDown: 20,
+      retryDelayOnTryAgain: 20,
+      slotsRefreshTimeout: Math.max(1000, tuning.connectTimeout),
+    });
+  }
+  const retryStrategy = (times: number): number => tuning.retryDelayMs(times);
+  if (target.sentinel !== undefined) {
+    return new RedisClass({
+      ...node,
+      lazyConnect: lazy,
+      enableOfflineQueue: offline,
+      sentinels: target.sentinel.nodes.map(hostPort),
+      name: target.sentinel.masterName,
+      role: 'master',
+      retryStrategy,
+      sentinelRetryStrategy: retryStrategy,
+      sentinelCommandTimeout: Math.max(1000, tuning.connectTimeout),
+      // Sentinel kills the demoted master's clients; a command that still reaches a replica
+      // (READONLY) reconnects, which asks the Sentinels for the new master.
+      reconnectOnError: (err) => err.message.startsWith('READONLY'),
+      failoverDetector: true,
+    });
+  }
+  return new RedisClass(target.url ?? '', {
+    ...node,
+    lazyConnect: lazy,
+    enableOfflineQueue: offline,
+    retryStrategy,
+  });
+}
