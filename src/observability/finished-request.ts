@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /**
- * Body bytes an HTTP/2 response handed to its stream (the data plane's compat response counts
+ * Body bytes an HTTP/2 response handed to its stream (the data plane's HTTP/2 response counts
  * them): one connection carries many streams, so the socket's counters cannot say.
  */
 export const kStreamBytesSent = Symbol('sluice.streamBytesSent');

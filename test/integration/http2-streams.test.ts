@@ -1,5 +1,5 @@
 /**
- * HTTP/2 requests end to end (DP-9, src/dataplane/http2-compat.ts): requests with and without a
+ * HTTP/2 requests end to end (DP-9, src/dataplane/http2-exchange.ts): requests with and without a
  * body, CONNECT and Expect. Each case pins what a client and the access log see, so HTTP/2
  * requests are answered the way HTTP/1.1 requests are, whatever object serves the stream.
  */
