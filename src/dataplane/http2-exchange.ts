@@ -89,7 +89,7 @@ export class Http2Request extends Readable {
     this.rawHeaders = upstreamRawHeaders(raw, headers, stream.endAfterHeaders);
     this.rawTrailers = NO_TRAILERS;
     // Trailers may arrive before anyone reads the body.
-    if (!stream.endAfterHeaders) stream.once('trailers', onStreamTrailers);
+    if (!stream.endAfterHeaders) stream.on('trailers', onStreamTrailers);
     this.method = headers[':method'] as string;
     this.url = (headers[':path'] as string | undefined) ?? '';
     this.sock = sessionSocketOf(stream.session as TrackedSession);
@@ -114,7 +114,7 @@ export class Http2Request extends Readable {
     this.reading = true;
     const stream = this.stream;
     stream.on('data', onStreamData);
-    stream.once('end', onStreamEnd);
+    stream.on('end', onStreamEnd);
   }
 
   /** The stream closed: the body ends here if it had not, and the request says so. */
@@ -197,6 +197,7 @@ export class Http2Response extends EventEmitter {
   private pending: Record<string, string | string[]> | null = null;
   private trailers: Record<string, string> | null = null;
   private ending = false;
+  private drainWatched = false;
 
   constructor(stream: ServerHttp2Stream, req: Http2Request) {
     super();
@@ -248,7 +249,13 @@ export class Http2Response extends EventEmitter {
     // A HEAD request, 204 or 304: respond() ended the stream; a body has nowhere to go.
     if (stream.writableEnded) return true;
     this[kStreamBytesSent] += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength;
-    return stream.write(chunk);
+    if (stream.write(chunk)) return true;
+    // Backpressure: the stream's 'drain' is passed on from the first time it is needed.
+    if (!this.drainWatched) {
+      this.drainWatched = true;
+      stream.on('drain', onStreamDrain);
+    }
+    return false;
   }
 
   end(chunk?: Uint8Array | string): this {
@@ -291,7 +298,7 @@ export class Http2Response extends EventEmitter {
     }
     if (pending !== null) pushHeaders(out, pending);
     const wait = !endStream && (this[kExpectTrailers] || this.trailers !== null);
-    if (wait) stream.once('wantTrailers', onWantTrailers);
+    if (wait) stream.on('wantTrailers', onWantTrailers);
     stream.respond(
       out as unknown as OutgoingHttpHeaders,
       wait ? RESPOND_WAIT : endStream ? RESPOND_END : RESPOND,
@@ -348,16 +355,19 @@ function onStreamClose(this: ExchangeStream): void {
 function ignoreStreamError(): void {}
 
 /**
- * The exchange of a new stream, or null when the stream is answered here: CONNECT (405, as Node
- * answers without a handler) and expectations other than 100-continue (417); 100-continue is
- * answered at once, as Envoy does without `proxy_100_continue`.
+ * The exchange of a new stream, or null when there is nothing to serve: a stream reset in the
+ * same read as its HEADERS (rapid reset), CONNECT (405, as Node answers without a handler) and
+ * expectations other than 100-continue (417); 100-continue is answered at once, as Envoy does
+ * without `proxy_100_continue`.
  */
 export function openHttp2Exchange(
   stream: ServerHttp2Stream,
   headers: IncomingHttpHeaders,
   rawHeaders: readonly string[],
 ): Http2Response | null {
+  // First, whatever follows: a stream's error with no listener would take the process down.
   stream.on('error', ignoreStreamError);
+  if (stream.closed || stream.destroyed) return null;
   const method = headers[':method'];
   if (method === 'CONNECT') {
     stream.respond({ ':status': 405 }, RESPOND_END);
@@ -374,7 +384,7 @@ export function openHttp2Exchange(
   const req = new Http2Request(stream, headers, rawHeaders);
   const res = new Http2Response(stream, req);
   (stream as ExchangeStream)[kExchange] = res;
-  stream.once('close', onStreamClose);
-  stream.on('drain', onStreamDrain);
+  // 'on', not 'once': each of these events comes at most once, and once() allocates a wrapper.
+  stream.on('close', onStreamClose);
   return res;
 }

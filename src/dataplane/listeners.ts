@@ -261,8 +261,6 @@ export class HttpListener {
     this.h2.on(
       'stream',
       (stream: ServerHttp2Stream, headers: Http2Headers, _flags: number, rawHeaders: string[]) => {
-        // Reset in the same read as its HEADERS (rapid reset): nothing to answer, nothing to forward.
-        if (stream.closed || stream.destroyed) return;
         const res = openHttp2Exchange(stream, headers, rawHeaders);
         if (res !== null)
           handleRequest(lc, res.req as unknown as IncomingMessage, res as unknown as ServerResponse);
