@@ -163,7 +163,8 @@ type Watched = ServerResponse & { [kDone]?: { ctx: RequestContext; fn: (ctx: Req
 function watchDone(ctx: RequestContext, fn: (ctx: RequestContext) => void): void {
   const res = ctx.res as Watched;
   res[kDone] = { ctx, fn };
-  res.once('close', onResClose);
+  // 'close' comes once; once() would allocate a wrapper per request.
+  res.on('close', onResClose);
 }
 
 function onResClose(this: Watched): void {

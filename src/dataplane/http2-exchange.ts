@@ -79,6 +79,8 @@ export class Http2Request extends Readable {
   readonly httpVersionMinor = 0;
   readonly httpVersion = '2.0';
   private readonly sock: SessionSocket;
+  /** HEADERS came with END_STREAM: the body ends when first read (no 'end' scheduled unread). */
+  private readonly bodyless: boolean;
   private reading = false;
   private streamGone = false;
 
@@ -93,7 +95,7 @@ export class Http2Request extends Readable {
     this.method = headers[':method'] as string;
     this.url = (headers[':path'] as string | undefined) ?? '';
     this.sock = sessionSocketOf(stream.session as TrackedSession);
-    if (stream.endAfterHeaders) this.push(null);
+    this.bodyless = stream.endAfterHeaders;
   }
 
   /** While the stream is open, the session's socket (TLS peer certificate, …); after, its facts. */
@@ -102,11 +104,14 @@ export class Http2Request extends Readable {
   }
 
   get complete(): boolean {
-    return this.readableEnded || this.streamGone || this.stream.destroyed;
+    return this.bodyless || this.readableEnded || this.streamGone || this.stream.destroyed;
   }
 
   override _read(): void {
-    if (this.streamGone) return;
+    if (this.bodyless || this.streamGone) {
+      this.push(null);
+      return;
+    }
     if (this.reading) {
       process.nextTick(resumeStream, this.stream);
       return;
@@ -120,10 +125,14 @@ export class Http2Request extends Readable {
   /** The stream closed: the body ends here if it had not, and the request says so. */
   streamClosed(): void {
     this.streamGone = true;
-    if (!this.readableEnded) {
+    // A body nobody touched is left alone (no 'end' scheduled for no one).
+    if (
+      !this.readableEnded &&
+      (this.reading || this.readableFlowing !== null || this.listenerCount('end') > 0)
+    ) {
       this.push(null);
-      // Nobody read the body: let 'end' come to whoever waits for it.
-      if (!this.reading && this.readableFlowing === null && this.listenerCount('end') > 0) this.resume();
+      // Not read yet: let 'end' come to whoever waits for it.
+      if (!this.reading && this.readableFlowing === null) this.resume();
     }
     this.emit('close');
   }
@@ -286,10 +295,11 @@ export class Http2Response extends EventEmitter {
     const pending = this.pending;
     if (Array.isArray(list)) {
       for (let i = 0; i < list.length; i += 2) {
-        const name = (list[i] as string).toLowerCase();
-        // Connection-specific; Node's compat layer dropped it too (RFC 9113 §8.2.2).
-        if (name === 'connection') continue;
-        if (pending !== null) delete pending[name];
+        // Names go as they are: respond() lowercases them.
+        const name = list[i] as string;
+        // Connection-specific (RFC 9113 §8.2.2): dropped, as Node's compat layer dropped it.
+        if (name.length === 10 && name.toLowerCase() === 'connection') continue;
+        if (pending !== null) delete pending[name.toLowerCase()];
         out.push(name, list[i + 1] as string);
       }
     } else if (list !== undefined) {
