@@ -17,7 +17,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { kStreamBytesSent } from '../observability/finished-request.ts';
+import { kSentHeaders, kStreamBytesSent } from '../observability/finished-request.ts';
 import { kExpectTrailers } from '../upstream/trailers.ts';
 
 /** The connection facts the access log and spans read once the stream has closed. */
@@ -206,6 +206,8 @@ export class Http2Response extends EventEmitter {
   private pending: Record<string, string | string[]> | null = null;
   private trailers: Record<string, string> | null = null;
   private ending = false;
+  /** The header list given to respond() (Node's `date` included): %RESP(X)% reads it. */
+  [kSentHeaders]: readonly (string | number)[] | null = null;
   private drainWatched = false;
 
   constructor(stream: ServerHttp2Stream, req: Http2Request) {
@@ -244,17 +246,17 @@ export class Http2Response extends EventEmitter {
     this.trailers = this.trailers === null ? { ...trailers } : Object.assign(this.trailers, trailers);
   }
 
-  /** `headers`: a flat name/value list (what the data plane builds) or an object. */
-  writeHead(status: number, headers?: readonly string[] | OutgoingHttpHeaders): this {
+  /** `headers`: the flat name/value list the data plane builds for this response (taken, not copied). */
+  writeHead(status: number, headers?: string[]): this {
     this.statusCode = status;
-    this.respond(headers, false);
+    this.respond(headers ?? null, false);
     return this;
   }
 
   write(chunk: Uint8Array | string): boolean {
     const stream = this.stream;
     if (stream.destroyed || stream.closed || this.ending) return false;
-    if (!stream.headersSent) this.respond(undefined, false);
+    if (!stream.headersSent) this.respond(null, false);
     // A HEAD request, 204 or 304: respond() ended the stream; a body has nowhere to go.
     if (stream.writableEnded) return true;
     this[kStreamBytesSent] += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength;
@@ -273,7 +275,7 @@ export class Http2Response extends EventEmitter {
     const stream = this.stream;
     if (stream.destroyed || stream.closed) return this;
     const empty = chunk === undefined || chunk.length === 0;
-    if (!stream.headersSent) this.respond(undefined, empty);
+    if (!stream.headersSent) this.respond(null, empty);
     // A HEAD request, 204 or 304: respond() already ended the stream.
     if (stream.writableEnded) return this;
     if (empty) stream.end();
@@ -288,25 +290,27 @@ export class Http2Response extends EventEmitter {
     this.stream.destroy(err);
   }
 
-  private respond(list: readonly string[] | OutgoingHttpHeaders | undefined, endStream: boolean): void {
+  /** `list` is handed to Node as it is when nothing needs taking out (Node appends `date`). */
+  private respond(list: string[] | null, endStream: boolean): void {
     const stream = this.stream;
     if (stream.destroyed || stream.closed) return;
-    const out: (string | number)[] = [':status', this.statusCode];
     const pending = this.pending;
-    if (Array.isArray(list)) {
+    let out: (string | number)[];
+    if (list === null) out = [];
+    else if (pending === null && !hasConnectionHeader(list)) out = list;
+    else {
+      out = [];
       for (let i = 0; i < list.length; i += 2) {
-        // Names go as they are: respond() lowercases them.
-        const name = list[i] as string;
-        // Connection-specific (RFC 9113 §8.2.2): dropped, as Node's compat layer dropped it.
-        if (name.length === 10 && name.toLowerCase() === 'connection') continue;
+        const name = list[i]!;
+        if (isConnectionHeader(name)) continue;
         if (pending !== null) delete pending[name.toLowerCase()];
-        out.push(name, list[i + 1] as string);
+        out.push(name, list[i + 1]!);
       }
-    } else if (list !== undefined) {
-      for (const name of Object.keys(list)) if (pending !== null) delete pending[name.toLowerCase()];
-      pushHeaders(out, list as Record<string, string | number | readonly string[] | undefined>);
     }
     if (pending !== null) pushHeaders(out, pending);
+    // Pseudo-headers may come last: Node sends them first.
+    out.push(':status', this.statusCode);
+    this[kSentHeaders] = out;
     const wait = !endStream && (this[kExpectTrailers] || this.trailers !== null);
     if (wait) stream.on('wantTrailers', onWantTrailers);
     stream.respond(
@@ -329,13 +333,23 @@ const RESPOND = { endStream: false } as const;
 const RESPOND_END = { endStream: true } as const;
 const RESPOND_WAIT = { endStream: false, waitForTrailers: true } as const;
 
+/** Connection-specific (RFC 9113 §8.2.2): dropped, as Node's compat layer dropped it. */
+function isConnectionHeader(name: string): boolean {
+  return name.length === 10 && name.toLowerCase() === 'connection';
+}
+
+function hasConnectionHeader(list: readonly string[]): boolean {
+  for (let i = 0; i < list.length; i += 2) if (isConnectionHeader(list[i]!)) return true;
+  return false;
+}
+
 function pushHeaders(
   out: (string | number)[],
   h: Readonly<Record<string, string | number | readonly string[] | undefined>>,
 ): void {
   for (const key of Object.keys(h)) {
     const name = key.toLowerCase();
-    if (name === 'connection') continue;
+    if (isConnectionHeader(name)) continue;
     const v = h[key];
     if (v === undefined) continue;
     if (Array.isArray(v)) for (const one of v as readonly string[]) out.push(name, one);

@@ -11,6 +11,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  */
 export const kStreamBytesSent = Symbol('sluice.streamBytesSent');
 
+/**
+ * The header list an HTTP/2 response went out with (flat name/value, names as given): HTTP/1's
+ * ServerResponse keeps its head as `_header`, which also counts towards its wire bytes.
+ */
+export const kSentHeaders = Symbol('sluice.sentHeaders');
+
 /** MeshConfig access log settings (snapshot/types.ts AccessLogSettings). */
 export interface AccessLogConfig {
   readonly path: string;
