@@ -408,7 +408,7 @@ export function openHttp2Exchange(
   const req = new Http2Request(stream, headers, rawHeaders);
   const res = new Http2Response(stream, req);
   (stream as ExchangeStream)[kExchange] = res;
-  // 'on', not 'once': each of these events comes at most once, and once() allocates a wrapper.
+  // 'close' comes once: on() spares the wrapper once() allocates.
   stream.on('close', onStreamClose);
   return res;
 }
