@@ -159,24 +159,24 @@ function destroySelf(this: Duplex): void {
 }
 
 const kDone = Symbol('sluice.done');
-type Watched = ServerResponse & { [kDone]?: { ctx: RequestContext; fn: (ctx: RequestContext) => void } };
+type Watched = ServerResponse & { [kDone]?: RequestContext };
 
 function watchDone(ctx: RequestContext, fn: (ctx: RequestContext) => void): void {
-  const res = ctx.res as Watched;
-  res[kDone] = { ctx, fn };
-  res.once('close', onResClose);
+  ctx.onDone = fn;
+  (ctx.res as Watched)[kDone] = ctx;
+  // 'close' comes once; once() would allocate a wrapper per request.
+  ctx.res.on('close', onResClose);
 }
 
 function onResClose(this: Watched): void {
-  const done = this[kDone];
-  if (done === undefined) return;
+  const ctx = this[kDone];
+  if (ctx === undefined) return;
   // The response did not finish: the client went away first (DC). This listener runs before
   // forward's own close handler, so the flag is set here too.
-  const ctx = done.ctx;
   if (!this.writableFinished && ctx.status !== 101 && ctx.responseFlags === '-') ctx.responseFlags = 'DC';
   // DI is kept aside while the request runs, so the checks above and in forward still see '-'.
   if (ctx.delayInjected) ctx.responseFlags = withResponseFlag(ctx.responseFlags, 'DI');
-  done.fn(ctx);
+  ctx.onDone!(ctx);
 }
 
 function isTokenChar(c: number): boolean {

@@ -12,6 +12,7 @@
 import { constants, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 
 interface SessionState {
+  readonly owner: Http2Sessions;
   /** Streams open now. */
   streams: number;
   /** performance.now() when the last stream closed (or the session opened). */
@@ -22,6 +23,9 @@ interface SessionState {
 
 const kState = Symbol('sluice.h2session');
 type TrackedSession = ServerHttp2Session & { [kState]: SessionState };
+/** The stream's session, kept: Node clears `stream.session` before the stream's 'close'. */
+const kSession = Symbol('sluice.h2streamSession');
+type TrackedStream = ServerHttp2Stream & { [kSession]?: TrackedSession };
 
 export interface Http2SessionOptions {
   /** No open stream for this long: GOAWAY. */
@@ -45,7 +49,7 @@ export class Http2Sessions {
 
   track(s: ServerHttp2Session): void {
     const session = s as TrackedSession;
-    session[kState] = { streams: 0, idleSince: performance.now(), resets: 0 };
+    session[kState] = { owner: this, streams: 0, idleSince: performance.now(), resets: 0 };
     this.live.add(session);
     if (this.sweep === null) this.startSweep();
     session.once('close', () => {
@@ -65,7 +69,10 @@ export class Http2Sessions {
       if (this.opts.draining()) stream.once('close', () => session.close());
       // A stream reset in the same read as its HEADERS is already closed when this runs.
       if (stream.closed || stream.destroyed) this.streamClosed(session, stream);
-      else stream.once('close', () => this.streamClosed(session, stream));
+      else {
+        (stream as TrackedStream)[kSession] = session;
+        stream.on('close', onTrackedStreamClose);
+      }
     });
   }
 
@@ -82,7 +89,7 @@ export class Http2Sessions {
     for (const s of this.live) s.destroy();
   }
 
-  private streamClosed(session: TrackedSession, stream: ServerHttp2Stream): void {
+  streamClosed(session: TrackedSession, stream: ServerHttp2Stream): void {
     const state = session[kState];
     state.streams -= 1;
     if (state.streams === 0) state.idleSince = performance.now();
@@ -123,4 +130,10 @@ export class Http2Sessions {
     if (this.sweep !== null) clearInterval(this.sweep);
     this.sweep = null;
   }
+}
+
+/** A stream's 'close' ('on', as it comes once: no wrapper and no closure per stream). */
+function onTrackedStreamClose(this: TrackedStream): void {
+  const session = this[kSession];
+  if (session !== undefined) session[kState].owner.streamClosed(session, this);
 }

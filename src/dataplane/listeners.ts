@@ -24,9 +24,9 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import {
   createServer as createH2Server,
   type Http2Server,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
+  type IncomingHttpHeaders as Http2Headers,
   type ServerHttp2Session,
+  type ServerHttp2Stream,
 } from 'node:http2';
 import { constants as cryptoConstants } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -34,7 +34,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { handleRequest, handleUpgrade, type ListenerContext } from './handle-request.ts';
 import type { SnapshotSource } from '../snapshot/types.ts';
-import { SluiceHttp2Request, SluiceHttp2Response } from './http2-compat.ts';
+import { openHttp2Exchange } from './http2-exchange.ts';
 import { rawErrorReply } from './local-reply.ts';
 import type { RequestContext } from './request-context.ts';
 import { createAlpnCallback, createSniCallback, kHello, type TlsHooks } from './tls-sni.ts';
@@ -245,8 +245,6 @@ export class HttpListener {
           });
     const limits = opts.http2 ?? {};
     this.h2 = createH2Server({
-      Http2ServerRequest: SluiceHttp2Request,
-      Http2ServerResponse: SluiceHttp2Response,
       maxHeaderListPairs: 256,
       maxSessionInvalidFrames: 100,
       maxSessionRejectedStreams: 100,
@@ -259,11 +257,15 @@ export class HttpListener {
         enablePush: false,
       },
     } as Parameters<typeof createH2Server>[0]);
-    this.h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
-      // Reset in the same read as its HEADERS (rapid reset): nothing to answer, nothing to forward.
-      if (req.stream.closed || req.stream.destroyed) return;
-      handleRequest(lc, req as unknown as IncomingMessage, res as unknown as ServerResponse);
-    });
+    // The stream API, not the compat layer's request/response pair (http2-exchange.ts).
+    this.h2.on(
+      'stream',
+      (stream: ServerHttp2Stream, headers: Http2Headers, _flags: number, rawHeaders: string[]) => {
+        const res = openHttp2Exchange(stream, headers, rawHeaders);
+        if (res !== null)
+          handleRequest(lc, res.req as unknown as IncomingMessage, res as unknown as ServerResponse);
+      },
+    );
     this.sessions = new Http2Sessions({
       idleTimeoutMs: keepAliveTimeout,
       maxResets: limits.maxResetStreams ?? 200,

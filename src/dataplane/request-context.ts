@@ -73,6 +73,8 @@ export class RequestContext implements RoutedRequest, ForwardContext, FilterCont
   // observability: the sampled span (null when tracing is off or not sampled); end time and
   // wire bytes, filled once by the request observer when the request is done
   trace: TraceContext | null;
+  /** Called once the response is over (the listener's observer); null when nobody listens. */
+  onDone: ((ctx: RequestContext) => void) | null;
   endMs: number;
   requestBytes: number;
   responseBytes: number;
@@ -128,6 +130,7 @@ export class RequestContext implements RoutedRequest, ForwardContext, FilterCont
     this.delayInjected = false;
     this.deferredLimits = null;
     this.trace = null;
+    this.onDone = null;
     this.endMs = 0;
     this.requestBytes = 0;
     this.responseBytes = 0;

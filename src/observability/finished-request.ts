@@ -6,10 +6,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /**
- * Body bytes an HTTP/2 response handed to its stream (the data plane's compat response counts
+ * Body bytes an HTTP/2 response handed to its stream (the data plane's HTTP/2 response counts
  * them): one connection carries many streams, so the socket's counters cannot say.
  */
 export const kStreamBytesSent = Symbol('sluice.streamBytesSent');
+
+/**
+ * The header list an HTTP/2 response went out with (flat name/value, names as given): HTTP/1's
+ * ServerResponse keeps its head as `_header`, which also counts towards its wire bytes.
+ */
+export const kSentHeaders = Symbol('sluice.sentHeaders');
 
 /** MeshConfig access log settings (snapshot/types.ts AccessLogSettings). */
 export interface AccessLogConfig {

@@ -11,7 +11,7 @@
 import type { TLSSocket } from 'node:tls';
 import { hostname } from 'node:os';
 import type { CommandOperator, OperatorName } from '../util/command-operators.ts';
-import type { FinishedRequest } from './finished-request.ts';
+import { kSentHeaders, type FinishedRequest } from './finished-request.ts';
 import {
   peerAddress,
   rawHeader,
@@ -71,6 +71,8 @@ export function requestHeader(r: FinishedRequest, name: string): string | null {
 export function responseHeader(r: FinishedRequest, name: string): string | null {
   if (name === 'x-envoy-upstream-service-time')
     return r.upstreamServiceTimeMs >= 0 ? String(r.upstreamServiceTimeMs) : null;
+  const sent = (r.res as { [kSentHeaders]?: readonly (string | number)[] | null })[kSentHeaders];
+  if (sent !== undefined) return firstHeader(sent, name);
   const head = (r.res as { _header?: string | null })._header;
   if (typeof head !== 'string') return null;
   const lower = head.toLowerCase();
@@ -79,6 +81,16 @@ export function responseHeader(r: FinishedRequest, name: string): string | null 
   const start = at + 3 + name.length;
   const end = lower.indexOf('\r\n', start);
   return head.slice(start, end < 0 ? head.length : end).trim();
+}
+
+/** The first field named `name` (lowercase), as the HTTP/1 head is read. */
+function firstHeader(sent: readonly (string | number)[] | null, name: string): string | null {
+  if (sent === null) return null;
+  for (let i = 0; i < sent.length; i += 2) {
+    const n = String(sent[i]);
+    if (n.length === name.length && n.toLowerCase() === name) return String(sent[i + 1]);
+  }
+  return null;
 }
 
 /** Envoy's downstream remote address: the trusted client with trusted hops (DP-1), else the peer. */

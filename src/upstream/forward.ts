@@ -31,7 +31,7 @@ import { applyRouteAndDestinationOps, replaceHeaders } from './header-ops.ts';
 import type { FinishedRequest } from '../observability/finished-request.ts';
 import { peerAddress, trustedClientAddress } from '../observability/request-facts.ts';
 import { createGrpcExchange, isGrpcContentType, parseGrpcTimeout, type GrpcExchange } from '../util/grpc.ts';
-import { addTrailers, endWithHeaders } from './trailers.ts';
+import { addTrailers, endWithHeaders, expectTrailers } from './trailers.ts';
 import { startMirrors } from './mirror.ts';
 import {
   Base64RequestBody,
@@ -422,6 +422,7 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
   host.active += 1;
   // Connections per protocol and TLS name when they depend on the request (DP-9, DR-8).
   const group = groupFor(host, ctx.req.httpVersionMajor === 2, state.headers);
+  attempt.h2Upstream = group.h2 !== null;
   // DR-6 circuit breakers: pools.ts admits, queues or refuses under the cluster's limits.
   const admitted = sendOnHost(
     group,
@@ -491,6 +492,8 @@ class Attempt implements SlotUser {
   headersSent = false;
   /** The connection may carry another request afterwards (not `connection: close`, not HEAD). */
   reusable = true;
+  /** Sent over HTTP/2: the response may end with trailers. */
+  h2Upstream = false;
   slot: Slot | null = null;
   waiter: Waiter | null = null;
 
@@ -592,9 +595,13 @@ class Attempt implements SlotUser {
     if (endStream && ctx.grpc !== null) ctx.grpc.status = headerValue(rawHeaders, 'grpc-status');
     // gRPC-Web: a response that is not gRPC is held until it ends (sent as headers only then).
     if (ctx.grpcWeb !== null && bridgeResponseHead(ctx.grpcWeb, statusCode, headers, endStream)) return true;
+    const h2 = ctx.req.httpVersionMajor === 2;
     try {
-      if (endStream) endWithHeaders(res, statusCode, headers, ctx.req.httpVersionMajor === 2);
-      else res.writeHead(statusCode, headers);
+      if (endStream) endWithHeaders(res, statusCode, headers, h2);
+      else {
+        if (h2 && this.h2Upstream) expectTrailers(res);
+        res.writeHead(statusCode, headers);
+      }
     } catch {
       // An upstream header Node refuses to write is a protocol error towards us.
       this.cancel();

@@ -1,9 +1,8 @@
 /**
  * What HTTP/2 adds to a response: trailers after the body, and responses that end with their
- * headers (gRPC's trailers-only form, which clients read the status from). Node's compat
- * response sends an empty DATA frame to end a stream whose head went out through writeHead, so
- * a headers-only response is set header by header and ended at once (one HEADERS frame with
- * END_STREAM).
+ * headers (gRPC's trailers-only form, which clients read the status from). An HTTP/2 response
+ * whose head went out through writeHead ends with an empty DATA frame, so a headers-only response
+ * is set header by header and ended at once (one HEADERS frame with END_STREAM).
  */
 import type { ServerResponse } from 'node:http';
 import { hasHeader } from './header-ops.ts';
@@ -19,6 +18,16 @@ const NOT_IN_TRAILERS: ReadonlySet<string> = new Set([
   'host',
   'content-length',
 ]);
+
+/**
+ * Set on a response before its head goes out when the upstream may end with trailers (an HTTP/2
+ * upstream): an HTTP/2 response then waits for them after its body. HTTP/1 responses ignore it.
+ */
+export const kExpectTrailers = Symbol('sluice.expectTrailers');
+
+export function expectTrailers(res: ServerResponse): void {
+  (res as ServerResponse & { [kExpectTrailers]?: boolean })[kExpectTrailers] = true;
+}
 
 /** Status + flat header list, then the end of the response with no body. */
 export function endWithHeaders(

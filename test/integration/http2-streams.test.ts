@@ -1,5 +1,5 @@
 /**
- * HTTP/2 requests end to end (DP-9, src/dataplane/http2-compat.ts): requests with and without a
+ * HTTP/2 requests end to end (DP-9, src/dataplane/http2-exchange.ts): requests with and without a
  * body, CONNECT and Expect. Each case pins what a client and the access log see, so HTTP/2
  * requests are answered the way HTTP/1.1 requests are, whatever object serves the stream.
  */
@@ -302,8 +302,8 @@ describe('HTTP/2 and connection-specific upstream headers', () => {
   });
 });
 
-describe('HTTP/2 access log bytes', () => {
-  it('%BYTES_SENT% is the body sent on the stream, for proxied answers and local replies', async () => {
+describe('HTTP/2 access log bytes and response headers', () => {
+  it('%BYTES_SENT% is the body sent on the stream and %RESP(X)% its head, for proxied answers and local replies', async () => {
     const up = await upstream(startEcho({ name: 'shop' }));
     const down = await closedPort();
     const done: RequestContext[] = [];
@@ -348,6 +348,12 @@ describe('HTTP/2 access log bytes', () => {
     ]);
     expect(ok.body.length).toBeGreaterThan(0);
     expect(failed.body.length).toBeGreaterThan(0);
+    // %RESP(X)% reads the head as it went out on the stream.
+    const resp = compileAccessLogFormat({ encoding: 'TEXT', format: '%RESP(CONTENT-TYPE)% %RESP(SERVER)%' });
+    expect(done.map((ctx) => resp.render(ctx))).toEqual([
+      `${String(ok.headers['content-type'])} istio-envoy\n`,
+      'text/plain istio-envoy\n',
+    ]);
   });
 });
 

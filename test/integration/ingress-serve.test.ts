@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import nodePath from 'node:path';
 import { Readable } from 'node:stream';
+import { connect as http2Connect } from 'node:http2';
 import { describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import type { EchoBody } from '../support/upstreams.ts';
@@ -228,6 +229,9 @@ ${tlsSecretYaml('demo-tls', rsaLeaf(['demo.example.com']), { namespace: 'default
     });
     expect(fits.statusCode).toBe(200);
     expect(((await fits.body.json()) as EchoBody).body.length).toBe(8192);
+    // HTTP/2 (h2c) bodies without content-length are limited alike.
+    expect(await h2cPostStatus(gw.url('/c', 80), 9)).toBe(413);
+    expect(await h2cPostStatus(gw.url('/c', 80), 8)).toBe(200);
     const unlimited = await start(tls({ 'ssl-redirect': 'false', 'proxy-body-size': '0' }));
     const r = await send(unlimited, '/u', { method: 'POST', body: Buffer.alloc(2 * 1024 * 1024, 'c') });
     expect(r.status).toBe(200);
@@ -276,3 +280,23 @@ describe('sluice serve on Ingress files', () => {
     }
   });
 });
+
+/** POST `kib` KiB in 1 KiB DATA frames, no content-length, over h2c prior knowledge: the status. */
+function h2cPostStatus(url: string, kib: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const s = http2Connect(u.origin);
+    s.on('error', reject);
+    const st = s.request({ ':method': 'POST', ':path': u.pathname, ':authority': 'demo.example.com' });
+    st.on('response', (h) => {
+      st.resume();
+      st.on('close', () => {
+        s.close();
+        resolve(Number(h[':status']));
+      });
+    });
+    st.on('error', () => undefined);
+    for (let i = 0; i < kib; i++) st.write(Buffer.alloc(1024, 'b'));
+    st.end();
+  });
+}
