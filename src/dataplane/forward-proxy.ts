@@ -19,9 +19,9 @@ import {
   type Server,
 } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { lookup } from 'node:dns/promises';
 import { randomUUID } from 'node:crypto';
-import type { EgressPolicy, SnapshotSource, Snapshot } from '../snapshot/types.ts';
+import type { EgressHost, EgressPolicy, SnapshotSource, Snapshot } from '../snapshot/types.ts';
+import { freshAnswer } from '../upstream/dns.ts';
 import {
   blocked,
   decideEgress,
@@ -41,11 +41,7 @@ import type { RequestContext } from './request-context.ts';
 import type { FilterRuntime } from './filters/filter.ts';
 import { findVirtualHost } from '../snapshot/lookup.ts';
 
-/** Resolves a name to its addresses, in preference order (tests inject their own). */
-export type EgressResolver = (name: string) => Promise<readonly string[]>;
-
 export interface EgressProxyTuning {
-  readonly resolve?: EgressResolver;
   /** Upstream connect timeout; default 10 s (Envoy's default connect_timeout). */
   readonly connectTimeoutMs?: number;
   /** A tunnel or proxied request with no bytes either way for this long is closed; default 1 h (Envoy). */
@@ -69,9 +65,6 @@ export interface EgressProxyOptions extends EgressProxyTuning {
   readonly onRouted: ((ctx: RequestContext) => void) | null;
   readonly filters: FilterRuntime;
 }
-
-const defaultResolve: EgressResolver = async (name) =>
-  (await lookup(name, { all: true, order: 'verbatim' })).map((a) => a.address);
 
 /** Envoy's wording for a connect failure (DP-4). */
 const CONNECT_FAILURE =
@@ -196,18 +189,14 @@ type Target =
   | { readonly ok: true; readonly address: string; readonly port: number }
   | { readonly ok: false; readonly decision: EgressBlocked };
 
-async function resolveTarget(
-  d: EgressAllowed,
-  requestedPort: number,
-  resolve: EgressResolver,
-): Promise<Target> {
+async function resolveTarget(d: EgressAllowed, requestedPort: number): Promise<Target> {
   const entry = d.entry;
   const port = d.port;
   let name: string = d.host;
   let targetPort = port?.targetPort ?? requestedPort;
   let mustCheck = d.checkResolved;
   if (entry !== null && entry.endpoints.length > 0) {
-    const ep = entry.endpoints[(Math.random() * entry.endpoints.length) | 0]!;
+    const ep = pickEndpoint(entry);
     name = ep.address;
     if (port !== null) targetPort = ep.ports[port.name] ?? targetPort;
     // An endpoint is written in the config: it is allowed wherever it is.
@@ -215,12 +204,9 @@ async function resolveTarget(
   } else if (d.literal !== null) return { ok: true, address: d.literal, port: targetPort };
   const c = classifyHost(name.toLowerCase());
   if (c.kind === 'ip') return { ok: true, address: c.address, port: targetPort };
-  let addresses: readonly string[];
-  try {
-    addresses = await resolve(name);
-  } catch {
-    addresses = [];
-  }
+  // Within its TTL the cached answer is used; the address checked below is the one connected to.
+  const answer = freshAnswer(name, Date.now());
+  const addresses = (answer instanceof Promise ? await answer : answer).addresses;
   // DNS balances over every address of the answer (SE-2); the others take the first.
   const address =
     entry?.resolution === 'DNS' && addresses.length > 1
@@ -240,6 +226,14 @@ async function resolveTarget(
   return { ok: true, address, port: targetPort };
 }
 
+/** SE-3 `weight`: an endpoint in proportion to its weight (all 1 when none is set). */
+function pickEndpoint(entry: EgressHost): EgressHost['endpoints'][number] {
+  const eps = entry.endpoints;
+  let r = Math.random() * entry.endpointWeight;
+  for (const ep of eps) if ((r -= ep.weight) < 0) return ep;
+  return eps[eps.length - 1]!;
+}
+
 function blockBody(host: string, port: number, d: EgressBlocked): Buffer {
   return Buffer.from(`sluice egress proxy: ${host}:${port} blocked: ${d.detail} [${d.reason}]\n`);
 }
@@ -249,7 +243,6 @@ export class EgressProxyListener {
   private readonly server: Server;
   private readonly open = new Set<Socket>();
   private readonly agent = new Agent({ keepAlive: true, maxFreeSockets: 64 });
-  private readonly resolve: EgressResolver;
   private readonly connectTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly helloTimeoutMs: number;
@@ -259,7 +252,6 @@ export class EgressProxyListener {
 
   constructor(opts: EgressProxyOptions) {
     this.opts = opts;
-    this.resolve = opts.resolve ?? defaultResolve;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 3_600_000;
     this.helloTimeoutMs = opts.helloTimeoutMs ?? 10_000;
@@ -355,7 +347,7 @@ export class EgressProxyListener {
       handleMeshRequest(this.routed, req, res, snapshot, table);
       return;
     }
-    void resolveTarget(d, decision.port, this.resolve).then((t) => {
+    void resolveTarget(d, decision.port).then((t) => {
       if (res.destroyed) return;
       if (!t.ok) {
         const body = this.refuse(x, policy, decision.port, t.decision);
@@ -618,7 +610,7 @@ export class EgressProxyListener {
   ): void {
     const { policy } = this.policy();
     socket.pause();
-    void resolveTarget(d, port, this.resolve).then((t) => {
+    void resolveTarget(d, port).then((t) => {
       if (socket.destroyed) return;
       if (!t.ok) {
         const body = this.refuse(x, policy, port, t.decision);
