@@ -228,22 +228,9 @@ function warnUnused(se: ServiceEntryResource, diagnostics: Diagnostic[]): void {
       message,
     });
   };
-  if ((spec.subjectAltNames?.length ?? 0) > 0)
-    warn(
-      'spec.subjectAltNames',
-      'the egress proxy does not check it: CONNECT tunnels carry the client’s own TLS, which the client verifies',
-    );
   if (spec.location === 'MESH_INTERNAL')
     warn(
       'spec.location',
       'MESH_INTERNAL changes nothing at the egress proxy: its hosts are allowed as any other',
     );
-  (spec.endpoints ?? []).forEach((ep, i) => {
-    for (const field of ['weight', 'locality', 'network', 'labels', 'serviceAccount'] as const)
-      if (ep[field] !== undefined)
-        warn(
-          `spec.endpoints[${i}].${field}`,
-          `the egress proxy does not act on it: it connects to one of the entry's endpoints picked at random`,
-        );
-  });
 }

@@ -1,8 +1,8 @@
 /**
  * DNS answers, one cache for the process: ServiceEntry DNS / DNS_ROUND_ROBIN clusters (SE-2) and
- * the egress proxy's own resolutions. An answer is kept for its records' TTL (the smallest, at
- * least 5 s as Envoy's minimum refresh rate; 30 s when the system resolver gave no TTL, as for
- * names from the hosts file); a failed lookup keeps the previous answer and tries again after
+ * the egress proxy's own resolutions. An answer is kept for its records' TTL (the smallest; as
+ * Envoy's `respect_dns_ttl`, a TTL of 0 falls back to the refresh rate, 30 s here, which is also
+ * kept for names the system resolver answers without one, from the hosts file); a failed lookup keeps the previous answer and tries again after
  * 60 s, as Envoy's DNS clusters do. Clusters read the cached list and refresh off the hot path
  * (stale is fine while a refresh runs); the proxy waits for a fresh answer (`freshAnswer`).
  */
@@ -10,7 +10,6 @@ import { lookup, Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 
 export const DNS_TTL_MS = 30_000;
-export const DNS_MIN_TTL_MS = 5_000;
 export const DNS_RETRY_MS = 60_000;
 /** Names kept at most; the proxy resolves names clients choose, so the cache is bounded. */
 const MAX_NAMES = 4096;
@@ -107,7 +106,7 @@ function refresh(a: DnsAnswer): void {
           ttlMs = Math.min(ttlMs, DNS_TTL_MS);
         } else {
           addrs.push(r.address);
-          ttlMs = Math.min(ttlMs, r.ttl * 1000);
+          ttlMs = Math.min(ttlMs, r.ttl > 0 ? r.ttl * 1000 : DNS_TTL_MS);
         }
       }
       if (!sameList(addrs, a.addresses)) {
@@ -115,7 +114,7 @@ function refresh(a: DnsAnswer): void {
         a.version = ++versions;
       }
       a.lastError = null;
-      a.refreshAtMs = Date.now() + (ttlMs === Infinity ? DNS_TTL_MS : Math.max(DNS_MIN_TTL_MS, ttlMs));
+      a.refreshAtMs = Date.now() + (ttlMs === Infinity ? DNS_TTL_MS : ttlMs);
       a.pending = null;
       return a;
     },
