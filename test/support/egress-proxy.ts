@@ -139,6 +139,14 @@ export function openTunnel(
   port: number,
   target: string,
 ): Promise<{ status: number; socket: Socket; head: string }> {
+  return sendHead(port, `CONNECT ${target} HTTP/1.1\r\nhost: ${target}\r\n\r\n`);
+}
+
+/** Writes `request` to the proxy and resolves with the answer's head, as `openTunnel` does. */
+export function sendHead(
+  port: number,
+  request: string,
+): Promise<{ status: number; socket: Socket; head: string }> {
   return new Promise((resolve, reject) => {
     const s = connect(port, '127.0.0.1');
     let buf = Buffer.alloc(0);
@@ -156,6 +164,6 @@ export function openTunnel(
     };
     s.on('data', onData);
     s.on('error', reject);
-    s.write(`CONNECT ${target} HTTP/1.1\r\nhost: ${target}\r\n\r\n`);
+    s.write(request);
   });
 }
