@@ -4,6 +4,7 @@ import { decideEgress, decideSni } from '../../../src/snapshot/egress.ts';
 import type { EgressPolicy } from '../../../src/snapshot/types.ts';
 import { loadResources } from '../../../src/config/index.ts';
 import { compile } from '../../../src/compile/index.ts';
+import { dumpSnapshot, routeRows } from '../../../src/snapshot/dump.ts';
 
 const YAML = `
 apiVersion: networking.istio.io/v1
@@ -153,5 +154,37 @@ spec:
         .filter((d) => d.code === 'SLUICE_CONFIG_UNSUPPORTED' && d.subject?.name === 'x')
         .map((d) => d.path),
     ).toEqual(['spec.location']);
+  });
+});
+
+describe('the allowlist in /config_dump and sluice routes', () => {
+  const snapshot = snapshotFromYaml(YAML, { ...TEST_IDENTITY, egressProxyPort: 3128 });
+
+  it('names each allowed host:port (names, wildcards, addresses, CIDRs) and its ServiceEntry', () => {
+    const allow = routeRows(snapshot)
+      .filter((r) => r.table === 'egress')
+      .map((r) => [r.vhost, r.route, r.destinations.join(' ')]);
+    expect(allow).toEqual([
+      ['*.cdn.example.com:443', 'ServiceEntry default/api', 'the requested name'],
+      // `addresses` are the entry's VIPs: connections to them go to its endpoints.
+      ['10.0.0.0/24:5432', 'ServiceEntry default/db', '10.0.0.5:5432 weight 1'],
+      ['10.0.0.5:5432', 'ServiceEntry default/db', '10.0.0.5:5432 weight 1'],
+      ['api.example.com:443', 'ServiceEntry default/api', 'the requested name'],
+      ['db.corp.internal:5432', 'ServiceEntry default/db', '10.0.0.5:5432 weight 1'],
+    ]);
+    // Only the proxy's port asks for it; other ports leave it out.
+    expect(routeRows(snapshot, 3128).filter((r) => r.table === 'egress')).toHaveLength(5);
+    expect(routeRows(snapshot, 80).filter((r) => r.table === 'egress')).toEqual([]);
+  });
+
+  it('is in the snapshot dump with the mode and the routes proxied HTTP takes', () => {
+    const dump = dumpSnapshot(snapshot) as {
+      egress: { port: number; mode: string; allow: { host: string; port: number; source: string }[] };
+    };
+    expect(dump.egress.port).toBe(3128);
+    expect(dump.egress.mode).toBe('REGISTRY_ONLY');
+    expect(dump.egress.allow).toContainEqual(
+      expect.objectContaining({ host: 'db.corp.internal', port: 5432, source: 'ServiceEntry default/db' }),
+    );
   });
 });
