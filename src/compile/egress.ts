@@ -19,7 +19,7 @@ import { findVirtualHost } from '../snapshot/lookup.ts';
 import { compileAction, type ActionProblem } from './actions.ts';
 import type { ClusterContext } from './clusters.ts';
 import { classifyHost } from '../util/host-literal.ts';
-import { resolveGatewayRef, subjectOf, type Indexes, type ServiceEntryResource } from './indexes.ts';
+import { boundTo, resolveGatewayRef, subjectOf, type Indexes, type ServiceEntryResource } from './indexes.ts';
 import { buildMeshRouteTable, type RouteContext } from './routes.ts';
 
 /** The proxy's port: the command line wins over MeshConfig; null = off. */
@@ -84,7 +84,7 @@ export function compileEgress(
 /**
  * The routes proxied HTTP requests take, one table per HTTP port of the allowlist, as a sidecar's
  * outbound routes: VirtualServices bound to `mesh` (explicitly, or by leaving `gateways` out,
- * VS-1) first; every host a ServiceEntry names exactly that no such VirtualService routes gets
+ * VS-1) or to the proxy's own name `sluice-egress-proxy` first; every host a ServiceEntry names exactly that no such VirtualService routes gets
  * the sidecar's default route to its own cluster `outbound|<port>||<host>`, so the
  * DestinationRules of that host (TLS origination, connection pool, outlier detection, subsets)
  * and the entry's endpoints, weights and `subjectAltNames` apply to proxied requests too.
@@ -96,7 +96,7 @@ function meshTablesOf(
   diagnostics: Diagnostic[],
 ): ReadonlyMap<number, RouteTable> {
   const bound = indexes.virtualServices.filter((vs) =>
-    (vs.spec.gateways ?? ['mesh']).some((g) => resolveGatewayRef(g, vs.namespace).key === 'mesh'),
+    (vs.spec.gateways ?? ['mesh']).some((g) => boundTo(resolveGatewayRef(g, vs.namespace).key, 'mesh')),
   );
   const byPort = new Map<number, EgressHost[]>();
   for (const e of exact.values())

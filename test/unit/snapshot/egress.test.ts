@@ -188,3 +188,36 @@ describe('the allowlist in /config_dump and sluice routes', () => {
     );
   });
 });
+
+describe('the reserved gateway name sluice-egress-proxy', () => {
+  it('binds a VirtualService to the proxy alone, with no missing-Gateway warning', () => {
+    const vs = `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: web, namespace: default }
+spec:
+  hosts: [web.example.com]
+  resolution: DNS
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: proxy-only, namespace: default }
+spec:
+  hosts: [web.example.com]
+  gateways: [sluice-egress-proxy]
+  http: [{ route: [{ destination: { host: web.example.com } }] }]
+`;
+    const loaded = loadResources([{ file: 'c.yaml', text: YAML + vs }], { defaultNamespace: 'default' });
+    const { snapshot, diagnostics } = compile(loaded.resources, {
+      ...TEST_IDENTITY,
+      egressProxyPort: 3128,
+      nowMs: 0,
+    });
+    expect(diagnostics.filter((d) => d.subject?.name === 'proxy-only')).toEqual([]);
+    const vhost = snapshot.egress!.meshTables.get(80)!.exact.get('web.example.com')!;
+    expect(vhost.routes.map((r) => r.name)).toEqual(['default.proxy-only.0']);
+    const withoutProxy = compile(loaded.resources, { ...TEST_IDENTITY, nowMs: 0 });
+    expect(withoutProxy.diagnostics.filter((d) => d.subject?.name === 'proxy-only')).toEqual([]);
+  });
+});
