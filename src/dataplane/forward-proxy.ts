@@ -96,7 +96,7 @@ class EgressExchange implements FinishedRequest {
   query: string;
   readonly port: number;
   readonly rawUrl: string;
-  readonly requestId: string;
+  private id: string | null = null;
   readonly startTimeMs: number;
   readonly startMs: number;
   readonly route = null;
@@ -126,9 +126,14 @@ class EgressExchange implements FinishedRequest {
     this.query = '';
     this.port = port;
     this.rawUrl = req.url ?? '';
-    this.requestId = randomUUID();
     this.startTimeMs = Date.now();
     this.startMs = performance.now();
+  }
+
+  /** Made when first read (the access log): routed requests never need this one. */
+  get requestId(): string {
+    this.id ??= randomUUID();
+    return this.id;
   }
 }
 
@@ -348,20 +353,18 @@ export class EgressProxyListener {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const { snapshot, policy } = this.policy();
     const x = new EgressExchange(req, res, snapshot, policy?.port ?? 0);
-    let routed = false;
+    const route = this.routeOf(x, policy);
+    // Routed requests finish as Gateway requests do (handleMeshRequest watches them).
+    if (route.kind === 'mesh') {
+      handleMeshRequest(this.routed, req, res, snapshot, route.table);
+      return;
+    }
     res.once('close', () => {
-      if (routed) return;
       if (!res.writableFinished && x.responseFlags === '-') x.responseFlags = 'DC';
       this.done(x);
     });
-    const route = this.routeOf(x, policy);
     if (route.kind === 'reply') {
       this.localReply(x, route.status, route.body);
-      return;
-    }
-    if (route.kind === 'mesh') {
-      routed = true;
-      handleMeshRequest(this.routed, req, res, snapshot, route.table);
       return;
     }
     this.whenResolved(x, policy, route, res, (address, targetPort) =>
