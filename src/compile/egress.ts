@@ -17,7 +17,7 @@ import type {
 } from '../snapshot/types.ts';
 import { findVirtualHost } from '../snapshot/lookup.ts';
 import { compileAction, type ActionProblem } from './actions.ts';
-import type { ClusterContext } from './clusters.ts';
+import { findDestinationRule, type ClusterContext } from './clusters.ts';
 import { classifyHost } from '../util/host-literal.ts';
 import { boundTo, resolveGatewayRef, subjectOf, type Indexes, type ServiceEntryResource } from './indexes.ts';
 import { buildMeshRouteTable, type RouteContext } from './routes.ts';
@@ -75,6 +75,7 @@ export function compileEgress(
       }
   }
   wildcards.sort((a, b) => b.suffix.length - a.suffix.length || (a.suffix < b.suffix ? -1 : 1));
+  for (const w of wildcards) warnWildcardRule(indexes, w.entry.host, diagnostics);
   return {
     ...policyFields(port, mesh, exact, wildcards, addresses, subnets),
     meshTables: meshTablesOf(indexes, routes, exact, diagnostics),
@@ -214,6 +215,23 @@ function hostEntry(host: string, se: ServiceEntryResource): EgressHost {
     endpoints,
     endpointWeight: endpoints.reduce((sum, e) => sum + e.weight, 0),
   };
+}
+
+/**
+ * Proxied requests to names under a wildcard go straight to what the name resolves to, with no
+ * cluster, so a DestinationRule for the wildcard host is not applied to them: said on the rule.
+ */
+function warnWildcardRule(indexes: Indexes, host: string, diagnostics: Diagnostic[]): void {
+  const se = indexes.serviceEntriesByHost.get(host)![0]!;
+  const rule = findDestinationRule(indexes, host, se.namespace);
+  if (rule === null || rule.trafficPolicy === undefined || rule.policyOwner === null) return;
+  diagnostics.push({
+    level: 'warning',
+    code: 'SLUICE_CONFIG_UNSUPPORTED',
+    subject: subjectOf(rule.policyOwner),
+    path: 'spec.trafficPolicy',
+    message: `the egress proxy does not apply it to requests for names under ${host}: they are forwarded straight to the address the name resolves to`,
+  });
 }
 
 /** What the proxy reads of a ServiceEntry is above; the rest is said, once per entry. */

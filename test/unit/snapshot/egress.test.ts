@@ -221,3 +221,27 @@ spec:
     expect(withoutProxy.diagnostics.filter((d) => d.subject?.name === 'proxy-only')).toEqual([]);
   });
 });
+
+describe('DestinationRules the proxy cannot apply', () => {
+  it('a rule for a wildcard ServiceEntry host is a warning on the rule', () => {
+    const dr = `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: cdn, namespace: default }
+spec:
+  host: "*.cdn.example.com"
+  trafficPolicy: { connectionPool: { tcp: { maxConnections: 5 } } }
+`;
+    const loaded = loadResources([{ file: 'c.yaml', text: YAML + dr }], { defaultNamespace: 'default' });
+    const { diagnostics } = compile(loaded.resources, { ...TEST_IDENTITY, egressProxyPort: 3128, nowMs: 0 });
+    expect(
+      diagnostics.filter((d) => d.subject?.name === 'cdn').map((d) => [d.code, d.path, d.message]),
+    ).toEqual([
+      [
+        'SLUICE_CONFIG_UNSUPPORTED',
+        'spec.trafficPolicy',
+        'the egress proxy does not apply it to requests for names under *.cdn.example.com: they are forwarded straight to the address the name resolves to',
+      ],
+    ]);
+  });
+});
