@@ -8,9 +8,11 @@
  * an answer for its TTL, and the address checked is always the one connected to.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createServer } from 'node:net';
 import {
   curl,
   get,
+  openTunnel,
   PROXY_PORT,
   rawRequest,
   serviceEntryYaml,
@@ -183,6 +185,49 @@ describe('egress proxy: ServiceEntry endpoint weight and labels', () => {
     const b3 = three.seen.length;
     for (let i = 0; i < 8; i++) expect(await statusVia(p.proxy, 'http://labelled.example.test/')).toBe('200');
     expect([one.seen.length - b1, three.seen.length - b3]).toEqual([0, 8]);
+  });
+});
+
+describe('egress proxy: endpoint weights for tunnels', () => {
+  it('CONNECT tunnels pick an endpoint in proportion to its weight (1:99)', async () => {
+    // Two TCP services that say who they are and close.
+    const servers = await Promise.all(
+      ['light', 'heavy'].map(async (name) => {
+        const server = createServer((s) => s.end(name));
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        return { server, port: (server.address() as { port: number }).port };
+      }),
+    );
+    try {
+      const { p } = await proxy(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: db, namespace: default }
+spec:
+  hosts: [db.example.test]
+  resolution: STATIC
+  ports: [{ number: 5432, name: tcp-db, protocol: TCP }]
+  endpoints:
+    - { address: 127.0.0.1, ports: { tcp-db: ${servers[0]!.port} }, weight: 1 }
+    - { address: 127.0.0.1, ports: { tcp-db: ${servers[1]!.port} }, weight: 99 }
+`);
+      const seen: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const t = await openTunnel(p.port, 'db.example.test:5432');
+        expect(t.status).toBe(200);
+        seen.push(
+          await new Promise<string>((resolve) => {
+            let text = '';
+            t.socket.on('data', (c: Buffer) => (text += c.toString())).resume();
+            t.socket.once('close', () => resolve(text));
+          }),
+        );
+      }
+      // At random, 1 in 100: six or more light picks in 20 would be under one in a billion.
+      expect(seen.filter((s) => s === 'heavy').length).toBeGreaterThanOrEqual(15);
+      expect(seen.every((s) => s === 'heavy' || s === 'light')).toBe(true);
+    } finally {
+      for (const s of servers) s.server.close();
+    }
   });
 });
 
