@@ -28,7 +28,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '8' },
     mib: { type: 'string', default: '1024' },
     rounds: { type: 'string', default: '3' },
-    /** Route the HTTP leg through a VirtualService bound to mesh (forward.ts and its pools). */
+    /** Route the HTTP leg by a VirtualService bound to mesh instead of the default route. */
     mesh: { type: 'boolean', default: false },
   },
 });

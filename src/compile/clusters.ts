@@ -41,6 +41,12 @@ export interface ClusterContext {
   readonly diagnostics: Diagnostic[];
   /** While set, every cluster resolved is added (routes.ts records what a VirtualService uses). */
   touched: Set<Cluster> | null;
+  /**
+   * While set (the egress proxy's mesh routes), a ServiceEntry with resolution NONE resolves the
+   * requested host by name: a proxy's client dialled no address, so the name is its original
+   * destination. Gateway routes leave it unset: NONE is 503 NC there.
+   */
+  resolveNoneByName: boolean;
   /** Credentials for TLS origination (DR-8) and the clock certificates are judged by. */
   readonly secrets: SecretLookup;
   readonly nowMs: number;
@@ -52,7 +58,15 @@ export function createClusterContext(
   secrets: SecretLookup,
   nowMs: number,
 ): ClusterContext {
-  return { indexes, clusters: new Map(), diagnostics, touched: null, secrets, nowMs };
+  return {
+    indexes,
+    clusters: new Map(),
+    diagnostics,
+    touched: null,
+    resolveNoneByName: false,
+    secrets,
+    nowMs,
+  };
 }
 
 export function clusterName(port: number, subset: string | null, host: string): string {
@@ -426,7 +440,12 @@ function labelsMatch(
 type EndpointsResult =
   { readonly ok: true; readonly source: EndpointSource } | { readonly ok: false; readonly reason: string };
 
-function serviceEntryEndpoints(se: ServiceEntryResource, port: RegistryPort): EndpointsResult {
+function serviceEntryEndpoints(
+  se: ServiceEntryResource,
+  host: string,
+  port: RegistryPort,
+  noneByName: boolean,
+): EndpointsResult {
   const resolution = se.spec.resolution ?? 'NONE';
   const target = typeof port.targetPort === 'number' ? port.targetPort : port.number;
   const fromEntries = (): Endpoint[] =>
@@ -444,14 +463,20 @@ function serviceEntryEndpoints(se: ServiceEntryResource, port: RegistryPort): En
     case 'DNS':
     case 'DNS_ROUND_ROBIN': {
       let endpoints = fromEntries();
-      if (endpoints.length === 0) {
-        endpoints = se.spec.hosts
-          .filter((h) => !isWildcard(h))
-          .map((h) => ({ address: h, port: target, weight: 1, labels: {} }));
-      }
+      // Without endpoints each host is its own endpoint (Istio makes one service per host).
+      if (endpoints.length === 0) endpoints = [{ address: host, port: target, weight: 1, labels: {} }];
       return { ok: true, source: { kind: 'dns', endpoints, roundRobin: resolution === 'DNS_ROUND_ROBIN' } };
     }
     case 'NONE':
+      if (noneByName)
+        return {
+          ok: true,
+          source: {
+            kind: 'dns',
+            endpoints: [{ address: host, port: target, weight: 1, labels: {} }],
+            roundRobin: false,
+          },
+        };
       return {
         ok: false,
         reason: `ServiceEntry ${se.namespace}/${se.name} has resolution NONE, which sluice does not forward to yet`,
@@ -605,7 +630,7 @@ export function resolveDestination(
     }
     portProtocol = regPort.protocol;
     if (reg.kind === 'se') {
-      const r = serviceEntryEndpoints(reg.se, regPort);
+      const r = serviceEntryEndpoints(reg.se, host, regPort, ctx.resolveNoneByName);
       if (!r.ok) return fail('SLUICE_NO_ENDPOINTS', r.reason);
       source = r.source;
     } else {

@@ -7,9 +7,19 @@
 import { BlockList } from 'node:net';
 import type { Diagnostic } from '../errors/diagnostic.ts';
 import type { ServiceEntrySpec } from '../model/networking.ts';
-import type { EgressHost, EgressPolicy, EgressPort, RouteTable } from '../snapshot/types.ts';
+import type {
+  EgressHost,
+  EgressPolicy,
+  EgressPort,
+  Route,
+  RouteTable,
+  VirtualHost,
+} from '../snapshot/types.ts';
+import { findVirtualHost } from '../snapshot/lookup.ts';
+import { compileAction, type ActionProblem } from './actions.ts';
+import { findDestinationRule, type ClusterContext } from './clusters.ts';
 import { classifyHost } from '../util/host-literal.ts';
-import { resolveGatewayRef, subjectOf, type Indexes, type ServiceEntryResource } from './indexes.ts';
+import { boundTo, resolveGatewayRef, subjectOf, type Indexes, type ServiceEntryResource } from './indexes.ts';
 import { buildMeshRouteTable, type RouteContext } from './routes.ts';
 
 /** The proxy's port: the command line wins over MeshConfig; null = off. */
@@ -65,34 +75,94 @@ export function compileEgress(
       }
   }
   wildcards.sort((a, b) => b.suffix.length - a.suffix.length || (a.suffix < b.suffix ? -1 : 1));
+  for (const w of wildcards) warnWildcardRule(indexes, w.entry.host, diagnostics);
   return {
     ...policyFields(port, mesh, exact, wildcards, addresses, subnets),
-    meshTables: meshTablesOf(indexes, routes, exact),
+    meshTables: meshTablesOf(indexes, routes, exact, diagnostics),
   };
 }
 
 /**
- * VS-1: VirtualServices bound to `mesh` (explicitly, or by leaving `gateways` out) route proxied
- * HTTP requests, as a sidecar's do; one table per HTTP port of the allowlist. Empty when none.
+ * The routes proxied HTTP requests take, one table per HTTP port of the allowlist, as a sidecar's
+ * outbound routes: VirtualServices bound to `mesh` (explicitly, or by leaving `gateways` out,
+ * VS-1) or to the proxy's own name `sluice-egress-proxy` first; every host a ServiceEntry names exactly that no such VirtualService routes gets
+ * the sidecar's default route to its own cluster `outbound|<port>||<host>`, so the
+ * DestinationRules of that host (TLS origination, connection pool, outlier detection, subsets)
+ * and the entry's endpoints, weights and `subjectAltNames` apply to proxied requests too.
  */
 function meshTablesOf(
   indexes: Indexes,
   routes: RouteContext,
   exact: ReadonlyMap<string, EgressHost>,
+  diagnostics: Diagnostic[],
 ): ReadonlyMap<number, RouteTable> {
   const bound = indexes.virtualServices.filter((vs) =>
-    (vs.spec.gateways ?? ['mesh']).some((g) => resolveGatewayRef(g, vs.namespace).key === 'mesh'),
+    (vs.spec.gateways ?? ['mesh']).some((g) => boundTo(resolveGatewayRef(g, vs.namespace).key, 'mesh')),
   );
-  const tables = new Map<number, RouteTable>();
-  if (bound.length === 0) return tables;
-  const ports = new Set<number>();
+  const byPort = new Map<number, EgressHost[]>();
   for (const e of exact.values())
-    for (const p of e.ports.values()) if (HTTP_PORTS.has(p.protocol)) ports.add(p.number);
-  for (const p of [...ports].sort((a, b) => a - b)) {
-    const table = buildMeshRouteTable(routes, p, bound);
-    if (table.exact.size > 0 || table.wildcards.length > 0 || table.catchAll !== null) tables.set(p, table);
+    for (const p of e.ports.values())
+      if (HTTP_PORTS.has(p.protocol)) {
+        const list = byPort.get(p.number);
+        if (list === undefined) byPort.set(p.number, [e]);
+        else list.push(e);
+      }
+  const tables = new Map<number, RouteTable>();
+  const clusters = routes.clusters;
+  clusters.resolveNoneByName = true;
+  try {
+    for (const [p, hosts] of [...byPort].sort(([a], [b]) => a - b)) {
+      const table = bound.length === 0 ? emptyTable(p) : buildMeshRouteTable(routes, p, bound);
+      const defaults = new Map(table.exact);
+      for (const e of hosts)
+        if (findVirtualHost(table, e.host) === null) {
+          const se = indexes.serviceEntriesByHost.get(e.host)![0]!;
+          defaults.set(e.host, defaultVhost(clusters, e.host, se, p, diagnostics));
+        }
+      tables.set(p, { ...table, exact: defaults });
+    }
+  } finally {
+    clusters.resolveNoneByName = false;
   }
   return tables;
+}
+
+function emptyTable(port: number): RouteTable {
+  return { name: `mesh.${port}`, exact: new Map(), wildcards: [], catchAll: null };
+}
+
+/** A sidecar's route for a host no VirtualService routes (Istio names it `default`). */
+function defaultVhost(
+  clusters: ClusterContext,
+  host: string,
+  se: ServiceEntryResource,
+  port: number,
+  diagnostics: Diagnostic[],
+): VirtualHost {
+  const problems: ActionProblem[] = [];
+  const action = compileAction(
+    {
+      ctx: clusters,
+      rule: { route: [{ destination: { host, port: { number: port } } }] },
+      match: undefined,
+      vsNamespace: se.namespace,
+      serverPort: port,
+      owner: subjectOf(se),
+      path: 'spec.hosts',
+    },
+    problems,
+  );
+  for (const p of problems)
+    diagnostics.push({ level: 'warning', code: 'SLUICE_CONFIG_UNSUPPORTED', subject: subjectOf(se), ...p });
+  const route: Route = {
+    name: 'default',
+    source: null,
+    conditions: [],
+    action: action!,
+    requestHeaders: null,
+    responseHeaders: null,
+  };
+  return { name: host, routes: [route] };
 }
 
 function policyFields(
@@ -134,7 +204,7 @@ function hostEntry(host: string, se: ServiceEntryResource): EgressHost {
     resolution === 'STATIC' || resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN'
       ? (spec.endpoints ?? [])
           .filter((e) => e.address !== undefined && !e.address.startsWith('unix://'))
-          .map((e) => ({ address: e.address!, ports: e.ports ?? {} }))
+          .map((e) => ({ address: e.address!, ports: e.ports ?? {}, weight: Math.max(1, e.weight ?? 1) }))
       : [];
   return {
     host,
@@ -143,7 +213,25 @@ function hostEntry(host: string, se: ServiceEntryResource): EgressHost {
     resolution,
     ports,
     endpoints,
+    endpointWeight: endpoints.reduce((sum, e) => sum + e.weight, 0),
   };
+}
+
+/**
+ * Proxied requests to names under a wildcard go straight to what the name resolves to, with no
+ * cluster, so a DestinationRule for the wildcard host is not applied to them: said on the rule.
+ */
+function warnWildcardRule(indexes: Indexes, host: string, diagnostics: Diagnostic[]): void {
+  const se = indexes.serviceEntriesByHost.get(host)![0]!;
+  const rule = findDestinationRule(indexes, host, se.namespace);
+  if (rule === null || rule.trafficPolicy === undefined || rule.policyOwner === null) return;
+  diagnostics.push({
+    level: 'warning',
+    code: 'SLUICE_CONFIG_UNSUPPORTED',
+    subject: subjectOf(rule.policyOwner),
+    path: 'spec.trafficPolicy',
+    message: `the egress proxy does not apply it to requests for names under ${host}: they are forwarded straight to the address the name resolves to`,
+  });
 }
 
 /** What the proxy reads of a ServiceEntry is above; the rest is said, once per entry. */
@@ -158,22 +246,9 @@ function warnUnused(se: ServiceEntryResource, diagnostics: Diagnostic[]): void {
       message,
     });
   };
-  if ((spec.subjectAltNames?.length ?? 0) > 0)
-    warn(
-      'spec.subjectAltNames',
-      'the egress proxy does not check it: CONNECT tunnels carry the client’s own TLS, which the client verifies',
-    );
   if (spec.location === 'MESH_INTERNAL')
     warn(
       'spec.location',
       'MESH_INTERNAL changes nothing at the egress proxy: its hosts are allowed as any other',
     );
-  (spec.endpoints ?? []).forEach((ep, i) => {
-    for (const field of ['weight', 'locality', 'network', 'labels', 'serviceAccount'] as const)
-      if (ep[field] !== undefined)
-        warn(
-          `spec.endpoints[${i}].${field}`,
-          `the egress proxy does not act on it: it connects to one of the entry's endpoints picked at random`,
-        );
-  });
 }

@@ -86,11 +86,24 @@ export function selectorMatches(
 }
 
 /**
- * VS-1: a gateway reference as written in a VirtualService → `ns/name`, or 'mesh'.
+ * The name a VirtualService binds rules to sluice's egress proxy alone (a sluice addition, not an
+ * Istio Gateway): proxied HTTP requests take rules bound to `mesh` and to this name, so rules
+ * meant only for the proxy need not reach every sidecar of a real mesh too.
+ */
+export const EGRESS_PROXY_GATEWAY = 'sluice-egress-proxy';
+
+/** Whether a rule bound to `key` applies where routes are built for `gatewayKey`. */
+export function boundTo(key: string, gatewayKey: string): boolean {
+  return key === gatewayKey || (gatewayKey === 'mesh' && key === EGRESS_PROXY_GATEWAY);
+}
+
+/**
+ * VS-1: a gateway reference as written in a VirtualService → `ns/name`, `mesh`, or the egress
+ * proxy's reserved name.
  * `name` → `<vs-ns>/name`; `ns/name`; `./name`; legacy `name.ns.svc.cluster.local` (and `name.ns`).
  */
 export function resolveGatewayRef(ref: string, vsNamespace: string): { key: string; legacy: boolean } {
-  if (ref === 'mesh') return { key: 'mesh', legacy: false };
+  if (ref === 'mesh' || ref === EGRESS_PROXY_GATEWAY) return { key: ref, legacy: false };
   const slash = ref.indexOf('/');
   if (slash >= 0) {
     const ns = ref.slice(0, slash);
@@ -147,7 +160,7 @@ export function buildIndexes(set: ResourceSet, identity: GatewayIdentity): Index
     const seen = new Set<string>();
     for (const ref of refs) {
       const { key } = resolveGatewayRef(ref, vs.namespace);
-      if (key === 'mesh' || seen.has(key)) continue;
+      if (key === 'mesh' || key === EGRESS_PROXY_GATEWAY || seen.has(key)) continue;
       seen.add(key);
       let list = vsByGateway.get(key);
       if (!list) vsByGateway.set(key, (list = []));

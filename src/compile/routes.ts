@@ -12,7 +12,7 @@ import type { ClusterContext } from './clusters.ts';
 import type { ServerEntry } from './gateways.ts';
 import { intersectHosts, isWildcard, serverDnsNames, serverHostsForNamespace, toFqdn } from './hosts.ts';
 import type { Indexes, VirtualServiceResource } from './indexes.ts';
-import { resolveGatewayRef, selectorMatches, subjectOf } from './indexes.ts';
+import { boundTo, resolveGatewayRef, selectorMatches, subjectOf } from './indexes.ts';
 import { compileMatch, isCatchAllMatch, type MatchBuildProblem } from './match.ts';
 import { compileRouteFilters } from './route-filters.ts';
 import { routesKey, type RouteReuse } from './reuse.ts';
@@ -94,7 +94,7 @@ function matchApplies(
   if (m.port !== undefined && m.port !== 0 && m.port !== port) return false;
   // Istio sourceMatchHTTP: match.gateways, when set, is the only source check.
   if (m.gateways && m.gateways.length > 0) {
-    return m.gateways.some((g) => resolveGatewayRef(g, vs.namespace).key === gatewayKey);
+    return m.gateways.some((g) => boundTo(resolveGatewayRef(g, vs.namespace).key, gatewayKey));
   }
   if (m.sourceLabels && !selectorMatches(m.sourceLabels, ctx.indexes.identity.labels)) return false;
   return (

@@ -19,9 +19,9 @@ import {
   type Server,
 } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { lookup } from 'node:dns/promises';
 import { randomUUID } from 'node:crypto';
-import type { EgressPolicy, SnapshotSource, Snapshot } from '../snapshot/types.ts';
+import type { EgressHost, EgressPolicy, RouteTable, SnapshotSource, Snapshot } from '../snapshot/types.ts';
+import { freshAnswer } from '../upstream/dns.ts';
 import {
   blocked,
   decideEgress,
@@ -36,16 +36,13 @@ import type { FinishedRequest, TraceContext } from '../observability/finished-re
 import type { TcpConnectionObserver } from '../observability/request-metrics.ts';
 import type { EgressLedger } from '../observability/egress-ledger.ts';
 import { listenOn } from './listen.ts';
-import { handleMeshRequest, type ListenerContext } from './handle-request.ts';
+import { handleMeshRequest, handleUpgrade, type ListenerContext } from './handle-request.ts';
+import { isWebSocketUpgrade } from './listeners.ts';
 import type { RequestContext } from './request-context.ts';
 import type { FilterRuntime } from './filters/filter.ts';
 import { findVirtualHost } from '../snapshot/lookup.ts';
 
-/** Resolves a name to its addresses, in preference order (tests inject their own). */
-export type EgressResolver = (name: string) => Promise<readonly string[]>;
-
 export interface EgressProxyTuning {
-  readonly resolve?: EgressResolver;
   /** Upstream connect timeout; default 10 s (Envoy's default connect_timeout). */
   readonly connectTimeoutMs?: number;
   /** A tunnel or proxied request with no bytes either way for this long is closed; default 1 h (Envoy). */
@@ -69,9 +66,6 @@ export interface EgressProxyOptions extends EgressProxyTuning {
   readonly onRouted: ((ctx: RequestContext) => void) | null;
   readonly filters: FilterRuntime;
 }
-
-const defaultResolve: EgressResolver = async (name) =>
-  (await lookup(name, { all: true, order: 'verbatim' })).map((a) => a.address);
 
 /** Envoy's wording for a connect failure (DP-4). */
 const CONNECT_FAILURE =
@@ -102,7 +96,7 @@ class EgressExchange implements FinishedRequest {
   query: string;
   readonly port: number;
   readonly rawUrl: string;
-  readonly requestId: string;
+  private id: string | null = null;
   readonly startTimeMs: number;
   readonly startMs: number;
   readonly route = null;
@@ -132,9 +126,14 @@ class EgressExchange implements FinishedRequest {
     this.query = '';
     this.port = port;
     this.rawUrl = req.url ?? '';
-    this.requestId = randomUUID();
     this.startTimeMs = Date.now();
     this.startMs = performance.now();
+  }
+
+  /** Made when first read (the access log): routed requests never need this one. */
+  get requestId(): string {
+    this.id ??= randomUUID();
+    return this.id;
   }
 }
 
@@ -191,23 +190,31 @@ function normal(h: string): string {
   return l.endsWith('.') ? l.slice(0, -1) : l;
 }
 
+interface DirectRoute {
+  readonly kind: 'direct';
+  readonly d: EgressAllowed;
+  readonly port: number;
+  readonly pathAndQuery: string;
+}
+
+type ProxyRoute =
+  | { readonly kind: 'reply'; readonly status: number; readonly body: Buffer }
+  | { readonly kind: 'mesh'; readonly table: RouteTable }
+  | DirectRoute;
+
 /** Where a connection for an allowed decision goes: one resolution, checked, then used. */
 type Target =
   | { readonly ok: true; readonly address: string; readonly port: number }
   | { readonly ok: false; readonly decision: EgressBlocked };
 
-async function resolveTarget(
-  d: EgressAllowed,
-  requestedPort: number,
-  resolve: EgressResolver,
-): Promise<Target> {
+async function resolveTarget(d: EgressAllowed, requestedPort: number): Promise<Target> {
   const entry = d.entry;
   const port = d.port;
   let name: string = d.host;
   let targetPort = port?.targetPort ?? requestedPort;
   let mustCheck = d.checkResolved;
   if (entry !== null && entry.endpoints.length > 0) {
-    const ep = entry.endpoints[(Math.random() * entry.endpoints.length) | 0]!;
+    const ep = pickEndpoint(entry);
     name = ep.address;
     if (port !== null) targetPort = ep.ports[port.name] ?? targetPort;
     // An endpoint is written in the config: it is allowed wherever it is.
@@ -215,12 +222,9 @@ async function resolveTarget(
   } else if (d.literal !== null) return { ok: true, address: d.literal, port: targetPort };
   const c = classifyHost(name.toLowerCase());
   if (c.kind === 'ip') return { ok: true, address: c.address, port: targetPort };
-  let addresses: readonly string[];
-  try {
-    addresses = await resolve(name);
-  } catch {
-    addresses = [];
-  }
+  // Within its TTL the cached answer is used; the address checked below is the one connected to.
+  const answer = freshAnswer(name, Date.now());
+  const addresses = (answer instanceof Promise ? await answer : answer).addresses;
   // DNS balances over every address of the answer (SE-2); the others take the first.
   const address =
     entry?.resolution === 'DNS' && addresses.length > 1
@@ -240,6 +244,38 @@ async function resolveTarget(
   return { ok: true, address, port: targetPort };
 }
 
+/** SE-3 `weight`: an endpoint in proportion to its weight (all 1 when none is set). */
+function pickEndpoint(entry: EgressHost): EgressHost['endpoints'][number] {
+  const eps = entry.endpoints;
+  let r = Math.random() * entry.endpointWeight;
+  for (const ep of eps) if ((r -= ep.weight) < 0) return ep;
+  return eps[eps.length - 1]!;
+}
+
+/**
+ * An absolute-form request target → its authority and path (recorded on `x`), or the 400 body
+ * for one that is not (origin form, an https:// target, a fragment).
+ */
+function parseTarget(x: EgressExchange): { authorityText: string; pathAndQuery: string } | string {
+  const url = x.rawUrl;
+  if (!/^http:\/\//i.test(url))
+    return /^https:\/\//i.test(url)
+      ? 'sluice egress proxy: https:// targets are tunnelled: use CONNECT\n'
+      : 'sluice egress proxy: send an absolute-form request target (http://host/path) or CONNECT\n';
+  // Envoy refuses a fragment in the request target (http_reject_path_with_fragment).
+  if (url.includes('#')) return 'sluice egress proxy: a request target has no fragment\n';
+  const rest = url.slice(7);
+  const end = rest.search(/[/?]/);
+  const authorityText = end < 0 ? rest : rest.slice(0, end);
+  let pathAndQuery = end < 0 ? '/' : rest.slice(end);
+  if (pathAndQuery.startsWith('?')) pathAndQuery = '/' + pathAndQuery;
+  x.authority = authorityText;
+  const q = pathAndQuery.indexOf('?');
+  x.path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
+  x.query = q < 0 ? '' : pathAndQuery.slice(q + 1);
+  return { authorityText, pathAndQuery };
+}
+
 function blockBody(host: string, port: number, d: EgressBlocked): Buffer {
   return Buffer.from(`sluice egress proxy: ${host}:${port} blocked: ${d.detail} [${d.reason}]\n`);
 }
@@ -249,7 +285,6 @@ export class EgressProxyListener {
   private readonly server: Server;
   private readonly open = new Set<Socket>();
   private readonly agent = new Agent({ keepAlive: true, maxFreeSockets: 64 });
-  private readonly resolve: EgressResolver;
   private readonly connectTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly helloTimeoutMs: number;
@@ -259,7 +294,6 @@ export class EgressProxyListener {
 
   constructor(opts: EgressProxyOptions) {
     this.opts = opts;
-    this.resolve = opts.resolve ?? defaultResolve;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 3_600_000;
     this.helloTimeoutMs = opts.helloTimeoutMs ?? 10_000;
@@ -271,7 +305,13 @@ export class EgressProxyListener {
       draining: false,
       filters: opts.filters,
     };
-    this.server = createServer({ maxHeaderSize: 60 * 1024, requireHostHeader: false, noDelay: true });
+    this.server = createServer({
+      maxHeaderSize: 60 * 1024,
+      requireHostHeader: false,
+      noDelay: true,
+      // Other upgrades (h2c) are plain requests: Upgrade is a hop-by-hop header, dropped.
+      shouldUpgradeCallback: isWebSocketUpgrade,
+    });
     this.server.on('connection', (s: Socket) => {
       this.open.add(s);
       s.once('close', () => this.open.delete(s));
@@ -279,6 +319,9 @@ export class EgressProxyListener {
     this.server.on('request', (req, res) => this.onRequest(req, res));
     this.server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) =>
       this.onConnect(req, socket, head),
+    );
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
+      this.onUpgrade(req, socket, head),
     );
   }
 
@@ -310,61 +353,169 @@ export class EgressProxyListener {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const { snapshot, policy } = this.policy();
     const x = new EgressExchange(req, res, snapshot, policy?.port ?? 0);
-    let routed = false;
+    const route = this.routeOf(x, policy);
+    // Routed requests finish as Gateway requests do (handleMeshRequest watches them).
+    if (route.kind === 'mesh') {
+      handleMeshRequest(this.routed, req, res, snapshot, route.table);
+      return;
+    }
     res.once('close', () => {
-      if (routed) return;
       if (!res.writableFinished && x.responseFlags === '-') x.responseFlags = 'DC';
       this.done(x);
     });
-    const url = req.url ?? '';
-    if (!/^http:\/\//i.test(url)) {
-      const body = /^https:\/\//i.test(url)
-        ? 'sluice egress proxy: https:// targets are tunnelled: use CONNECT\n'
-        : 'sluice egress proxy: send an absolute-form request target (http://host/path) or CONNECT\n';
-      this.localReply(x, 400, Buffer.from(body));
+    if (route.kind === 'reply') {
+      this.localReply(x, route.status, route.body);
       return;
     }
-    // Envoy refuses a fragment in the request target (http_reject_path_with_fragment).
-    if (url.includes('#')) {
-      this.localReply(x, 400, Buffer.from('sluice egress proxy: a request target has no fragment\n'));
-      return;
-    }
-    const rest = url.slice(7);
-    const end = rest.search(/[/?]/);
-    const authorityText = end < 0 ? rest : rest.slice(0, end);
-    let pathAndQuery = end < 0 ? '/' : rest.slice(end);
-    if (pathAndQuery.startsWith('?')) pathAndQuery = '/' + pathAndQuery;
-    x.authority = authorityText;
-    const q = pathAndQuery.indexOf('?');
-    x.path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
-    x.query = q < 0 ? '' : pathAndQuery.slice(q + 1);
-    const decision = this.admit(x, policy, authorityText, 80);
-    if (!decision.allowed) {
-      this.localReply(x, 403, this.refuse(x, policy, decision.port, decision.d));
-      return;
-    }
+    this.whenResolved(x, policy, route, res, (address, targetPort) =>
+      this.forward(x, route, address, targetPort),
+    );
+  }
+
+  /** Resolves a direct route once, then `go`, or answers 403 / 503 DF; nothing when `client` left. */
+  private whenResolved(
+    x: EgressExchange,
+    policy: EgressPolicy | null,
+    route: DirectRoute,
+    client: { readonly destroyed: boolean },
+    go: (address: string, targetPort: number) => void,
+  ): void {
+    void resolveTarget(route.d, route.port).then((t) => {
+      if (client.destroyed) return;
+      if (t.ok) go(t.address, t.port);
+      else
+        this.localReply(
+          x,
+          this.refuseResolved(x, t.decision),
+          this.refuse(x, policy, route.port, t.decision),
+        );
+    });
+  }
+
+  /**
+   * Where an absolute-form request goes: a local answer (400, 403), the mesh routes of its port
+   * (a host a ServiceEntry names exactly: a VirtualService bound to `mesh`, else the default
+   * route to its cluster), or straight to what it resolves to (wildcards, ALLOW_ANY, addresses).
+   */
+  private routeOf(x: EgressExchange, policy: EgressPolicy | null): ProxyRoute {
+    const target = parseTarget(x);
+    if (typeof target === 'string') return { kind: 'reply', status: 400, body: Buffer.from(target) };
+    const decision = this.admit(x, policy, target.authorityText, 80);
+    if (!decision.allowed)
+      return { kind: 'reply', status: 403, body: this.refuse(x, policy, decision.port, decision.d) };
     const d = decision.d;
     x.host = d.host;
-    // A host a ServiceEntry names exactly, routed by a mesh-bound VirtualService: its rules apply.
     const table =
       d.entry !== null && !d.entry.wildcard && d.literal === null
         ? policy!.meshTables.get(decision.port)
         : undefined;
-    if (table !== undefined && findVirtualHost(table, d.host) !== null) {
-      routed = true;
-      handleMeshRequest(this.routed, req, res, snapshot, table);
+    if (table !== undefined && findVirtualHost(table, d.host) !== null) return { kind: 'mesh', table };
+    return { kind: 'direct', d, port: decision.port, pathAndQuery: target.pathAndQuery };
+  }
+
+  /** A resolution that failed or landed in internal space: its status (503 DF or 403). */
+  private refuseResolved(x: EgressExchange, d: EgressBlocked): number {
+    if (d.reason !== 'dns_failure') return 403;
+    x.responseFlags = 'DF';
+    return 503;
+  }
+
+  // ------------------------------------------------------------ WebSocket upgrades
+
+  /**
+   * `GET http://host/path` with `Upgrade: websocket`: decided as any proxied request; an allowed
+   * one becomes a tunnel (through the mesh routes, or raw to the resolved address), closed when
+   * no byte moves either way for the idle timeout (SI), access-logged and counted on close.
+   */
+  private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const { snapshot, policy } = this.policy();
+    const res = new ServerResponse(req);
+    const x = new EgressExchange(req, res, snapshot, policy?.port ?? 0);
+    socket.on('error', () => socket.destroy());
+    const route = this.routeOf(x, policy);
+    if (route.kind !== 'mesh') {
+      res.assignSocket(socket);
+      res.shouldKeepAlive = false;
+      // No server owns this response: a local answer ends the connection itself.
+      res.once('finish', () => socket.end());
+    }
+    if (route.kind === 'mesh') {
+      const ctx = handleUpgrade(this.routed, req, socket, head, { snapshot, table: route.table });
+      // Node counts writes as activity too: one timer covers both directions.
+      socket.setTimeout(this.idleTimeoutMs, () => {
+        if (ctx.responseFlags === '-') ctx.responseFlags = 'SI';
+        socket.destroy();
+      });
       return;
     }
-    void resolveTarget(d, decision.port, this.resolve).then((t) => {
-      if (res.destroyed) return;
-      if (!t.ok) {
-        const body = this.refuse(x, policy, decision.port, t.decision);
-        if (t.decision.reason === 'dns_failure') x.responseFlags = 'DF';
-        this.localReply(x, t.decision.reason === 'dns_failure' ? 503 : 403, body);
+    socket.once('close', () => this.done(x));
+    if (route.kind === 'reply') {
+      this.localReply(x, route.status, route.body);
+      return;
+    }
+    socket.setTimeout(this.idleTimeoutMs, () => {
+      x.responseFlags = 'SI';
+      socket.destroy();
+    });
+    this.whenResolved(x, policy, route, socket, (address, targetPort) =>
+      this.tunnelUpgrade(x, socket, head, route, address, targetPort),
+    );
+  }
+
+  /** The upgrade request, in origin form, to the resolved address; then bytes both ways. */
+  private tunnelUpgrade(
+    x: EgressExchange,
+    socket: Socket,
+    head: Buffer,
+    route: DirectRoute,
+    address: string,
+    targetPort: number,
+  ): void {
+    const cluster = `outbound|${route.port}||${route.d.host}`;
+    x.clusterName = cluster;
+    x.upstreamHost = { hostPort: `${address}:${targetPort}` };
+    x.attempts = 1;
+    const raw = x.req.rawHeaders;
+    let text = `${x.method} ${route.pathAndQuery} HTTP/1.1\r\n`;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase();
+      // Connection and Upgrade carry the upgrade itself; the proxy's own headers stop here.
+      if (name === 'proxy-connection' || name === 'proxy-authorization' || name === 'keep-alive') continue;
+      text += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    }
+    text += '\r\n';
+    const started = performance.now();
+    const up = connect({ host: address, port: targetPort, noDelay: true });
+    const timer = setTimeout(() => up.destroy(), this.connectTimeoutMs);
+    let connected = false;
+    up.once('connect', () => {
+      clearTimeout(timer);
+      connected = true;
+      up.write(text, 'latin1');
+      if (head.length > 0) up.write(head);
+      up.once('data', (first: Buffer) => {
+        x.upstreamServiceTimeMs = Math.round(performance.now() - started);
+        // "HTTP/1.1 101 …": the status the upstream answered with, for the log and metrics.
+        x.status = Number(first.toString('latin1', 9, 12)) || 0;
+      });
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    up.on('error', () => {
+      clearTimeout(timer);
+      if (connected || socket.destroyed) {
+        socket.destroy();
         return;
       }
-      this.forward(x, d.host, decision.port, t.address, t.port, pathAndQuery);
+      x.responseFlags = 'UF';
+      x.responseDetails = 'upstream_connect_failure';
+      this.localReply(x, 503, Buffer.from(CONNECT_FAILURE));
     });
+    up.once('close', () => {
+      clearTimeout(timer);
+      if (connected) socket.destroy();
+    });
+    socket.once('close', () => up.destroy());
   }
 
   /**
@@ -430,14 +581,10 @@ export class EgressProxyListener {
     res.end(body);
   }
 
-  private forward(
-    x: EgressExchange,
-    host: string,
-    port: number,
-    address: string,
-    targetPort: number,
-    path: string,
-  ): void {
+  private forward(x: EgressExchange, route: DirectRoute, address: string, targetPort: number): void {
+    const host = route.d.host;
+    const port = route.port;
+    const path = route.pathAndQuery;
     const req = x.req;
     const res = x.res;
     x.clusterName = `outbound|${port}||${host}`;
@@ -618,7 +765,7 @@ export class EgressProxyListener {
   ): void {
     const { policy } = this.policy();
     socket.pause();
-    void resolveTarget(d, port, this.resolve).then((t) => {
+    void resolveTarget(d, port).then((t) => {
       if (socket.destroyed) return;
       if (!t.ok) {
         const body = this.refuse(x, policy, port, t.decision);

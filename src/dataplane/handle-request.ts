@@ -140,18 +140,26 @@ function writeAcmeAnswer(ctx: RequestContext, keyAuth: string): void {
  * A WebSocket upgrade (the server only hands us `Upgrade: websocket`). Routed exactly like a
  * request; local replies are written through a ServerResponse bound to the raw socket.
  */
-export function handleUpgrade(lc: ListenerContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+export function handleUpgrade(
+  lc: ListenerContext,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  mesh: { readonly snapshot: Snapshot; readonly table: RouteTable } | null = null,
+): RequestContext {
   const res = new ServerResponse(req);
   res.assignSocket(socket as Socket);
   res.shouldKeepAlive = false;
   socket.on('error', destroySelf);
-  const ctx = new RequestContext(req, res, lc.source.get(), lc.port, lc.scheme, socket, head);
+  const snapshot = mesh === null ? lc.source.get() : mesh.snapshot;
+  const ctx = new RequestContext(req, res, snapshot, lc.port, lc.scheme, socket, head);
   ctx.requestId = requestIdFor(req, ctx.snapshot.settings);
   ctx.runtime = lc.filters;
   if (lc.onDone !== null) watchDone(ctx, lc.onDone);
   const tracing = ctx.snapshot.settings.tracing;
   if (tracing !== undefined) ctx.trace = startTrace(req, tracing);
-  routeAndAct(ctx);
+  routeAndAct(ctx, mesh === null ? null : mesh.table);
+  return ctx;
 }
 
 function destroySelf(this: Duplex): void {

@@ -129,7 +129,7 @@ function drainingResponse(lc: ListenerContext): typeof ServerResponse {
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
-function isWebSocketUpgrade(req: IncomingMessage): boolean {
+export function isWebSocketUpgrade(req: IncomingMessage): boolean {
   const up = req.headers.upgrade;
   return typeof up === 'string' && up.length === 9 && up.toLowerCase() === 'websocket';
 }

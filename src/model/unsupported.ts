@@ -157,6 +157,21 @@ export const UNSUPPORTED: readonly UnsupportedField[] = [
   },
   {
     kind: 'ServiceEntry',
+    field: 'endpoints[].locality',
+    effect: 'it has no effect: sluice runs in a single locality and balances over all endpoints alike',
+  },
+  {
+    kind: 'ServiceEntry',
+    field: 'endpoints[].network',
+    effect: 'it has no effect: every endpoint is taken to be reachable directly',
+  },
+  {
+    kind: 'ServiceEntry',
+    field: 'endpoints[].serviceAccount',
+    effect: 'it has no effect: sluice has no mesh identities to verify',
+  },
+  {
+    kind: 'ServiceEntry',
     field: 'workloadSelector',
     effect: 'sluice does not know the workloads it selects, so they are not endpoints of this entry',
   },

@@ -4,6 +4,7 @@
  * ms, unlimited caps as the string 'unlimited', bodies as text when printable else base64.
  */
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import {
   describeAction,
   describeConditions,
@@ -14,6 +15,8 @@ import {
 import type {
   Cluster,
   CompiledPolicy,
+  EgressHost,
+  EgressPolicy,
   GatewaySettings,
   HttpFilter,
   Listener,
@@ -404,6 +407,57 @@ function dumpSettings(s: GatewaySettings): unknown {
   };
 }
 
+/** One allowed destination of the egress proxy: a host (or address, or CIDR) and one of its ports. */
+export interface EgressAllowRow {
+  readonly host: string;
+  readonly port: number;
+  readonly protocol: string;
+  readonly targetPort: number;
+  readonly resolution: EgressHost['resolution'];
+  /** `ServiceEntry ns/name`. */
+  readonly source: string;
+  /** Where connections go: `address[:port] weight w`, or `the requested name` when resolved per request. */
+  readonly endpoints: readonly string[];
+}
+
+/** The egress allowlist, sorted by host then port: exact and wildcard names, addresses, CIDRs. */
+export function egressAllowRows(policy: EgressPolicy): EgressAllowRow[] {
+  const entries: EgressHost[] = [
+    ...policy.exact.values(),
+    ...policy.wildcards.map((w) => w.entry),
+    ...policy.addresses.values(),
+    ...policy.subnets.map((s) => s.entry),
+  ];
+  const rows: EgressAllowRow[] = [];
+  for (const e of entries)
+    for (const p of e.ports.values())
+      rows.push({
+        host: e.host,
+        port: p.number,
+        protocol: p.protocol,
+        targetPort: p.targetPort,
+        resolution: e.resolution,
+        source: e.source,
+        endpoints:
+          e.endpoints.length === 0
+            ? [e.host.includes('/') || isIP(e.host) !== 0 ? 'the requested address' : 'the requested name']
+            : e.endpoints.map(
+                (ep) => `${ep.address}:${ep.ports[p.name] ?? p.targetPort} weight ${ep.weight}`,
+              ),
+      });
+  return rows.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : a.port - b.port));
+}
+
+function dumpEgress(policy: EgressPolicy): unknown {
+  return {
+    port: policy.port,
+    mode: policy.mode,
+    learn: policy.learn,
+    allow: egressAllowRows(policy),
+    meshRoutes: [...policy.meshTables.values()].map(dumpTable),
+  };
+}
+
 /** The whole snapshot as sorted plain data. */
 export function dumpSnapshot(snapshot: Snapshot): unknown {
   return sortKeys({
@@ -411,6 +465,7 @@ export function dumpSnapshot(snapshot: Snapshot): unknown {
     settings: dumpSettings(snapshot.settings),
     listeners: listenersByPort(snapshot).map(dumpListener),
     clusters: valuesByKey(snapshot.clusters).map(dumpCluster),
+    ...(snapshot.egress === undefined ? {} : { egress: dumpEgress(snapshot.egress) }),
   });
 }
 
@@ -475,7 +530,27 @@ export function routeRows(snapshot: Snapshot, port?: number): RouteRow[] {
     for (const r of l.tlsRoutes ?? []) tcpRows(l.port, `tls.${l.port}`, r, 'passthrough', out);
     if (l.tcpRoute) tcpRows(l.port, `tcp.${l.port}`, l.tcpRoute, 'tcp', out);
   }
+  const egress = snapshot.egress;
+  if (egress !== undefined && (port === undefined || port === egress.port)) egressRows(egress, out);
   return out;
+}
+
+/**
+ * The egress proxy's part: each allowed host:port with the ServiceEntry it comes from (table
+ * `egress`), then the routes proxied HTTP requests take (tables `mesh.<port>`).
+ */
+function egressRows(egress: EgressPolicy, out: RouteRow[]): void {
+  for (const r of egressAllowRows(egress))
+    out.push({
+      port: egress.port,
+      table: 'egress',
+      vhost: `${r.host}:${r.port}`,
+      route: r.source,
+      match: `${r.protocol} → ${r.targetPort} (${r.resolution})`,
+      action: 'allow',
+      destinations: r.endpoints,
+    });
+  for (const t of egress.meshTables.values()) tableRows(egress.port, t, out);
 }
 
 /** The name the team brief gives the same function. */

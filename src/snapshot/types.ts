@@ -102,7 +102,11 @@ export interface EgressHost {
   readonly endpoints: readonly {
     readonly address: string;
     readonly ports: Readonly<Record<string, number>>;
+    /** SE-3 `weight` (1 when unset): tunnels and direct requests pick in proportion. */
+    readonly weight: number;
   }[];
+  /** The endpoints' weights summed. */
+  readonly endpointWeight: number;
 }
 
 export interface EgressPort {

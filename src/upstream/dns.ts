@@ -1,46 +1,75 @@
 /**
- * DNS answers for `dns` endpoint sources (ServiceEntry DNS / DNS_ROUND_ROBIN, SE-2). Answers are
- * cached for 30 s and refreshed off the hot path: a request reads the cached list (stale is fine
- * while a refresh runs); only the very first request for a name waits for a lookup. A failed
- * refresh keeps the previous answer and tries again after 60 s, as Envoy's DNS clusters do.
+ * DNS answers, one cache for the process: ServiceEntry DNS / DNS_ROUND_ROBIN clusters (SE-2) and
+ * the egress proxy's own resolutions. An answer is kept for its records' TTL (the smallest; as
+ * Envoy's `respect_dns_ttl`, a TTL of 0 falls back to the refresh rate, 30 s here, which is also
+ * kept for names the system resolver answers without one, from the hosts file); a failed lookup keeps the previous answer and tries again after
+ * 60 s, as Envoy's DNS clusters do. Clusters read the cached list and refresh off the hot path
+ * (stale is fine while a refresh runs); the proxy waits for a fresh answer (`freshAnswer`).
  */
-import { lookup } from 'node:dns/promises';
+import { lookup, Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 
 export const DNS_TTL_MS = 30_000;
 export const DNS_RETRY_MS = 60_000;
+/** Names kept at most; the proxy resolves names clients choose, so the cache is bounded. */
+const MAX_NAMES = 4096;
 
 export interface DnsAnswer {
   readonly name: string;
   /** Empty when the name has never resolved. */
   addresses: readonly string[];
-  /** Bumped whenever `addresses` changes, so derived host sets can be rebuilt cheaply. */
+  /** Changes (process-wide increasing) whenever `addresses` does; 0 = never resolved. */
   version: number;
   refreshAtMs: number;
   pending: Promise<DnsAnswer> | null;
   lastError: unknown;
 }
 
+/** One record: an address, with its TTL in seconds when the resolver knows it. */
+export type DnsRecord = string | { readonly address: string; readonly ttl: number };
+export type DnsResolve = (name: string) => Promise<readonly DnsRecord[]>;
+
 const answers = new Map<string, DnsAnswer>();
+let versions = 0;
 
-/** Test hook: replace the resolver. */
-let resolveAll = async (name: string): Promise<string[]> => {
-  const found = await lookup(name, { all: true, order: 'ipv4first' });
-  return found.map((a) => a.address);
-};
+const resolver = new Resolver();
 
-export function setDnsResolverForTests(fn: ((name: string) => Promise<string[]>) | null): void {
+/** A and AAAA with their TTLs; names only the system knows (hosts file) through lookup, without. */
+async function systemResolve(name: string): Promise<DnsRecord[]> {
+  const [v4, v6] = await Promise.allSettled([
+    resolver.resolve4(name, { ttl: true }),
+    resolver.resolve6(name, { ttl: true }),
+  ]);
+  const found: DnsRecord[] = [
+    ...(v4.status === 'fulfilled' ? v4.value : []),
+    ...(v6.status === 'fulfilled' ? v6.value : []),
+  ];
+  if (found.length > 0) return found;
+  return (await lookup(name, { all: true, order: 'ipv4first' })).map((a) => a.address);
+}
+
+let resolveAll: DnsResolve = systemResolve;
+
+/** Test hook: replace the resolver (null: the system's again); forgets every answer. */
+export function setDnsResolverForTests(fn: DnsResolve | null): void {
   answers.clear();
-  resolveAll =
-    fn ?? (async (name) => (await lookup(name, { all: true, order: 'ipv4first' })).map((a) => a.address));
+  resolveAll = fn ?? systemResolve;
 }
 
 /** The cached answer for `name`, starting a refresh when it is stale or missing (never waits). */
 export function cachedAnswer(name: string, nowMs: number): DnsAnswer {
   let a = answers.get(name);
   if (a === undefined) {
+    if (answers.size >= MAX_NAMES) answers.delete(answers.keys().next().value!);
     if (isIP(name) !== 0) {
-      a = { name, addresses: [name], version: 1, refreshAtMs: Infinity, pending: null, lastError: null };
+      a = {
+        name,
+        addresses: [name],
+        version: ++versions,
+        refreshAtMs: Infinity,
+        pending: null,
+        lastError: null,
+      };
       answers.set(name, a);
       return a;
     }
@@ -57,15 +86,35 @@ export function settledAnswer(name: string): Promise<DnsAnswer> {
   return a.pending ?? Promise.resolve(a);
 }
 
+/**
+ * An answer within its TTL: the cached one, or (past it, or never asked) the refresh it waits
+ * for. A failed refresh leaves the previous answer, which is then used until the retry.
+ */
+export function freshAnswer(name: string, nowMs: number): DnsAnswer | Promise<DnsAnswer> {
+  const a = cachedAnswer(name, nowMs);
+  return a.pending ?? a;
+}
+
 function refresh(a: DnsAnswer): void {
   a.pending = resolveAll(a.name).then(
-    (addrs) => {
+    (records) => {
+      let ttlMs = Infinity;
+      const addrs: string[] = [];
+      for (const r of records) {
+        if (typeof r === 'string') {
+          addrs.push(r);
+          ttlMs = Math.min(ttlMs, DNS_TTL_MS);
+        } else {
+          addrs.push(r.address);
+          ttlMs = Math.min(ttlMs, r.ttl > 0 ? r.ttl * 1000 : DNS_TTL_MS);
+        }
+      }
       if (!sameList(addrs, a.addresses)) {
         a.addresses = addrs;
-        a.version += 1;
+        a.version = ++versions;
       }
       a.lastError = null;
-      a.refreshAtMs = Date.now() + DNS_TTL_MS;
+      a.refreshAtMs = Date.now() + (ttlMs === Infinity ? DNS_TTL_MS : ttlMs);
       a.pending = null;
       return a;
     },

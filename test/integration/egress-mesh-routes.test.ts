@@ -71,6 +71,13 @@ function yaml(): string {
       endpoints: ['127.0.0.1'],
       ports: [[80, 'http', 'HTTP', flaky.port]],
     }),
+    serviceEntryYaml({
+      name: 'only',
+      hosts: ['only.example.test'],
+      resolution: 'STATIC',
+      endpoints: ['127.0.0.1'],
+      ports: [[80, 'http', 'HTTP', plain.port]],
+    }),
   ];
   return `${entries.join('---\n')}---
 apiVersion: networking.istio.io/v1
@@ -102,6 +109,17 @@ spec:
   http:
     - retries: { attempts: 2, retryOn: 5xx }
       route: [{ destination: { host: flaky.example.test } }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: only, namespace: default }
+spec:
+  hosts: [only.example.test]
+  gateways: [sluice-egress-proxy]
+  http:
+    - match: [{ uri: { prefix: /tagged }, gateways: [sluice-egress-proxy] }]
+      headers: { request: { set: { x-bound: egress-proxy } } }
+      route: [{ destination: { host: only.example.test } }]
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -164,6 +182,14 @@ describe('egress proxy: VirtualServices bound to mesh', () => {
     expect(r.stdout).toBe('second try');
     expect(flakyCalls - before).toBe(2);
     expect(routed[0]!.attempts).toBe(2);
+  });
+
+  it('rules bound to the reserved name sluice-egress-proxy apply to proxied requests (a sluice addition)', async () => {
+    const { p, routed } = await proxy();
+    const r = await curl(['-x', p.proxy, 'http://only.example.test/tagged']);
+    const body = JSON.parse(r.stdout) as { headers: Record<string, string> };
+    expect(body.headers['x-bound']).toBe('egress-proxy');
+    expect(routed.map((c) => c.route?.name)).toEqual(['default.only.0.0']);
   });
 
   it('a host no mesh VirtualService names is forwarded directly; the allowlist still decides first', async () => {

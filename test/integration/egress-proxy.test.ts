@@ -110,7 +110,9 @@ describe('egress proxy: allowed destinations pass', () => {
     expect(body.headers['host']).toBe('plain.example.test');
     expect(body.headers['proxy-connection']).toBeUndefined();
     expect(http.seen.length).toBe(before + 1);
-    expect(p.asked).toEqual(['plain.example.test']);
+    // A sidecar's DNS cluster: resolved as the config was applied, not per request.
+    expect(p.warmed).toContain('plain.example.test');
+    expect(p.asked).toEqual([]);
   });
 
   it('curl -x over CONNECT (https): the tunnelled TLS session verifies against the external CA', async () => {
@@ -173,12 +175,13 @@ describe('egress proxy: allowed destinations pass', () => {
 
   it('names are normalised once: upper case and one trailing dot match the entry', async () => {
     const p = await startProxy(registry());
+    const before = http.seen.length;
     const r = await rawRequest(
       p.gw.port(PROXY_PORT),
       get('http://PLAIN.Example.TEST./n', 'plain.example.test'),
     );
     expect(r.status).toBe(200);
-    expect(p.asked).toEqual(['plain.example.test']);
+    expect(http.seen.length).toBe(before + 1);
   });
 });
 

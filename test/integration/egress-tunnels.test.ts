@@ -75,7 +75,7 @@ async function startSource(size: number): Promise<Source> {
 }
 
 const MiB = 1024 * 1024;
-const SIZE = 256 * MiB;
+const SIZE = 1024 * MiB;
 
 let echo: Upstream;
 let source: Source;
@@ -181,9 +181,10 @@ describe('egress tunnels', () => {
     clearInterval(sampler);
     sample();
     expect(received).toBe(SIZE);
-    // The same process holds the source and the client too, and freed chunks wait for the GC:
-    // a sanity bound well under the transfer; the in-flight bound above is the precise check.
-    expect(peakArrayBuffers - before.arrayBuffers).toBeLessThan(SIZE / 2);
+    // The same process holds the source and the client too, and freed chunks wait for the GC
+    // (about 90 MiB at the peak here): flat means a quarter of the transfer at most, whatever
+    // its size; the in-flight bound above is the precise check.
+    expect(peakArrayBuffers - before.arrayBuffers).toBeLessThan(SIZE / 4);
   }, 60_000);
 });
 

@@ -10,6 +10,7 @@ import { createEgressLedger, type EgressLedger } from '../../src/observability/e
 import type { FinishedRequest } from '../../src/observability/finished-request.ts';
 import type { GatewayOptions } from '../../src/control/reconcile.ts';
 import type { EgressProxyTuning } from '../../src/dataplane/forward-proxy.ts';
+import { setDnsResolverForTests, type DnsRecord } from '../../src/upstream/dns.ts';
 
 export const PROXY_PORT = 3128;
 
@@ -49,41 +50,47 @@ export interface EgressProxy {
   /** `http://127.0.0.1:<port>`, for curl -x and ProxyAgent. */
   readonly proxy: string;
   readonly port: number;
-  /** Every name the proxy asked the resolver, in order. */
+  /** Every name asked of the resolver once the gateway was up (by requests), in order. */
   readonly asked: string[];
+  /** The names asked while the config was applied (DNS clusters resolve theirs ahead). */
+  readonly warmed: readonly string[];
   readonly done: FinishedRequest[];
   readonly ledger: EgressLedger;
 }
 
-/** `answers(name, n)`: the n-th (1-based) answer for `name`; undefined = does not resolve. */
-export type Answers = (name: string, n: number) => readonly string[] | undefined;
+/**
+ * `answers(name, n)`: the n-th (1-based) answer for `name`; undefined = does not resolve. Plain
+ * addresses have no TTL (the cache keeps them 30 s); `{ address, ttl }` records carry theirs.
+ */
+export type Answers = (name: string, n: number) => readonly DnsRecord[] | undefined;
 
 export async function startEgressProxy(
   yaml: string,
   answers: Answers,
-  tuning: Omit<EgressProxyTuning, 'resolve'> = {},
+  tuning: EgressProxyTuning = {},
   extra: Partial<Omit<GatewayOptions, 'bind' | 'logger'>> = {},
 ): Promise<EgressProxy> {
   const asked: string[] = [];
   const done: FinishedRequest[] = [];
   const ledger = createEgressLedger(null);
+  // The process's one DNS cache asks this resolver, for clusters and the proxy alike.
+  setDnsResolverForTests(async (name) => {
+    asked.push(name);
+    const a = answers(name, asked.filter((n) => n === name).length);
+    if (a === undefined) throw Object.assign(new Error(`ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
+    return a;
+  });
   const gw = await startGatewayFromYaml(yaml, {
     identity: { ...TEST_IDENTITY, egressProxyPort: PROXY_PORT },
     onEgressDone: (r) => done.push(r),
     egressLedger: ledger,
     ...extra,
-    egress: {
-      ...tuning,
-      resolve: async (name) => {
-        asked.push(name);
-        const a = answers(name, asked.filter((n) => n === name).length);
-        if (a === undefined) throw Object.assign(new Error(`ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
-        return a;
-      },
-    },
+    egress: tuning,
   });
   const port = gw.port(PROXY_PORT);
-  return { gw, proxy: `http://127.0.0.1:${port}`, port, asked, done, ledger };
+  // The resolver is called synchronously when a lookup starts: these are all the warm-up's.
+  const warmed = asked.splice(0);
+  return { gw, proxy: `http://127.0.0.1:${port}`, port, asked, warmed, done, ledger };
 }
 
 export function curl(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -132,6 +139,14 @@ export function openTunnel(
   port: number,
   target: string,
 ): Promise<{ status: number; socket: Socket; head: string }> {
+  return sendHead(port, `CONNECT ${target} HTTP/1.1\r\nhost: ${target}\r\n\r\n`);
+}
+
+/** Writes `request` to the proxy and resolves with the answer's head, as `openTunnel` does. */
+export function sendHead(
+  port: number,
+  request: string,
+): Promise<{ status: number; socket: Socket; head: string }> {
   return new Promise((resolve, reject) => {
     const s = connect(port, '127.0.0.1');
     let buf = Buffer.alloc(0);
@@ -149,6 +164,6 @@ export function openTunnel(
     };
     s.on('data', onData);
     s.on('error', reject);
-    s.write(`CONNECT ${target} HTTP/1.1\r\nhost: ${target}\r\n\r\n`);
+    s.write(request);
   });
 }

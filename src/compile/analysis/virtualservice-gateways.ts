@@ -3,6 +3,7 @@ import type { GatewaySpec } from '../../model/networking.ts';
 import type { AnalysisContext } from './context.ts';
 import { finding, findResource, nameOf, refNotFound } from './context.ts';
 import { serverHostsForNamespace } from '../hosts.ts';
+import { EGRESS_PROXY_GATEWAY } from '../indexes.ts';
 import { gatewayRef, hostsOverlap, MESH_GATEWAY } from './hosts.ts';
 
 /**
@@ -15,7 +16,7 @@ export function analyzeVirtualServiceGateways(ctx: AnalysisContext): Diagnostic[
   const out: Diagnostic[] = [];
   for (const vs of ctx.virtualServices) {
     (vs.spec.gateways ?? []).forEach((ref, i) => {
-      if (ref === MESH_GATEWAY) return;
+      if (ref === MESH_GATEWAY || ref === EGRESS_PROXY_GATEWAY) return;
       const { namespace, name } = gatewayRef(vs.namespace, ref);
       const gw = findResource<'Gateway', GatewaySpec>(ctx, 'Gateway', namespace, name);
       const path = `spec.gateways[${i}]`;

@@ -4,6 +4,7 @@ import { decideEgress, decideSni } from '../../../src/snapshot/egress.ts';
 import type { EgressPolicy } from '../../../src/snapshot/types.ts';
 import { loadResources } from '../../../src/config/index.ts';
 import { compile } from '../../../src/compile/index.ts';
+import { dumpSnapshot, routeRows } from '../../../src/snapshot/dump.ts';
 
 const YAML = `
 apiVersion: networking.istio.io/v1
@@ -127,7 +128,7 @@ spec:
     expect(() => policy(gw)).toThrow(/egress proxy port 3128 is also a Gateway server port/);
   });
 
-  it('ServiceEntry fields the proxy does not act on are warnings on the resource', () => {
+  it('of the ServiceEntry fields the proxy reads, only location MESH_INTERNAL is a warning (weight, subjectAltNames are acted on)', () => {
     const loaded = loadResources(
       [
         {
@@ -152,6 +153,95 @@ spec:
       diagnostics
         .filter((d) => d.code === 'SLUICE_CONFIG_UNSUPPORTED' && d.subject?.name === 'x')
         .map((d) => d.path),
-    ).toEqual(['spec.endpoints[0].weight', 'spec.location', 'spec.subjectAltNames']);
+    ).toEqual(['spec.location']);
+  });
+});
+
+describe('the allowlist in /config_dump and sluice routes', () => {
+  const snapshot = snapshotFromYaml(YAML, { ...TEST_IDENTITY, egressProxyPort: 3128 });
+
+  it('names each allowed host:port (names, wildcards, addresses, CIDRs) and its ServiceEntry', () => {
+    const allow = routeRows(snapshot)
+      .filter((r) => r.table === 'egress')
+      .map((r) => [r.vhost, r.route, r.destinations.join(' ')]);
+    expect(allow).toEqual([
+      ['*.cdn.example.com:443', 'ServiceEntry default/api', 'the requested name'],
+      // `addresses` are the entry's VIPs: connections to them go to its endpoints.
+      ['10.0.0.0/24:5432', 'ServiceEntry default/db', '10.0.0.5:5432 weight 1'],
+      ['10.0.0.5:5432', 'ServiceEntry default/db', '10.0.0.5:5432 weight 1'],
+      ['api.example.com:443', 'ServiceEntry default/api', 'the requested name'],
+      ['db.corp.internal:5432', 'ServiceEntry default/db', '10.0.0.5:5432 weight 1'],
+    ]);
+    // Only the proxy's port asks for it; other ports leave it out.
+    expect(routeRows(snapshot, 3128).filter((r) => r.table === 'egress')).toHaveLength(5);
+    expect(routeRows(snapshot, 80).filter((r) => r.table === 'egress')).toEqual([]);
+  });
+
+  it('is in the snapshot dump with the mode and the routes proxied HTTP takes', () => {
+    const dump = dumpSnapshot(snapshot) as {
+      egress: { port: number; mode: string; allow: { host: string; port: number; source: string }[] };
+    };
+    expect(dump.egress.port).toBe(3128);
+    expect(dump.egress.mode).toBe('REGISTRY_ONLY');
+    expect(dump.egress.allow).toContainEqual(
+      expect.objectContaining({ host: 'db.corp.internal', port: 5432, source: 'ServiceEntry default/db' }),
+    );
+  });
+});
+
+describe('the reserved gateway name sluice-egress-proxy', () => {
+  it('binds a VirtualService to the proxy alone, with no missing-Gateway warning', () => {
+    const vs = `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: web, namespace: default }
+spec:
+  hosts: [web.example.com]
+  resolution: DNS
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: proxy-only, namespace: default }
+spec:
+  hosts: [web.example.com]
+  gateways: [sluice-egress-proxy]
+  http: [{ route: [{ destination: { host: web.example.com } }] }]
+`;
+    const loaded = loadResources([{ file: 'c.yaml', text: YAML + vs }], { defaultNamespace: 'default' });
+    const { snapshot, diagnostics } = compile(loaded.resources, {
+      ...TEST_IDENTITY,
+      egressProxyPort: 3128,
+      nowMs: 0,
+    });
+    expect(diagnostics.filter((d) => d.subject?.name === 'proxy-only')).toEqual([]);
+    const vhost = snapshot.egress!.meshTables.get(80)!.exact.get('web.example.com')!;
+    expect(vhost.routes.map((r) => r.name)).toEqual(['default.proxy-only.0']);
+    const withoutProxy = compile(loaded.resources, { ...TEST_IDENTITY, nowMs: 0 });
+    expect(withoutProxy.diagnostics.filter((d) => d.subject?.name === 'proxy-only')).toEqual([]);
+  });
+});
+
+describe('DestinationRules the proxy cannot apply', () => {
+  it('a rule for a wildcard ServiceEntry host is a warning on the rule', () => {
+    const dr = `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: cdn, namespace: default }
+spec:
+  host: "*.cdn.example.com"
+  trafficPolicy: { connectionPool: { tcp: { maxConnections: 5 } } }
+`;
+    const loaded = loadResources([{ file: 'c.yaml', text: YAML + dr }], { defaultNamespace: 'default' });
+    const { diagnostics } = compile(loaded.resources, { ...TEST_IDENTITY, egressProxyPort: 3128, nowMs: 0 });
+    expect(
+      diagnostics.filter((d) => d.subject?.name === 'cdn').map((d) => [d.code, d.path, d.message]),
+    ).toEqual([
+      [
+        'SLUICE_CONFIG_UNSUPPORTED',
+        'spec.trafficPolicy',
+        'the egress proxy does not apply it to requests for names under *.cdn.example.com: they are forwarded straight to the address the name resolves to',
+      ],
+    ]);
   });
 });
