@@ -7,7 +7,13 @@
 import { Document, YAMLMap, YAMLSeq, isMap } from 'yaml';
 import { NGINX_PREFIX, parseNginxSize } from '../config/ingress/annotations.ts';
 import { GENERATED_FROM } from '../config/ingress/index.ts';
-import type { GatewaySpec, HTTPMatchRequest, HTTPRoute, VirtualServiceSpec } from '../model/networking.ts';
+import type {
+  GatewaySpec,
+  HTTPMatchRequest,
+  HTTPRoute,
+  IngressNginxRoute,
+  VirtualServiceSpec,
+} from '../model/networking.ts';
 import type { Resource } from '../model/resource.ts';
 
 export interface ConvertNote {
@@ -73,6 +79,14 @@ export function renderConversion(
   };
   const blocks: Block[] = [];
   const policies: Record<string, unknown>[] = [];
+  const rateLimits = new Map<
+    string,
+    {
+      namespace: string;
+      limits: NonNullable<IngressNginxRoute['rateLimit']>;
+      targets: { kind: string; name: string; sectionName: string }[];
+    }
+  >();
   for (const r of generated) {
     const from = r.annotations[GENERATED_FROM] ?? '';
     const firstIngress = from.split(',')[0] ?? '';
@@ -188,6 +202,20 @@ export function renderConversion(
                 "ingress-nginx's default proxy-read-timeout 60 s (504 when the upstream is silent that long) has no Istio equivalent",
               ),
             );
+          const limits = ingressNginx.rateLimit;
+          if (limits !== undefined && rule.name !== undefined) {
+            const key = `${r.namespace}/${limits.ingress}`;
+            const entry = rateLimits.get(key) ?? { namespace: r.namespace, limits, targets: [] };
+            entry.targets.push({ kind: 'VirtualService', name: r.name, sectionName: rule.name });
+            rateLimits.set(key, entry);
+            lines.push(
+              note(
+                ing,
+                'difference',
+                'limit-rps/limit-rpm/limit-connections → a RateLimitPolicy on this rule (Local, per client IP): over the limit Istio-style answers 429 with Retry-After where ingress-nginx answers 503, and the count comes after authorization policies (nginx counts before auth)',
+              ),
+            );
+          }
           const allow = ingressNginx.allowSourceRanges ?? [];
           const deny = ingressNginx.denySourceRanges ?? [];
           if (allow.length > 0 || deny.length > 0) {
@@ -250,8 +278,50 @@ export function renderConversion(
       comment: 'whitelist/denylist-source-range as a DENY policy on the gateway.',
       ruleComments: new Map(),
     });
+  for (const { namespace, limits, targets } of rateLimits.values())
+    blocks.push({
+      doc: rateLimitPolicyOf(namespace, limits, targets),
+      comment: `limit-* of Ingress ${limits.ingress}: per client IP, shared by its paths (one bucket set per Ingress, as ingress-nginx's zones), counted in each gateway process as ingress-nginx counts per replica.`,
+      ruleComments: new Map(),
+    });
   const text = blocks.map(renderBlock).join('---\n');
   return { yaml: text, documents: blocks.map((b) => b.doc), notes };
+}
+
+/** ingress-nginx's zones as RateLimitPolicy rules, the token buckets as the translation sized them. */
+function rateLimitPolicyOf(
+  namespace: string,
+  limits: NonNullable<IngressNginxRoute['rateLimit']>,
+  targetRefs: readonly { kind: string; name: string; sectionName: string }[],
+): Record<string, unknown> {
+  const key = [{ remoteAddress: {} }];
+  const exempt = limits.exempt.length > 0 ? { exempt: { remoteIpBlocks: [...limits.exempt] } } : {};
+  const rules: Record<string, unknown>[] = [];
+  if (limits.connections > 0)
+    rules.push({ name: 'limit-connections', key, limit: { inFlight: limits.connections }, ...exempt });
+  for (const [name, bucket, unit] of [
+    ['limit-rps', limits.perSecond, 'Second'],
+    ['limit-rpm', limits.perMinute, 'Minute'],
+  ] as const)
+    if (bucket !== null)
+      rules.push({
+        name,
+        algorithm: 'TokenBucket',
+        key,
+        limit: { requests: bucket.requests, unit, burst: bucket.burst },
+        ...exempt,
+      });
+  const [ns, name] = limits.ingress.split('/') as [string, string];
+  return {
+    apiVersion: 'sluice.dev/v1alpha1',
+    kind: 'RateLimitPolicy',
+    metadata: {
+      name: `ingress-limits-${ns === namespace ? name : `${ns}-${name}`}`,
+      namespace,
+      annotations: { 'sluice.dev/converted-from-ingress': limits.ingress },
+    },
+    spec: { targetRefs: [...targetRefs], storage: 'Local', rules },
+  };
 }
 
 function renderBlock(b: Block): string {

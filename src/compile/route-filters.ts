@@ -22,6 +22,7 @@ import type {
   SourceRangeFilter,
 } from '../snapshot/types.ts';
 import { cidrTest } from './authz-values.ts';
+import { compileIngressLimits } from './ingress-limits.ts';
 import { renderPrivate } from '../model/private-bytes.ts';
 import { parseDuration } from '../util/duration.ts';
 import { compileRe2 } from '../util/re2.ts';
@@ -98,10 +99,24 @@ export function compileRouteFilters(
     rule.ingressNginx?.basicAuth === undefined
       ? null
       : compileBasicAuth(rule.ingressNginx.basicAuth, path, problems);
-  if (fault === null && cors === null && maxBody === 0 && ranges === null && basic === null) return undefined;
+  const limits =
+    rule.ingressNginx?.rateLimit === undefined
+      ? null
+      : compileIngressLimits(rule.ingressNginx.rateLimit, path, problems);
+  if (
+    fault === null &&
+    cors === null &&
+    maxBody === 0 &&
+    ranges === null &&
+    basic === null &&
+    limits === null
+  )
+    return undefined;
   const out: HttpFilter[] = [];
   // nginx refuses an oversized Content-Length while finding the location, before access checks.
   if (maxBody > 0) out.push({ kind: 'body-limit', maxBytes: maxBody });
+  // limit_req and limit_conn run in nginx's preaccess phase, before allow/deny and every auth.
+  if (limits !== null) out.push(limits);
   // nginx's access phase: allow/deny, then auth_basic (satisfy all).
   if (ranges !== null) out.push(ranges);
   if (basic !== null) out.push(basic);

@@ -248,6 +248,19 @@ export interface IngressNginxRoute {
   readonly allowSourceRanges?: readonly string[];
   /** denylist-source-range: these client IPs/CIDRs get 403. */
   readonly denySourceRanges?: readonly string[];
+  /**
+   * limit-rps / limit-rpm / limit-connections: per client IP, counted per Ingress (`ingress` is
+   * its `namespace/name`: every path of it shares the buckets), in this process, answered 503.
+   * The rates are token buckets of `burst` tokens refilled at `requests` per second or minute.
+   */
+  readonly rateLimit?: {
+    readonly ingress: string;
+    readonly perSecond: { readonly requests: number; readonly burst: number } | null;
+    readonly perMinute: { readonly requests: number; readonly burst: number } | null;
+    /** At most this many requests of one client in flight; 0 = no cap. */
+    readonly connections: number;
+    readonly exempt: readonly string[];
+  };
 }
 
 export interface L4MatchAttributes {

@@ -783,6 +783,11 @@ export interface CompiledRateLimitRule {
   /** `exempt.remoteIpBlocks` on the client IP; null = none. */
   readonly exempt: ((ip: string) => boolean) | null;
   readonly key: readonly RateLimitKeyPart[];
+  /**
+   * The answer over the limit: 429 with Retry-After and `x-envoy-ratelimited` (Envoy), or 503
+   * with neither (ingress-nginx's limit-req-status-code and limit-conn-status-code).
+   */
+  readonly rejectStatus: 429 | 503;
 }
 
 /** An Envoy rate limit service (`envoy.service.ratelimit.v3.RateLimitService`) over gRPC. */

@@ -300,10 +300,10 @@ describe('annotations sluice does not act on, and refused ones', () => {
   });
 
   it('warns per Ingress for each unsupported annotation, naming it and its effect', () => {
-    const { diagnostics } = compileIngressYaml(one({ 'limit-rps': '5', 'some-future-thing': 'x' }));
+    const { diagnostics } = compileIngressYaml(one({ 'limit-rate': '5', 'some-future-thing': 'x' }));
     const lines = diagnostics.map(formatDiagnostic);
     expect(lines).toContain(
-      'warning test.yaml#1 Ingress default/web: metadata.annotations[nginx.ingress.kubernetes.io/limit-rps]: not supported yet: requests are not rate limited [SLUICE_INGRESS_ANNOTATION]',
+      'warning test.yaml#1 Ingress default/web: metadata.annotations[nginx.ingress.kubernetes.io/limit-rate]: not supported yet: response bandwidth per request is not limited [SLUICE_INGRESS_ANNOTATION]',
     );
     expect(lines).toContain(
       'warning test.yaml#1 Ingress default/web: metadata.annotations[nginx.ingress.kubernetes.io/some-future-thing]: not supported by sluice; it has no effect [SLUICE_INGRESS_ANNOTATION]',

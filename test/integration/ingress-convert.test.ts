@@ -5,7 +5,7 @@
  * README). A diff that cannot find a difference would prove nothing, so one test breaks a
  * conversion on purpose and requires --verify to see it.
  */
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -28,6 +28,19 @@ const dirs: string[] = [];
 afterEach(async () => {
   while (dirs.length > 0) await rm(dirs.pop()!, { recursive: true, force: true });
 });
+
+/** A temporary directory (removed after the test) holding `in.yaml`: one nginx-class Ingress. */
+async function writeIngress(
+  name: string,
+  annotations: Record<string, string>,
+  paths: readonly string[],
+): Promise<{ dir: string; src: string }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'sluice-convert-'));
+  dirs.push(dir);
+  const src = path.join(dir, 'in.yaml');
+  await writeFile(src, ingressYaml({ name, className: 'nginx', annotations, paths }));
+  return { dir, src };
+}
 
 async function convert(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -63,19 +76,9 @@ describe('sluice convert ingress', () => {
   });
 
   it('-o DIR writes istio.yaml and summary.txt; exit 1 naming what could not be expressed', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'sluice-convert-'));
-    dirs.push(dir);
-    const src = path.join(dir, 'in.yaml');
-    const { writeFile } = await import('node:fs/promises');
-    await writeFile(
-      src,
-      ingressYaml({
-        name: 'limited',
-        className: 'nginx',
-        annotations: { 'limit-rps': '10', 'proxy-body-size': '8m' },
-        paths: [ingressPath('/', 'Prefix', 'web')],
-      }),
-    );
+    const { dir, src } = await writeIngress('limited', { 'limit-rate': '10', 'proxy-body-size': '8m' }, [
+      ingressPath('/', 'Prefix', 'web'),
+    ]);
     const out = path.join(dir, 'out');
     const r = await convert(['-f', src, '-o', out]);
     expect(r.code).toBe(1);
@@ -85,7 +88,7 @@ describe('sluice convert ingress', () => {
     expect(summary).toContain(
       'NOT EXPRESSED warning ' +
         src +
-        '#1 Ingress default/limited: metadata.annotations[nginx.ingress.kubernetes.io/limit-rps]: not supported yet: requests are not rate limited [SLUICE_INGRESS_ANNOTATION]',
+        '#1 Ingress default/limited: metadata.annotations[nginx.ingress.kubernetes.io/limit-rate]: not supported yet: response bandwidth per request is not limited [SLUICE_INGRESS_ANNOTATION]',
     );
     expect(summary).toContain(
       'NOT EXPRESSED Ingress default/limited: proxy-body-size 8m: Istio has no request body limit',
@@ -108,6 +111,59 @@ describe('sluice convert ingress', () => {
       expect(r.code).toBe(0);
     },
   );
+
+  it('limit-* become a RateLimitPolicy on the Ingress’s rules; --verify sees only the documented 503/429', async () => {
+    const { src } = await writeIngress(
+      'limited',
+      {
+        'limit-rpm': '1',
+        'limit-burst-multiplier': '2',
+        'limit-connections': '4',
+        'limit-whitelist': '10.1.0.0/16',
+      },
+      [ingressPath('/api', 'Prefix', 'web'), ingressPath('/', 'Prefix', 'web')],
+    );
+    const r = await convert(['-f', src, '--verify']);
+    const loaded = loadResources([{ file: 'converted.yaml', text: r.out }], { defaultNamespace: 'default' });
+    expect(loaded.diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic)).toEqual([]);
+    const policy = loaded.resources.resources.find((x) => x.kind === 'RateLimitPolicy');
+    expect(policy?.spec).toEqual({
+      targetRefs: [
+        {
+          kind: 'VirtualService',
+          name: 'ingress-demo.example.com',
+          sectionName: 'Ingress default/limited path /api',
+        },
+        {
+          kind: 'VirtualService',
+          name: 'ingress-demo.example.com',
+          sectionName: 'Ingress default/limited path /',
+        },
+      ],
+      storage: 'Local',
+      rules: [
+        {
+          name: 'limit-connections',
+          key: [{ remoteAddress: {} }],
+          limit: { inFlight: 4 },
+          exempt: { remoteIpBlocks: ['10.1.0.0/16'] },
+        },
+        {
+          name: 'limit-rpm',
+          algorithm: 'TokenBucket',
+          key: [{ remoteAddress: {} }],
+          limit: { requests: 1, unit: 'Minute', burst: 3 },
+          exempt: { remoteIpBlocks: ['10.1.0.0/16'] },
+        },
+      ],
+    });
+    expect(r.err).toContain('answers 429 with Retry-After where ingress-nginx answers 503');
+    // Three requests pass on each side; every later one is refused by both, 503 against 429.
+    expect(r.err).toMatch(
+      /verify: \d+ requests, 0 answered differently \(and \d+ rate limited: 503 natively, 429 converted, as documented\)/,
+    );
+    expect(r.code).toBe(0);
+  });
 
   it('--verify reports a conversion that behaves differently', async () => {
     const update = await readConfigSources({

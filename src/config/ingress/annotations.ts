@@ -71,11 +71,27 @@ export interface IngressAnnotations {
     readonly secretType: 'auth-file' | 'auth-map';
     readonly realm: string;
   } | null;
+  /** limit-rps / limit-rpm / limit-connections (+ limit-burst-multiplier, limit-whitelist); null when none is set. */
+  readonly rateLimit: IngressRateLimit | null;
   /** whitelist-source-range / denylist-source-range: IPs and CIDRs, empty when unset. */
   readonly allowSourceRanges: readonly string[];
   readonly denySourceRanges: readonly string[];
   /** Annotations read here, as `name` without the prefix (for the convert report). */
   readonly used: readonly string[];
+}
+
+/**
+ * ingress-nginx's rate limits of one Ingress (annotations/ratelimit): zones keyed by client IP,
+ * shared by every path of the Ingress, `limit_req … burst=limit×multiplier nodelay` and
+ * `limit_conn`; 0 = that limit is off.
+ */
+export interface IngressRateLimit {
+  readonly rps: number;
+  readonly rpm: number;
+  readonly burstMultiplier: number;
+  readonly connections: number;
+  /** limit-whitelist (alias limit-allowlist): client IPs/CIDRs never counted. */
+  readonly exempt: readonly string[];
 }
 
 export interface AnnotationProblem {
@@ -112,11 +128,8 @@ const UNENFORCEABLE: Readonly<Record<string, string>> = {
 
 /** Annotations sluice has not implemented yet: each is a warning naming what happens instead. */
 const NOT_YET: Readonly<Record<string, string>> = {
-  'limit-rps': 'requests are not rate limited',
-  'limit-rpm': 'requests are not rate limited',
-  'limit-burst-multiplier': 'requests are not rate limited',
-  'limit-connections': 'connections are not limited',
-  'limit-whitelist': 'requests are not rate limited',
+  'limit-rate': 'response bandwidth per request is not limited',
+  'limit-rate-after': 'response bandwidth per request is not limited',
   'proxy-send-timeout': 'the upstream send timeout is not applied',
   'proxy-next-upstream': "Istio's default retry policy (VS-23) applies instead",
   'proxy-next-upstream-tries': "Istio's default retry policy (VS-23) applies instead",
@@ -344,6 +357,7 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
     return [];
   };
   const basicAuth = readBasicAuth(str, problems);
+  const rateLimit = readRateLimit(int, ranges);
   const allowSourceRanges = ranges('whitelist-source-range');
   const denySourceRanges = ranges('denylist-source-range');
   for (const name of a.keys())
@@ -374,6 +388,7 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
       allowSourceRanges,
       denySourceRanges,
       basicAuth,
+      rateLimit,
       used,
     },
     problems,
@@ -427,6 +442,20 @@ function readHash(str: (name: string) => string | null, problems: AnnotationProb
     message: `"${by}" cannot be expressed (only $remote_addr, $http_<name>, $arg_<name>, $cookie_<name>); endpoints are balanced without a hash`,
   });
   return null;
+}
+
+/** limit-*: null when no limit is set (limit-whitelist alone limits nothing, as in ingress-nginx). */
+function readRateLimit(
+  int: (name: string, dflt: number, min: number, max: number) => number,
+  ranges: (name: string) => string[],
+): IngressRateLimit | null {
+  const rps = int('limit-rps', 0, 0, 1_000_000);
+  const rpm = int('limit-rpm', 0, 0, 60_000_000);
+  const connections = int('limit-connections', 0, 0, 1_000_000);
+  const burstMultiplier = int('limit-burst-multiplier', 5, 1, 1000);
+  const exempt = [...ranges('limit-whitelist'), ...ranges('limit-allowlist')];
+  if (rps === 0 && rpm === 0 && connections === 0) return null;
+  return { rps, rpm, burstMultiplier, connections, exempt };
 }
 
 /**

@@ -26,6 +26,7 @@ import type {
   GatewaySpec,
   HTTPMatchRequest,
   HTTPRoute,
+  IngressNginxRoute,
   StringMatch,
   VirtualServiceSpec,
 } from '../../model/networking.ts';
@@ -38,6 +39,7 @@ import {
   type HashSetting,
   type AnnotationProblem,
   type IngressAnnotations,
+  type IngressRateLimit,
 } from './annotations.ts';
 
 export interface IngressOptions {
@@ -614,6 +616,7 @@ function hostRoutes(
         ...(l.ann.allowSourceRanges.length > 0 ? { allowSourceRanges: l.ann.allowSourceRanges } : {}),
         ...(l.ann.denySourceRanges.length > 0 ? { denySourceRanges: l.ann.denySourceRanges } : {}),
         ...(l.ann.basicAuthUsers !== null ? { basicAuth: l.ann.basicAuthUsers } : {}),
+        ...(l.ann.rateLimit !== null ? { rateLimit: rateLimitOf(l.ingress, l.ann.rateLimit) } : {}),
       },
     };
     if (l.ann.redirect !== null && !l.isDefault) {
@@ -686,6 +689,24 @@ function hostRoutes(
     });
   }
   return out;
+}
+
+/**
+ * ingress-nginx's zones (annotations/ratelimit, template buildRateLimit): `limit_req … burst=
+ * limit×multiplier nodelay` admits burst + 1 at once (a new client's excess starts at 0 and a
+ * request is refused only when it would pass burst), then one per 1/rate: a token bucket of
+ * burst + 1 tokens refilled at the rate.
+ */
+function rateLimitOf(ing: IngressResource, r: IngressRateLimit): NonNullable<IngressNginxRoute['rateLimit']> {
+  const bucket = (requests: number) =>
+    requests === 0 ? null : { requests, burst: requests * r.burstMultiplier + 1 };
+  return {
+    ingress: `${ing.namespace}/${ing.name}`,
+    perSecond: bucket(r.rps),
+    perMinute: bucket(r.rpm),
+    connections: r.connections,
+    exempt: r.exempt,
+  };
 }
 
 function corsPolicyOf(cors: NonNullable<IngressAnnotations['cors']>): NonNullable<HTTPRoute['corsPolicy']> {
