@@ -24,6 +24,7 @@ import { runCors } from './filters/cors.ts';
 import { runBodyLimit } from './filters/body-limit.ts';
 import { runSourceRange } from './filters/source-range.ts';
 import { runBasicAuth } from './filters/basic-auth.ts';
+import { runAuthRequest } from './filters/auth-request.ts';
 import { PAYLOAD_TOO_LARGE, readBodyPrefix } from './filters/read-body.ts';
 import { runRateLimit } from './filters/rate-limit.ts';
 
@@ -72,6 +73,9 @@ export function runFilters<C extends FilterContext>(
         break;
       case 'basic-auth':
         outcome = runBasicAuth(ctx, f);
+        break;
+      case 'auth-request':
+        outcome = runAuthRequest(ctx, f);
         break;
       case 'fault':
         outcome = runFault(ctx, f);

@@ -233,6 +233,22 @@ export interface HTTPRoute {
   readonly ingressNginx?: IngressNginxRoute;
 }
 
+/** auth-url and its companions (annotations/authreq): nginx's auth_request subrequest. */
+export interface IngressExternalAuth {
+  /** The auth service URL as written (http or https, path and query kept). */
+  readonly url: string;
+  /** auth-method; null = the subrequest's own GET. */
+  readonly method: string | null;
+  readonly signin: string | null;
+  /** auth-signin-redirect-param (default `rd`). */
+  readonly signinRedirectParam: string;
+  /** auth-response-headers, as written. */
+  readonly responseHeaders: readonly string[];
+  /** auth-request-redirect: X-Auth-Request-Redirect's value; null = the request URI. */
+  readonly requestRedirect: string | null;
+  readonly alwaysSetCookie: boolean;
+}
+
 /** ingress-nginx behaviour kept for routes translated from an Ingress. */
 export interface IngressNginxRoute {
   /** proxy-body-size: larger request bodies are answered 413; 0 = no limit. */
@@ -242,6 +258,8 @@ export interface IngressNginxRoute {
    * the realm of the 401's `WWW-Authenticate`.
    */
   readonly basicAuth?: { readonly realm: string; readonly htpasswd: PrivateBytes };
+  /** auth-url: every request is first checked by the auth service, as nginx's auth_request. */
+  readonly externalAuth?: IngressExternalAuth;
   /** proxy-read-timeout: longest wait for response headers and between body reads (504). */
   readonly readTimeoutMs?: number;
   /** whitelist-source-range: only these client IPs/CIDRs get through (403 otherwise); absent = any. */

@@ -688,9 +688,47 @@ export type HttpFilter =
   | BodyLimitFilter
   | SourceRangeFilter
   | BasicAuthFilter
+  | AuthRequestFilter
   | FaultFilter
   | CorsFilter
   | RateLimitFilter;
+
+/** A string with nginx variables filled per request ($host, $escaped_request_uri, …). */
+export type NginxTemplate = readonly (
+  | { readonly text: string }
+  | { readonly variable: 'host' | 'http_host' | 'scheme' | 'request_uri' | 'escaped_request_uri' }
+)[];
+
+/**
+ * ingress-nginx's auth-url (nginx auth_request, template.go's auth location) on routes translated
+ * from an Ingress: before the request goes on, a subrequest without body asks the auth service.
+ * 2xx lets it on (auth-response-headers copied to the upstream request), 401 and 403 go back to
+ * the client (401 becomes a 302 to auth-signin when set), anything else is 500.
+ */
+export interface AuthRequestFilter {
+  readonly kind: 'auth-request';
+  /** auth-url as written: dumps, explain, logs. */
+  readonly url: string;
+  readonly cluster: Cluster;
+  /** The check's Host: the URL's host name, no port (authreq Config.Host). */
+  readonly hostHeader: string;
+  /** The URL's path and query. */
+  readonly path: string;
+  /** auth-method, else GET (an nginx subrequest is a GET). */
+  readonly method: string;
+  /** auth-method was set: X-Original-URI and X-Scheme are sent too. */
+  readonly methodSet: boolean;
+  /** auth-signin with rd=<original URL> appended as buildAuthSignURL does; null = 401 stays 401. */
+  readonly signin: NginxTemplate | null;
+  /** auth-response-headers, as written (the upstream gets them under these names). */
+  readonly responseHeaders: readonly string[];
+  /** X-Auth-Request-Redirect; null = the request URI. */
+  readonly requestRedirect: string | null;
+  /** auth-always-set-cookie: the auth service's Set-Cookie on every answer, not only 2xx/3xx. */
+  readonly alwaysSetCookie: boolean;
+  /** The route's proxy-read-timeout: the longest the check may take before 500. */
+  readonly timeoutMs: number;
+}
 
 /**
  * ingress-nginx's auth-type basic (nginx auth_basic) on routes translated from an Ingress: a

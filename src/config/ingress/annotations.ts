@@ -6,6 +6,7 @@
  */
 
 import { isIP } from 'node:net';
+import type { IngressExternalAuth } from '../../model/networking.ts';
 
 export const NGINX_PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -71,6 +72,8 @@ export interface IngressAnnotations {
     readonly secretType: 'auth-file' | 'auth-map';
     readonly realm: string;
   } | null;
+  /** auth-url (+ auth-method, auth-signin, auth-response-headers, auth-request-redirect); null when unset. */
+  readonly externalAuth: ExternalAuth | null;
   /** limit-rps / limit-rpm / limit-connections (+ limit-burst-multiplier, limit-whitelist); null when none is set. */
   readonly rateLimit: IngressRateLimit | null;
   /** whitelist-source-range / denylist-source-range: IPs and CIDRs, empty when unset. */
@@ -94,6 +97,8 @@ export interface IngressRateLimit {
   readonly exempt: readonly string[];
 }
 
+export type ExternalAuth = IngressExternalAuth;
+
 export interface AnnotationProblem {
   readonly level: 'error' | 'warning';
   readonly annotation: string;
@@ -114,10 +119,6 @@ const REFUSED = new Set([
  * what its YAML closes, so each is an error and the config is refused.
  */
 const UNENFORCEABLE: Readonly<Record<string, string>> = {
-  'auth-url': 'external authentication',
-  'auth-signin': 'external authentication',
-  'auth-response-headers': 'external authentication',
-  'auth-method': 'external authentication',
   'auth-tls-secret': 'client certificate authentication',
   'auth-tls-verify-client': 'client certificate authentication',
   'auth-tls-verify-depth': 'client certificate authentication',
@@ -128,6 +129,13 @@ const UNENFORCEABLE: Readonly<Record<string, string>> = {
 
 /** Annotations sluice has not implemented yet: each is a warning naming what happens instead. */
 const NOT_YET: Readonly<Record<string, string>> = {
+  'auth-cache-key': 'auth service answers are not cached: every request is checked',
+  'auth-cache-duration': 'auth service answers are not cached: every request is checked',
+  'auth-proxy-set-headers': 'the ConfigMap headers are not sent to the auth service',
+  'auth-keepalive': 'connections to the auth service are pooled and kept alive by sluice itself',
+  'auth-keepalive-requests': 'connections to the auth service are pooled and kept alive by sluice itself',
+  'auth-keepalive-timeout': 'connections to the auth service are pooled and kept alive by sluice itself',
+  'auth-keepalive-share-vars': 'connections to the auth service are pooled and kept alive by sluice itself',
   'limit-rate': 'response bandwidth per request is not limited',
   'limit-rate-after': 'response bandwidth per request is not limited',
   'proxy-send-timeout': 'the upstream send timeout is not applied',
@@ -358,6 +366,7 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
   };
   const basicAuth = readBasicAuth(str, problems);
   const rateLimit = readRateLimit(int, ranges);
+  const externalAuth = readExternalAuth(str, bool, problems);
   const allowSourceRanges = ranges('whitelist-source-range');
   const denySourceRanges = ranges('denylist-source-range');
   for (const name of a.keys())
@@ -389,6 +398,7 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
       denySourceRanges,
       basicAuth,
       rateLimit,
+      externalAuth,
       used,
     },
     problems,
@@ -442,6 +452,61 @@ function readHash(str: (name: string) => string | null, problems: AnnotationProb
     message: `"${by}" cannot be expressed (only $remote_addr, $http_<name>, $arg_<name>, $cookie_<name>); endpoints are balanced without a hash`,
   });
   return null;
+}
+
+/** authreq's validation: a method nginx's proxy_method takes, header names of `[A-Za-z0-9_-]`. */
+const AUTH_METHOD = /^(GET|HEAD|POST|PUT|PATCH|DELETE|CONNECT|OPTIONS|TRACE)$/;
+const AUTH_HEADER = /^[a-zA-Z\d\-_]+$/;
+
+/**
+ * auth-url and companions. What ingress-nginx refuses (a bad URL, method or header name) denies
+ * the location there; here it refuses the config, never serving the paths unchecked.
+ */
+function readExternalAuth(
+  str: (name: string) => string | null,
+  bool: (name: string, dflt: boolean) => boolean,
+  problems: AnnotationProblem[],
+): ExternalAuth | null {
+  const url = str('auth-url');
+  const method = str('auth-method');
+  const signin = str('auth-signin');
+  const signinRedirectParam = str('auth-signin-redirect-param') ?? 'rd';
+  const headers = str('auth-response-headers');
+  const requestRedirect = str('auth-request-redirect');
+  const alwaysSetCookie = bool('auth-always-set-cookie', false);
+  if (url === null) {
+    for (const [name, v] of [
+      ['auth-signin', signin],
+      ['auth-method', method],
+      ['auth-response-headers', headers],
+      ['auth-request-redirect', requestRedirect],
+    ] as const)
+      if (v !== null)
+        problems.push({ level: 'warning', annotation: name, message: 'without auth-url it has no effect' });
+    return null;
+  }
+  const refuse = (annotation: string, message: string): null => {
+    problems.push({
+      level: 'error',
+      annotation,
+      message: `${message}; the config is refused rather than serving the paths without the check`,
+    });
+    return null;
+  };
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return refuse('auth-url', `"${url}" is not a URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    return refuse('auth-url', `"${url}" is not an http or https URL`);
+  if (method !== null && !AUTH_METHOD.test(method))
+    return refuse('auth-method', `"${method}" is not an HTTP method ingress-nginx takes`);
+  const responseHeaders = headers === null ? [] : list(headers);
+  const bad = responseHeaders.find((h) => !AUTH_HEADER.test(h));
+  if (bad !== undefined) return refuse('auth-response-headers', `"${bad}" is not a header name`);
+  return { url, method, signin, signinRedirectParam, responseHeaders, requestRedirect, alwaysSetCookie };
 }
 
 /** limit-*: null when no limit is set (limit-whitelist alone limits nothing, as in ingress-nginx). */

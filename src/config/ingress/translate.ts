@@ -617,6 +617,7 @@ function hostRoutes(
         ...(l.ann.denySourceRanges.length > 0 ? { denySourceRanges: l.ann.denySourceRanges } : {}),
         ...(l.ann.basicAuthUsers !== null ? { basicAuth: l.ann.basicAuthUsers } : {}),
         ...(l.ann.rateLimit !== null ? { rateLimit: rateLimitOf(l.ingress, l.ann.rateLimit) } : {}),
+        ...(l.ann.externalAuth !== null ? { externalAuth: l.ann.externalAuth } : {}),
       },
     };
     if (l.ann.redirect !== null && !l.isDefault) {
