@@ -5,7 +5,7 @@
  * host, path and canary header/cookie goes to both, and every answer that differs (status,
  * upstream, upstream path and Host, Location, x-forwarded-prefix) is reported.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { loadResources } from '../config/index.ts';
 import { GENERATED_FROM } from '../config/ingress/index.ts';
@@ -35,6 +35,10 @@ export interface Answer {
   readonly forwardedPrefix: string | null;
   /** Set-Cookie without its value (session affinity cookies carry a per-endpoint hash). */
   readonly cookie: string | null;
+  /** X-Auth-User the upstream got (auth-response-headers from the stand-in auth service). */
+  readonly authUser: string | null;
+  /** WWW-Authenticate the client got. */
+  readonly challenge: string | null;
 }
 
 /** The literal start of an ingress-nginx regex path (up to its first regex metacharacter). */
@@ -112,7 +116,13 @@ export function probesOf(documents: readonly Record<string, unknown>[]): Probe[]
           for (const p of pathsOf(m)) for (const headers of headerSets(m)) add({ host: h, path: p, headers });
     }
   }
-  return out;
+  // Behind an auth-url every probe is asked three times: allowed, forbidden, and without credentials.
+  if (authServicesOf(documents).size === 0) return out;
+  return out.flatMap((p) => [
+    p,
+    { ...p, headers: { ...p.headers, [VERIFY_AUTH_HEADER]: 'allow' } },
+    { ...p, headers: { ...p.headers, [VERIFY_AUTH_HEADER]: 'forbid' } },
+  ]);
 }
 
 interface Bench {
@@ -152,10 +162,80 @@ async function ask(port: number, p: Probe): Promise<Answer> {
     location: typeof location === 'string' ? location : null,
     forwardedPrefix: echo?.['xfp'] ?? null,
     cookie,
+    authUser: echo?.['user'] ?? null,
+    challenge: typeof res.headers['www-authenticate'] === 'string' ? res.headers['www-authenticate'] : null,
   };
 }
 
-/** Echo upstreams for every backend host; Services and EndpointSlices pointing at them. */
+/** The header a probe sets to steer the stand-in auth service: allow, forbid, else 401. */
+export const VERIFY_AUTH_HEADER = 'x-sluice-verify-auth';
+
+/** The ext_authz providers' services of the converted YAML (auth-url), as `host` → ports. */
+function authServicesOf(documents: readonly Record<string, unknown>[]): Map<string, Set<number>> {
+  const out = new Map<string, Set<number>>();
+  for (const d of documents) {
+    if (d['kind'] !== 'MeshConfig') continue;
+    const providers =
+      (d['spec'] as { extensionProviders?: Record<string, unknown>[] }).extensionProviders ?? [];
+    for (const p of providers) {
+      const http = p['envoyExtAuthzHttp'] as { service: string; port: number } | undefined;
+      if (http === undefined) continue;
+      const s = out.get(http.service) ?? new Set<number>();
+      s.add(http.port);
+      out.set(http.service, s);
+    }
+  }
+  return out;
+}
+
+/** Allows, forbids or asks for credentials as the probe's VERIFY_AUTH_HEADER says. */
+function authAnswer(req: IncomingMessage, res: ServerResponse): void {
+  const v = req.headers[VERIFY_AUTH_HEADER];
+  if (v === 'allow') res.writeHead(200, { 'x-auth-user': 'verify' });
+  else if (v === 'forbid') res.writeHead(403);
+  else res.writeHead(401, { 'www-authenticate': 'Basic realm="verify"' });
+  res.end();
+}
+
+/** A Service `host` (`name.ns.…`) with `numbers` as ports, its one endpoint 127.0.0.1:`port`. */
+function serviceAt(set: ResourceSet, host: string, numbers: ReadonlySet<number>, port: number): Resource[] {
+  const origin = { kind: 'builtin', what: 'convert --verify' } as const;
+  const [name, ns] = host.split('.') as [string, string];
+  const existing = set.resources.find((r) => r.kind === 'Service' && r.name === name && r.namespace === ns);
+  const svcPorts = existing
+    ? (existing.spec as ServiceSpec).ports
+    : [...numbers].map((n) => ({ name: `http-${n}`, port: n }));
+  const named = svcPorts.map((p, i) => ({ ...p, name: p.name ?? `p${i}` }));
+  const meta = { namespace: ns, labels: {}, annotations: {}, origin, apiVersion: 'v1' };
+  return [
+    { ...meta, kind: 'Service', name, spec: { ports: named } },
+    {
+      ...meta,
+      kind: 'EndpointSlice',
+      apiVersion: 'discovery.k8s.io/v1',
+      name: `${name}-verify`,
+      labels: { 'kubernetes.io/service-name': name },
+      spec: {
+        serviceName: name,
+        endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+        ports: named.map((p) => ({ name: p.name, port })),
+      },
+    },
+  ];
+}
+
+async function listen(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ server: Server; port: number }> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+/**
+ * Echo upstreams for every backend host and a stand-in for every in-cluster auth service;
+ * Services and EndpointSlices pointing at them.
+ */
 async function startEchoes(
   set: ResourceSet,
   documents: readonly Record<string, unknown>[],
@@ -172,9 +252,8 @@ async function startEchoes(
   }
   const servers: Server[] = [];
   const resources: Resource[] = [];
-  const origin = { kind: 'builtin', what: 'convert --verify' } as const;
   for (const [host, numbers] of ports) {
-    const server = createServer((req, res) => {
+    const { server, port } = await listen((req, res) => {
       req.resume();
       req.on('end', () => {
         const body = JSON.stringify({
@@ -182,36 +261,21 @@ async function startEchoes(
           url: req.url ?? null,
           host: req.headers.host ?? null,
           xfp: req.headers['x-forwarded-prefix'] ?? null,
+          user: req.headers['x-auth-user'] ?? null,
         });
         res.writeHead(200, { 'content-type': 'application/json', 'x-sluice-verify-echo': '1' });
         res.end(body);
       });
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     servers.push(server);
-    const echoPort = (server.address() as { port: number }).port;
-    const [name, ns] = host.split('.') as [string, string];
-    const existing = set.resources.find((r) => r.kind === 'Service' && r.name === name && r.namespace === ns);
-    const svcPorts = existing
-      ? (existing.spec as ServiceSpec).ports
-      : [...numbers].map((n) => ({ name: `http-${n}`, port: n }));
-    const named = svcPorts.map((p, i) => ({ ...p, name: p.name ?? `p${i}` }));
-    const meta = { namespace: ns, labels: {}, annotations: {}, origin, apiVersion: 'v1' };
-    resources.push(
-      { ...meta, kind: 'Service', name, spec: { ports: named } },
-      {
-        ...meta,
-        kind: 'EndpointSlice',
-        apiVersion: 'discovery.k8s.io/v1',
-        name: `${name}-verify`,
-        labels: { 'kubernetes.io/service-name': name },
-        spec: {
-          serviceName: name,
-          endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
-          ports: named.map((p) => ({ name: p.name, port: echoPort })),
-        },
-      },
-    );
+    resources.push(...serviceAt(set, host, numbers, port));
+  }
+  for (const [host, numbers] of authServicesOf(documents)) {
+    // Only in-cluster names can be pointed at a stand-in; others are asked as they are, on both sides.
+    if (!host.endsWith('.svc.cluster.local') || ports.has(host)) continue;
+    const { server, port } = await listen(authAnswer);
+    servers.push(server);
+    resources.push(...serviceAt(set, host, numbers, port));
   }
   return { servers, resources };
 }

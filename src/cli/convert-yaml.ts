@@ -11,6 +11,7 @@ import type {
   GatewaySpec,
   HTTPMatchRequest,
   HTTPRoute,
+  IngressExternalAuth,
   IngressNginxRoute,
   VirtualServiceSpec,
 } from '../model/networking.ts';
@@ -78,7 +79,8 @@ export function renderConversion(
     return `${kind === 'not-expressed' ? 'NOT EXPRESSED' : 'differs'}: ${text}`;
   };
   const blocks: Block[] = [];
-  const policies: Record<string, unknown>[] = [];
+  const policies: { doc: Record<string, unknown>; comment: string }[] = [];
+  const providers = new Map<string, Record<string, unknown>>();
   const rateLimits = new Map<
     string,
     {
@@ -216,39 +218,88 @@ export function renderConversion(
               ),
             );
           }
-          const allow = ingressNginx.allowSourceRanges ?? [];
-          const deny = ingressNginx.denySourceRanges ?? [];
-          if (allow.length > 0 || deny.length > 0) {
+          // An AuthorizationPolicy on the gateway for this rule's hosts and paths (regex paths cannot be said).
+          const operationOf = (what: string, lost: string): { hosts: string[]; paths: string[] } | null => {
             const paths = policyPaths(rule.match ?? []);
-            if (paths === null)
+            if (paths !== null) return { hosts: spec.hosts.flatMap((h) => [h, `${h}:*`]), paths };
+            lines.push(
+              note(
+                ing,
+                'not-expressed',
+                `${what} on a regex path: AuthorizationPolicy paths cannot be regexes; ${lost}`,
+              ),
+            );
+            return null;
+          };
+          const addPolicy = (prefix: string, comment: string, policy: Record<string, unknown>): string => {
+            const name = `${prefix}-${policies.length}`;
+            policies.push({
+              comment,
+              doc: {
+                apiVersion: 'security.istio.io/v1',
+                kind: 'AuthorizationPolicy',
+                metadata: {
+                  name,
+                  namespace: opts.gatewayNamespace,
+                  annotations: { 'sluice.dev/converted-from-ingress': ing },
+                },
+                spec: { selector: { matchLabels: { ...opts.selector } }, ...policy },
+              },
+            });
+            return `${opts.gatewayNamespace}/${name}`;
+          };
+          if (ingressNginx.externalAuth !== undefined) {
+            const ext = ingressNginx.externalAuth;
+            const provider = extAuthzProviderOf(ext, providers);
+            const operation = operationOf(
+              'auth-url',
+              'this rule is NOT checked by the auth service; add a CUSTOM policy by hand before applying it',
+            );
+            if (operation !== null) {
+              const name = addPolicy(
+                'ingress-auth',
+                `auth-url ${ext.url} as a CUSTOM policy with the ext_authz provider ${provider}.`,
+                {
+                  action: 'CUSTOM',
+                  provider: { name: provider },
+                  rules: [{ to: [{ operation }] }],
+                },
+              );
+              lines.push(`auth-url → AuthorizationPolicy ${name} (CUSTOM, provider ${provider})`);
+            }
+            for (const text of externalAuthDifferences(ext)) lines.push(note(ing, 'difference', text));
+            if (ext.signin !== null)
               lines.push(
                 note(
                   ing,
                   'not-expressed',
-                  'whitelist/denylist-source-range on a regex path: AuthorizationPolicy paths cannot be regexes; the range is not enforced',
+                  `auth-signin ${ext.signin}: Istio's ext_authz passes the auth service's 401 to the client; it cannot turn it into a 302 to the sign-in page (have the auth service answer the redirect itself)`,
                 ),
               );
-            else {
-              const hosts = spec.hosts.flatMap((h) => [h, `${h}:*`]);
-              const to = [{ operation: { hosts, paths } }];
-              const rules = [
-                ...(allow.length > 0 ? [{ from: [{ source: { notRemoteIpBlocks: allow } }], to }] : []),
-                ...(deny.length > 0 ? [{ from: [{ source: { remoteIpBlocks: deny } }], to }] : []),
-              ];
-              policies.push({
-                apiVersion: 'security.istio.io/v1',
-                kind: 'AuthorizationPolicy',
-                metadata: {
-                  name: `ingress-source-range-${policies.length}`,
-                  namespace: opts.gatewayNamespace,
-                  annotations: { 'sluice.dev/converted-from-ingress': ing },
-                },
-                spec: { selector: { matchLabels: { ...opts.selector } }, action: 'DENY', rules },
-              });
-              lines.push(
-                `whitelist/denylist-source-range → AuthorizationPolicy ${opts.gatewayNamespace}/ingress-source-range-${policies.length - 1} (DENY, 403 "RBAC: access denied" where nginx answers 403 Forbidden)`,
-              );
-            }
+          }
+          const allow = ingressNginx.allowSourceRanges ?? [];
+          const deny = ingressNginx.denySourceRanges ?? [];
+          const operation =
+            allow.length > 0 || deny.length > 0
+              ? operationOf('whitelist/denylist-source-range', 'the range is not enforced')
+              : null;
+          if (operation !== null) {
+            const to = [{ operation }];
+            const rules = [
+              ...(allow.length > 0 ? [{ from: [{ source: { notRemoteIpBlocks: allow } }], to }] : []),
+              ...(deny.length > 0 ? [{ from: [{ source: { remoteIpBlocks: deny } }], to }] : []),
+            ];
+            const name = addPolicy(
+              'ingress-source-range',
+              'whitelist/denylist-source-range as a DENY policy on the gateway.',
+              {
+                action: 'DENY',
+                rules,
+              },
+            );
+            lines.push(
+              `whitelist/denylist-source-range → AuthorizationPolicy ${name} (DENY, 403 "RBAC: access denied" where nginx answers 403 Forbidden)`,
+            );
           }
         }
         ruleComments.set(i, lines.join('\n'));
@@ -272,12 +323,19 @@ export function renderConversion(
       ruleComments: new Map(),
     });
   }
-  for (const p of policies)
+  if (providers.size > 0)
     blocks.push({
-      doc: p,
-      comment: 'whitelist/denylist-source-range as a DENY policy on the gateway.',
+      doc: {
+        apiVersion: 'sluice.dev/v1alpha1',
+        kind: 'MeshConfig',
+        metadata: { name: 'mesh', namespace: opts.gatewayNamespace },
+        spec: { extensionProviders: [...providers.values()] },
+      },
+      comment:
+        'auth-url services as ext_authz providers. In Istio these entries go under meshConfig.extensionProviders (the istio ConfigMap or IstioOperator), not in a resource of their own.',
       ruleComments: new Map(),
     });
+  for (const p of policies) blocks.push({ doc: p.doc, comment: p.comment, ruleComments: new Map() });
   for (const { namespace, limits, targets } of rateLimits.values())
     blocks.push({
       doc: rateLimitPolicyOf(namespace, limits, targets),
@@ -286,6 +344,56 @@ export function renderConversion(
     });
   const text = blocks.map(renderBlock).join('---\n');
   return { yaml: text, documents: blocks.map((b) => b.doc), notes };
+}
+
+/**
+ * auth-url as an `envoyExtAuthzHttp` provider (one per distinct auth service setting, named in
+ * order); returns its name. What Istio's check cannot say is in externalAuthDifferences.
+ */
+function extAuthzProviderOf(
+  ext: IngressExternalAuth,
+  providers: Map<string, Record<string, unknown>>,
+): string {
+  const u = new URL(ext.url);
+  const port = u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
+  const http = {
+    service: u.hostname,
+    port,
+    ...(u.pathname !== '/' ? { pathPrefix: u.pathname.replace(/\/$/, '') } : {}),
+    timeout: '60s',
+    // nginx answers 500 when the auth service fails; Istio's default would be 403.
+    statusOnError: '500',
+    includeRequestHeadersInCheck: ['cookie', 'authorization', 'x-*'],
+    includeAdditionalHeadersInCheck: { 'x-sent-from': 'nginx-ingress-controller' },
+    ...(ext.responseHeaders.length > 0
+      ? { headersToUpstreamOnAllow: ext.responseHeaders.map((h) => h.toLowerCase()) }
+      : {}),
+    headersToDownstreamOnAllow: ['set-cookie'],
+    headersToDownstreamOnDeny: ['www-authenticate', ...(ext.alwaysSetCookie ? ['set-cookie'] : [])],
+  };
+  const key = JSON.stringify(http);
+  const known = providers.get(key);
+  if (known !== undefined) return String(known['name']);
+  const name = `ingress-auth-${providers.size}`;
+  providers.set(key, { name, envoyExtAuthzHttp: http });
+  return name;
+}
+
+/** Where Istio's ext_authz check differs from nginx's auth_request for this auth-url. */
+function externalAuthDifferences(ext: IngressExternalAuth): string[] {
+  const out = [
+    `auth-url: Istio sends the client's method and path (after pathPrefix) and only cookie, authorization and x-* headers; nginx sends ${ext.method ?? 'GET'} to the auth URL's own path with every client header plus X-Original-URL, X-Original-Method, X-Real-IP, X-Forwarded-For and X-Auth-Request-Redirect (the auth service must not rely on those)`,
+    'auth-url: Istio allows only a 200 and passes any other 2xx-4xx answer (with its body) to the client; nginx allows any 2xx, passes 401/403 with its own page and answers 500 for the rest',
+  ];
+  if (ext.responseHeaders.length > 0)
+    out.push(
+      `auth-response-headers ${ext.responseHeaders.join(', ')}: Istio sets them when the auth service sends them but lets a client-sent value through when it does not (nginx removes it): have the auth service always send them, or strip them in front`,
+    );
+  if (ext.url.startsWith('https:'))
+    out.push(
+      `auth-url is https: Istio needs a DestinationRule with tls mode SIMPLE for ${new URL(ext.url).hostname} (nginx does not verify the auth service's certificate)`,
+    );
+  return out;
 }
 
 /** ingress-nginx's zones as RateLimitPolicy rules, the token buckets as the translation sized them. */

@@ -165,6 +165,58 @@ describe('sluice convert ingress', () => {
     expect(r.code).toBe(0);
   });
 
+  it('auth-url becomes an ext_authz provider and a CUSTOM policy; --verify agrees against a stand-in auth service', async () => {
+    const { src } = await writeIngress(
+      'guarded',
+      {
+        'auth-url': 'http://authsvc.default.svc.cluster.local/verify',
+        'auth-response-headers': 'X-Auth-User',
+      },
+      [ingressPath('/api', 'Prefix', 'web'), ingressPath('/', 'Prefix', 'web')],
+    );
+    const r = await convert(['-f', src, '--verify']);
+    const loaded = loadResources([{ file: 'converted.yaml', text: r.out }], { defaultNamespace: 'default' });
+    expect(loaded.diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic)).toEqual([]);
+    const mesh = loaded.resources.resources.find((x) => x.kind === 'MeshConfig');
+    expect(mesh?.spec).toMatchObject({
+      extensionProviders: [
+        {
+          name: 'ingress-auth-0',
+          envoyExtAuthzHttp: {
+            service: 'authsvc.default.svc.cluster.local',
+            port: 80,
+            pathPrefix: '/verify',
+            statusOnError: '500',
+            headersToUpstreamOnAllow: ['x-auth-user'],
+          },
+        },
+      ],
+    });
+    const custom = loaded.resources.resources.filter((x) => x.kind === 'AuthorizationPolicy');
+    expect(custom.map((x) => (x.spec as { action: string }).action)).toEqual(['CUSTOM', 'CUSTOM']);
+    expect(r.err).toContain('Istio sends the client');
+    // Allowed (with X-Auth-User to the upstream), forbidden and unauthenticated, on both sides alike.
+    expect(r.err).toMatch(/verify: \d+ requests, 0 answered differently/);
+    expect(r.code).toBe(0);
+  });
+
+  it('auth-signin is reported as not expressed, and --verify shows the 302 against 401', async () => {
+    const { src } = await writeIngress(
+      'guarded',
+      {
+        'auth-url': 'http://authsvc.default.svc.cluster.local/verify',
+        'auth-signin': 'https://login.example.com/start',
+      },
+      [ingressPath('/', 'Prefix', 'web')],
+    );
+    const r = await convert(['-f', src, '--verify']);
+    expect(r.err).toContain(
+      'NOT EXPRESSED Ingress default/guarded: auth-signin https://login.example.com/start',
+    );
+    expect(r.err).toContain('differs: demo.example.com/: status ingress=302 istio=401');
+    expect(r.code).toBe(1);
+  });
+
   it('--verify reports a conversion that behaves differently', async () => {
     const update = await readConfigSources({
       paths: [GUIDE],
