@@ -5,7 +5,11 @@
  * host, path and canary header/cookie goes to both, and every answer that differs (status,
  * upstream, upstream path and Host, Location, x-forwarded-prefix) is reported.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer as createHttp2Server, createSecureServer as createSecureHttp2Server } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server as NetServer } from 'node:net';
+import { makeCa, makeServerCert, type PemPair } from '../tls/self-signed.ts';
 import { request } from 'undici';
 import { loadResources } from '../config/index.ts';
 import { GENERATED_FROM } from '../config/ingress/index.ts';
@@ -13,7 +17,7 @@ import { compile } from '../compile/index.ts';
 import { createGateway, type Gateway } from '../control/reconcile.ts';
 import { formatDiagnostic } from '../errors/diagnostic.ts';
 import type { ServiceSpec } from '../model/kube.ts';
-import type { HTTPMatchRequest, VirtualServiceSpec } from '../model/networking.ts';
+import type { DestinationRuleSpec, HTTPMatchRequest, VirtualServiceSpec } from '../model/networking.ts';
 import type { Resource, ResourceSet } from '../model/resource.ts';
 import { silentLogger } from '../observability/logger.ts';
 import { closeAllPools } from '../upstream/pools.ts';
@@ -189,12 +193,12 @@ function authServicesOf(documents: readonly Record<string, unknown>[]): Map<stri
 }
 
 /** Allows, forbids or asks for credentials as the probe's VERIFY_AUTH_HEADER says. */
-function authAnswer(req: IncomingMessage, res: ServerResponse): void {
+function authAnswer(req: Req, res: Res): void {
   const v = req.headers[VERIFY_AUTH_HEADER];
   if (v === 'allow') res.writeHead(200, { 'x-auth-user': 'verify' });
   else if (v === 'forbid') res.writeHead(403);
   else res.writeHead(401, { 'www-authenticate': 'Basic realm="verify"' });
-  res.end();
+  res.end('');
 }
 
 /** A Service `host` (`name.ns.…`) with `numbers` as ports, its one endpoint 127.0.0.1:`port`. */
@@ -224,10 +228,56 @@ function serviceAt(set: ResourceSet, host: string, numbers: ReadonlySet<number>,
   ];
 }
 
+/** What the stand-ins read and write: the part HTTP/1.1 and HTTP/2 compatibility requests share. */
+interface Req {
+  readonly headers: IncomingHttpHeaders;
+  readonly url?: string;
+  resume(): unknown;
+  on(event: 'end', fn: () => void): unknown;
+}
+interface Res {
+  writeHead(status: number, headers?: Record<string, string>): unknown;
+  end(body: string): unknown;
+}
+type Handler = (req: Req, res: Res) => void;
+
+interface Closable {
+  close(): void;
+}
+
+/** How a backend is spoken to in the converted YAML: TLS and/or HTTP/2 from its DestinationRule. */
+function backendProtocolOf(
+  documents: readonly Record<string, unknown>[],
+  host: string,
+): { tls: boolean; h2: boolean } {
+  const out = { tls: false, h2: false };
+  for (const d of documents) {
+    if (d['kind'] !== 'DestinationRule') continue;
+    const spec = d['spec'] as DestinationRuleSpec;
+    if (spec.host !== host) continue;
+    for (const p of [spec.trafficPolicy ?? {}, ...(spec.trafficPolicy?.portLevelSettings ?? [])]) {
+      if (p.tls?.mode === 'SIMPLE' || p.tls?.mode === 'MUTUAL') out.tls = true;
+      if (p.connectionPool?.http?.h2UpgradePolicy === 'UPGRADE') out.h2 = true;
+    }
+  }
+  return out;
+}
+
+let verifyCert: PemPair | null = null;
+
+/** A loopback server speaking what the backend speaks (HTTP/1.1 or h2c, plain or TLS with a throwaway certificate). */
 async function listen(
-  handler: (req: IncomingMessage, res: ServerResponse) => void,
-): Promise<{ server: Server; port: number }> {
-  const server = createServer(handler);
+  handler: Handler,
+  protocol: { tls: boolean; h2: boolean } = { tls: false, h2: false },
+): Promise<{ server: Closable; port: number }> {
+  let server: NetServer & Closable;
+  if (protocol.tls) {
+    verifyCert ??= makeServerCert(makeCa({ commonName: 'sluice convert --verify' }), ['verify.invalid']);
+    const creds = { cert: verifyCert.certPem, key: verifyCert.keyPem };
+    server = protocol.h2
+      ? createSecureHttp2Server({ ...creds, allowHTTP1: true }, handler)
+      : createHttpsServer(creds, handler);
+  } else server = protocol.h2 ? createHttp2Server(handler) : createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, port: (server.address() as { port: number }).port };
 }
@@ -239,7 +289,7 @@ async function listen(
 async function startEchoes(
   set: ResourceSet,
   documents: readonly Record<string, unknown>[],
-): Promise<{ servers: Server[]; resources: Resource[] }> {
+): Promise<{ servers: Closable[]; resources: Resource[] }> {
   const ports = new Map<string, Set<number>>();
   for (const d of documents) {
     if (d['kind'] !== 'VirtualService') continue;
@@ -250,23 +300,26 @@ async function startEchoes(
         ports.set(r.destination.host, s);
       }
   }
-  const servers: Server[] = [];
+  const servers: Closable[] = [];
   const resources: Resource[] = [];
   for (const [host, numbers] of ports) {
-    const { server, port } = await listen((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        const body = JSON.stringify({
-          name: host,
-          url: req.url ?? null,
-          host: req.headers.host ?? null,
-          xfp: req.headers['x-forwarded-prefix'] ?? null,
-          user: req.headers['x-auth-user'] ?? null,
+    const { server, port } = await listen(
+      (req, res) => {
+        req.resume();
+        req.on('end', () => {
+          const body = JSON.stringify({
+            name: host,
+            url: req.url ?? null,
+            host: req.headers.host ?? null,
+            xfp: req.headers['x-forwarded-prefix'] ?? null,
+            user: req.headers['x-auth-user'] ?? null,
+          });
+          res.writeHead(200, { 'content-type': 'application/json', 'x-sluice-verify-echo': '1' });
+          res.end(body);
         });
-        res.writeHead(200, { 'content-type': 'application/json', 'x-sluice-verify-echo': '1' });
-        res.end(body);
-      });
-    });
+      },
+      backendProtocolOf(documents, host),
+    );
     servers.push(server);
     resources.push(...serviceAt(set, host, numbers, port));
   }
@@ -312,6 +365,7 @@ export async function verifyConversion(
   const b = await startGateway(istio, opts, opts.ingressHttpPort);
   let differences = 0;
   let rateLimited = 0;
+  let reached = 0;
   try {
     if (typeof a === 'string' || typeof b === 'string') {
       io.out(
@@ -325,6 +379,7 @@ export async function verifyConversion(
       u !== null && v !== null && groups.some((g) => g.includes(u) && g.includes(v));
     for (const p of probes) {
       const [x, y] = await Promise.all([ask(a.port, p), ask(b.port, p)]);
+      if (x.upstream !== null && y.upstream !== null) reached++;
       const fields = (Object.keys(x) as (keyof Answer)[]).filter(
         (k) => x[k] !== y[k] && !(k === 'upstream' && split(x.upstream, y.upstream)),
       );
@@ -343,7 +398,7 @@ export async function verifyConversion(
       );
     }
     io.out(
-      `verify: ${probes.length} requests, ${differences} answered differently${rateLimited > 0 ? ` (and ${rateLimited} rate limited: 503 natively, 429 converted, as documented)` : ''}\n`,
+      `verify: ${probes.length} requests, ${differences} answered differently, ${reached} reached a backend on both sides${rateLimited > 0 ? ` (and ${rateLimited} rate limited: 503 natively, 429 converted, as documented)` : ''}\n`,
     );
     return differences;
   } finally {

@@ -8,6 +8,7 @@ import { Document, YAMLMap, YAMLSeq, isMap } from 'yaml';
 import { NGINX_PREFIX, parseNginxSize } from '../config/ingress/annotations.ts';
 import { GENERATED_FROM } from '../config/ingress/index.ts';
 import type {
+  DestinationRuleSpec,
   GatewaySpec,
   HTTPMatchRequest,
   HTTPRoute,
@@ -92,6 +93,19 @@ export function renderConversion(
   for (const r of generated) {
     const from = r.annotations[GENERATED_FROM] ?? '';
     const firstIngress = from.split(',')[0] ?? '';
+    /** `ns/name` → `name`: Istio reads credentialName Secrets from the gateway's namespace. */
+    const localCredential = (cred: string, lines: string[]): string => {
+      const [ns, name] = cred.split('/') as [string, string];
+      if (ns !== opts.gatewayNamespace)
+        lines.push(
+          note(
+            firstIngress,
+            'difference',
+            `Istio reads credentialName from the gateway's namespace: copy Secret ${ns}/${name} to ${opts.gatewayNamespace} (ingress-nginx read it from the Ingress's namespace)`,
+          ),
+        );
+      return name;
+    };
     const meta = {
       name: r.name,
       namespace: r.namespace,
@@ -104,17 +118,8 @@ export function renderConversion(
       ];
       const servers = spec.servers.map((s) => {
         const cred = s.tls?.credentialName;
-        if (cred === undefined || !cred.includes('/')) return s;
-        const [ns, name] = cred.split('/') as [string, string];
-        if (ns !== opts.gatewayNamespace)
-          lines.push(
-            note(
-              firstIngress,
-              'difference',
-              `Istio reads credentialName from the gateway's namespace: copy Secret ${ns}/${name} to ${opts.gatewayNamespace} (ingress-nginx read it from the Ingress's namespace)`,
-            ),
-          );
-        return { ...s, tls: { ...s.tls, credentialName: name } };
+        if (s.tls === undefined || cred === undefined || !cred.includes('/')) return s;
+        return { ...s, tls: { ...s.tls, credentialName: localCredential(cred, lines) } };
       });
       blocks.push({
         doc: {
@@ -317,9 +322,35 @@ export function renderConversion(
       });
       continue;
     }
+    const dr = r.spec as DestinationRuleSpec;
+    const lines = [
+      `Backend ${dr.host}: ingress-nginx's proxy-connect-timeout (5 s unless set), backend-protocol, proxy-ssl-* and session affinity, from ${from}.`,
+    ];
+    const portLevelSettings = (dr.trafficPolicy?.portLevelSettings ?? []).map((p) => {
+      const cred = p.tls?.credentialName;
+      if (p.tls === undefined || cred === undefined || !cred.includes('/')) return p;
+      const name = localCredential(cred, lines);
+      if (p.tls.sni === undefined)
+        lines.push(
+          note(
+            firstIngress,
+            'difference',
+            "proxy-ssl-server-name off: nginx sends no SNI to the backend, Istio sends the request's Host",
+          ),
+        );
+      return { ...p, tls: { ...p.tls, credentialName: name } };
+    });
     blocks.push({
-      doc: { apiVersion: 'networking.istio.io/v1', kind: r.kind, metadata: meta, spec: r.spec },
-      comment: `Backend ${String((r.spec as { host?: string }).host)}: ingress-nginx's proxy-connect-timeout (5 s unless set), backend-protocol and session affinity, from ${from}.`,
+      doc: {
+        apiVersion: 'networking.istio.io/v1',
+        kind: r.kind,
+        metadata: meta,
+        spec:
+          dr.trafficPolicy === undefined
+            ? dr
+            : { ...dr, trafficPolicy: { ...dr.trafficPolicy, portLevelSettings } },
+      },
+      comment: lines.join('\n'),
       ruleComments: new Map(),
     });
   }

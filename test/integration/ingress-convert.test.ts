@@ -160,7 +160,7 @@ describe('sluice convert ingress', () => {
     expect(r.err).toContain('answers 429 with Retry-After where ingress-nginx answers 503');
     // Three requests pass on each side; every later one is refused by both, 503 against 429.
     expect(r.err).toMatch(
-      /verify: \d+ requests, 0 answered differently \(and \d+ rate limited: 503 natively, 429 converted, as documented\)/,
+      /verify: \d+ requests, 0 answered differently, \d+ reached a backend on both sides \(and \d+ rate limited: 503 natively, 429 converted, as documented\)/,
     );
     expect(r.code).toBe(0);
   });
@@ -216,6 +216,21 @@ describe('sluice convert ingress', () => {
     expect(r.err).toContain('differs: demo.example.com/: status ingress=302 istio=401');
     expect(r.code).toBe(1);
   });
+
+  it.each(['HTTPS', 'GRPC', 'GRPCS'])(
+    'backend-protocol %s: --verify reaches a stand-in backend speaking it on both sides',
+    async (protocol) => {
+      const { src } = await writeIngress('proto', { 'backend-protocol': protocol }, [
+        ingressPath('/', 'Prefix', 'web'),
+      ]);
+      const r = await convert(['-f', src, '--verify']);
+      const m = /verify: (\d+) requests, 0 answered differently, (\d+) reached a backend on both sides/.exec(
+        r.err,
+      );
+      expect(m, r.err).not.toBeNull();
+      expect(Number(m![2])).toBe(Number(m![1]));
+    },
+  );
 
   it('--verify reports a conversion that behaves differently', async () => {
     const update = await readConfigSources({

@@ -72,6 +72,14 @@ export interface IngressAnnotations {
     readonly secretType: 'auth-file' | 'auth-map';
     readonly realm: string;
   } | null;
+  /** proxy-ssl-secret (+ proxy-ssl-verify, proxy-ssl-name, proxy-ssl-server-name); null when unset. */
+  readonly proxySsl: {
+    /** `namespace/name`, as ingress-nginx requires. */
+    readonly secret: string;
+    readonly verify: boolean;
+    readonly name: string | null;
+    readonly serverName: boolean;
+  } | null;
   /** auth-url (+ auth-method, auth-signin, auth-response-headers, auth-request-redirect); null when unset. */
   readonly externalAuth: ExternalAuth | null;
   /** limit-rps / limit-rpm / limit-connections (+ limit-burst-multiplier, limit-whitelist); null when none is set. */
@@ -123,8 +131,6 @@ const UNENFORCEABLE: Readonly<Record<string, string>> = {
   'auth-tls-verify-client': 'client certificate authentication',
   'auth-tls-verify-depth': 'client certificate authentication',
   'auth-tls-pass-certificate-to-upstream': 'client certificate authentication',
-  'proxy-ssl-secret': 'upstream certificate verification',
-  'proxy-ssl-verify': 'upstream certificate verification',
 };
 
 /** Annotations sluice has not implemented yet: each is a warning naming what happens instead. */
@@ -141,7 +147,10 @@ const NOT_YET: Readonly<Record<string, string>> = {
   'proxy-send-timeout': 'the upstream send timeout is not applied',
   'proxy-next-upstream': "Istio's default retry policy (VS-23) applies instead",
   'proxy-next-upstream-tries': "Istio's default retry policy (VS-23) applies instead",
-  'proxy-ssl-name': 'the upstream TLS name is not set from it',
+  'proxy-ssl-verify-depth':
+    'the upstream chain length is not limited (a chain through intermediates verifies)',
+  'proxy-ssl-ciphers': "Node's default ciphers are offered",
+  'proxy-ssl-protocols': 'TLS 1.2 and 1.3 are offered',
   'ssl-passthrough': 'TLS is terminated, not passed through',
   'custom-http-errors': 'upstream error responses are passed through unchanged',
   'default-backend': 'unmatched requests get 404',
@@ -367,6 +376,7 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
   const basicAuth = readBasicAuth(str, problems);
   const rateLimit = readRateLimit(int, ranges);
   const externalAuth = readExternalAuth(str, bool, problems);
+  const proxySsl = readProxySsl(str, problems);
   const allowSourceRanges = ranges('whitelist-source-range');
   const denySourceRanges = ranges('denylist-source-range');
   for (const name of a.keys())
@@ -399,6 +409,7 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
       basicAuth,
       rateLimit,
       externalAuth,
+      proxySsl,
       used,
     },
     problems,
@@ -452,6 +463,59 @@ function readHash(str: (name: string) => string | null, problems: AnnotationProb
     message: `"${by}" cannot be expressed (only $remote_addr, $http_<name>, $arg_<name>, $cookie_<name>); endpoints are balanced without a hash`,
   });
   return null;
+}
+
+/**
+ * proxy-ssl-* (annotations/proxyssl): on/off switches, off by default; a Secret not written
+ * `namespace/name` is denied there and refused here.
+ */
+function readProxySsl(
+  str: (name: string) => string | null,
+  problems: AnnotationProblem[],
+): IngressAnnotations['proxySsl'] {
+  const secret = str('proxy-ssl-secret');
+  const onOff = (name: string): boolean => {
+    const v = str(name);
+    if (v === null) return false;
+    if (v === 'on' || v === 'off') return v === 'on';
+    problems.push({
+      level: 'warning',
+      annotation: name,
+      message: `must be "on" or "off", got "${v}"; off is used`,
+    });
+    return false;
+  };
+  const verify = onOff('proxy-ssl-verify');
+  const serverName = onOff('proxy-ssl-server-name');
+  const name = str('proxy-ssl-name');
+  if (secret === null) {
+    for (const [a, set] of [
+      ['proxy-ssl-verify', verify],
+      ['proxy-ssl-name', name !== null],
+      ['proxy-ssl-server-name', serverName],
+    ] as const)
+      if (set)
+        problems.push(
+          a === 'proxy-ssl-verify'
+            ? {
+                level: 'error',
+                annotation: a,
+                message:
+                  'without proxy-ssl-secret there is no CA to verify with; the config is refused rather than connecting unverified',
+              }
+            : { level: 'warning', annotation: a, message: 'without proxy-ssl-secret it has no effect' },
+        );
+    return null;
+  }
+  if (!/^[^/\s]+\/[^/\s]+$/.test(secret)) {
+    problems.push({
+      level: 'error',
+      annotation: 'proxy-ssl-secret',
+      message: `"${secret}" is not namespace/name; the config is refused rather than connecting unverified`,
+    });
+    return null;
+  }
+  return { secret, verify, name, serverName };
 }
 
 /** authreq's validation: a method nginx's proxy_method takes, header names of `[A-Za-z0-9_-]`. */

@@ -20,6 +20,7 @@ import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { IngressBackend, IngressSpec, SecretSpec, ServiceSpec } from '../../model/kube.ts';
 import { privateBytes, type PrivateBytes } from '../../model/private-bytes.ts';
 import type {
+  ClientTlsSettings,
   ConsistentHashLB,
   DestinationRuleSpec,
   GatewayServer,
@@ -70,7 +71,49 @@ type IngressResource = Resource<'Ingress', IngressSpec>;
 /** An Ingress's annotations with what they name resolved (the basic-auth Secret's users). */
 type ServedAnnotations = IngressAnnotations & {
   readonly basicAuthUsers: { readonly realm: string; readonly htpasswd: PrivateBytes } | null;
+  /** proxy-ssl-* as the backend's DestinationRule tls; null = ingress-nginx's unverified TLS. */
+  readonly upstreamTls: ClientTlsSettings | null;
 };
+
+/**
+ * proxy-ssl-* as DestinationRule tls, for HTTPS and GRPCS backends only (nginx's proxy_ssl_*
+ * act on `proxy_pass https://`). The Secret's tls.crt/tls.key make it MUTUAL; its ca.crt is the
+ * CA. With proxy-ssl-verify on, nginx checks the name proxy-ssl-name, and without one
+ * `$proxy_host`, which in ingress-nginx is `upstream_balancer`; the SNI is proxy-ssl-name only
+ * with proxy-ssl-server-name on.
+ */
+function proxySslOf(
+  ann: IngressAnnotations,
+  secrets: ReadonlyMap<string, Resource<'Secret', SecretSpec>>,
+  problems: AnnotationProblem[],
+): ClientTlsSettings | null {
+  const p = ann.proxySsl!;
+  if (ann.backendProtocol !== 'HTTPS' && ann.backendProtocol !== 'GRPCS') {
+    problems.push({
+      level: 'warning',
+      annotation: 'proxy-ssl-secret',
+      message: `backend-protocol is ${ann.backendProtocol}, so no TLS is spoken to the backend and proxy-ssl-* have no effect (as in ingress-nginx)`,
+    });
+    return null;
+  }
+  const secret = secrets.get(p.secret);
+  if (secret === undefined) {
+    problems.push({
+      level: 'error',
+      annotation: 'proxy-ssl-secret',
+      message: `Secret ${p.secret} is not in the config; the config is refused rather than connecting without it`,
+    });
+    return null;
+  }
+  const mutual = secret.spec.data['tls.crt'] !== undefined && secret.spec.data['tls.key'] !== undefined;
+  const name = p.name ?? 'upstream_balancer';
+  return {
+    mode: mutual ? 'MUTUAL' : 'SIMPLE',
+    credentialName: p.secret,
+    ...(p.verify ? { subjectAltNames: [name] } : { insecureSkipVerify: true }),
+    ...(p.serverName && p.name !== null ? { sni: p.name } : {}),
+  };
+}
 
 /**
  * auth-secret as htpasswd text: the `auth` key of an auth-file Secret, or `user:hash` lines of an
@@ -240,7 +283,8 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
     }
     const { value: read, problems } = readAnnotations(ing.annotations);
     const users = read.basicAuth === null ? null : basicAuthUsers(ing, read.basicAuth, secrets, problems);
-    const ann: ServedAnnotations = { ...read, basicAuthUsers: users };
+    const upstreamTls = read.proxySsl === null ? null : proxySslOf(read, secrets, problems);
+    const ann: ServedAnnotations = { ...read, basicAuthUsers: users, upstreamTls };
     let refused = false;
     for (const p of problems) {
       if (p.level === 'error') refused = true;
@@ -491,7 +535,7 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
             ...(ann.hash !== null ? { loadBalancer: { consistentHash: consistentHashOf(ann.hash) } } : {}),
             // ingress-nginx does not verify upstream certificates unless proxy-ssl-verify is on.
             ...(ann.backendProtocol === 'HTTPS' || ann.backendProtocol === 'GRPCS'
-              ? { tls: { mode: 'SIMPLE' as const, insecureSkipVerify: true } }
+              ? { tls: ann.upstreamTls ?? { mode: 'SIMPLE' as const, insecureSkipVerify: true } }
               : {}),
           })),
       },
