@@ -12,7 +12,7 @@ import type { Server as NetServer } from 'node:net';
 import { makeCa, makeServerCert, type PemPair } from '../tls/self-signed.ts';
 import { request } from 'undici';
 import { loadResources } from '../config/index.ts';
-import { GENERATED_FROM } from '../config/ingress/index.ts';
+import { GENERATED_FROM, MTLS_CLIENT_CA, MTLS_CREDENTIAL } from '../config/ingress/index.ts';
 import { compile } from '../compile/index.ts';
 import { createGateway, type Gateway } from '../control/reconcile.ts';
 import { formatDiagnostic } from '../errors/diagnostic.ts';
@@ -352,7 +352,18 @@ export async function verifyConversion(
     [{ file: 'converted.yaml', text: documents.map((d) => JSON.stringify(d)).join('\n---\n') }],
     { defaultNamespace: opts.configNamespace },
   );
-  const secrets = keep.filter((r) => r.kind === 'Secret').map((r) => ({ ...r, namespace: opts.namespace }));
+  // The user's Secrets copied to the gateway's namespace, and each auth-tls CA as the server
+  // credential's `-cacert`, as the converted YAML's comments ask.
+  const userSecrets = keep.filter((r) => r.kind === 'Secret' && r.annotations[GENERATED_FROM] === undefined);
+  const secrets = userSecrets.map((r) => ({ ...r, namespace: opts.namespace }));
+  for (const joined of keep.filter(
+    (r) => r.kind === 'Secret' && r.annotations[MTLS_CLIENT_CA] !== undefined,
+  )) {
+    const ca = userSecrets.find((r) => `${r.namespace}/${r.name}` === joined.annotations[MTLS_CLIENT_CA]);
+    const server = (joined.annotations[MTLS_CREDENTIAL] ?? '').split('/')[1];
+    if (ca !== undefined && server !== undefined)
+      secrets.push({ ...ca, namespace: opts.namespace, name: `${server}-cacert` });
+  }
   const istio: ResourceSet = {
     resources: [
       ...keep.filter((r) => r.annotations[GENERATED_FROM] === undefined),

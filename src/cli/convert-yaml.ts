@@ -6,7 +6,7 @@
  */
 import { Document, YAMLMap, YAMLSeq, isMap } from 'yaml';
 import { NGINX_PREFIX, parseNginxSize } from '../config/ingress/annotations.ts';
-import { GENERATED_FROM } from '../config/ingress/index.ts';
+import { GENERATED_FROM, MTLS_CLIENT_CA, MTLS_CREDENTIAL, MTLS_VERIFY } from '../config/ingress/index.ts';
 import type {
   DestinationRuleSpec,
   GatewaySpec,
@@ -90,7 +90,17 @@ export function renderConversion(
       targets: { kind: string; name: string; sectionName: string }[];
     }
   >();
+  // Generated Secrets join an Ingress's server certificate and client CA: named, never printed.
+  const mtls = new Map<string, { credential: string; ca: string; required: boolean }>();
+  for (const r of generated)
+    if (r.kind === 'Secret')
+      mtls.set(`${r.namespace}/${r.name}`, {
+        credential: r.annotations[MTLS_CREDENTIAL] ?? '',
+        ca: r.annotations[MTLS_CLIENT_CA] ?? '',
+        required: r.annotations[MTLS_VERIFY] === 'on',
+      });
   for (const r of generated) {
+    if (r.kind === 'Secret') continue;
     const from = r.annotations[GENERATED_FROM] ?? '';
     const firstIngress = from.split(',')[0] ?? '';
     /** `ns/name` → `name`: Istio reads credentialName Secrets from the gateway's namespace. */
@@ -119,7 +129,31 @@ export function renderConversion(
       const servers = spec.servers.map((s) => {
         const cred = s.tls?.credentialName;
         if (s.tls === undefined || cred === undefined || !cred.includes('/')) return s;
-        return { ...s, tls: { ...s.tls, credentialName: localCredential(cred, lines) } };
+        const joined = mtls.get(cred);
+        if (joined === undefined)
+          return { ...s, tls: { ...s.tls, credentialName: localCredential(cred, lines) } };
+        // auth-tls: Istio reads the client CA from <credentialName>-cacert.
+        const name = localCredential(joined.credential, lines);
+        lines.push(
+          note(
+            firstIngress,
+            'difference',
+            `auth-tls-secret ${joined.ca}: create Secret ${opts.gatewayNamespace}/${name}-cacert with its ca.crt (Istio reads a server's client CA there); hosts ${s.hosts.join(', ')} then verify clients per SNI`,
+          ),
+          note(
+            firstIngress,
+            'difference',
+            `auth-tls-verify-client ${joined.required ? 'on → MUTUAL: Istio refuses the TLS handshake where nginx answers HTTP 400 (auth-tls-error-page cannot be expressed)' : 'optional → OPTIONAL_MUTUAL'}`,
+          ),
+        );
+        return {
+          ...s,
+          tls: {
+            ...s.tls,
+            mode: joined.required ? ('MUTUAL' as const) : ('OPTIONAL_MUTUAL' as const),
+            credentialName: name,
+          },
+        };
       });
       blocks.push({
         doc: {
@@ -253,6 +287,32 @@ export function renderConversion(
             });
             return `${opts.gatewayNamespace}/${name}`;
           };
+          const cc = ingressNginx.clientCertificate;
+          if (cc !== undefined) {
+            lines.push(
+              note(
+                ing,
+                'difference',
+                'auth-tls: Istio sends no ssl-client-verify / ssl-client-subject-dn / ssl-client-issuer-dn headers (its gateway can forward X-Forwarded-Client-Cert instead: meshConfig gatewayTopology.forwardClientCertDetails)',
+              ),
+            );
+            if (cc.passCertificate)
+              lines.push(
+                note(
+                  ing,
+                  'not-expressed',
+                  'auth-tls-pass-certificate-to-upstream: Istio has no ssl-client-cert header; the upstream gets the certificate only through X-Forwarded-Client-Cert (forwardClientCertDetails APPEND_FORWARD with the Cert detail)',
+                ),
+              );
+            if (cc.errorPage !== null)
+              lines.push(
+                note(
+                  ing,
+                  'not-expressed',
+                  `auth-tls-error-page ${cc.errorPage}: Istio refuses the handshake and cannot redirect`,
+                ),
+              );
+          }
           if (ingressNginx.externalAuth !== undefined) {
             const ext = ingressNginx.externalAuth;
             const provider = extAuthzProviderOf(ext, providers);

@@ -15,6 +15,7 @@ import {
 } from '../model/networking.ts';
 import type {
   AuthRequestFilter,
+  ClientCertFilter,
   Cluster,
   CorsFilter,
   FaultFilter,
@@ -122,7 +123,10 @@ export function compileRouteFilters(
         problems,
       );
   }
+  const cc = rule.ingressNginx?.clientCertificate;
+  const clientCert: ClientCertFilter | null = cc === undefined ? null : { kind: 'client-cert', ...cc };
   if (
+    clientCert === null &&
     fault === null &&
     cors === null &&
     maxBody === 0 &&
@@ -133,6 +137,8 @@ export function compileRouteFilters(
   )
     return undefined;
   const out: HttpFilter[] = [];
+  // nginx answers a missing or bad client certificate (495/496) before it looks at the request.
+  if (clientCert !== null) out.push(clientCert);
   // nginx refuses an oversized Content-Length while finding the location, before access checks.
   if (maxBody > 0) out.push({ kind: 'body-limit', maxBytes: maxBody });
   // limit_req and limit_conn run in nginx's preaccess phase, before allow/deny and every auth.

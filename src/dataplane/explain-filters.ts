@@ -218,6 +218,12 @@ export function explainPolicy(snapshot: Snapshot): PolicyExplainer {
           if (!known) return stop({ status: 401, flag: '-', reason: 'ingress_basic_auth_denied' });
           break;
         }
+        case 'client-cert':
+          steps.push({
+            filter: 'client_cert',
+            verdict: `on TLS connections ${f.required ? `a verified client certificate is required (400${f.errorPage !== null ? `, or 302 to ${f.errorPage}` : ''} without)` : 'a client certificate is optional'}; explain has no connection to check`,
+          });
+          break;
         case 'auth-request':
           steps.push({
             filter: 'auth_request',

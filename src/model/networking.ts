@@ -258,6 +258,16 @@ export interface IngressNginxRoute {
    * the realm of the 401's `WWW-Authenticate`.
    */
   readonly basicAuth?: { readonly realm: string; readonly htpasswd: PrivateBytes };
+  /**
+   * auth-tls-*: on the HTTPS listener, nginx's checks of the client certificate the handshake
+   * asked for: without a verified one `required` answers 400 (or a 302 to `errorPage`); the
+   * upstream gets ssl-client-verify, -subject-dn, -issuer-dn (and ssl-client-cert).
+   */
+  readonly clientCertificate?: {
+    readonly required: boolean;
+    readonly errorPage: string | null;
+    readonly passCertificate: boolean;
+  };
   /** auth-url: every request is first checked by the auth service, as nginx's auth_request. */
   readonly externalAuth?: IngressExternalAuth;
   /** proxy-read-timeout: longest wait for response headers and between body reads (504). */

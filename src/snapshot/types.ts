@@ -689,9 +689,24 @@ export type HttpFilter =
   | SourceRangeFilter
   | BasicAuthFilter
   | AuthRequestFilter
+  | ClientCertFilter
   | FaultFilter
   | CorsFilter
   | RateLimitFilter;
+
+/**
+ * ingress-nginx's auth-tls-* on routes translated from an Ingress (nginx ssl_verify_client with
+ * its 495/496 answers): on a TLS connection, without a verified client certificate `required`
+ * answers 400, or 302 to `errorPage`; the upstream request gets ssl-client-verify (SUCCESS or
+ * NONE), ssl-client-subject-dn and ssl-client-issuer-dn (RFC 2253), and with `passCertificate`
+ * ssl-client-cert (the URL-escaped PEM), replacing whatever the client sent.
+ */
+export interface ClientCertFilter {
+  readonly kind: 'client-cert';
+  readonly required: boolean;
+  readonly errorPage: string | null;
+  readonly passCertificate: boolean;
+}
 
 /** A string with nginx variables filled per request ($host, $escaped_request_uri, …). */
 export type NginxTemplate = readonly (

@@ -289,7 +289,7 @@ describe('basic authentication (auth-type basic)', () => {
 
 describe('annotations sluice does not act on, and refused ones', () => {
   it('refuses security annotations it cannot enforce yet instead of serving the Ingress open', () => {
-    for (const a of ['auth-tls-verify-client']) {
+    for (const a of ['auth-tls-match-cn']) {
       const { diagnostics, snapshot } = compileIngressYaml(one({ [a]: 'x' }));
       const errors = diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic);
       expect(errors).toHaveLength(1);

@@ -19,6 +19,8 @@ import { readConfigSources } from '../../src/providers/certs-dir.ts';
 import { renderConversion } from '../../src/cli/convert-yaml.ts';
 import { GENERATED_FROM } from '../../src/config/ingress/index.ts';
 import { ingressYaml, path as ingressPath } from '../support/ingress.ts';
+import { rsaLeaf, testCa, tlsSecretYaml } from '../support/certs.ts';
+import type { GatewaySpec } from '../../src/model/networking.ts';
 
 const FIXTURES = path.join(import.meta.dirname, '../fixtures/ingress-nginx');
 const GUIDE = path.join(import.meta.dirname, '../../examples/ingress-nginx');
@@ -231,6 +233,36 @@ describe('sluice convert ingress', () => {
       expect(Number(m![2])).toBe(Number(m![1]));
     },
   );
+
+  it('auth-tls becomes a MUTUAL server reading <credential>-cacert; no key material is written', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'sluice-convert-'));
+    dirs.push(dir);
+    const src = path.join(dir, 'in.yaml');
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
+    await writeFile(
+      src,
+      [
+        ingressYaml({
+          name: 'mtls',
+          className: 'nginx',
+          annotations: { 'auth-tls-secret': 'default/client-ca', 'ssl-redirect': 'false' },
+          paths: [ingressPath('/', 'Prefix', 'web')],
+          spec: '  tls: [{hosts: [demo.example.com], secretName: demo-tls}]\n',
+        }),
+        tlsSecretYaml('demo-tls', rsaLeaf(['demo.example.com']), { namespace: 'default' }),
+        `apiVersion: v1\nkind: Secret\nmetadata: {name: client-ca, namespace: default}\ndata: {ca.crt: ${b64(testCa().certPem)}}\n`,
+      ].join('---\n'),
+    );
+    const r = await convert(['-f', src, '--verify']);
+    expect(r.out).not.toContain('tls.key');
+    expect(r.out).not.toContain(b64(testCa().certPem).slice(0, 40));
+    const loaded = loadResources([{ file: 'converted.yaml', text: r.out }], { defaultNamespace: 'default' });
+    expect(loaded.diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic)).toEqual([]);
+    const gw = loaded.resources.resources.find((x) => x.kind === 'Gateway')!;
+    expect((gw.spec as GatewaySpec).servers[1]!.tls).toEqual({ mode: 'MUTUAL', credentialName: 'demo-tls' });
+    expect(r.err).toContain('create Secret istio-system/demo-tls-cacert with its ca.crt');
+    expect(r.err).toMatch(/verify: \d+ requests, 0 answered differently/);
+  });
 
   it('--verify reports a conversion that behaves differently', async () => {
     const update = await readConfigSources({

@@ -72,6 +72,14 @@ export interface IngressAnnotations {
     readonly secretType: 'auth-file' | 'auth-map';
     readonly realm: string;
   } | null;
+  /** auth-tls-secret (+ auth-tls-verify-client, -error-page, -pass-certificate-to-upstream); null when unset. */
+  readonly authTls: {
+    /** `namespace/name` (the Ingress's namespace when written without one). */
+    readonly secret: string;
+    readonly verify: 'on' | 'off' | 'optional' | 'optional_no_ca';
+    readonly errorPage: string | null;
+    readonly passCert: boolean;
+  } | null;
   /** proxy-ssl-secret (+ proxy-ssl-verify, proxy-ssl-name, proxy-ssl-server-name); null when unset. */
   readonly proxySsl: {
     /** `namespace/name`, as ingress-nginx requires. */
@@ -127,10 +135,7 @@ const REFUSED = new Set([
  * what its YAML closes, so each is an error and the config is refused.
  */
 const UNENFORCEABLE: Readonly<Record<string, string>> = {
-  'auth-tls-secret': 'client certificate authentication',
-  'auth-tls-verify-client': 'client certificate authentication',
-  'auth-tls-verify-depth': 'client certificate authentication',
-  'auth-tls-pass-certificate-to-upstream': 'client certificate authentication',
+  'auth-tls-match-cn': 'matching the client certificate subject',
 };
 
 /** Annotations sluice has not implemented yet: each is a warning naming what happens instead. */
@@ -147,6 +152,7 @@ const NOT_YET: Readonly<Record<string, string>> = {
   'proxy-send-timeout': 'the upstream send timeout is not applied',
   'proxy-next-upstream': "Istio's default retry policy (VS-23) applies instead",
   'proxy-next-upstream-tries': "Istio's default retry policy (VS-23) applies instead",
+  'auth-tls-verify-depth': 'the client chain length is not limited (a chain through intermediates verifies)',
   'proxy-ssl-verify-depth':
     'the upstream chain length is not limited (a chain through intermediates verifies)',
   'proxy-ssl-ciphers': "Node's default ciphers are offered",
@@ -202,7 +208,11 @@ function list(v: string): string[] {
     .filter((s) => s !== '');
 }
 
-export function readAnnotations(annotations: Readonly<Record<string, string>>): {
+export function readAnnotations(
+  annotations: Readonly<Record<string, string>>,
+  /** The Ingress's namespace: where Secrets named without one are. */
+  namespace = 'default',
+): {
   readonly value: IngressAnnotations;
   readonly problems: AnnotationProblem[];
 } {
@@ -377,6 +387,7 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
   const rateLimit = readRateLimit(int, ranges);
   const externalAuth = readExternalAuth(str, bool, problems);
   const proxySsl = readProxySsl(str, problems);
+  const authTls = readAuthTls(str, bool, problems, namespace);
   const allowSourceRanges = ranges('whitelist-source-range');
   const denySourceRanges = ranges('denylist-source-range');
   for (const name of a.keys())
@@ -410,6 +421,7 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
       rateLimit,
       externalAuth,
       proxySsl,
+      authTls,
       used,
     },
     problems,
@@ -463,6 +475,54 @@ function readHash(str: (name: string) => string | null, problems: AnnotationProb
     message: `"${by}" cannot be expressed (only $remote_addr, $http_<name>, $arg_<name>, $cookie_<name>); endpoints are balanced without a hash`,
   });
   return null;
+}
+
+/** annotations/authtls: verify-client on unless on/off/optional/optional_no_ca; error-page a URL. */
+function readAuthTls(
+  str: (name: string) => string | null,
+  bool: (name: string, dflt: boolean) => boolean,
+  problems: AnnotationProblem[],
+  namespace: string,
+): IngressAnnotations['authTls'] {
+  const secret = str('auth-tls-secret');
+  const raw = str('auth-tls-verify-client');
+  const errorPage = str('auth-tls-error-page');
+  const passCert = bool('auth-tls-pass-certificate-to-upstream', false);
+  if (secret === null) {
+    if (raw !== null)
+      problems.push({
+        level: 'error',
+        annotation: 'auth-tls-verify-client',
+        message:
+          'without auth-tls-secret there is no CA to verify clients with; the config is refused rather than serving the host without client certificates',
+      });
+    return null;
+  }
+  let verify: NonNullable<IngressAnnotations['authTls']>['verify'] = 'on';
+  if (raw === 'on' || raw === 'off' || raw === 'optional' || raw === 'optional_no_ca') verify = raw;
+  else if (raw !== null)
+    problems.push({
+      level: 'warning',
+      annotation: 'auth-tls-verify-client',
+      message: `"${raw}" is not on, off, optional or optional_no_ca; on is used (as ingress-nginx does)`,
+    });
+  if (verify === 'optional_no_ca')
+    problems.push({
+      level: 'warning',
+      annotation: 'auth-tls-verify-client',
+      message:
+        'optional_no_ca (accept any client certificate unverified) is served as optional: a certificate the CA did not sign is refused',
+    });
+  const parts = secret.split('/');
+  if (parts.length > 2 || parts.some((p) => p === '')) {
+    problems.push({
+      level: 'error',
+      annotation: 'auth-tls-secret',
+      message: `"${secret}" is not name or namespace/name; the config is refused rather than serving the host without client certificates`,
+    });
+    return null;
+  }
+  return { secret: parts.length === 2 ? secret : `${namespace}/${secret}`, verify, errorPage, passCert };
 }
 
 /**

@@ -63,6 +63,10 @@ export const DEFAULT_INGRESS_OPTIONS: Omit<IngressOptions, 'gatewayNamespace'> =
 export const INGRESS_GATEWAY_NAME = 'sluice-ingress';
 export const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
 export const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';
+/** On a generated server-and-client-CA Secret: the Secrets it joins (convert names them instead). */
+export const MTLS_CREDENTIAL = 'sluice.dev/ingress-server-credential';
+export const MTLS_CLIENT_CA = 'sluice.dev/ingress-client-ca';
+export const MTLS_VERIFY = 'sluice.dev/ingress-client-verify';
 /** Marks generated resources: the value says which Ingresses they came from. */
 export const GENERATED_FROM = 'sluice.dev/generated-from-ingress';
 
@@ -74,6 +78,42 @@ type ServedAnnotations = IngressAnnotations & {
   /** proxy-ssl-* as the backend's DestinationRule tls; null = ingress-nginx's unverified TLS. */
   readonly upstreamTls: ClientTlsSettings | null;
 };
+
+/**
+ * The server certificate of `credential` with the auth-tls-secret's ca.crt (and ca.crl) beside
+ * it, as one Secret in the gateway's namespace: a Gateway server reads its client CA from its
+ * credential, and the two Secrets of an Ingress are separate.
+ */
+function clientCredential(
+  credential: string,
+  caSecret: string,
+  verify: string,
+  secrets: ReadonlyMap<string, Resource<'Secret', SecretSpec>>,
+  namespace: string,
+  name: string,
+  owner: IngressResource,
+): Resource {
+  const data: Record<string, PrivateBytes> = {};
+  const server = secrets.get(credential)?.spec.data ?? {};
+  const ca = secrets.get(caSecret)?.spec.data ?? {};
+  for (const k of ['tls.crt', 'tls.key'] as const) if (server[k] !== undefined) data[k] = server[k];
+  for (const k of ['ca.crt', 'ca.crl'] as const) if (ca[k] !== undefined) data[k] = ca[k];
+  return {
+    kind: 'Secret',
+    apiVersion: 'v1',
+    namespace,
+    name,
+    labels: {},
+    annotations: {
+      [GENERATED_FROM]: `${owner.namespace}/${owner.name}`,
+      [MTLS_CREDENTIAL]: credential,
+      [MTLS_CLIENT_CA]: caSecret,
+      [MTLS_VERIFY]: verify,
+    },
+    origin: owner.origin,
+    spec: { type: 'kubernetes.io/tls', data } satisfies SecretSpec,
+  };
+}
 
 /**
  * proxy-ssl-* as DestinationRule tls, for HTTPS and GRPCS backends only (nginx's proxy_ssl_*
@@ -190,6 +230,11 @@ interface HostEntry {
   readonly owner: IngressResource;
   readonly ownerAnn: ServedAnnotations;
   tls: { readonly credential: string } | null;
+  /** auth-tls-* of the first Ingress of the host that set them (ingress-nginx's server CertificateAuth). */
+  clientAuth: {
+    readonly settings: NonNullable<IngressAnnotations['authTls']>;
+    readonly ingress: IngressResource;
+  } | null;
 }
 
 const subjectOf = subjectOfResource;
@@ -281,9 +326,18 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
       });
       continue;
     }
-    const { value: read, problems } = readAnnotations(ing.annotations);
+    const { value: read, problems } = readAnnotations(ing.annotations, ing.namespace);
     const users = read.basicAuth === null ? null : basicAuthUsers(ing, read.basicAuth, secrets, problems);
     const upstreamTls = read.proxySsl === null ? null : proxySslOf(read, secrets, problems);
+    if (read.authTls !== null && read.authTls.verify !== 'off') {
+      const ca = secrets.get(read.authTls.secret)?.spec.data['ca.crt'];
+      if (ca === undefined)
+        problems.push({
+          level: 'error',
+          annotation: 'auth-tls-secret',
+          message: `Secret ${read.authTls.secret} is not in the config or has no ca.crt; the config is refused rather than serving the host without client certificates`,
+        });
+    }
     const ann: ServedAnnotations = { ...read, basicAuthUsers: users, upstreamTls };
     let refused = false;
     for (const p of problems) {
@@ -318,7 +372,12 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
     const entryFor = (host: string): HostEntry => {
       let e = hosts.get(host);
       if (e === undefined)
-        hosts.set(host, (e = { host, locations: [], owner: ing, ownerAnn: ann, tls: null }));
+        hosts.set(
+          host,
+          (e = { host, locations: [], owner: ing, ownerAnn: ann, tls: null, clientAuth: null }),
+        );
+      if (e.clientAuth === null && ann.authTls !== null && ann.authTls.verify !== 'off')
+        e.clientAuth = { settings: ann.authTls, ingress: ing };
       return e;
     };
     const spec = ing.spec;
@@ -421,7 +480,10 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
   const gatewayRef = `${gwNamespace}/${INGRESS_GATEWAY_NAME}`;
   const resources: Resource[] = [];
   const allHosts: string[] = [];
-  const tlsServers = new Map<string, string[]>();
+  const tlsServers = new Map<
+    string,
+    { credential: string; clientAuth: HostEntry['clientAuth']; hosts: string[] }
+  >();
   const hostList = [...hosts.values()].sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
 
   for (const entry of hostList) {
@@ -429,9 +491,16 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
     const vsHosts = [entry.host, ...entry.ownerAnn.serverAliases.filter((h) => h !== entry.host)];
     allHosts.push(...vsHosts);
     if (entry.tls !== null) {
-      const list = tlsServers.get(entry.tls.credential) ?? [];
-      list.push(entry.host);
-      tlsServers.set(entry.tls.credential, list);
+      // Hosts verifying clients differently cannot share a server: each gets the SNI's own settings.
+      const ca = entry.clientAuth?.settings;
+      const key = `${entry.tls.credential}|${ca === undefined ? '' : `${ca.secret}|${ca.verify}`}`;
+      const server = tlsServers.get(key) ?? {
+        credential: entry.tls.credential,
+        clientAuth: entry.clientAuth,
+        hosts: [],
+      };
+      server.hosts.push(entry.host);
+      tlsServers.set(key, server);
     }
     const http = hostRoutes(entry, opts, services, diagnostics, backendPorts);
     if (http.length === 0) continue;
@@ -480,15 +549,32 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
       hosts: [...new Set(allHosts)].sort(),
     },
   ];
+  const mtlsSecrets: Resource[] = [];
   [...tlsServers.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .forEach(([credential, list], i) =>
+    .forEach(([, { credential, clientAuth, hosts: list }], i) => {
+      let tls: GatewayServer['tls'] = { mode: 'SIMPLE', credentialName: credential };
+      if (clientAuth !== null) {
+        const secret = clientCredential(
+          credential,
+          clientAuth.settings.secret,
+          clientAuth.settings.verify,
+          secrets,
+          gwNamespace,
+          `ingress-mtls-${i}`,
+          clientAuth.ingress,
+        );
+        mtlsSecrets.push(secret);
+        // The handshake asks for a certificate and admits none; the route answers 400 as nginx.
+        tls = { mode: 'OPTIONAL_MUTUAL', credentialName: `${gwNamespace}/${secret.name}` };
+      }
       servers.push({
         port: { number: opts.httpsPort, name: `https-ingress-${i}`, protocol: 'HTTPS' },
         hosts: list,
-        tls: { mode: 'SIMPLE', credentialName: credential },
-      }),
-    );
+        tls,
+      });
+    });
+  resources.push(...mtlsSecrets);
   const gateway: GatewaySpec = { servers };
   resources.unshift(generated('Gateway', gwNamespace, INGRESS_GATEWAY_NAME, served[0]!, [], gateway, served));
 
@@ -662,6 +748,15 @@ function hostRoutes(
         ...(l.ann.basicAuthUsers !== null ? { basicAuth: l.ann.basicAuthUsers } : {}),
         ...(l.ann.rateLimit !== null ? { rateLimit: rateLimitOf(l.ingress, l.ann.rateLimit) } : {}),
         ...(l.ann.externalAuth !== null ? { externalAuth: l.ann.externalAuth } : {}),
+        ...(entry.clientAuth !== null && entry.tls !== null
+          ? {
+              clientCertificate: {
+                required: entry.clientAuth.settings.verify === 'on',
+                errorPage: entry.clientAuth.settings.errorPage,
+                passCertificate: entry.clientAuth.settings.passCert,
+              },
+            }
+          : {}),
       },
     };
     if (l.ann.redirect !== null && !l.isDefault) {

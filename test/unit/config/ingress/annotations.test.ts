@@ -77,13 +77,13 @@ describe('ingress-nginx annotations', () => {
   it('refuses snippets and unenforceable security annotations; warns about unknown ones', () => {
     const { problems } = read({
       'server-snippet': 'x',
-      'auth-tls-secret': 'default/ca',
+      'auth-tls-match-cn': 'CN=x',
       'limit-rate': '5',
       'made-up': 'y',
       'proxy-body-size': 'lots',
     });
     expect(problems.map((p) => `${p.level} ${p.annotation}`).sort()).toEqual([
-      'error auth-tls-secret',
+      'error auth-tls-match-cn',
       'error server-snippet',
       'warning limit-rate',
       'warning made-up',
