@@ -72,6 +72,11 @@ export interface IngressAnnotations {
     readonly secretType: 'auth-file' | 'auth-map';
     readonly realm: string;
   } | null;
+  /**
+   * proxy-next-upstream (+ -tries) as a retry policy: Envoy retryOn tokens and retries (tries − 1);
+   * ingress-nginx's default is `error timeout` with 3 tries.
+   */
+  readonly retries: { readonly attempts: number; readonly retryOn: string };
   /** auth-tls-secret (+ auth-tls-verify-client, -error-page, -pass-certificate-to-upstream); null when unset. */
   readonly authTls: {
     /** `namespace/name` (the Ingress's namespace when written without one). */
@@ -150,8 +155,7 @@ const NOT_YET: Readonly<Record<string, string>> = {
   'limit-rate': 'response bandwidth per request is not limited',
   'limit-rate-after': 'response bandwidth per request is not limited',
   'proxy-send-timeout': 'the upstream send timeout is not applied',
-  'proxy-next-upstream': "Istio's default retry policy (VS-23) applies instead",
-  'proxy-next-upstream-tries': "Istio's default retry policy (VS-23) applies instead",
+  'proxy-next-upstream-timeout': 'the time spent on retries is bounded only by the attempts',
   'auth-tls-verify-depth': 'the client chain length is not limited (a chain through intermediates verifies)',
   'proxy-ssl-verify-depth':
     'the upstream chain length is not limited (a chain through intermediates verifies)',
@@ -388,6 +392,7 @@ export function readAnnotations(
   const externalAuth = readExternalAuth(str, bool, problems);
   const proxySsl = readProxySsl(str, problems);
   const authTls = readAuthTls(str, bool, problems, namespace);
+  const retries = readNextUpstream(str, int, problems);
   const allowSourceRanges = ranges('whitelist-source-range');
   const denySourceRanges = ranges('denylist-source-range');
   for (const name of a.keys())
@@ -422,6 +427,7 @@ export function readAnnotations(
       externalAuth,
       proxySsl,
       authTls,
+      retries,
       used,
     },
     problems,
@@ -475,6 +481,53 @@ function readHash(str: (name: string) => string | null, problems: AnnotationProb
     message: `"${by}" cannot be expressed (only $remote_addr, $http_<name>, $arg_<name>, $cookie_<name>); endpoints are balanced without a hash`,
   });
   return null;
+}
+
+/**
+ * proxy-next-upstream conditions (nginx proxy_next_upstream) as Envoy retryOn: `error` is a
+ * failed or reset connection, `timeout` a connect timeout (Envoy counts it a connect failure; a
+ * response-header timeout is not retried), `http_NNN` that status; `off` no retry. nginx retries
+ * POST, LOCK and PATCH only with `non_idempotent`; Envoy retries any method (a warning says so).
+ */
+function readNextUpstream(
+  str: (name: string) => string | null,
+  int: (name: string, dflt: number, min: number, max: number) => number,
+  problems: AnnotationProblem[],
+): IngressAnnotations['retries'] {
+  const written = str('proxy-next-upstream');
+  const tries = int('proxy-next-upstream-tries', 3, 0, 100);
+  const conditions = (written ?? 'error timeout').split(/\s+/).filter((c) => c !== '');
+  const on = new Set<string>();
+  for (const c of conditions) {
+    if (c === 'off') return { attempts: 0, retryOn: '' };
+    if (c === 'error') on.add('connect-failure').add('reset');
+    else if (c === 'timeout') on.add('connect-failure');
+    else if (/^http_(500|502|503|504|403|404|429)$/.test(c)) on.add(c.slice(5));
+    else if (c !== 'non_idempotent')
+      problems.push({
+        level: 'warning',
+        annotation: 'proxy-next-upstream',
+        message: `"${c}" has no Envoy retry condition; it is not retried on`,
+      });
+  }
+  if (written !== null && !conditions.includes('non_idempotent') && on.size > 0)
+    problems.push({
+      level: 'warning',
+      annotation: 'proxy-next-upstream',
+      message:
+        'nginx does not retry POST, LOCK and PATCH requests without non_idempotent; sluice retries every method',
+    });
+  // tries counts the first attempt; 0 is nginx's "no limit", kept to its default 3 here.
+  if (tries === 0)
+    problems.push({
+      level: 'warning',
+      annotation: 'proxy-next-upstream-tries',
+      message: '0 (no limit) is served as 3 tries',
+    });
+  return {
+    attempts: on.size === 0 ? 0 : Math.max(0, (tries === 0 ? 3 : tries) - 1),
+    retryOn: [...on].join(','),
+  };
 }
 
 /** annotations/authtls: verify-client on unless on/off/optional/optional_no_ca; error-page a URL. */

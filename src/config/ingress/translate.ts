@@ -781,6 +781,11 @@ function hostRoutes(
     }
     const common = {
       ...base,
+      // proxy-next-upstream, or ingress-nginx's default (error timeout, 3 tries), never Istio's.
+      retries:
+        l.ann.retries.attempts === 0
+          ? { attempts: 0 }
+          : { attempts: l.ann.retries.attempts, retryOn: l.ann.retries.retryOn },
       ...rewriteOf(l, diagnostics),
       ...(l.ann.xForwardedPrefix !== null
         ? { headers: { request: { set: { 'x-forwarded-prefix': l.ann.xForwardedPrefix } } } }
