@@ -375,7 +375,7 @@ export function renderConversion(
           apiVersion: 'networking.istio.io/v1',
           kind: 'VirtualService',
           metadata: meta,
-          spec: { ...spec, http },
+          spec: spec.http === undefined ? spec : { ...spec, http },
         },
         comment: `Host ${spec.hosts.join(', ')}: every path of the Ingresses ${from.split(',').join(', ')}, in ingress-nginx's location order.`,
         ruleComments,

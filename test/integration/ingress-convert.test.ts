@@ -20,7 +20,7 @@ import { renderConversion } from '../../src/cli/convert-yaml.ts';
 import { GENERATED_FROM } from '../../src/config/ingress/index.ts';
 import { ingressYaml, path as ingressPath } from '../support/ingress.ts';
 import { rsaLeaf, testCa, tlsSecretYaml } from '../support/certs.ts';
-import type { GatewaySpec } from '../../src/model/networking.ts';
+import type { GatewaySpec, VirtualServiceSpec } from '../../src/model/networking.ts';
 
 const FIXTURES = path.join(import.meta.dirname, '../fixtures/ingress-nginx');
 const GUIDE = path.join(import.meta.dirname, '../../examples/ingress-nginx');
@@ -262,6 +262,29 @@ describe('sluice convert ingress', () => {
     expect((gw.spec as GatewaySpec).servers[1]!.tls).toEqual({ mode: 'MUTUAL', credentialName: 'demo-tls' });
     expect(r.err).toContain('create Secret istio-system/demo-tls-cacert with its ca.crt');
     expect(r.err).toMatch(/verify: \d+ requests, 0 answered differently/);
+  });
+
+  it('ssl-passthrough becomes a PASSTHROUGH server and a tls route on the SNI', async () => {
+    const { src } = await writeIngress('pass', { 'ssl-passthrough': 'true' }, [
+      ingressPath('/', 'Prefix', 'web', 443),
+    ]);
+    const r = await convert(['-f', src]);
+    const loaded = loadResources([{ file: 'converted.yaml', text: r.out }], { defaultNamespace: 'default' });
+    expect(loaded.diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic)).toEqual([]);
+    const gw = loaded.resources.resources.find((x) => x.kind === 'Gateway')!;
+    expect((gw.spec as GatewaySpec).servers[1]).toMatchObject({
+      port: { number: 443, protocol: 'TLS' },
+      hosts: ['demo.example.com'],
+      tls: { mode: 'PASSTHROUGH' },
+    });
+    const vs = loaded.resources.resources.find((x) => x.kind === 'VirtualService')!;
+    expect((vs.spec as VirtualServiceSpec).tls).toEqual([
+      {
+        match: [{ port: 443, sniHosts: ['demo.example.com'] }],
+        route: [{ destination: { host: 'web.default.svc.cluster.local', port: { number: 443 } } }],
+      },
+    ]);
+    expect(r.code).toBe(0);
   });
 
   it('--verify reports a conversion that behaves differently', async () => {

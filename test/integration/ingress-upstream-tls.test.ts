@@ -9,7 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { makeCa, makeServerCert } from '../../src/tls/self-signed.ts';
 import { formatDiagnostic } from '../../src/errors/diagnostic.ts';
 import { closeAllPools } from '../../src/upstream/pools.ts';
-import { rsaLeaf, testCa } from '../support/certs.ts';
+import { rsaLeaf, testCa, tlsSecretYaml } from '../support/certs.ts';
+import { httpsGet } from '../support/tls-client.ts';
 import type { TestGateway } from '../support/gateway.ts';
 import { TRAILER, echoClient, startEchoServer, unary } from '../support/grpc.ts';
 import {
@@ -182,5 +183,41 @@ describe('backend-protocol GRPC and GRPCS', () => {
     expect(r.error).toBeNull();
     expect(r.value).toMatchObject({ text: 'over tls' });
     expect(server.calls).toHaveLength(1);
+  });
+});
+
+describe('ssl-passthrough', () => {
+  it('pipes TLS for its host by SNI to the backend, beside a terminated host on the same port', async () => {
+    const up = await tlsUpstream({ cert: rsaLeaf(['pass.example.com']) });
+    const gw = await startIngressGateway(
+      [
+        ingressYaml({
+          name: 'pass',
+          host: 'pass.example.com',
+          annotations: { 'ssl-passthrough': 'true' },
+          paths: [path('/', 'Prefix', 'secure', 443)],
+        }),
+        serviceYaml('secure', up.port, { port: 443, portName: 'https' }),
+        ingressYaml({
+          name: 'web',
+          host: 'web.example.com',
+          annotations: { 'ssl-redirect': 'false' },
+          paths: [path('/', 'Prefix', 'secure', 443)],
+          spec: '  tls: [{hosts: [web.example.com], secretName: web-tls}]\n',
+        }),
+        tlsSecretYaml('web-tls', rsaLeaf(['web.example.com']), { namespace: 'default' }),
+      ].join('---\n'),
+    );
+    cleanups.push(() => gw.close());
+    // The backend terminated this TLS itself: it saw the client's SNI and answered directly.
+    const piped = await httpsGet(gw.port(443), 'pass.example.com', { path: '/deep' });
+    expect(piped.status).toBe(200);
+    expect(piped.body).toBe('tls ok');
+    expect(up.seen).toEqual([{ servername: 'pass.example.com', clientCn: '', host: 'pass.example.com' }]);
+    // The other Ingress's host on the same port is terminated by the gateway (its plain HTTP
+    // backend gets no TLS from the gateway, so the request fails upstream, not in the handshake).
+    const terminated = await httpsGet(gw.port(443), 'web.example.com');
+    expect(terminated.error).toBeNull();
+    expect(up.seen).toHaveLength(1);
   });
 });

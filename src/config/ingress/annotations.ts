@@ -77,6 +77,8 @@ export interface IngressAnnotations {
    * ingress-nginx's default is `error timeout` with 3 tries.
    */
   readonly retries: { readonly attempts: number; readonly retryOn: string };
+  /** ssl-passthrough: the Ingress's hosts are piped by SNI to their `/` backend on the HTTPS port. */
+  readonly sslPassthrough: boolean;
   /** auth-tls-secret (+ auth-tls-verify-client, -error-page, -pass-certificate-to-upstream); null when unset. */
   readonly authTls: {
     /** `namespace/name` (the Ingress's namespace when written without one). */
@@ -161,7 +163,6 @@ const NOT_YET: Readonly<Record<string, string>> = {
     'the upstream chain length is not limited (a chain through intermediates verifies)',
   'proxy-ssl-ciphers': "Node's default ciphers are offered",
   'proxy-ssl-protocols': 'TLS 1.2 and 1.3 are offered',
-  'ssl-passthrough': 'TLS is terminated, not passed through',
   'custom-http-errors': 'upstream error responses are passed through unchanged',
   'default-backend': 'unmatched requests get 404',
 };
@@ -393,6 +394,7 @@ export function readAnnotations(
   const proxySsl = readProxySsl(str, problems);
   const authTls = readAuthTls(str, bool, problems, namespace);
   const retries = readNextUpstream(str, int, problems);
+  const sslPassthrough = bool('ssl-passthrough', false);
   const allowSourceRanges = ranges('whitelist-source-range');
   const denySourceRanges = ranges('denylist-source-range');
   for (const name of a.keys())
@@ -428,6 +430,7 @@ export function readAnnotations(
       proxySsl,
       authTls,
       retries,
+      sslPassthrough,
       used,
     },
     problems,

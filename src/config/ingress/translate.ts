@@ -29,6 +29,7 @@ import type {
   HTTPRoute,
   IngressNginxRoute,
   StringMatch,
+  TLSRoute,
   VirtualServiceSpec,
 } from '../../model/networking.ts';
 import { subjectOfResource, type Resource, type ResourceSet } from '../../model/resource.ts';
@@ -78,6 +79,37 @@ type ServedAnnotations = IngressAnnotations & {
   /** proxy-ssl-* as the backend's DestinationRule tls; null = ingress-nginx's unverified TLS. */
   readonly upstreamTls: ClientTlsSettings | null;
 };
+
+/**
+ * ssl-passthrough: TLS for the host goes by SNI, still encrypted, to the backend of the
+ * passthrough Ingress's `/` path (its defaultBackend, else its first path), as ingress-nginx's
+ * TCP proxy does in front of nginx; null (with a warning) when there is no such backend.
+ */
+function passthroughRoute(
+  entry: HostEntry,
+  opts: IngressOptions,
+  services: ReadonlyMap<string, Resource<'Service', ServiceSpec>>,
+  diagnostics: Diagnostic[],
+): TLSRoute | null {
+  const ing = entry.passthrough!;
+  const own = entry.locations.filter((l) => l.ingress === ing);
+  const root = own.find((l) => !l.isDefault && l.path === '/') ?? own.find((l) => l.isDefault) ?? own[0];
+  const dest = root === undefined ? null : destinationOf(root, services, diagnostics);
+  if (dest === null) {
+    diagnostics.push({
+      level: 'warning',
+      code: 'SLUICE_INGRESS_ANNOTATION',
+      subject: subjectOf(ing),
+      path: `metadata.annotations[${NGINX_PREFIX}ssl-passthrough]`,
+      message: `host ${entry.host} has no Service backend to pass TLS through to; its TLS is not served`,
+    });
+    return null;
+  }
+  return {
+    match: [{ port: opts.httpsPort, sniHosts: [entry.host] }],
+    route: [{ destination: { host: serviceHost(dest.service, ing.namespace), port: { number: dest.port } } }],
+  };
+}
 
 /**
  * The server certificate of `credential` with the auth-tls-secret's ca.crt (and ca.crl) beside
@@ -235,6 +267,8 @@ interface HostEntry {
     readonly settings: NonNullable<IngressAnnotations['authTls']>;
     readonly ingress: IngressResource;
   } | null;
+  /** ssl-passthrough of the first Ingress of the host that set it: TLS to it is piped, not terminated. */
+  passthrough: IngressResource | null;
 }
 
 const subjectOf = subjectOfResource;
@@ -374,7 +408,7 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
       if (e === undefined)
         hosts.set(
           host,
-          (e = { host, locations: [], owner: ing, ownerAnn: ann, tls: null, clientAuth: null }),
+          (e = { host, locations: [], owner: ing, ownerAnn: ann, tls: null, clientAuth: null, passthrough: null }),
         );
       if (e.clientAuth === null && ann.authTls !== null && ann.authTls.verify !== 'off')
         e.clientAuth = { settings: ann.authTls, ingress: ing };
@@ -439,6 +473,11 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
         });
       }
     }
+    if (ann.sslPassthrough)
+      for (const r of rules) {
+        const entry = entryFor((r.host ?? '*').toLowerCase());
+        entry.passthrough ??= ing;
+      }
     (spec.tls ?? []).forEach((t, ti) => {
       if (t.secretName === undefined || t.secretName === '') {
         diagnostics.push({
@@ -480,6 +519,7 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
   const gatewayRef = `${gwNamespace}/${INGRESS_GATEWAY_NAME}`;
   const resources: Resource[] = [];
   const allHosts: string[] = [];
+  const passthroughHosts: string[] = [];
   const tlsServers = new Map<
     string,
     { credential: string; clientAuth: HostEntry['clientAuth']; hosts: string[] }
@@ -490,7 +530,9 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
     if (entry.locations.length === 0) continue;
     const vsHosts = [entry.host, ...entry.ownerAnn.serverAliases.filter((h) => h !== entry.host)];
     allHosts.push(...vsHosts);
-    if (entry.tls !== null) {
+    const piped = entry.passthrough === null ? null : passthroughRoute(entry, opts, services, diagnostics);
+    if (piped !== null) passthroughHosts.push(entry.host);
+    else if (entry.tls !== null) {
       // Hosts verifying clients differently cannot share a server: each gets the SNI's own settings.
       const ca = entry.clientAuth?.settings;
       const key = `${entry.tls.credential}|${ca === undefined ? '' : `${ca.secret}|${ca.verify}`}`;
@@ -503,8 +545,13 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
       tlsServers.set(key, server);
     }
     const http = hostRoutes(entry, opts, services, diagnostics, backendPorts);
-    if (http.length === 0) continue;
-    const spec: VirtualServiceSpec = { hosts: vsHosts, gateways: [gatewayRef], http };
+    if (http.length === 0 && piped === null) continue;
+    const spec: VirtualServiceSpec = {
+      hosts: vsHosts,
+      gateways: [gatewayRef],
+      ...(http.length > 0 ? { http } : {}),
+      ...(piped !== null ? { tls: [piped] } : {}),
+    };
     resources.push(
       generated(
         'VirtualService',
@@ -549,6 +596,12 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
       hosts: [...new Set(allHosts)].sort(),
     },
   ];
+  if (passthroughHosts.length > 0)
+    servers.push({
+      port: { number: opts.httpsPort, name: 'tls-passthrough-ingress', protocol: 'TLS' },
+      hosts: passthroughHosts,
+      tls: { mode: 'PASSTHROUGH' },
+    });
   const mtlsSecrets: Resource[] = [];
   [...tlsServers.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
