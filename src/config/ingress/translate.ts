@@ -408,7 +408,15 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
       if (e === undefined)
         hosts.set(
           host,
-          (e = { host, locations: [], owner: ing, ownerAnn: ann, tls: null, clientAuth: null, passthrough: null }),
+          (e = {
+            host,
+            locations: [],
+            owner: ing,
+            ownerAnn: ann,
+            tls: null,
+            clientAuth: null,
+            passthrough: null,
+          }),
         );
       if (e.clientAuth === null && ann.authTls !== null && ann.authTls.verify !== 'off')
         e.clientAuth = { settings: ann.authTls, ingress: ing };
