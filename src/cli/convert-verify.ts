@@ -5,15 +5,19 @@
  * host, path and canary header/cookie goes to both, and every answer that differs (status,
  * upstream, upstream path and Host, Location, x-forwarded-prefix) is reported.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer as createHttp2Server, createSecureServer as createSecureHttp2Server } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server as NetServer } from 'node:net';
+import { makeCa, makeServerCert, type PemPair } from '../tls/self-signed.ts';
 import { request } from 'undici';
 import { loadResources } from '../config/index.ts';
-import { GENERATED_FROM } from '../config/ingress/index.ts';
+import { GENERATED_FROM, MTLS_CLIENT_CA, MTLS_CREDENTIAL } from '../config/ingress/index.ts';
 import { compile } from '../compile/index.ts';
 import { createGateway, type Gateway } from '../control/reconcile.ts';
 import { formatDiagnostic } from '../errors/diagnostic.ts';
 import type { ServiceSpec } from '../model/kube.ts';
-import type { HTTPMatchRequest, VirtualServiceSpec } from '../model/networking.ts';
+import type { DestinationRuleSpec, HTTPMatchRequest, VirtualServiceSpec } from '../model/networking.ts';
 import type { Resource, ResourceSet } from '../model/resource.ts';
 import { silentLogger } from '../observability/logger.ts';
 import { closeAllPools } from '../upstream/pools.ts';
@@ -35,6 +39,10 @@ export interface Answer {
   readonly forwardedPrefix: string | null;
   /** Set-Cookie without its value (session affinity cookies carry a per-endpoint hash). */
   readonly cookie: string | null;
+  /** X-Auth-User the upstream got (auth-response-headers from the stand-in auth service). */
+  readonly authUser: string | null;
+  /** WWW-Authenticate the client got. */
+  readonly challenge: string | null;
 }
 
 /** The literal start of an ingress-nginx regex path (up to its first regex metacharacter). */
@@ -112,7 +120,13 @@ export function probesOf(documents: readonly Record<string, unknown>[]): Probe[]
           for (const p of pathsOf(m)) for (const headers of headerSets(m)) add({ host: h, path: p, headers });
     }
   }
-  return out;
+  // Behind an auth-url every probe is asked three times: allowed, forbidden, and without credentials.
+  if (authServicesOf(documents).size === 0) return out;
+  return out.flatMap((p) => [
+    p,
+    { ...p, headers: { ...p.headers, [VERIFY_AUTH_HEADER]: 'allow' } },
+    { ...p, headers: { ...p.headers, [VERIFY_AUTH_HEADER]: 'forbid' } },
+  ]);
 }
 
 interface Bench {
@@ -152,14 +166,130 @@ async function ask(port: number, p: Probe): Promise<Answer> {
     location: typeof location === 'string' ? location : null,
     forwardedPrefix: echo?.['xfp'] ?? null,
     cookie,
+    authUser: echo?.['user'] ?? null,
+    challenge: typeof res.headers['www-authenticate'] === 'string' ? res.headers['www-authenticate'] : null,
   };
 }
 
-/** Echo upstreams for every backend host; Services and EndpointSlices pointing at them. */
+/** The header a probe sets to steer the stand-in auth service: allow, forbid, else 401. */
+export const VERIFY_AUTH_HEADER = 'x-sluice-verify-auth';
+
+/** The ext_authz providers' services of the converted YAML (auth-url), as `host` → ports. */
+function authServicesOf(documents: readonly Record<string, unknown>[]): Map<string, Set<number>> {
+  const out = new Map<string, Set<number>>();
+  for (const d of documents) {
+    if (d['kind'] !== 'MeshConfig') continue;
+    const providers =
+      (d['spec'] as { extensionProviders?: Record<string, unknown>[] }).extensionProviders ?? [];
+    for (const p of providers) {
+      const http = p['envoyExtAuthzHttp'] as { service: string; port: number } | undefined;
+      if (http === undefined) continue;
+      const s = out.get(http.service) ?? new Set<number>();
+      s.add(http.port);
+      out.set(http.service, s);
+    }
+  }
+  return out;
+}
+
+/** Allows, forbids or asks for credentials as the probe's VERIFY_AUTH_HEADER says. */
+function authAnswer(req: Req, res: Res): void {
+  const v = req.headers[VERIFY_AUTH_HEADER];
+  if (v === 'allow') res.writeHead(200, { 'x-auth-user': 'verify' });
+  else if (v === 'forbid') res.writeHead(403);
+  else res.writeHead(401, { 'www-authenticate': 'Basic realm="verify"' });
+  res.end('');
+}
+
+/** A Service `host` (`name.ns.…`) with `numbers` as ports, its one endpoint 127.0.0.1:`port`. */
+function serviceAt(set: ResourceSet, host: string, numbers: ReadonlySet<number>, port: number): Resource[] {
+  const origin = { kind: 'builtin', what: 'convert --verify' } as const;
+  const [name, ns] = host.split('.') as [string, string];
+  const existing = set.resources.find((r) => r.kind === 'Service' && r.name === name && r.namespace === ns);
+  const svcPorts = existing
+    ? (existing.spec as ServiceSpec).ports
+    : [...numbers].map((n) => ({ name: `http-${n}`, port: n }));
+  const named = svcPorts.map((p, i) => ({ ...p, name: p.name ?? `p${i}` }));
+  const meta = { namespace: ns, labels: {}, annotations: {}, origin, apiVersion: 'v1' };
+  return [
+    { ...meta, kind: 'Service', name, spec: { ports: named } },
+    {
+      ...meta,
+      kind: 'EndpointSlice',
+      apiVersion: 'discovery.k8s.io/v1',
+      name: `${name}-verify`,
+      labels: { 'kubernetes.io/service-name': name },
+      spec: {
+        serviceName: name,
+        endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+        ports: named.map((p) => ({ name: p.name, port })),
+      },
+    },
+  ];
+}
+
+/** What the stand-ins read and write: the part HTTP/1.1 and HTTP/2 compatibility requests share. */
+interface Req {
+  readonly headers: IncomingHttpHeaders;
+  readonly url?: string;
+  resume(): unknown;
+  on(event: 'end', fn: () => void): unknown;
+}
+interface Res {
+  writeHead(status: number, headers?: Record<string, string>): unknown;
+  end(body: string): unknown;
+}
+type Handler = (req: Req, res: Res) => void;
+
+interface Closable {
+  close(): void;
+}
+
+/** How a backend is spoken to in the converted YAML: TLS and/or HTTP/2 from its DestinationRule. */
+function backendProtocolOf(
+  documents: readonly Record<string, unknown>[],
+  host: string,
+): { tls: boolean; h2: boolean } {
+  const out = { tls: false, h2: false };
+  for (const d of documents) {
+    if (d['kind'] !== 'DestinationRule') continue;
+    const spec = d['spec'] as DestinationRuleSpec;
+    if (spec.host !== host) continue;
+    for (const p of [spec.trafficPolicy ?? {}, ...(spec.trafficPolicy?.portLevelSettings ?? [])]) {
+      if (p.tls?.mode === 'SIMPLE' || p.tls?.mode === 'MUTUAL') out.tls = true;
+      if (p.connectionPool?.http?.h2UpgradePolicy === 'UPGRADE') out.h2 = true;
+    }
+  }
+  return out;
+}
+
+let verifyCert: PemPair | null = null;
+
+/** A loopback server speaking what the backend speaks (HTTP/1.1 or h2c, plain or TLS with a throwaway certificate). */
+async function listen(
+  handler: Handler,
+  protocol: { tls: boolean; h2: boolean } = { tls: false, h2: false },
+): Promise<{ server: Closable; port: number }> {
+  let server: NetServer & Closable;
+  if (protocol.tls) {
+    verifyCert ??= makeServerCert(makeCa({ commonName: 'sluice convert --verify' }), ['verify.invalid']);
+    const creds = { cert: verifyCert.certPem, key: verifyCert.keyPem };
+    server = protocol.h2
+      ? createSecureHttp2Server({ ...creds, allowHTTP1: true }, handler)
+      : createHttpsServer(creds, handler);
+  } else server = protocol.h2 ? createHttp2Server(handler) : createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+/**
+ * Echo upstreams for every backend host and a stand-in for every in-cluster auth service;
+ * Services and EndpointSlices pointing at them.
+ */
 async function startEchoes(
   set: ResourceSet,
   documents: readonly Record<string, unknown>[],
-): Promise<{ servers: Server[]; resources: Resource[] }> {
+): Promise<{ servers: Closable[]; resources: Resource[] }> {
   const ports = new Map<string, Set<number>>();
   for (const d of documents) {
     if (d['kind'] !== 'VirtualService') continue;
@@ -170,48 +300,35 @@ async function startEchoes(
         ports.set(r.destination.host, s);
       }
   }
-  const servers: Server[] = [];
+  const servers: Closable[] = [];
   const resources: Resource[] = [];
-  const origin = { kind: 'builtin', what: 'convert --verify' } as const;
   for (const [host, numbers] of ports) {
-    const server = createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        const body = JSON.stringify({
-          name: host,
-          url: req.url ?? null,
-          host: req.headers.host ?? null,
-          xfp: req.headers['x-forwarded-prefix'] ?? null,
+    const { server, port } = await listen(
+      (req, res) => {
+        req.resume();
+        req.on('end', () => {
+          const body = JSON.stringify({
+            name: host,
+            url: req.url ?? null,
+            host: req.headers.host ?? null,
+            xfp: req.headers['x-forwarded-prefix'] ?? null,
+            user: req.headers['x-auth-user'] ?? null,
+          });
+          res.writeHead(200, { 'content-type': 'application/json', 'x-sluice-verify-echo': '1' });
+          res.end(body);
         });
-        res.writeHead(200, { 'content-type': 'application/json', 'x-sluice-verify-echo': '1' });
-        res.end(body);
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    servers.push(server);
-    const echoPort = (server.address() as { port: number }).port;
-    const [name, ns] = host.split('.') as [string, string];
-    const existing = set.resources.find((r) => r.kind === 'Service' && r.name === name && r.namespace === ns);
-    const svcPorts = existing
-      ? (existing.spec as ServiceSpec).ports
-      : [...numbers].map((n) => ({ name: `http-${n}`, port: n }));
-    const named = svcPorts.map((p, i) => ({ ...p, name: p.name ?? `p${i}` }));
-    const meta = { namespace: ns, labels: {}, annotations: {}, origin, apiVersion: 'v1' };
-    resources.push(
-      { ...meta, kind: 'Service', name, spec: { ports: named } },
-      {
-        ...meta,
-        kind: 'EndpointSlice',
-        apiVersion: 'discovery.k8s.io/v1',
-        name: `${name}-verify`,
-        labels: { 'kubernetes.io/service-name': name },
-        spec: {
-          serviceName: name,
-          endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
-          ports: named.map((p) => ({ name: p.name, port: echoPort })),
-        },
       },
+      backendProtocolOf(documents, host),
     );
+    servers.push(server);
+    resources.push(...serviceAt(set, host, numbers, port));
+  }
+  for (const [host, numbers] of authServicesOf(documents)) {
+    // Only in-cluster names can be pointed at a stand-in; others are asked as they are, on both sides.
+    if (!host.endsWith('.svc.cluster.local') || ports.has(host)) continue;
+    const { server, port } = await listen(authAnswer);
+    servers.push(server);
+    resources.push(...serviceAt(set, host, numbers, port));
   }
   return { servers, resources };
 }
@@ -235,7 +352,18 @@ export async function verifyConversion(
     [{ file: 'converted.yaml', text: documents.map((d) => JSON.stringify(d)).join('\n---\n') }],
     { defaultNamespace: opts.configNamespace },
   );
-  const secrets = keep.filter((r) => r.kind === 'Secret').map((r) => ({ ...r, namespace: opts.namespace }));
+  // The user's Secrets copied to the gateway's namespace, and each auth-tls CA as the server
+  // credential's `-cacert`, as the converted YAML's comments ask.
+  const userSecrets = keep.filter((r) => r.kind === 'Secret' && r.annotations[GENERATED_FROM] === undefined);
+  const secrets = userSecrets.map((r) => ({ ...r, namespace: opts.namespace }));
+  for (const joined of keep.filter(
+    (r) => r.kind === 'Secret' && r.annotations[MTLS_CLIENT_CA] !== undefined,
+  )) {
+    const ca = userSecrets.find((r) => `${r.namespace}/${r.name}` === joined.annotations[MTLS_CLIENT_CA]);
+    const server = (joined.annotations[MTLS_CREDENTIAL] ?? '').split('/')[1];
+    if (ca !== undefined && server !== undefined)
+      secrets.push({ ...ca, namespace: opts.namespace, name: `${server}-cacert` });
+  }
   const istio: ResourceSet = {
     resources: [
       ...keep.filter((r) => r.annotations[GENERATED_FROM] === undefined),
@@ -247,6 +375,8 @@ export async function verifyConversion(
   const a = await startGateway(native, opts, opts.ingressHttpPort);
   const b = await startGateway(istio, opts, opts.ingressHttpPort);
   let differences = 0;
+  let rateLimited = 0;
+  let reached = 0;
   try {
     if (typeof a === 'string' || typeof b === 'string') {
       io.out(
@@ -260,10 +390,16 @@ export async function verifyConversion(
       u !== null && v !== null && groups.some((g) => g.includes(u) && g.includes(v));
     for (const p of probes) {
       const [x, y] = await Promise.all([ask(a.port, p), ask(b.port, p)]);
+      if (x.upstream !== null && y.upstream !== null) reached++;
       const fields = (Object.keys(x) as (keyof Answer)[]).filter(
         (k) => x[k] !== y[k] && !(k === 'upstream' && split(x.upstream, y.upstream)),
       );
       if (fields.length === 0) continue;
+      // A limit-* refusal: ingress-nginx's 503, the RateLimitPolicy's 429 (a documented difference).
+      if (fields.length === 1 && x.status === 503 && y.status === 429) {
+        rateLimited++;
+        continue;
+      }
       differences++;
       const hdrs = Object.entries(p.headers)
         .map(([k, v]) => ` ${k}: ${v}`)
@@ -272,7 +408,9 @@ export async function verifyConversion(
         `differs: ${p.host}${p.path}${hdrs === '' ? '' : ` [${hdrs.trim()}]`}: ${fields.map((f) => `${f} ingress=${String(x[f])} istio=${String(y[f])}`).join(', ')}\n`,
       );
     }
-    io.out(`verify: ${probes.length} requests, ${differences} answered differently\n`);
+    io.out(
+      `verify: ${probes.length} requests, ${differences} answered differently, ${reached} reached a backend on both sides${rateLimited > 0 ? ` (and ${rateLimited} rate limited: 503 natively, 429 converted, as documented)` : ''}\n`,
+    );
     return differences;
   } finally {
     if (typeof a !== 'string') await a.gateway.close();

@@ -6,8 +6,16 @@
  */
 import { Document, YAMLMap, YAMLSeq, isMap } from 'yaml';
 import { NGINX_PREFIX, parseNginxSize } from '../config/ingress/annotations.ts';
-import { GENERATED_FROM } from '../config/ingress/index.ts';
-import type { GatewaySpec, HTTPMatchRequest, HTTPRoute, VirtualServiceSpec } from '../model/networking.ts';
+import { GENERATED_FROM, MTLS_CLIENT_CA, MTLS_CREDENTIAL, MTLS_VERIFY } from '../config/ingress/index.ts';
+import type {
+  DestinationRuleSpec,
+  GatewaySpec,
+  HTTPMatchRequest,
+  HTTPRoute,
+  IngressExternalAuth,
+  IngressNginxRoute,
+  VirtualServiceSpec,
+} from '../model/networking.ts';
 import type { Resource } from '../model/resource.ts';
 
 export interface ConvertNote {
@@ -72,10 +80,42 @@ export function renderConversion(
     return `${kind === 'not-expressed' ? 'NOT EXPRESSED' : 'differs'}: ${text}`;
   };
   const blocks: Block[] = [];
-  const policies: Record<string, unknown>[] = [];
+  const policies: { doc: Record<string, unknown>; comment: string }[] = [];
+  const providers = new Map<string, Record<string, unknown>>();
+  const rateLimits = new Map<
+    string,
+    {
+      namespace: string;
+      limits: NonNullable<IngressNginxRoute['rateLimit']>;
+      targets: { kind: string; name: string; sectionName: string }[];
+    }
+  >();
+  // Generated Secrets join an Ingress's server certificate and client CA: named, never printed.
+  const mtls = new Map<string, { credential: string; ca: string; required: boolean }>();
+  for (const r of generated)
+    if (r.kind === 'Secret')
+      mtls.set(`${r.namespace}/${r.name}`, {
+        credential: r.annotations[MTLS_CREDENTIAL] ?? '',
+        ca: r.annotations[MTLS_CLIENT_CA] ?? '',
+        required: r.annotations[MTLS_VERIFY] === 'on',
+      });
   for (const r of generated) {
+    if (r.kind === 'Secret') continue;
     const from = r.annotations[GENERATED_FROM] ?? '';
     const firstIngress = from.split(',')[0] ?? '';
+    /** `ns/name` → `name`: Istio reads credentialName Secrets from the gateway's namespace. */
+    const localCredential = (cred: string, lines: string[]): string => {
+      const [ns, name] = cred.split('/') as [string, string];
+      if (ns !== opts.gatewayNamespace)
+        lines.push(
+          note(
+            firstIngress,
+            'difference',
+            `Istio reads credentialName from the gateway's namespace: copy Secret ${ns}/${name} to ${opts.gatewayNamespace} (ingress-nginx read it from the Ingress's namespace)`,
+          ),
+        );
+      return name;
+    };
     const meta = {
       name: r.name,
       namespace: r.namespace,
@@ -88,17 +128,32 @@ export function renderConversion(
       ];
       const servers = spec.servers.map((s) => {
         const cred = s.tls?.credentialName;
-        if (cred === undefined || !cred.includes('/')) return s;
-        const [ns, name] = cred.split('/') as [string, string];
-        if (ns !== opts.gatewayNamespace)
-          lines.push(
-            note(
-              firstIngress,
-              'difference',
-              `Istio reads credentialName from the gateway's namespace: copy Secret ${ns}/${name} to ${opts.gatewayNamespace} (ingress-nginx read it from the Ingress's namespace)`,
-            ),
-          );
-        return { ...s, tls: { ...s.tls, credentialName: name } };
+        if (s.tls === undefined || cred === undefined || !cred.includes('/')) return s;
+        const joined = mtls.get(cred);
+        if (joined === undefined)
+          return { ...s, tls: { ...s.tls, credentialName: localCredential(cred, lines) } };
+        // auth-tls: Istio reads the client CA from <credentialName>-cacert.
+        const name = localCredential(joined.credential, lines);
+        lines.push(
+          note(
+            firstIngress,
+            'difference',
+            `auth-tls-secret ${joined.ca}: create Secret ${opts.gatewayNamespace}/${name}-cacert with its ca.crt (Istio reads a server's client CA there); hosts ${s.hosts.join(', ')} then verify clients per SNI`,
+          ),
+          note(
+            firstIngress,
+            'difference',
+            `auth-tls-verify-client ${joined.required ? 'on → MUTUAL: Istio refuses the TLS handshake where nginx answers HTTP 400 (auth-tls-error-page cannot be expressed)' : 'optional → OPTIONAL_MUTUAL'}`,
+          ),
+        );
+        return {
+          ...s,
+          tls: {
+            ...s.tls,
+            mode: joined.required ? ('MUTUAL' as const) : ('OPTIONAL_MUTUAL' as const),
+            credentialName: name,
+          },
+        };
       });
       blocks.push({
         doc: {
@@ -188,39 +243,128 @@ export function renderConversion(
                 "ingress-nginx's default proxy-read-timeout 60 s (504 when the upstream is silent that long) has no Istio equivalent",
               ),
             );
-          const allow = ingressNginx.allowSourceRanges ?? [];
-          const deny = ingressNginx.denySourceRanges ?? [];
-          if (allow.length > 0 || deny.length > 0) {
+          const limits = ingressNginx.rateLimit;
+          if (limits !== undefined && rule.name !== undefined) {
+            const key = `${r.namespace}/${limits.ingress}`;
+            const entry = rateLimits.get(key) ?? { namespace: r.namespace, limits, targets: [] };
+            entry.targets.push({ kind: 'VirtualService', name: r.name, sectionName: rule.name });
+            rateLimits.set(key, entry);
+            lines.push(
+              note(
+                ing,
+                'difference',
+                'limit-rps/limit-rpm/limit-connections → a RateLimitPolicy on this rule (Local, per client IP): over the limit Istio-style answers 429 with Retry-After where ingress-nginx answers 503, and the count comes after authorization policies (nginx counts before auth)',
+              ),
+            );
+          }
+          // An AuthorizationPolicy on the gateway for this rule's hosts and paths (regex paths cannot be said).
+          const operationOf = (what: string, lost: string): { hosts: string[]; paths: string[] } | null => {
             const paths = policyPaths(rule.match ?? []);
-            if (paths === null)
+            if (paths !== null) return { hosts: spec.hosts.flatMap((h) => [h, `${h}:*`]), paths };
+            lines.push(
+              note(
+                ing,
+                'not-expressed',
+                `${what} on a regex path: AuthorizationPolicy paths cannot be regexes; ${lost}`,
+              ),
+            );
+            return null;
+          };
+          const addPolicy = (prefix: string, comment: string, policy: Record<string, unknown>): string => {
+            const name = `${prefix}-${policies.length}`;
+            policies.push({
+              comment,
+              doc: {
+                apiVersion: 'security.istio.io/v1',
+                kind: 'AuthorizationPolicy',
+                metadata: {
+                  name,
+                  namespace: opts.gatewayNamespace,
+                  annotations: { 'sluice.dev/converted-from-ingress': ing },
+                },
+                spec: { selector: { matchLabels: { ...opts.selector } }, ...policy },
+              },
+            });
+            return `${opts.gatewayNamespace}/${name}`;
+          };
+          const cc = ingressNginx.clientCertificate;
+          if (cc !== undefined) {
+            lines.push(
+              note(
+                ing,
+                'difference',
+                'auth-tls: Istio sends no ssl-client-verify / ssl-client-subject-dn / ssl-client-issuer-dn headers (its gateway can forward X-Forwarded-Client-Cert instead: meshConfig gatewayTopology.forwardClientCertDetails)',
+              ),
+            );
+            if (cc.passCertificate)
               lines.push(
                 note(
                   ing,
                   'not-expressed',
-                  'whitelist/denylist-source-range on a regex path: AuthorizationPolicy paths cannot be regexes; the range is not enforced',
+                  'auth-tls-pass-certificate-to-upstream: Istio has no ssl-client-cert header; the upstream gets the certificate only through X-Forwarded-Client-Cert (forwardClientCertDetails APPEND_FORWARD with the Cert detail)',
                 ),
               );
-            else {
-              const hosts = spec.hosts.flatMap((h) => [h, `${h}:*`]);
-              const to = [{ operation: { hosts, paths } }];
-              const rules = [
-                ...(allow.length > 0 ? [{ from: [{ source: { notRemoteIpBlocks: allow } }], to }] : []),
-                ...(deny.length > 0 ? [{ from: [{ source: { remoteIpBlocks: deny } }], to }] : []),
-              ];
-              policies.push({
-                apiVersion: 'security.istio.io/v1',
-                kind: 'AuthorizationPolicy',
-                metadata: {
-                  name: `ingress-source-range-${policies.length}`,
-                  namespace: opts.gatewayNamespace,
-                  annotations: { 'sluice.dev/converted-from-ingress': ing },
-                },
-                spec: { selector: { matchLabels: { ...opts.selector } }, action: 'DENY', rules },
-              });
+            if (cc.errorPage !== null)
               lines.push(
-                `whitelist/denylist-source-range → AuthorizationPolicy ${opts.gatewayNamespace}/ingress-source-range-${policies.length - 1} (DENY, 403 "RBAC: access denied" where nginx answers 403 Forbidden)`,
+                note(
+                  ing,
+                  'not-expressed',
+                  `auth-tls-error-page ${cc.errorPage}: Istio refuses the handshake and cannot redirect`,
+                ),
               );
+          }
+          if (ingressNginx.externalAuth !== undefined) {
+            const ext = ingressNginx.externalAuth;
+            const provider = extAuthzProviderOf(ext, providers);
+            const operation = operationOf(
+              'auth-url',
+              'this rule is NOT checked by the auth service; add a CUSTOM policy by hand before applying it',
+            );
+            if (operation !== null) {
+              const name = addPolicy(
+                'ingress-auth',
+                `auth-url ${ext.url} as a CUSTOM policy with the ext_authz provider ${provider}.`,
+                {
+                  action: 'CUSTOM',
+                  provider: { name: provider },
+                  rules: [{ to: [{ operation }] }],
+                },
+              );
+              lines.push(`auth-url → AuthorizationPolicy ${name} (CUSTOM, provider ${provider})`);
             }
+            for (const text of externalAuthDifferences(ext)) lines.push(note(ing, 'difference', text));
+            if (ext.signin !== null)
+              lines.push(
+                note(
+                  ing,
+                  'not-expressed',
+                  `auth-signin ${ext.signin}: Istio's ext_authz passes the auth service's 401 to the client; it cannot turn it into a 302 to the sign-in page (have the auth service answer the redirect itself)`,
+                ),
+              );
+          }
+          const allow = ingressNginx.allowSourceRanges ?? [];
+          const deny = ingressNginx.denySourceRanges ?? [];
+          const operation =
+            allow.length > 0 || deny.length > 0
+              ? operationOf('whitelist/denylist-source-range', 'the range is not enforced')
+              : null;
+          if (operation !== null) {
+            const to = [{ operation }];
+            const rules = [
+              ...(allow.length > 0 ? [{ from: [{ source: { notRemoteIpBlocks: allow } }], to }] : []),
+              ...(deny.length > 0 ? [{ from: [{ source: { remoteIpBlocks: deny } }], to }] : []),
+            ];
+            const name = addPolicy(
+              'ingress-source-range',
+              'whitelist/denylist-source-range as a DENY policy on the gateway.',
+              {
+                action: 'DENY',
+                rules,
+              },
+            );
+            lines.push(
+              `whitelist/denylist-source-range → AuthorizationPolicy ${name} (DENY, 403 "RBAC: access denied" where nginx answers 403 Forbidden)`,
+            );
           }
         }
         ruleComments.set(i, lines.join('\n'));
@@ -231,27 +375,152 @@ export function renderConversion(
           apiVersion: 'networking.istio.io/v1',
           kind: 'VirtualService',
           metadata: meta,
-          spec: { ...spec, http },
+          spec: spec.http === undefined ? spec : { ...spec, http },
         },
         comment: `Host ${spec.hosts.join(', ')}: every path of the Ingresses ${from.split(',').join(', ')}, in ingress-nginx's location order.`,
         ruleComments,
       });
       continue;
     }
+    const dr = r.spec as DestinationRuleSpec;
+    const lines = [
+      `Backend ${dr.host}: ingress-nginx's proxy-connect-timeout (5 s unless set), backend-protocol, proxy-ssl-* and session affinity, from ${from}.`,
+    ];
+    const portLevelSettings = (dr.trafficPolicy?.portLevelSettings ?? []).map((p) => {
+      const cred = p.tls?.credentialName;
+      if (p.tls === undefined || cred === undefined || !cred.includes('/')) return p;
+      const name = localCredential(cred, lines);
+      if (p.tls.sni === undefined)
+        lines.push(
+          note(
+            firstIngress,
+            'difference',
+            "proxy-ssl-server-name off: nginx sends no SNI to the backend, Istio sends the request's Host",
+          ),
+        );
+      return { ...p, tls: { ...p.tls, credentialName: name } };
+    });
     blocks.push({
-      doc: { apiVersion: 'networking.istio.io/v1', kind: r.kind, metadata: meta, spec: r.spec },
-      comment: `Backend ${String((r.spec as { host?: string }).host)}: ingress-nginx's proxy-connect-timeout (5 s unless set), backend-protocol and session affinity, from ${from}.`,
+      doc: {
+        apiVersion: 'networking.istio.io/v1',
+        kind: r.kind,
+        metadata: meta,
+        spec:
+          dr.trafficPolicy === undefined
+            ? dr
+            : { ...dr, trafficPolicy: { ...dr.trafficPolicy, portLevelSettings } },
+      },
+      comment: lines.join('\n'),
       ruleComments: new Map(),
     });
   }
-  for (const p of policies)
+  if (providers.size > 0)
     blocks.push({
-      doc: p,
-      comment: 'whitelist/denylist-source-range as a DENY policy on the gateway.',
+      doc: {
+        apiVersion: 'sluice.dev/v1alpha1',
+        kind: 'MeshConfig',
+        metadata: { name: 'mesh', namespace: opts.gatewayNamespace },
+        spec: { extensionProviders: [...providers.values()] },
+      },
+      comment:
+        'auth-url services as ext_authz providers. In Istio these entries go under meshConfig.extensionProviders (the istio ConfigMap or IstioOperator), not in a resource of their own.',
+      ruleComments: new Map(),
+    });
+  for (const p of policies) blocks.push({ doc: p.doc, comment: p.comment, ruleComments: new Map() });
+  for (const { namespace, limits, targets } of rateLimits.values())
+    blocks.push({
+      doc: rateLimitPolicyOf(namespace, limits, targets),
+      comment: `limit-* of Ingress ${limits.ingress}: per client IP, shared by its paths (one bucket set per Ingress, as ingress-nginx's zones), counted in each gateway process as ingress-nginx counts per replica.`,
       ruleComments: new Map(),
     });
   const text = blocks.map(renderBlock).join('---\n');
   return { yaml: text, documents: blocks.map((b) => b.doc), notes };
+}
+
+/**
+ * auth-url as an `envoyExtAuthzHttp` provider (one per distinct auth service setting, named in
+ * order); returns its name. What Istio's check cannot say is in externalAuthDifferences.
+ */
+function extAuthzProviderOf(
+  ext: IngressExternalAuth,
+  providers: Map<string, Record<string, unknown>>,
+): string {
+  const u = new URL(ext.url);
+  const port = u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
+  const http = {
+    service: u.hostname,
+    port,
+    ...(u.pathname !== '/' ? { pathPrefix: u.pathname.replace(/\/$/, '') } : {}),
+    timeout: '60s',
+    // nginx answers 500 when the auth service fails; Istio's default would be 403.
+    statusOnError: '500',
+    includeRequestHeadersInCheck: ['cookie', 'authorization', 'x-*'],
+    includeAdditionalHeadersInCheck: { 'x-sent-from': 'nginx-ingress-controller' },
+    ...(ext.responseHeaders.length > 0
+      ? { headersToUpstreamOnAllow: ext.responseHeaders.map((h) => h.toLowerCase()) }
+      : {}),
+    headersToDownstreamOnAllow: ['set-cookie'],
+    headersToDownstreamOnDeny: ['www-authenticate', ...(ext.alwaysSetCookie ? ['set-cookie'] : [])],
+  };
+  const key = JSON.stringify(http);
+  const known = providers.get(key);
+  if (known !== undefined) return String(known['name']);
+  const name = `ingress-auth-${providers.size}`;
+  providers.set(key, { name, envoyExtAuthzHttp: http });
+  return name;
+}
+
+/** Where Istio's ext_authz check differs from nginx's auth_request for this auth-url. */
+function externalAuthDifferences(ext: IngressExternalAuth): string[] {
+  const out = [
+    `auth-url: Istio sends the client's method and path (after pathPrefix) and only cookie, authorization and x-* headers; nginx sends ${ext.method ?? 'GET'} to the auth URL's own path with every client header plus X-Original-URL, X-Original-Method, X-Real-IP, X-Forwarded-For and X-Auth-Request-Redirect (the auth service must not rely on those)`,
+    'auth-url: Istio allows only a 200 and passes any other 2xx-4xx answer (with its body) to the client; nginx allows any 2xx, passes 401/403 with its own page and answers 500 for the rest',
+  ];
+  if (ext.responseHeaders.length > 0)
+    out.push(
+      `auth-response-headers ${ext.responseHeaders.join(', ')}: Istio sets them when the auth service sends them but lets a client-sent value through when it does not (nginx removes it): have the auth service always send them, or strip them in front`,
+    );
+  if (ext.url.startsWith('https:'))
+    out.push(
+      `auth-url is https: Istio needs a DestinationRule with tls mode SIMPLE for ${new URL(ext.url).hostname} (nginx does not verify the auth service's certificate)`,
+    );
+  return out;
+}
+
+/** ingress-nginx's zones as RateLimitPolicy rules, the token buckets as the translation sized them. */
+function rateLimitPolicyOf(
+  namespace: string,
+  limits: NonNullable<IngressNginxRoute['rateLimit']>,
+  targetRefs: readonly { kind: string; name: string; sectionName: string }[],
+): Record<string, unknown> {
+  const key = [{ remoteAddress: {} }];
+  const exempt = limits.exempt.length > 0 ? { exempt: { remoteIpBlocks: [...limits.exempt] } } : {};
+  const rules: Record<string, unknown>[] = [];
+  if (limits.connections > 0)
+    rules.push({ name: 'limit-connections', key, limit: { inFlight: limits.connections }, ...exempt });
+  for (const [name, bucket, unit] of [
+    ['limit-rps', limits.perSecond, 'Second'],
+    ['limit-rpm', limits.perMinute, 'Minute'],
+  ] as const)
+    if (bucket !== null)
+      rules.push({
+        name,
+        algorithm: 'TokenBucket',
+        key,
+        limit: { requests: bucket.requests, unit, burst: bucket.burst },
+        ...exempt,
+      });
+  const [ns, name] = limits.ingress.split('/') as [string, string];
+  return {
+    apiVersion: 'sluice.dev/v1alpha1',
+    kind: 'RateLimitPolicy',
+    metadata: {
+      name: `ingress-limits-${ns === namespace ? name : `${ns}-${name}`}`,
+      namespace,
+      annotations: { 'sluice.dev/converted-from-ingress': limits.ingress },
+    },
+    spec: { targetRefs: [...targetRefs], storage: 'Local', rules },
+  };
 }
 
 function renderBlock(b: Block): string {

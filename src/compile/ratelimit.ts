@@ -64,7 +64,7 @@ function keyValue(v: string): string {
   return v.length <= MAX_KEY_VALUE ? v : createHash('sha256').update(v).digest('base64url');
 }
 
-function keyPart(k: RateLimitKeySpec): RateLimitKeyPart {
+export function keyPart(k: RateLimitKeySpec): RateLimitKeyPart {
   if (k.remoteAddress !== undefined)
     return { describe: 'remoteAddress', descriptorKey: 'remote_address', read: (r) => r.remoteIp };
   if (k.requestHeader !== undefined) {
@@ -201,6 +201,7 @@ function compilePolicy(
       applies: compileRequestMatch(rule, i, resource.namespace, problem),
       exempt,
       key: (rule.key ?? []).map(keyPart),
+      rejectStatus: 429,
     };
   });
   return { resource, rules };

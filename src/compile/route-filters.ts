@@ -14,6 +14,9 @@ import {
   type StringMatch,
 } from '../model/networking.ts';
 import type {
+  AuthRequestFilter,
+  ClientCertFilter,
+  Cluster,
   CorsFilter,
   FaultFilter,
   HttpFilter,
@@ -22,6 +25,8 @@ import type {
   SourceRangeFilter,
 } from '../snapshot/types.ts';
 import { cidrTest } from './authz-values.ts';
+import { compileIngressLimits } from './ingress-limits.ts';
+import { compileExternalAuth } from './ingress-auth.ts';
 import { renderPrivate } from '../model/private-bytes.ts';
 import { parseDuration } from '../util/duration.ts';
 import { compileRe2 } from '../util/re2.ts';
@@ -87,6 +92,8 @@ export function compileRouteFilters(
   rule: HTTPRoute,
   path: string,
   problems: MatchBuildProblem[],
+  /** A host and port → its cluster (auth-url's service); null where nothing may be resolved. */
+  resolve: ((host: string, port: number) => Cluster | null) | null = null,
 ): readonly HttpFilter[] | undefined {
   const fault = rule.fault === undefined ? null : compileFault(rule.fault, `${path}.fault`, problems);
   const cors =
@@ -98,13 +105,49 @@ export function compileRouteFilters(
     rule.ingressNginx?.basicAuth === undefined
       ? null
       : compileBasicAuth(rule.ingressNginx.basicAuth, path, problems);
-  if (fault === null && cors === null && maxBody === 0 && ranges === null && basic === null) return undefined;
+  const limits =
+    rule.ingressNginx?.rateLimit === undefined
+      ? null
+      : compileIngressLimits(rule.ingressNginx.rateLimit, path, problems);
+  const ext = rule.ingressNginx?.externalAuth;
+  let authRequest: AuthRequestFilter | null = null;
+  if (ext !== undefined) {
+    if (resolve === null)
+      problems.push({ path, level: 'error', message: 'auth-url cannot be resolved here' });
+    else
+      authRequest = compileExternalAuth(
+        ext,
+        rule.ingressNginx?.readTimeoutMs ?? 60_000,
+        resolve,
+        path,
+        problems,
+      );
+  }
+  const cc = rule.ingressNginx?.clientCertificate;
+  const clientCert: ClientCertFilter | null = cc === undefined ? null : { kind: 'client-cert', ...cc };
+  if (
+    clientCert === null &&
+    fault === null &&
+    cors === null &&
+    maxBody === 0 &&
+    ranges === null &&
+    basic === null &&
+    limits === null &&
+    authRequest === null
+  )
+    return undefined;
   const out: HttpFilter[] = [];
+  // nginx answers a missing or bad client certificate (495/496) before it looks at the request.
+  if (clientCert !== null) out.push(clientCert);
   // nginx refuses an oversized Content-Length while finding the location, before access checks.
   if (maxBody > 0) out.push({ kind: 'body-limit', maxBytes: maxBody });
+  // limit_req and limit_conn run in nginx's preaccess phase, before allow/deny and every auth.
+  if (limits !== null) out.push(limits);
   // nginx's access phase: allow/deny, then auth_basic (satisfy all).
   if (ranges !== null) out.push(ranges);
   if (basic !== null) out.push(basic);
+  // auth_request is the last access-phase module nginx runs (after auth_basic, satisfy all).
+  if (authRequest !== null) out.push(authRequest);
   if (fault !== null) out.push(fault);
   if (cors !== null) out.push(cors);
   return out;

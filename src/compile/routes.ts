@@ -8,7 +8,7 @@ import type { Diagnostic } from '../errors/diagnostic.ts';
 import type { HTTPMatchRequest, HTTPRoute } from '../model/networking.ts';
 import type { Cluster, RedirectAction, Route, RouteTable, VirtualHost } from '../snapshot/types.ts';
 import { compileAction, compileHeaderOps } from './actions.ts';
-import type { ClusterContext } from './clusters.ts';
+import { resolveDestination, type ClusterContext } from './clusters.ts';
 import type { ServerEntry } from './gateways.ts';
 import { intersectHosts, isWildcard, serverDnsNames, serverHostsForNamespace, toFqdn } from './hosts.ts';
 import type { Indexes, VirtualServiceResource } from './indexes.ts';
@@ -148,7 +148,20 @@ function translateRoute(
         );
   const requestHeaders = compileHeaderOps(rule.headers?.request, `${rulePath}.headers.request`, problems);
   const responseHeaders = compileHeaderOps(rule.headers?.response, `${rulePath}.headers.response`, problems);
-  const filters = compileRouteFilters(rule, rulePath, problems);
+  const filters = compileRouteFilters(
+    rule,
+    rulePath,
+    problems,
+    (host, authPort) =>
+      resolveDestination(
+        ctx.clusters,
+        { host, port: { number: authPort } },
+        vs.namespace,
+        authPort,
+        subjectOf(vs),
+        `${rulePath}.ingressNginx.externalAuth`,
+      ).cluster,
+  );
   const dropped = conditions === null || action === null;
   for (const p of problems) {
     const code = /regex/i.test(p.path) ? 'SLUICE_REGEX_INVALID' : 'SLUICE_CONFIG_INVALID';

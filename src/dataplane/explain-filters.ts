@@ -218,6 +218,18 @@ export function explainPolicy(snapshot: Snapshot): PolicyExplainer {
           if (!known) return stop({ status: 401, flag: '-', reason: 'ingress_basic_auth_denied' });
           break;
         }
+        case 'client-cert':
+          steps.push({
+            filter: 'client_cert',
+            verdict: `on TLS connections ${f.required ? `a verified client certificate is required (400${f.errorPage !== null ? `, or 302 to ${f.errorPage}` : ''} without)` : 'a client certificate is optional'}; explain has no connection to check`,
+          });
+          break;
+        case 'auth-request':
+          steps.push({
+            filter: 'auth_request',
+            verdict: `${f.method} ${f.url} decides (2xx on, 401${f.signin !== null ? ' → 302 to auth-signin' : ''} or 403 back to the client, else 500); explain does not call it`,
+          });
+          break;
         case 'fault': {
           const reply = explainFault(f, steps);
           if (reply !== null) return stop(reply);

@@ -24,6 +24,8 @@ import { runCors } from './filters/cors.ts';
 import { runBodyLimit } from './filters/body-limit.ts';
 import { runSourceRange } from './filters/source-range.ts';
 import { runBasicAuth } from './filters/basic-auth.ts';
+import { runAuthRequest } from './filters/auth-request.ts';
+import { runClientCert } from './filters/client-cert.ts';
 import { PAYLOAD_TOO_LARGE, readBodyPrefix } from './filters/read-body.ts';
 import { runRateLimit } from './filters/rate-limit.ts';
 
@@ -72,6 +74,12 @@ export function runFilters<C extends FilterContext>(
         break;
       case 'basic-auth':
         outcome = runBasicAuth(ctx, f);
+        break;
+      case 'auth-request':
+        outcome = runAuthRequest(ctx, f);
+        break;
+      case 'client-cert':
+        outcome = runClientCert(ctx, f);
         break;
       case 'fault':
         outcome = runFault(ctx, f);

@@ -233,6 +233,22 @@ export interface HTTPRoute {
   readonly ingressNginx?: IngressNginxRoute;
 }
 
+/** auth-url and its companions (annotations/authreq): nginx's auth_request subrequest. */
+export interface IngressExternalAuth {
+  /** The auth service URL as written (http or https, path and query kept). */
+  readonly url: string;
+  /** auth-method; null = the subrequest's own GET. */
+  readonly method: string | null;
+  readonly signin: string | null;
+  /** auth-signin-redirect-param (default `rd`). */
+  readonly signinRedirectParam: string;
+  /** auth-response-headers, as written. */
+  readonly responseHeaders: readonly string[];
+  /** auth-request-redirect: X-Auth-Request-Redirect's value; null = the request URI. */
+  readonly requestRedirect: string | null;
+  readonly alwaysSetCookie: boolean;
+}
+
 /** ingress-nginx behaviour kept for routes translated from an Ingress. */
 export interface IngressNginxRoute {
   /** proxy-body-size: larger request bodies are answered 413; 0 = no limit. */
@@ -242,12 +258,37 @@ export interface IngressNginxRoute {
    * the realm of the 401's `WWW-Authenticate`.
    */
   readonly basicAuth?: { readonly realm: string; readonly htpasswd: PrivateBytes };
+  /**
+   * auth-tls-*: on the HTTPS listener, nginx's checks of the client certificate the handshake
+   * asked for: without a verified one `required` answers 400 (or a 302 to `errorPage`); the
+   * upstream gets ssl-client-verify, -subject-dn, -issuer-dn (and ssl-client-cert).
+   */
+  readonly clientCertificate?: {
+    readonly required: boolean;
+    readonly errorPage: string | null;
+    readonly passCertificate: boolean;
+  };
+  /** auth-url: every request is first checked by the auth service, as nginx's auth_request. */
+  readonly externalAuth?: IngressExternalAuth;
   /** proxy-read-timeout: longest wait for response headers and between body reads (504). */
   readonly readTimeoutMs?: number;
   /** whitelist-source-range: only these client IPs/CIDRs get through (403 otherwise); absent = any. */
   readonly allowSourceRanges?: readonly string[];
   /** denylist-source-range: these client IPs/CIDRs get 403. */
   readonly denySourceRanges?: readonly string[];
+  /**
+   * limit-rps / limit-rpm / limit-connections: per client IP, counted per Ingress (`ingress` is
+   * its `namespace/name`: every path of it shares the buckets), in this process, answered 503.
+   * The rates are token buckets of `burst` tokens refilled at `requests` per second or minute.
+   */
+  readonly rateLimit?: {
+    readonly ingress: string;
+    readonly perSecond: { readonly requests: number; readonly burst: number } | null;
+    readonly perMinute: { readonly requests: number; readonly burst: number } | null;
+    /** At most this many requests of one client in flight; 0 = no cap. */
+    readonly connections: number;
+    readonly exempt: readonly string[];
+  };
 }
 
 export interface L4MatchAttributes {

@@ -206,6 +206,23 @@ function dumpFilter(f: HttpFilter): unknown {
       return { filter: 'source_range', allow: f.allow, deny: f.deny };
     case 'basic-auth':
       return { filter: 'basic_auth', realm: f.realm, users: f.users.size, htpasswd: f.fingerprint };
+    case 'client-cert':
+      return {
+        filter: 'client_cert',
+        required: f.required,
+        errorPage: f.errorPage,
+        passCertificate: f.passCertificate,
+      };
+    case 'auth-request':
+      return {
+        filter: 'auth_request',
+        url: f.url,
+        cluster: f.cluster.name,
+        method: f.method,
+        signin: f.signin !== null,
+        responseHeaders: f.responseHeaders,
+        timeoutMs: f.timeoutMs,
+      };
     case 'fault':
       return {
         filter: 'fault',

@@ -696,9 +696,62 @@ export type HttpFilter =
   | BodyLimitFilter
   | SourceRangeFilter
   | BasicAuthFilter
+  | AuthRequestFilter
+  | ClientCertFilter
   | FaultFilter
   | CorsFilter
   | RateLimitFilter;
+
+/**
+ * ingress-nginx's auth-tls-* on routes translated from an Ingress (nginx ssl_verify_client with
+ * its 495/496 answers): on a TLS connection, without a verified client certificate `required`
+ * answers 400, or 302 to `errorPage`; the upstream request gets ssl-client-verify (SUCCESS or
+ * NONE), ssl-client-subject-dn and ssl-client-issuer-dn (RFC 2253), and with `passCertificate`
+ * ssl-client-cert (the URL-escaped PEM), replacing whatever the client sent.
+ */
+export interface ClientCertFilter {
+  readonly kind: 'client-cert';
+  readonly required: boolean;
+  readonly errorPage: string | null;
+  readonly passCertificate: boolean;
+}
+
+/** A string with nginx variables filled per request ($host, $escaped_request_uri, …). */
+export type NginxTemplate = readonly (
+  | { readonly text: string }
+  | { readonly variable: 'host' | 'http_host' | 'scheme' | 'request_uri' | 'escaped_request_uri' }
+)[];
+
+/**
+ * ingress-nginx's auth-url (nginx auth_request, template.go's auth location) on routes translated
+ * from an Ingress: before the request goes on, a subrequest without body asks the auth service.
+ * 2xx lets it on (auth-response-headers copied to the upstream request), 401 and 403 go back to
+ * the client (401 becomes a 302 to auth-signin when set), anything else is 500.
+ */
+export interface AuthRequestFilter {
+  readonly kind: 'auth-request';
+  /** auth-url as written: dumps, explain, logs. */
+  readonly url: string;
+  readonly cluster: Cluster;
+  /** The check's Host: the URL's host name, no port (authreq Config.Host). */
+  readonly hostHeader: string;
+  /** The URL's path and query. */
+  readonly path: string;
+  /** auth-method, else GET (an nginx subrequest is a GET). */
+  readonly method: string;
+  /** auth-method was set: X-Original-URI and X-Scheme are sent too. */
+  readonly methodSet: boolean;
+  /** auth-signin with rd=<original URL> appended as buildAuthSignURL does; null = 401 stays 401. */
+  readonly signin: NginxTemplate | null;
+  /** auth-response-headers, as written (the upstream gets them under these names). */
+  readonly responseHeaders: readonly string[];
+  /** X-Auth-Request-Redirect; null = the request URI. */
+  readonly requestRedirect: string | null;
+  /** auth-always-set-cookie: the auth service's Set-Cookie on every answer, not only 2xx/3xx. */
+  readonly alwaysSetCookie: boolean;
+  /** The route's proxy-read-timeout: the longest the check may take before 500. */
+  readonly timeoutMs: number;
+}
 
 /**
  * ingress-nginx's auth-type basic (nginx auth_basic) on routes translated from an Ingress: a
@@ -791,6 +844,11 @@ export interface CompiledRateLimitRule {
   /** `exempt.remoteIpBlocks` on the client IP; null = none. */
   readonly exempt: ((ip: string) => boolean) | null;
   readonly key: readonly RateLimitKeyPart[];
+  /**
+   * The answer over the limit: 429 with Retry-After and `x-envoy-ratelimited` (Envoy), or 503
+   * with neither (ingress-nginx's limit-req-status-code and limit-conn-status-code).
+   */
+  readonly rejectStatus: 429 | 503;
 }
 
 /** An Envoy rate limit service (`envoy.service.ratelimit.v3.RateLimitService`) over gRPC. */

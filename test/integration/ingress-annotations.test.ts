@@ -112,6 +112,67 @@ describe('timeouts', () => {
   });
 });
 
+describe('proxy-next-upstream (+ -tries)', () => {
+  /** An upstream that resets the first `resets` requests, then answers `status`. */
+  async function flaky(resets: number, status = 200) {
+    let n = 0;
+    const up = await startEcho({
+      name: 'flaky',
+      handle: (req, res) => {
+        n++;
+        if (n <= resets) req.socket.destroy();
+        else res.writeHead(status).end('ok');
+      },
+    });
+    return up;
+  }
+  async function serveFlaky(up: Awaited<ReturnType<typeof flaky>>, annotations: Record<string, string>) {
+    const gw = await startIngressGateway(
+      [one(annotations, path('/', 'Prefix', 'flaky')), serviceYaml('flaky', up.port)].join('---\n'),
+    );
+    return gw;
+  }
+
+  it('retries a reset connection by default (error timeout, 3 tries) but never a 503 answer', async () => {
+    const up = await flaky(2);
+    const down = await flaky(0, 503);
+    const gw = await serveFlaky(up, {});
+    const gw2 = await serveFlaky(down, {});
+    try {
+      expect((await send(gw, '/x')).status).toBe(200);
+      expect(up.seen).toHaveLength(3);
+      expect((await send(gw2, '/x')).status).toBe(503);
+      expect(down.seen).toHaveLength(1);
+    } finally {
+      await gw.close();
+      await gw2.close();
+      await up.close();
+      await down.close();
+    }
+  });
+
+  it('http_503 with -tries 2 retries a 503 once; off retries nothing', async () => {
+    const down = await flaky(0, 503);
+    const reset = await flaky(1);
+    const gw = await serveFlaky(down, {
+      'proxy-next-upstream': 'error timeout http_503',
+      'proxy-next-upstream-tries': '2',
+    });
+    const off = await serveFlaky(reset, { 'proxy-next-upstream': 'off' });
+    try {
+      expect((await send(gw, '/x')).status).toBe(503);
+      expect(down.seen).toHaveLength(2);
+      expect((await send(off, '/x')).status).toBe(503);
+      expect(reset.seen).toHaveLength(1);
+    } finally {
+      await gw.close();
+      await off.close();
+      await down.close();
+      await reset.close();
+    }
+  });
+});
+
 describe('CORS (enable-cors)', () => {
   it('answers preflights with ingress-nginx defaults and adds allow-origin to responses', async () => {
     const gw = await start(one({ 'enable-cors': 'true' }));
@@ -290,7 +351,7 @@ describe('basic authentication (auth-type basic)', () => {
 
 describe('annotations sluice does not act on, and refused ones', () => {
   it('refuses security annotations it cannot enforce yet instead of serving the Ingress open', () => {
-    for (const a of ['auth-url', 'auth-tls-verify-client', 'proxy-ssl-verify']) {
+    for (const a of ['auth-tls-match-cn']) {
       const { diagnostics, snapshot } = compileIngressYaml(one({ [a]: 'x' }));
       const errors = diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic);
       expect(errors).toHaveLength(1);
@@ -301,10 +362,10 @@ describe('annotations sluice does not act on, and refused ones', () => {
   });
 
   it('warns per Ingress for each unsupported annotation, naming it and its effect', () => {
-    const { diagnostics } = compileIngressYaml(one({ 'limit-rps': '5', 'some-future-thing': 'x' }));
+    const { diagnostics } = compileIngressYaml(one({ 'limit-rate': '5', 'some-future-thing': 'x' }));
     const lines = diagnostics.map(formatDiagnostic);
     expect(lines).toContain(
-      'warning test.yaml#1 Ingress default/web: metadata.annotations[nginx.ingress.kubernetes.io/limit-rps]: not supported yet: requests are not rate limited [SLUICE_INGRESS_ANNOTATION]',
+      'warning test.yaml#1 Ingress default/web: metadata.annotations[nginx.ingress.kubernetes.io/limit-rate]: not supported yet: response bandwidth per request is not limited [SLUICE_INGRESS_ANNOTATION]',
     );
     expect(lines).toContain(
       'warning test.yaml#1 Ingress default/web: metadata.annotations[nginx.ingress.kubernetes.io/some-future-thing]: not supported by sluice; it has no effect [SLUICE_INGRESS_ANNOTATION]',

@@ -5,7 +5,7 @@
  * README). A diff that cannot find a difference would prove nothing, so one test breaks a
  * conversion on purpose and requires --verify to see it.
  */
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -19,6 +19,8 @@ import { readConfigSources } from '../../src/providers/certs-dir.ts';
 import { renderConversion } from '../../src/cli/convert-yaml.ts';
 import { GENERATED_FROM } from '../../src/config/ingress/index.ts';
 import { ingressYaml, path as ingressPath } from '../support/ingress.ts';
+import { rsaLeaf, testCa, tlsSecretYaml } from '../support/certs.ts';
+import type { GatewaySpec, VirtualServiceSpec } from '../../src/model/networking.ts';
 
 const FIXTURES = path.join(import.meta.dirname, '../fixtures/ingress-nginx');
 const GUIDE = path.join(import.meta.dirname, '../../examples/ingress-nginx');
@@ -28,6 +30,19 @@ const dirs: string[] = [];
 afterEach(async () => {
   while (dirs.length > 0) await rm(dirs.pop()!, { recursive: true, force: true });
 });
+
+/** A temporary directory (removed after the test) holding `in.yaml`: one nginx-class Ingress. */
+async function writeIngress(
+  name: string,
+  annotations: Record<string, string>,
+  paths: readonly string[],
+): Promise<{ dir: string; src: string }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'sluice-convert-'));
+  dirs.push(dir);
+  const src = path.join(dir, 'in.yaml');
+  await writeFile(src, ingressYaml({ name, className: 'nginx', annotations, paths }));
+  return { dir, src };
+}
 
 async function convert(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -63,19 +78,9 @@ describe('sluice convert ingress', () => {
   });
 
   it('-o DIR writes istio.yaml and summary.txt; exit 1 naming what could not be expressed', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'sluice-convert-'));
-    dirs.push(dir);
-    const src = path.join(dir, 'in.yaml');
-    const { writeFile } = await import('node:fs/promises');
-    await writeFile(
-      src,
-      ingressYaml({
-        name: 'limited',
-        className: 'nginx',
-        annotations: { 'limit-rps': '10', 'proxy-body-size': '8m' },
-        paths: [ingressPath('/', 'Prefix', 'web')],
-      }),
-    );
+    const { dir, src } = await writeIngress('limited', { 'limit-rate': '10', 'proxy-body-size': '8m' }, [
+      ingressPath('/', 'Prefix', 'web'),
+    ]);
     const out = path.join(dir, 'out');
     const r = await convert(['-f', src, '-o', out]);
     expect(r.code).toBe(1);
@@ -85,7 +90,7 @@ describe('sluice convert ingress', () => {
     expect(summary).toContain(
       'NOT EXPRESSED warning ' +
         src +
-        '#1 Ingress default/limited: metadata.annotations[nginx.ingress.kubernetes.io/limit-rps]: not supported yet: requests are not rate limited [SLUICE_INGRESS_ANNOTATION]',
+        '#1 Ingress default/limited: metadata.annotations[nginx.ingress.kubernetes.io/limit-rate]: not supported yet: response bandwidth per request is not limited [SLUICE_INGRESS_ANNOTATION]',
     );
     expect(summary).toContain(
       'NOT EXPRESSED Ingress default/limited: proxy-body-size 8m: Istio has no request body limit',
@@ -108,6 +113,179 @@ describe('sluice convert ingress', () => {
       expect(r.code).toBe(0);
     },
   );
+
+  it('limit-* become a RateLimitPolicy on the Ingress’s rules; --verify sees only the documented 503/429', async () => {
+    const { src } = await writeIngress(
+      'limited',
+      {
+        'limit-rpm': '1',
+        'limit-burst-multiplier': '2',
+        'limit-connections': '4',
+        'limit-whitelist': '10.1.0.0/16',
+      },
+      [ingressPath('/api', 'Prefix', 'web'), ingressPath('/', 'Prefix', 'web')],
+    );
+    const r = await convert(['-f', src, '--verify']);
+    const loaded = loadResources([{ file: 'converted.yaml', text: r.out }], { defaultNamespace: 'default' });
+    expect(loaded.diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic)).toEqual([]);
+    const policy = loaded.resources.resources.find((x) => x.kind === 'RateLimitPolicy');
+    expect(policy?.spec).toEqual({
+      targetRefs: [
+        {
+          kind: 'VirtualService',
+          name: 'ingress-demo.example.com',
+          sectionName: 'Ingress default/limited path /api',
+        },
+        {
+          kind: 'VirtualService',
+          name: 'ingress-demo.example.com',
+          sectionName: 'Ingress default/limited path /',
+        },
+      ],
+      storage: 'Local',
+      rules: [
+        {
+          name: 'limit-connections',
+          key: [{ remoteAddress: {} }],
+          limit: { inFlight: 4 },
+          exempt: { remoteIpBlocks: ['10.1.0.0/16'] },
+        },
+        {
+          name: 'limit-rpm',
+          algorithm: 'TokenBucket',
+          key: [{ remoteAddress: {} }],
+          limit: { requests: 1, unit: 'Minute', burst: 3 },
+          exempt: { remoteIpBlocks: ['10.1.0.0/16'] },
+        },
+      ],
+    });
+    expect(r.err).toContain('answers 429 with Retry-After where ingress-nginx answers 503');
+    // Three requests pass on each side; every later one is refused by both, 503 against 429.
+    expect(r.err).toMatch(
+      /verify: \d+ requests, 0 answered differently, \d+ reached a backend on both sides \(and \d+ rate limited: 503 natively, 429 converted, as documented\)/,
+    );
+    expect(r.code).toBe(0);
+  });
+
+  it('auth-url becomes an ext_authz provider and a CUSTOM policy; --verify agrees against a stand-in auth service', async () => {
+    const { src } = await writeIngress(
+      'guarded',
+      {
+        'auth-url': 'http://authsvc.default.svc.cluster.local/verify',
+        'auth-response-headers': 'X-Auth-User',
+      },
+      [ingressPath('/api', 'Prefix', 'web'), ingressPath('/', 'Prefix', 'web')],
+    );
+    const r = await convert(['-f', src, '--verify']);
+    const loaded = loadResources([{ file: 'converted.yaml', text: r.out }], { defaultNamespace: 'default' });
+    expect(loaded.diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic)).toEqual([]);
+    const mesh = loaded.resources.resources.find((x) => x.kind === 'MeshConfig');
+    expect(mesh?.spec).toMatchObject({
+      extensionProviders: [
+        {
+          name: 'ingress-auth-0',
+          envoyExtAuthzHttp: {
+            service: 'authsvc.default.svc.cluster.local',
+            port: 80,
+            pathPrefix: '/verify',
+            statusOnError: '500',
+            headersToUpstreamOnAllow: ['x-auth-user'],
+          },
+        },
+      ],
+    });
+    const custom = loaded.resources.resources.filter((x) => x.kind === 'AuthorizationPolicy');
+    expect(custom.map((x) => (x.spec as { action: string }).action)).toEqual(['CUSTOM', 'CUSTOM']);
+    expect(r.err).toContain('Istio sends the client');
+    // Allowed (with X-Auth-User to the upstream), forbidden and unauthenticated, on both sides alike.
+    expect(r.err).toMatch(/verify: \d+ requests, 0 answered differently/);
+    expect(r.code).toBe(0);
+  });
+
+  it('auth-signin is reported as not expressed, and --verify shows the 302 against 401', async () => {
+    const { src } = await writeIngress(
+      'guarded',
+      {
+        'auth-url': 'http://authsvc.default.svc.cluster.local/verify',
+        'auth-signin': 'https://login.example.com/start',
+      },
+      [ingressPath('/', 'Prefix', 'web')],
+    );
+    const r = await convert(['-f', src, '--verify']);
+    expect(r.err).toContain(
+      'NOT EXPRESSED Ingress default/guarded: auth-signin https://login.example.com/start',
+    );
+    expect(r.err).toContain('differs: demo.example.com/: status ingress=302 istio=401');
+    expect(r.code).toBe(1);
+  });
+
+  it.each(['HTTPS', 'GRPC', 'GRPCS'])(
+    'backend-protocol %s: --verify reaches a stand-in backend speaking it on both sides',
+    async (protocol) => {
+      const { src } = await writeIngress('proto', { 'backend-protocol': protocol }, [
+        ingressPath('/', 'Prefix', 'web'),
+      ]);
+      const r = await convert(['-f', src, '--verify']);
+      const m = /verify: (\d+) requests, 0 answered differently, (\d+) reached a backend on both sides/.exec(
+        r.err,
+      );
+      expect(m, r.err).not.toBeNull();
+      expect(Number(m![2])).toBe(Number(m![1]));
+    },
+  );
+
+  it('auth-tls becomes a MUTUAL server reading <credential>-cacert; no key material is written', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'sluice-convert-'));
+    dirs.push(dir);
+    const src = path.join(dir, 'in.yaml');
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
+    await writeFile(
+      src,
+      [
+        ingressYaml({
+          name: 'mtls',
+          className: 'nginx',
+          annotations: { 'auth-tls-secret': 'default/client-ca', 'ssl-redirect': 'false' },
+          paths: [ingressPath('/', 'Prefix', 'web')],
+          spec: '  tls: [{hosts: [demo.example.com], secretName: demo-tls}]\n',
+        }),
+        tlsSecretYaml('demo-tls', rsaLeaf(['demo.example.com']), { namespace: 'default' }),
+        `apiVersion: v1\nkind: Secret\nmetadata: {name: client-ca, namespace: default}\ndata: {ca.crt: ${b64(testCa().certPem)}}\n`,
+      ].join('---\n'),
+    );
+    const r = await convert(['-f', src, '--verify']);
+    expect(r.out).not.toContain('tls.key');
+    expect(r.out).not.toContain(b64(testCa().certPem).slice(0, 40));
+    const loaded = loadResources([{ file: 'converted.yaml', text: r.out }], { defaultNamespace: 'default' });
+    expect(loaded.diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic)).toEqual([]);
+    const gw = loaded.resources.resources.find((x) => x.kind === 'Gateway')!;
+    expect((gw.spec as GatewaySpec).servers[1]!.tls).toEqual({ mode: 'MUTUAL', credentialName: 'demo-tls' });
+    expect(r.err).toContain('create Secret istio-system/demo-tls-cacert with its ca.crt');
+    expect(r.err).toMatch(/verify: \d+ requests, 0 answered differently/);
+  });
+
+  it('ssl-passthrough becomes a PASSTHROUGH server and a tls route on the SNI', async () => {
+    const { src } = await writeIngress('pass', { 'ssl-passthrough': 'true' }, [
+      ingressPath('/', 'Prefix', 'web', 443),
+    ]);
+    const r = await convert(['-f', src]);
+    const loaded = loadResources([{ file: 'converted.yaml', text: r.out }], { defaultNamespace: 'default' });
+    expect(loaded.diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic)).toEqual([]);
+    const gw = loaded.resources.resources.find((x) => x.kind === 'Gateway')!;
+    expect((gw.spec as GatewaySpec).servers[1]).toMatchObject({
+      port: { number: 443, protocol: 'TLS' },
+      hosts: ['demo.example.com'],
+      tls: { mode: 'PASSTHROUGH' },
+    });
+    const vs = loaded.resources.resources.find((x) => x.kind === 'VirtualService')!;
+    expect((vs.spec as VirtualServiceSpec).tls).toEqual([
+      {
+        match: [{ port: 443, sniHosts: ['demo.example.com'] }],
+        route: [{ destination: { host: 'web.default.svc.cluster.local', port: { number: 443 } } }],
+      },
+    ]);
+    expect(r.code).toBe(0);
+  });
 
   it('--verify reports a conversion that behaves differently', async () => {
     const update = await readConfigSources({

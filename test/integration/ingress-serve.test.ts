@@ -249,7 +249,7 @@ describe('sluice serve on Ingress files', () => {
         [
           ingressYaml({
             name: 'web',
-            annotations: { 'limit-rps': '5' },
+            annotations: { 'limit-rate': '5' },
             paths: [path(p, 'Prefix', 'demo-order')],
           }),
           serviceYaml('demo-order', upstream.port),
@@ -266,7 +266,7 @@ describe('sluice serve on Ingress files', () => {
       const metrics = await (
         await fetch(`http://127.0.0.1:${running.metricsServer.port}/stats/prometheus`)
       ).text();
-      expect(metrics).toContain('sluice_config_unsupported_total{kind="Ingress",field="limit-rps"} 1');
+      expect(metrics).toContain('sluice_config_unsupported_total{kind="Ingress",field="limit-rate"} 1');
       expect(await ask('/v2/a')).toBe(404);
       await write('/v2');
       await until(async () => (await ask('/v2/a')) === 200, {

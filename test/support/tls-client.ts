@@ -3,6 +3,7 @@
  * connection, against 127.0.0.1 with the test CA trusted. Failures resolve (never reject), so a
  * test can assert that a handshake was refused.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { request } from 'node:https';
 import { connect, type ConnectionOptions } from 'node:tls';
 import { testCa } from './certs.ts';
@@ -44,25 +45,26 @@ export function handshake(
 
 export interface HttpsReply {
   readonly status: number | null;
+  readonly headers: IncomingHttpHeaders;
   readonly body: string;
   readonly error: string | null;
 }
 
-/** GET `path` with Host and SNI `host`, on a fresh connection. */
+/** GET `path` with SNI `host` (and Host `host`, unless `headers` say otherwise), on a fresh connection. */
 export function httpsGet(
   port: number,
   host: string,
-  opts: Partial<ConnectionOptions> & { path?: string } = {},
+  opts: Partial<ConnectionOptions> & { path?: string; headers?: Record<string, string> } = {},
 ): Promise<HttpsReply> {
   return new Promise((resolve) => {
-    const { path = '/', ...tls } = opts;
+    const { path = '/', headers, ...tls } = opts;
     const req = request(
       {
         host: '127.0.0.1',
         port,
         servername: host,
         path,
-        headers: { host },
+        headers: { host, ...headers },
         ca: testCa().certPem,
         agent: false,
         ...tls,
@@ -71,10 +73,12 @@ export function httpsGet(
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, error: null }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, error: null }),
+        );
       },
     );
-    req.on('error', (err: Error) => resolve({ status: null, body: '', error: err.message }));
+    req.on('error', (err: Error) => resolve({ status: null, headers: {}, body: '', error: err.message }));
     req.end();
   });
 }

@@ -6,6 +6,7 @@
  */
 
 import { isIP } from 'node:net';
+import type { IngressExternalAuth } from '../../model/networking.ts';
 
 export const NGINX_PREFIX = 'nginx.ingress.kubernetes.io/';
 
@@ -71,12 +72,55 @@ export interface IngressAnnotations {
     readonly secretType: 'auth-file' | 'auth-map';
     readonly realm: string;
   } | null;
+  /**
+   * proxy-next-upstream (+ -tries) as a retry policy: Envoy retryOn tokens and retries (tries − 1);
+   * ingress-nginx's default is `error timeout` with 3 tries.
+   */
+  readonly retries: { readonly attempts: number; readonly retryOn: string };
+  /** ssl-passthrough: the Ingress's hosts are piped by SNI to their `/` backend on the HTTPS port. */
+  readonly sslPassthrough: boolean;
+  /** auth-tls-secret (+ auth-tls-verify-client, -error-page, -pass-certificate-to-upstream); null when unset. */
+  readonly authTls: {
+    /** `namespace/name` (the Ingress's namespace when written without one). */
+    readonly secret: string;
+    readonly verify: 'on' | 'off' | 'optional' | 'optional_no_ca';
+    readonly errorPage: string | null;
+    readonly passCert: boolean;
+  } | null;
+  /** proxy-ssl-secret (+ proxy-ssl-verify, proxy-ssl-name, proxy-ssl-server-name); null when unset. */
+  readonly proxySsl: {
+    /** `namespace/name`, as ingress-nginx requires. */
+    readonly secret: string;
+    readonly verify: boolean;
+    readonly name: string | null;
+    readonly serverName: boolean;
+  } | null;
+  /** auth-url (+ auth-method, auth-signin, auth-response-headers, auth-request-redirect); null when unset. */
+  readonly externalAuth: ExternalAuth | null;
+  /** limit-rps / limit-rpm / limit-connections (+ limit-burst-multiplier, limit-whitelist); null when none is set. */
+  readonly rateLimit: IngressRateLimit | null;
   /** whitelist-source-range / denylist-source-range: IPs and CIDRs, empty when unset. */
   readonly allowSourceRanges: readonly string[];
   readonly denySourceRanges: readonly string[];
   /** Annotations read here, as `name` without the prefix (for the convert report). */
   readonly used: readonly string[];
 }
+
+/**
+ * ingress-nginx's rate limits of one Ingress (annotations/ratelimit): zones keyed by client IP,
+ * shared by every path of the Ingress, `limit_req … burst=limit×multiplier nodelay` and
+ * `limit_conn`; 0 = that limit is off.
+ */
+export interface IngressRateLimit {
+  readonly rps: number;
+  readonly rpm: number;
+  readonly burstMultiplier: number;
+  readonly connections: number;
+  /** limit-whitelist (alias limit-allowlist): client IPs/CIDRs never counted. */
+  readonly exempt: readonly string[];
+}
+
+export type ExternalAuth = IngressExternalAuth;
 
 export interface AnnotationProblem {
   readonly level: 'error' | 'warning';
@@ -98,30 +142,27 @@ const REFUSED = new Set([
  * what its YAML closes, so each is an error and the config is refused.
  */
 const UNENFORCEABLE: Readonly<Record<string, string>> = {
-  'auth-url': 'external authentication',
-  'auth-signin': 'external authentication',
-  'auth-response-headers': 'external authentication',
-  'auth-method': 'external authentication',
-  'auth-tls-secret': 'client certificate authentication',
-  'auth-tls-verify-client': 'client certificate authentication',
-  'auth-tls-verify-depth': 'client certificate authentication',
-  'auth-tls-pass-certificate-to-upstream': 'client certificate authentication',
-  'proxy-ssl-secret': 'upstream certificate verification',
-  'proxy-ssl-verify': 'upstream certificate verification',
+  'auth-tls-match-cn': 'matching the client certificate subject',
 };
 
 /** Annotations sluice has not implemented yet: each is a warning naming what happens instead. */
 const NOT_YET: Readonly<Record<string, string>> = {
-  'limit-rps': 'requests are not rate limited',
-  'limit-rpm': 'requests are not rate limited',
-  'limit-burst-multiplier': 'requests are not rate limited',
-  'limit-connections': 'connections are not limited',
-  'limit-whitelist': 'requests are not rate limited',
+  'auth-cache-key': 'auth service answers are not cached: every request is checked',
+  'auth-cache-duration': 'auth service answers are not cached: every request is checked',
+  'auth-proxy-set-headers': 'the ConfigMap headers are not sent to the auth service',
+  'auth-keepalive': 'connections to the auth service are pooled and kept alive by sluice itself',
+  'auth-keepalive-requests': 'connections to the auth service are pooled and kept alive by sluice itself',
+  'auth-keepalive-timeout': 'connections to the auth service are pooled and kept alive by sluice itself',
+  'auth-keepalive-share-vars': 'connections to the auth service are pooled and kept alive by sluice itself',
+  'limit-rate': 'response bandwidth per request is not limited',
+  'limit-rate-after': 'response bandwidth per request is not limited',
   'proxy-send-timeout': 'the upstream send timeout is not applied',
-  'proxy-next-upstream': "Istio's default retry policy (VS-23) applies instead",
-  'proxy-next-upstream-tries': "Istio's default retry policy (VS-23) applies instead",
-  'proxy-ssl-name': 'the upstream TLS name is not set from it',
-  'ssl-passthrough': 'TLS is terminated, not passed through',
+  'proxy-next-upstream-timeout': 'the time spent on retries is bounded only by the attempts',
+  'auth-tls-verify-depth': 'the client chain length is not limited (a chain through intermediates verifies)',
+  'proxy-ssl-verify-depth':
+    'the upstream chain length is not limited (a chain through intermediates verifies)',
+  'proxy-ssl-ciphers': "Node's default ciphers are offered",
+  'proxy-ssl-protocols': 'TLS 1.2 and 1.3 are offered',
   'custom-http-errors': 'upstream error responses are passed through unchanged',
   'default-backend': 'unmatched requests get 404',
 };
@@ -172,7 +213,11 @@ function list(v: string): string[] {
     .filter((s) => s !== '');
 }
 
-export function readAnnotations(annotations: Readonly<Record<string, string>>): {
+export function readAnnotations(
+  annotations: Readonly<Record<string, string>>,
+  /** The Ingress's namespace: where Secrets named without one are. */
+  namespace = 'default',
+): {
   readonly value: IngressAnnotations;
   readonly problems: AnnotationProblem[];
 } {
@@ -344,6 +389,12 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
     return [];
   };
   const basicAuth = readBasicAuth(str, problems);
+  const rateLimit = readRateLimit(int, ranges);
+  const externalAuth = readExternalAuth(str, bool, problems);
+  const proxySsl = readProxySsl(str, problems);
+  const authTls = readAuthTls(str, bool, problems, namespace);
+  const retries = readNextUpstream(str, int, problems);
+  const sslPassthrough = bool('ssl-passthrough', false);
   const allowSourceRanges = ranges('whitelist-source-range');
   const denySourceRanges = ranges('denylist-source-range');
   for (const name of a.keys())
@@ -374,6 +425,12 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
       allowSourceRanges,
       denySourceRanges,
       basicAuth,
+      rateLimit,
+      externalAuth,
+      proxySsl,
+      authTls,
+      retries,
+      sslPassthrough,
       used,
     },
     problems,
@@ -427,6 +484,223 @@ function readHash(str: (name: string) => string | null, problems: AnnotationProb
     message: `"${by}" cannot be expressed (only $remote_addr, $http_<name>, $arg_<name>, $cookie_<name>); endpoints are balanced without a hash`,
   });
   return null;
+}
+
+/**
+ * proxy-next-upstream conditions (nginx proxy_next_upstream) as Envoy retryOn: `error` is a
+ * failed or reset connection, `timeout` a connect timeout (Envoy counts it a connect failure; a
+ * response-header timeout is not retried), `http_NNN` that status; `off` no retry. nginx retries
+ * POST, LOCK and PATCH only with `non_idempotent`; Envoy retries any method (a warning says so).
+ */
+function readNextUpstream(
+  str: (name: string) => string | null,
+  int: (name: string, dflt: number, min: number, max: number) => number,
+  problems: AnnotationProblem[],
+): IngressAnnotations['retries'] {
+  const written = str('proxy-next-upstream');
+  const tries = int('proxy-next-upstream-tries', 3, 0, 100);
+  const conditions = (written ?? 'error timeout').split(/\s+/).filter((c) => c !== '');
+  const on = new Set<string>();
+  for (const c of conditions) {
+    if (c === 'off') return { attempts: 0, retryOn: '' };
+    if (c === 'error') on.add('connect-failure').add('reset');
+    else if (c === 'timeout') on.add('connect-failure');
+    else if (/^http_(500|502|503|504|403|404|429)$/.test(c)) on.add(c.slice(5));
+    else if (c !== 'non_idempotent')
+      problems.push({
+        level: 'warning',
+        annotation: 'proxy-next-upstream',
+        message: `"${c}" has no Envoy retry condition; it is not retried on`,
+      });
+  }
+  if (written !== null && !conditions.includes('non_idempotent') && on.size > 0)
+    problems.push({
+      level: 'warning',
+      annotation: 'proxy-next-upstream',
+      message:
+        'nginx does not retry POST, LOCK and PATCH requests without non_idempotent; sluice retries every method',
+    });
+  // tries counts the first attempt; 0 is nginx's "no limit", kept to its default 3 here.
+  if (tries === 0)
+    problems.push({
+      level: 'warning',
+      annotation: 'proxy-next-upstream-tries',
+      message: '0 (no limit) is served as 3 tries',
+    });
+  return {
+    attempts: on.size === 0 ? 0 : Math.max(0, (tries === 0 ? 3 : tries) - 1),
+    retryOn: [...on].join(','),
+  };
+}
+
+/** annotations/authtls: verify-client on unless on/off/optional/optional_no_ca; error-page a URL. */
+function readAuthTls(
+  str: (name: string) => string | null,
+  bool: (name: string, dflt: boolean) => boolean,
+  problems: AnnotationProblem[],
+  namespace: string,
+): IngressAnnotations['authTls'] {
+  const secret = str('auth-tls-secret');
+  const raw = str('auth-tls-verify-client');
+  const errorPage = str('auth-tls-error-page');
+  const passCert = bool('auth-tls-pass-certificate-to-upstream', false);
+  if (secret === null) {
+    if (raw !== null)
+      problems.push({
+        level: 'error',
+        annotation: 'auth-tls-verify-client',
+        message:
+          'without auth-tls-secret there is no CA to verify clients with; the config is refused rather than serving the host without client certificates',
+      });
+    return null;
+  }
+  let verify: NonNullable<IngressAnnotations['authTls']>['verify'] = 'on';
+  if (raw === 'on' || raw === 'off' || raw === 'optional' || raw === 'optional_no_ca') verify = raw;
+  else if (raw !== null)
+    problems.push({
+      level: 'warning',
+      annotation: 'auth-tls-verify-client',
+      message: `"${raw}" is not on, off, optional or optional_no_ca; on is used (as ingress-nginx does)`,
+    });
+  if (verify === 'optional_no_ca')
+    problems.push({
+      level: 'warning',
+      annotation: 'auth-tls-verify-client',
+      message:
+        'optional_no_ca (accept any client certificate unverified) is served as optional: a certificate the CA did not sign is refused',
+    });
+  const parts = secret.split('/');
+  if (parts.length > 2 || parts.some((p) => p === '')) {
+    problems.push({
+      level: 'error',
+      annotation: 'auth-tls-secret',
+      message: `"${secret}" is not name or namespace/name; the config is refused rather than serving the host without client certificates`,
+    });
+    return null;
+  }
+  return { secret: parts.length === 2 ? secret : `${namespace}/${secret}`, verify, errorPage, passCert };
+}
+
+/**
+ * proxy-ssl-* (annotations/proxyssl): on/off switches, off by default; a Secret not written
+ * `namespace/name` is denied there and refused here.
+ */
+function readProxySsl(
+  str: (name: string) => string | null,
+  problems: AnnotationProblem[],
+): IngressAnnotations['proxySsl'] {
+  const secret = str('proxy-ssl-secret');
+  const onOff = (name: string): boolean => {
+    const v = str(name);
+    if (v === null) return false;
+    if (v === 'on' || v === 'off') return v === 'on';
+    problems.push({
+      level: 'warning',
+      annotation: name,
+      message: `must be "on" or "off", got "${v}"; off is used`,
+    });
+    return false;
+  };
+  const verify = onOff('proxy-ssl-verify');
+  const serverName = onOff('proxy-ssl-server-name');
+  const name = str('proxy-ssl-name');
+  if (secret === null) {
+    for (const [a, set] of [
+      ['proxy-ssl-verify', verify],
+      ['proxy-ssl-name', name !== null],
+      ['proxy-ssl-server-name', serverName],
+    ] as const)
+      if (set)
+        problems.push(
+          a === 'proxy-ssl-verify'
+            ? {
+                level: 'error',
+                annotation: a,
+                message:
+                  'without proxy-ssl-secret there is no CA to verify with; the config is refused rather than connecting unverified',
+              }
+            : { level: 'warning', annotation: a, message: 'without proxy-ssl-secret it has no effect' },
+        );
+    return null;
+  }
+  if (!/^[^/\s]+\/[^/\s]+$/.test(secret)) {
+    problems.push({
+      level: 'error',
+      annotation: 'proxy-ssl-secret',
+      message: `"${secret}" is not namespace/name; the config is refused rather than connecting unverified`,
+    });
+    return null;
+  }
+  return { secret, verify, name, serverName };
+}
+
+/** authreq's validation: a method nginx's proxy_method takes, header names of `[A-Za-z0-9_-]`. */
+const AUTH_METHOD = /^(GET|HEAD|POST|PUT|PATCH|DELETE|CONNECT|OPTIONS|TRACE)$/;
+const AUTH_HEADER = /^[a-zA-Z\d\-_]+$/;
+
+/**
+ * auth-url and companions. What ingress-nginx refuses (a bad URL, method or header name) denies
+ * the location there; here it refuses the config, never serving the paths unchecked.
+ */
+function readExternalAuth(
+  str: (name: string) => string | null,
+  bool: (name: string, dflt: boolean) => boolean,
+  problems: AnnotationProblem[],
+): ExternalAuth | null {
+  const url = str('auth-url');
+  const method = str('auth-method');
+  const signin = str('auth-signin');
+  const signinRedirectParam = str('auth-signin-redirect-param') ?? 'rd';
+  const headers = str('auth-response-headers');
+  const requestRedirect = str('auth-request-redirect');
+  const alwaysSetCookie = bool('auth-always-set-cookie', false);
+  if (url === null) {
+    for (const [name, v] of [
+      ['auth-signin', signin],
+      ['auth-method', method],
+      ['auth-response-headers', headers],
+      ['auth-request-redirect', requestRedirect],
+    ] as const)
+      if (v !== null)
+        problems.push({ level: 'warning', annotation: name, message: 'without auth-url it has no effect' });
+    return null;
+  }
+  const refuse = (annotation: string, message: string): null => {
+    problems.push({
+      level: 'error',
+      annotation,
+      message: `${message}; the config is refused rather than serving the paths without the check`,
+    });
+    return null;
+  };
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return refuse('auth-url', `"${url}" is not a URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    return refuse('auth-url', `"${url}" is not an http or https URL`);
+  if (method !== null && !AUTH_METHOD.test(method))
+    return refuse('auth-method', `"${method}" is not an HTTP method ingress-nginx takes`);
+  const responseHeaders = headers === null ? [] : list(headers);
+  const bad = responseHeaders.find((h) => !AUTH_HEADER.test(h));
+  if (bad !== undefined) return refuse('auth-response-headers', `"${bad}" is not a header name`);
+  return { url, method, signin, signinRedirectParam, responseHeaders, requestRedirect, alwaysSetCookie };
+}
+
+/** limit-*: null when no limit is set (limit-whitelist alone limits nothing, as in ingress-nginx). */
+function readRateLimit(
+  int: (name: string, dflt: number, min: number, max: number) => number,
+  ranges: (name: string) => string[],
+): IngressRateLimit | null {
+  const rps = int('limit-rps', 0, 0, 1_000_000);
+  const rpm = int('limit-rpm', 0, 0, 60_000_000);
+  const connections = int('limit-connections', 0, 0, 1_000_000);
+  const burstMultiplier = int('limit-burst-multiplier', 5, 1, 1000);
+  const exempt = [...ranges('limit-whitelist'), ...ranges('limit-allowlist')];
+  if (rps === 0 && rpm === 0 && connections === 0) return null;
+  return { rps, rpm, burstMultiplier, connections, exempt };
 }
 
 /**

@@ -20,13 +20,16 @@ import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { IngressBackend, IngressSpec, SecretSpec, ServiceSpec } from '../../model/kube.ts';
 import { privateBytes, type PrivateBytes } from '../../model/private-bytes.ts';
 import type {
+  ClientTlsSettings,
   ConsistentHashLB,
   DestinationRuleSpec,
   GatewayServer,
   GatewaySpec,
   HTTPMatchRequest,
   HTTPRoute,
+  IngressNginxRoute,
   StringMatch,
+  TLSRoute,
   VirtualServiceSpec,
 } from '../../model/networking.ts';
 import { subjectOfResource, type Resource, type ResourceSet } from '../../model/resource.ts';
@@ -38,6 +41,7 @@ import {
   type HashSetting,
   type AnnotationProblem,
   type IngressAnnotations,
+  type IngressRateLimit,
 } from './annotations.ts';
 
 export interface IngressOptions {
@@ -60,6 +64,10 @@ export const DEFAULT_INGRESS_OPTIONS: Omit<IngressOptions, 'gatewayNamespace'> =
 export const INGRESS_GATEWAY_NAME = 'sluice-ingress';
 export const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
 export const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';
+/** On a generated server-and-client-CA Secret: the Secrets it joins (convert names them instead). */
+export const MTLS_CREDENTIAL = 'sluice.dev/ingress-server-credential';
+export const MTLS_CLIENT_CA = 'sluice.dev/ingress-client-ca';
+export const MTLS_VERIFY = 'sluice.dev/ingress-client-verify';
 /** Marks generated resources: the value says which Ingresses they came from. */
 export const GENERATED_FROM = 'sluice.dev/generated-from-ingress';
 
@@ -68,7 +76,116 @@ type IngressResource = Resource<'Ingress', IngressSpec>;
 /** An Ingress's annotations with what they name resolved (the basic-auth Secret's users). */
 type ServedAnnotations = IngressAnnotations & {
   readonly basicAuthUsers: { readonly realm: string; readonly htpasswd: PrivateBytes } | null;
+  /** proxy-ssl-* as the backend's DestinationRule tls; null = ingress-nginx's unverified TLS. */
+  readonly upstreamTls: ClientTlsSettings | null;
 };
+
+/**
+ * ssl-passthrough: TLS for the host goes by SNI, still encrypted, to the backend of the
+ * passthrough Ingress's `/` path (its defaultBackend, else its first path), as ingress-nginx's
+ * TCP proxy does in front of nginx; null (with a warning) when there is no such backend.
+ */
+function passthroughRoute(
+  entry: HostEntry,
+  opts: IngressOptions,
+  services: ReadonlyMap<string, Resource<'Service', ServiceSpec>>,
+  diagnostics: Diagnostic[],
+): TLSRoute | null {
+  const ing = entry.passthrough!;
+  const own = entry.locations.filter((l) => l.ingress === ing);
+  const root = own.find((l) => !l.isDefault && l.path === '/') ?? own.find((l) => l.isDefault) ?? own[0];
+  const dest = root === undefined ? null : destinationOf(root, services, diagnostics);
+  if (dest === null) {
+    diagnostics.push({
+      level: 'warning',
+      code: 'SLUICE_INGRESS_ANNOTATION',
+      subject: subjectOf(ing),
+      path: `metadata.annotations[${NGINX_PREFIX}ssl-passthrough]`,
+      message: `host ${entry.host} has no Service backend to pass TLS through to; its TLS is not served`,
+    });
+    return null;
+  }
+  return {
+    match: [{ port: opts.httpsPort, sniHosts: [entry.host] }],
+    route: [{ destination: { host: serviceHost(dest.service, ing.namespace), port: { number: dest.port } } }],
+  };
+}
+
+/**
+ * The server certificate of `credential` with the auth-tls-secret's ca.crt (and ca.crl) beside
+ * it, as one Secret in the gateway's namespace: a Gateway server reads its client CA from its
+ * credential, and the two Secrets of an Ingress are separate.
+ */
+function clientCredential(
+  credential: string,
+  caSecret: string,
+  verify: string,
+  secrets: ReadonlyMap<string, Resource<'Secret', SecretSpec>>,
+  namespace: string,
+  name: string,
+  owner: IngressResource,
+): Resource {
+  const data: Record<string, PrivateBytes> = {};
+  const server = secrets.get(credential)?.spec.data ?? {};
+  const ca = secrets.get(caSecret)?.spec.data ?? {};
+  for (const k of ['tls.crt', 'tls.key'] as const) if (server[k] !== undefined) data[k] = server[k];
+  for (const k of ['ca.crt', 'ca.crl'] as const) if (ca[k] !== undefined) data[k] = ca[k];
+  return {
+    kind: 'Secret',
+    apiVersion: 'v1',
+    namespace,
+    name,
+    labels: {},
+    annotations: {
+      [GENERATED_FROM]: `${owner.namespace}/${owner.name}`,
+      [MTLS_CREDENTIAL]: credential,
+      [MTLS_CLIENT_CA]: caSecret,
+      [MTLS_VERIFY]: verify,
+    },
+    origin: owner.origin,
+    spec: { type: 'kubernetes.io/tls', data } satisfies SecretSpec,
+  };
+}
+
+/**
+ * proxy-ssl-* as DestinationRule tls, for HTTPS and GRPCS backends only (nginx's proxy_ssl_*
+ * act on `proxy_pass https://`). The Secret's tls.crt/tls.key make it MUTUAL; its ca.crt is the
+ * CA. With proxy-ssl-verify on, nginx checks the name proxy-ssl-name, and without one
+ * `$proxy_host`, which in ingress-nginx is `upstream_balancer`; the SNI is proxy-ssl-name only
+ * with proxy-ssl-server-name on.
+ */
+function proxySslOf(
+  ann: IngressAnnotations,
+  secrets: ReadonlyMap<string, Resource<'Secret', SecretSpec>>,
+  problems: AnnotationProblem[],
+): ClientTlsSettings | null {
+  const p = ann.proxySsl!;
+  if (ann.backendProtocol !== 'HTTPS' && ann.backendProtocol !== 'GRPCS') {
+    problems.push({
+      level: 'warning',
+      annotation: 'proxy-ssl-secret',
+      message: `backend-protocol is ${ann.backendProtocol}, so no TLS is spoken to the backend and proxy-ssl-* have no effect (as in ingress-nginx)`,
+    });
+    return null;
+  }
+  const secret = secrets.get(p.secret);
+  if (secret === undefined) {
+    problems.push({
+      level: 'error',
+      annotation: 'proxy-ssl-secret',
+      message: `Secret ${p.secret} is not in the config; the config is refused rather than connecting without it`,
+    });
+    return null;
+  }
+  const mutual = secret.spec.data['tls.crt'] !== undefined && secret.spec.data['tls.key'] !== undefined;
+  const name = p.name ?? 'upstream_balancer';
+  return {
+    mode: mutual ? 'MUTUAL' : 'SIMPLE',
+    credentialName: p.secret,
+    ...(p.verify ? { subjectAltNames: [name] } : { insecureSkipVerify: true }),
+    ...(p.serverName && p.name !== null ? { sni: p.name } : {}),
+  };
+}
 
 /**
  * auth-secret as htpasswd text: the `auth` key of an auth-file Secret, or `user:hash` lines of an
@@ -145,6 +262,13 @@ interface HostEntry {
   readonly owner: IngressResource;
   readonly ownerAnn: ServedAnnotations;
   tls: { readonly credential: string } | null;
+  /** auth-tls-* of the first Ingress of the host that set them (ingress-nginx's server CertificateAuth). */
+  clientAuth: {
+    readonly settings: NonNullable<IngressAnnotations['authTls']>;
+    readonly ingress: IngressResource;
+  } | null;
+  /** ssl-passthrough of the first Ingress of the host that set it: TLS to it is piped, not terminated. */
+  passthrough: IngressResource | null;
 }
 
 const subjectOf = subjectOfResource;
@@ -236,9 +360,19 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
       });
       continue;
     }
-    const { value: read, problems } = readAnnotations(ing.annotations);
+    const { value: read, problems } = readAnnotations(ing.annotations, ing.namespace);
     const users = read.basicAuth === null ? null : basicAuthUsers(ing, read.basicAuth, secrets, problems);
-    const ann: ServedAnnotations = { ...read, basicAuthUsers: users };
+    const upstreamTls = read.proxySsl === null ? null : proxySslOf(read, secrets, problems);
+    if (read.authTls !== null && read.authTls.verify !== 'off') {
+      const ca = secrets.get(read.authTls.secret)?.spec.data['ca.crt'];
+      if (ca === undefined)
+        problems.push({
+          level: 'error',
+          annotation: 'auth-tls-secret',
+          message: `Secret ${read.authTls.secret} is not in the config or has no ca.crt; the config is refused rather than serving the host without client certificates`,
+        });
+    }
+    const ann: ServedAnnotations = { ...read, basicAuthUsers: users, upstreamTls };
     let refused = false;
     for (const p of problems) {
       if (p.level === 'error') refused = true;
@@ -272,7 +406,20 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
     const entryFor = (host: string): HostEntry => {
       let e = hosts.get(host);
       if (e === undefined)
-        hosts.set(host, (e = { host, locations: [], owner: ing, ownerAnn: ann, tls: null }));
+        hosts.set(
+          host,
+          (e = {
+            host,
+            locations: [],
+            owner: ing,
+            ownerAnn: ann,
+            tls: null,
+            clientAuth: null,
+            passthrough: null,
+          }),
+        );
+      if (e.clientAuth === null && ann.authTls !== null && ann.authTls.verify !== 'off')
+        e.clientAuth = { settings: ann.authTls, ingress: ing };
       return e;
     };
     const spec = ing.spec;
@@ -334,6 +481,11 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
         });
       }
     }
+    if (ann.sslPassthrough)
+      for (const r of rules) {
+        const entry = entryFor((r.host ?? '*').toLowerCase());
+        entry.passthrough ??= ing;
+      }
     (spec.tls ?? []).forEach((t, ti) => {
       if (t.secretName === undefined || t.secretName === '') {
         diagnostics.push({
@@ -375,21 +527,39 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
   const gatewayRef = `${gwNamespace}/${INGRESS_GATEWAY_NAME}`;
   const resources: Resource[] = [];
   const allHosts: string[] = [];
-  const tlsServers = new Map<string, string[]>();
+  const passthroughHosts: string[] = [];
+  const tlsServers = new Map<
+    string,
+    { credential: string; clientAuth: HostEntry['clientAuth']; hosts: string[] }
+  >();
   const hostList = [...hosts.values()].sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
 
   for (const entry of hostList) {
     if (entry.locations.length === 0) continue;
     const vsHosts = [entry.host, ...entry.ownerAnn.serverAliases.filter((h) => h !== entry.host)];
     allHosts.push(...vsHosts);
-    if (entry.tls !== null) {
-      const list = tlsServers.get(entry.tls.credential) ?? [];
-      list.push(entry.host);
-      tlsServers.set(entry.tls.credential, list);
+    const piped = entry.passthrough === null ? null : passthroughRoute(entry, opts, services, diagnostics);
+    if (piped !== null) passthroughHosts.push(entry.host);
+    else if (entry.tls !== null) {
+      // Hosts verifying clients differently cannot share a server: each gets the SNI's own settings.
+      const ca = entry.clientAuth?.settings;
+      const key = `${entry.tls.credential}|${ca === undefined ? '' : `${ca.secret}|${ca.verify}`}`;
+      const server = tlsServers.get(key) ?? {
+        credential: entry.tls.credential,
+        clientAuth: entry.clientAuth,
+        hosts: [],
+      };
+      server.hosts.push(entry.host);
+      tlsServers.set(key, server);
     }
     const http = hostRoutes(entry, opts, services, diagnostics, backendPorts);
-    if (http.length === 0) continue;
-    const spec: VirtualServiceSpec = { hosts: vsHosts, gateways: [gatewayRef], http };
+    if (http.length === 0 && piped === null) continue;
+    const spec: VirtualServiceSpec = {
+      hosts: vsHosts,
+      gateways: [gatewayRef],
+      ...(http.length > 0 ? { http } : {}),
+      ...(piped !== null ? { tls: [piped] } : {}),
+    };
     resources.push(
       generated(
         'VirtualService',
@@ -434,15 +604,38 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
       hosts: [...new Set(allHosts)].sort(),
     },
   ];
+  if (passthroughHosts.length > 0)
+    servers.push({
+      port: { number: opts.httpsPort, name: 'tls-passthrough-ingress', protocol: 'TLS' },
+      hosts: passthroughHosts,
+      tls: { mode: 'PASSTHROUGH' },
+    });
+  const mtlsSecrets: Resource[] = [];
   [...tlsServers.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .forEach(([credential, list], i) =>
+    .forEach(([, { credential, clientAuth, hosts: list }], i) => {
+      let tls: GatewayServer['tls'] = { mode: 'SIMPLE', credentialName: credential };
+      if (clientAuth !== null) {
+        const secret = clientCredential(
+          credential,
+          clientAuth.settings.secret,
+          clientAuth.settings.verify,
+          secrets,
+          gwNamespace,
+          `ingress-mtls-${i}`,
+          clientAuth.ingress,
+        );
+        mtlsSecrets.push(secret);
+        // The handshake asks for a certificate and admits none; the route answers 400 as nginx.
+        tls = { mode: 'OPTIONAL_MUTUAL', credentialName: `${gwNamespace}/${secret.name}` };
+      }
       servers.push({
         port: { number: opts.httpsPort, name: `https-ingress-${i}`, protocol: 'HTTPS' },
         hosts: list,
-        tls: { mode: 'SIMPLE', credentialName: credential },
-      }),
-    );
+        tls,
+      });
+    });
+  resources.push(...mtlsSecrets);
   const gateway: GatewaySpec = { servers };
   resources.unshift(generated('Gateway', gwNamespace, INGRESS_GATEWAY_NAME, served[0]!, [], gateway, served));
 
@@ -489,7 +682,7 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
             ...(ann.hash !== null ? { loadBalancer: { consistentHash: consistentHashOf(ann.hash) } } : {}),
             // ingress-nginx does not verify upstream certificates unless proxy-ssl-verify is on.
             ...(ann.backendProtocol === 'HTTPS' || ann.backendProtocol === 'GRPCS'
-              ? { tls: { mode: 'SIMPLE' as const, insecureSkipVerify: true } }
+              ? { tls: ann.upstreamTls ?? { mode: 'SIMPLE' as const, insecureSkipVerify: true } }
               : {}),
           })),
       },
@@ -614,6 +807,17 @@ function hostRoutes(
         ...(l.ann.allowSourceRanges.length > 0 ? { allowSourceRanges: l.ann.allowSourceRanges } : {}),
         ...(l.ann.denySourceRanges.length > 0 ? { denySourceRanges: l.ann.denySourceRanges } : {}),
         ...(l.ann.basicAuthUsers !== null ? { basicAuth: l.ann.basicAuthUsers } : {}),
+        ...(l.ann.rateLimit !== null ? { rateLimit: rateLimitOf(l.ingress, l.ann.rateLimit) } : {}),
+        ...(l.ann.externalAuth !== null ? { externalAuth: l.ann.externalAuth } : {}),
+        ...(entry.clientAuth !== null && entry.tls !== null
+          ? {
+              clientCertificate: {
+                required: entry.clientAuth.settings.verify === 'on',
+                errorPage: entry.clientAuth.settings.errorPage,
+                passCertificate: entry.clientAuth.settings.passCert,
+              },
+            }
+          : {}),
       },
     };
     if (l.ann.redirect !== null && !l.isDefault) {
@@ -638,6 +842,11 @@ function hostRoutes(
     }
     const common = {
       ...base,
+      // proxy-next-upstream, or ingress-nginx's default (error timeout, 3 tries), never Istio's.
+      retries:
+        l.ann.retries.attempts === 0
+          ? { attempts: 0 }
+          : { attempts: l.ann.retries.attempts, retryOn: l.ann.retries.retryOn },
       ...rewriteOf(l, diagnostics),
       ...(l.ann.xForwardedPrefix !== null
         ? { headers: { request: { set: { 'x-forwarded-prefix': l.ann.xForwardedPrefix } } } }
@@ -686,6 +895,24 @@ function hostRoutes(
     });
   }
   return out;
+}
+
+/**
+ * ingress-nginx's zones (annotations/ratelimit, template buildRateLimit): `limit_req … burst=
+ * limit×multiplier nodelay` admits burst + 1 at once (a new client's excess starts at 0 and a
+ * request is refused only when it would pass burst), then one per 1/rate: a token bucket of
+ * burst + 1 tokens refilled at the rate.
+ */
+function rateLimitOf(ing: IngressResource, r: IngressRateLimit): NonNullable<IngressNginxRoute['rateLimit']> {
+  const bucket = (requests: number) =>
+    requests === 0 ? null : { requests, burst: requests * r.burstMultiplier + 1 };
+  return {
+    ingress: `${ing.namespace}/${ing.name}`,
+    perSecond: bucket(r.rps),
+    perMinute: bucket(r.rpm),
+    connections: r.connections,
+    exempt: r.exempt,
+  };
 }
 
 function corsPolicyOf(cors: NonNullable<IngressAnnotations['cors']>): NonNullable<HTTPRoute['corsPolicy']> {

@@ -28,6 +28,19 @@ export type CheckAnswer =
   | { readonly kind: 'deny'; readonly status: number; readonly headers: string[]; readonly body: Buffer }
   | { readonly kind: 'error'; readonly reason: string };
 
+/** Headers never copied between a client and an authorizer: hop-by-hop, and framing the check sets itself. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'content-length',
+  'host',
+]);
+
 export function patternMatches(list: readonly HeaderNamePattern[], name: string): boolean {
   for (const p of list) {
     if (

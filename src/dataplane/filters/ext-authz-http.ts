@@ -9,22 +9,16 @@ import type { Dispatcher } from 'undici';
 import type { ExtAuthzHttpProvider } from '../../snapshot/types.ts';
 import { hostSetOf, pickHost } from '../../upstream/endpoints.ts';
 import { requestPool } from '../../upstream/pools.ts';
-import { headerText, patternMatches, type CheckAnswer, type CheckInput } from './ext-authz-check.ts';
+import {
+  HOP_BY_HOP,
+  headerText,
+  patternMatches,
+  type CheckAnswer,
+  type CheckInput,
+} from './ext-authz-check.ts';
 
 /** Largest authorizer response body passed on to a denied client. */
 const MAX_DENY_BODY = 64 * 1024;
-
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'content-length',
-  'host',
-]);
 
 function checkHeaders(p: ExtAuthzHttpProvider, input: CheckInput): string[] {
   const req = input.req;

@@ -233,6 +233,8 @@ function decide(
     holdInFlight(ctx, counted, verdicts, rt);
     return null;
   }
+  if (counted[refusedBy]!.rule.rejectStatus === 503)
+    return { status: 503, body: null, headers: null, flag: 'RL', details: 'request_rate_limited' };
   const retryAfter = String(Math.max(1, Math.ceil(verdicts[refusedBy]!.resetMs / 1000)));
   const out = ['retry-after', retryAfter, 'x-envoy-ratelimited', 'true'];
   if (headers !== null) out.push(...headers);

@@ -77,15 +77,15 @@ describe('ingress-nginx annotations', () => {
   it('refuses snippets and unenforceable security annotations; warns about unknown ones', () => {
     const { problems } = read({
       'server-snippet': 'x',
-      'auth-url': 'http://auth/',
-      'limit-rps': '5',
+      'auth-tls-match-cn': 'CN=x',
+      'limit-rate': '5',
       'made-up': 'y',
       'proxy-body-size': 'lots',
     });
     expect(problems.map((p) => `${p.level} ${p.annotation}`).sort()).toEqual([
-      'error auth-url',
+      'error auth-tls-match-cn',
       'error server-snippet',
-      'warning limit-rps',
+      'warning limit-rate',
       'warning made-up',
       'warning proxy-body-size',
     ]);
