@@ -64,5 +64,6 @@ export function compileIngressLimits(
     );
   if (limits.perSecond !== null) rules.push(rule('limit-rps', bucket(limits.perSecond, 1000)));
   if (limits.perMinute !== null) rules.push(rule('limit-rpm', bucket(limits.perMinute, 60_000)));
-  return { kind: 'rate-limit', rules };
+  // Local buckets: nothing to hand on to a later Redis call.
+  return { kind: 'rate-limit', rules, defer: false };
 }
