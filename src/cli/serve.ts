@@ -161,6 +161,7 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
           namespaces: opts.watchNamespaces,
           gatewayNamespace: opts.namespace,
           rootNamespace: opts.rootNamespace,
+          ingressClass: opts.ingressClass,
           ...(deps.kubeBackoff !== undefined ? { backoff: deps.kubeBackoff } : {}),
           ...(opts.writeStatus
             ? {

@@ -98,6 +98,81 @@ function applyWebService(s: Setup): void {
   });
 }
 
+/** Services test/web (→ a) and test/api (→ b), each with an EndpointSlice on loopback, for Ingress backends. */
+function applyIngressBackends(s: Setup): void {
+  for (const [name, port] of [
+    ['web', s.a.port],
+    ['api', s.b.port],
+  ] as const) {
+    s.api.apply({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: 'test' },
+      spec: { selector: { app: name }, ports: [{ name: 'http', port: 80 }] },
+    });
+    s.api.apply({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: {
+        name: `${name}-abcde`,
+        namespace: 'test',
+        labels: { 'kubernetes.io/service-name': name },
+      },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+      ports: [{ name: 'http', port, protocol: 'TCP' }],
+    });
+  }
+}
+
+/** Ingress test/shop (class sluice): shop.example.com → Service `service` port 80, with `tls` if given. */
+function ingress(service: string, tls?: readonly unknown[]): KubeObj {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: { name: 'shop', namespace: 'test' },
+    spec: {
+      ingressClassName: 'sluice',
+      ...(tls !== undefined ? { tls } : {}),
+      rules: [
+        {
+          host: 'shop.example.com',
+          http: {
+            paths: [
+              {
+                path: '/',
+                pathType: 'Prefix',
+                backend: { service: { name: service, port: { number: 80 } } },
+              },
+            ],
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** Waits (generously) until the TLS listener on `port` presents `certPem` for shop.example.com. */
+async function presents(port: number, certPem: string, what: string): Promise<void> {
+  const want = new X509Certificate(certPem).fingerprint256;
+  await until(
+    async () =>
+      (await handshake(port, { servername: 'shop.example.com' }).catch(() => ({ fingerprint256: '' })))
+        .fingerprint256 === want,
+    { what, timeoutMs: 15_000 },
+  );
+}
+
+/** Every Secret request went to `path` with one of `selectors`: no other Secret was listed or read. */
+function expectSecretReads(api: FakeKubeApi, path: string, selectors: readonly string[]): void {
+  const secretRequests = api.requests.filter((r) => r.path.includes('/secrets'));
+  expect(secretRequests.length).toBeGreaterThan(0);
+  for (const r of secretRequests) {
+    expect(r.path).toBe(path);
+    expect(selectors).toContain(r.query.fieldSelector);
+  }
+}
+
 /** Waits (generously) for traffic to show generation `gen`; returns how long it took. */
 async function follows(port: number, gen: string, what: string): Promise<number> {
   const start = Date.now();
@@ -285,25 +360,15 @@ spec:
     );
     const running = await serve(s);
     await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
-    const served = async (): Promise<string> =>
-      (await handshake(tlsPort, { servername: 'shop.example.com' })).fingerprint256;
-    await until(async () => (await served()) !== '', { what: 'the TLS listener', timeoutMs: 15_000 });
-    const fingerprint = (pem: string): string => new X509Certificate(pem).fingerprint256;
-    expect(await served()).toBe(fingerprint(v1.certPem));
+    await presents(tlsPort, v1.certPem, 'the TLS listener');
     // Rotation through the API is a reload like any other.
     const v2 = rsaLeaf(['shop.example.com'], { tag: 'k8s-v2' });
     applyAll(s.api, tlsSecretYaml('shop-cert', v2));
-    await until(async () => (await served()) === fingerprint(v2.certPem), {
-      what: 'the rotated certificate',
-      timeoutMs: 15_000,
-    });
-
-    const secretRequests = s.api.requests.filter((r) => r.path.includes('/secrets'));
-    expect(secretRequests.length).toBeGreaterThan(0);
-    for (const r of secretRequests) {
-      expect(r.path).toBe('/api/v1/namespaces/istio-system/secrets');
-      expect(['metadata.name=shop-cert', 'metadata.name=shop-cert-cacert']).toContain(r.query.fieldSelector);
-    }
+    await presents(tlsPort, v2.certPem, 'the rotated certificate');
+    expectSecretReads(s.api, '/api/v1/namespaces/istio-system/secrets', [
+      'metadata.name=shop-cert',
+      'metadata.name=shop-cert-cacert',
+    ]);
     expect(
       running.loop
         .current()
@@ -377,51 +442,7 @@ spec:
   it('serves an Ingress from the API as one from a file (translated over the whole set), following its changes', async () => {
     const s = await setup();
     const ingressPort = await freePort();
-    for (const [name, port] of [
-      ['web', s.a.port],
-      ['api', s.b.port],
-    ] as const) {
-      s.api.apply({
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { name, namespace: 'test' },
-        spec: { selector: { app: name }, ports: [{ name: 'http', port: 80 }] },
-      });
-      s.api.apply({
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSlice',
-        metadata: {
-          name: `${name}-abcde`,
-          namespace: 'test',
-          labels: { 'kubernetes.io/service-name': name },
-        },
-        addressType: 'IPv4',
-        endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
-        ports: [{ name: 'http', port, protocol: 'TCP' }],
-      });
-    }
-    const ingress = (service: string): KubeObj => ({
-      apiVersion: 'networking.k8s.io/v1',
-      kind: 'Ingress',
-      metadata: { name: 'shop', namespace: 'test' },
-      spec: {
-        ingressClassName: 'sluice',
-        rules: [
-          {
-            host: 'shop.example.com',
-            http: {
-              paths: [
-                {
-                  path: '/',
-                  pathType: 'Prefix',
-                  backend: { service: { name: service, port: { number: 80 } } },
-                },
-              ],
-            },
-          },
-        ],
-      },
-    });
+    applyIngressBackends(s);
     s.api.apply(ingress('web'));
     const running = await serve(s, ['--ingress-http-port', String(ingressPort)]);
     await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
@@ -436,6 +457,33 @@ spec:
       what: 'the changed Ingress served',
       timeoutMs: 15_000,
     });
+  });
+
+  it("an Ingress's tls secretName is watched in the Ingress's namespace: HTTPS with that Secret, following its rotation", async () => {
+    const s = await setup();
+    const [httpPort, httpsPort] = [await freePort(), await freePort()];
+    applyIngressBackends(s);
+    const v1 = rsaLeaf(['shop.example.com'], { tag: 'ingress-v1' });
+    applyAll(s.api, tlsSecretYaml('shop-tls', v1, { namespace: 'test' }));
+    // Same name in the gateway's namespace, and another Secret beside it: neither is read.
+    applyAll(s.api, tlsSecretYaml('shop-tls', rsaLeaf(['y.example.com'])));
+    applyAll(s.api, tlsSecretYaml('other', rsaLeaf(['x.example.com']), { namespace: 'test' }));
+    s.api.apply(ingress('web', [{ hosts: ['shop.example.com'], secretName: 'shop-tls' }]));
+    const running = await serve(s, [
+      '--ingress-http-port',
+      String(httpPort),
+      '--ingress-https-port',
+      String(httpsPort),
+    ]);
+    await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
+    await presents(httpsPort, v1.certPem, "the Ingress's certificate");
+    // Plain HTTP to a tls host redirects (ingress-nginx's ssl-redirect), so the Ingress is served whole.
+    expect((await request(httpPort, '/', { host: 'shop.example.com' })).status).toBe(308);
+
+    const v2 = rsaLeaf(['shop.example.com'], { tag: 'ingress-v2' });
+    applyAll(s.api, tlsSecretYaml('shop-tls', v2, { namespace: 'test' }));
+    await presents(httpsPort, v2.certPem, 'the rotated certificate');
+    expectSecretReads(s.api, '/api/v1/namespaces/test/secrets', ['metadata.name=shop-tls']);
   });
 
   it('DestinationRule subsets select Service endpoints by the labels of their Pods (watched only once a subset needs them)', async () => {

@@ -105,6 +105,26 @@ function basicAuthUsers(
   return { realm: auth.realm, htpasswd: privateBytes(Buffer.from(lines.join('\n')).toString('base64')) };
 }
 
+/**
+ * The Secrets the Ingresses of the served class name, as `namespace/name`: `spec.tls[].secretName`
+ * and the basic-auth `auth-secret`, each in the Ingress's namespace unless it names one. A
+ * Kubernetes provider watches exactly these (never every Secret of those namespaces).
+ */
+export function ingressSecretRefs(set: ResourceSet, ingressClass: string): string[] {
+  const defaultClass = defaultClassOf(set);
+  const refs = new Set<string>();
+  for (const r of set.resources) {
+    if (r.kind !== 'Ingress') continue;
+    const ing = r as IngressResource;
+    if (classOf(ing, defaultClass).name !== ingressClass) continue;
+    for (const t of ing.spec.tls ?? [])
+      if (t.secretName !== undefined && t.secretName !== '') refs.add(`${ing.namespace}/${t.secretName}`);
+    const auth = readAnnotations(ing.annotations).value.basicAuth;
+    if (auth !== null) refs.add(auth.secret.includes('/') ? auth.secret : `${ing.namespace}/${auth.secret}`);
+  }
+  return [...refs].sort();
+}
+
 export interface IngressTranslation {
   /** Generated Istio resources, in a stable order. */
   readonly resources: readonly Resource[];

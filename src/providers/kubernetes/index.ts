@@ -13,6 +13,7 @@
 import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { GatewaySpec, DestinationRuleSpec, TrafficPolicy } from '../../model/networking.ts';
 import type { Resource } from '../../model/resource.ts';
+import { ingressSecretRefs } from '../../config/ingress/index.ts';
 import type { Provider, ProviderHealth, ProviderUpdate } from '../provider.ts';
 import { createKubeClient, type KubeClient } from './client.ts';
 import { startInformer, type Backoff, type Informer } from './informer.ts';
@@ -40,6 +41,8 @@ export interface KubernetesProviderOptions {
   readonly gatewayNamespace: string;
   /** --root-namespace: the namespace of objects without one (cluster-scoped kinds). */
   readonly rootNamespace: string;
+  /** --ingress-class: the Ingresses whose tls and auth Secrets are watched (default `sluice`). */
+  readonly ingressClass?: string;
   readonly backoff?: Backoff;
   /** How often discovery runs again for kinds not served before (default 60 s). */
   readonly rediscoverMs?: number;
@@ -67,13 +70,21 @@ interface Watching {
   readonly key: string;
 }
 
-/** The Secret names a set references: credentialName(s) of Gateway servers and DestinationRule tls. */
-export function referencedSecrets(resources: readonly Resource[]): string[] {
+/**
+ * The Secrets a set references, as `namespace/name`: credentialName(s) of Gateway servers and
+ * DestinationRule tls (with their `-cacert` companions) in the gateway's namespace (GW-15), and
+ * what the Ingresses of the served class name (tls secretName, auth-secret) in their own.
+ */
+export function referencedSecrets(
+  resources: readonly Resource[],
+  gatewayNamespace: string,
+  ingressClass: string,
+): string[] {
   const names = new Set<string>();
   const add = (name: string | undefined): void => {
     if (name === undefined || name === '') return;
-    names.add(name);
-    names.add(`${name}-cacert`);
+    names.add(`${gatewayNamespace}/${name}`);
+    names.add(`${gatewayNamespace}/${name}-cacert`);
   };
   const fromPolicy = (tp: TrafficPolicy | undefined): void => {
     add(tp?.tls?.credentialName);
@@ -91,6 +102,7 @@ export function referencedSecrets(resources: readonly Resource[]): string[] {
       for (const s of spec.subsets ?? []) fromPolicy(s.trafficPolicy);
     }
   }
+  for (const ref of ingressSecretRefs({ resources }, ingressClass)) names.add(ref);
   return [...names].sort();
 }
 
@@ -126,7 +138,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
   let discovered: Map<WatchedKind, Served> | null = null;
   let discoveryTimer: NodeJS.Timeout | null = null;
   const watching: Watching[] = [];
-  /** Secret name → its watch. */
+  /** `namespace/name` of a referenced Secret → its watch. */
   const secrets = new Map<string, Watching>();
   /** Pod watches (one per watched namespace), while subsets need pod labels. */
   const pods: Watching[] = [];
@@ -250,17 +262,20 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
     }
   };
 
-  /** Watches exactly the referenced Secrets: new names start a watch, names no longer used stop theirs. */
-  const aimSecrets = (names: readonly string[]): void => {
-    const wanted = new Set(names);
-    for (const [name, w] of secrets)
-      if (!wanted.has(name)) {
-        secrets.delete(name);
+  /** Watches exactly the referenced Secrets: new ones start a watch, ones no longer used stop theirs. */
+  const aimSecrets = (refs: readonly string[]): void => {
+    const wanted = new Set(refs);
+    for (const [ref, w] of secrets)
+      if (!wanted.has(ref)) {
+        secrets.delete(ref);
         unwatch(w);
       }
-    for (const name of names)
-      if (!secrets.has(name))
-        secrets.set(name, watch(SECRET_KIND, 'v1', opts.gatewayNamespace, `metadata.name=${name}`));
+    for (const ref of refs) {
+      if (secrets.has(ref)) continue;
+      const slash = ref.indexOf('/');
+      const ns = ref.slice(0, slash);
+      secrets.set(ref, watch(SECRET_KIND, 'v1', ns, `metadata.name=${ref.slice(slash + 1)}`));
+    }
   };
 
   /** What the watch caches hold for an origin, for Events and status. */
@@ -348,7 +363,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
             message: `${kind.kind} is not watched: ${served.skipped}`,
           });
       for (const w of watching) collect(w, resources, diagnostics);
-      aimSecrets(referencedSecrets(resources));
+      aimSecrets(referencedSecrets(resources, opts.gatewayNamespace, opts.ingressClass ?? 'sluice'));
       aimPods(subsetsSelectPods(resources));
       // A Secret or Pod watch just started has not listed yet: this picture waits for it.
       if (!allSynced()) {

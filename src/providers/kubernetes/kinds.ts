@@ -43,6 +43,7 @@ const PLURALS: Readonly<Record<string, string>> = {
   Service: 'services',
   EndpointSlice: 'endpointslices',
   Ingress: 'ingresses',
+  IngressClass: 'ingressclasses',
   MeshConfig: 'meshconfigs',
   RateLimitPolicy: 'ratelimitpolicies',
   Secret: 'secrets',
@@ -71,6 +72,7 @@ export const CONFIG_KINDS: readonly WatchedKind[] = [
   'Service',
   'EndpointSlice',
   'Ingress',
+  'IngressClass',
 ].map(watched);
 
 export const SECRET_KIND: WatchedKind = watched('Secret');
