@@ -38,6 +38,8 @@ export const CODES = {
   SLUICE_KUBE_POLICY_KEPT: 'an invalid security policy from the API; its last valid version stays in force',
   SLUICE_KUBE_POLICY_DENY:
     'an invalid security policy from the API with no valid version; its scope is denied',
+  SLUICE_KUBE_WATCH_FORBIDDEN:
+    'the API server refuses a Secret or Pod watch (RBAC); what it would read is left out and the rest applies',
   SLUICE_KUBE_CONFIG: 'no usable Kubernetes credentials (kubeconfig or service account)',
   // process
   SLUICE_CLI_USAGE: 'the command line is not understood',

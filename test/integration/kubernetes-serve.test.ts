@@ -152,6 +152,22 @@ function ingress(service: string, tls?: readonly unknown[]): KubeObj {
   };
 }
 
+/** Gateway istio-system/tls: HTTPS on `port` for shop.example.com with credentialName shop-cert. */
+function applyTlsGateway(s: Setup, port: number): void {
+  s.api.apply(
+    objectOf(`apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: tls, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+    - port: { number: ${port}, name: https, protocol: HTTPS }
+      hosts: ["*/shop.example.com"]
+      tls: { mode: SIMPLE, credentialName: shop-cert }
+`),
+  );
+}
+
 /** Waits (generously) until the TLS listener on `port` presents `certPem` for shop.example.com. */
 async function presents(port: number, certPem: string, what: string): Promise<void> {
   const want = new X509Certificate(certPem).fingerprint256;
@@ -346,18 +362,7 @@ describe('serve --kubernetes', () => {
     applyAll(s.api, tlsSecretYaml('shop-cert', v1));
     applyAll(s.api, tlsSecretYaml('unrelated', rsaLeaf(['x.example.com'])));
     applyAll(s.api, tlsSecretYaml('shop-cert', rsaLeaf(['y.example.com']), { namespace: 'test' }));
-    s.api.apply(
-      objectOf(`apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: tls, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers:
-    - port: { number: ${tlsPort}, name: https, protocol: HTTPS }
-      hosts: ["*/shop.example.com"]
-      tls: { mode: SIMPLE, credentialName: shop-cert }
-`),
-    );
+    applyTlsGateway(s, tlsPort);
     const running = await serve(s);
     await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
     await presents(tlsPort, v1.certPem, 'the TLS listener');
@@ -375,6 +380,59 @@ spec:
         ?.resources.resources.filter((r) => r.kind === 'Secret')
         .map((r) => `${r.namespace}/${r.name}`),
     ).toEqual(['istio-system/shop-cert']);
+  });
+
+  it('a Secret or Pod watch RBAC refuses (403) never blocks the rest: it is left out, reported, counted, and picked up once granted', async () => {
+    const s = await setup();
+    applyStandard(s);
+    const tlsPort = await freePort();
+    const cert = rsaLeaf(['shop.example.com'], { tag: 'granted-later' });
+    applyAll(s.api, tlsSecretYaml('shop-cert', cert));
+    applyTlsGateway(s, tlsPort);
+    s.api.apply(
+      objectOf(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: versions, namespace: test }
+spec:
+  host: a.example.com
+  subsets: [{ name: v1, labels: { version: v1 } }]
+`),
+    );
+    s.api.forbid('secrets', 'istio-system');
+    s.api.forbid('pods');
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready without the refused watches', timeoutMs: 15_000 });
+    expect(await genOf(s.port)).toBe('1');
+    const forbiddenOn = (): string[] =>
+      (running.loop.current()?.diagnostics ?? [])
+        .filter((d) => d.code === 'SLUICE_KUBE_WATCH_FORBIDDEN')
+        .map(
+          (d) =>
+            `${d.subject?.kind} ${d.subject?.name}: ${d.message.replace(/\([^()]*403 [^()]*\)/, '(403)')}`,
+        )
+        .sort();
+    expect(forbiddenOn()).toEqual([
+      "DestinationRule versions: Pods cannot be read (403); it is left out (grant list and watch on pods to sluice's service account) and retried",
+      "Gateway tls: Secret istio-system/shop-cert cannot be read (403); it is left out (grant list and watch on secrets to sluice's service account) and retried",
+      "Gateway tls: Secret istio-system/shop-cert-cacert cannot be read (403); it is left out (grant list and watch on secrets to sluice's service account) and retried",
+    ]);
+    expect(await scrape(running)).toMatch(/sluice_config_source_forbidden_watches\{source="kubernetes"\} 3/);
+    // Later changes apply while the watches stay refused.
+    s.api.apply(objectOf(routeYaml(2, 'b')));
+    await follows(s.port, '2', 'a change while the Secret and Pod watches are refused');
+
+    s.api.allow('secrets', 'istio-system');
+    s.api.allow('pods');
+    await presents(tlsPort, cert.certPem, 'the Secret once RBAC grants it');
+    await until(
+      async () =>
+        /sluice_config_source_forbidden_watches\{source="kubernetes"\} 0/.test(await scrape(running)),
+      {
+        what: 'no refused watch in metrics',
+        timeoutMs: 15_000,
+      },
+    );
+    await until(() => forbiddenOn().length === 0, { what: 'the warnings gone', timeoutMs: 15_000 });
   });
 
   it('an invalid AuthorizationPolicy keeps its last valid version in force; one never valid denies its scope', async () => {

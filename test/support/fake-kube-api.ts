@@ -12,6 +12,8 @@
  *   `timeoutSeconds` ends the stream;
  * - writes: POST create, PUT replace, PATCH (merge patch, apply patch) of an object or its
  *   `status`, DELETE; each bumps the one resourceVersion counter;
+ * - RBAC refusals: `forbid(plural, namespace)` answers that collection's lists and watches with 403
+ *   Forbidden (as a missing Role does) until `allow`;
  * - faults: `dropWatches()` cuts every watch stream, `down()` refuses and cuts every connection
  *   until `up()`, `latencyMs` slows every answer.
  * Every request is recorded (`requests`) so a test can say what was, and was not, asked for.
@@ -192,6 +194,9 @@ export interface FakeKubeApi {
   /** Cuts every connection and refuses new ones until up(). */
   down(): void;
   up(): void;
+  /** Lists and watches of `plural` (in `namespace`, else anywhere) get 403 Forbidden until allow(). */
+  forbid(plural: string, namespace?: string): void;
+  allow(plural: string, namespace?: string): void;
   /** Starts serving a kind (a CRD installed now). */
   install(kind: ServedKind): void;
   /** Open watch streams now. */
@@ -212,6 +217,8 @@ export async function startFakeKubeApi(opts: { served?: readonly ServedKind[] } 
   const sockets = new Set<Socket>();
   const pages = new Map<string, { rv: number; items: KubeObj[] }>();
   let isDown = false;
+  /** `plural/namespace` ('' for every namespace) refused to lists and watches. */
+  const forbidden = new Set<string>();
   const requests: RecordedRequest[] = [];
 
   const byKind = (kind: string): ServedKind => {
@@ -490,6 +497,19 @@ export async function startFakeKubeApi(opts: { served?: readonly ServedKind[] } 
       return;
     }
     if (name === undefined) {
+      if (
+        method === 'GET' &&
+        (forbidden.has(`${s.plural}/`) || forbidden.has(`${s.plural}/${namespace ?? ''}`))
+      ) {
+        const verb = url.searchParams.get('watch') === 'true' ? 'watch' : 'list';
+        status(
+          res,
+          403,
+          'Forbidden',
+          `${s.plural} is forbidden: User "system:serviceaccount:istio-system:sluice" cannot ${verb} resource "${s.plural}" in API group "${s.group}"${namespace !== null ? ` in the namespace "${namespace}"` : ' at the cluster scope'}`,
+        );
+        return;
+      }
       if (method === 'GET') {
         const w = { served: s, version, namespace, selector };
         const watching = url.searchParams.get('watch');
@@ -672,6 +692,12 @@ export async function startFakeKubeApi(opts: { served?: readonly ServedKind[] } 
       isDown = false;
     },
     watchCount: () => watchers.size,
+    forbid(plural, namespace) {
+      forbidden.add(`${plural}/${namespace ?? ''}`);
+    },
+    allow(plural, namespace) {
+      forbidden.delete(`${plural}/${namespace ?? ''}`);
+    },
     install(kind) {
       served.push(kind);
     },

@@ -106,23 +106,28 @@ function basicAuthUsers(
 }
 
 /**
- * The Secrets the Ingresses of the served class name, as `namespace/name`: `spec.tls[].secretName`
- * and the basic-auth `auth-secret`, each in the Ingress's namespace unless it names one. A
- * Kubernetes provider watches exactly these (never every Secret of those namespaces).
+ * The Secrets the Ingresses of the served class name, as `namespace/name` → those Ingresses:
+ * `spec.tls[].secretName` and the basic-auth `auth-secret`, each in the Ingress's namespace unless
+ * it names one. A Kubernetes provider watches exactly these (never every Secret of a namespace).
  */
-export function ingressSecretRefs(set: ResourceSet, ingressClass: string): string[] {
+export function ingressSecretRefs(set: ResourceSet, ingressClass: string): Map<string, Resource[]> {
   const defaultClass = defaultClassOf(set);
-  const refs = new Set<string>();
+  const refs = new Map<string, Resource[]>();
+  const add = (ref: string, ing: Resource): void => {
+    const list = refs.get(ref);
+    if (list === undefined) refs.set(ref, [ing]);
+    else if (!list.includes(ing)) list.push(ing);
+  };
   for (const r of set.resources) {
     if (r.kind !== 'Ingress') continue;
     const ing = r as IngressResource;
     if (classOf(ing, defaultClass).name !== ingressClass) continue;
     for (const t of ing.spec.tls ?? [])
-      if (t.secretName !== undefined && t.secretName !== '') refs.add(`${ing.namespace}/${t.secretName}`);
+      if (t.secretName !== undefined && t.secretName !== '') add(`${ing.namespace}/${t.secretName}`, ing);
     const auth = readAnnotations(ing.annotations).value.basicAuth;
-    if (auth !== null) refs.add(auth.secret.includes('/') ? auth.secret : `${ing.namespace}/${auth.secret}`);
+    if (auth !== null) add(auth.secret.includes('/') ? auth.secret : `${ing.namespace}/${auth.secret}`, ing);
   }
-  return [...refs].sort();
+  return refs;
 }
 
 export interface IngressTranslation {

@@ -12,7 +12,7 @@
  */
 import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { GatewaySpec, DestinationRuleSpec, TrafficPolicy } from '../../model/networking.ts';
-import type { Resource } from '../../model/resource.ts';
+import { subjectOfResource, type Resource } from '../../model/resource.ts';
 import { ingressSecretRefs } from '../../config/ingress/index.ts';
 import type { Provider, ProviderHealth, ProviderUpdate } from '../provider.ts';
 import { createKubeClient, type KubeClient } from './client.ts';
@@ -71,44 +71,47 @@ interface Watching {
 }
 
 /**
- * The Secrets a set references, as `namespace/name`: credentialName(s) of Gateway servers and
- * DestinationRule tls (with their `-cacert` companions) in the gateway's namespace (GW-15), and
- * what the Ingresses of the served class name (tls secretName, auth-secret) in their own.
+ * The Secrets a set references, as `namespace/name` → the resources that name them:
+ * credentialName(s) of Gateway servers and DestinationRule tls (with their `-cacert` companions)
+ * in the gateway's namespace (GW-15), and what the Ingresses of the served class name (tls
+ * secretName, auth-secret) in their own.
  */
 export function referencedSecrets(
   resources: readonly Resource[],
   gatewayNamespace: string,
   ingressClass: string,
-): string[] {
-  const names = new Set<string>();
-  const add = (name: string | undefined): void => {
+): Map<string, Resource[]> {
+  const refs = ingressSecretRefs({ resources }, ingressClass);
+  const add = (by: Resource, name: string | undefined): void => {
     if (name === undefined || name === '') return;
-    names.add(`${gatewayNamespace}/${name}`);
-    names.add(`${gatewayNamespace}/${name}-cacert`);
+    for (const ref of [`${gatewayNamespace}/${name}`, `${gatewayNamespace}/${name}-cacert`]) {
+      const list = refs.get(ref);
+      if (list === undefined) refs.set(ref, [by]);
+      else if (!list.includes(by)) list.push(by);
+    }
   };
-  const fromPolicy = (tp: TrafficPolicy | undefined): void => {
-    add(tp?.tls?.credentialName);
-    for (const pl of tp?.portLevelSettings ?? []) add(pl.tls?.credentialName);
+  const fromPolicy = (by: Resource, tp: TrafficPolicy | undefined): void => {
+    add(by, tp?.tls?.credentialName);
+    for (const pl of tp?.portLevelSettings ?? []) add(by, pl.tls?.credentialName);
   };
   for (const r of resources) {
     if (r.kind === 'Gateway')
       for (const s of (r.spec as GatewaySpec).servers) {
-        add(s.tls?.credentialName);
-        for (const n of s.tls?.credentialNames ?? []) add(n);
+        add(r, s.tls?.credentialName);
+        for (const n of s.tls?.credentialNames ?? []) add(r, n);
       }
     else if (r.kind === 'DestinationRule') {
       const spec = r.spec as DestinationRuleSpec;
-      fromPolicy(spec.trafficPolicy);
-      for (const s of spec.subsets ?? []) fromPolicy(s.trafficPolicy);
+      fromPolicy(r, spec.trafficPolicy);
+      for (const s of spec.subsets ?? []) fromPolicy(r, s.trafficPolicy);
     }
   }
-  for (const ref of ingressSecretRefs({ resources }, ingressClass)) names.add(ref);
-  return [...names].sort();
+  return refs;
 }
 
-/** Whether a DestinationRule subset selects endpoints by labels (pod labels, for a Service). */
-export function subsetsSelectPods(resources: readonly Resource[]): boolean {
-  return resources.some(
+/** The DestinationRules with a subset that selects endpoints by labels (pod labels, for a Service). */
+export function podSelectingRules(resources: readonly Resource[]): Resource[] {
+  return resources.filter(
     (r) =>
       r.kind === 'DestinationRule' &&
       ((r.spec as DestinationRuleSpec).subsets ?? []).some((s) => Object.keys(s.labels ?? {}).length > 0),
@@ -159,6 +162,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
       connected: failing.size === 0 && discovered !== null,
       synced: allSynced(),
       failures,
+      forbidden: [...secrets.values(), ...pods].filter((w) => w.informer.forbidden() !== null).length,
       ...(first.done ? {} : { error: first.value.message }),
       ...(opts.writeStatus !== undefined ? { statusWriteFailures: statusFailures } : {}),
       ...(lastStatusError !== null ? { statusError: lastStatusError } : {}),
@@ -178,11 +182,13 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
     report();
   };
 
+  /** A Secret or Pod watch refused by RBAC counts as listed (empty), so it never blocks the rest. */
+  const listedOrRefused = (w: Watching): boolean => w.informer.synced() || w.informer.forbidden() !== null;
   const allSynced = (): boolean =>
     discovered !== null &&
     watching.every((w) => w.informer.synced()) &&
-    pods.every((w) => w.informer.synced()) &&
-    [...secrets.values()].every((w) => w.informer.synced());
+    pods.every(listedOrRefused) &&
+    [...secrets.values()].every(listedOrRefused);
 
   const onChange = (): void => {
     changed?.();
@@ -203,7 +209,11 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
         report();
         onChange();
       },
-      health: informerHealth(key),
+      health: (err) => {
+        informerHealth(key)(err);
+        // Refused by RBAC: the picture no longer waits for it (allSynced), so read it again.
+        if (err !== null && informer.forbidden() !== null) onChange();
+      },
       backoff,
     });
     return { kind, apiVersion: apiVersionOf(kind, version), informer, key };
@@ -306,6 +316,31 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
     }
   };
 
+  /**
+   * A Secret or Pod watch that cannot list (RBAC refuses it) does not hold the rest back: what it
+   * would have read is left out, and each resource that needed it says so.
+   */
+  const collectOrReport = (
+    w: Watching,
+    what: string,
+    users: readonly Resource[],
+    resources: Resource[],
+    diagnostics: Diagnostic[],
+  ): void => {
+    const refused = w.informer.forbidden();
+    if (refused === null) {
+      collect(w, resources, diagnostics);
+      return;
+    }
+    for (const r of users)
+      diagnostics.push({
+        level: 'warning',
+        code: 'SLUICE_KUBE_WATCH_FORBIDDEN',
+        subject: subjectOfResource(r),
+        message: `${what} cannot be read (${refused.message}); it is left out (grant list and watch on ${w.kind.plural} to sluice's service account) and retried`,
+      });
+  };
+
   return {
     async start(onChanged) {
       changed = onChanged;
@@ -363,8 +398,10 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
             message: `${kind.kind} is not watched: ${served.skipped}`,
           });
       for (const w of watching) collect(w, resources, diagnostics);
-      aimSecrets(referencedSecrets(resources, opts.gatewayNamespace, opts.ingressClass ?? 'sluice'));
-      aimPods(subsetsSelectPods(resources));
+      const secretUsers = referencedSecrets(resources, opts.gatewayNamespace, opts.ingressClass ?? 'sluice');
+      const podUsers = podSelectingRules(resources);
+      aimSecrets([...secretUsers.keys()]);
+      aimPods(podUsers.length > 0);
       // A Secret or Pod watch just started has not listed yet: this picture waits for it.
       if (!allSynced()) {
         loader.sweep();
@@ -375,7 +412,16 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
           authoritative: true,
         });
       }
-      for (const w of [...secrets.values(), ...pods]) collect(w, resources, diagnostics);
+      for (const [ref, w] of secrets)
+        collectOrReport(w, `Secret ${ref}`, secretUsers.get(ref) ?? [], resources, diagnostics);
+      for (const w of pods)
+        collectOrReport(
+          w,
+          `Pods${w.key.includes('/namespaces/') ? ` in ${w.key.split('/')[4]}` : ''}`,
+          podUsers,
+          resources,
+          diagnostics,
+        );
       loader.sweep();
       resources.sort(byKindNamespaceName);
       return Promise.resolve({ resources: { resources }, diagnostics, authoritative: true });
