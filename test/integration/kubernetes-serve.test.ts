@@ -471,6 +471,57 @@ spec:
     expect(await status('/admin')).toBe(403);
   });
 
+  it('an unenforceable AuthorizationPolicy keeps its last good version in force (the rest applies); one never good denies its scope', async () => {
+    const s = await setup();
+    applyStandard(s);
+    // A condition on Envoy filter metadata is valid Istio that sluice cannot enforce exactly.
+    const unenforceable = `
+      when: [{ key: "experimental.envoy.filters.network.mysql_proxy[db.table]", values: [x] }]`;
+    const policy = (name: string, path: string, when = ''): string => `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: ${name}, namespace: istio-system }
+spec:
+  selector: { matchLabels: { istio: ingressgateway } }
+  action: DENY
+  rules:
+    - to: [{ operation: { paths: ["${path}"] } }]${when}
+`;
+    s.api.apply(objectOf(policy('gate', '/admin')));
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
+    const status = async (p: string): Promise<number> => (await request(s.port, p)).status;
+    expect(await status('/admin')).toBe(403);
+    expect(await status('/ops')).toBe(200);
+    const said = (code: string): string[] =>
+      (running.loop.current()?.diagnostics ?? []).filter((d) => d.code === code).map((d) => d.message);
+
+    // The edit cannot be enforced: the version judged good before stays, and a change beside it applies.
+    s.api.apply(objectOf(policy('gate', '/ops', unenforceable)));
+    s.api.apply(objectOf(routeYaml(2, 'b')));
+    await follows(s.port, '2', 'a change beside the unenforceable policy');
+    await until(() => said('SLUICE_KUBE_POLICY_KEPT').length === 1, {
+      what: 'the kept warning',
+      timeoutMs: 15_000,
+    });
+    expect(said('SLUICE_KUBE_POLICY_KEPT')[0]).toMatch(
+      /^this version cannot be enforced exactly \(spec\.rules\[0\]\.when\[0\]\.key: .*Envoy filter metadata.*\); the last good one \(resourceVersion \d+\) stays in force$/,
+    );
+    expect(await status('/admin')).toBe(403);
+    expect(await status('/ops')).toBe(200);
+
+    // Never good: its scope is denied until it is fixed.
+    s.api.apply(objectOf(policy('fresh', '/other', unenforceable)));
+    await until(async () => (await status('/')) === 403, { what: 'the scope denied', timeoutMs: 15_000 });
+    expect(said('SLUICE_KUBE_POLICY_DENY')).toHaveLength(1);
+    s.api.apply(objectOf(policy('fresh', '/other')));
+    await until(async () => (await status('/')) === 200, { what: 'the fixed policy', timeoutMs: 15_000 });
+    expect(await status('/other')).toBe(403);
+    // Fixing the first one serves its new version.
+    s.api.apply(objectOf(policy('gate', '/ops')));
+    await until(async () => (await status('/ops')) === 403, { what: 'the fixed edit', timeoutMs: 15_000 });
+    expect(await status('/admin')).toBe(200);
+  });
+
   it('routes to a Service through its EndpointSlices, following endpoint changes', async () => {
     const s = await setup();
     applyWebService(s);

@@ -372,6 +372,8 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
     },
     async report(diagnostics) {
       lastJudged = diagnostics;
+      // A policy the compile cannot enforce refused this set: the next read stands in for it.
+      if (loader.judged(diagnostics)) onChange();
       await writer?.report(diagnostics, cachedObject);
     },
     onHealth(listener) {
