@@ -9,8 +9,8 @@ import { parseOptions } from '../../src/cli/flags.ts';
 import { startServe, statusLeaseName, type RunningGateway } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startFakeKubeApi, type FakeKubeApi, type KubeObj } from '../support/fake-kube-api.ts';
-import { kubeServeArgs, objectOf, tempDir } from '../support/kube-config.ts';
-import { routeYaml } from '../support/ops-config.ts';
+import { kubeServeArgs, objectOf, objectsOf, tempDir } from '../support/kube-config.ts';
+import { routeYaml, upstreamsYaml } from '../support/ops-config.ts';
 import { until } from '../support/until.ts';
 
 let cleanups: (() => Promise<unknown>)[] = [];
@@ -44,6 +44,23 @@ const validationMessages = (a: FakeKubeApi): unknown =>
   (a.get('VirtualService', 'test', 'shop')?.status as { validationMessages?: unknown } | undefined)
     ?.validationMessages;
 
+/** Binds the VirtualService to the mesh and gives its destination a ServiceEntry: nothing left to say. */
+function fix(a: FakeKubeApi): void {
+  for (const o of objectsOf(upstreamsYaml({ a: 9 }))) a.apply(o);
+  const fixed = dangling();
+  (fixed.spec as { gateways: string[] }).gateways = ['mesh'];
+  a.apply(fixed);
+}
+
+const statusOf = (a: FakeKubeApi, kind = 'VirtualService', name = 'shop'): Record<string, unknown[]> =>
+  (a.get(kind, 'test', name)?.status ?? {}) as Record<string, unknown[]>;
+
+/** sluice's condition on the object, if any. */
+const accepted = (a: FakeKubeApi, kind?: string, name?: string): Record<string, unknown> | undefined =>
+  (statusOf(a, kind, name).conditions as Record<string, unknown>[] | undefined)?.find(
+    (c) => c.type === 'sluice.dev/Accepted',
+  );
+
 const events = (a: FakeKubeApi): Record<string, unknown>[] =>
   a.requests
     .filter((r) => r.method === 'POST' && r.path.endsWith('/events'))
@@ -56,16 +73,30 @@ describe('serve --kubernetes --write-status', () => {
     const running = await serve(kubeconfig, ['--write-status']);
     await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
     await until(() => validationMessages(a) !== undefined, { what: 'the status written', timeoutMs: 15_000 });
-    // Two findings (the Gateway, and the destination host), each an entry as istiod writes them.
-    const ist0101 = {
-      level: 'WARNING',
-      type: { code: 'IST0101' },
-      documentationUrl: 'https://istio.io/latest/docs/reference/config/analysis/ist0101/',
-    };
-    expect(validationMessages(a)).toEqual([ist0101, ist0101]);
+    // Two findings (the Gateway, and the destination host) of one code: one entry as istiod writes it.
+    expect(validationMessages(a)).toEqual([
+      {
+        level: 'WARNING',
+        type: { code: 'IST0101' },
+        documentationUrl: 'https://istio.io/latest/docs/reference/config/analysis/ist0101/?ref=sluice',
+      },
+    ]);
+    expect(accepted(a)).toMatchObject({
+      status: 'True',
+      reason: 'AcceptedWithWarnings',
+      observedGeneration: a.get('VirtualService', 'test', 'shop')?.metadata.generation,
+    });
+    expect(accepted(a)?.message).toMatch(/Gateway istio-system\/gw not found/);
+    // Server-side apply of the status subresource, as field manager sluice, never forced.
     const patch = a.requests.find((r) => r.method === 'PATCH');
     expect(patch?.path).toBe('/apis/networking.istio.io/v1/namespaces/test/virtualservices/shop/status');
-    expect(patch?.contentType).toBe('application/merge-patch+json');
+    expect(patch?.contentType).toBe('application/apply-patch+yaml');
+    expect(patch?.query).toEqual({ fieldManager: 'sluice' });
+    expect(patch?.body).toMatchObject({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'shop', namespace: 'test' },
+    });
     await until(() => events(a).length > 0, { what: 'an Event', timeoutMs: 15_000 });
     const ev = events(a)[0]!;
     expect(ev).toMatchObject({
@@ -94,10 +125,11 @@ describe('serve --kubernetes --write-status', () => {
     await until(() => events(a).length === 2, { what: 'an Event per finding', timeoutMs: 15_000 });
     const writes = a.requests.filter((r) => r.method !== 'GET').length;
     const sent = events(a).length;
-    const fixed = dangling();
-    (fixed.spec as { gateways: string[] }).gateways = ['mesh'];
-    a.apply(fixed);
-    await until(() => validationMessages(a) === undefined, { what: 'the status cleared', timeoutMs: 15_000 });
+    fix(a);
+    await until(() => validationMessages(a) === undefined && accepted(a) === undefined, {
+      what: 'the status cleared',
+      timeoutMs: 15_000,
+    });
     await running.loop.settled();
     expect(events(a)).toHaveLength(sent);
     expect(a.requests.filter((r) => r.method !== 'GET').length).toBeLessThanOrEqual(writes + 3);
@@ -119,6 +151,77 @@ describe('serve --kubernetes --write-status', () => {
     expect(String(events(a).find((e) => e.type === 'Warning')?.message)).toMatch(
       /kube:test\/virtualservices\/shop@\d+ VirtualService test\/shop: spec\.http\[0\]\.route\[0\]\.weight/,
     );
+  });
+
+  it("server-side apply: istiod's status entries and sluice's coexist, and fixing the object removes only sluice's", async () => {
+    const { api: a, kubeconfig } = await api();
+    a.apply(dangling());
+    const istiod = {
+      validationMessages: [
+        {
+          level: 'INFO',
+          type: { code: 'IST0102' },
+          documentationUrl:
+            'https://istio.io/latest/docs/reference/config/analysis/ist0102/?ref=status-controller',
+        },
+      ],
+      conditions: [
+        { type: 'Reconciled', status: 'True', reason: 'Reconciled', message: 'synced to 2 proxies' },
+      ],
+    };
+    expect(a.applyStatus('pilot-discovery', 'VirtualService', 'test', 'shop', istiod)).toBeNull();
+    const running = await serve(kubeconfig, ['--write-status']);
+    await until(() => accepted(a) !== undefined, { what: "sluice's condition", timeoutMs: 15_000 });
+    expect(statusOf(a).validationMessages?.map((m) => (m as { type: { code: string } }).type.code)).toEqual([
+      'IST0102',
+      'IST0101',
+    ]);
+    expect(statusOf(a).conditions?.map((c) => (c as { type: string }).type)).toEqual([
+      'Reconciled',
+      'sluice.dev/Accepted',
+    ]);
+    expect(a.get('VirtualService', 'test', 'shop')?.metadata.managedFields).toEqual([
+      expect.objectContaining({ manager: 'pilot-discovery', operation: 'Apply', subresource: 'status' }),
+      expect.objectContaining({ manager: 'sluice', operation: 'Apply', subresource: 'status' }),
+    ]);
+    // An entry istiod owns cannot be changed by another manager without force: the fake says so.
+    expect(
+      a.applyStatus('other', 'VirtualService', 'test', 'shop', {
+        conditions: [{ type: 'Reconciled', status: 'False' }],
+      }),
+    ).toEqual(['conflict with "pilot-discovery": .status.conditions[type=Reconciled].status']);
+
+    fix(a);
+    await until(() => accepted(a) === undefined, { what: "sluice's entries removed", timeoutMs: 15_000 });
+    await running.loop.settled();
+    expect(statusOf(a)).toEqual(istiod);
+  });
+
+  it('findings without an IST code have a stable place: the sluice.dev/Accepted condition, as CODE: message', async () => {
+    const { api: a, kubeconfig } = await api();
+    // Never valid: denied in its scope (SLUICE_KUBE_POLICY_DENY, no IST code) beside its IST0106 error.
+    a.apply(
+      objectOf(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: broken, namespace: test }
+spec:
+  action: ALOW
+`),
+    );
+    const running = await serve(kubeconfig, ['--write-status']);
+    await until(() => accepted(a, 'AuthorizationPolicy', 'broken') !== undefined, {
+      what: "sluice's condition",
+      timeoutMs: 15_000,
+    });
+    const condition = accepted(a, 'AuthorizationPolicy', 'broken')!;
+    expect(condition).toMatchObject({ status: 'False', reason: 'Invalid' });
+    expect(condition.message).toMatch(
+      /SLUICE_KUBE_POLICY_DENY: this version is invalid and no version was good before/,
+    );
+    expect(statusOf(a, 'AuthorizationPolicy', 'broken').validationMessages).toEqual([
+      expect.objectContaining({ level: 'ERROR', type: { code: 'IST0106' } }),
+    ]);
+    await running.loop.settled();
   });
 
   it('with several replicas only the Lease holder writes; another takes over when it stops', async () => {
