@@ -10,7 +10,7 @@ import { startServe, statusLeaseName, type RunningGateway } from '../../src/cli/
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startFakeKubeApi, type FakeKubeApi, type KubeObj } from '../support/fake-kube-api.ts';
 import { kubeServeArgs, objectOf, objectsOf, tempDir } from '../support/kube-config.ts';
-import { routeYaml, upstreamsYaml } from '../support/ops-config.ts';
+import { freePort, routeYaml, upstreamsYaml } from '../support/ops-config.ts';
 import { until } from '../support/until.ts';
 
 let cleanups: (() => Promise<unknown>)[] = [];
@@ -60,6 +60,29 @@ const accepted = (a: FakeKubeApi, kind?: string, name?: string): Record<string, 
   (statusOf(a, kind, name).conditions as Record<string, unknown>[] | undefined)?.find(
     (c) => c.type === 'sluice.dev/Accepted',
   );
+
+/** Ingress test/NAME of class `cls`: shop.example.com → Service web. */
+const ingressOf = (name: string, cls: string): KubeObj => ({
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'Ingress',
+  metadata: { name, namespace: 'test' },
+  spec: {
+    ingressClassName: cls,
+    rules: [
+      {
+        host: `${name}.example.com`,
+        http: {
+          paths: [
+            { path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } },
+          ],
+        },
+      },
+    ],
+  },
+});
+
+const loadBalancerOf = (a: FakeKubeApi, name: string): unknown =>
+  (a.get('Ingress', 'test', name)?.status as { loadBalancer?: unknown } | undefined)?.loadBalancer;
 
 const events = (a: FakeKubeApi): Record<string, unknown>[] =>
   a.requests
@@ -248,6 +271,79 @@ spec:
       what: 'the second replica writes once it holds the Lease',
       timeoutMs: 8000,
     });
+  });
+
+  it('served Ingresses get the --publish-service address in status.loadBalancer, written by the Lease holder only, following the Service', async () => {
+    const { api: a, kubeconfig } = await api();
+    const lb = (ingress: Record<string, string>[]): KubeObj => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'sluice', namespace: 'istio-system' },
+      spec: { type: 'LoadBalancer', clusterIP: '10.0.0.9', ports: [{ name: 'http', port: 80 }] },
+      status: { loadBalancer: { ingress } },
+    });
+    a.apply(lb([{ ip: '203.0.113.7' }]));
+    a.apply(ingressOf('shop', 'sluice'));
+    a.apply(ingressOf('legacy', 'nginx'));
+    const flags = ['--write-status', '--publish-service', 'istio-system/sluice'];
+    // Each replica serves the Ingress on a port of its own.
+    const first = await serve(kubeconfig, [...flags, '--ingress-http-port', String(await freePort())]);
+    const second = await serve(kubeconfig, [...flags, '--ingress-http-port', String(await freePort())]);
+    await until(() => first.isReady() && second.isReady(), { what: 'both ready', timeoutMs: 15_000 });
+    await until(() => loadBalancerOf(a, 'shop') !== undefined, { what: 'the address', timeoutMs: 15_000 });
+    expect(loadBalancerOf(a, 'shop')).toEqual({ ingress: [{ ip: '203.0.113.7' }] });
+    await first.loop.settled();
+    await second.loop.settled();
+    const writes = (name: string) =>
+      a.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith(`/ingresses/${name}/status`));
+    // Both replicas serve it; one holds the Lease and writes, once.
+    expect(writes('shop')).toHaveLength(1);
+    expect(writes('shop')[0]).toMatchObject({
+      path: '/apis/networking.k8s.io/v1/namespaces/test/ingresses/shop/status',
+      contentType: 'application/apply-patch+yaml',
+      query: { fieldManager: 'sluice' },
+    });
+    // Another class's Ingress is not this gateway's to speak for.
+    expect(writes('legacy')).toHaveLength(0);
+
+    a.apply(lb([{ hostname: 'edge.example.com' }]));
+    await until(
+      () => JSON.stringify(loadBalancerOf(a, 'shop')) === '{"ingress":[{"hostname":"edge.example.com"}]}',
+      {
+        what: 'the new address',
+        timeoutMs: 15_000,
+      },
+    );
+    // Leaving the class removes the address sluice wrote.
+    a.apply(ingressOf('shop', 'nginx'));
+    await until(() => loadBalancerOf(a, 'shop') === undefined, {
+      what: 'the address removed',
+      timeoutMs: 15_000,
+    });
+  });
+
+  it('--publish-status-address is written as given (IPs and hostnames), over --publish-service', async () => {
+    const { api: a, kubeconfig } = await api();
+    a.apply(ingressOf('shop', 'sluice'));
+    const running = await serve(kubeconfig, [
+      '--write-status',
+      '--publish-service',
+      'istio-system/absent',
+      '--publish-status-address',
+      '198.51.100.1,edge.example.com',
+      '--ingress-http-port',
+      String(await freePort()),
+    ]);
+    await until(() => loadBalancerOf(a, 'shop') !== undefined, { what: 'the address', timeoutMs: 15_000 });
+    expect(loadBalancerOf(a, 'shop')).toEqual({
+      ingress: [{ ip: '198.51.100.1' }, { hostname: 'edge.example.com' }],
+    });
+    await running.loop.settled();
+    expect(
+      a.requests.some(
+        (r) => r.path.includes('/services') && r.query.fieldSelector === 'metadata.name=absent',
+      ),
+    ).toBe(false);
   });
 
   it('without --write-status nothing is written', async () => {

@@ -185,7 +185,10 @@ export interface FakeKubeApi {
   readonly requests: RecordedRequest[];
   /** Writes a kubeconfig for this server into `dir`; returns its path. */
   kubeconfig(dir: string): string;
-  /** Creates or replaces an object, keeping its status (as `kubectl apply` would): ADDED or MODIFIED. */
+  /**
+   * Creates or replaces an object (as `kubectl apply` would, keeping the status it has unless `obj`
+   * sets one, as a controller would): ADDED or MODIFIED.
+   */
   apply(obj: KubeObj): KubeObj;
   /**
    * Server-side apply of `status` by another field manager (istiod, say), as PATCH
@@ -709,7 +712,10 @@ export async function startFakeKubeApi(opts: { served?: readonly ServedKind[] } 
       const s = byKind(obj.kind ?? '');
       // As kubectl apply: the status subresource is not the object's to change.
       const held = store.get(keyOf(s, obj.metadata.namespace, obj.metadata.name));
-      const next = held?.obj.status !== undefined ? { ...obj, status: held.obj.status } : obj;
+      const next =
+        obj.status === undefined && held?.obj.status !== undefined
+          ? { ...obj, status: held.obj.status }
+          : obj;
       return render(write(s, next).obj, s, s.versions[0]!);
     },
     applyStatus(manager, kind, namespace, name, applied) {

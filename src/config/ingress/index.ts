@@ -6,6 +6,7 @@ export {
   DEFAULT_INGRESS_OPTIONS,
   GENERATED_FROM,
   INGRESS_GATEWAY_NAME,
+  ingressesOfClass,
   ingressSecretRefs,
   translateIngresses,
   type IngressOptions,

@@ -105,23 +105,28 @@ function basicAuthUsers(
   return { realm: auth.realm, htpasswd: privateBytes(Buffer.from(lines.join('\n')).toString('base64')) };
 }
 
+/** The Ingresses of a set whose class (annotation, ingressClassName, else the default IngressClass) is `ingressClass`. */
+export function ingressesOfClass(set: ResourceSet, ingressClass: string): IngressResource[] {
+  const defaultClass = defaultClassOf(set);
+  return set.resources.filter(
+    (r): r is IngressResource =>
+      r.kind === 'Ingress' && classOf(r as IngressResource, defaultClass).name === ingressClass,
+  );
+}
+
 /**
  * The Secrets the Ingresses of the served class name, as `namespace/name` → those Ingresses:
  * `spec.tls[].secretName` and the basic-auth `auth-secret`, each in the Ingress's namespace unless
  * it names one. A Kubernetes provider watches exactly these (never every Secret of a namespace).
  */
 export function ingressSecretRefs(set: ResourceSet, ingressClass: string): Map<string, Resource[]> {
-  const defaultClass = defaultClassOf(set);
   const refs = new Map<string, Resource[]>();
   const add = (ref: string, ing: Resource): void => {
     const list = refs.get(ref);
     if (list === undefined) refs.set(ref, [ing]);
     else if (!list.includes(ing)) list.push(ing);
   };
-  for (const r of set.resources) {
-    if (r.kind !== 'Ingress') continue;
-    const ing = r as IngressResource;
-    if (classOf(ing, defaultClass).name !== ingressClass) continue;
+  for (const ing of ingressesOfClass(set, ingressClass)) {
     for (const t of ing.spec.tls ?? [])
       if (t.secretName !== undefined && t.secretName !== '') add(`${ing.namespace}/${t.secretName}`, ing);
     const auth = readAnnotations(ing.annotations).value.basicAuth;

@@ -13,7 +13,7 @@
 import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { GatewaySpec, DestinationRuleSpec, TrafficPolicy } from '../../model/networking.ts';
 import { subjectOfResource, type Resource } from '../../model/resource.ts';
-import { ingressSecretRefs } from '../../config/ingress/index.ts';
+import { ingressesOfClass, ingressSecretRefs } from '../../config/ingress/index.ts';
 import type { Provider, ProviderHealth, ProviderUpdate } from '../provider.ts';
 import { createKubeClient, type KubeClient } from './client.ts';
 import { startInformer, type Backoff, type Informer } from './informer.ts';
@@ -25,9 +25,18 @@ import {
   discoverVersions,
   POD_KIND,
   SECRET_KIND,
+  SERVICE_KIND,
   type Served,
   type WatchedKind,
 } from './kinds.ts';
+import {
+  createIngressStatusWriter,
+  entryOf,
+  serviceAddresses,
+  type IngressStatusWriter,
+  type PublishedIngress,
+  type PublishOptions,
+} from './ingress-status.ts';
 import { startLeaderElection, type LeaderElection, type LeaderTiming } from './leader.ts';
 import { createObjectLoader, isIstioMesh } from './objects.ts';
 import { createStatusWriter, type ReportedObject, type StatusWriter } from './status.ts';
@@ -53,6 +62,8 @@ export interface KubernetesProviderOptions {
     /** This replica (the pod name, with something unique). */
     readonly identity: string;
     readonly timing?: LeaderTiming;
+    /** --publish-status-address / --publish-service: the address written to served Ingresses. */
+    readonly publish?: PublishOptions;
   };
 }
 
@@ -152,6 +163,11 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
   let statusFailures = 0;
   let lastStatusError: string | null = null;
   let writer: StatusWriter | null = null;
+  let ingressWriter: IngressStatusWriter | null = null;
+  /** The --publish-service Service, watched by name (status only: readiness never waits for it). */
+  let publishWatch: Informer | null = null;
+  /** The served Ingresses from the API in the last whole read. */
+  let servedIngresses: PublishedIngress[] = [];
 
   let reported = '';
   /** Tells the listener when something it shows changed. */
@@ -341,6 +357,22 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
       });
   };
 
+  /** Served Ingresses get the published address (--write-status, by the Lease holder). */
+  const publishIngresses = async (): Promise<void> => {
+    const publish = opts.writeStatus?.publish;
+    if (ingressWriter === null || publish === undefined) return;
+    const svc = publish.service;
+    const addresses =
+      publish.addresses !== undefined && publish.addresses.length > 0
+        ? publish.addresses.map(entryOf)
+        : svc !== undefined && publishWatch !== null && publishWatch.synced()
+          ? serviceAddresses(publishWatch.get(svc.namespace, svc.name))
+          : null;
+    // The Service not listed yet: nothing is known, so nothing is written (not an empty address).
+    if (addresses === null) return;
+    await ingressWriter.publish(servedIngresses, addresses);
+  };
+
   return {
     async start(onChanged) {
       changed = onChanged;
@@ -356,17 +388,31 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
           // A new leader writes what the last judged set says.
           onChange: (lead) => {
             if (lead && lastJudged !== null) void writer?.report(lastJudged, cachedObject);
+            if (lead) void publishIngresses();
           },
         });
         leader = election;
+        const warn = (message: string): void => {
+          statusFailures++;
+          lastStatusError = message;
+          report();
+        };
+        ingressWriter = createIngressStatusWriter(client, { isLeader: () => election.isLeader(), warn });
+        const svc = ws.publish?.service;
+        if (svc !== undefined && !(ws.publish?.addresses?.length ?? 0))
+          publishWatch = startInformer(client, {
+            path: collectionPath(SERVICE_KIND, 'v1', svc.namespace),
+            fieldSelector: `metadata.name=${svc.name}`,
+            changed: () => void publishIngresses(),
+            health: (err) => {
+              if (err !== null) warn(`--publish-service ${svc.namespace}/${svc.name}: ${err.message}`);
+            },
+            backoff,
+          });
         writer = createStatusWriter(client, {
           isLeader: () => election.isLeader(),
           instance: ws.identity,
-          warn: (message) => {
-            statusFailures++;
-            lastStatusError = message;
-            report();
-          },
+          warn,
         });
       }
     },
@@ -374,7 +420,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
       lastJudged = diagnostics;
       // A policy the compile cannot enforce refused this set: the next read stands in for it.
       if (loader.judged(diagnostics)) onChange();
-      await writer?.report(diagnostics, cachedObject);
+      await Promise.all([writer?.report(diagnostics, cachedObject), publishIngresses()]);
     },
     onHealth(listener) {
       healthListener = listener;
@@ -425,6 +471,13 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
           diagnostics,
         );
       loader.sweep();
+      const ingressWatch = watching.find((w) => w.kind.kind === 'Ingress');
+      servedIngresses =
+        ingressWatch === undefined
+          ? []
+          : ingressesOfClass({ resources }, opts.ingressClass ?? 'sluice')
+              .filter((r) => r.origin.kind === 'kube')
+              .map((r) => ({ namespace: r.namespace, name: r.name, apiVersion: ingressWatch.apiVersion }));
       resources.sort(byKindNamespaceName);
       return Promise.resolve({ resources: { resources }, diagnostics, authoritative: true });
     },
@@ -433,6 +486,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
       changed = null;
       if (discoveryTimer !== null) clearTimeout(discoveryTimer);
       await leader?.stop();
+      await publishWatch?.stop();
       await Promise.all([...watching, ...pods, ...secrets.values()].map((w) => w.informer.stop()));
       watching.length = 0;
       pods.length = 0;

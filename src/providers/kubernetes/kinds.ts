@@ -77,6 +77,9 @@ export const CONFIG_KINDS: readonly WatchedKind[] = [
 
 export const SECRET_KIND: WatchedKind = watched('Secret');
 
+/** Services: watched whole among CONFIG_KINDS, and by name for --publish-service. */
+export const SERVICE_KIND: WatchedKind = CONFIG_KINDS.find((k) => k.kind === 'Service')!;
+
 /** Pods, for the labels DestinationRule subsets select: watched only while a subset needs them. */
 export const POD_KIND: WatchedKind = watched('Pod');
 
