@@ -195,7 +195,7 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'write-status',
     type: 'boolean',
     defaultText: 'false',
-    help: 'with --kubernetes: write Events and status.validationMessages (one replica, by Lease; needs RBAC)',
+    help: 'with --kubernetes: write Events, and status (validationMessages, a sluice.dev/Accepted condition) by server-side apply (one replica, by Lease; needs RBAC)',
     commands: ['serve'],
   },
   {

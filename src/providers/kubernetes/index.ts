@@ -2,8 +2,9 @@
  * Config watched from the Kubernetes API (`serve --kubernetes`). One informer per kind and
  * watched namespace (all namespaces when none is given), at the version discovery picked; Secrets
  * only by the names Gateways and DestinationRules reference (`credentialName`, and their
- * `-cacert` companions) in the gateway's namespace, each a watch with a `metadata.name` field
- * selector, so no other Secret is ever listed or read; Istio's `istio` ConfigMap (root namespace,
+ * `-cacert` companions) in the gateway's namespace and the ones served Ingresses name (tls
+ * secretName, auth-secret) in theirs, each a watch with a `metadata.name` field selector, so no
+ * other Secret is ever listed or read (one RBAC refuses is left out and reported, never waited for); Istio's `istio` ConfigMap (root namespace,
  * key `mesh`) as a MeshConfig; Pods (for their labels) only while a DestinationRule subset selects
  * by labels. A read is the whole picture the caches
  * hold; until every informer has listed once it is `incomplete` (the reload loop does not judge
@@ -55,7 +56,7 @@ export interface KubernetesProviderOptions {
   readonly backoff?: Backoff;
   /** How often discovery runs again for kinds not served before (default 60 s). */
   readonly rediscoverMs?: number;
-  /** --write-status: Events and status.validationMessages, written by the Lease holder. */
+  /** --write-status: Events, Istio kinds' status and served Ingresses' status.loadBalancer, written by the Lease holder. */
   readonly writeStatus?: {
     /** The Lease (in gatewayNamespace) replicas of this gateway share. */
     readonly leaseName: string;
