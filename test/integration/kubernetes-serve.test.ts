@@ -416,7 +416,10 @@ spec:
       "Gateway tls: Secret istio-system/shop-cert cannot be read (403); it is left out (grant list and watch on secrets to sluice's service account) and retried",
       "Gateway tls: Secret istio-system/shop-cert-cacert cannot be read (403); it is left out (grant list and watch on secrets to sluice's service account) and retried",
     ]);
-    expect(await scrape(running)).toMatch(/sluice_config_source_forbidden_watches\{source="kubernetes"\} 3/);
+    const metrics = await scrape(running);
+    expect(metrics).toMatch(/sluice_config_source_forbidden_watches\{source="kubernetes"\} 3/);
+    // Refused, not unreachable: the source is up.
+    expect(metrics).toMatch(/sluice_config_source_up\{source="kubernetes"\} 1/);
     // Later changes apply while the watches stay refused.
     s.api.apply(objectOf(routeYaml(2, 'b')));
     await follows(s.port, '2', 'a change while the Secret and Pod watches are refused');

@@ -227,9 +227,15 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
         onChange();
       },
       health: (err) => {
-        informerHealth(key)(err);
-        // Refused by RBAC: the picture no longer waits for it (allSynced), so read it again.
-        if (err !== null && informer.forbidden() !== null) onChange();
+        if (err === null || informer.forbidden() === null) {
+          informerHealth(key)(err);
+          return;
+        }
+        // Refused by RBAC: not an outage (the `forbidden` count says it), and the picture no
+        // longer waits for it (allSynced), so read it again.
+        failures++;
+        report();
+        onChange();
       },
       backoff,
     });

@@ -73,7 +73,7 @@ export function startInformer(client: KubeClient, opts: InformerOptions): Inform
       if (opts.fieldSelector !== undefined) q.set('fieldSelector', opts.fieldSelector);
       const page = await client.request<KubeList>('GET', `${opts.path}?${q}`).catch((err: unknown) => {
         const code = (err as { statusCode?: number }).statusCode;
-        if (code === 401 || code === 403) refused = err as Error;
+        refused = code === 401 || code === 403 ? (err as Error) : null;
         throw err;
       });
       items.push(...page.items);
