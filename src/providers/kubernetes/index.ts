@@ -4,10 +4,10 @@
  * only by the names Gateways and DestinationRules reference (`credentialName`, and their
  * `-cacert` companions) in the gateway's namespace and the ones served Ingresses name (tls
  * secretName, auth-secret) in theirs, each a watch with a `metadata.name` field selector, so no
- * other Secret is ever listed or read (one RBAC refuses is left out and reported, never waited for); Istio's `istio` ConfigMap (root namespace,
- * key `mesh`) as a MeshConfig; Pods (for their labels) only while a DestinationRule subset selects
- * by labels. A read is the whole picture the caches
- * hold; until every informer has listed once it is `incomplete` (the reload loop does not judge
+ * other Secret is ever listed or read (one RBAC refuses is left out and reported, never waited
+ * for); Istio's `istio` ConfigMap (root namespace, key `mesh`) as a MeshConfig; Pods (for their
+ * labels) only while a DestinationRule subset selects by labels. A read is the whole picture the
+ * caches hold; until every informer has listed once it is `incomplete` (the reload loop does not judge
  * it, so no half-synced state is ever compiled), and after that the caches are authoritative: an
  * outage leaves them as they were last seen, so the last snapshot keeps serving.
  */
@@ -56,7 +56,10 @@ export interface KubernetesProviderOptions {
   readonly backoff?: Backoff;
   /** How often discovery runs again for kinds not served before (default 60 s). */
   readonly rediscoverMs?: number;
-  /** --write-status: Events, Istio kinds' status and served Ingresses' status.loadBalancer, written by the Lease holder. */
+  /**
+   * --write-status: Events, Istio kinds' status and served Ingresses' status.loadBalancer, written
+   * by the Lease holder.
+   */
   readonly writeStatus?: {
     /** The Lease (in gatewayNamespace) replicas of this gateway share. */
     readonly leaseName: string;
