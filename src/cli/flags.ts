@@ -195,7 +195,19 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'write-status',
     type: 'boolean',
     defaultText: 'false',
-    help: 'with --kubernetes: write Events and status.validationMessages (one replica, by Lease; needs RBAC)',
+    help: 'with --kubernetes: write Events, and status (validationMessages, a sluice.dev/Accepted condition) by server-side apply (one replica, by Lease; needs RBAC)',
+    commands: ['serve'],
+  },
+  {
+    name: 'publish-service',
+    type: 'string',
+    help: "with --write-status: write this Service's address (NS/NAME) to the status.loadBalancer of served Ingresses, as ingress-nginx does",
+    commands: ['serve'],
+  },
+  {
+    name: 'publish-status-address',
+    type: 'list',
+    help: 'with --write-status: write these addresses (IP or hostname; repeatable or comma-separated) to the status.loadBalancer of served Ingresses, over --publish-service',
     commands: ['serve'],
   },
   { name: 'port', type: 'int', help: 'only this listener port', commands: ['routes'] },
@@ -264,6 +276,9 @@ export interface Options {
   readonly watchNamespaces: readonly string[];
   readonly kubeconfig: string | null;
   readonly writeStatus: boolean;
+  /** --publish-service NS/NAME, split; null when not given. */
+  readonly publishService: { readonly namespace: string; readonly name: string } | null;
+  readonly publishStatusAddresses: readonly string[];
   readonly port: number | null;
   readonly output: string;
   readonly headers: readonly (readonly [string, string])[];
@@ -326,6 +341,18 @@ function scan(command: CommandName, argv: readonly string[]): { raw: Raw; positi
     raw.set(spec.name, list);
   }
   return { raw, positionals };
+}
+
+/** NS/NAME → its parts; a usage error otherwise. */
+function parseNamespacedName(
+  flag: string,
+  value: string | undefined,
+): { namespace: string; name: string } | null {
+  if (value === undefined) return null;
+  const m = /^([a-z0-9][-a-z0-9]*)\/([a-z0-9][-a-z0-9.]*)$/.exec(value);
+  if (m === null)
+    throw new SluiceError('SLUICE_CLI_USAGE', `--${flag}: expected NAMESPACE/NAME, got "${value}"`);
+  return { namespace: m[1]!, name: m[2]! };
 }
 
 function valuesOf(raw: Raw, env: NodeJS.ProcessEnv, name: string): string[] | undefined {
@@ -423,6 +450,11 @@ export function parseOptions(command: CommandName, argv: readonly string[], env:
     watchNamespaces: valuesOf(raw, env, 'watch-namespace') ?? [],
     kubeconfig: last(raw, env, 'kubeconfig') ?? null,
     writeStatus: bool('write-status'),
+    publishService: parseNamespacedName('publish-service', last(raw, env, 'publish-service')),
+    publishStatusAddresses: (valuesOf(raw, env, 'publish-status-address') ?? [])
+      .flatMap((v) => v.split(','))
+      .map((v) => v.trim())
+      .filter((v) => v !== ''),
     port: intFlag(raw, env, 'port', null),
     output:
       last(raw, env, 'output') ?? (command === 'validate' ? 'text' : command === 'convert' ? '' : 'table'),

@@ -108,6 +108,11 @@ function checkOptions(opts: Options): void {
       'SLUICE_CLI_USAGE',
       '--watch-namespace, --kubeconfig and --write-status need --kubernetes',
     );
+  if (!opts.writeStatus && (opts.publishService !== null || opts.publishStatusAddresses.length > 0))
+    throw new SluiceError(
+      'SLUICE_CLI_USAGE',
+      '--publish-service and --publish-status-address need --write-status',
+    );
 }
 
 export function isLogLevel(logger: Logger, level: string): boolean {
@@ -161,6 +166,7 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
           namespaces: opts.watchNamespaces,
           gatewayNamespace: opts.namespace,
           rootNamespace: opts.rootNamespace,
+          ingressClass: opts.ingressClass,
           ...(deps.kubeBackoff !== undefined ? { backoff: deps.kubeBackoff } : {}),
           ...(opts.writeStatus
             ? {
@@ -169,6 +175,10 @@ async function startControl(opts: Options, deps: ServeDeps, parts: ControlParts)
                   // The pod's name (its hostname), made unique as client-go's identities are.
                   identity: `${hostname()}_${randomUUID()}`,
                   ...(deps.leaderTiming !== undefined ? { timing: deps.leaderTiming } : {}),
+                  publish: {
+                    ...(opts.publishService !== null ? { service: opts.publishService } : {}),
+                    addresses: opts.publishStatusAddresses,
+                  },
                 },
               }
             : {}),

@@ -44,7 +44,9 @@ export function buildFromResources(
  * Whether an error refuses the whole set it is in (DESIGN §5): any error from a file does (the
  * file provider's sets are all or nothing); an error on a resource from the Kubernetes API only
  * drops that resource, as the rest keep serving, except a security policy sluice cannot enforce
- * exactly, which refuses the set so the last good snapshot keeps it in force.
+ * exactly, which refuses the set so the last good snapshot keeps it in force; the Kubernetes
+ * provider hears that verdict (Provider.report) and from its next read stands in for that policy
+ * with its last good version, or a deny of its scope (providers/kubernetes/objects.ts).
  */
 export function refusesSet(d: Diagnostic): boolean {
   if (d.level !== 'error') return false;

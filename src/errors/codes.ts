@@ -35,9 +35,12 @@ export const CODES = {
   // kubernetes provider
   SLUICE_KUBE_KIND_NOT_SERVED: 'the API server does not serve a kind sluice watches, so it is skipped',
   SLUICE_KUBE_NO_SERVER: 'the synced Kubernetes state binds no Gateway server; it is applied',
-  SLUICE_KUBE_POLICY_KEPT: 'an invalid security policy from the API; its last valid version stays in force',
+  SLUICE_KUBE_POLICY_KEPT:
+    'an invalid or unenforceable security policy from the API; its last good version stays in force',
   SLUICE_KUBE_POLICY_DENY:
-    'an invalid security policy from the API with no valid version; its scope is denied',
+    'an invalid or unenforceable security policy from the API with no good version; its scope is denied',
+  SLUICE_KUBE_WATCH_FORBIDDEN:
+    'the API server refuses a Secret or Pod watch (RBAC); what it would read is left out and the rest applies',
   SLUICE_KUBE_CONFIG: 'no usable Kubernetes credentials (kubeconfig or service account)',
   // process
   SLUICE_CLI_USAGE: 'the command line is not understood',

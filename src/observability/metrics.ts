@@ -45,6 +45,7 @@ export interface Metrics {
     readonly connected: boolean;
     readonly synced: boolean;
     readonly failures: number;
+    readonly forbidden?: number;
   }): void;
 }
 
@@ -64,6 +65,7 @@ export function createMetrics(opts: { role?: MetricsRole; now?: () => number } =
         up: Gauge<'source'>;
         synced: Gauge<'source'>;
         failures: Counter<'source'>;
+        forbidden: Gauge<'source'>;
         counted: Map<string, number>;
       }
     | undefined;
@@ -147,10 +149,17 @@ export function createMetrics(opts: { role?: MetricsRole; now?: () => number } =
           labelNames: ['source'],
           registers,
         }),
+        forbidden: new Gauge({
+          name: 'sluice_config_source_forbidden_watches',
+          help: 'Secret and Pod watches the API server refuses (401/403, missing RBAC): what they would read is left out, the rest applies, each is retried.',
+          labelNames: ['source'],
+          registers,
+        }),
         counted: new Map(),
       };
       source.up.set({ source: h.source }, h.connected ? 1 : 0);
       source.synced.set({ source: h.source }, h.synced ? 1 : 0);
+      source.forbidden.set({ source: h.source }, h.forbidden ?? 0);
       const before = source.counted.get(h.source) ?? 0;
       if (h.failures > before) source.failures.inc({ source: h.source }, h.failures - before);
       else source.failures.inc({ source: h.source }, 0);

@@ -28,6 +28,8 @@ export interface ProviderHealth {
   readonly synced: boolean;
   /** Failures of list, watch or discovery since start. */
   readonly failures: number;
+  /** Secret and Pod watches left out because the server refuses them (401/403: missing RBAC). */
+  readonly forbidden?: number;
   /** The first current failure, when not connected. */
   readonly error?: string;
   /** Events and status writes that failed (--write-status), and the last failure. */

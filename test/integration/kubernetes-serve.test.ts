@@ -98,6 +98,97 @@ function applyWebService(s: Setup): void {
   });
 }
 
+/** Services test/web (→ a) and test/api (→ b), each with an EndpointSlice on loopback, for Ingress backends. */
+function applyIngressBackends(s: Setup): void {
+  for (const [name, port] of [
+    ['web', s.a.port],
+    ['api', s.b.port],
+  ] as const) {
+    s.api.apply({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: 'test' },
+      spec: { selector: { app: name }, ports: [{ name: 'http', port: 80 }] },
+    });
+    s.api.apply({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: {
+        name: `${name}-abcde`,
+        namespace: 'test',
+        labels: { 'kubernetes.io/service-name': name },
+      },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+      ports: [{ name: 'http', port, protocol: 'TCP' }],
+    });
+  }
+}
+
+/** Ingress test/shop (class sluice): shop.example.com → Service `service` port 80, with `tls` if given. */
+function ingress(service: string, tls?: readonly unknown[]): KubeObj {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: { name: 'shop', namespace: 'test' },
+    spec: {
+      ingressClassName: 'sluice',
+      ...(tls !== undefined ? { tls } : {}),
+      rules: [
+        {
+          host: 'shop.example.com',
+          http: {
+            paths: [
+              {
+                path: '/',
+                pathType: 'Prefix',
+                backend: { service: { name: service, port: { number: 80 } } },
+              },
+            ],
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** Gateway istio-system/tls: HTTPS on `port` for shop.example.com with credentialName shop-cert. */
+function applyTlsGateway(s: Setup, port: number): void {
+  s.api.apply(
+    objectOf(`apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: tls, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+    - port: { number: ${port}, name: https, protocol: HTTPS }
+      hosts: ["*/shop.example.com"]
+      tls: { mode: SIMPLE, credentialName: shop-cert }
+`),
+  );
+}
+
+/** Waits (generously) until the TLS listener on `port` presents `certPem` for shop.example.com. */
+async function presents(port: number, certPem: string, what: string): Promise<void> {
+  const want = new X509Certificate(certPem).fingerprint256;
+  await until(
+    async () =>
+      (await handshake(port, { servername: 'shop.example.com' }).catch(() => ({ fingerprint256: '' })))
+        .fingerprint256 === want,
+    { what, timeoutMs: 15_000 },
+  );
+}
+
+/** Every Secret request went to `path` with one of `selectors`: no other Secret was listed or read. */
+function expectSecretReads(api: FakeKubeApi, path: string, selectors: readonly string[]): void {
+  const secretRequests = api.requests.filter((r) => r.path.includes('/secrets'));
+  expect(secretRequests.length).toBeGreaterThan(0);
+  for (const r of secretRequests) {
+    expect(r.path).toBe(path);
+    expect(selectors).toContain(r.query.fieldSelector);
+  }
+}
+
 /** Waits (generously) for traffic to show generation `gen`; returns how long it took. */
 async function follows(port: number, gen: string, what: string): Promise<number> {
   const start = Date.now();
@@ -271,45 +362,80 @@ describe('serve --kubernetes', () => {
     applyAll(s.api, tlsSecretYaml('shop-cert', v1));
     applyAll(s.api, tlsSecretYaml('unrelated', rsaLeaf(['x.example.com'])));
     applyAll(s.api, tlsSecretYaml('shop-cert', rsaLeaf(['y.example.com']), { namespace: 'test' }));
-    s.api.apply(
-      objectOf(`apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: tls, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers:
-    - port: { number: ${tlsPort}, name: https, protocol: HTTPS }
-      hosts: ["*/shop.example.com"]
-      tls: { mode: SIMPLE, credentialName: shop-cert }
-`),
-    );
+    applyTlsGateway(s, tlsPort);
     const running = await serve(s);
     await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
-    const served = async (): Promise<string> =>
-      (await handshake(tlsPort, { servername: 'shop.example.com' })).fingerprint256;
-    await until(async () => (await served()) !== '', { what: 'the TLS listener', timeoutMs: 15_000 });
-    const fingerprint = (pem: string): string => new X509Certificate(pem).fingerprint256;
-    expect(await served()).toBe(fingerprint(v1.certPem));
+    await presents(tlsPort, v1.certPem, 'the TLS listener');
     // Rotation through the API is a reload like any other.
     const v2 = rsaLeaf(['shop.example.com'], { tag: 'k8s-v2' });
     applyAll(s.api, tlsSecretYaml('shop-cert', v2));
-    await until(async () => (await served()) === fingerprint(v2.certPem), {
-      what: 'the rotated certificate',
-      timeoutMs: 15_000,
-    });
-
-    const secretRequests = s.api.requests.filter((r) => r.path.includes('/secrets'));
-    expect(secretRequests.length).toBeGreaterThan(0);
-    for (const r of secretRequests) {
-      expect(r.path).toBe('/api/v1/namespaces/istio-system/secrets');
-      expect(['metadata.name=shop-cert', 'metadata.name=shop-cert-cacert']).toContain(r.query.fieldSelector);
-    }
+    await presents(tlsPort, v2.certPem, 'the rotated certificate');
+    expectSecretReads(s.api, '/api/v1/namespaces/istio-system/secrets', [
+      'metadata.name=shop-cert',
+      'metadata.name=shop-cert-cacert',
+    ]);
     expect(
       running.loop
         .current()
         ?.resources.resources.filter((r) => r.kind === 'Secret')
         .map((r) => `${r.namespace}/${r.name}`),
     ).toEqual(['istio-system/shop-cert']);
+  });
+
+  it('a Secret or Pod watch RBAC refuses (403) never blocks the rest: it is left out, reported, counted, and picked up once granted', async () => {
+    const s = await setup();
+    applyStandard(s);
+    const tlsPort = await freePort();
+    const cert = rsaLeaf(['shop.example.com'], { tag: 'granted-later' });
+    applyAll(s.api, tlsSecretYaml('shop-cert', cert));
+    applyTlsGateway(s, tlsPort);
+    s.api.apply(
+      objectOf(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: versions, namespace: test }
+spec:
+  host: a.example.com
+  subsets: [{ name: v1, labels: { version: v1 } }]
+`),
+    );
+    s.api.forbid('secrets', 'istio-system');
+    s.api.forbid('pods');
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready without the refused watches', timeoutMs: 15_000 });
+    expect(await genOf(s.port)).toBe('1');
+    const forbiddenOn = (): string[] =>
+      (running.loop.current()?.diagnostics ?? [])
+        .filter((d) => d.code === 'SLUICE_KUBE_WATCH_FORBIDDEN')
+        .map(
+          (d) =>
+            `${d.subject?.kind} ${d.subject?.name}: ${d.message.replace(/\([^()]*403 [^()]*\)/, '(403)')}`,
+        )
+        .sort();
+    expect(forbiddenOn()).toEqual([
+      "DestinationRule versions: Pods cannot be read (403); it is left out (grant list and watch on pods to sluice's service account) and retried",
+      "Gateway tls: Secret istio-system/shop-cert cannot be read (403); it is left out (grant list and watch on secrets to sluice's service account) and retried",
+      "Gateway tls: Secret istio-system/shop-cert-cacert cannot be read (403); it is left out (grant list and watch on secrets to sluice's service account) and retried",
+    ]);
+    const metrics = await scrape(running);
+    expect(metrics).toMatch(/sluice_config_source_forbidden_watches\{source="kubernetes"\} 3/);
+    // Refused, not unreachable: the source is up.
+    expect(metrics).toMatch(/sluice_config_source_up\{source="kubernetes"\} 1/);
+    // Later changes apply while the watches stay refused.
+    s.api.apply(objectOf(routeYaml(2, 'b')));
+    await follows(s.port, '2', 'a change while the Secret and Pod watches are refused');
+
+    s.api.allow('secrets', 'istio-system');
+    s.api.allow('pods');
+    await presents(tlsPort, cert.certPem, 'the Secret once RBAC grants it');
+    await until(
+      async () =>
+        /sluice_config_source_forbidden_watches\{source="kubernetes"\} 0/.test(await scrape(running)),
+      {
+        what: 'no refused watch in metrics',
+        timeoutMs: 15_000,
+      },
+    );
+    await until(() => forbiddenOn().length === 0, { what: 'the warnings gone', timeoutMs: 15_000 });
   });
 
   it('an invalid AuthorizationPolicy keeps its last valid version in force; one never valid denies its scope', async () => {
@@ -348,6 +474,57 @@ spec:
     expect(await status('/admin')).toBe(403);
   });
 
+  it('an unenforceable AuthorizationPolicy keeps its last good version in force (the rest applies); one never good denies its scope', async () => {
+    const s = await setup();
+    applyStandard(s);
+    // A condition on Envoy filter metadata is valid Istio that sluice cannot enforce exactly.
+    const unenforceable = `
+      when: [{ key: "experimental.envoy.filters.network.mysql_proxy[db.table]", values: [x] }]`;
+    const policy = (name: string, path: string, when = ''): string => `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: ${name}, namespace: istio-system }
+spec:
+  selector: { matchLabels: { istio: ingressgateway } }
+  action: DENY
+  rules:
+    - to: [{ operation: { paths: ["${path}"] } }]${when}
+`;
+    s.api.apply(objectOf(policy('gate', '/admin')));
+    const running = await serve(s);
+    await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
+    const status = async (p: string): Promise<number> => (await request(s.port, p)).status;
+    expect(await status('/admin')).toBe(403);
+    expect(await status('/ops')).toBe(200);
+    const said = (code: string): string[] =>
+      (running.loop.current()?.diagnostics ?? []).filter((d) => d.code === code).map((d) => d.message);
+
+    // The edit cannot be enforced: the version judged good before stays, and a change beside it applies.
+    s.api.apply(objectOf(policy('gate', '/ops', unenforceable)));
+    s.api.apply(objectOf(routeYaml(2, 'b')));
+    await follows(s.port, '2', 'a change beside the unenforceable policy');
+    await until(() => said('SLUICE_KUBE_POLICY_KEPT').length === 1, {
+      what: 'the kept warning',
+      timeoutMs: 15_000,
+    });
+    expect(said('SLUICE_KUBE_POLICY_KEPT')[0]).toMatch(
+      /^this version cannot be enforced exactly \(spec\.rules\[0\]\.when\[0\]\.key: .*Envoy filter metadata.*\); the last good one \(resourceVersion \d+\) stays in force$/,
+    );
+    expect(await status('/admin')).toBe(403);
+    expect(await status('/ops')).toBe(200);
+
+    // Never good: its scope is denied until it is fixed.
+    s.api.apply(objectOf(policy('fresh', '/other', unenforceable)));
+    await until(async () => (await status('/')) === 403, { what: 'the scope denied', timeoutMs: 15_000 });
+    expect(said('SLUICE_KUBE_POLICY_DENY')).toHaveLength(1);
+    s.api.apply(objectOf(policy('fresh', '/other')));
+    await until(async () => (await status('/')) === 200, { what: 'the fixed policy', timeoutMs: 15_000 });
+    expect(await status('/other')).toBe(403);
+    // Fixing the first one serves its new version.
+    s.api.apply(objectOf(policy('gate', '/ops')));
+    await until(async () => (await status('/ops')) === 403, { what: 'the fixed edit', timeoutMs: 15_000 });
+    expect(await status('/admin')).toBe(200);
+  });
+
   it('routes to a Service through its EndpointSlices, following endpoint changes', async () => {
     const s = await setup();
     applyWebService(s);
@@ -377,51 +554,7 @@ spec:
   it('serves an Ingress from the API as one from a file (translated over the whole set), following its changes', async () => {
     const s = await setup();
     const ingressPort = await freePort();
-    for (const [name, port] of [
-      ['web', s.a.port],
-      ['api', s.b.port],
-    ] as const) {
-      s.api.apply({
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { name, namespace: 'test' },
-        spec: { selector: { app: name }, ports: [{ name: 'http', port: 80 }] },
-      });
-      s.api.apply({
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSlice',
-        metadata: {
-          name: `${name}-abcde`,
-          namespace: 'test',
-          labels: { 'kubernetes.io/service-name': name },
-        },
-        addressType: 'IPv4',
-        endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
-        ports: [{ name: 'http', port, protocol: 'TCP' }],
-      });
-    }
-    const ingress = (service: string): KubeObj => ({
-      apiVersion: 'networking.k8s.io/v1',
-      kind: 'Ingress',
-      metadata: { name: 'shop', namespace: 'test' },
-      spec: {
-        ingressClassName: 'sluice',
-        rules: [
-          {
-            host: 'shop.example.com',
-            http: {
-              paths: [
-                {
-                  path: '/',
-                  pathType: 'Prefix',
-                  backend: { service: { name: service, port: { number: 80 } } },
-                },
-              ],
-            },
-          },
-        ],
-      },
-    });
+    applyIngressBackends(s);
     s.api.apply(ingress('web'));
     const running = await serve(s, ['--ingress-http-port', String(ingressPort)]);
     await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
@@ -436,6 +569,33 @@ spec:
       what: 'the changed Ingress served',
       timeoutMs: 15_000,
     });
+  });
+
+  it("an Ingress's tls secretName is watched in the Ingress's namespace: HTTPS with that Secret, following its rotation", async () => {
+    const s = await setup();
+    const [httpPort, httpsPort] = [await freePort(), await freePort()];
+    applyIngressBackends(s);
+    const v1 = rsaLeaf(['shop.example.com'], { tag: 'ingress-v1' });
+    applyAll(s.api, tlsSecretYaml('shop-tls', v1, { namespace: 'test' }));
+    // Same name in the gateway's namespace, and another Secret beside it: neither is read.
+    applyAll(s.api, tlsSecretYaml('shop-tls', rsaLeaf(['y.example.com'])));
+    applyAll(s.api, tlsSecretYaml('other', rsaLeaf(['x.example.com']), { namespace: 'test' }));
+    s.api.apply(ingress('web', [{ hosts: ['shop.example.com'], secretName: 'shop-tls' }]));
+    const running = await serve(s, [
+      '--ingress-http-port',
+      String(httpPort),
+      '--ingress-https-port',
+      String(httpsPort),
+    ]);
+    await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
+    await presents(httpsPort, v1.certPem, "the Ingress's certificate");
+    // Plain HTTP to a tls host redirects (ingress-nginx's ssl-redirect), so the Ingress is served whole.
+    expect((await request(httpPort, '/', { host: 'shop.example.com' })).status).toBe(308);
+
+    const v2 = rsaLeaf(['shop.example.com'], { tag: 'ingress-v2' });
+    applyAll(s.api, tlsSecretYaml('shop-tls', v2, { namespace: 'test' }));
+    await presents(httpsPort, v2.certPem, 'the rotated certificate');
+    expectSecretReads(s.api, '/api/v1/namespaces/test/secrets', ['metadata.name=shop-tls']);
   });
 
   it('DestinationRule subsets select Service endpoints by the labels of their Pods (watched only once a subset needs them)', async () => {

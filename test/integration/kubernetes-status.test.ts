@@ -9,8 +9,8 @@ import { parseOptions } from '../../src/cli/flags.ts';
 import { startServe, statusLeaseName, type RunningGateway } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startFakeKubeApi, type FakeKubeApi, type KubeObj } from '../support/fake-kube-api.ts';
-import { kubeServeArgs, objectOf, tempDir } from '../support/kube-config.ts';
-import { routeYaml } from '../support/ops-config.ts';
+import { kubeServeArgs, objectOf, objectsOf, tempDir } from '../support/kube-config.ts';
+import { freePort, routeYaml, upstreamsYaml } from '../support/ops-config.ts';
 import { until } from '../support/until.ts';
 
 let cleanups: (() => Promise<unknown>)[] = [];
@@ -44,6 +44,46 @@ const validationMessages = (a: FakeKubeApi): unknown =>
   (a.get('VirtualService', 'test', 'shop')?.status as { validationMessages?: unknown } | undefined)
     ?.validationMessages;
 
+/** Binds the VirtualService to the mesh and gives its destination a ServiceEntry: nothing left to say. */
+function fix(a: FakeKubeApi): void {
+  for (const o of objectsOf(upstreamsYaml({ a: 9 }))) a.apply(o);
+  const fixed = dangling();
+  (fixed.spec as { gateways: string[] }).gateways = ['mesh'];
+  a.apply(fixed);
+}
+
+const statusOf = (a: FakeKubeApi, kind = 'VirtualService', name = 'shop'): Record<string, unknown[]> =>
+  (a.get(kind, 'test', name)?.status ?? {}) as Record<string, unknown[]>;
+
+/** sluice's condition on the object, if any. */
+const accepted = (a: FakeKubeApi, kind?: string, name?: string): Record<string, unknown> | undefined =>
+  (statusOf(a, kind, name).conditions as Record<string, unknown>[] | undefined)?.find(
+    (c) => c.type === 'sluice.dev/Accepted',
+  );
+
+/** Ingress test/NAME of class `cls`: shop.example.com → Service web. */
+const ingressOf = (name: string, cls: string): KubeObj => ({
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'Ingress',
+  metadata: { name, namespace: 'test' },
+  spec: {
+    ingressClassName: cls,
+    rules: [
+      {
+        host: `${name}.example.com`,
+        http: {
+          paths: [
+            { path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } },
+          ],
+        },
+      },
+    ],
+  },
+});
+
+const loadBalancerOf = (a: FakeKubeApi, name: string): unknown =>
+  (a.get('Ingress', 'test', name)?.status as { loadBalancer?: unknown } | undefined)?.loadBalancer;
+
 const events = (a: FakeKubeApi): Record<string, unknown>[] =>
   a.requests
     .filter((r) => r.method === 'POST' && r.path.endsWith('/events'))
@@ -56,16 +96,30 @@ describe('serve --kubernetes --write-status', () => {
     const running = await serve(kubeconfig, ['--write-status']);
     await until(() => running.isReady(), { what: 'ready', timeoutMs: 15_000 });
     await until(() => validationMessages(a) !== undefined, { what: 'the status written', timeoutMs: 15_000 });
-    // Two findings (the Gateway, and the destination host), each an entry as istiod writes them.
-    const ist0101 = {
-      level: 'WARNING',
-      type: { code: 'IST0101' },
-      documentationUrl: 'https://istio.io/latest/docs/reference/config/analysis/ist0101/',
-    };
-    expect(validationMessages(a)).toEqual([ist0101, ist0101]);
+    // Two findings (the Gateway, and the destination host) of one code: one entry as istiod writes it.
+    expect(validationMessages(a)).toEqual([
+      {
+        level: 'WARNING',
+        type: { code: 'IST0101' },
+        documentationUrl: 'https://istio.io/latest/docs/reference/config/analysis/ist0101/?ref=sluice',
+      },
+    ]);
+    expect(accepted(a)).toMatchObject({
+      status: 'True',
+      reason: 'AcceptedWithWarnings',
+      observedGeneration: a.get('VirtualService', 'test', 'shop')?.metadata.generation,
+    });
+    expect(accepted(a)?.message).toMatch(/Gateway istio-system\/gw not found/);
+    // Server-side apply of the status subresource, as field manager sluice, never forced.
     const patch = a.requests.find((r) => r.method === 'PATCH');
     expect(patch?.path).toBe('/apis/networking.istio.io/v1/namespaces/test/virtualservices/shop/status');
-    expect(patch?.contentType).toBe('application/merge-patch+json');
+    expect(patch?.contentType).toBe('application/apply-patch+yaml');
+    expect(patch?.query).toEqual({ fieldManager: 'sluice' });
+    expect(patch?.body).toMatchObject({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'shop', namespace: 'test' },
+    });
     await until(() => events(a).length > 0, { what: 'an Event', timeoutMs: 15_000 });
     const ev = events(a)[0]!;
     expect(ev).toMatchObject({
@@ -94,10 +148,11 @@ describe('serve --kubernetes --write-status', () => {
     await until(() => events(a).length === 2, { what: 'an Event per finding', timeoutMs: 15_000 });
     const writes = a.requests.filter((r) => r.method !== 'GET').length;
     const sent = events(a).length;
-    const fixed = dangling();
-    (fixed.spec as { gateways: string[] }).gateways = ['mesh'];
-    a.apply(fixed);
-    await until(() => validationMessages(a) === undefined, { what: 'the status cleared', timeoutMs: 15_000 });
+    fix(a);
+    await until(() => validationMessages(a) === undefined && accepted(a) === undefined, {
+      what: 'the status cleared',
+      timeoutMs: 15_000,
+    });
     await running.loop.settled();
     expect(events(a)).toHaveLength(sent);
     expect(a.requests.filter((r) => r.method !== 'GET').length).toBeLessThanOrEqual(writes + 3);
@@ -119,6 +174,77 @@ describe('serve --kubernetes --write-status', () => {
     expect(String(events(a).find((e) => e.type === 'Warning')?.message)).toMatch(
       /kube:test\/virtualservices\/shop@\d+ VirtualService test\/shop: spec\.http\[0\]\.route\[0\]\.weight/,
     );
+  });
+
+  it("server-side apply: istiod's status entries and sluice's coexist, and fixing the object removes only sluice's", async () => {
+    const { api: a, kubeconfig } = await api();
+    a.apply(dangling());
+    const istiod = {
+      validationMessages: [
+        {
+          level: 'INFO',
+          type: { code: 'IST0102' },
+          documentationUrl:
+            'https://istio.io/latest/docs/reference/config/analysis/ist0102/?ref=status-controller',
+        },
+      ],
+      conditions: [
+        { type: 'Reconciled', status: 'True', reason: 'Reconciled', message: 'synced to 2 proxies' },
+      ],
+    };
+    expect(a.applyStatus('pilot-discovery', 'VirtualService', 'test', 'shop', istiod)).toBeNull();
+    const running = await serve(kubeconfig, ['--write-status']);
+    await until(() => accepted(a) !== undefined, { what: "sluice's condition", timeoutMs: 15_000 });
+    expect(statusOf(a).validationMessages?.map((m) => (m as { type: { code: string } }).type.code)).toEqual([
+      'IST0102',
+      'IST0101',
+    ]);
+    expect(statusOf(a).conditions?.map((c) => (c as { type: string }).type)).toEqual([
+      'Reconciled',
+      'sluice.dev/Accepted',
+    ]);
+    expect(a.get('VirtualService', 'test', 'shop')?.metadata.managedFields).toEqual([
+      expect.objectContaining({ manager: 'pilot-discovery', operation: 'Apply', subresource: 'status' }),
+      expect.objectContaining({ manager: 'sluice', operation: 'Apply', subresource: 'status' }),
+    ]);
+    // An entry istiod owns cannot be changed by another manager without force: the fake says so.
+    expect(
+      a.applyStatus('other', 'VirtualService', 'test', 'shop', {
+        conditions: [{ type: 'Reconciled', status: 'False' }],
+      }),
+    ).toEqual(['conflict with "pilot-discovery": .status.conditions[type=Reconciled].status']);
+
+    fix(a);
+    await until(() => accepted(a) === undefined, { what: "sluice's entries removed", timeoutMs: 15_000 });
+    await running.loop.settled();
+    expect(statusOf(a)).toEqual(istiod);
+  });
+
+  it('findings without an IST code have a stable place: the sluice.dev/Accepted condition, as CODE: message', async () => {
+    const { api: a, kubeconfig } = await api();
+    // Never valid: denied in its scope (SLUICE_KUBE_POLICY_DENY, no IST code) beside its IST0106 error.
+    a.apply(
+      objectOf(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: broken, namespace: test }
+spec:
+  action: ALOW
+`),
+    );
+    const running = await serve(kubeconfig, ['--write-status']);
+    await until(() => accepted(a, 'AuthorizationPolicy', 'broken') !== undefined, {
+      what: "sluice's condition",
+      timeoutMs: 15_000,
+    });
+    const condition = accepted(a, 'AuthorizationPolicy', 'broken')!;
+    expect(condition).toMatchObject({ status: 'False', reason: 'Invalid' });
+    expect(condition.message).toMatch(
+      /SLUICE_KUBE_POLICY_DENY: this version is invalid and no version was good before/,
+    );
+    expect(statusOf(a, 'AuthorizationPolicy', 'broken').validationMessages).toEqual([
+      expect.objectContaining({ level: 'ERROR', type: { code: 'IST0106' } }),
+    ]);
+    await running.loop.settled();
   });
 
   it('with several replicas only the Lease holder writes; another takes over when it stops', async () => {
@@ -145,6 +271,79 @@ describe('serve --kubernetes --write-status', () => {
       what: 'the second replica writes once it holds the Lease',
       timeoutMs: 8000,
     });
+  });
+
+  it('served Ingresses get the --publish-service address in status.loadBalancer, written by the Lease holder only, following the Service', async () => {
+    const { api: a, kubeconfig } = await api();
+    const lb = (ingress: Record<string, string>[]): KubeObj => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'sluice', namespace: 'istio-system' },
+      spec: { type: 'LoadBalancer', clusterIP: '10.0.0.9', ports: [{ name: 'http', port: 80 }] },
+      status: { loadBalancer: { ingress } },
+    });
+    a.apply(lb([{ ip: '203.0.113.7' }]));
+    a.apply(ingressOf('shop', 'sluice'));
+    a.apply(ingressOf('legacy', 'nginx'));
+    const flags = ['--write-status', '--publish-service', 'istio-system/sluice'];
+    // Each replica serves the Ingress on a port of its own.
+    const first = await serve(kubeconfig, [...flags, '--ingress-http-port', String(await freePort())]);
+    const second = await serve(kubeconfig, [...flags, '--ingress-http-port', String(await freePort())]);
+    await until(() => first.isReady() && second.isReady(), { what: 'both ready', timeoutMs: 15_000 });
+    await until(() => loadBalancerOf(a, 'shop') !== undefined, { what: 'the address', timeoutMs: 15_000 });
+    expect(loadBalancerOf(a, 'shop')).toEqual({ ingress: [{ ip: '203.0.113.7' }] });
+    await first.loop.settled();
+    await second.loop.settled();
+    const writes = (name: string) =>
+      a.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith(`/ingresses/${name}/status`));
+    // Both replicas serve it; one holds the Lease and writes, once.
+    expect(writes('shop')).toHaveLength(1);
+    expect(writes('shop')[0]).toMatchObject({
+      path: '/apis/networking.k8s.io/v1/namespaces/test/ingresses/shop/status',
+      contentType: 'application/apply-patch+yaml',
+      query: { fieldManager: 'sluice' },
+    });
+    // Another class's Ingress is not this gateway's to speak for.
+    expect(writes('legacy')).toHaveLength(0);
+
+    a.apply(lb([{ hostname: 'edge.example.com' }]));
+    await until(
+      () => JSON.stringify(loadBalancerOf(a, 'shop')) === '{"ingress":[{"hostname":"edge.example.com"}]}',
+      {
+        what: 'the new address',
+        timeoutMs: 15_000,
+      },
+    );
+    // Leaving the class removes the address sluice wrote.
+    a.apply(ingressOf('shop', 'nginx'));
+    await until(() => loadBalancerOf(a, 'shop') === undefined, {
+      what: 'the address removed',
+      timeoutMs: 15_000,
+    });
+  });
+
+  it('--publish-status-address is written as given (IPs and hostnames), over --publish-service', async () => {
+    const { api: a, kubeconfig } = await api();
+    a.apply(ingressOf('shop', 'sluice'));
+    const running = await serve(kubeconfig, [
+      '--write-status',
+      '--publish-service',
+      'istio-system/absent',
+      '--publish-status-address',
+      '198.51.100.1,edge.example.com',
+      '--ingress-http-port',
+      String(await freePort()),
+    ]);
+    await until(() => loadBalancerOf(a, 'shop') !== undefined, { what: 'the address', timeoutMs: 15_000 });
+    expect(loadBalancerOf(a, 'shop')).toEqual({
+      ingress: [{ ip: '198.51.100.1' }, { hostname: 'edge.example.com' }],
+    });
+    await running.loop.settled();
+    expect(
+      a.requests.some(
+        (r) => r.path.includes('/services') && r.query.fieldSelector === 'metadata.name=absent',
+      ),
+    ).toBe(false);
   });
 
   it('without --write-status nothing is written', async () => {

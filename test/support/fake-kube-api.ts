@@ -11,7 +11,12 @@
  *   200 and an ERROR event carrying a 410 Status (or, `goneAs: 'http'`, a 410 response);
  *   `timeoutSeconds` ends the stream;
  * - writes: POST create, PUT replace, PATCH (merge patch, apply patch) of an object or its
- *   `status`, DELETE; each bumps the one resourceVersion counter;
+ *   `status`, DELETE; each bumps the one resourceVersion counter, and `metadata.generation` only
+ *   when more than metadata and status changed; server-side apply of `status`
+ *   (`application/apply-patch+yaml`, `fieldManager`, `force`) with field ownership per manager
+ *   (test/support/fake-kube-apply.ts), listed in `metadata.managedFields`;
+ * - RBAC refusals: `forbid(plural, namespace)` answers that collection's lists and watches with 403
+ *   Forbidden (as a missing Role does) until `allow`;
  * - faults: `dropWatches()` cuts every watch stream, `down()` refuses and cuts every connection
  *   until `up()`, `latencyMs` slows every answer.
  * Every request is recorded (`requests`) so a test can say what was, and was not, asked for.
@@ -24,7 +29,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { rsaLeaf, testCa } from './certs.ts';
+import { serverSideApply, type Managed } from './fake-kube-apply.ts';
 
 export interface ServedKind {
   readonly group: string;
@@ -122,6 +129,8 @@ export function CORE(): ServedKind[] {
 interface Stored {
   readonly served: ServedKind;
   obj: KubeObj;
+  /** Server-side apply: each field manager's fields of `status`. */
+  readonly managed: Managed;
 }
 
 interface HistoryEvent {
@@ -176,8 +185,22 @@ export interface FakeKubeApi {
   readonly requests: RecordedRequest[];
   /** Writes a kubeconfig for this server into `dir`; returns its path. */
   kubeconfig(dir: string): string;
-  /** Creates or replaces an object (as `kubectl apply` would): ADDED or MODIFIED. */
+  /**
+   * Creates or replaces an object (as `kubectl apply` would, keeping the status it has unless `obj`
+   * sets one, as a controller would): ADDED or MODIFIED.
+   */
   apply(obj: KubeObj): KubeObj;
+  /**
+   * Server-side apply of `status` by another field manager (istiod, say), as PATCH
+   * application/apply-patch+yaml on the status subresource would: null when applied, else the conflicts.
+   */
+  applyStatus(
+    manager: string,
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+    status: Record<string, unknown>,
+  ): string[] | null;
   /** Deletes an object: DELETED. */
   remove(apiVersion: string, kind: string, namespace: string | undefined, name: string): void;
   get(kind: string, namespace: string | undefined, name: string): KubeObj | undefined;
@@ -192,6 +215,9 @@ export interface FakeKubeApi {
   /** Cuts every connection and refuses new ones until up(). */
   down(): void;
   up(): void;
+  /** Lists and watches of `plural` (in `namespace`, else anywhere) get 403 Forbidden until allow(). */
+  forbid(plural: string, namespace?: string): void;
+  allow(plural: string, namespace?: string): void;
   /** Starts serving a kind (a CRD installed now). */
   install(kind: ServedKind): void;
   /** Open watch streams now. */
@@ -212,6 +238,8 @@ export async function startFakeKubeApi(opts: { served?: readonly ServedKind[] } 
   const sockets = new Set<Socket>();
   const pages = new Map<string, { rv: number; items: KubeObj[] }>();
   let isDown = false;
+  /** `plural/namespace` ('' for every namespace) refused to lists and watches. */
+  const forbidden = new Set<string>();
   const requests: RecordedRequest[] = [];
 
   const byKind = (kind: string): ServedKind => {
@@ -252,9 +280,21 @@ export async function startFakeKubeApi(opts: { served?: readonly ServedKind[] } 
     next.metadata.uid = before?.obj.metadata.uid ?? randomUUID();
     next.metadata.creationTimestamp =
       before?.obj.metadata.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    next.metadata.generation = ((before?.obj.metadata.generation as number | undefined) ?? 0) + 1;
+    // As for a CRD with a status subresource: metadata and status changes keep the generation.
+    const content = (o: KubeObj | undefined): string =>
+      JSON.stringify(o === undefined ? null : { ...o, metadata: undefined, status: undefined });
+    const generation = (before?.obj.metadata.generation as number | undefined) ?? 0;
+    next.metadata.generation = content(before?.obj) === content(next) ? generation : generation + 1;
     next.metadata.resourceVersion = String(++rv);
-    store.set(key, { served: s, obj: next });
+    const managed = before?.managed ?? new Map<string, Set<string>>();
+    if (managed.size > 0)
+      next.metadata.managedFields = [...managed.keys()].sort().map((manager) => ({
+        manager,
+        operation: 'Apply',
+        subresource: 'status',
+        fieldsType: 'FieldsV1',
+      }));
+    store.set(key, { served: s, obj: next, managed });
     emit(before === undefined ? 'ADDED' : 'MODIFIED', s, next);
     return { obj: next, created: before === undefined };
   };
@@ -442,7 +482,11 @@ export async function startFakeKubeApi(opts: { served?: readonly ServedKind[] } 
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const text = Buffer.concat(chunks).toString('utf8');
-    return text === '' ? undefined : (JSON.parse(text) as unknown);
+    if (text === '') return undefined;
+    // An apply patch is YAML (JSON is YAML too).
+    return String(req.headers['content-type']).startsWith('application/apply-patch+yaml')
+      ? (parseYaml(text) as unknown)
+      : (JSON.parse(text) as unknown);
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -490,6 +534,19 @@ export async function startFakeKubeApi(opts: { served?: readonly ServedKind[] } 
       return;
     }
     if (name === undefined) {
+      if (
+        method === 'GET' &&
+        (forbidden.has(`${s.plural}/`) || forbidden.has(`${s.plural}/${namespace ?? ''}`))
+      ) {
+        const verb = url.searchParams.get('watch') === 'true' ? 'watch' : 'list';
+        status(
+          res,
+          403,
+          'Forbidden',
+          `${s.plural} is forbidden: User "system:serviceaccount:istio-system:sluice" cannot ${verb} resource "${s.plural}" in API group "${s.group}"${namespace !== null ? ` in the namespace "${namespace}"` : ' at the cluster scope'}`,
+        );
+        return;
+      }
       if (method === 'GET') {
         const w = { served: s, version, namespace, selector };
         const watching = url.searchParams.get('watch');
@@ -551,7 +608,37 @@ export async function startFakeKubeApi(opts: { served?: readonly ServedKind[] } 
       }
       const base: KubeObj = held?.obj ?? { metadata: { name, ...(namespace !== null ? { namespace } : {}) } };
       let next: KubeObj;
-      if (sub === 'status') {
+      if (sub === 'status' && ct.startsWith('application/apply-patch')) {
+        const manager = url.searchParams.get('fieldManager');
+        if (
+          manager === null ||
+          manager === '' ||
+          incoming.apiVersion === undefined ||
+          incoming.kind === undefined
+        ) {
+          status(res, 400, 'BadRequest', 'an apply patch needs fieldManager, apiVersion and kind');
+          return;
+        }
+        if (held === undefined) {
+          status(res, 404, 'NotFound', `${s.plural} "${name}" not found`);
+          return;
+        }
+        const applied = serverSideApply(base, incoming, held.managed, {
+          manager,
+          force: url.searchParams.get('force') === 'true',
+          scope: 'status',
+        });
+        if (!applied.ok) {
+          status(
+            res,
+            409,
+            'Conflict',
+            `Apply failed with ${applied.conflicts.length} conflict(s): ${applied.conflicts.join('; ')}`,
+          );
+          return;
+        }
+        next = { ...clone(base), status: applied.obj.status };
+      } else if (sub === 'status') {
         // The status subresource changes status only.
         const patched = method === 'PUT' ? incoming : (mergePatch(base, incoming) as KubeObj);
         next = { ...clone(base), status: (patched as KubeObj).status };
@@ -623,7 +710,26 @@ export async function startFakeKubeApi(opts: { served?: readonly ServedKind[] } 
     },
     apply(obj) {
       const s = byKind(obj.kind ?? '');
-      return render(write(s, obj).obj, s, s.versions[0]!);
+      // As kubectl apply: the status subresource is not the object's to change.
+      const held = store.get(keyOf(s, obj.metadata.namespace, obj.metadata.name));
+      const next =
+        obj.status === undefined && held?.obj.status !== undefined
+          ? { ...obj, status: held.obj.status }
+          : obj;
+      return render(write(s, next).obj, s, s.versions[0]!);
+    },
+    applyStatus(manager, kind, namespace, name, applied) {
+      const s = byKind(kind);
+      const held = store.get(keyOf(s, namespace, name));
+      if (held === undefined) throw new Error(`no ${kind} ${namespace}/${name}`);
+      const r = serverSideApply(held.obj, { status: applied }, held.managed, {
+        manager,
+        force: false,
+        scope: 'status',
+      });
+      if (!r.ok) return r.conflicts;
+      write(s, { ...clone(held.obj), status: r.obj.status });
+      return null;
     },
     remove(_apiVersion, kind, namespace, name) {
       del(byKind(kind), namespace, name);
@@ -672,6 +778,12 @@ export async function startFakeKubeApi(opts: { served?: readonly ServedKind[] } 
       isDown = false;
     },
     watchCount: () => watchers.size,
+    forbid(plural, namespace) {
+      forbidden.add(`${plural}/${namespace ?? ''}`);
+    },
+    allow(plural, namespace) {
+      forbidden.delete(`${plural}/${namespace ?? ''}`);
+    },
     install(kind) {
       served.push(kind);
     },

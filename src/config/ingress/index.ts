@@ -6,6 +6,8 @@ export {
   DEFAULT_INGRESS_OPTIONS,
   GENERATED_FROM,
   INGRESS_GATEWAY_NAME,
+  ingressesOfClass,
+  ingressSecretRefs,
   MTLS_CLIENT_CA,
   MTLS_CREDENTIAL,
   MTLS_VERIFY,

@@ -222,6 +222,41 @@ function basicAuthUsers(
   return { realm: auth.realm, htpasswd: privateBytes(Buffer.from(lines.join('\n')).toString('base64')) };
 }
 
+/** The Ingresses of a set whose class (annotation, ingressClassName, else the default IngressClass) is `ingressClass`. */
+export function ingressesOfClass(set: ResourceSet, ingressClass: string): IngressResource[] {
+  const defaultClass = defaultClassOf(set);
+  return set.resources.filter(
+    (r): r is IngressResource =>
+      r.kind === 'Ingress' && classOf(r as IngressResource, defaultClass).name === ingressClass,
+  );
+}
+
+/**
+ * The Secrets the Ingresses of the served class name, as `namespace/name` → those Ingresses:
+ * `spec.tls[].secretName`, the basic-auth `auth-secret`, the client-certificate `auth-tls-secret`
+ * and the upstream `proxy-ssl-secret`, each in the Ingress's namespace unless it names one. A
+ * Kubernetes provider watches exactly these (never every Secret of a namespace).
+ */
+export function ingressSecretRefs(set: ResourceSet, ingressClass: string): Map<string, Resource[]> {
+  const refs = new Map<string, Resource[]>();
+  const add = (ref: string, ing: Resource): void => {
+    const list = refs.get(ref);
+    if (list === undefined) refs.set(ref, [ing]);
+    else if (!list.includes(ing)) list.push(ing);
+  };
+  for (const ing of ingressesOfClass(set, ingressClass)) {
+    for (const t of ing.spec.tls ?? [])
+      if (t.secretName !== undefined && t.secretName !== '') add(`${ing.namespace}/${t.secretName}`, ing);
+    const ann = readAnnotations(ing.annotations, ing.namespace).value;
+    const auth = ann.basicAuth;
+    if (auth !== null) add(auth.secret.includes('/') ? auth.secret : `${ing.namespace}/${auth.secret}`, ing);
+    // Client-certificate CAs and upstream TLS credentials are `namespace/name` already.
+    if (ann.authTls !== null) add(ann.authTls.secret, ing);
+    if (ann.proxySsl !== null) add(ann.proxySsl.secret, ing);
+  }
+  return refs;
+}
+
 export interface IngressTranslation {
   /** Generated Istio resources, in a stable order. */
   readonly resources: readonly Resource[];

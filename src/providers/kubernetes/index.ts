@@ -2,17 +2,19 @@
  * Config watched from the Kubernetes API (`serve --kubernetes`). One informer per kind and
  * watched namespace (all namespaces when none is given), at the version discovery picked; Secrets
  * only by the names Gateways and DestinationRules reference (`credentialName`, and their
- * `-cacert` companions) in the gateway's namespace, each a watch with a `metadata.name` field
- * selector, so no other Secret is ever listed or read; Istio's `istio` ConfigMap (root namespace,
- * key `mesh`) as a MeshConfig; Pods (for their labels) only while a DestinationRule subset selects
- * by labels. A read is the whole picture the caches
- * hold; until every informer has listed once it is `incomplete` (the reload loop does not judge
+ * `-cacert` companions) in the gateway's namespace and the ones served Ingresses name (tls
+ * secretName, auth-secret) in theirs, each a watch with a `metadata.name` field selector, so no
+ * other Secret is ever listed or read (one RBAC refuses is left out and reported, never waited
+ * for); Istio's `istio` ConfigMap (root namespace, key `mesh`) as a MeshConfig; Pods (for their
+ * labels) only while a DestinationRule subset selects by labels. A read is the whole picture the
+ * caches hold; until every informer has listed once it is `incomplete` (the reload loop does not judge
  * it, so no half-synced state is ever compiled), and after that the caches are authoritative: an
  * outage leaves them as they were last seen, so the last snapshot keeps serving.
  */
 import type { Diagnostic } from '../../errors/diagnostic.ts';
 import type { GatewaySpec, DestinationRuleSpec, TrafficPolicy } from '../../model/networking.ts';
-import type { Resource } from '../../model/resource.ts';
+import { subjectOfResource, type Resource } from '../../model/resource.ts';
+import { ingressesOfClass, ingressSecretRefs } from '../../config/ingress/index.ts';
 import type { Provider, ProviderHealth, ProviderUpdate } from '../provider.ts';
 import { createKubeClient, type KubeClient } from './client.ts';
 import { startInformer, type Backoff, type Informer } from './informer.ts';
@@ -24,9 +26,18 @@ import {
   discoverVersions,
   POD_KIND,
   SECRET_KIND,
+  SERVICE_KIND,
   type Served,
   type WatchedKind,
 } from './kinds.ts';
+import {
+  createIngressStatusWriter,
+  entryOf,
+  serviceAddresses,
+  type IngressStatusWriter,
+  type PublishedIngress,
+  type PublishOptions,
+} from './ingress-status.ts';
 import { startLeaderElection, type LeaderElection, type LeaderTiming } from './leader.ts';
 import { createObjectLoader, isIstioMesh } from './objects.ts';
 import { createStatusWriter, type ReportedObject, type StatusWriter } from './status.ts';
@@ -40,16 +51,23 @@ export interface KubernetesProviderOptions {
   readonly gatewayNamespace: string;
   /** --root-namespace: the namespace of objects without one (cluster-scoped kinds). */
   readonly rootNamespace: string;
+  /** --ingress-class: the Ingresses whose tls and auth Secrets are watched (default `sluice`). */
+  readonly ingressClass?: string;
   readonly backoff?: Backoff;
   /** How often discovery runs again for kinds not served before (default 60 s). */
   readonly rediscoverMs?: number;
-  /** --write-status: Events and status.validationMessages, written by the Lease holder. */
+  /**
+   * --write-status: Events, Istio kinds' status and served Ingresses' status.loadBalancer, written
+   * by the Lease holder.
+   */
   readonly writeStatus?: {
     /** The Lease (in gatewayNamespace) replicas of this gateway share. */
     readonly leaseName: string;
     /** This replica (the pod name, with something unique). */
     readonly identity: string;
     readonly timing?: LeaderTiming;
+    /** --publish-status-address / --publish-service: the address written to served Ingresses. */
+    readonly publish?: PublishOptions;
   };
 }
 
@@ -67,36 +85,48 @@ interface Watching {
   readonly key: string;
 }
 
-/** The Secret names a set references: credentialName(s) of Gateway servers and DestinationRule tls. */
-export function referencedSecrets(resources: readonly Resource[]): string[] {
-  const names = new Set<string>();
-  const add = (name: string | undefined): void => {
+/**
+ * The Secrets a set references, as `namespace/name` → the resources that name them:
+ * credentialName(s) of Gateway servers and DestinationRule tls (with their `-cacert` companions)
+ * in the gateway's namespace (GW-15), and what the Ingresses of the served class name (tls
+ * secretName, auth-secret) in their own.
+ */
+export function referencedSecrets(
+  resources: readonly Resource[],
+  gatewayNamespace: string,
+  ingressClass: string,
+): Map<string, Resource[]> {
+  const refs = ingressSecretRefs({ resources }, ingressClass);
+  const add = (by: Resource, name: string | undefined): void => {
     if (name === undefined || name === '') return;
-    names.add(name);
-    names.add(`${name}-cacert`);
+    for (const ref of [`${gatewayNamespace}/${name}`, `${gatewayNamespace}/${name}-cacert`]) {
+      const list = refs.get(ref);
+      if (list === undefined) refs.set(ref, [by]);
+      else if (!list.includes(by)) list.push(by);
+    }
   };
-  const fromPolicy = (tp: TrafficPolicy | undefined): void => {
-    add(tp?.tls?.credentialName);
-    for (const pl of tp?.portLevelSettings ?? []) add(pl.tls?.credentialName);
+  const fromPolicy = (by: Resource, tp: TrafficPolicy | undefined): void => {
+    add(by, tp?.tls?.credentialName);
+    for (const pl of tp?.portLevelSettings ?? []) add(by, pl.tls?.credentialName);
   };
   for (const r of resources) {
     if (r.kind === 'Gateway')
       for (const s of (r.spec as GatewaySpec).servers) {
-        add(s.tls?.credentialName);
-        for (const n of s.tls?.credentialNames ?? []) add(n);
+        add(r, s.tls?.credentialName);
+        for (const n of s.tls?.credentialNames ?? []) add(r, n);
       }
     else if (r.kind === 'DestinationRule') {
       const spec = r.spec as DestinationRuleSpec;
-      fromPolicy(spec.trafficPolicy);
-      for (const s of spec.subsets ?? []) fromPolicy(s.trafficPolicy);
+      fromPolicy(r, spec.trafficPolicy);
+      for (const s of spec.subsets ?? []) fromPolicy(r, s.trafficPolicy);
     }
   }
-  return [...names].sort();
+  return refs;
 }
 
-/** Whether a DestinationRule subset selects endpoints by labels (pod labels, for a Service). */
-export function subsetsSelectPods(resources: readonly Resource[]): boolean {
-  return resources.some(
+/** The DestinationRules with a subset that selects endpoints by labels (pod labels, for a Service). */
+export function podSelectingRules(resources: readonly Resource[]): Resource[] {
+  return resources.filter(
     (r) =>
       r.kind === 'DestinationRule' &&
       ((r.spec as DestinationRuleSpec).subsets ?? []).some((s) => Object.keys(s.labels ?? {}).length > 0),
@@ -126,7 +156,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
   let discovered: Map<WatchedKind, Served> | null = null;
   let discoveryTimer: NodeJS.Timeout | null = null;
   const watching: Watching[] = [];
-  /** Secret name → its watch. */
+  /** `namespace/name` of a referenced Secret → its watch. */
   const secrets = new Map<string, Watching>();
   /** Pod watches (one per watched namespace), while subsets need pod labels. */
   const pods: Watching[] = [];
@@ -137,6 +167,11 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
   let statusFailures = 0;
   let lastStatusError: string | null = null;
   let writer: StatusWriter | null = null;
+  let ingressWriter: IngressStatusWriter | null = null;
+  /** The --publish-service Service, watched by name (status only: readiness never waits for it). */
+  let publishWatch: Informer | null = null;
+  /** The served Ingresses from the API in the last whole read. */
+  let servedIngresses: PublishedIngress[] = [];
 
   let reported = '';
   /** Tells the listener when something it shows changed. */
@@ -147,6 +182,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
       connected: failing.size === 0 && discovered !== null,
       synced: allSynced(),
       failures,
+      forbidden: [...secrets.values(), ...pods].filter((w) => w.informer.forbidden() !== null).length,
       ...(first.done ? {} : { error: first.value.message }),
       ...(opts.writeStatus !== undefined ? { statusWriteFailures: statusFailures } : {}),
       ...(lastStatusError !== null ? { statusError: lastStatusError } : {}),
@@ -166,11 +202,13 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
     report();
   };
 
+  /** A Secret or Pod watch refused by RBAC counts as listed (empty), so it never blocks the rest. */
+  const listedOrRefused = (w: Watching): boolean => w.informer.synced() || w.informer.forbidden() !== null;
   const allSynced = (): boolean =>
     discovered !== null &&
     watching.every((w) => w.informer.synced()) &&
-    pods.every((w) => w.informer.synced()) &&
-    [...secrets.values()].every((w) => w.informer.synced());
+    pods.every(listedOrRefused) &&
+    [...secrets.values()].every(listedOrRefused);
 
   const onChange = (): void => {
     changed?.();
@@ -191,7 +229,17 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
         report();
         onChange();
       },
-      health: informerHealth(key),
+      health: (err) => {
+        if (err === null || informer.forbidden() === null) {
+          informerHealth(key)(err);
+          return;
+        }
+        // Refused by RBAC: not an outage (the `forbidden` count says it), and the picture no
+        // longer waits for it (allSynced), so read it again.
+        failures++;
+        report();
+        onChange();
+      },
       backoff,
     });
     return { kind, apiVersion: apiVersionOf(kind, version), informer, key };
@@ -250,17 +298,20 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
     }
   };
 
-  /** Watches exactly the referenced Secrets: new names start a watch, names no longer used stop theirs. */
-  const aimSecrets = (names: readonly string[]): void => {
-    const wanted = new Set(names);
-    for (const [name, w] of secrets)
-      if (!wanted.has(name)) {
-        secrets.delete(name);
+  /** Watches exactly the referenced Secrets: new ones start a watch, ones no longer used stop theirs. */
+  const aimSecrets = (refs: readonly string[]): void => {
+    const wanted = new Set(refs);
+    for (const [ref, w] of secrets)
+      if (!wanted.has(ref)) {
+        secrets.delete(ref);
         unwatch(w);
       }
-    for (const name of names)
-      if (!secrets.has(name))
-        secrets.set(name, watch(SECRET_KIND, 'v1', opts.gatewayNamespace, `metadata.name=${name}`));
+    for (const ref of refs) {
+      if (secrets.has(ref)) continue;
+      const slash = ref.indexOf('/');
+      const ns = ref.slice(0, slash);
+      secrets.set(ref, watch(SECRET_KIND, 'v1', ns, `metadata.name=${ref.slice(slash + 1)}`));
+    }
   };
 
   /** What the watch caches hold for an origin, for Events and status. */
@@ -291,6 +342,47 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
     }
   };
 
+  /**
+   * A Secret or Pod watch that cannot list (RBAC refuses it) does not hold the rest back: what it
+   * would have read is left out, and each resource that needed it says so.
+   */
+  const collectOrReport = (
+    w: Watching,
+    what: string,
+    users: readonly Resource[],
+    resources: Resource[],
+    diagnostics: Diagnostic[],
+  ): void => {
+    const refused = w.informer.forbidden();
+    if (refused === null) {
+      collect(w, resources, diagnostics);
+      return;
+    }
+    for (const r of users)
+      diagnostics.push({
+        level: 'warning',
+        code: 'SLUICE_KUBE_WATCH_FORBIDDEN',
+        subject: subjectOfResource(r),
+        message: `${what} cannot be read (${refused.message}); it is left out (grant list and watch on ${w.kind.plural} to sluice's service account) and retried`,
+      });
+  };
+
+  /** Served Ingresses get the published address (--write-status, by the Lease holder). */
+  const publishIngresses = async (): Promise<void> => {
+    const publish = opts.writeStatus?.publish;
+    if (ingressWriter === null || publish === undefined) return;
+    const svc = publish.service;
+    const addresses =
+      publish.addresses !== undefined && publish.addresses.length > 0
+        ? publish.addresses.map(entryOf)
+        : svc !== undefined && publishWatch !== null && publishWatch.synced()
+          ? serviceAddresses(publishWatch.get(svc.namespace, svc.name))
+          : null;
+    // The Service not listed yet: nothing is known, so nothing is written (not an empty address).
+    if (addresses === null) return;
+    await ingressWriter.publish(servedIngresses, addresses);
+  };
+
   return {
     async start(onChanged) {
       changed = onChanged;
@@ -306,23 +398,39 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
           // A new leader writes what the last judged set says.
           onChange: (lead) => {
             if (lead && lastJudged !== null) void writer?.report(lastJudged, cachedObject);
+            if (lead) void publishIngresses();
           },
         });
         leader = election;
+        const warn = (message: string): void => {
+          statusFailures++;
+          lastStatusError = message;
+          report();
+        };
+        ingressWriter = createIngressStatusWriter(client, { isLeader: () => election.isLeader(), warn });
+        const svc = ws.publish?.service;
+        if (svc !== undefined && !(ws.publish?.addresses?.length ?? 0))
+          publishWatch = startInformer(client, {
+            path: collectionPath(SERVICE_KIND, 'v1', svc.namespace),
+            fieldSelector: `metadata.name=${svc.name}`,
+            changed: () => void publishIngresses(),
+            health: (err) => {
+              if (err !== null) warn(`--publish-service ${svc.namespace}/${svc.name}: ${err.message}`);
+            },
+            backoff,
+          });
         writer = createStatusWriter(client, {
           isLeader: () => election.isLeader(),
           instance: ws.identity,
-          warn: (message) => {
-            statusFailures++;
-            lastStatusError = message;
-            report();
-          },
+          warn,
         });
       }
     },
     async report(diagnostics) {
       lastJudged = diagnostics;
-      await writer?.report(diagnostics, cachedObject);
+      // A policy the compile cannot enforce refused this set: the next read stands in for it.
+      if (loader.judged(diagnostics)) onChange();
+      await Promise.all([writer?.report(diagnostics, cachedObject), publishIngresses()]);
     },
     onHealth(listener) {
       healthListener = listener;
@@ -348,8 +456,10 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
             message: `${kind.kind} is not watched: ${served.skipped}`,
           });
       for (const w of watching) collect(w, resources, diagnostics);
-      aimSecrets(referencedSecrets(resources));
-      aimPods(subsetsSelectPods(resources));
+      const secretUsers = referencedSecrets(resources, opts.gatewayNamespace, opts.ingressClass ?? 'sluice');
+      const podUsers = podSelectingRules(resources);
+      aimSecrets([...secretUsers.keys()]);
+      aimPods(podUsers.length > 0);
       // A Secret or Pod watch just started has not listed yet: this picture waits for it.
       if (!allSynced()) {
         loader.sweep();
@@ -360,8 +470,24 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
           authoritative: true,
         });
       }
-      for (const w of [...secrets.values(), ...pods]) collect(w, resources, diagnostics);
+      for (const [ref, w] of secrets)
+        collectOrReport(w, `Secret ${ref}`, secretUsers.get(ref) ?? [], resources, diagnostics);
+      for (const w of pods)
+        collectOrReport(
+          w,
+          `Pods${w.key.includes('/namespaces/') ? ` in ${w.key.split('/')[4]}` : ''}`,
+          podUsers,
+          resources,
+          diagnostics,
+        );
       loader.sweep();
+      const ingressWatch = watching.find((w) => w.kind.kind === 'Ingress');
+      servedIngresses =
+        ingressWatch === undefined
+          ? []
+          : ingressesOfClass({ resources }, opts.ingressClass ?? 'sluice')
+              .filter((r) => r.origin.kind === 'kube')
+              .map((r) => ({ namespace: r.namespace, name: r.name, apiVersion: ingressWatch.apiVersion }));
       resources.sort(byKindNamespaceName);
       return Promise.resolve({ resources: { resources }, diagnostics, authoritative: true });
     },
@@ -370,6 +496,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions): Provi
       changed = null;
       if (discoveryTimer !== null) clearTimeout(discoveryTimer);
       await leader?.stop();
+      await publishWatch?.stop();
       await Promise.all([...watching, ...pods, ...secrets.values()].map((w) => w.informer.stop()));
       watching.length = 0;
       pods.length = 0;

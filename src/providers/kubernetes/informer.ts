@@ -9,7 +9,9 @@
  *   is capped the same way;
  * - lists are paged (`limit`/`continue`), so a large collection is not one huge answer;
  * - `synced` turns true once a list has been applied to the cache, and stays true through outages
- *   (the cache is then the last state seen).
+ *   (the cache is then the last state seen);
+ * - `forbidden` says a collection never listed because the server refuses it (401/403: missing
+ *   RBAC), as opposed to one not reachable yet; it is still retried, so a grant is picked up.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
@@ -36,6 +38,8 @@ export interface Informer {
   readonly path: string;
   /** A list has been applied once. */
   synced(): boolean;
+  /** The refusal, while the collection has never listed and the last list was refused (401/403). */
+  forbidden(): Error | null;
   objects(): readonly KubeObject[];
   get(namespace: string, name: string): KubeObject | undefined;
   stop(): Promise<void>;
@@ -49,6 +53,7 @@ export function startInformer(client: KubeClient, opts: InformerOptions): Inform
   let failing = false;
   let delayMs = opts.backoff.initialMs;
   let retry: NodeJS.Timeout | null = null;
+  let refused: Error | null = null;
 
   const ok = (): void => {
     delayMs = opts.backoff.initialMs;
@@ -66,12 +71,17 @@ export function startInformer(client: KubeClient, opts: InformerOptions): Inform
       const q = new URLSearchParams({ limit: String(pageSize) });
       if (cont !== undefined) q.set('continue', cont);
       if (opts.fieldSelector !== undefined) q.set('fieldSelector', opts.fieldSelector);
-      const page = await client.request<KubeList>('GET', `${opts.path}?${q}`);
+      const page = await client.request<KubeList>('GET', `${opts.path}?${q}`).catch((err: unknown) => {
+        const code = (err as { statusCode?: number }).statusCode;
+        refused = code === 401 || code === 403 ? (err as Error) : null;
+        throw err;
+      });
       items.push(...page.items);
       // The first page's resourceVersion is the list's: later pages are read at it.
       resourceVersion ??= page.metadata?.resourceVersion;
       cont = page.metadata?.continue || undefined;
     } while (cont !== undefined);
+    refused = null;
     ok();
     return {
       metadata: { resourceVersion: resourceVersion ?? '' },
@@ -134,6 +144,7 @@ export function startInformer(client: KubeClient, opts: InformerOptions): Inform
   return {
     path: opts.path,
     synced: () => synced,
+    forbidden: () => (synced ? null : refused),
     objects: () => lw.list() as readonly KubeObject[],
     get: (namespace, name) => lw.get(name, namespace) as KubeObject | undefined,
     async stop() {

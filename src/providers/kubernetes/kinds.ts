@@ -43,6 +43,7 @@ const PLURALS: Readonly<Record<string, string>> = {
   Service: 'services',
   EndpointSlice: 'endpointslices',
   Ingress: 'ingresses',
+  IngressClass: 'ingressclasses',
   MeshConfig: 'meshconfigs',
   RateLimitPolicy: 'ratelimitpolicies',
   Secret: 'secrets',
@@ -71,9 +72,13 @@ export const CONFIG_KINDS: readonly WatchedKind[] = [
   'Service',
   'EndpointSlice',
   'Ingress',
+  'IngressClass',
 ].map(watched);
 
 export const SECRET_KIND: WatchedKind = watched('Secret');
+
+/** Services: watched whole among CONFIG_KINDS, and by name for --publish-service. */
+export const SERVICE_KIND: WatchedKind = CONFIG_KINDS.find((k) => k.kind === 'Service')!;
 
 /** Pods, for the labels DestinationRule subsets select: watched only while a subset needs them. */
 export const POD_KIND: WatchedKind = watched('Pod');

@@ -1,9 +1,12 @@
 /**
  * API objects → resources, through the same load (schema, validation, normalisation) as files,
  * with a `kube:` origin. An object is loaded once per resourceVersion. Security policy is never
- * opened by a bad edit: an invalid RequestAuthentication or AuthorizationPolicy keeps its last
- * good version in force, and one that never had a good version is replaced by a policy that
- * denies every request in its scope until it is fixed.
+ * opened by a bad edit: a RequestAuthentication or AuthorizationPolicy that is invalid, or valid
+ * but judged unenforceable by the compile (SLUICE_POLICY_UNENFORCEABLE, told through `judged`),
+ * keeps its last good version (the last one judged without errors) in force, and one that never
+ * had a good version is replaced by a policy that denies every request in its scope until it is
+ * fixed. An unenforceable version is recognised by its spec, so a status write (a new
+ * resourceVersion, the same spec) does not bring it back.
  */
 import { parse as parseYaml } from 'yaml';
 import { loadObject } from '../../config/index.ts';
@@ -24,6 +27,12 @@ export interface ObjectLoader {
   load(obj: KubeObject, apiVersion: string, kind: string, plural: string): Loaded;
   /** Forgets objects not loaded since the last call (deleted ones), keeping memory bounded. */
   sweep(): void;
+  /**
+   * What the compile said about the last swept read: its security policies without errors become
+   * their last good versions; one it cannot enforce is stood in for from the next read on. True
+   * when a policy was newly found unenforceable (the caller reads again).
+   */
+  judged(diagnostics: readonly Diagnostic[]): boolean;
 }
 
 export function originOf(obj: KubeObject, plural: string): Origin {
@@ -49,12 +58,19 @@ function selectorOf(obj: KubeObject): Record<string, string> | null {
   return out;
 }
 
+const specText = (obj: KubeObject): string => JSON.stringify(obj.spec ?? null);
+
 export function createObjectLoader(opts: { readonly rootNamespace: string }): ObjectLoader {
   let cache = new Map<string, Loaded>();
   let seen = new Map<string, Loaded>();
-  /** The last version of each security policy that loaded without errors. */
+  /** The last version of each security policy judged without errors. */
   const lastGood = new Map<string, Resource>();
   let goodSeen = new Map<string, Resource>();
+  /** Security policies the compile cannot enforce: the spec it judged, and why. */
+  const unenforceable = new Map<string, { readonly spec: string; readonly why: string }>();
+  /** This read's security policies as loaded from their own objects (not stand-ins), and the last swept read's. */
+  let candidates = new Map<string, { readonly resource: Resource; readonly spec: string }>();
+  let judging = candidates;
 
   const deny = (obj: KubeObject, kind: string, origin: Origin): Resource | undefined => {
     const selector = selectorOf(obj);
@@ -78,6 +94,49 @@ export function createObjectLoader(opts: { readonly rootNamespace: string }): Ob
     return loadObject(value, origin, { defaultNamespace: opts.rootNamespace }).resource;
   };
 
+  /** The last good version of a policy this version cannot be (`why`), else a deny of its scope. */
+  const standIn = (
+    obj: KubeObject,
+    kind: string,
+    origin: Origin,
+    why: string,
+    diagnostics: readonly Diagnostic[],
+  ): Omit<Loaded, 'resourceVersion'> => {
+    const key = `${kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name ?? ''}`;
+    const good = lastGood.get(key);
+    const subject = diagnostics.find((d) => d.subject !== undefined)?.subject ?? {
+      origin,
+      kind,
+      namespace: obj.metadata.namespace ?? '',
+      name: obj.metadata.name ?? '',
+    };
+    if (good !== undefined)
+      return {
+        resource: good,
+        diagnostics: [
+          ...diagnostics,
+          {
+            level: 'warning',
+            code: 'SLUICE_KUBE_POLICY_KEPT',
+            subject,
+            message: `this version ${why}; the last good one (${good.origin.kind === 'kube' ? `resourceVersion ${good.origin.resourceVersion}` : 'earlier'}) stays in force`,
+          },
+        ],
+      };
+    return {
+      resource: deny(obj, kind, origin),
+      diagnostics: [
+        ...diagnostics,
+        {
+          level: 'warning',
+          code: 'SLUICE_KUBE_POLICY_DENY',
+          subject,
+          message: `this version ${why} and no version was good before: every request in its scope is denied (403) until it is fixed`,
+        },
+      ],
+    };
+  };
+
   const loadFresh = (obj: KubeObject, apiVersion: string, kind: string, plural: string): Loaded => {
     const origin = originOf(obj, plural);
     if (kind === 'ConfigMap') {
@@ -94,43 +153,8 @@ export function createObjectLoader(opts: { readonly rootNamespace: string }): Ob
     }
     const loaded = loadObject({ ...obj, apiVersion, kind }, origin, { defaultNamespace: opts.rootNamespace });
     const resourceVersion = obj.metadata.resourceVersion ?? '';
-    if (!SECURITY_KINDS.has(kind)) return { resourceVersion, ...loaded };
-    const key = `${kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name ?? ''}`;
-    if (loaded.resource !== undefined) return { resourceVersion, ...loaded };
-    const good = lastGood.get(key);
-    const subject = loaded.diagnostics.find((d) => d.subject !== undefined)?.subject ?? {
-      origin,
-      kind,
-      namespace: obj.metadata.namespace ?? '',
-      name: obj.metadata.name ?? '',
-    };
-    if (good !== undefined)
-      return {
-        resourceVersion,
-        resource: good,
-        diagnostics: [
-          ...loaded.diagnostics,
-          {
-            level: 'warning',
-            code: 'SLUICE_KUBE_POLICY_KEPT',
-            subject,
-            message: `this version is invalid; the last valid one (${good.origin.kind === 'kube' ? `resourceVersion ${good.origin.resourceVersion}` : 'earlier'}) stays in force`,
-          },
-        ],
-      };
-    return {
-      resourceVersion,
-      resource: deny(obj, kind, origin),
-      diagnostics: [
-        ...loaded.diagnostics,
-        {
-          level: 'warning',
-          code: 'SLUICE_KUBE_POLICY_DENY',
-          subject,
-          message: `invalid and never valid before: every request in its scope is denied (403) until it is fixed`,
-        },
-      ],
-    };
+    if (!SECURITY_KINDS.has(kind) || loaded.resource !== undefined) return { resourceVersion, ...loaded };
+    return { resourceVersion, ...standIn(obj, kind, origin, 'is invalid', loaded.diagnostics) };
   };
 
   return {
@@ -141,16 +165,18 @@ export function createObjectLoader(opts: { readonly rootNamespace: string }): Ob
       if (loaded === undefined || loaded.resourceVersion !== rv)
         loaded = loadFresh(obj, apiVersion, kind, plural);
       seen.set(id, loaded);
-      if (
-        SECURITY_KINDS.has(kind) &&
-        loaded.resource !== undefined &&
-        loaded.diagnostics.every((d) => d.level !== 'error')
-      )
-        goodSeen.set(id, loaded.resource);
-      else if (SECURITY_KINDS.has(kind)) {
-        const good = lastGood.get(id);
-        if (good !== undefined) goodSeen.set(id, good);
-      }
+      if (!SECURITY_KINDS.has(kind)) return loaded;
+      const good = lastGood.get(id);
+      if (good !== undefined) goodSeen.set(id, good);
+      if (loaded.resource === undefined || loaded.diagnostics.some((d) => d.level === 'error')) return loaded;
+      const spec = specText(obj);
+      const refused = unenforceable.get(id);
+      if (refused !== undefined && refused.spec === spec)
+        return {
+          resourceVersion: rv,
+          ...standIn(obj, kind, originOf(obj, plural), `cannot be enforced exactly (${refused.why})`, []),
+        };
+      candidates.set(id, { resource: loaded.resource, spec });
       return loaded;
     },
     sweep() {
@@ -159,6 +185,43 @@ export function createObjectLoader(opts: { readonly rootNamespace: string }): Ob
       lastGood.clear();
       for (const [k, v] of goodSeen) lastGood.set(k, v);
       goodSeen = new Map();
+      for (const id of unenforceable.keys()) if (!cache.has(id)) unenforceable.delete(id);
+      judging = candidates;
+      candidates = new Map();
+    },
+    judged(diagnostics) {
+      const errors = new Map<string, Diagnostic[]>();
+      for (const d of diagnostics) {
+        const s = d.subject;
+        if (d.level !== 'error' || s?.origin?.kind !== 'kube' || !SECURITY_KINDS.has(s.kind)) continue;
+        const id = `${s.kind}/${s.namespace ?? ''}/${s.name}`;
+        errors.set(id, [...(errors.get(id) ?? []), d]);
+      }
+      let found = false;
+      for (const [id, c] of judging) {
+        const own = (errors.get(id) ?? []).filter(
+          (d) =>
+            d.subject?.origin?.kind === 'kube' &&
+            d.subject.origin.resourceVersion ===
+              (c.resource.origin as { resourceVersion?: string }).resourceVersion,
+        );
+        const refusals = own.filter((d) => d.code === 'SLUICE_POLICY_UNENFORCEABLE');
+        if (refusals.length > 0) {
+          const why = refusals
+            .map(
+              (d) =>
+                `${d.path ?? 'spec'}: ${d.message.replace(/; the policy cannot be enforced exactly, so the change is refused$/, '')}`,
+            )
+            .join('; ');
+          if (unenforceable.get(id)?.spec !== c.spec) found = true;
+          unenforceable.set(id, { spec: c.spec, why });
+        } else if (own.length === 0) {
+          lastGood.set(id, c.resource);
+          unenforceable.delete(id);
+        }
+      }
+      judging = new Map();
+      return found;
     },
   };
 }

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { parseOptions } from '../../../src/cli/flags.ts';
 import { CONFIG_KINDS } from '../../../src/providers/kubernetes/kinds.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -221,7 +222,18 @@ describe('deploy/kubernetes', () => {
     const d = one(writing, 'Deployment', 'sluice');
     expect(env(sluiceContainer(d), 'SLUICE_WRITE_STATUS')).toBe('true');
     // status.ts: PATCH <plural>/status, POST events; leader.ts: GET, POST, PUT the Lease.
-    expect([...granted(writing, 'patch')].sort()).toEqual([...ISTIO_STATUS].sort());
+    // status.ts and ingress-status.ts: server-side apply (PATCH) of Istio kinds' and Ingresses' status.
+    expect([...granted(writing, 'patch')].sort()).toEqual(
+      [...ISTIO_STATUS, 'networking.k8s.io/ingresses/status'].sort(),
+    );
+    // --publish-service names the overlay's LoadBalancer Service, which the provider may watch.
+    const published = parseOptions('serve', ['--kubernetes'], {
+      SLUICE_PUBLISH_SERVICE: env(sluiceContainer(d), 'SLUICE_PUBLISH_SERVICE'),
+      SLUICE_WRITE_STATUS: 'true',
+    }).publishService;
+    expect(published).toEqual({ namespace: 'istio-system', name: 'sluice' });
+    expect((one(writing, 'Service', published!.name).spec as { type: string }).type).toBe('LoadBalancer');
+    expect(granted(writing, 'watch')).toContain('/services');
     expect([...granted(writing, 'create')].sort()).toEqual(['/events', 'coordination.k8s.io/leases']);
     expect([...granted(writing, 'update')]).toEqual(['coordination.k8s.io/leases']);
     expect([...granted(writing, 'get')]).toEqual(['coordination.k8s.io/leases']);
@@ -235,7 +247,19 @@ describe('deploy/kubernetes', () => {
     const objs = render('overlays/egress');
     const d = one(objs, 'Deployment', 'sluice-egress');
     checkDeployment(d, 'istio=egressgateway');
-    expect((one(objs, 'Service', 'sluice-egress').spec as { type: string }).type).toBe('ClusterIP');
+    const svc = one(objs, 'Service', 'sluice-egress').spec as {
+      type: string;
+      ports: { name: string; port: number; targetPort: string }[];
+    };
+    expect(svc.type).toBe('ClusterIP');
+    // The forward proxy: the port sluice is told to open (as serve parses it), the container's, the Service's.
+    const c = sluiceContainer(d);
+    const proxyPort = parseOptions('serve', ['--kubernetes'], {
+      SLUICE_EGRESS_PROXY_PORT: env(c, 'SLUICE_EGRESS_PROXY_PORT'),
+    }).egressProxyPort;
+    expect(proxyPort).toBe(3128);
+    expect(c.ports?.find((p) => p.name === 'proxy')?.containerPort).toBe(proxyPort);
+    expect(svc.ports.find((p) => p.targetPort === 'proxy')?.port).toBe(proxyPort);
     expect(
       objs.filter((o) => o.kind.startsWith('ClusterRole')).every((o) => o.metadata.name.endsWith('-egress')),
     ).toBe(true);
