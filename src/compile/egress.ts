@@ -76,6 +76,7 @@ export function compileEgress(
   }
   wildcards.sort((a, b) => b.suffix.length - a.suffix.length || (a.suffix < b.suffix ? -1 : 1));
   for (const w of wildcards) warnWildcardRule(indexes, w.entry.host, diagnostics);
+  for (const entry of exact.values()) warnTunnelledRule(indexes, entry, diagnostics);
   return {
     ...policyFields(port, mesh, exact, wildcards, addresses, subnets),
     meshTables: meshTablesOf(indexes, routes, exact, diagnostics),
@@ -231,6 +232,35 @@ function warnWildcardRule(indexes: Indexes, host: string, diagnostics: Diagnosti
     subject: subjectOf(rule.policyOwner),
     path: 'spec.trafficPolicy',
     message: `the egress proxy does not apply it to requests for names under ${host}: they are forwarded straight to the address the name resolves to`,
+  });
+}
+
+const HTTP_FAMILY = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
+
+/**
+ * CONNECT tunnels (what clients open for HTTPS, TLS and TCP ports) go to an endpoint chosen by
+ * weight, with no cluster: a DestinationRule's connection pool, outlier detection and load
+ * balancer apply to proxied HTTP requests only, which is said on the rule.
+ */
+function warnTunnelledRule(indexes: Indexes, entry: EgressHost, diagnostics: Diagnostic[]): void {
+  const tunnelled = [...entry.ports.values()]
+    .filter((p) => !HTTP_FAMILY.has(p.protocol))
+    .map((p) => p.number);
+  if (tunnelled.length === 0) return;
+  const se = indexes.serviceEntriesByHost.get(entry.host)![0]!;
+  const rule = findDestinationRule(indexes, entry.host, se.namespace);
+  const tp = rule?.trafficPolicy;
+  if (rule === null || rule.policyOwner === null || tp === undefined) return;
+  const fields = (['connectionPool', 'outlierDetection', 'loadBalancer'] as const).filter(
+    (f) => tp[f] !== undefined,
+  );
+  if (fields.length === 0) return;
+  diagnostics.push({
+    level: 'warning',
+    code: 'SLUICE_CONFIG_UNSUPPORTED',
+    subject: subjectOf(rule.policyOwner),
+    path: 'spec.trafficPolicy',
+    message: `the egress proxy applies ${fields.join(', ')} to proxied HTTP requests for ${entry.host} only, not to CONNECT tunnels to port ${tunnelled.join(', ')} (a tunnel goes to an endpoint chosen by weight)`,
   });
 }
 

@@ -222,6 +222,15 @@ spec:
   });
 });
 
+/** The not-acted-on warnings about resource `name` with the proxy on, as [code, path, message]. */
+function unsupportedOn(extraYaml: string, name: string): string[][] {
+  const loaded = loadResources([{ file: 'c.yaml', text: YAML + extraYaml }], { defaultNamespace: 'default' });
+  const { diagnostics } = compile(loaded.resources, { ...TEST_IDENTITY, egressProxyPort: 3128, nowMs: 0 });
+  return diagnostics
+    .filter((d) => d.subject?.name === name && d.code === 'SLUICE_CONFIG_UNSUPPORTED')
+    .map((d) => [d.code, d.path ?? '', d.message]);
+}
+
 describe('DestinationRules the proxy cannot apply', () => {
   it('a rule for a wildcard ServiceEntry host is a warning on the rule', () => {
     const dr = `---
@@ -232,16 +241,41 @@ spec:
   host: "*.cdn.example.com"
   trafficPolicy: { connectionPool: { tcp: { maxConnections: 5 } } }
 `;
-    const loaded = loadResources([{ file: 'c.yaml', text: YAML + dr }], { defaultNamespace: 'default' });
-    const { diagnostics } = compile(loaded.resources, { ...TEST_IDENTITY, egressProxyPort: 3128, nowMs: 0 });
-    expect(
-      diagnostics.filter((d) => d.subject?.name === 'cdn').map((d) => [d.code, d.path, d.message]),
-    ).toEqual([
+    expect(unsupportedOn(dr, 'cdn')).toEqual([
       [
         'SLUICE_CONFIG_UNSUPPORTED',
         'spec.trafficPolicy',
         'the egress proxy does not apply it to requests for names under *.cdn.example.com: they are forwarded straight to the address the name resolves to',
       ],
     ]);
+  });
+
+  it('a rule with pool, outlier or balancer settings for a host reached by CONNECT is a warning on the rule', () => {
+    const dr = `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: pg, namespace: default }
+spec:
+  host: db.corp.internal
+  trafficPolicy:
+    connectionPool: { tcp: { maxConnections: 5 } }
+    outlierDetection: { consecutive5xxErrors: 3 }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api-tls-only, namespace: default }
+spec:
+  host: api.example.com
+  trafficPolicy: { tls: { mode: SIMPLE } }
+`;
+    expect(unsupportedOn(dr, 'pg')).toEqual([
+      [
+        'SLUICE_CONFIG_UNSUPPORTED',
+        'spec.trafficPolicy',
+        'the egress proxy applies connectionPool, outlierDetection to proxied HTTP requests for db.corp.internal only, not to CONNECT tunnels to port 5432 (a tunnel goes to an endpoint chosen by weight)',
+      ],
+    ]);
+    // tls alone concerns proxied HTTP only: nothing to say about tunnels.
+    expect(unsupportedOn(dr, 'api-tls-only')).toEqual([]);
   });
 });
