@@ -253,7 +253,7 @@ export function renderConversion(
               note(
                 ing,
                 'difference',
-                'limit-rps/limit-rpm/limit-connections → a RateLimitPolicy on this rule (Local, per client IP): over the limit Istio-style answers 429 with Retry-After where ingress-nginx answers 503, and the count comes after authorization policies (nginx counts before auth)',
+                `limit-rps/limit-rpm/limit-connections → a RateLimitPolicy on this rule (${limits.storage}, per client IP): over the limit Istio-style answers 429 with Retry-After where ingress-nginx answers 503, and the count comes after authorization policies (nginx counts before auth)`,
               ),
             );
           }
@@ -428,11 +428,8 @@ export function renderConversion(
     });
   for (const p of policies) blocks.push({ doc: p.doc, comment: p.comment, ruleComments: new Map() });
   for (const { namespace, limits, targets } of rateLimits.values())
-    blocks.push({
-      doc: rateLimitPolicyOf(namespace, limits, targets),
-      comment: `limit-* of Ingress ${limits.ingress}: per client IP, shared by its paths (one bucket set per Ingress, as ingress-nginx's zones), counted in each gateway process as ingress-nginx counts per replica.`,
-      ruleComments: new Map(),
-    });
+    for (const p of rateLimitPoliciesOf(namespace, limits, targets))
+      blocks.push({ doc: p.doc, comment: p.comment, ruleComments: new Map() });
   const text = blocks.map(renderBlock).join('---\n');
   return { yaml: text, documents: blocks.map((b) => b.doc), notes };
 }
@@ -487,17 +484,22 @@ function externalAuthDifferences(ext: IngressExternalAuth): string[] {
   return out;
 }
 
-/** ingress-nginx's zones as RateLimitPolicy rules, the token buckets as the translation sized them. */
-function rateLimitPolicyOf(
+/**
+ * ingress-nginx's zones as RateLimitPolicy rules, the token buckets as the translation sized them.
+ * Global (sluice.dev/limit-storage) puts the rates in a policy of their own: an inFlight rule
+ * has no Global storage, so limit-connections stays in a Local one.
+ */
+function rateLimitPoliciesOf(
   namespace: string,
   limits: NonNullable<IngressNginxRoute['rateLimit']>,
   targetRefs: readonly { kind: string; name: string; sectionName: string }[],
-): Record<string, unknown> {
+): { doc: Record<string, unknown>; comment: string }[] {
   const key = [{ remoteAddress: {} }];
   const exempt = limits.exempt.length > 0 ? { exempt: { remoteIpBlocks: [...limits.exempt] } } : {};
-  const rules: Record<string, unknown>[] = [];
+  const local: Record<string, unknown>[] = [];
+  const rules: Record<string, unknown>[] = limits.storage === 'Global' ? [] : local;
   if (limits.connections > 0)
-    rules.push({ name: 'limit-connections', key, limit: { inFlight: limits.connections }, ...exempt });
+    local.push({ name: 'limit-connections', key, limit: { inFlight: limits.connections }, ...exempt });
   for (const [name, bucket, unit] of [
     ['limit-rps', limits.perSecond, 'Second'],
     ['limit-rpm', limits.perMinute, 'Minute'],
@@ -511,16 +513,33 @@ function rateLimitPolicyOf(
         ...exempt,
       });
   const [ns, name] = limits.ingress.split('/') as [string, string];
-  return {
+  const base = `ingress-limits-${ns === namespace ? name : `${ns}-${name}`}`;
+  const policy = (suffix: string, storage: string, list: Record<string, unknown>[]) => ({
     apiVersion: 'sluice.dev/v1alpha1',
     kind: 'RateLimitPolicy',
     metadata: {
-      name: `ingress-limits-${ns === namespace ? name : `${ns}-${name}`}`,
+      name: base + suffix,
       namespace,
       annotations: { 'sluice.dev/converted-from-ingress': limits.ingress },
     },
-    spec: { targetRefs: [...targetRefs], storage: 'Local', rules },
-  };
+    spec: { targetRefs: [...targetRefs], storage, rules: list },
+  });
+  const about = `limit-* of Ingress ${limits.ingress}: per client IP, shared by its paths (one bucket set per Ingress, as ingress-nginx's zones)`;
+  const perProcess = 'counted in each gateway process as ingress-nginx counts per replica.';
+  if (limits.storage === 'Local')
+    return [{ doc: policy('', 'Local', local), comment: `${about}, ${perProcess}` }];
+  const out = [
+    {
+      doc: policy('', 'Global', rules),
+      comment: `${about}, counted in Redis and shared by every gateway replica (sluice.dev/limit-storage: Global); the gateway serving it needs a MeshConfig with redis.`,
+    },
+  ];
+  if (local.length > 0)
+    out.push({
+      doc: policy('-connections', 'Local', local),
+      comment: `limit-connections of Ingress ${limits.ingress}: requests in flight have no Global storage, so they are ${perProcess}`,
+    });
+  return out;
 }
 
 function renderBlock(b: Block): string {

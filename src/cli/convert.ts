@@ -23,7 +23,7 @@ export async function runConvert(opts: Options, io: CommandIO): Promise<number> 
     );
   if (opts.filename.length === 0)
     throw new SluiceError('SLUICE_CLI_USAGE', 'no -f given (a file or directory of Ingress YAML)');
-  const update = await readSourcesFromFlags(opts, opts.filename);
+  const update = await readSourcesFromFlags(opts, opts.filename, true);
   const all = update.resources.resources;
   const generated = all.filter((r) => r.annotations[GENERATED_FROM] !== undefined);
   const ingresses = new Map(

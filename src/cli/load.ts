@@ -16,13 +16,20 @@ export async function loadFromFlags(opts: Options): Promise<BuildResult> {
   return buildFromResources(update.resources, update.diagnostics, { ...identityOf(opts), nowMs: Date.now() });
 }
 
-/** `paths` with --certs-dir, translated as the flags say (Ingress class and ports): what serve reads. */
-export function readSourcesFromFlags(opts: Options, paths: readonly string[]): Promise<ProviderUpdate> {
+/**
+ * `paths` with --certs-dir, translated as the flags say (Ingress class and ports): what serve
+ * reads. `writeOnly`: for convert, which serves nothing (IngressOptions.requireLimitStore).
+ */
+export function readSourcesFromFlags(
+  opts: Options,
+  paths: readonly string[],
+  writeOnly = false,
+): Promise<ProviderUpdate> {
   return readConfigSources({
     paths,
     defaultNamespace: opts.configNamespace,
     certsDir: opts.certsDir,
     gatewayNamespace: opts.namespace,
-    ingress: ingressOptionsOf(opts),
+    ingress: { ...ingressOptionsOf(opts), ...(writeOnly ? { requireLimitStore: false } : {}) },
   });
 }

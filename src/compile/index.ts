@@ -29,6 +29,7 @@ import { buildRouteTable, createRouteContext } from './routes.ts';
 import { createSecretLookup, createTlsContext } from './tls.ts';
 import { filtersAt, planSecurity, tcpFiltersAt } from './filters.ts';
 import { placeRateLimits, rateLimitRedisOf } from './ratelimit.ts';
+import { ingressLimitsGlobal } from './ingress-limits.ts';
 import { buildTcpRoute, buildTlsRoutes } from './tls-routes.ts';
 import { compileEgress } from './egress.ts';
 
@@ -290,7 +291,11 @@ function compileUnchecked(
       message: `the egress proxy port ${egress.port} is also a Gateway server port`,
     });
   const settings = settingsOf(indexes.meshConfig);
-  const rateLimitRedis = limited.global ? rateLimitRedisOf(set, indexes.meshConfig, diagnostics) : null;
+  // An Ingress's Global limits without redis were refused with the Ingress (config/ingress).
+  const rateLimitRedis =
+    limited.global || ingressLimitsGlobal(indexes)
+      ? rateLimitRedisOf(set, indexes.meshConfig, diagnostics)
+      : null;
   return {
     hash: hashResources(set),
     listeners: limited.listeners,

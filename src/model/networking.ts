@@ -278,11 +278,14 @@ export interface IngressNginxRoute {
   readonly denySourceRanges?: readonly string[];
   /**
    * limit-rps / limit-rpm / limit-connections: per client IP, counted per Ingress (`ingress` is
-   * its `namespace/name`: every path of it shares the buckets), in this process, answered 503.
-   * The rates are token buckets of `burst` tokens refilled at `requests` per second or minute.
+   * its `namespace/name`: every path of it shares the buckets), answered 503. The rates are token
+   * buckets of `burst` tokens refilled at `requests` per second or minute, counted in this process
+   * (`Local`) or in MeshConfig `redis` (`Global`, sluice.dev/limit-storage); in-flight requests
+   * are always counted in this process.
    */
   readonly rateLimit?: {
     readonly ingress: string;
+    readonly storage: 'Local' | 'Global';
     readonly perSecond: { readonly requests: number; readonly burst: number } | null;
     readonly perMinute: { readonly requests: number; readonly burst: number } | null;
     /** At most this many requests of one client in flight; 0 = no cap. */

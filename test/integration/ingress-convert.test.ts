@@ -167,6 +167,46 @@ describe('sluice convert ingress', () => {
     expect(r.code).toBe(0);
   });
 
+  it('sluice.dev/limit-storage Global becomes storage Global; limit-connections goes to a Local policy of its own', async () => {
+    const policiesOf = (yaml: string) => {
+      const loaded = loadResources([{ file: 'converted.yaml', text: yaml }], { defaultNamespace: 'default' });
+      expect(loaded.diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic)).toEqual([]);
+      return loaded.resources.resources
+        .filter((x) => x.kind === 'RateLimitPolicy')
+        .map((x) => {
+          const spec = x.spec as { storage: string; rules: { name: string }[] };
+          return [x.name, spec.storage, spec.rules.map((rule) => rule.name)];
+        });
+    };
+    // No MeshConfig in the input: convert writes YAML, it counts nothing.
+    const rpm = await writeIngress('shared', { 'limit-rpm': '60', 'sluice.dev/limit-storage': 'Global' }, [
+      ingressPath('/', 'Prefix', 'web'),
+    ]);
+    const a = await convert(['-f', rpm.src]);
+    expect(policiesOf(a.out)).toEqual([['ingress-limits-shared', 'Global', ['limit-rpm']]]);
+    expect(a.out).toContain('counted in Redis and shared by every gateway replica');
+    expect(a.err).toContain('a RateLimitPolicy on this rule (Global, per client IP)');
+    expect(a.code).toBe(0);
+
+    const both = await writeIngress(
+      'mixed',
+      { 'limit-rps': '10', 'limit-connections': '4', 'sluice.dev/limit-storage': 'Global' },
+      [ingressPath('/', 'Prefix', 'web')],
+    );
+    const b = await convert(['-f', both.src]);
+    expect(policiesOf(b.out)).toEqual([
+      ['ingress-limits-mixed', 'Global', ['limit-rps']],
+      ['ingress-limits-mixed-connections', 'Local', ['limit-connections']],
+    ]);
+    // In-flight requests are per process on both sides: the Global the annotation asks for is not had.
+    expect(b.err).toContain(
+      'NOT EXPRESSED warning ' +
+        both.src +
+        '#1 Ingress default/mixed: metadata.annotations[sluice.dev/limit-storage]: Global applies to limit-rps and limit-rpm; limit-connections (requests in flight) has no Global storage in sluice and is counted in each gateway process [SLUICE_INGRESS_ANNOTATION]',
+    );
+    expect(b.code).toBe(1);
+  });
+
   it('auth-url becomes an ext_authz provider and a CUSTOM policy; --verify agrees against a stand-in auth service', async () => {
     const { src } = await writeIngress(
       'guarded',

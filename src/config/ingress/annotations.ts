@@ -10,6 +10,18 @@ import type { IngressExternalAuth } from '../../model/networking.ts';
 
 export const NGINX_PREFIX = 'nginx.ingress.kubernetes.io/';
 
+/**
+ * sluice's own Ingress annotation: where limit-rps / limit-rpm count, `Local` (each gateway
+ * process, as ingress-nginx counts per replica; the default) or `Global` (MeshConfig `redis`,
+ * shared by every replica).
+ */
+export const LIMIT_STORAGE_ANNOTATION = 'sluice.dev/limit-storage';
+
+/** The annotation's key: ingress-nginx's are named without their prefix, sluice's in full. */
+export function annotationKey(name: string): string {
+  return name.includes('/') ? name : NGINX_PREFIX + name;
+}
+
 export interface CorsSettings {
   readonly allowOrigins: readonly string[];
   readonly allowMethods: readonly string[];
@@ -118,12 +130,15 @@ export interface IngressRateLimit {
   readonly connections: number;
   /** limit-whitelist (alias limit-allowlist): client IPs/CIDRs never counted. */
   readonly exempt: readonly string[];
+  /** sluice.dev/limit-storage: where rps and rpm count; connections always count per process. */
+  readonly storage: 'Local' | 'Global';
 }
 
 export type ExternalAuth = IngressExternalAuth;
 
 export interface AnnotationProblem {
   readonly level: 'error' | 'warning';
+  /** ingress-nginx's without its prefix, sluice's in full (annotationKey). */
   readonly annotation: string;
   readonly message: string;
 }
@@ -389,7 +404,7 @@ export function readAnnotations(
     return [];
   };
   const basicAuth = readBasicAuth(str, problems);
-  const rateLimit = readRateLimit(int, ranges);
+  const rateLimit = readRateLimit(int, ranges, annotations[LIMIT_STORAGE_ANNOTATION], problems);
   const externalAuth = readExternalAuth(str, bool, problems);
   const proxySsl = readProxySsl(str, problems);
   const authTls = readAuthTls(str, bool, problems, namespace);
@@ -689,18 +704,49 @@ function readExternalAuth(
   return { url, method, signin, signinRedirectParam, responseHeaders, requestRedirect, alwaysSetCookie };
 }
 
-/** limit-*: null when no limit is set (limit-whitelist alone limits nothing, as in ingress-nginx). */
+/**
+ * limit-* and sluice.dev/limit-storage: null when no limit is set (limit-whitelist alone limits
+ * nothing, as in ingress-nginx). A storage sluice does not know is an error: counting in a place
+ * the annotation does not say would change how much gets through.
+ */
 function readRateLimit(
   int: (name: string, dflt: number, min: number, max: number) => number,
   ranges: (name: string) => string[],
+  storageValue: string | undefined,
+  problems: AnnotationProblem[],
 ): IngressRateLimit | null {
   const rps = int('limit-rps', 0, 0, 1_000_000);
   const rpm = int('limit-rpm', 0, 0, 60_000_000);
   const connections = int('limit-connections', 0, 0, 1_000_000);
   const burstMultiplier = int('limit-burst-multiplier', 5, 1, 1000);
   const exempt = [...ranges('limit-whitelist'), ...ranges('limit-allowlist')];
+  const written = storageValue?.trim();
+  let storage: IngressRateLimit['storage'] = 'Local';
+  if (written === 'Global' || written === 'Local') storage = written;
+  else if (written !== undefined) {
+    problems.push({
+      level: 'error',
+      annotation: LIMIT_STORAGE_ANNOTATION,
+      message: `"${storageValue}" is not Local or Global; the config is refused rather than counting the limits where the annotation does not say`,
+    });
+    return null;
+  }
+  if (written !== undefined && rps === 0 && rpm === 0) {
+    problems.push({
+      level: 'warning',
+      annotation: LIMIT_STORAGE_ANNOTATION,
+      message: 'without limit-rps or limit-rpm it has no effect',
+    });
+    storage = 'Local';
+  } else if (storage === 'Global' && connections > 0)
+    problems.push({
+      level: 'warning',
+      annotation: LIMIT_STORAGE_ANNOTATION,
+      message:
+        'Global applies to limit-rps and limit-rpm; limit-connections (requests in flight) has no Global storage in sluice and is counted in each gateway process',
+    });
   if (rps === 0 && rpm === 0 && connections === 0) return null;
-  return { rps, rpm, burstMultiplier, connections, exempt };
+  return { rps, rpm, burstMultiplier, connections, exempt, storage };
 }
 
 /**

@@ -33,9 +33,12 @@ import type {
   VirtualServiceSpec,
 } from '../../model/networking.ts';
 import { subjectOfResource, type Resource, type ResourceSet } from '../../model/resource.ts';
+import type { MeshConfigSpec } from '../../model/sluice.ts';
 import { compileRe2 } from '../../util/re2.ts';
 import {
+  annotationKey,
   readAnnotations,
+  LIMIT_STORAGE_ANNOTATION,
   NGINX_PREFIX,
   type CanarySettings,
   type HashSetting,
@@ -52,6 +55,11 @@ export interface IngressOptions {
   readonly httpsPort: number;
   /** The gateway's own namespace: the generated Gateway lives there. */
   readonly gatewayNamespace: string;
+  /**
+   * False for `convert`, which only writes YAML: a Global sluice.dev/limit-storage is then taken
+   * without the MeshConfig `redis` a serving gateway needs (default true).
+   */
+  readonly requireLimitStore?: boolean;
 }
 
 export const DEFAULT_INGRESS_OPTIONS: Omit<IngressOptions, 'gatewayNamespace'> = {
@@ -374,6 +382,12 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
   for (const r of set.resources)
     if (r.kind === 'Service') services.set(`${r.namespace}/${r.name}`, r as Resource<'Service', ServiceSpec>);
   const defaultClass = defaultClassOf(set);
+  // MeshConfigs merge first-wins per field, so some MeshConfig's redis is the merged one.
+  const limitStore =
+    opts.requireLimitStore === false ||
+    set.resources.some(
+      (r) => r.kind === 'MeshConfig' && (r.spec as MeshConfigSpec | null)?.redis !== undefined,
+    );
 
   const hosts = new Map<string, HostEntry>();
   const served: IngressResource[] = [];
@@ -398,6 +412,14 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
     const { value: read, problems } = readAnnotations(ing.annotations, ing.namespace);
     const users = read.basicAuth === null ? null : basicAuthUsers(ing, read.basicAuth, secrets, problems);
     const upstreamTls = read.proxySsl === null ? null : proxySslOf(read, secrets, problems);
+    const limits = read.rateLimit;
+    if (limits?.storage === 'Global' && (limits.rps > 0 || limits.rpm > 0) && !limitStore)
+      problems.push({
+        level: 'error',
+        annotation: LIMIT_STORAGE_ANNOTATION,
+        message:
+          'Global needs a MeshConfig with redis (url, sentinel or cluster) to count in; the config is refused rather than counting per gateway process',
+      });
     if (read.authTls !== null && read.authTls.verify !== 'off') {
       const ca = secrets.get(read.authTls.secret)?.spec.data['ca.crt'];
       if (ca === undefined)
@@ -415,7 +437,7 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
         level: p.level,
         code: p.level === 'error' ? 'SLUICE_INGRESS_REFUSED' : 'SLUICE_INGRESS_ANNOTATION',
         subject,
-        path: `metadata.annotations[${NGINX_PREFIX}${p.annotation}]`,
+        path: `metadata.annotations[${annotationKey(p.annotation)}]`,
         message: p.message,
         ...(p.level === 'warning' ? { unsupported: p.annotation } : {}),
       });
@@ -943,6 +965,7 @@ function rateLimitOf(ing: IngressResource, r: IngressRateLimit): NonNullable<Ing
     requests === 0 ? null : { requests, burst: requests * r.burstMultiplier + 1 };
   return {
     ingress: `${ing.namespace}/${ing.name}`,
+    storage: r.storage,
     perSecond: bucket(r.rps),
     perMinute: bucket(r.rpm),
     connections: r.connections,
