@@ -12,7 +12,12 @@ import type { Limiter } from '../ratelimit/limits.ts';
 import { createLocalStore } from '../ratelimit/local-store.ts';
 import { createRedisStore, RateLimitStoreError, type RedisStore } from '../ratelimit/redis-store.ts';
 import type { RateLimitRedisSettings } from '../snapshot/types.ts';
-import { describeRedisTarget, readRedisPassword, redisTargetKey } from '../util/redis-client.ts';
+import {
+  describeRedisTarget,
+  readRedisCredentials,
+  redisTargetKey,
+  type RedisCredentials,
+} from '../util/redis-client.ts';
 
 export type RateLimitObserver = RateLimitMetrics;
 
@@ -68,21 +73,22 @@ export function createRateLimitStores(opts: {
       runtime.global = null;
       if (settings === null) return;
       const log = opts.logger.child({ component: 'ratelimit', redis: describeRedisTarget(settings.target) });
-      let password: string | undefined;
+      let credentials: RedisCredentials;
       try {
-        password = readRedisPassword(settings.target);
+        credentials = readRedisCredentials(settings.target);
       } catch (err) {
-        // Without its password the store cannot count: every Global check fails, so the
-        // policies' failureMode decides, as while Redis is down; the next settings change retries.
+        // Without its password or CA certificates the store cannot count: every Global check
+        // fails, so the policies' failureMode decides, as while Redis is down; the next settings
+        // change retries.
         const message = (err as Error).message;
-        log.error({ err: message }, 'rate-limit store has no password; failureMode decides');
+        log.error({ err: message }, 'rate-limit store credentials unavailable; failureMode decides');
         runtime.global = unavailable(message);
         return;
       }
       let lastLogMs = 0;
       store = createRedisStore({
         target: settings.target,
-        ...(password !== undefined ? { password } : {}),
+        credentials,
         keyPrefix: settings.keyPrefix,
         timeoutMs: settings.timeoutMs,
         ...(observer !== null ? { onLatency: (ms: number) => observer.redisLatency(ms) } : {}),

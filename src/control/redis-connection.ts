@@ -8,17 +8,19 @@
  * or 5 s instead of queueing forever, reconnection goes on in the background with back-off, and
  * connection errors are logged (throttled) instead of being thrown. Callers treat a failed
  * command as a failed attempt (the ACME manager backs off). The URL is only ever logged redacted;
- * a password from `passwordFile`/`passwordEnv` is read here, when the connection is made, and a
- * file or variable that cannot be read is logged by name (the commands then fail NOAUTH and the
- * ACME manager backs off as from any other failure).
+ * a password from `passwordFile`/`passwordEnv` and the CA certificates of `tls.caCertificates`
+ * are read here, when the connection is made, and a file or variable that cannot be read is
+ * logged by name (the commands then fail, NOAUTH or a refused certificate, and the ACME manager
+ * backs off as from any other failure).
  */
 import { DEFAULT_REDIS_KEY_PREFIX, type RedisSettings } from '../model/sluice.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
   createRedisClient,
   describeRedisTarget,
-  readRedisPassword,
+  readRedisCredentials,
   type RedisClient,
+  type RedisCredentials,
 } from '../util/redis-client.ts';
 import { closeRedisClient } from '../util/redis-url.ts';
 
@@ -35,20 +37,20 @@ export interface RedisConnection {
 /** One error line per outage (and at most one a minute while it lasts), one line when it is back. */
 const ERROR_LOG_INTERVAL_MS = 60_000;
 
-/** The password passwordFile/passwordEnv names; a failure to read it is logged by name. */
-function passwordOrLogged(settings: RedisSettings, log: Logger): string | undefined {
+/** The password and CA certificates the settings name; a failure to read them is logged by name. */
+function credentialsOrLogged(settings: RedisSettings, log: Logger): RedisCredentials {
   try {
-    return readRedisPassword(settings);
+    return readRedisCredentials(settings);
   } catch (err) {
-    log.error({ err: (err as Error).message }, 'redis password unavailable');
-    return undefined;
+    log.error({ err: (err as Error).message }, 'redis credentials unavailable');
+    return {};
   }
 }
 
 export function connectRedis(settings: RedisSettings, logger: Logger): RedisConnection {
   const where = describeRedisTarget(settings);
   const log = logger.child({ component: 'redis', redis: where });
-  const client = createRedisClient(settings, passwordOrLogged(settings, log), {
+  const client = createRedisClient(settings, credentialsOrLogged(settings, log), {
     lazyConnect: true,
     connectTimeout: 5000,
     commandTimeout: 5000,

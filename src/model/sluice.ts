@@ -47,8 +47,9 @@ export interface MeshConfigSpec {
  * The Redis connection sluice shares between replicas: the ACME order lock and challenge answers
  * (providers/acme-lock.ts) and Global rate-limit counters. Without it, ACME coordinates through
  * files in --certs-dir. Exactly one of `url`, `sentinel` and `cluster` names the server(s)
- * (util/redis-client.ts); the password comes from the URL, `passwordFile` or `passwordEnv` and
- * never appears in logs or dumps.
+ * (util/redis-client.ts), over TLS with `rediss://` or `tls`; the password comes from the URL,
+ * `passwordFile` or `passwordEnv` and never appears in logs or dumps, and `tls` only names its CA
+ * file.
  */
 export interface RedisSettings extends RedisTarget {
   /** Prepended to every key sluice writes; default `sluice:`. */

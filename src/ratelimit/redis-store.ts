@@ -11,7 +11,12 @@
  * Redis: while open every check fails at once; after `breakerOpenMs` one request probes, and
  * its success closes the breaker. ioredis reconnects in the background with back-off.
  */
-import { createRedisClient, type RedisClient, type RedisTarget } from '../util/redis-client.ts';
+import {
+  createRedisClient,
+  type RedisClient,
+  type RedisCredentials,
+  type RedisTarget,
+} from '../util/redis-client.ts';
 import { closeRedisClient } from '../util/redis-url.ts';
 import type { Limiter, LimitCheck, LimitVerdict } from './limits.ts';
 
@@ -111,8 +116,8 @@ export type BreakerState = 'closed' | 'open' | 'half_open';
 export interface RedisStoreOptions {
   /** One server, Sentinel or Cluster; never logged by this module. */
   readonly target: RedisTarget;
-  /** From the target's passwordFile/passwordEnv (read by the caller); never logged. */
-  readonly password?: string;
+  /** The password and CA certificates the target names (read by the caller); never logged. */
+  readonly credentials?: RedisCredentials;
   readonly keyPrefix: string;
   readonly timeoutMs: number;
   /** Consecutive failures that open the breaker; default 3. */
@@ -152,7 +157,7 @@ function sleep(ms: number): Promise<void> {
 const BREAKER_OPEN = new RateLimitStoreError('rate-limit store breaker open');
 
 export function createRedisStore(opts: RedisStoreOptions): RedisStore {
-  const client = createRedisClient(opts.target, opts.password, {
+  const client = createRedisClient(opts.target, opts.credentials ?? {}, {
     connectTimeout: Math.max(1000, opts.timeoutMs),
     commandTimeout: opts.timeoutMs,
     enableOfflineQueue: false,

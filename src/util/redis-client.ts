@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import type { ConnectionOptions } from 'node:tls';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { redactRedisUrl } from './redis-url.ts';
 
@@ -28,6 +29,21 @@ export interface RedisTarget {
   readonly passwordFile?: string;
   /** An environment variable holding the password. */
   readonly passwordEnv?: string;
+  /**
+   * TLS for Sentinel (the Sentinels and the master) and Cluster (every node); with `url`, only
+   * beside `rediss://`, whose scheme alone turns TLS on.
+   */
+  readonly tls?: RedisTls;
+}
+
+/** How TLS connections are verified; names as in DestinationRule `tls`. No key material here. */
+export interface RedisTls {
+  /** A file of PEM CA certificates (a mounted Secret) that replaces Node's trusted roots. */
+  readonly caCertificates?: string;
+  /** The name the certificate must carry, also sent as SNI; default each node's host. */
+  readonly serverName?: string;
+  /** Accept any certificate (a test or a migration, never production). */
+  readonly insecureSkipVerify?: boolean;
 }
 
 /** What is wrong with `node` as `host:port` (`[v6]:port`); null when it is fine. */
@@ -49,8 +65,10 @@ function hostPort(node: string): { host: string; port: number } {
 
 /** The target for logs: the URL redacted, or the mode and its nodes; never a password. */
 export function describeRedisTarget(t: RedisTarget): string {
-  if (t.sentinel !== undefined) return `sentinel ${t.sentinel.masterName}@${t.sentinel.nodes.join(',')}`;
-  if (t.cluster !== undefined) return `cluster ${t.cluster.nodes.join(',')}`;
+  const tls = t.tls !== undefined ? ' (tls)' : '';
+  if (t.sentinel !== undefined)
+    return `sentinel ${t.sentinel.masterName}@${t.sentinel.nodes.join(',')}${tls}`;
+  if (t.cluster !== undefined) return `cluster ${t.cluster.nodes.join(',')}${tls}`;
   return redactRedisUrl(t.url ?? '');
 }
 
@@ -64,10 +82,50 @@ export function redisTargetKey(t: RedisTarget): string {
     t.username ?? null,
     t.passwordFile ?? null,
     t.passwordEnv ?? null,
+    t.tls === undefined
+      ? null
+      : [t.tls.caCertificates ?? null, t.tls.serverName ?? null, t.tls.insecureSkipVerify ?? false],
   ]);
 }
 
 export class RedisSecretError extends Error {}
+
+/** What a connection needs besides its target, read when it is made; never logged or dumped. */
+export interface RedisCredentials {
+  readonly password?: string;
+  /** The PEM text of `tls.caCertificates`. */
+  readonly caPem?: string;
+}
+
+/**
+ * The password and CA certificates the target names. The error names the file or variable that
+ * cannot be read, never what it holds.
+ */
+export function readRedisCredentials(t: RedisTarget, env: NodeJS.ProcessEnv = process.env): RedisCredentials {
+  const password = readRedisPassword(t, env);
+  const caFile = t.tls?.caCertificates;
+  return {
+    ...(password !== undefined ? { password } : {}),
+    ...(caFile !== undefined ? { caPem: readRedisCa(caFile) } : {}),
+  };
+}
+
+function readSecretFile(field: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new RedisSecretError(`redis ${field} ${file}: ${code}`);
+  }
+}
+
+function readRedisCa(file: string): string {
+  const pem = readSecretFile('tls.caCertificates', file);
+  // Node would otherwise trust nothing and every handshake would fail with a vaguer error.
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new RedisSecretError(`redis tls.caCertificates ${file} holds no PEM certificate`);
+  return pem;
+}
 
 /**
  * The password `passwordFile` or `passwordEnv` names, undefined when neither is set. The error
@@ -75,14 +133,7 @@ export class RedisSecretError extends Error {}
  */
 export function readRedisPassword(t: RedisTarget, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (t.passwordFile !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(t.passwordFile, 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-      throw new RedisSecretError(`redis passwordFile ${t.passwordFile}: ${code}`);
-    }
-    const password = text.replace(/[\r\n]+$/, '');
+    const password = readSecretFile('passwordFile', t.passwordFile).replace(/[\r\n]+$/, '');
     if (password === '') throw new RedisSecretError(`redis passwordFile ${t.passwordFile} is empty`);
     return password;
   }
@@ -115,17 +166,29 @@ function ioredis(): typeof import('ioredis') {
   return createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
 }
 
+/** Node's TLS options for `tls`, or undefined for plaintext. */
+function tlsOptions(tls: RedisTls | undefined, caPem: string | undefined): ConnectionOptions | undefined {
+  if (tls === undefined) return undefined;
+  return {
+    ...(caPem !== undefined ? { ca: caPem } : {}),
+    ...(tls.serverName !== undefined ? { servername: tls.serverName } : {}),
+    ...(tls.insecureSkipVerify === true ? { rejectUnauthorized: false } : {}),
+  };
+}
+
 /**
  * An ioredis client for `target`: `Redis` for a URL, `Redis` with `sentinels` (ioredis asks the
- * Sentinels for the master, and again after a failover), or `Cluster`. `password` comes from
- * readRedisPassword; a password in the URL stays where it is.
+ * Sentinels for the master, and again after a failover), or `Cluster`. `credentials` come from
+ * readRedisCredentials; a password in the URL stays where it is.
  */
 export function createRedisClient(
   target: RedisTarget,
-  password: string | undefined,
+  credentials: RedisCredentials,
   tuning: RedisTuning,
 ): RedisClient {
   const { Redis: RedisClass, Cluster: ClusterClass } = ioredis();
+  const { password, caPem } = credentials;
+  const tls = tlsOptions(target.tls, caPem);
   const node: RedisOptions = {
     connectTimeout: tuning.connectTimeout,
     commandTimeout: tuning.commandTimeout,
@@ -135,6 +198,8 @@ export function createRedisClient(
       : {}),
     ...(target.username !== undefined ? { username: target.username } : {}),
     ...(password !== undefined ? { password } : {}),
+    // With a URL, rediss:// alone would mean TLS with Node's defaults; these refine it.
+    ...(tls !== undefined ? { tls } : {}),
   };
   const offline = tuning.enableOfflineQueue ?? true;
   const lazy = tuning.lazyConnect ?? false;
@@ -150,6 +215,9 @@ export function createRedisClient(
       retryDelayOnClusterDown: 20,
       retryDelayOnTryAgain: 20,
       slotsRefreshTimeout: Math.max(1000, tuning.connectTimeout),
+      // ioredis resolves seed hostnames to addresses before connecting; over TLS that would
+      // verify the certificate against the address instead of the name it was issued for.
+      ...(tls !== undefined ? { dnsLookup: (host, done) => done(null, host) } : {}),
     });
   }
   const retryStrategy = (times: number): number => tuning.retryDelayMs(times);
@@ -164,6 +232,8 @@ export function createRedisClient(
       retryStrategy,
       sentinelRetryStrategy: retryStrategy,
       sentinelCommandTimeout: Math.max(1000, tuning.connectTimeout),
+      // One tls block covers the Sentinels and the master they name (`tls` above).
+      ...(tls !== undefined ? { sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
       // Sentinel kills the demoted master's clients; a command that still reaches a replica
       // (READONLY) reconnects, which asks the Sentinels for the new master.
       reconnectOnError: (err) => err.message.startsWith('READONLY'),

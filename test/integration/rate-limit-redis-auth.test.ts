@@ -8,19 +8,11 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startEcho } from '../support/upstreams.ts';
+import { makeConfigDir } from '../support/ops-config.ts';
 import { until } from '../support/until.ts';
-import {
-  freePort,
-  gatewayYaml,
-  makeConfigDir,
-  request,
-  routeYaml,
-  upstreamsYaml,
-} from '../support/ops-config.ts';
-import { startServeChild, type ServeChild } from '../support/serve-child.ts';
+import { get, type ServeChild } from '../support/serve-child.ts';
 import { startRedisServer, type RedisServer } from '../support/redis.ts';
-import { get } from '../support/serve-child.ts';
+import { counting, serveGlobalLimit, statuses, type LimitedServe } from '../support/redis-limit-serve.ts';
 
 let cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -31,51 +23,17 @@ afterEach(async () => {
 const PASSWORD = 'pw-Zq81xVt3-never-logged';
 const ACL_PASSWORD = 'acl-Rk55sLw0-never-logged';
 
-const POLICY = `apiVersion: sluice.dev/v1alpha1
-kind: RateLimitPolicy
-metadata: { name: limits, namespace: test }
-spec:
-  targetRefs: [{ kind: VirtualService, name: shop }]
-  storage: Global
-  failureMode: Closed
-  rules:
-  - name: total
-    algorithm: FixedWindow
-    limit: { requests: 3, unit: Day }
-`;
-
 async function serve(
   redisFields: string,
   redis: RedisServer,
-  opts: { env?: NodeJS.ProcessEnv; files?: Record<string, string> } = {},
-): Promise<{ child: ServeChild; port: number; dir: string }> {
-  const up = await startEcho({ name: 'a' });
-  cleanups.push(() => up.close());
-  const port = await freePort();
-  const dir = await makeConfigDir({
-    'upstreams.yaml': upstreamsYaml({ a: up.port }),
-    'route.yaml': routeYaml(1, 'a'),
-    'policy.yaml': POLICY,
-    'gateway.yaml': gatewayYaml([port]),
-    'mesh.yaml': `apiVersion: sluice.dev/v1alpha1
-kind: MeshConfig
-metadata: { name: mesh, namespace: istio-system }
-spec:
-  redis: { url: "redis://127.0.0.1:${redis.port}", keyPrefix: "auth:", timeout: 2s, ${redisFields} }
-`,
-  });
-  cleanups.push(() => dir.remove());
-  for (const [name, text] of Object.entries(opts.files ?? {})) await writeFile(join(dir.dir, name), text);
-  const child = await startServeChild(dir.dir, ['--workers', '1'], { env: opts.env ?? {} });
-  cleanups.push(() => child.proc.stop('SIGKILL'));
-  await until(async () => (await child.readiness()) === 200, { timeoutMs: 30_000, what: 'ready' });
-  return { child, port, dir: dir.dir };
-}
-
-async function statuses(port: number, n: number): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) out.push((await request(port, '/')).status);
-  return out;
+  opts: { env?: NodeJS.ProcessEnv } = {},
+): Promise<LimitedServe> {
+  const s = await serveGlobalLimit(
+    `{ url: "redis://127.0.0.1:${redis.port}", keyPrefix: "auth:", timeout: 2s, ${redisFields} }`,
+    opts,
+  );
+  cleanups.push(() => s.close());
+  return s;
 }
 
 async function expectNoSecret(child: ServeChild, secret: string): Promise<void> {
@@ -96,11 +54,7 @@ describe('Redis password from a file or an environment variable', () => {
     const file = join(secretDir.dir, 'password');
     await writeFile(file, `${PASSWORD}\n`);
     const { child, port } = await serve(`passwordFile: "${file}"`, redis);
-    // Closed: 500 until the store answers, so the first 200 is a count in Redis.
-    await until(async () => (await request(port, '/')).status === 200, {
-      timeoutMs: 10_000,
-      what: 'counting',
-    });
+    await counting(port);
     expect(await statuses(port, 3)).toEqual([200, 200, 429]);
     const keys = await redis.client.keys('auth:rl:*');
     expect(keys).toHaveLength(1);
@@ -116,10 +70,7 @@ describe('Redis password from a file or an environment variable', () => {
     const { child, port } = await serve('username: sluice, passwordEnv: SLUICE_TEST_REDIS_PASSWORD', redis, {
       env: { SLUICE_TEST_REDIS_PASSWORD: ACL_PASSWORD },
     });
-    await until(async () => (await request(port, '/')).status === 200, {
-      timeoutMs: 10_000,
-      what: 'counting',
-    });
+    await counting(port);
     expect(await statuses(port, 3)).toEqual([200, 200, 429]);
     const lines = (await redis.client.call('ACL', 'LOG')) as unknown[];
     expect(lines).toEqual([]);
@@ -137,7 +88,7 @@ describe('Redis password from a file or an environment variable', () => {
           .logs()
           .some(
             (l) =>
-              l['msg'] === 'rate-limit store has no password; failureMode decides' &&
+              l['msg'] === 'rate-limit store credentials unavailable; failureMode decides' &&
               String(l['err']).includes('SLUICE_TEST_UNSET_PASSWORD'),
           ),
       { what: 'the log line naming the variable' },

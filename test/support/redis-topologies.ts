@@ -2,17 +2,38 @@
  * Real Redis topologies on free loopback ports, for the Sentinel and Cluster modes of MeshConfig
  * `redis`: a master, a replica and one Sentinel (`redis-server <conf> --sentinel`, its config
  * file in a temporary directory, since Sentinel rewrites it), or a 3-master Redis Cluster created
- * with `redis-cli --cluster create`. Every wait is on a condition; `close` kills every server.
+ * with `redis-cli --cluster create`; either over TLS only (`tls`: replication, the Sentinel's
+ * connections and the cluster bus too). Every wait is on a condition; `close` kills every server.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand } from './child-process.ts';
 import { freePorts } from './pebble.ts';
-import { startRedisServer, type RedisServer } from './redis.ts';
+import { rsaLeaf, testCa } from './certs.ts';
+import { startRedisServer, type RedisServer, type RedisServerTls } from './redis.ts';
 import { until } from './until.ts';
 
 export const SENTINEL_MASTER = 'sluice-master';
+
+/**
+ * The test CA and a leaf for `hosts` (DNS names, IPv4 addresses) as the files redis-server reads,
+ * in `dir`. Every server of a topology shares the leaf: replicas and the cluster bus present it too.
+ */
+export function writeRedisTls(dir: string, hosts: readonly string[]): RedisServerTls {
+  const leaf = rsaLeaf(hosts, { clientAuth: true });
+  const files = {
+    certFile: join(dir, 'redis.crt'),
+    keyFile: join(dir, 'redis.key'),
+    caFile: join(dir, 'ca.crt'),
+  };
+  writeFileSync(files.certFile, leaf.certPem);
+  writeFileSync(files.keyFile, leaf.keyPem);
+  writeFileSync(files.caFile, testCa().certPem);
+  return files;
+}
+
+const TLS_REPLICATION = ['--tls-replication', 'yes'];
 
 export interface RedisSentinelSet {
   readonly master: RedisServer;
@@ -28,13 +49,17 @@ async function closeAll(servers: readonly RedisServer[], dir: string): Promise<v
   rmSync(dir, { recursive: true, force: true });
 }
 
-export async function startRedisSentinel(): Promise<RedisSentinelSet> {
+export async function startRedisSentinel(opts: { tls?: RedisServerTls } = {}): Promise<RedisSentinelSet> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-sentinel-'));
   const started: RedisServer[] = [];
+  const tls = opts.tls;
   try {
-    const master = await startRedisServer();
+    const master = await startRedisServer({ ...(tls !== undefined ? { tls } : {}) });
     started.push(master);
-    const replica = await startRedisServer({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
+    const replica = await startRedisServer({
+      args: ['--replicaof', '127.0.0.1', String(master.port), ...(tls !== undefined ? TLS_REPLICATION : [])],
+      ...(tls !== undefined ? { tls } : {}),
+    });
     started.push(replica);
     await until(async () => /master_link_status:up/.test(await replica.client.info('replication')), {
       timeoutMs: 10_000,
@@ -48,10 +73,16 @@ export async function startRedisSentinel(): Promise<RedisSentinelSet> {
         `sentinel monitor ${SENTINEL_MASTER} 127.0.0.1 ${master.port} 1`,
         `sentinel down-after-milliseconds ${SENTINEL_MASTER} 1000`,
         `sentinel failover-timeout ${SENTINEL_MASTER} 5000`,
+        // The Sentinel's own connections to the master and the replica.
+        ...(tls !== undefined ? ['tls-replication yes'] : []),
         '',
       ].join('\n'),
     );
-    const sentinel = await startRedisServer({ conf, args: ['--sentinel'] });
+    const sentinel = await startRedisServer({
+      conf,
+      args: ['--sentinel'],
+      ...(tls !== undefined ? { tls } : {}),
+    });
     started.push(sentinel);
     // A manual failover needs a replica the Sentinel knows (it learns them from the master's INFO,
     // every 10 s at first).
@@ -87,7 +118,8 @@ export interface RedisClusterSet {
 }
 
 /** Three masters, no replicas, every slot assigned; ready once each node reports cluster_state:ok. */
-export async function startRedisCluster(): Promise<RedisClusterSet> {
+export async function startRedisCluster(opts: { tls?: RedisServerTls } = {}): Promise<RedisClusterSet> {
+  const tls = opts.tls;
   const dir = mkdtempSync(join(tmpdir(), 'sluice-cluster-'));
   const started: RedisServer[] = [];
   try {
@@ -106,13 +138,19 @@ export async function startRedisCluster(): Promise<RedisClusterSet> {
             join(dir, `nodes-${i}.conf`),
             '--cluster-node-timeout',
             '2000',
+            // The cluster bus and CLUSTER SLOTS (which then names the TLS ports).
+            ...(tls !== undefined ? ['--tls-cluster', 'yes', ...TLS_REPLICATION] : []),
           ],
+          ...(tls !== undefined ? { tls } : {}),
         }),
       );
     const addresses = started.map((s) => `127.0.0.1:${s.port}`);
-    const created = await runCommand('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-yes'], {
-      timeoutMs: 20_000,
-    });
+    const cliTls = tls !== undefined ? ['--tls', '--cacert', tls.caFile] : [];
+    const created = await runCommand(
+      'redis-cli',
+      [...cliTls, '--cluster', 'create', ...addresses, '--cluster-yes'],
+      { timeoutMs: 20_000 },
+    );
     if (created.code !== 0)
       throw new Error(`redis-cli --cluster create failed:\n${created.stdout}${created.stderr}`);
     await until(

@@ -3,18 +3,26 @@
  * an ioredis client connected to it. Fails loudly when it is not installed.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './pebble.ts';
 import { until } from './until.ts';
 
+/** PEM files of a TLS-only server (`--port 0 --tls-port N`); clients need no certificate. */
+export interface RedisServerTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+}
+
 export interface RedisServer {
+  /** The plaintext port, or the TLS port of a TLS-only server. */
   readonly port: number;
   /** The redis-server process (SIGSTOP/SIGCONT it to hang a server that stays connected). */
   readonly process: ChildProcess;
-  /** redis://[:password@]127.0.0.1:<port> */
+  /** redis://[:password@]127.0.0.1:<port>, or rediss://… for a TLS server */
   readonly url: string;
   /** A client of the test's own (ready). */
   readonly client: Redis;
@@ -24,10 +32,17 @@ export interface RedisServer {
 /**
  * `password` turns on AUTH (`--requirepass`); the URL and the client carry it. `port`: a port a
  * server of the test had before (a restart), else a free one. `conf`: a config file read first
- * (a Sentinel's); `args`: more options (`--replicaof`, cluster mode, `--sentinel`).
+ * (a Sentinel's); `args`: more options (`--replicaof`, cluster mode, `--sentinel`). `tls`: TLS
+ * only, no plaintext port; the test's own client trusts the CA without checking the name.
  */
 export async function startRedisServer(
-  opts: { password?: string; port?: number; conf?: string; args?: readonly string[] } = {},
+  opts: {
+    password?: string;
+    port?: number;
+    conf?: string;
+    args?: readonly string[];
+    tls?: RedisServerTls;
+  } = {},
 ): Promise<RedisServer> {
   if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error !== undefined) {
     throw new Error(
@@ -36,12 +51,29 @@ export async function startRedisServer(
   }
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-'));
+  const tls = opts.tls;
+  const listen =
+    tls === undefined
+      ? ['--port', String(port)]
+      : [
+          '--port',
+          '0',
+          '--tls-port',
+          String(port),
+          '--tls-cert-file',
+          tls.certFile,
+          '--tls-key-file',
+          tls.keyFile,
+          '--tls-ca-cert-file',
+          tls.caFile,
+          '--tls-auth-clients',
+          'no',
+        ];
   const child: ChildProcess = spawn(
     'redis-server',
     [
       ...(opts.conf !== undefined ? [opts.conf] : []),
-      '--port',
-      String(port),
+      ...listen,
       '--bind',
       '127.0.0.1',
       '--save',
@@ -70,6 +102,9 @@ export async function startRedisServer(
     maxRetriesPerRequest: 1,
     retryStrategy: () => 50,
     ...(opts.password !== undefined ? { password: opts.password } : {}),
+    ...(tls !== undefined
+      ? { tls: { ca: readFileSync(tls.caFile, 'utf8'), checkServerIdentity: () => undefined } }
+      : {}),
   });
   client.on('error', () => undefined); // refused until the server is up; until() below waits for it
   const close = async (): Promise<void> => {
@@ -87,5 +122,6 @@ export async function startRedisServer(
     throw err;
   }
   const auth = opts.password !== undefined ? `:${encodeURIComponent(opts.password)}@` : '';
-  return { port, process: child, url: `redis://${auth}127.0.0.1:${port}`, client, close };
+  const scheme = tls === undefined ? 'redis' : 'rediss';
+  return { port, process: child, url: `${scheme}://${auth}127.0.0.1:${port}`, client, close };
 }

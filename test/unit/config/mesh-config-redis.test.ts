@@ -33,6 +33,11 @@ describe('MeshConfig redis', () => {
     '{ url: "redis://10.0.0.5:6379", username: sluice, passwordFile: /var/run/secrets/redis/password }',
     '{ sentinel: { masterName: mymaster, nodes: ["10.0.0.1:26379", "[::1]:26379"] }, passwordEnv: REDIS_PASSWORD }',
     '{ cluster: { nodes: ["redis-0.redis:6379", "redis-1.redis:6379"] }, keyPrefix: "edge:" }',
+    '{ cluster: { nodes: ["redis-0.redis:6379"] }, tls: { caCertificates: /etc/redis-ca/ca.crt } }',
+    '{ sentinel: { masterName: m, nodes: ["s-0:26379"] }, tls: { caCertificates: /ca.crt, serverName: redis.cache } }',
+    '{ url: "rediss://redis.example.com:6380", tls: { caCertificates: /ca.crt } }',
+    '{ cluster: { nodes: ["10.0.0.1:6379"] }, tls: {} }',
+    '{ sentinel: { masterName: m, nodes: ["s-0:26379"] }, tls: { insecureSkipVerify: true, serverName: redis.cache } }',
   ])('accepts %s', (redis) => {
     const { resources, diagnostics } = load(redis);
     expect(diagnostics.filter((d) => d.level === 'error')).toEqual([]);
@@ -85,6 +90,18 @@ describe('MeshConfig redis', () => {
       '{ url: "redis://r:6379", passwordEnv: "not a name" }',
       'error   mesh.yaml#1:5 MeshConfig istio-system/mesh: spec.redis.passwordEnv: must be an environment variable name; got "not a name" [SLUICE_CONFIG_SCHEMA]',
     ],
+    [
+      '{ url: "redis://r:6379", tls: { caCertificates: /ca.crt } }',
+      'error   mesh.yaml#1:5 MeshConfig istio-system/mesh: spec.redis.tls: tls applies to rediss:// URLs (redis:// is plaintext); use rediss:// or remove tls [SLUICE_CONFIG_SCHEMA]',
+    ],
+    [
+      '{ cluster: { nodes: ["r:6379"] }, tls: { caCertificates: /ca.crt, insecureSkipVerify: true } }',
+      'error   mesh.yaml#1:5 MeshConfig istio-system/mesh: spec.redis.tls.insecureSkipVerify: insecureSkipVerify accepts any certificate, so caCertificates would never be used; keep one [SLUICE_CONFIG_SCHEMA]',
+    ],
+    [
+      '{ cluster: { nodes: ["r:6379"] }, tls: { caCertificates: "" } }',
+      'error   mesh.yaml#1:5 MeshConfig istio-system/mesh: spec.redis.tls.caCertificates: must not be empty [SLUICE_CONFIG_SCHEMA]',
+    ],
   ])('refuses %s with the field path', (redis, line) => {
     const found = errors(redis);
     expect(found).toEqual([line]);
@@ -94,6 +111,9 @@ describe('MeshConfig redis', () => {
   it('refuses unknown fields (a typo must not silently fall back to file coordination)', () => {
     expect(errors('{ url: "redis://r:6379", passwd: x }')).toEqual([
       expect.stringMatching(/spec\.redis\.passwd: unknown field/),
+    ]);
+    expect(errors('{ cluster: { nodes: ["r:6379"] }, tls: { sni: redis.cache } }')).toEqual([
+      expect.stringMatching(/spec\.redis\.tls\.sni: unknown field/),
     ]);
   });
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   describeRedisTarget,
+  readRedisCredentials,
   readRedisPassword,
   redisNodeProblem,
   redisTargetKey,
@@ -14,10 +15,10 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function secretFile(text: string): string {
+function secretFile(text: string, name = 'password'): string {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-secret-'));
   dirs.push(dir);
-  const file = join(dir, 'password');
+  const file = join(dir, name);
   writeFileSync(file, text);
   return file;
 }
@@ -40,18 +41,58 @@ describe('Redis targets', () => {
     );
   });
 
+  it('reads the CA certificates tls.caCertificates names, with the password, when asked', () => {
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const ca = secretFile(pem, 'ca.crt');
+    expect(
+      readRedisCredentials(
+        { cluster: { nodes: ['r:6379'] }, passwordEnv: 'PW', tls: { caCertificates: ca } },
+        { PW: 'from-env' },
+      ),
+    ).toEqual({ password: 'from-env', caPem: pem });
+    expect(readRedisCredentials({ sentinel: { masterName: 'm', nodes: ['r:26379'] }, tls: {} })).toEqual({});
+  });
+
+  it('names a CA file it cannot use, never its content', () => {
+    expect(() =>
+      readRedisCredentials({ url: 'rediss://r', tls: { caCertificates: '/nonexistent/ca.crt' } }),
+    ).toThrow('redis tls.caCertificates /nonexistent/ca.crt: ENOENT');
+    const notPem = secretFile('hunter2-not-a-certificate', 'ca.crt');
+    let message = '';
+    try {
+      readRedisCredentials({ url: 'rediss://r', tls: { caCertificates: notPem } });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toBe(`redis tls.caCertificates ${notPem} holds no PEM certificate`);
+  });
+
   it('describes a target for logs without its password', () => {
     expect(describeRedisTarget({ url: 'redis://u:hunter2@r:6379/1' })).toBe('redis://u:***@r:6379/1');
     expect(describeRedisTarget({ sentinel: { masterName: 'm', nodes: ['a:26379', 'b:26379'] } })).toBe(
       'sentinel m@a:26379,b:26379',
     );
     expect(describeRedisTarget({ cluster: { nodes: ['a:6379'] }, passwordEnv: 'PW' })).toBe('cluster a:6379');
+    expect(describeRedisTarget({ cluster: { nodes: ['a:6379'] }, tls: { caCertificates: '/ca' } })).toBe(
+      'cluster a:6379 (tls)',
+    );
   });
 
   it('keys a target by every field that changes the connection', () => {
     const a = redisTargetKey({ url: 'redis://r', passwordFile: '/a' });
     expect(redisTargetKey({ passwordFile: '/a', url: 'redis://r' })).toBe(a);
     expect(redisTargetKey({ url: 'redis://r', passwordFile: '/b' })).not.toBe(a);
+    const nodes = { cluster: { nodes: ['r:6379'] } };
+    const keys = [
+      redisTargetKey(nodes),
+      redisTargetKey({ ...nodes, tls: {} }),
+      redisTargetKey({ ...nodes, tls: { caCertificates: '/ca' } }),
+      redisTargetKey({ ...nodes, tls: { caCertificates: '/other-ca' } }),
+      redisTargetKey({ ...nodes, tls: { caCertificates: '/ca', serverName: 'redis.example' } }),
+      redisTargetKey({ ...nodes, tls: { insecureSkipVerify: true } }),
+    ];
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(redisTargetKey({ ...nodes, tls: { insecureSkipVerify: false } })).toBe(keys[1]);
   });
 
   it.each([

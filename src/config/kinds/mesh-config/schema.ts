@@ -49,6 +49,13 @@ export const MeshConfigSpecSchema: z.ZodType<MeshConfigSpec> = z.strictObject({
       username: str.min(1).optional(),
       passwordFile: str.min(1).optional(),
       passwordEnv: str.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+      tls: z
+        .strictObject({
+          caCertificates: str.min(1).optional(),
+          serverName: str.min(1).optional(),
+          insecureSkipVerify: z.boolean().optional(),
+        })
+        .optional(),
       keyPrefix: str.optional(),
       timeout: duration.optional(),
     })
@@ -77,6 +84,21 @@ export const MeshConfigSpecSchema: z.ZodType<MeshConfigSpec> = z.strictObject({
           code: 'custom',
           path: ['url'],
           message: 'the URL holds a password and passwordFile/passwordEnv names another; keep one',
+        });
+      // The scheme is what turns TLS on for a URL: a tls block beside redis:// would leave the
+      // reader guessing which one wins.
+      if (r.tls !== undefined && r.url !== undefined && !r.url.startsWith('rediss://'))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tls'],
+          message: 'tls applies to rediss:// URLs (redis:// is plaintext); use rediss:// or remove tls',
+        });
+      if (r.tls?.insecureSkipVerify === true && r.tls.caCertificates !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tls', 'insecureSkipVerify'],
+          message:
+            'insecureSkipVerify accepts any certificate, so caCertificates would never be used; keep one',
         });
     })
     .optional(),
