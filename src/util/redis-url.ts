@@ -20,6 +20,9 @@ export function redisUrlProblem(url: string): string | null {
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
     return `${shape}; got scheme ${JSON.stringify(parsed.protocol.slice(0, -1))}`;
+  // ioredis reads the scheme case-sensitively: `REDISS://` would connect without TLS.
+  if (!url.startsWith('redis://') && !url.startsWith('rediss://'))
+    return `${shape}; write the scheme in lower case (an upper-case rediss:// would connect without TLS)`;
   if (parsed.hostname === '') return `${shape}; the host is missing`;
   if (parsed.pathname !== '' && parsed.pathname !== '/' && !/^\/\d{1,5}$/.test(parsed.pathname))
     return `${shape}; the path must be a database number such as /0`;

@@ -16,4 +16,10 @@ describe('redis URLs', () => {
     expect(redisUrlProblem('redis://:hunter2@r:6379/x')).not.toContain('hunter2');
     expect(redisUrlProblem('redis://r')).toBeNull();
   });
+
+  it('refuses an upper-case scheme, which ioredis would not read as TLS', () => {
+    expect(redisUrlProblem('REDISS://:hunter2@r:6380')).toContain('lower case');
+    expect(redisUrlProblem('Redis://r')).toContain('lower case');
+    expect(redisUrlProblem('rediss://r:6380')).toBeNull();
+  });
 });
