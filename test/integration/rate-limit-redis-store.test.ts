@@ -1,6 +1,6 @@
 /**
  * The Global store against a real redis-server on a free port: the three algorithms in one script
- * call with Redis's clock, keys with the prefix that expire, a refused request counted nowhere;
+ * call with Redis's clock, the checks of requests arriving while a call is on the wire batched, keys with the prefix that expire, a refused request counted nowhere;
  * the timeout, the breaker (open, half-open probe, closed again), Redis restarting, and Redis
  * hung rather than gone (stopped with SIGSTOP; a server that accepts and never answers).
  */
@@ -125,6 +125,35 @@ describe('Redis rate-limit store', () => {
     const shadowed = await s.check([{ ...tight, shadow: true }, loose]);
     expect(shadowed.map((x) => x.allowed)).toEqual([false, true]);
     expect(await r.client.hget('test:rl:loose', 'c')).toBe('2');
+  });
+
+  it('requests checked while a call is on the wire share the next script call, each decided whole and in arrival order', async () => {
+    const r = await redis();
+    const s = store(r.url);
+    await ready(s);
+    const before = s.sent();
+    const tight = check('batch-tight', shape('FixedWindow', 3, 86_400_000));
+    const other = check('batch-other', shape('TokenBucket', 100, 1000));
+    const refuser = check('batch-refuser', shape('FixedWindow', 0, 86_400_000));
+    // The third request is refused by its own bucket, so it counts in neither (as alone).
+    const verdicts = await Promise.all([
+      s.check([tight, other]),
+      s.check([tight]),
+      s.check([tight, refuser]),
+      s.check([tight]),
+      s.check([tight]),
+    ]);
+    // The first goes out at once (nothing was on the wire); the four behind it share one call.
+    expect(s.sent() - before).toBe(2);
+    expect(verdicts.map((v) => v.map((x) => x.allowed))).toEqual([
+      [true, true],
+      [true],
+      [true, false],
+      [true],
+      [false],
+    ]);
+    expect(verdicts.map((v) => v[0]!.remaining)).toEqual([2, 1, 1, 0, 0]);
+    expect(await r.client.hget('test:rl:batch-tight', 'c')).toBe('3');
   });
 
   it('Redis unreachable: calls fail within the timeout, the breaker opens, and closes again once Redis answers', async () => {
