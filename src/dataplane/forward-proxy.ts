@@ -903,5 +903,7 @@ function afterAt(authority: string): string {
 
 function connectionTokens(value: string | undefined): Set<string> | null {
   if (value === undefined) return null;
+  // The usual value names only a header HOP_BY_HOP drops anyway: no set to build per request.
+  if (value.length === 10 && value.toLowerCase() === 'keep-alive') return null;
   return new Set(value.split(',').map((t) => t.trim().toLowerCase()));
 }
