@@ -18,6 +18,23 @@ import type {
 } from '../model/networking.ts';
 import type { Resource } from '../model/resource.ts';
 
+/** ingress-nginx's per-operation upstream timeouts, which Istio has no field for. */
+const NGINX_TIMEOUTS = [
+  {
+    annotation: 'proxy-read-timeout',
+    field: 'readTimeoutMs',
+    notExpressed: 'Istio has no per-read upstream timeout (its route timeout bounds the whole response)',
+    byDefault: '(504 when the upstream is silent that long) has no Istio equivalent',
+  },
+  {
+    annotation: 'proxy-send-timeout',
+    field: 'sendTimeoutMs',
+    notExpressed:
+      'Istio has no per-write upstream timeout (its route timeout bounds the whole exchange, and connectionPool idleTimeout only idle connections)',
+    byDefault: '(504 when the upstream takes no request bytes that long) has no Istio equivalent',
+  },
+] as const;
+
 export interface ConvertNote {
   /** `namespace/name` of the Ingress the note is about. */
   readonly ingress: string;
@@ -226,23 +243,15 @@ export function renderConversion(
                 'auth-type basic: Istio has no basic authentication, so this rule lets every request through; put a CUSTOM (ext-authz) or JWT policy in front before applying it',
               ),
             );
-          const read = annotations[`${NGINX_PREFIX}proxy-read-timeout`];
-          if (read !== undefined)
-            lines.push(
-              note(
-                ing,
-                'not-expressed',
-                `proxy-read-timeout ${read}: Istio has no per-read upstream timeout (its route timeout bounds the whole response)`,
-              ),
-            );
-          else if (ingressNginx.readTimeoutMs !== undefined && i === 0)
-            lines.push(
-              note(
-                ing,
-                'difference',
-                "ingress-nginx's default proxy-read-timeout 60 s (504 when the upstream is silent that long) has no Istio equivalent",
-              ),
-            );
+          for (const t of NGINX_TIMEOUTS) {
+            const set = annotations[NGINX_PREFIX + t.annotation];
+            if (set !== undefined)
+              lines.push(note(ing, 'not-expressed', `${t.annotation} ${set}: ${t.notExpressed}`));
+            else if (ingressNginx[t.field] !== undefined && i === 0)
+              lines.push(
+                note(ing, 'difference', `ingress-nginx's default ${t.annotation} 60 s ${t.byDefault}`),
+              );
+          }
           const limits = ingressNginx.rateLimit;
           if (limits !== undefined && rule.name !== undefined) {
             const key = `${r.namespace}/${limits.ingress}`;

@@ -398,9 +398,11 @@ export function compileAction(input: ActionInput, problems: ActionProblem[]): Ro
   };
   const mirrors = compileMirrors(input);
   const readTimeoutMs = rule.ingressNginx?.readTimeoutMs;
+  const sendTimeoutMs = rule.ingressNginx?.sendTimeoutMs;
   return {
     ...action,
     ...(mirrors === undefined ? {} : { mirrors }),
     ...(readTimeoutMs === undefined || readTimeoutMs <= 0 ? {} : { readTimeoutMs }),
+    ...(sendTimeoutMs === undefined || sendTimeoutMs <= 0 ? {} : { sendTimeoutMs }),
   };
 }

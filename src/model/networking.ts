@@ -272,6 +272,11 @@ export interface IngressNginxRoute {
   readonly externalAuth?: IngressExternalAuth;
   /** proxy-read-timeout: longest wait for response headers and between body reads (504). */
   readonly readTimeoutMs?: number;
+  /**
+   * proxy-send-timeout: longest time request body bytes may wait for the upstream to take them
+   * (504); a client slow to send does not count.
+   */
+  readonly sendTimeoutMs?: number;
   /** whitelist-source-range: only these client IPs/CIDRs get through (403 otherwise); absent = any. */
   readonly allowSourceRanges?: readonly string[];
   /** denylist-source-range: these client IPs/CIDRs get 403. */

@@ -130,6 +130,7 @@ function dumpAction(action: RouteAction): unknown {
         authority: action.authority,
         timeoutMs: action.timeoutMs,
         ...(action.readTimeoutMs !== undefined ? { readTimeoutMs: action.readTimeoutMs } : {}),
+        ...(action.sendTimeoutMs !== undefined ? { sendTimeoutMs: action.sendTimeoutMs } : {}),
         retry: dumpRetry(action.retry),
         ...(action.hashPolicy.length > 0 ? { hashPolicy: action.hashPolicy } : {}),
         mirrors: action.mirrors?.map((m) => ({

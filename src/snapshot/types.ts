@@ -370,6 +370,11 @@ export interface ForwardAction {
    * the upstream's response headers and between two reads of its body (504 UT); absent = none.
    */
   readonly readTimeoutMs?: number;
+  /**
+   * ingress-nginx's proxy-send-timeout on routes translated from an Ingress: the longest a write
+   * of the request body to the upstream may stay blocked (504 UT); absent = none.
+   */
+  readonly sendTimeoutMs?: number;
 }
 
 /**

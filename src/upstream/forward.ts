@@ -423,6 +423,9 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
   // Connections per protocol and TLS name when they depend on the request (DP-9, DR-8).
   const group = groupFor(host, ctx.req.httpVersionMajor === 2, state.headers);
   attempt.h2Upstream = group.h2 !== null;
+  // A body the upstream never started reading can be retried; see canRetry.
+  const body = state.hasBody && !upgrade ? requestBody(ctx) : null;
+  if (body !== null && state.action.sendTimeoutMs !== undefined) watchBodyWrites(body, attempt);
   // DR-6 circuit breakers: pools.ts admits, queues or refuses under the cluster's limits.
   const admitted = sendOnHost(
     group,
@@ -433,8 +436,7 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
       // ingress-nginx's proxy-read-timeout (0 = none: Istio routes have only the route timeout).
       headersTimeout: state.action.readTimeoutMs ?? 0,
       bodyTimeout: state.action.readTimeoutMs ?? 0,
-      // A body the upstream never started reading can be retried; see canRetry.
-      body: state.hasBody && !upgrade ? requestBody(ctx) : null,
+      body,
       upgrade: upgrade ? 'websocket' : null,
     },
     attempt,
@@ -487,6 +489,8 @@ class Attempt implements SlotUser {
   abort: ((err?: Error) => void) | null = null;
   resume: (() => void) | null = null;
   perTryTimer: NodeJS.Timeout | null = null;
+  /** proxy-send-timeout: runs while a write of the request body to the upstream is blocked. */
+  sendTimer: NodeJS.Timeout | null = null;
   done = false;
   released = false;
   headersSent = false;
@@ -723,6 +727,10 @@ class Attempt implements SlotUser {
       clearTimeout(this.perTryTimer);
       this.perTryTimer = null;
     }
+    if (this.sendTimer !== null) {
+      clearTimeout(this.sendTimer);
+      this.sendTimer = null;
+    }
     this.host.active -= 1;
     if (this.waiter !== null) leaveQueue(this);
     releaseSlot(this, reusable);
@@ -847,6 +855,48 @@ function scheduleRetry(ctx: ForwardContext): void {
 
 function onPerTryTimeout(attempt: Attempt): void {
   attempt.perTryTimer = null;
+  attemptTimedOut(attempt);
+}
+
+/**
+ * proxy-send-timeout, as nginx's: its clock runs only while a write to the upstream is blocked
+ * (nginx arms it when a send returns EAGAIN and disarms it when the socket takes the bytes).
+ * undici and the HTTP/2 pool pause the body exactly while the upstream socket is full and resume
+ * it on 'drain', so a client slow to send, with nothing waiting to be written, never runs it.
+ */
+function watchBodyWrites(body: Readable, attempt: Attempt): void {
+  (body as TimedBody)[kAttemptOfBody] = attempt;
+  body.on('pause', onBodyWriteBlocked);
+  body.on('resume', onBodyWriteTaken);
+}
+
+const kAttemptOfBody = Symbol('sluice.bodyAttempt');
+type TimedBody = Readable & { [kAttemptOfBody]?: Attempt };
+
+function onBodyWriteBlocked(this: TimedBody): void {
+  const attempt = this[kAttemptOfBody];
+  if (attempt === undefined || attempt.done || attempt.sendTimer !== null) return;
+  // Once the response has started nginx stops sending the body, and its send timer with it.
+  if (attempt.ctx.finished) return;
+  attempt.sendTimer = setTimeout(onSendTimeout, attempt.ctx.fwd!.action.sendTimeoutMs, attempt);
+}
+
+function onBodyWriteTaken(this: TimedBody): void {
+  const attempt = this[kAttemptOfBody];
+  // A 'resume' event is emitted a tick after resume(); a pause since then keeps the clock running.
+  if (attempt === undefined || attempt.sendTimer === null || this.readableFlowing === false) return;
+  clearTimeout(attempt.sendTimer);
+  attempt.sendTimer = null;
+}
+
+function onSendTimeout(attempt: Attempt): void {
+  attempt.sendTimer = null;
+  if (attempt.ctx.finished) return;
+  attemptTimedOut(attempt);
+}
+
+/** A per-try or send timeout: the attempt is abandoned, retried when the policy and body allow. */
+function attemptTimedOut(attempt: Attempt): void {
   const ctx = attempt.ctx;
   if (attempt.done || ctx.finished) return;
   attempt.cancel();

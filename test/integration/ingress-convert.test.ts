@@ -99,6 +99,23 @@ describe('sluice convert ingress', () => {
     expect(yaml).toContain('# NOT EXPRESSED: proxy-body-size 8m');
   });
 
+  it('proxy-send-timeout has no Istio expression: a comment, a summary line, exit 1', async () => {
+    const { src } = await writeIngress('upload', { 'proxy-send-timeout': '30' }, [
+      ingressPath('/', 'Prefix', 'web'),
+    ]);
+    const r = await convert(['-f', src]);
+    expect(r.code).toBe(1);
+    const why =
+      'proxy-send-timeout 30: Istio has no per-write upstream timeout (its route timeout bounds the whole exchange, and connectionPool idleTimeout only idle connections)';
+    expect(r.out).toContain(`# NOT EXPRESSED: ${why}`);
+    expect(r.err).toContain(`NOT EXPRESSED Ingress default/upload: ${why}`);
+    // Without the annotation the 60 s default is a documented difference, not a failure.
+    const plain = await writeIngress('plain', {}, [ingressPath('/', 'Prefix', 'web')]);
+    const d = await convert(['-f', plain.src]);
+    expect(d.out).toContain("ingress-nginx's default proxy-send-timeout 60 s");
+    expect(d.code).toBe(0);
+  });
+
   it('--verify finds no difference on the guide’s demo Ingresses', async () => {
     const r = await convert(['-f', GUIDE, '--verify']);
     expect(r.code).toBe(0);

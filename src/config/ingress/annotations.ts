@@ -70,6 +70,7 @@ export interface IngressAnnotations {
   readonly backendProtocol: 'HTTP' | 'HTTPS' | 'GRPC' | 'GRPCS';
   readonly connectTimeoutSeconds: number;
   readonly readTimeoutSeconds: number;
+  readonly sendTimeoutSeconds: number;
   readonly maxBodyBytes: number;
   readonly cors: CorsSettings | null;
   readonly upstreamVhost: string | null;
@@ -171,7 +172,6 @@ const NOT_YET: Readonly<Record<string, string>> = {
   'auth-keepalive-share-vars': 'connections to the auth service are pooled and kept alive by sluice itself',
   'limit-rate': 'response bandwidth per request is not limited',
   'limit-rate-after': 'response bandwidth per request is not limited',
-  'proxy-send-timeout': 'the upstream send timeout is not applied',
   'proxy-next-upstream-timeout': 'the time spent on retries is bounded only by the attempts',
   'auth-tls-verify-depth': 'the client chain length is not limited (a chain through intermediates verifies)',
   'proxy-ssl-verify-depth':
@@ -199,6 +199,8 @@ const DEFAULT_CORS_HEADERS = [
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 /** ingress-nginx's proxy-read-timeout default, in seconds. */
 export const DEFAULT_READ_TIMEOUT_SECONDS = 60;
+/** ingress-nginx's proxy-send-timeout default, in seconds. */
+export const DEFAULT_SEND_TIMEOUT_SECONDS = 60;
 /** ingress-nginx's proxy-connect-timeout default, in seconds. */
 export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 5;
 
@@ -342,6 +344,8 @@ export function readAnnotations(
   }
   const connectTimeoutSeconds = int('proxy-connect-timeout', DEFAULT_CONNECT_TIMEOUT_SECONDS, 1, 3600);
   const readTimeoutSeconds = int('proxy-read-timeout', DEFAULT_READ_TIMEOUT_SECONDS, 1, 86400);
+  // An integer of seconds, as ingress-nginx reads it ("30s" is refused there too, and the default kept).
+  const sendTimeoutSeconds = int('proxy-send-timeout', DEFAULT_SEND_TIMEOUT_SECONDS, 1, 86400);
   let maxBodyBytes = DEFAULT_MAX_BODY_BYTES;
   const size = str('proxy-body-size');
   if (size !== null) {
@@ -429,6 +433,7 @@ export function readAnnotations(
       backendProtocol,
       connectTimeoutSeconds,
       readTimeoutSeconds,
+      sendTimeoutSeconds,
       maxBodyBytes,
       cors,
       upstreamVhost,

@@ -861,6 +861,7 @@ function hostRoutes(
       ingressNginx: {
         maxBodyBytes: l.ann.maxBodyBytes,
         readTimeoutMs: l.ann.readTimeoutSeconds * 1000,
+        sendTimeoutMs: l.ann.sendTimeoutSeconds * 1000,
         ...(l.ann.allowSourceRanges.length > 0 ? { allowSourceRanges: l.ann.allowSourceRanges } : {}),
         ...(l.ann.denySourceRanges.length > 0 ? { denySourceRanges: l.ann.denySourceRanges } : {}),
         ...(l.ann.basicAuthUsers !== null ? { basicAuth: l.ann.basicAuthUsers } : {}),

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseNginxSize, readAnnotations } from '../../../../src/config/ingress/annotations.ts';
+import { formatDiagnostic } from '../../../../src/errors/diagnostic.ts';
+import { compileIngressYaml, ingressYaml, path, serviceYaml } from '../../../support/ingress.ts';
 
 const P = 'nginx.ingress.kubernetes.io/';
 const read = (a: Record<string, string>) =>
@@ -27,6 +29,7 @@ describe('ingress-nginx annotations', () => {
       backendProtocol: 'HTTP',
       connectTimeoutSeconds: 5,
       readTimeoutSeconds: 60,
+      sendTimeoutSeconds: 60,
       maxBodyBytes: 1024 * 1024,
       cors: null,
       canary: null,
@@ -89,5 +92,38 @@ describe('ingress-nginx annotations', () => {
       'warning made-up',
       'warning proxy-body-size',
     ]);
+  });
+
+  it('proxy-send-timeout is an integer of seconds, as ingress-nginx reads it; anything else keeps 60', () => {
+    expect(read({ 'proxy-send-timeout': '30' }).value.sendTimeoutSeconds).toBe(30);
+    expect(read({ 'proxy-send-timeout': ' 120 ' }).value.sendTimeoutSeconds).toBe(120);
+    for (const bad of ['30s', '1m', '0', '-5', '1.5', 'soon', '']) {
+      const { value, problems } = read({ 'proxy-send-timeout': bad });
+      expect(value.sendTimeoutSeconds, bad).toBe(60);
+      expect(problems, bad).toEqual([
+        {
+          level: 'warning',
+          annotation: 'proxy-send-timeout',
+          message: `must be an integer 1..86400, got "${bad}"; 60 is used`,
+        },
+      ]);
+    }
+  });
+
+  it('an invalid proxy-send-timeout is a warning naming the Ingress and the annotation', () => {
+    const { snapshot, diagnostics } = compileIngressYaml(
+      ingressYaml({
+        name: 'web',
+        annotations: { 'proxy-send-timeout': '30s' },
+        paths: [path('/', 'Prefix', 'main')],
+      }) +
+        '---\n' +
+        serviceYaml('main', 8080),
+    );
+    expect(diagnostics.filter((d) => d.subject?.kind === 'Ingress').map(formatDiagnostic)).toEqual([
+      'warning test.yaml#1 Ingress default/web: metadata.annotations[nginx.ingress.kubernetes.io/proxy-send-timeout]: must be an integer 1..86400, got "30s"; 60 is used [SLUICE_INGRESS_ANNOTATION]',
+    ]);
+    const route = snapshot.listeners.get(80)!.httpTable!.exact.get('demo.example.com')!.routes[0]!;
+    expect(route.action.kind === 'forward' && route.action.sendTimeoutMs).toBe(60_000);
   });
 });
