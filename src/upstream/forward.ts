@@ -891,7 +891,10 @@ function onBodyWriteTaken(this: TimedBody): void {
 
 function onSendTimeout(attempt: Attempt): void {
   attempt.sendTimer = null;
-  if (attempt.ctx.finished) return;
+  const ctx = attempt.ctx;
+  if (ctx.finished) return;
+  // The rest of the body will never be read: an HTTP/1.1 connection cannot carry another request.
+  if (ctx.req.httpVersionMajor === 1) ctx.res.shouldKeepAlive = false;
   attemptTimedOut(attempt);
 }
 

@@ -50,6 +50,7 @@ async function serve(upstreamPort: number, annotations: Record<string, string>) 
 
 interface Answer {
   readonly status: number;
+  readonly connection: string | undefined;
   readonly body: string;
   readonly afterMs: number;
   /** Body bytes the client had written when the answer came. */
@@ -75,7 +76,13 @@ function upload(gw: TestGateway, total: number, chunk: number, gapMs: number): P
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString(), afterMs, sent }),
+        resolve({
+          status: res.statusCode ?? 0,
+          connection: res.headers.connection,
+          body: Buffer.concat(parts).toString(),
+          afterMs,
+          sent,
+        }),
       );
       res.on('error', reject);
     });
@@ -106,6 +113,8 @@ describe('proxy-send-timeout', () => {
     const r = await upload(gw, 64 * 1024 * 1024, 64 * 1024, 0);
     expect(r.status).toBe(504);
     expect(r.body).toBe('upstream request timeout');
+    // The rest of the body is never read, so the connection cannot carry another request.
+    expect(r.connection).toBe('close');
     // The clock starts only once a write blocks: never before the timeout itself.
     expect(r.afterMs).toBeGreaterThanOrEqual(1000);
     // Well before the 60 s read timeout, which would answer the same status.
@@ -117,11 +126,12 @@ describe('proxy-send-timeout', () => {
     expect(done[0]!.responseDetails).toBe('upstream_response_timeout');
   });
 
-  it('does not cut a client that sends slowly to an upstream that reads', async () => {
+  it('does not cut a client that sends slowly to an upstream that reads (nor does the read timeout)', async () => {
     const echo: Upstream = await startEcho({ name: 'store' });
     closers.push(() => echo.close());
-    const { gw, done } = await serve(echo.port, { 'proxy-send-timeout': '1' });
-    // 8 pieces 400 ms apart: 2.8 s of upload, nothing blocked upstream at any time.
+    const { gw, done } = await serve(echo.port, { 'proxy-send-timeout': '1', 'proxy-read-timeout': '1' });
+    // 8 pieces 400 ms apart: 2.8 s of upload, nothing blocked upstream at any time; nginx's read
+    // timer, too, starts only once the request is sent.
     const r = await upload(gw, 8 * 1024, 1024, 400);
     expect(r.status).toBe(200);
     expect(r.afterMs).toBeGreaterThan(2000);
