@@ -19,8 +19,10 @@ import { formatDiagnostic } from '../errors/diagnostic.ts';
 import type { ServiceSpec } from '../model/kube.ts';
 import type { DestinationRuleSpec, HTTPMatchRequest, VirtualServiceSpec } from '../model/networking.ts';
 import type { Resource, ResourceSet } from '../model/resource.ts';
+import type { MeshConfigSpec } from '../model/sluice.ts';
 import { silentLogger } from '../observability/logger.ts';
 import { closeAllPools } from '../upstream/pools.ts';
+import { CONVERTED_FROM } from './convert-yaml.ts';
 import type { Options } from './flags.ts';
 import { identityOf, type CommandIO } from './io.ts';
 
@@ -334,6 +336,27 @@ async function startEchoes(
 }
 
 /**
+ * Limits counted in Redis (sluice.dev/limit-storage: Global) are verified in the Redis of a
+ * MeshConfig given with the Ingresses, as both sides would count in production; without one
+ * neither side can count them, which is said rather than served some other way.
+ */
+function globalLimitsWithoutRedis(
+  set: ResourceSet,
+  documents: readonly Record<string, unknown>[],
+): string | null {
+  const global = documents.find(
+    (d) => d['kind'] === 'RateLimitPolicy' && (d['spec'] as { storage?: string }).storage === 'Global',
+  );
+  if (global === undefined) return null;
+  const redis = set.resources.some(
+    (r) => r.kind === 'MeshConfig' && (r.spec as MeshConfigSpec | null)?.redis !== undefined,
+  );
+  if (redis) return null;
+  const from = (global['metadata'] as { annotations?: Record<string, string> }).annotations?.[CONVERTED_FROM];
+  return `Ingress ${from ?? '?'} counts its limits in Redis (sluice.dev/limit-storage: Global); give a MeshConfig with redis in -f (both sides count in it) to verify it`;
+}
+
+/**
  * Runs the diff and prints it; returns how many requests got different answers (a setup
  * failure counts as one).
  */
@@ -343,6 +366,11 @@ export async function verifyConversion(
   opts: Options,
   io: CommandIO,
 ): Promise<number> {
+  const unverifiable = globalLimitsWithoutRedis(set, documents);
+  if (unverifiable !== null) {
+    io.out(`verify: not run: ${unverifiable}\n`);
+    return 1;
+  }
   const { servers, resources: echoes } = await startEchoes(set, documents);
   const keep = set.resources.filter(
     (r) => r.kind !== 'EndpointSlice' && r.kind !== 'Service' && r.kind !== 'Ingress',

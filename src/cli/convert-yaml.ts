@@ -18,6 +18,9 @@ import type {
 } from '../model/networking.ts';
 import type { Resource } from '../model/resource.ts';
 
+/** The annotation each converted resource carries: the Ingress (`namespace/name`) it came from. */
+export const CONVERTED_FROM = 'sluice.dev/converted-from-ingress';
+
 /** ingress-nginx's per-operation upstream timeouts, which Istio has no field for. */
 const NGINX_TIMEOUTS = [
   {
@@ -136,7 +139,7 @@ export function renderConversion(
     const meta = {
       name: r.name,
       namespace: r.namespace,
-      annotations: { 'sluice.dev/converted-from-ingress': from },
+      annotations: { [CONVERTED_FROM]: from },
     };
     if (r.kind === 'Gateway') {
       const spec = r.spec as GatewaySpec;
@@ -289,7 +292,7 @@ export function renderConversion(
                 metadata: {
                   name,
                   namespace: opts.gatewayNamespace,
-                  annotations: { 'sluice.dev/converted-from-ingress': ing },
+                  annotations: { [CONVERTED_FROM]: ing },
                 },
                 spec: { selector: { matchLabels: { ...opts.selector } }, ...policy },
               },
@@ -529,7 +532,7 @@ function rateLimitPoliciesOf(
     metadata: {
       name: base + suffix,
       namespace,
-      annotations: { 'sluice.dev/converted-from-ingress': limits.ingress },
+      annotations: { [CONVERTED_FROM]: limits.ingress },
     },
     spec: { targetRefs: [...targetRefs], storage, rules: list },
   });

@@ -5,7 +5,7 @@
  * README). A diff that cannot find a difference would prove nothing, so one test breaks a
  * conversion on purpose and requires --verify to see it.
  */
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,6 +20,7 @@ import { renderConversion } from '../../src/cli/convert-yaml.ts';
 import { GENERATED_FROM } from '../../src/config/ingress/index.ts';
 import { ingressYaml, path as ingressPath } from '../support/ingress.ts';
 import { rsaLeaf, testCa, tlsSecretYaml } from '../support/certs.ts';
+import { startRedisServer } from '../support/redis.ts';
 import type { GatewaySpec, VirtualServiceSpec } from '../../src/model/networking.ts';
 
 const FIXTURES = path.join(import.meta.dirname, '../fixtures/ingress-nginx');
@@ -43,6 +44,13 @@ async function writeIngress(
   await writeFile(src, ingressYaml({ name, className: 'nginx', annotations, paths }));
   return { dir, src };
 }
+
+const meshConfigYaml = (redisUrl: string): string => `apiVersion: sluice.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh, namespace: istio-system }
+spec:
+  redis: { url: "${redisUrl}" }
+`;
 
 async function convert(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -222,6 +230,44 @@ describe('sluice convert ingress', () => {
         '#1 Ingress default/mixed: metadata.annotations[sluice.dev/limit-storage]: Global applies to limit-rps and limit-rpm; limit-connections (requests in flight) has no Global storage in sluice and is counted in each gateway process [SLUICE_INGRESS_ANNOTATION]',
     );
     expect(b.code).toBe(1);
+  });
+
+  it('--verify counts sluice.dev/limit-storage Global limits in the MeshConfig’s Redis on both sides', async () => {
+    const redis = await startRedisServer();
+    try {
+      const { src } = await writeIngress(
+        'shared',
+        { 'limit-rpm': '1', 'limit-burst-multiplier': '2', 'sluice.dev/limit-storage': 'Global' },
+        [ingressPath('/api', 'Prefix', 'web'), ingressPath('/', 'Prefix', 'web')],
+      );
+      await appendFile(src, `---\n${meshConfigYaml(redis.url)}`);
+      const r = await convert(['-f', src, '--verify']);
+      // Both sides admit the burst (1 × 2 + 1) and then refuse, each as documented.
+      expect(r.err).toMatch(
+        /verify: \d+ requests, 0 answered differently, 3 reached a backend on both sides \(and \d+ rate limited: 503 natively, 429 converted, as documented\)/,
+      );
+      expect(r.code).toBe(0);
+      // Counted in Redis, not in the process: one bucket per side, the Ingress's and the policy's.
+      expect((await redis.client.keys('*')).map((k) => k.split('|')[0]).sort()).toEqual([
+        'sluice:rl:default/ingress-limits-shared/limit-rpm',
+        'sluice:rl:ingress/default/shared/limit-rpm',
+      ]);
+    } finally {
+      await redis.close();
+    }
+  });
+
+  it('--verify says it cannot count Global limits when no MeshConfig redis is given; exit 1', async () => {
+    const { src } = await writeIngress(
+      'shared',
+      { 'limit-rpm': '60', 'sluice.dev/limit-storage': 'Global' },
+      [ingressPath('/', 'Prefix', 'web')],
+    );
+    const r = await convert(['-f', src, '--verify']);
+    expect(r.err).toContain(
+      'verify: not run: Ingress default/shared counts its limits in Redis (sluice.dev/limit-storage: Global); give a MeshConfig with redis in -f (both sides count in it) to verify it',
+    );
+    expect(r.code).toBe(1);
   });
 
   it('auth-url becomes an ext_authz provider and a CUSTOM policy; --verify agrees against a stand-in auth service', async () => {
