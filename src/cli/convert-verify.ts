@@ -7,8 +7,9 @@
  */
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { createServer as createHttp2Server, createSecureServer as createSecureHttp2Server } from 'node:http2';
-import { createServer as createHttpsServer } from 'node:https';
-import type { Server as NetServer } from 'node:net';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
+import { Duplex, Readable } from 'node:stream';
 import { makeCa, makeServerCert, type PemPair } from '../tls/self-signed.ts';
 import { request } from 'undici';
 import { loadResources } from '../config/index.ts';
@@ -131,12 +132,29 @@ export function probesOf(documents: readonly Record<string, unknown>[]): Probe[]
   ]);
 }
 
+/**
+ * The SNI names of the converted YAML's tls routes (ssl-passthrough): each is asked over TLS on
+ * the HTTPS port of both sides, to see which backend the still-encrypted bytes reach.
+ */
+export function sniProbesOf(documents: readonly Record<string, unknown>[]): string[] {
+  const out = new Set<string>();
+  for (const d of documents) {
+    if (d['kind'] !== 'VirtualService') continue;
+    for (const route of (d['spec'] as VirtualServiceSpec).tls ?? [])
+      for (const m of route.match) for (const sni of m.sniHosts ?? []) out.add(sni.replace(/^\*\./, 'any.'));
+  }
+  return [...out];
+}
+
 interface Bench {
   readonly gateway: Gateway;
   readonly port: number;
+  /** The HTTPS port's bound port (ssl-passthrough probes); null when nothing listens there. */
+  readonly tlsPort: number | null;
 }
 
-async function startGateway(set: ResourceSet, opts: Options, httpPort: number): Promise<Bench | string> {
+async function startGateway(set: ResourceSet, opts: Options): Promise<Bench | string> {
+  const httpPort = opts.ingressHttpPort;
   const { snapshot, diagnostics } = compile(set, { ...identityOf(opts), nowMs: Date.now() });
   const errors = diagnostics.filter((d) => d.level === 'error');
   if (errors.length > 0) return errors.map(formatDiagnostic).join('\n');
@@ -147,7 +165,7 @@ async function startGateway(set: ResourceSet, opts: Options, httpPort: number): 
     await gateway.close();
     return `no listener on port ${httpPort}`;
   }
-  return { gateway, port };
+  return { gateway, port, tlsPort: gateway.boundPorts().get(opts.ingressHttpsPort) ?? null };
 }
 
 async function ask(port: number, p: Probe): Promise<Answer> {
@@ -171,6 +189,55 @@ async function ask(port: number, p: Probe): Promise<Answer> {
     authUser: echo?.['user'] ?? null,
     challenge: typeof res.headers['www-authenticate'] === 'string' ? res.headers['www-authenticate'] : null,
   };
+}
+
+const NO_ANSWER: Answer = {
+  status: 0,
+  upstream: null,
+  upstreamPath: null,
+  upstreamHost: null,
+  location: null,
+  forwardedPrefix: null,
+  cookie: null,
+  authUser: null,
+  challenge: null,
+};
+
+/**
+ * An HTTPS request with SNI `sni` to a passthrough port: the backend's stand-in terminates the
+ * TLS and names itself; status 0 when the gateway closed the connection instead.
+ */
+function askTls(port: number | null, sni: string): Promise<Answer> {
+  if (port === null) return Promise.resolve(NO_ANSWER);
+  return new Promise((resolve) => {
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        servername: sni,
+        path: '/',
+        headers: { host: sni },
+        agent: false,
+        // The stand-in's throwaway certificate: what is checked is where the bytes went.
+        rejectUnauthorized: false,
+        timeout: 5000,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          const echo =
+            res.headers['x-sluice-verify-echo'] === '1' ? (JSON.parse(text) as Record<string, string>) : null;
+          resolve({ ...NO_ANSWER, status: res.statusCode ?? 0, upstream: echo?.['name'] ?? null });
+        });
+        res.on('error', () => resolve(NO_ANSWER));
+      },
+    );
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(NO_ANSWER));
+    req.end();
+  });
 }
 
 /** The header a probe sets to steer the stand-in auth service: allow, forbid, else 401. */
@@ -285,6 +352,42 @@ async function listen(
 }
 
 /**
+ * A stand-in for an ssl-passthrough backend: the TLS the gateway passes through is terminated
+ * (with the throwaway certificate), plain HTTP on the same port is answered as it is, as the
+ * Ingress's plain-HTTP paths still reach it.
+ */
+async function listenEitherWay(handler: Handler): Promise<{ server: Closable; port: number }> {
+  const tls = (await listen(handler, { tls: true, h2: false })).server as NetServer;
+  const plain = (await listen(handler)).server as NetServer;
+  const server = createNetServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.once('data', (first: Buffer) => {
+      // Nothing may flow past while the stream below is made (it reads on demand).
+      socket.pause();
+      // The first bytes read are handed on with the rest in a stream of their own: a TLS server
+      // would read a bare socket's handle and miss it. 0x16: a TLS handshake record.
+      async function* bytes(): AsyncGenerator<Buffer> {
+        yield first;
+        for await (const chunk of socket) yield chunk as Buffer;
+      }
+      const joined = Duplex.from({
+        readable: Readable.from(bytes(), { objectMode: false }),
+        writable: socket,
+      });
+      joined.on('error', () => socket.destroy());
+      (first[0] === 0x16 ? tls : plain).emit('connection', joined);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const close = (): void => {
+    server.close();
+    tls.close();
+    plain.close();
+  };
+  return { server: { close }, port: (server.address() as { port: number }).port };
+}
+
+/**
  * Echo upstreams for every backend host and a stand-in for every in-cluster auth service;
  * Services and EndpointSlices pointing at them.
  */
@@ -293,35 +396,45 @@ async function startEchoes(
   documents: readonly Record<string, unknown>[],
 ): Promise<{ servers: Closable[]; resources: Resource[] }> {
   const ports = new Map<string, Set<number>>();
-  for (const d of documents) {
-    if (d['kind'] !== 'VirtualService') continue;
-    for (const rule of (d['spec'] as VirtualServiceSpec).http ?? [])
+  // Backends of tls routes get the TLS the client started: their stand-ins terminate it. The
+  // Ingresses' own translation is read too, so a backend only one side passes TLS to speaks it.
+  const passthrough = new Set<string>();
+  const generated = set.resources.filter((r) => r.annotations[GENERATED_FROM] !== undefined);
+  for (const d of [...documents, ...generated] as readonly { kind?: unknown; spec?: unknown }[]) {
+    if (d.kind !== 'VirtualService') continue;
+    const spec = d.spec as VirtualServiceSpec;
+    const routes = [
+      ...(spec.http ?? []).map((rule) => ({ rule, tls: false })),
+      ...(spec.tls ?? []).map((rule) => ({ rule, tls: true })),
+    ];
+    for (const { rule, tls } of routes)
       for (const r of rule.route ?? []) {
         const s = ports.get(r.destination.host) ?? new Set<number>();
         if (r.destination.port?.number !== undefined) s.add(r.destination.port.number);
         ports.set(r.destination.host, s);
+        if (tls) passthrough.add(r.destination.host);
       }
   }
   const servers: Closable[] = [];
   const resources: Resource[] = [];
   for (const [host, numbers] of ports) {
-    const { server, port } = await listen(
-      (req, res) => {
-        req.resume();
-        req.on('end', () => {
-          const body = JSON.stringify({
-            name: host,
-            url: req.url ?? null,
-            host: req.headers.host ?? null,
-            xfp: req.headers['x-forwarded-prefix'] ?? null,
-            user: req.headers['x-auth-user'] ?? null,
-          });
-          res.writeHead(200, { 'content-type': 'application/json', 'x-sluice-verify-echo': '1' });
-          res.end(body);
+    const echo: Handler = (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const body = JSON.stringify({
+          name: host,
+          url: req.url ?? null,
+          host: req.headers.host ?? null,
+          xfp: req.headers['x-forwarded-prefix'] ?? null,
+          user: req.headers['x-auth-user'] ?? null,
         });
-      },
-      backendProtocolOf(documents, host),
-    );
+        res.writeHead(200, { 'content-type': 'application/json', 'x-sluice-verify-echo': '1' });
+        res.end(body);
+      });
+    };
+    const { server, port } = passthrough.has(host)
+      ? await listenEitherWay(echo)
+      : await listen(echo, backendProtocolOf(documents, host));
     servers.push(server);
     resources.push(...serviceAt(set, host, numbers, port));
   }
@@ -400,8 +513,8 @@ export async function verifyConversion(
       ...echoes,
     ],
   };
-  const a = await startGateway(native, opts, opts.ingressHttpPort);
-  const b = await startGateway(istio, opts, opts.ingressHttpPort);
+  const a = await startGateway(native, opts);
+  const b = await startGateway(istio, opts);
   let differences = 0;
   let rateLimited = 0;
   let reached = 0;
@@ -416,28 +529,42 @@ export async function verifyConversion(
     const groups = weightedGroupsOf(documents);
     const split = (u: string | null, v: string | null): boolean =>
       u !== null && v !== null && groups.some((g) => g.includes(u) && g.includes(v));
-    for (const p of probes) {
-      const [x, y] = await Promise.all([ask(a.port, p), ask(b.port, p)]);
-      if (x.upstream !== null && y.upstream !== null) reached++;
+    const differ = (x: Answer, y: Answer, what: string): void => {
       const fields = (Object.keys(x) as (keyof Answer)[]).filter(
         (k) => x[k] !== y[k] && !(k === 'upstream' && split(x.upstream, y.upstream)),
       );
-      if (fields.length === 0) continue;
+      if (fields.length === 0) return;
       // A limit-* refusal: ingress-nginx's 503, the RateLimitPolicy's 429 (a documented difference).
       if (fields.length === 1 && x.status === 503 && y.status === 429) {
         rateLimited++;
-        continue;
+        return;
       }
       differences++;
+      io.out(
+        `differs: ${what}: ${fields.map((f) => `${f} ingress=${String(x[f])} istio=${String(y[f])}`).join(', ')}\n`,
+      );
+    };
+    for (const p of probes) {
+      const [x, y] = await Promise.all([ask(a.port, p), ask(b.port, p)]);
+      if (x.upstream !== null && y.upstream !== null) reached++;
       const hdrs = Object.entries(p.headers)
         .map(([k, v]) => ` ${k}: ${v}`)
         .join(';');
-      io.out(
-        `differs: ${p.host}${p.path}${hdrs === '' ? '' : ` [${hdrs.trim()}]`}: ${fields.map((f) => `${f} ingress=${String(x[f])} istio=${String(y[f])}`).join(', ')}\n`,
-      );
+      differ(x, y, `${p.host}${p.path}${hdrs === '' ? '' : ` [${hdrs.trim()}]`}`);
     }
+    const snis = sniProbesOf(documents);
+    let passedThrough = 0;
+    for (const sni of snis) {
+      const [x, y] = await Promise.all([askTls(a.tlsPort, sni), askTls(b.tlsPort, sni)]);
+      if (x.upstream !== null && y.upstream !== null) passedThrough++;
+      differ(x, y, `TLS with SNI ${sni} (ssl-passthrough)`);
+    }
+    const tls =
+      snis.length === 0
+        ? ''
+        : `; ${snis.length} TLS connection(s) by SNI (ssl-passthrough), ${passedThrough} passed through to a backend on both sides`;
     io.out(
-      `verify: ${probes.length} requests, ${differences} answered differently, ${reached} reached a backend on both sides${rateLimited > 0 ? ` (and ${rateLimited} rate limited: 503 natively, 429 converted, as documented)` : ''}\n`,
+      `verify: ${probes.length} requests, ${differences} answered differently, ${reached} reached a backend on both sides${rateLimited > 0 ? ` (and ${rateLimited} rate limited: 503 natively, 429 converted, as documented)` : ''}${tls}\n`,
     );
     return differences;
   } finally {

@@ -63,6 +63,35 @@ async function convert(args: string[]): Promise<{ code: number; out: string; err
   return { code, out, err };
 }
 
+type Documents = readonly Record<string, unknown>[];
+
+/** `--verify` of `source`'s conversion as `alter` changes it: how many answers differ, and the report. */
+async function verifyAltered(
+  source: string,
+  alter: (documents: Documents) => Documents,
+): Promise<{ differences: number; out: string }> {
+  const update = await readConfigSources({
+    paths: [source],
+    defaultNamespace: 'default',
+    certsDir: '/nonexistent',
+    gatewayNamespace: 'istio-system',
+    ingress: { ingressClass: 'nginx', httpPort: 80, httpsPort: 443 },
+  });
+  const rendered = renderConversion(
+    update.resources.resources.filter((r) => r.annotations[GENERATED_FROM] !== undefined),
+    new Map(),
+    { selector: { istio: 'ingressgateway' }, gatewayNamespace: 'istio-system' },
+  );
+  let out = '';
+  const opts = parseOptions('convert', ['ingress', '-f', source], {});
+  const differences = await verifyConversion(update.resources, alter(rendered.documents), opts, {
+    out: (t) => void (out += t),
+    err: () => {},
+    env: {},
+  });
+  return { differences, out };
+}
+
 describe('sluice convert ingress', () => {
   it('writes commented Istio YAML that loads without errors, and a summary; exit 0', async () => {
     const r = await convert(['-f', GUIDE]);
@@ -367,11 +396,15 @@ describe('sluice convert ingress', () => {
     expect(r.err).toMatch(/verify: \d+ requests, 0 answered differently/);
   });
 
-  it('ssl-passthrough becomes a PASSTHROUGH server and a tls route on the SNI', async () => {
+  it('ssl-passthrough becomes a PASSTHROUGH server and a tls route on the SNI; --verify follows the TLS to the backend', async () => {
     const { src } = await writeIngress('pass', { 'ssl-passthrough': 'true' }, [
       ingressPath('/', 'Prefix', 'web', 443),
     ]);
-    const r = await convert(['-f', src]);
+    const r = await convert(['-f', src, '--verify']);
+    // Plain HTTP keeps the Ingress's paths, to the same backend: every request reaches it too.
+    expect(r.err).toMatch(
+      /verify: (\d+) requests, 0 answered differently, \1 reached a backend on both sides; 1 TLS connection\(s\) by SNI \(ssl-passthrough\), 1 passed through to a backend on both sides/,
+    );
     const loaded = loadResources([{ file: 'converted.yaml', text: r.out }], { defaultNamespace: 'default' });
     expect(loaded.diagnostics.filter((d) => d.level === 'error').map(formatDiagnostic)).toEqual([]);
     const gw = loaded.resources.resources.find((x) => x.kind === 'Gateway')!;
@@ -390,36 +423,40 @@ describe('sluice convert ingress', () => {
     expect(r.code).toBe(0);
   });
 
+  it('--verify reports a passthrough conversion that sends the TLS elsewhere', async () => {
+    const { src } = await writeIngress('pass', { 'ssl-passthrough': 'true' }, [
+      ingressPath('/', 'Prefix', 'web', 443),
+    ]);
+    // The tls route pointed at another backend; its http routes left alone.
+    const { differences, out } = await verifyAltered(src, (documents) =>
+      documents.map((d) => {
+        if (d['kind'] !== 'VirtualService') return d;
+        const spec = d['spec'] as VirtualServiceSpec;
+        const tls = spec.tls?.map((t) => ({
+          ...t,
+          route: [{ destination: { host: 'other.default.svc.cluster.local', port: { number: 443 } } }],
+        }));
+        return { ...d, spec: { ...spec, tls } };
+      }),
+    );
+    expect(differences).toBe(1);
+    expect(out).toContain(
+      'differs: TLS with SNI demo.example.com (ssl-passthrough): upstream ingress=web.default.svc.cluster.local istio=other.default.svc.cluster.local',
+    );
+  });
+
   it('--verify reports a conversion that behaves differently', async () => {
-    const update = await readConfigSources({
-      paths: [GUIDE],
-      defaultNamespace: 'default',
-      certsDir: '/nonexistent',
-      gatewayNamespace: 'istio-system',
-      ingress: { ingressClass: 'nginx', httpPort: 80, httpsPort: 443 },
-    });
-    const all = update.resources.resources;
-    const rendered = renderConversion(
-      all.filter((r) => r.annotations[GENERATED_FROM] !== undefined),
-      new Map(),
-      { selector: { istio: 'ingressgateway' }, gatewayNamespace: 'istio-system' },
-    );
     // The guide's hand translation: a case-sensitive prefix, no rewrite of /receiveapi.
-    const broken = rendered.documents.map(
-      (d) =>
-        JSON.parse(
-          JSON.stringify(d)
-            .replace('"regex":"(?i)(?:/receiveapi(/|$)(.*)).*"', '"prefix":"/receiveapi/"')
-            .replace('"regex":"(?i)(?:/orders).*"', '"prefix":"/orders"'),
-        ) as Record<string, unknown>,
+    const { differences, out } = await verifyAltered(GUIDE, (documents) =>
+      documents.map(
+        (d) =>
+          JSON.parse(
+            JSON.stringify(d)
+              .replace('"regex":"(?i)(?:/receiveapi(/|$)(.*)).*"', '"prefix":"/receiveapi/"')
+              .replace('"regex":"(?i)(?:/orders).*"', '"prefix":"/orders"'),
+          ) as Record<string, unknown>,
+      ),
     );
-    let out = '';
-    const opts = parseOptions('convert', ['ingress', '-f', GUIDE], {});
-    const differences = await verifyConversion(update.resources, broken, opts, {
-      out: (t) => void (out += t),
-      err: () => {},
-      env: {},
-    });
     expect(differences).toBeGreaterThan(0);
     expect(out).toContain(
       'differs: demo.example.com/receiveapi: status ingress=200 istio=404, upstream ingress=demo-receive.demo.svc.cluster.local istio=null',
