@@ -864,8 +864,11 @@ function onPerTryTimeout(attempt: Attempt): void {
  * undici and the HTTP/2 pool pause the body exactly while the upstream socket is full and resume
  * it on 'drain', so a client slow to send, with nothing waiting to be written, never runs it.
  */
-function watchBodyWrites(body: Readable, attempt: Attempt): void {
-  (body as TimedBody)[kAttemptOfBody] = attempt;
+function watchBodyWrites(body: TimedBody, attempt: Attempt): void {
+  // A retry hands the same unread request to a new attempt: the listeners are already there.
+  const watched = body[kAttemptOfBody] !== undefined;
+  body[kAttemptOfBody] = attempt;
+  if (watched) return;
   body.on('pause', onBodyWriteBlocked);
   body.on('resume', onBodyWriteTaken);
 }
