@@ -90,4 +90,29 @@ describe('ingress-nginx annotations', () => {
       'warning proxy-body-size',
     ]);
   });
+
+  it('custom-http-errors: codes 400..599 in the order written, duplicates dropped; anything else drops the annotation', () => {
+    expect(
+      read({ 'custom-http-errors': '404, 503,404', 'default-backend': 'errors' }).value.errorPages,
+    ).toEqual({
+      codes: [404, 503],
+      defaultBackend: 'errors',
+      upstreamResponses: true,
+    });
+    const bad = read({ 'custom-http-errors': '404,302' });
+    expect(bad.value.errorPages).toBeNull();
+    expect(bad.problems.map((p) => `${p.level} ${p.annotation}`)).toEqual(['warning custom-http-errors']);
+    expect(read({ 'default-backend': 'errors' }).value.errorPages).toEqual({
+      codes: [],
+      defaultBackend: 'errors',
+      upstreamResponses: true,
+    });
+    expect(
+      read({ 'custom-http-errors': '503', 'disable-proxy-intercept-errors': 'true' }).value.errorPages
+        ?.upstreamResponses,
+    ).toBe(false);
+    const badName = read({ 'default-backend': 'Not_A/Service' });
+    expect(badName.value.errorPages).toBeNull();
+    expect(badName.problems[0]?.annotation).toBe('default-backend');
+  });
 });
