@@ -300,6 +300,8 @@ export function rewritePath(action: ForwardAction, path: string): string {
 /**
  * Starts forwarding `ctx` to `cluster`. Everything after this point answers through the
  * response itself, `onFailure` (upstream failures) or `onPlain` (other local replies).
+ * `page`: the route refused the request itself (a filter's answer) with a status its
+ * custom-http-errors list; the default backend's page answers instead and nothing goes upstream.
  */
 export function forwardRequest(
   ctx: ForwardContext,
@@ -308,6 +310,7 @@ export function forwardRequest(
   cluster: Cluster,
   onFailure: FailureReply,
   onPlain: PlainReply,
+  page: { readonly code: number; readonly keep: string[] | null } | null = null,
 ): void {
   ctx.clusterName = cluster.name;
   const newPath = rewritePath(action, ctx.path);
@@ -354,12 +357,13 @@ export function forwardRequest(
     errorPage: null,
   };
   ctx.fwd = state;
-  // VS-27: copies for the route's mirrors, never waited for; before the first attempt reads the body.
-  if (action.mirrors !== undefined && ctx.upgradeSocket === null)
-    startMirrors(ctx, action.mirrors, state.headers, upstreamPath, state.hasBody, action.timeoutMs);
   const res = ctx.res as WithAttempt;
   res[kCtx] = ctx;
   res.on('close', onDownstreamClose);
+  if (page !== null) return sendErrorPage(ctx, action.errorPages!, page.code, page.keep);
+  // VS-27: copies for the route's mirrors, never waited for; before the first attempt reads the body.
+  if (action.mirrors !== undefined && ctx.upgradeSocket === null)
+    startMirrors(ctx, action.mirrors, state.headers, upstreamPath, state.hasBody, action.timeoutMs);
   if (timeoutMs !== null && timeoutMs > 0) {
     // VS-22: the route timeout starts once the whole request has been received.
     if (state.hasBody && !ctx.req.complete) {
@@ -430,7 +434,8 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
     finish(ctx);
     return;
   }
-  const upgrade = ctx.upgradeSocket !== null;
+  // An error page request is a plain request, whatever the client asked to upgrade to.
+  const upgrade = ctx.upgradeSocket !== null && state.errorPage === null;
   const attempt = new Attempt(ctx, host, set);
   ctx.attempts += 1;
   state.headers[state.attemptCountIndex] = String(ctx.attempts);

@@ -34,6 +34,7 @@ beforeAll(async () => {
       req.on('end', () => {
         const m = /^\/status\/(\d{3})/.exec(req.url ?? '');
         const status = m === null ? 200 : Number(m[1]);
+        if (req.url === '/slow') return void setTimeout(() => res.end('late'), 3000);
         res.writeHead(status, {
           'content-type': 'text/plain',
           ...(status === 401 ? { 'www-authenticate': 'Basic realm="app"' } : {}),
@@ -203,6 +204,18 @@ describe('custom-http-errors with default-backend', () => {
     expect(gw.done.at(-1)!.clusterName).toBe('outbound|80||pages.default.svc.cluster.local');
   });
 
+  it('replaces a read timeout as 504', async () => {
+    const gw = await serve({
+      'custom-http-errors': '504',
+      'default-backend': 'pages',
+      'proxy-read-timeout': '1',
+    });
+    const r = await send(gw, '/slow');
+    expect(r.status).toBe(504);
+    expect((JSON.parse(r.text) as PageRequest).headers['x-code']).toBe('504');
+    expect(gw.done.at(-1)!.responseFlags).toBe('UT');
+  });
+
   it("leaves a failure whose nginx status is not listed to sluice's own reply", async () => {
     const down = await closedPort();
     const gw = await serve(
@@ -251,6 +264,30 @@ describe('custom-http-errors with default-backend', () => {
     const r = await send(gw, '/status/503');
     expect(r.text).toBe('app body 503');
     expect(pages.seen).toHaveLength(0);
+  });
+
+  it("replaces the route's own refusals too (proxy-body-size 413, whitelist-source-range 403), nothing reaching the app", async () => {
+    const gw = await serve({
+      ...ERRORS,
+      'custom-http-errors': '403,413',
+      'proxy-body-size': '4',
+    });
+    const big = await send(gw, '/upload', { method: 'PUT', body: 'too large' });
+    expect(big.status).toBe(413);
+    const got = JSON.parse(big.text) as PageRequest;
+    expect(got).toMatchObject({ method: 'PUT', url: '/', body: '' });
+    expect(got.headers).toMatchObject({ 'x-code': '413', 'x-original-uri': '/upload' });
+    expect(app.seen).toHaveLength(0);
+    await gw.close();
+    const closed = await serve({
+      ...ERRORS,
+      'custom-http-errors': '403',
+      'whitelist-source-range': '10.0.0.0/8',
+    });
+    const denied = await send(closed, '/x');
+    expect(denied.status).toBe(403);
+    expect(denied.headers['x-from']).toBe('pages');
+    expect(app.seen).toHaveLength(0);
   });
 
   it('does the same for HTTP/2 clients', async () => {
