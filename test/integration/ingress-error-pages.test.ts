@@ -13,6 +13,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatDiagnostic } from '../../src/errors/diagnostic.ts';
 import type { RequestContext } from '../../src/dataplane/request-context.ts';
 import { closeAllPools } from '../../src/upstream/pools.ts';
+import { Registry } from 'prom-client';
+import { createRequestMetrics } from '../../src/observability/request-metrics.ts';
+import { createRequestObserver } from '../../src/observability/request-observer.ts';
+import { until } from '../support/until.ts';
 import { startGatewayWithSnapshot, type TestGateway } from '../support/gateway.ts';
 import {
   compileIngressYaml,
@@ -21,7 +25,7 @@ import {
   sendIngress as send,
   serviceYaml,
 } from '../support/ingress.ts';
-import { closedPort, startEcho, type SeenRequest, type Upstream } from '../support/upstreams.ts';
+import { closedPort, startEcho, type Upstream } from '../support/upstreams.ts';
 
 let app: Upstream;
 let pages: Upstream;
@@ -97,7 +101,7 @@ ports: [{name: http, port: 80}]
 async function serve(
   annotations: Record<string, string>,
   services: { app?: string; pages?: string } = {},
-): Promise<TestGateway & { done: RequestContext[]; warnings: string[] }> {
+): Promise<TestGateway & { done: RequestContext[]; registry: Registry; warnings: string[] }> {
   const yaml = [
     ingressYaml({ name: 'web', annotations, paths: [path('/', 'Prefix', 'app')] }),
     services.app ?? serviceYaml('app', app.port),
@@ -107,13 +111,32 @@ async function serve(
   const errors = diagnostics.filter((d) => d.level === 'error');
   if (errors.length > 0) throw new Error(errors.map(formatDiagnostic).join('\n'));
   const done: RequestContext[] = [];
-  const gw = await startGatewayWithSnapshot(snapshot, { onRequestDone: (ctx) => done.push(ctx) });
+  const registry = new Registry();
+  const metrics = createRequestMetrics({
+    registry,
+    workload: 'sluice',
+    namespace: 'istio-system',
+    labels: {},
+  });
+  const observe = createRequestObserver({ accessLog: null, metrics, tracing: null });
+  const gw = await startGatewayWithSnapshot(snapshot, {
+    onRequestDone: (ctx) => {
+      observe(ctx);
+      done.push(ctx);
+    },
+  });
   cleanups.push(() => gw.close());
   return {
     ...gw,
     done,
+    registry,
     warnings: diagnostics.filter((d) => d.level === 'warning').map(formatDiagnostic),
   };
+}
+
+/** The context of the gateway's `n`th finished request (1-based), once it is done. */
+function finished(gw: { done: RequestContext[] }, n: number): Promise<RequestContext> {
+  return until(() => gw.done[n - 1], { what: `request ${n} finished` });
 }
 
 interface PageRequest {
@@ -152,11 +175,18 @@ describe('custom-http-errors with default-backend', () => {
     expect(app.seen).toHaveLength(1);
     expect(got.headers['x-request-id']).toBe(app.seen[0]!.headers['x-request-id']);
     // The log and metrics name the default backend, which answered.
-    const ctx = gw.done.at(-1)!;
+    const ctx = await finished(gw, 1);
     expect(ctx.clusterName).toBe('outbound|80||pages.default.svc.cluster.local');
     expect(ctx.upstreamHost?.hostPort).toBe(`127.0.0.1:${pages.port}`);
     expect(ctx.status).toBe(503);
     expect(ctx.responseDetails).toBe('custom_http_errors{503}');
+    const counted = (await gw.registry.getMetricsAsJSON()).find((m) => m.name === 'istio_requests_total');
+    expect(counted?.values.map((v) => v.labels)).toEqual([
+      expect.objectContaining({
+        destination_service: 'pages.default.svc.cluster.local',
+        response_code: '503',
+      }),
+    ]);
   });
 
   it('passes statuses that are not listed through with the upstream body', async () => {
@@ -167,7 +197,7 @@ describe('custom-http-errors with default-backend', () => {
     expect(pages.seen).toHaveLength(0);
     const ok = await send(gw, '/status/200');
     expect(ok.text).toBe('app body 200');
-    expect(gw.done.at(-1)!.clusterName).toBe('outbound|80||app.default.svc.cluster.local');
+    expect((await finished(gw, 2)).clusterName).toBe('outbound|80||app.default.svc.cluster.local');
   });
 
   it("keeps the client's method, sends no body, and omits X-Format without an Accept header", async () => {
@@ -200,8 +230,9 @@ describe('custom-http-errors with default-backend', () => {
     const got = JSON.parse(r.text) as PageRequest;
     expect(got.headers['x-code']).toBe('502');
     expect(got.headers['x-original-uri']).toBe('/x');
-    expect(gw.done.at(-1)!.responseFlags).toBe('UF');
-    expect(gw.done.at(-1)!.clusterName).toBe('outbound|80||pages.default.svc.cluster.local');
+    const ctx = await finished(gw, 1);
+    expect(ctx.responseFlags).toBe('UF');
+    expect(ctx.clusterName).toBe('outbound|80||pages.default.svc.cluster.local');
   });
 
   it('replaces a read timeout as 504', async () => {
@@ -213,7 +244,7 @@ describe('custom-http-errors with default-backend', () => {
     const r = await send(gw, '/slow');
     expect(r.status).toBe(504);
     expect((JSON.parse(r.text) as PageRequest).headers['x-code']).toBe('504');
-    expect(gw.done.at(-1)!.responseFlags).toBe('UT');
+    expect((await finished(gw, 1)).responseFlags).toBe('UT');
   });
 
   it("leaves a failure whose nginx status is not listed to sluice's own reply", async () => {
@@ -238,7 +269,7 @@ describe('custom-http-errors with default-backend', () => {
     expect(r.status).toBe(503);
     expect(r.text).toMatch(/^upstream connect error/);
     expect(r.text).not.toContain('app body');
-    const ctx = gw.done.at(-1)!;
+    const ctx = await finished(gw, 1);
     expect(ctx.clusterName).toBe('outbound|80||pages.default.svc.cluster.local');
     // Retried as the route's policy says (error timeout, 3 tries), then failed.
     expect(ctx.responseFlags).toBe('UF,URX');
@@ -318,7 +349,7 @@ describe('default-backend alone', () => {
       'x-service-port': '80',
     });
     expect(got.headers['x-original-uri']).toBeUndefined();
-    expect(gw.done.at(-1)!.clusterName).toBe('outbound|80||pages.default.svc.cluster.local');
+    expect((await finished(gw, 1)).clusterName).toBe('outbound|80||pages.default.svc.cluster.local');
   });
 
   it('changes nothing while the Service has endpoints: its errors pass through', async () => {
@@ -363,5 +394,3 @@ function h2Get(url: string, headers: Record<string, string>): Promise<{ status: 
     st.end();
   });
 }
-
-export type { SeenRequest };
