@@ -13,11 +13,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatDiagnostic } from '../../src/errors/diagnostic.ts';
 import type { RequestContext } from '../../src/dataplane/request-context.ts';
 import { closeAllPools } from '../../src/upstream/pools.ts';
-import { Registry } from 'prom-client';
-import { createRequestMetrics } from '../../src/observability/request-metrics.ts';
-import { createRequestObserver } from '../../src/observability/request-observer.ts';
+import type { Registry } from 'prom-client';
 import { until } from '../support/until.ts';
-import { startGatewayWithSnapshot, type TestGateway } from '../support/gateway.ts';
+import { metered, startGatewayWithSnapshot, type TestGateway } from '../support/gateway.ts';
 import {
   compileIngressYaml,
   ingressYaml,
@@ -110,26 +108,13 @@ async function serve(
   const { snapshot, diagnostics } = compileIngressYaml(yaml);
   const errors = diagnostics.filter((d) => d.level === 'error');
   if (errors.length > 0) throw new Error(errors.map(formatDiagnostic).join('\n'));
-  const done: RequestContext[] = [];
-  const registry = new Registry();
-  const metrics = createRequestMetrics({
-    registry,
-    workload: 'sluice',
-    namespace: 'istio-system',
-    labels: {},
-  });
-  const observe = createRequestObserver({ accessLog: null, metrics, tracing: null });
-  const gw = await startGatewayWithSnapshot(snapshot, {
-    onRequestDone: (ctx) => {
-      observe(ctx);
-      done.push(ctx);
-    },
-  });
+  const m = metered();
+  const gw = await startGatewayWithSnapshot(snapshot, { onRequestDone: m.onRequestDone });
   cleanups.push(() => gw.close());
   return {
     ...gw,
-    done,
-    registry,
+    done: m.done,
+    registry: m.registry,
     warnings: diagnostics.filter((d) => d.level === 'warning').map(formatDiagnostic),
   };
 }
