@@ -32,6 +32,9 @@ beforeAll(async () => {
   app = await startEcho({
     name: 'app',
     handle: (req, res) => {
+      // Answers at once, before the request body has arrived.
+      if (req.url === '/early')
+        return void res.writeHead(503, { 'content-type': 'text/plain' }).end('app early 503');
       req.resume();
       req.on('end', () => {
         const m = /^\/status\/(\d{3})/.exec(req.url ?? '');
@@ -194,6 +197,14 @@ describe('custom-http-errors with default-backend', () => {
     expect(got.body).toBe('');
     expect(got.headers['x-format']).toBeUndefined();
     expect(app.seen[0]!.method).toBe('POST');
+  });
+
+  it('answers with the page even when the upstream refuses before the request body has arrived', async () => {
+    const gw = await serve(ERRORS);
+    const body = Buffer.alloc(900 * 1024, 'x');
+    const r = await send(gw, '/early', { method: 'POST', body });
+    expect(r.status).toBe(503);
+    expect(r.headers['x-from']).toBe('pages');
   });
 
   it("keeps the upstream's WWW-Authenticate on an intercepted 401, as nginx does", async () => {
