@@ -503,6 +503,12 @@ function readErrorPages(
     });
     backend = null;
   }
+  if (!upstreamResponses && codes.length === 0)
+    problems.push({
+      level: 'warning',
+      annotation: 'disable-proxy-intercept-errors',
+      message: 'without custom-http-errors it has no effect',
+    });
   if (codes.length === 0 && backend === null) return null;
   return { codes, defaultBackend: backend, upstreamResponses };
 }

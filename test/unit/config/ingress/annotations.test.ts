@@ -111,6 +111,9 @@ describe('ingress-nginx annotations', () => {
       read({ 'custom-http-errors': '503', 'disable-proxy-intercept-errors': 'true' }).value.errorPages
         ?.upstreamResponses,
     ).toBe(false);
+    expect(read({ 'disable-proxy-intercept-errors': 'true' }).problems[0]?.message).toBe(
+      'without custom-http-errors it has no effect',
+    );
     const badName = read({ 'default-backend': 'Not_A/Service' });
     expect(badName.value.errorPages).toBeNull();
     expect(badName.problems[0]?.annotation).toBe('default-backend');
