@@ -17,7 +17,8 @@ import { GENERATED_FROM, MTLS_CLIENT_CA, MTLS_CREDENTIAL } from '../config/ingre
 import { compile } from '../compile/index.ts';
 import { createGateway, type Gateway } from '../control/reconcile.ts';
 import { formatDiagnostic } from '../errors/diagnostic.ts';
-import type { ServiceSpec } from '../model/kube.ts';
+import type { IngressSpec, ServiceSpec } from '../model/kube.ts';
+import { readAnnotations } from '../config/ingress/annotations.ts';
 import type { DestinationRuleSpec, HTTPMatchRequest, VirtualServiceSpec } from '../model/networking.ts';
 import type { Resource, ResourceSet } from '../model/resource.ts';
 import type { MeshConfigSpec } from '../model/sluice.ts';
@@ -242,6 +243,45 @@ function askTls(port: number | null, sni: string): Promise<Answer> {
 
 /** The header a probe sets to steer the stand-in auth service: allow, forbid, else 401. */
 export const VERIFY_AUTH_HEADER = 'x-sluice-verify-auth';
+/** The status a probe asks the echo upstreams for (custom-http-errors); X-Code wins, as an error page backend answers it. */
+export const VERIFY_STATUS_HEADER = 'x-sluice-verify-status';
+
+/**
+ * custom-http-errors: for each path of an Ingress that lists codes, a probe whose upstream
+ * answers the first of them. Natively the default backend answers; converted, the upstream does.
+ */
+export function errorPageProbesOf(set: ResourceSet): Probe[] {
+  const out: Probe[] = [];
+  for (const ing of set.resources) {
+    if (ing.kind !== 'Ingress') continue;
+    const code = readAnnotations(ing.annotations, ing.namespace).value.errorPages?.codes[0];
+    if (code === undefined) continue;
+    for (const rule of (ing.spec as IngressSpec).rules ?? [])
+      for (const p of rule.http?.paths ?? [])
+        out.push({
+          host: rule.host ?? 'unknown-host.example',
+          path: literalPrefix(p.path ?? '/') || '/',
+          headers: { [VERIFY_STATUS_HEADER]: String(code) },
+        });
+  }
+  return out;
+}
+
+/** The default-backend Services of the Ingresses, as `host` → their first port (what ingress-nginx uses). */
+function defaultBackendsOf(set: ResourceSet): Map<string, Set<number>> {
+  const out = new Map<string, Set<number>>();
+  for (const ing of set.resources) {
+    if (ing.kind !== 'Ingress') continue;
+    const name = readAnnotations(ing.annotations, ing.namespace).value.errorPages?.defaultBackend;
+    const svc = set.resources.find(
+      (r) => r.kind === 'Service' && r.name === name && r.namespace === ing.namespace,
+    );
+    const port = (svc?.spec as ServiceSpec | undefined)?.ports[0]?.port;
+    if (name != null && port !== undefined)
+      out.set(`${name}.${ing.namespace}.svc.cluster.local`, new Set([port]));
+  }
+  return out;
+}
 
 /** The ext_authz providers' services of the converted YAML (auth-url), as `host` → ports. */
 function authServicesOf(documents: readonly Record<string, unknown>[]): Map<string, Set<number>> {
@@ -415,6 +455,7 @@ async function startEchoes(
         if (tls) passthrough.add(r.destination.host);
       }
   }
+  for (const [host, numbers] of defaultBackendsOf(set)) if (!ports.has(host)) ports.set(host, numbers);
   const servers: Closable[] = [];
   const resources: Resource[] = [];
   for (const [host, numbers] of ports) {
@@ -428,7 +469,11 @@ async function startEchoes(
           xfp: req.headers['x-forwarded-prefix'] ?? null,
           user: req.headers['x-auth-user'] ?? null,
         });
-        res.writeHead(200, { 'content-type': 'application/json', 'x-sluice-verify-echo': '1' });
+        const status = req.headers['x-code'] ?? req.headers[VERIFY_STATUS_HEADER];
+        res.writeHead(typeof status === 'string' ? Number(status) : 200, {
+          'content-type': 'application/json',
+          'x-sluice-verify-echo': '1',
+        });
         res.end(body);
       });
     };
@@ -517,6 +562,7 @@ export async function verifyConversion(
   const b = await startGateway(istio, opts);
   let differences = 0;
   let rateLimited = 0;
+  let errorPages = 0;
   let reached = 0;
   try {
     if (typeof a === 'string' || typeof b === 'string') {
@@ -525,11 +571,11 @@ export async function verifyConversion(
       );
       return 1;
     }
-    const probes = probesOf(documents);
+    const probes = [...probesOf(documents), ...errorPageProbesOf(set)];
     const groups = weightedGroupsOf(documents);
     const split = (u: string | null, v: string | null): boolean =>
       u !== null && v !== null && groups.some((g) => g.includes(u) && g.includes(v));
-    const differ = (x: Answer, y: Answer, what: string): void => {
+    const differ = (x: Answer, y: Answer, what: string, errorPage = false): void => {
       const fields = (Object.keys(x) as (keyof Answer)[]).filter(
         (k) => x[k] !== y[k] && !(k === 'upstream' && split(x.upstream, y.upstream)),
       );
@@ -537,6 +583,11 @@ export async function verifyConversion(
       // A limit-* refusal: ingress-nginx's 503, the RateLimitPolicy's 429 (a documented difference).
       if (fields.length === 1 && x.status === 503 && y.status === 429) {
         rateLimited++;
+        return;
+      }
+      // custom-http-errors: the default backend's page (or the built-in 404) natively, the upstream's own answer converted (documented).
+      if (errorPage) {
+        errorPages++;
         return;
       }
       differences++;
@@ -550,7 +601,12 @@ export async function verifyConversion(
       const hdrs = Object.entries(p.headers)
         .map(([k, v]) => ` ${k}: ${v}`)
         .join(';');
-      differ(x, y, `${p.host}${p.path}${hdrs === '' ? '' : ` [${hdrs.trim()}]`}`);
+      differ(
+        x,
+        y,
+        `${p.host}${p.path}${hdrs === '' ? '' : ` [${hdrs.trim()}]`}`,
+        p.headers[VERIFY_STATUS_HEADER] !== undefined,
+      );
     }
     const snis = sniProbesOf(documents);
     let passedThrough = 0;
@@ -564,7 +620,7 @@ export async function verifyConversion(
         ? ''
         : `; ${snis.length} TLS connection(s) by SNI (ssl-passthrough), ${passedThrough} passed through to a backend on both sides`;
     io.out(
-      `verify: ${probes.length} requests, ${differences} answered differently, ${reached} reached a backend on both sides${rateLimited > 0 ? ` (and ${rateLimited} rate limited: 503 natively, 429 converted, as documented)` : ''}${tls}\n`,
+      `verify: ${probes.length} requests, ${differences} answered differently, ${reached} reached a backend on both sides${rateLimited > 0 ? ` (and ${rateLimited} rate limited: 503 natively, 429 converted, as documented)` : ''}${errorPages > 0 ? ` (and ${errorPages} upstream error answer(s) replaced by the default backend natively, passed as they are converted: custom-http-errors, as documented)` : ''}${tls}\n`,
     );
     return differences;
   } finally {

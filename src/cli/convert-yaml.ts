@@ -255,6 +255,26 @@ export function renderConversion(
                 note(ing, 'difference', `ingress-nginx's default ${t.annotation} 60 s ${t.byDefault}`),
               );
           }
+          const pages = ingressNginx.errorPages;
+          if (pages !== undefined) {
+            const backend = annotations[`${NGINX_PREFIX}default-backend`];
+            if (pages.codes.length > 0)
+              lines.push(
+                note(
+                  ing,
+                  'not-expressed',
+                  `custom-http-errors ${pages.codes.join(',')}: Istio cannot replace an upstream's error answer with another backend's, so clients get the upstream's own (sluice serving the Ingress sends ${backend === undefined ? 'a built-in 404' : `default-backend ${backend}'s answer to a request with X-Code, X-Format, X-Original-URI …`})`,
+                ),
+              );
+            if (backend !== undefined)
+              lines.push(
+                note(
+                  ing,
+                  'not-expressed',
+                  `default-backend ${backend}: Istio has no fallback for a Service without endpoints, so such requests get 503 (sluice serving the Ingress forwards them to ${backend} with X-Code 503)`,
+                ),
+              );
+          }
           const limits = ingressNginx.rateLimit;
           if (limits !== undefined && rule.name !== undefined) {
             const key = `${r.namespace}/${limits.ingress}`;

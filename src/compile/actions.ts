@@ -28,6 +28,7 @@ import { parseDuration } from '../util/duration.ts';
 import { compileRe2 } from '../util/re2.ts';
 import { parseCommandOperators } from '../util/command-operators.ts';
 import { resolveDestination, type ClusterContext } from './clusters.ts';
+import { compileErrorPages } from './error-pages.ts';
 import type { MatchBuildProblem } from './match.ts';
 import { perMillionOf } from './route-filters.ts';
 
@@ -399,10 +400,23 @@ export function compileAction(input: ActionInput, problems: ActionProblem[]): Ro
   const mirrors = compileMirrors(input);
   const readTimeoutMs = rule.ingressNginx?.readTimeoutMs;
   const sendTimeoutMs = rule.ingressNginx?.sendTimeoutMs;
-  return {
+  const forward: ForwardAction = {
     ...action,
     ...(mirrors === undefined ? {} : { mirrors }),
     ...(readTimeoutMs === undefined || readTimeoutMs <= 0 ? {} : { readTimeoutMs }),
     ...(sendTimeoutMs === undefined || sendTimeoutMs <= 0 ? {} : { sendTimeoutMs }),
   };
+  const pages = rule.ingressNginx?.errorPages;
+  if (pages === undefined) return forward;
+  const errorPages = compileErrorPages(pages, forward, (d) =>
+    resolveDestination(
+      input.ctx,
+      d,
+      input.vsNamespace,
+      input.serverPort,
+      input.owner,
+      `${path}.ingressNginx.errorPages.backend`,
+    ),
+  );
+  return { ...forward, errorPages };
 }

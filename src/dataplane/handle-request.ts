@@ -347,6 +347,13 @@ function act(ctx: RequestContext): void {
 /** A filter's answer: 401/403 from jwt_authn or RBAC, the authorizer's denial, a fault abort … */
 function replyFromFilter(ctx: RequestContext, r: FilterReply): void {
   if (r.headersOnly === true) return writeHeadersOnly(ctx, r);
+  const action = ctx.route?.action;
+  if (
+    action?.kind === 'forward' &&
+    action.errorPages?.codes.has(r.status) === true &&
+    errorPageFor(ctx, action, r)
+  )
+    return;
   // A gRPC status only matters to gRPC requests, whose local replies carry it (Envoy's
   // sendLocalReply grpc_status override); others get the plain HTTP reply.
   const headers =
@@ -354,6 +361,26 @@ function replyFromFilter(ctx: RequestContext, r: FilterReply): void {
       ? [...(r.headers ?? []), 'grpc-status', String(r.grpcStatus)]
       : r.headers;
   sendLocalReply(ctx, r.status, r.flag, r.details, r.body, headers);
+}
+
+/**
+ * ingress-nginx's error_page covers the location's own refusals too (413, 401, 403, limit_req's
+ * 503): a listed one is answered by the default backend's page, a 401 keeping its challenge.
+ */
+function errorPageFor(ctx: RequestContext, action: ForwardAction, r: FilterReply): boolean {
+  const dest = pickDestination(action);
+  if (dest.cluster === null) return false;
+  if (r.flag !== '-') ctx.responseFlags = r.flag;
+  let keep: string[] | null = null;
+  const h = r.headers;
+  if (h !== null)
+    for (let i = 0; i < h.length; i += 2)
+      if (h[i]!.toLowerCase() === 'www-authenticate') (keep ??= []).push('www-authenticate', h[i + 1]!);
+  forwardRequest(ctx, action, dest, dest.cluster, sendUpstreamFailure, sendLocalReply, {
+    code: r.status,
+    keep,
+  });
+  return true;
 }
 
 /** A CORS preflight answer: the filter's headers (and ext_authz's), no route header operations. */

@@ -297,6 +297,23 @@ export interface IngressNginxRoute {
     readonly connections: number;
     readonly exempt: readonly string[];
   };
+  /**
+   * custom-http-errors / default-backend: upstream answers (and upstream failures, by nginx's code
+   * for them) with a listed status are replaced by the default backend's answer to a request
+   * carrying X-Code and the rest; while the route's own Service has no endpoints the default
+   * backend serves the route. `backend` null = no default backend (ingress-nginx's built-in 404).
+   */
+  readonly errorPages?: {
+    readonly codes: readonly number[];
+    /** False with disable-proxy-intercept-errors: only the gateway's own errors are replaced. */
+    readonly upstreamResponses: boolean;
+    readonly backend: Destination | null;
+    /** X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port (the port as the Ingress writes it). */
+    readonly namespace: string;
+    readonly ingress: string;
+    readonly service: string;
+    readonly servicePort: string;
+  };
 }
 
 export interface L4MatchAttributes {

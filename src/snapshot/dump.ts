@@ -131,6 +131,16 @@ function dumpAction(action: RouteAction): unknown {
         timeoutMs: action.timeoutMs,
         ...(action.readTimeoutMs !== undefined ? { readTimeoutMs: action.readTimeoutMs } : {}),
         ...(action.sendTimeoutMs !== undefined ? { sendTimeoutMs: action.sendTimeoutMs } : {}),
+        ...(action.errorPages !== undefined
+          ? {
+              errorPages: {
+                codes: [...action.errorPages.codes],
+                upstreamResponses: action.errorPages.upstreamResponses,
+                backend: action.errorPages.backend === null ? null : dumpAction(action.errorPages.backend),
+                headers: action.errorPages.headers,
+              },
+            }
+          : {}),
         retry: dumpRetry(action.retry),
         ...(action.hashPolicy.length > 0 ? { hashPolicy: action.hashPolicy } : {}),
         mirrors: action.mirrors?.map((m) => ({

@@ -375,6 +375,29 @@ export interface ForwardAction {
    * of the request body to the upstream may stay blocked (504 UT); absent = none.
    */
   readonly sendTimeoutMs?: number;
+  /** ingress-nginx's custom-http-errors / default-backend; absent = none (most routes). */
+  readonly errorPages?: ErrorPages;
+}
+
+/**
+ * ingress-nginx's error pages on a route from an Ingress (`proxy_intercept_errors on; error_page
+ * CODE = @custom_…`): an upstream answer (or nginx's code for an upstream failure) in `codes` is
+ * dropped, body unread, and the default backend's answer to a request for `/` with X-Code,
+ * X-Format, X-Original-URI and the headers below goes to the client instead; while the route's
+ * cluster has no endpoints the request itself goes to the default backend (X-Code 503).
+ */
+export interface ErrorPages {
+  readonly codes: ReadonlySet<number>;
+  /** False with disable-proxy-intercept-errors: upstream answers pass, failures are still replaced. */
+  readonly upstreamResponses: boolean;
+  /**
+   * The default backend as a forward of its own (one destination, the route's retries and read
+   * timeout, no error pages: nginx does not intercept the error page's answer); null = none, and a
+   * listed status gets ingress-nginx's built-in 404.
+   */
+  readonly backend: ForwardAction | null;
+  /** x-namespace, x-ingress-name, x-service-name, x-service-port: flat name/value, built once. */
+  readonly headers: readonly string[];
 }
 
 /**

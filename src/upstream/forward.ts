@@ -11,7 +11,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable, type Duplex } from 'node:stream';
-import type { Cluster, ForwardAction, Route, Snapshot, WeightedCluster } from '../snapshot/types.ts';
+import type {
+  Cluster,
+  ErrorPages,
+  ForwardAction,
+  Route,
+  Snapshot,
+  WeightedCluster,
+} from '../snapshot/types.ts';
 import {
   groupFor,
   leaveQueue,
@@ -33,6 +40,7 @@ import { peerAddress, trustedClientAddress } from '../observability/request-fact
 import { createGrpcExchange, isGrpcContentType, parseGrpcTimeout, type GrpcExchange } from '../util/grpc.ts';
 import { addTrailers, endWithHeaders, expectTrailers } from './trailers.ts';
 import { startMirrors } from './mirror.ts';
+import { challengesOf, errorRequestHeaders, nginxFailureStatus } from './error-pages.ts';
 import {
   Base64RequestBody,
   bridgeResponseData,
@@ -114,6 +122,11 @@ export interface ForwardState {
   holdsRetry: boolean;
   /** The exchange is over: completed, answered locally, failed or abandoned. */
   over: boolean;
+  /**
+   * An ingress-nginx error page request (custom-http-errors) in place of the route's answer:
+   * the upstream headers its answer keeps (a 401's WWW-Authenticate); null for every other exchange.
+   */
+  errorPage: { readonly keep: readonly string[] | null } | null;
 }
 
 const kAttempt = Symbol('sluice.attempt');
@@ -287,6 +300,8 @@ export function rewritePath(action: ForwardAction, path: string): string {
 /**
  * Starts forwarding `ctx` to `cluster`. Everything after this point answers through the
  * response itself, `onFailure` (upstream failures) or `onPlain` (other local replies).
+ * `page`: the route refused the request itself (a filter's answer) with a status its
+ * custom-http-errors list; the default backend's page answers instead and nothing goes upstream.
  */
 export function forwardRequest(
   ctx: ForwardContext,
@@ -295,6 +310,7 @@ export function forwardRequest(
   cluster: Cluster,
   onFailure: FailureReply,
   onPlain: PlainReply,
+  page: { readonly code: number; readonly keep: string[] | null } | null = null,
 ): void {
   ctx.clusterName = cluster.name;
   const newPath = rewritePath(action, ctx.path);
@@ -338,14 +354,16 @@ export function forwardRequest(
     hashed: false,
     holdsRetry: false,
     over: false,
+    errorPage: null,
   };
   ctx.fwd = state;
-  // VS-27: copies for the route's mirrors, never waited for; before the first attempt reads the body.
-  if (action.mirrors !== undefined && ctx.upgradeSocket === null)
-    startMirrors(ctx, action.mirrors, state.headers, upstreamPath, state.hasBody, action.timeoutMs);
   const res = ctx.res as WithAttempt;
   res[kCtx] = ctx;
   res.on('close', onDownstreamClose);
+  if (page !== null) return sendErrorPage(ctx, action.errorPages!, page.code, page.keep);
+  // VS-27: copies for the route's mirrors, never waited for; before the first attempt reads the body.
+  if (action.mirrors !== undefined && ctx.upgradeSocket === null)
+    startMirrors(ctx, action.mirrors, state.headers, upstreamPath, state.hasBody, action.timeoutMs);
   if (timeoutMs !== null && timeoutMs > 0) {
     // VS-22: the route timeout starts once the whole request has been received.
     if (state.hasBody && !ctx.req.complete) {
@@ -408,12 +426,16 @@ function attemptWith(ctx: ForwardContext, set: HostSet): void {
   }
   const host = pickHost(set, state.action.retry.skipTriedHosts ? state.tried : null, state.hash);
   if (host === null) {
+    // ingress-nginx's default backend stands in for a Service without endpoints.
+    if (set.hosts.length === 0 && (state.errorPage !== null || state.action.errorPages !== undefined))
+      return noEndpoints(ctx, set.cluster);
     // No usable endpoint (none configured, a DNS name with no answer, all ejected): 503 UH (DP-4, DR-7).
     state.onPlain(ctx, 503, 'UH', 'no_healthy_upstream', NO_HEALTHY_UPSTREAM);
     finish(ctx);
     return;
   }
-  const upgrade = ctx.upgradeSocket !== null;
+  // An error page request is a plain request, whatever the client asked to upgrade to.
+  const upgrade = ctx.upgradeSocket !== null && state.errorPage === null;
   const attempt = new Attempt(ctx, host, set);
   ctx.attempts += 1;
   state.headers[state.attemptCountIndex] = String(ctx.attempts);
@@ -574,6 +596,14 @@ class Attempt implements SlotUser {
         ctx.responseFlags = 'UO';
       } else if (ctx.attempts > 1) ctx.responseFlags = 'URX';
     }
+    const pages = state.action.errorPages;
+    if (pages !== undefined && pages.upstreamResponses && pages.codes.has(statusCode)) {
+      // proxy_intercept_errors: the answer's body is never read; nginx closes the connection too.
+      this.cancel();
+      ctx.upstreamServiceTimeMs = Math.round(performance.now() - ctx.upstreamStartMs);
+      sendErrorPage(ctx, pages, statusCode, statusCode === 401 ? challengesOf(rawHeaders) : null);
+      return false;
+    }
     this.headersSent = true;
     ctx.finished = true;
     const res = ctx.res as WithAttempt;
@@ -594,6 +624,7 @@ class Attempt implements SlotUser {
     if (ctx.responseHeadersToAdd !== null) replaceHeaders(headers, ctx.responseHeadersToAdd);
     if (state.hash !== null && state.hash.setCookie !== null)
       headers.push('set-cookie', state.hash.setCookie);
+    if (state.errorPage !== null && state.errorPage.keep !== null) headers.push(...state.errorPage.keep);
     this.resume = resume;
     res[kAttempt] = this;
     if (endStream && ctx.grpc !== null) ctx.grpc.status = headerValue(rawHeaders, 'grpc-status');
@@ -805,8 +836,113 @@ function attemptFailed(ctx: ForwardContext, attempt: Attempt | null, err: unknow
     brokenRetry = true;
   }
   const retried = ctx.attempts > 1;
+  if (state.action.errorPages !== undefined && failureErrorPage(ctx, failure, retried, brokenRetry)) return;
   state.onFailure(ctx, failure, retried);
   if (brokenRetry) ctx.responseFlags = withOverflowFlag(ctx.responseFlags);
+  finish(ctx);
+}
+
+// ---------------------------------------------------------------- ingress-nginx error pages
+
+/**
+ * An upstream failure whose nginx status is listed (custom-http-errors): the default backend's
+ * page answers instead of sluice's failure reply; the log keeps the failure's flags.
+ */
+function failureErrorPage(
+  ctx: ForwardContext,
+  f: UpstreamFailure,
+  retried: boolean,
+  brokenRetry: boolean,
+): boolean {
+  const pages = ctx.fwd!.action.errorPages!;
+  const code = nginxFailureStatus(f);
+  if (!pages.codes.has(code)) return false;
+  ctx.responseFlags = retried && f.flag !== 'UT' ? f.flag + ',URX' : f.flag;
+  if (brokenRetry) ctx.responseFlags = withOverflowFlag(ctx.responseFlags);
+  if (f.transportFailureReason !== undefined) ctx.transportFailureReason = f.transportFailureReason;
+  sendErrorPage(ctx, pages, code, null);
+  return true;
+}
+
+/**
+ * nginx's `error_page CODE = @custom_…`: the route's exchange ends and a request for `/` with the
+ * X-* headers goes to the default backend, whose answer (status included) streams to the client.
+ * Its own answer is never intercepted (its action has no error pages); without a default backend
+ * the answer is ingress-nginx's built-in 404.
+ */
+function sendErrorPage(ctx: ForwardContext, pages: ErrorPages, code: number, keep: string[] | null): void {
+  const prev = ctx.fwd!;
+  prev.over = true;
+  releaseRetry(prev);
+  clearRouteTimer(ctx);
+  ctx.responseDetails = 'custom_http_errors{' + code + '}';
+  const backend = pages.backend;
+  const dest = backend === null ? null : backend.destinations[0]!;
+  if (backend === null || dest === null || dest.cluster === null) return noDefaultBackend(ctx);
+  const built = errorRequestHeaders(prev.headers, pages, code, {
+    authority: ctx.authority,
+    originalUri: ctx.rawUrl,
+  });
+  ctx.fwd = {
+    ...prev,
+    action: backend,
+    dest,
+    cluster: dest.cluster,
+    headers: built.headers,
+    attemptCountIndex: built.attemptCountIndex,
+    upstreamPath: ctx.query === '' ? '/' : '/?' + ctx.query,
+    // The request body went to the upstream as it came and is not kept (nginx resends its buffered copy).
+    hasBody: false,
+    timeoutMs: null,
+    // Timers and the retry hold were released above; the rest starts afresh for the new cluster.
+    over: false,
+    current: null,
+    tried: null,
+    set: null,
+    hash: null,
+    hashed: false,
+    errorPage: { keep },
+  };
+  ctx.clusterName = dest.clusterName;
+  // Attempts (and retries, URX) count from here: the log's upstream is the default backend.
+  ctx.attempts = 0;
+  startAttempt(ctx);
+}
+
+/** No default backend, or one without endpoints: ingress-nginx's own default server answers 404. */
+function noDefaultBackend(ctx: ForwardContext): void {
+  const state = ctx.fwd!;
+  state.onPlain(ctx, 404, '-', 'custom_http_errors_without_default_backend', null);
+  finish(ctx);
+}
+
+/**
+ * The route's cluster has no endpoints: its default-backend serves the request as it is, with
+ * X-Code 503 (controller.go puts the custom default backend in the location's place); without
+ * one, or when that has none either, nginx's 503, replaced when listed.
+ */
+function noEndpoints(ctx: ForwardContext, cluster: Cluster): void {
+  const state = ctx.fwd!;
+  if (state.errorPage !== null) return noDefaultBackend(ctx);
+  const pages = state.action.errorPages!;
+  const backend = pages.backend?.destinations[0];
+  if (backend !== undefined && backend.cluster !== null && backend.cluster !== cluster) {
+    const built = errorRequestHeaders(state.headers, pages, 503, null);
+    ctx.fwd = {
+      ...state,
+      cluster: backend.cluster,
+      headers: built.headers,
+      attemptCountIndex: built.attemptCountIndex,
+    };
+    ctx.clusterName = backend.clusterName;
+    startAttempt(ctx);
+    return;
+  }
+  if (pages.codes.has(503)) {
+    ctx.responseFlags = 'UH';
+    return sendErrorPage(ctx, pages, 503, null);
+  }
+  state.onPlain(ctx, 503, 'UH', 'no_healthy_upstream', NO_HEALTHY_UPSTREAM);
   finish(ctx);
 }
 
@@ -917,6 +1053,11 @@ function attemptTimedOut(attempt: Attempt): void {
     }
     brokenRetry = true;
   }
+  if (
+    state.action.errorPages !== undefined &&
+    failureErrorPage(ctx, PER_TRY_TIMEOUT, ctx.attempts > 1, brokenRetry)
+  )
+    return;
   state.onFailure(ctx, PER_TRY_TIMEOUT, ctx.attempts > 1);
   if (brokenRetry) ctx.responseFlags = withOverflowFlag(ctx.responseFlags);
   finish(ctx);
@@ -947,6 +1088,7 @@ function onRouteTimeout(ctx: ForwardContext): void {
     attempt.cancel();
     noteLocalFailure(attempt, true);
   }
+  if (state.action.errorPages !== undefined && failureErrorPage(ctx, PER_TRY_TIMEOUT, false, false)) return;
   state.onFailure(ctx, PER_TRY_TIMEOUT, false);
   finish(ctx);
 }

@@ -221,6 +221,32 @@ describe('sluice convert ingress', () => {
     expect(r.code).toBe(0);
   });
 
+  it('custom-http-errors and default-backend are reported as not expressed; --verify sees only the documented error pages', async () => {
+    const { src } = await writeIngress(
+      'paged',
+      { 'custom-http-errors': '503', 'default-backend': 'errors' },
+      [ingressPath('/app', 'Prefix', 'web')],
+    );
+    await writeFile(
+      src,
+      (await readFile(src, 'utf8')) +
+        '---\napiVersion: v1\nkind: Service\nmetadata: {name: errors, namespace: default}\nspec:\n  ports: [{name: http, port: 8080}]\n',
+    );
+    const r = await convert(['-f', src, '--verify']);
+    expect(r.err).toContain(
+      "NOT EXPRESSED Ingress default/paged: custom-http-errors 503: Istio cannot replace an upstream's error answer",
+    );
+    expect(r.err).toContain(
+      'NOT EXPRESSED Ingress default/paged: default-backend errors: Istio has no fallback',
+    );
+    expect(r.out).toContain('# NOT EXPRESSED: custom-http-errors 503');
+    // The probe whose upstream answers 503: the error page natively, the 503 itself converted.
+    expect(r.err).toMatch(
+      /verify: \d+ requests, 0 answered differently, \d+ reached a backend on both sides \(and 1 upstream error answer\(s\) replaced by the default backend natively/,
+    );
+    expect(r.code).toBe(1);
+  });
+
   it('sluice.dev/limit-storage Global becomes storage Global; limit-connections goes to a Local policy of its own', async () => {
     const policiesOf = (yaml: string) => {
       const loaded = loadResources([{ file: 'converted.yaml', text: yaml }], { defaultNamespace: 'default' });

@@ -50,6 +50,17 @@ export async function startRecordingGateway(yaml: string): Promise<TestGateway &
 export async function startMeteredGateway(
   yaml: string,
 ): Promise<TestGateway & { done: RequestContext[]; registry: Registry }> {
+  const m = metered();
+  const gw = await startGatewayFromYaml(yaml, { onRequestDone: m.onRequestDone });
+  return { ...gw, done: m.done, registry: m.registry };
+}
+
+/** A gateway option recording every finished request in `done` and counting its metrics in `registry`. */
+export function metered(): {
+  readonly done: RequestContext[];
+  readonly registry: Registry;
+  readonly onRequestDone: (ctx: RequestContext) => void;
+} {
   const registry = new Registry();
   const metrics = createRequestMetrics({
     registry,
@@ -59,13 +70,14 @@ export async function startMeteredGateway(
   });
   const observe = createRequestObserver({ accessLog: null, metrics, tracing: null });
   const done: RequestContext[] = [];
-  const gw = await startGatewayFromYaml(yaml, {
+  return {
+    done,
+    registry,
     onRequestDone: (ctx) => {
       observe(ctx);
       done.push(ctx);
     },
-  });
-  return { ...gw, done, registry };
+  };
 }
 
 export interface TestGateway {

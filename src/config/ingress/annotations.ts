@@ -115,6 +115,8 @@ export interface IngressAnnotations {
   /** whitelist-source-range / denylist-source-range: IPs and CIDRs, empty when unset. */
   readonly allowSourceRanges: readonly string[];
   readonly denySourceRanges: readonly string[];
+  /** custom-http-errors, default-backend, disable-proxy-intercept-errors; null when none is set. */
+  readonly errorPages: ErrorPageSettings | null;
   /** Annotations read here, as `name` without the prefix (for the convert report). */
   readonly used: readonly string[];
 }
@@ -136,6 +138,20 @@ export interface IngressRateLimit {
 }
 
 export type ExternalAuth = IngressExternalAuth;
+
+/**
+ * ingress-nginx's error pages (annotations/customhttperrors, defaultbackend,
+ * disableproxyintercepterrors): the listed statuses (400..599) go to the default backend; the
+ * default backend also serves the location while its own Service has no endpoints.
+ */
+export interface ErrorPageSettings {
+  /** custom-http-errors, deduplicated in the order written; empty with default-backend alone. */
+  readonly codes: readonly number[];
+  /** default-backend: a Service in the Ingress's namespace; null = none. */
+  readonly defaultBackend: string | null;
+  /** disable-proxy-intercept-errors: upstream answers pass; only nginx's own errors are replaced. */
+  readonly upstreamResponses: boolean;
+}
 
 export interface AnnotationProblem {
   readonly level: 'error' | 'warning';
@@ -178,8 +194,6 @@ const NOT_YET: Readonly<Record<string, string>> = {
     'the upstream chain length is not limited (a chain through intermediates verifies)',
   'proxy-ssl-ciphers': "Node's default ciphers are offered",
   'proxy-ssl-protocols': 'TLS 1.2 and 1.3 are offered',
-  'custom-http-errors': 'upstream error responses are passed through unchanged',
-  'default-backend': 'unmatched requests get 404',
 };
 
 const DEFAULT_CORS_METHODS = ['GET', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS'];
@@ -416,6 +430,7 @@ export function readAnnotations(
   const sslPassthrough = bool('ssl-passthrough', false);
   const allowSourceRanges = ranges('whitelist-source-range');
   const denySourceRanges = ranges('denylist-source-range');
+  const errorPages = readErrorPages(str, bool, problems);
   for (const name of a.keys())
     problems.push({
       level: 'warning',
@@ -444,6 +459,7 @@ export function readAnnotations(
       hash,
       allowSourceRanges,
       denySourceRanges,
+      errorPages,
       basicAuth,
       rateLimit,
       externalAuth,
@@ -455,6 +471,51 @@ export function readAnnotations(
     },
     problems,
   };
+}
+
+/**
+ * custom-http-errors (ingress-nginx's validation: codes 400..599, comma-separated), default-backend
+ * (a Service name, ValidateServiceName) and disable-proxy-intercept-errors. A malformed value
+ * makes ingress-nginx drop the annotation; here it is a warning and the annotation has no effect.
+ */
+function readErrorPages(
+  str: (name: string) => string | null,
+  bool: (name: string, dflt: boolean) => boolean,
+  problems: AnnotationProblem[],
+): ErrorPageSettings | null {
+  const written = str('custom-http-errors');
+  let backend = str('default-backend');
+  const upstreamResponses = !bool('disable-proxy-intercept-errors', false);
+  const codes: number[] = [];
+  for (const c of written === null ? [] : list(written)) {
+    const n = /^[45]\d\d$/.test(c) ? Number(c) : NaN;
+    if (Number.isNaN(n)) {
+      problems.push({
+        level: 'warning',
+        annotation: 'custom-http-errors',
+        message: `"${c}" is not a status 400..599; the annotation has no effect (as ingress-nginx drops it)`,
+      });
+      codes.length = 0;
+      break;
+    }
+    if (!codes.includes(n)) codes.push(n);
+  }
+  if (backend !== null && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(backend)) {
+    problems.push({
+      level: 'warning',
+      annotation: 'default-backend',
+      message: `"${backend}" is not a Service name; the annotation has no effect`,
+    });
+    backend = null;
+  }
+  if (!upstreamResponses && codes.length === 0)
+    problems.push({
+      level: 'warning',
+      annotation: 'disable-proxy-intercept-errors',
+      message: 'without custom-http-errors it has no effect',
+    });
+  if (codes.length === 0 && backend === null) return null;
+  return { codes, defaultBackend: backend, upstreamResponses };
 }
 
 /**

@@ -22,6 +22,7 @@ import { privateBytes, type PrivateBytes } from '../../model/private-bytes.ts';
 import type {
   ClientTlsSettings,
   ConsistentHashLB,
+  Destination,
   DestinationRuleSpec,
   GatewayServer,
   GatewaySpec,
@@ -86,6 +87,8 @@ type ServedAnnotations = IngressAnnotations & {
   readonly basicAuthUsers: { readonly realm: string; readonly htpasswd: PrivateBytes } | null;
   /** proxy-ssl-* as the backend's DestinationRule tls; null = ingress-nginx's unverified TLS. */
   readonly upstreamTls: ClientTlsSettings | null;
+  /** default-backend resolved: its Service's first port, as ingress-nginx uses; null = none. */
+  readonly defaultBackend: Destination | null;
 };
 
 /**
@@ -429,7 +432,9 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
           message: `Secret ${read.authTls.secret} is not in the config or has no ca.crt; the config is refused rather than serving the host without client certificates`,
         });
     }
-    const ann: ServedAnnotations = { ...read, basicAuthUsers: users, upstreamTls };
+    const defaultBackend =
+      read.errorPages === null ? null : defaultBackendOf(ing, read.errorPages, services, problems);
+    const ann: ServedAnnotations = { ...read, basicAuthUsers: users, upstreamTls, defaultBackend };
     let refused = false;
     for (const p of problems) {
       if (p.level === 'error') refused = true;
@@ -867,6 +872,7 @@ function hostRoutes(
         ...(l.ann.basicAuthUsers !== null ? { basicAuth: l.ann.basicAuthUsers } : {}),
         ...(l.ann.rateLimit !== null ? { rateLimit: rateLimitOf(l.ingress, l.ann.rateLimit) } : {}),
         ...(l.ann.externalAuth !== null ? { externalAuth: l.ann.externalAuth } : {}),
+        ...(l.ann.errorPages !== null ? { errorPages: errorPagesOf(l) } : {}),
         ...(entry.clientAuth !== null && entry.tls !== null
           ? {
               clientCertificate: {
@@ -953,6 +959,55 @@ function hostRoutes(
     });
   }
   return out;
+}
+
+/**
+ * default-backend as a destination: the Service in the Ingress's namespace on its first port
+ * (controller.go takes `Spec.Ports[0]`). A Service ingress-nginx cannot read leaves the location
+ * without one; so does a missing Service here, and listed statuses then get the built-in 404.
+ */
+function defaultBackendOf(
+  ing: IngressResource,
+  pages: NonNullable<IngressAnnotations['errorPages']>,
+  services: ReadonlyMap<string, Resource<'Service', ServiceSpec>>,
+  problems: AnnotationProblem[],
+): Destination | null {
+  const name = pages.defaultBackend;
+  const without =
+    'listed statuses are answered 404, as ingress-nginx answers them with no default backend (sluice has no global --default-backend-service)';
+  if (name === null) {
+    problems.push({
+      level: 'warning',
+      annotation: 'custom-http-errors',
+      message: `no default-backend: ${without}`,
+    });
+    return null;
+  }
+  const port = services.get(`${ing.namespace}/${name}`)?.spec.ports[0]?.port;
+  if (port === undefined) {
+    problems.push({
+      level: 'warning',
+      annotation: 'default-backend',
+      message: `Service ${ing.namespace}/${name} is not in the config or has no ports, so it cannot be used (as in ingress-nginx)${pages.codes.length > 0 ? `; ${without}` : ''}`,
+    });
+    return null;
+  }
+  return { host: serviceHost(name, ing.namespace), port: { number: port } };
+}
+
+/** The error pages of a location: X-Service-Name and -Port name its own backend as written. */
+function errorPagesOf(l: Location): NonNullable<IngressNginxRoute['errorPages']> {
+  const pages = l.ann.errorPages!;
+  const svc = l.backend.service;
+  return {
+    codes: pages.codes,
+    upstreamResponses: pages.upstreamResponses,
+    backend: l.ann.defaultBackend,
+    namespace: l.ingress.namespace,
+    ingress: l.ingress.name,
+    service: svc?.name ?? '',
+    servicePort: svc?.port?.number !== undefined ? String(svc.port.number) : (svc?.port?.name ?? ''),
+  };
 }
 
 /**

@@ -126,4 +126,32 @@ describe('ingress-nginx annotations', () => {
     const route = snapshot.listeners.get(80)!.httpTable!.exact.get('demo.example.com')!.routes[0]!;
     expect(route.action.kind === 'forward' && route.action.sendTimeoutMs).toBe(60_000);
   });
+
+  it('custom-http-errors: codes 400..599 in the order written, duplicates dropped; anything else drops the annotation', () => {
+    expect(
+      read({ 'custom-http-errors': '404, 503,404', 'default-backend': 'errors' }).value.errorPages,
+    ).toEqual({
+      codes: [404, 503],
+      defaultBackend: 'errors',
+      upstreamResponses: true,
+    });
+    const bad = read({ 'custom-http-errors': '404,302' });
+    expect(bad.value.errorPages).toBeNull();
+    expect(bad.problems.map((p) => `${p.level} ${p.annotation}`)).toEqual(['warning custom-http-errors']);
+    expect(read({ 'default-backend': 'errors' }).value.errorPages).toEqual({
+      codes: [],
+      defaultBackend: 'errors',
+      upstreamResponses: true,
+    });
+    expect(
+      read({ 'custom-http-errors': '503', 'disable-proxy-intercept-errors': 'true' }).value.errorPages
+        ?.upstreamResponses,
+    ).toBe(false);
+    expect(read({ 'disable-proxy-intercept-errors': 'true' }).problems[0]?.message).toBe(
+      'without custom-http-errors it has no effect',
+    );
+    const badName = read({ 'default-backend': 'Not_A/Service' });
+    expect(badName.value.errorPages).toBeNull();
+    expect(badName.problems[0]?.annotation).toBe('default-backend');
+  });
 });
