@@ -129,6 +129,8 @@ export class H1Connection {
   #connectTimer: NodeJS.Timeout | null = null;
   #idleTimer: NodeJS.Timeout | null = null;
   #idleMs: number;
+  /** The duration `#idleTimer` was made with. */
+  #idleTimerMs = 0;
   #gone = false;
 
   // the request in flight
@@ -201,10 +203,6 @@ export class H1Connection {
     this.#handler = handler;
     this.#request = req;
     this.#generation += 1;
-    if (this.#idleTimer !== null) {
-      clearTimeout(this.#idleTimer);
-      this.#idleTimer = null;
-    }
     socket.ref();
     if (req.reset === true) this.#closeAfter = true;
     if (this.#connected) this.#send();
@@ -670,12 +668,19 @@ export class H1Connection {
       return;
     }
     socket.unref();
-    this.#idleTimer = setTimeout(onIdleTimeout, this.#idleMs, this);
-    this.#idleTimer.unref();
+    // One timer per connection, re-armed for each idle spell (no timer made per request).
+    const timer = this.#idleTimer;
+    if (timer !== null && this.#idleTimerMs === this.#idleMs) timer.refresh();
+    else {
+      if (timer !== null) clearTimeout(timer);
+      this.#idleTimerMs = this.#idleMs;
+      this.#idleTimer = setTimeout(onIdleTimeout, this.#idleMs, this);
+      this.#idleTimer.unref();
+    }
   }
 
   idleExpired(): void {
-    this.#idleTimer = null;
+    // Busy since the spell began: the next idle spell re-arms the timer.
     if (this.#handler !== null) return;
     this.reusable = false;
     this.#socket?.destroy();

@@ -178,6 +178,21 @@ describe('HTTP/1.1 upstream responses: well-formed framings reach the client who
   });
 });
 
+describe('HTTP/1.1 upstream keep-alive hints', () => {
+  it('keep-alive: timeout=1 is cut by a second, so the connection closes after its response', async () => {
+    const up = await rawUpstream({
+      '/hinted': { pieces: ['HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 1\r\n\r\nh'] },
+      '/plain': { pieces: ['HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\np'] },
+    });
+    const port = await gatewayTo(up);
+    expect((await get(port, '/hinted')).body).toBe('h');
+    await until(() => up.closed() === 1);
+    expect((await get(port, '/plain')).body).toBe('p');
+    expect((await get(port, '/plain')).body).toBe('p');
+    expect(up.connections()).toBe(2);
+  });
+});
+
 describe('HTTP/1.1 upstream responses: malformed or ambiguous framing is 502, never forwarded', () => {
   const SECRET = 'SMUGGLED';
   const hostile: Record<string, string> = {
