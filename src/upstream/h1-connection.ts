@@ -14,9 +14,12 @@
  * more than one or a malformed Content-Length, a Transfer-Encoding other than `chunked`, a 1xx or
  * 204 with a Transfer-Encoding or a non-zero Content-Length (as Envoy refuses them), malformed
  * chunk sizes or chunk ends, a head or trailer section over the limit, and bytes the upstream
- * sends when no request is waiting (the connection is closed). 1xx responses other than 101 are
- * skipped; HEAD, 204 and 304 responses have no body; a response with neither length nor chunked
- * framing ends when the connection closes. Errors carry the codes upstream-error.ts classifies.
+ * sends when no request is waiting (the connection is closed). A reused connection writes its
+ * next request only from the check phase, after the poll phase has read what the upstream sent
+ * while it was idle; if that closed the connection, the unsent request goes back to pools.ts.
+ * 1xx responses other than 101 are skipped; HEAD, 204 and 304 responses have no body; a
+ * response with neither length nor chunked framing ends when the connection closes. Errors carry
+ * the codes upstream-error.ts classifies.
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -119,6 +122,11 @@ function otherSideClosed(): Error {
 export interface H1ConnectionEvents {
   /** The socket closed (idle timeout, upstream close, error); a busy connection's request has failed first. */
   onGone(conn: H1Connection): void;
+  /**
+   * The upstream closed or spoke on the reused connection before `req` was written: the request
+   * is handed back, unsent, for another connection.
+   */
+  onUnsent(handler: H1Handler, req: H1Request): void;
 }
 
 export class H1Connection {
@@ -154,6 +162,11 @@ export class H1Connection {
   #reqLength = -1;
   #reqSent = 0;
   #reqBodyDone = true;
+
+  /** Requests sent on this connection so far. */
+  #sent = 0;
+  /** A request waits for the check phase before it is written on this reused connection. */
+  #checking = false;
 
   /** False once the connection may take no further request. */
   reusable = true;
@@ -205,7 +218,26 @@ export class H1Connection {
     this.#generation += 1;
     socket.ref();
     if (req.reset === true) this.#closeAfter = true;
-    if (this.#connected) this.#send();
+    if (!this.#connected) return;
+    if (this.#sent === 0) this.#send();
+    else {
+      // A reused connection: bytes or a close the upstream sent while it was idle, and that the
+      // poll phase has read by the check phase, are seen before this request goes out, so they
+      // cannot pass for its response (undici does the same since GHSA-35p6-xmwp-9g52).
+      this.#checking = true;
+      setImmediate(onReuseChecked, this, this.#generation);
+    }
+  }
+
+  reuseChecked(generation: number): void {
+    if (generation !== this.#generation || this.#handler === null) return;
+    const socket = this.#socket;
+    if (!this.reusable || socket === null || socket.destroyed) {
+      this.#fail(otherSideClosed());
+      return;
+    }
+    this.#checking = false;
+    this.#send();
   }
 
   /** Graceful: an idle connection closes now, a busy one after its response. */
@@ -221,7 +253,7 @@ export class H1Connection {
     const socket = this.#socket;
     if (socket === null) return;
     socket.destroy();
-    this.#fail(codedError('the connection was destroyed', 'UND_ERR_DESTROYED'));
+    this.#fail(codedError('the connection was destroyed', 'UND_ERR_DESTROYED'), false);
   }
 
   #onConnected(): void {
@@ -237,6 +269,7 @@ export class H1Connection {
     const req = this.#request!;
     const socket = this.#socket!;
     const generation = this.#generation;
+    this.#sent += 1;
     handler.onConnect((err?: Error) => this.#abort(generation, err));
     if (this.#handler !== handler || this.#generation !== generation) return;
     let head: string;
@@ -380,10 +413,10 @@ export class H1Connection {
   // ------------------------------------------------------------ response
 
   #onData(chunk: Buffer): void {
-    if (this.#handler === null) {
+    if (this.#handler === null || this.#checking) {
       // Bytes nobody asked for (a late or smuggled response): the connection cannot be trusted.
-      this.reusable = false;
-      this.#socket?.destroy();
+      // A request waiting to be written on it goes back, unsent (#fail).
+      this.#fail(otherSideClosed());
       return;
     }
     this.#parse(chunk);
@@ -644,6 +677,7 @@ export class H1Connection {
   /** The request is over for this connection: its state and timers go. */
   #endRequest(): void {
     this.#handler = null;
+    this.#checking = false;
     this.#request = null;
     this.#body = Body.None;
     this.#head = null;
@@ -727,7 +761,7 @@ export class H1Connection {
     if (generation !== this.#generation || this.#handler === null) return;
     this.reusable = false;
     this.#socket?.destroy();
-    this.#fail(err ?? codedError('request aborted', 'UND_ERR_ABORTED'));
+    this.#fail(err ?? codedError('request aborted', 'UND_ERR_ABORTED'), false);
   }
 
   timedOut(generation: number, code: string): void {
@@ -743,15 +777,22 @@ export class H1Connection {
     this.#fail(otherSideClosed());
   }
 
-  /** The request in flight (if any) fails; the connection is done. */
-  #fail(err: Error): void {
+  /**
+   * The request in flight (if any) fails; the connection is done. One not yet written, waiting
+   * for the check phase, goes back to pools.ts unless the gateway itself gave up (`resend` false).
+   */
+  #fail(err: Error, resend = true): void {
     this.reusable = false;
     const handler = this.#handler;
+    const req = this.#request;
+    const unsent = this.#checking;
     this.#endRequest();
     this.#unpipeBody();
     const socket = this.#socket;
     if (socket !== null && !socket.destroyed) socket.destroy();
-    if (handler !== null) handler.onError(err);
+    if (handler === null) return;
+    if (unsent && resend && req !== null) this.#events.onUnsent(handler, req);
+    else handler.onError(err);
   }
 
   #onClose(): void {
@@ -817,6 +858,10 @@ function onHeadersTimeout(conn: H1Connection, generation: number): void {
 
 function onBodyTimeout(conn: H1Connection, generation: number): void {
   conn.timedOut(generation, 'UND_ERR_BODY_TIMEOUT');
+}
+
+function onReuseChecked(conn: H1Connection, generation: number): void {
+  conn.reuseChecked(generation);
 }
 
 function onIdleTimeout(conn: H1Connection): void {

@@ -450,6 +450,7 @@ function openSlot(g: ConnGroup): Slot {
     onGone: () => {
       if (!slot!.busy) closeSlot(slot!, true);
     },
+    onUnsent: (handler, req) => resend(handler as SlotUser, req as UpstreamRequest),
   });
   slot = {
     conn,
@@ -469,6 +470,17 @@ function openSlot(g: ConnGroup): Slot {
     slot.timer.unref();
   }
   return slot;
+}
+
+/**
+ * The upstream closed or spoke on an idle connection just as a request was given to it, before
+ * the request was written: the request is admitted again as if it had just come.
+ */
+function resend(user: SlotUser, opts: UpstreamRequest): void {
+  const g = user.slot?.group;
+  releaseSlot(user, false);
+  if (g === undefined) return;
+  if (sendOnHost(g, opts, user) === 'overflow') user.onOverflow();
 }
 
 function connectionOpened(g: ConnGroup): void {
