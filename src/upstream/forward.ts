@@ -704,7 +704,7 @@ class Attempt implements SlotUser {
     attemptFailed(ctx, this, err);
   }
 
-  onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: Duplex): void {
+  onUpgrade(statusCode: number, rawHeaders: readonly (Buffer | string)[], socket: Duplex): void {
     // The socket now belongs to the WebSocket; the connection leaves the pool.
     this.release(false);
     const ctx = this.ctx;
@@ -719,9 +719,9 @@ class Attempt implements SlotUser {
     ctx.upstreamServiceTimeMs = Math.round(performance.now() - ctx.upstreamStartMs);
     let head = 'HTTP/1.1 ' + statusCode + ' Switching Protocols\r\n';
     for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = rawHeaders[i]!.toString('latin1');
+      const name = latin1(rawHeaders[i]!);
       if (name.length === 6 && name.toLowerCase() === 'server') continue;
-      head += name + ': ' + rawHeaders[i + 1]!.toString('latin1') + '\r\n';
+      head += name + ': ' + latin1(rawHeaders[i + 1]!) + '\r\n';
     }
     head += 'server: ' + ctx.snapshot.settings.serverHeader + '\r\n\r\n';
     client.write(head);

@@ -17,8 +17,8 @@
  *   sent with `connection: close`), takes no new request after `maxConnectionDuration`, and closes
  *   after `idleTimeout` without requests. It stops counting the moment it is closed.
  *
- * One undici Client per HTTP/1.1 connection (pipelining 1) and one H2Connection per HTTP/2
- * connection (h2-connection.ts), so the counts are exact. Endpoints are keyed by cluster key +
+ * One H1Connection per HTTP/1.1 connection (h1-connection.ts, one request at a time) and one
+ * H2Connection per HTTP/2 connection (h2-connection.ts), so the counts are exact. Endpoints are keyed by cluster key +
  * address + port, so a snapshot swap that keeps a cluster's settings keeps its warm connections
  * (DESIGN §5); the counts live in the cluster state (cluster-state.ts).
  *
@@ -26,7 +26,7 @@
  * each: one group serves every request, except for clusters whose connections depend on the
  * request (auto SNI from the Host, DR-8; `useClientProtocol`, DP-9), which keep a bounded set.
  */
-import { Client, Pool, type Dispatcher } from 'undici';
+import { Pool, type Client } from 'undici';
 import { isIPv6 } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { Cluster } from '../snapshot/types.ts';
@@ -44,13 +44,20 @@ import {
   type H2Handler,
   type H2Request,
 } from './h2-connection.ts';
+import {
+  H1Connection,
+  MAX_HEAD_BYTES,
+  type H1ConnectionOptions,
+  type H1Handler,
+  type H1Request,
+} from './h1-connection.ts';
 import { connectOptionsFor, hostOfAuthority, notReadyError, sniFor } from './tls-origination.ts';
 
-/** What forward.ts sends: undici's dispatch options, which HTTP/2 connections read as well. */
-export type UpstreamRequest = Dispatcher.DispatchOptions & H2Request;
+/** What forward.ts sends: what HTTP/1.1 and HTTP/2 connections read. */
+export type UpstreamRequest = H1Request & H2Request;
 
 /** The request side of one dispatch: forward.ts's attempt. */
-export type SlotUser = Dispatcher.DispatchHandler &
+export type SlotUser = H1Handler &
   H2Handler & {
     /** The HTTP/1.1 connection carrying the request, set by this module, cleared by releaseSlot. */
     slot: Slot | null;
@@ -74,7 +81,7 @@ export interface Waiter {
 
 /** One HTTP/1.1 connection. */
 export interface Slot {
-  readonly client: Client;
+  readonly conn: H1Connection;
   readonly group: ConnGroup;
   readonly bornMs: number;
   requests: number;
@@ -99,8 +106,10 @@ export interface ConnGroup {
   readonly host: UpstreamHost;
   /** As the cluster state's waiting set names it. */
   readonly hostPort: string;
-  /** HTTP/2 connections (`h2`), else undici Clients to `origin` with `options`. */
+  /** HTTP/2 connections (`h2`), else HTTP/1.1 ones (`h1`). */
   readonly h2: H2ConnectionOptions | null;
+  readonly h1: H1ConnectionOptions;
+  /** undici's pool for callers outside the request path (requestPool): `origin` with `options`. */
   readonly origin: string;
   readonly options: Client.Options;
   /** TLS: the SNI each request names (undici would take it from the Host and reconnect on change). */
@@ -234,7 +243,7 @@ function clientOptions(cluster: Cluster, tls: ConnectionOptions | null): Client.
     keepAliveTimeout: Math.min(DEFAULT_KEEPALIVE_MS, idleMs),
     keepAliveMaxTimeout: idleMs,
     // The gateway forwards whatever response headers size the upstream sends up to Envoy's 60 KiB.
-    maxHeaderSize: 60 * 1024 + 1024,
+    maxHeaderSize: MAX_HEAD_BYTES,
   };
 }
 
@@ -269,6 +278,15 @@ function newGroup(host: UpstreamHost, h2: boolean, authority: string): ConnGroup
           keepAliveTimeoutMs: s?.keepAliveTimeoutMs ?? 0,
         }
       : null,
+    h1: {
+      address: host.address,
+      port: host.port,
+      hostPort: host.hostPort,
+      tls,
+      tlsSession: { session: null },
+      connectTimeoutMs: connectTimeoutOf(cluster),
+      maxIdleMs: cluster.idleTimeoutMs > 0 ? cluster.idleTimeoutMs : 3_600_000,
+    },
     origin: (t === undefined ? 'http://' : 'https://') + host.hostPort,
     options: clientOptions(cluster, tls),
     servername,
@@ -398,7 +416,7 @@ export function releaseSlot(user: SlotUser, reusable: boolean): void {
   const g = slot.group;
   slot.busy = false;
   g.host.state.requests -= 1;
-  if (!reusable || !slot.reuse || slot.dead || g.closing) {
+  if (!reusable || !slot.reuse || slot.dead || !slot.conn.reusable || g.closing) {
     closeSlot(slot, reusable);
     return;
   }
@@ -415,7 +433,7 @@ function takeIdle(g: ConnGroup): Slot | null {
   for (;;) {
     const slot = g.idle.pop();
     if (slot === undefined) return null;
-    if (slot.dead) continue;
+    if (slot.dead || !slot.conn.reusable) continue;
     if (maxAge > 0 && Date.now() - slot.bornMs >= maxAge) {
       closeSlot(slot, true);
       continue;
@@ -425,9 +443,17 @@ function takeIdle(g: ConnGroup): Slot | null {
 }
 
 function openSlot(g: ConnGroup): Slot {
-  const client = new Client(g.origin, g.options);
-  const slot: Slot = {
-    client,
+  let slot: Slot | null = null;
+  // The socket closed (keep-alive timeout, upstream close): an idle connection is gone; a busy
+  // one ends through its request's error.
+  const conn = new H1Connection(g.h1, {
+    onGone: () => {
+      if (!slot!.busy) closeSlot(slot!, true);
+    },
+    onUnsent: (handler, req) => resend(handler as SlotUser, req as UpstreamRequest),
+  });
+  slot = {
+    conn,
     group: g,
     bornMs: Date.now(),
     requests: 0,
@@ -438,17 +464,23 @@ function openSlot(g: ConnGroup): Slot {
   };
   connectionOpened(g);
   g.slots.push(slot);
-  // The socket closed (keep-alive timeout, upstream close): an idle connection is gone; a busy
-  // one ends through its request's error.
-  client.on('disconnect', () => {
-    if (!slot.busy) closeSlot(slot, true);
-  });
   const maxAge = g.host.cluster.maxConnectionDurationMs;
   if (maxAge > 0) {
     slot.timer = setTimeout(expireSlot, maxAge, slot);
     slot.timer.unref();
   }
   return slot;
+}
+
+/**
+ * The upstream closed or spoke on an idle connection just as a request was given to it, before
+ * the request was written: the request is admitted again as if it had just come.
+ */
+function resend(user: SlotUser, opts: UpstreamRequest): void {
+  const g = user.slot?.group;
+  releaseSlot(user, false);
+  if (g === undefined) return;
+  if (sendOnHost(g, opts, user) === 'overflow') user.onOverflow();
 }
 
 function connectionOpened(g: ConnGroup): void {
@@ -470,11 +502,9 @@ function attach(slot: Slot, opts: UpstreamRequest, user: SlotUser): void {
   g.host.state.requests += 1;
   user.slot = slot;
   if (max > 0 && slot.requests >= max) slot.reuse = false;
-  // The last request of a connection says so (connection: close), and undici closes it after.
+  // The last request of a connection says so (connection: close), and the connection closes after.
   if (!slot.reuse) opts.reset = true;
-  // undici reads `servername` per request though its types leave it out.
-  if (g.servername !== null) (opts as { servername?: string }).servername = g.servername;
-  slot.client.dispatch(opts, user);
+  slot.conn.dispatch(opts, user);
 }
 
 function attachWaiter(slot: Slot, w: Waiter): void {
@@ -513,7 +543,8 @@ function closeSlot(slot: Slot, graceful: boolean): void {
   if (i >= 0) g.slots.splice(i, 1);
   const j = g.idle.indexOf(slot);
   if (j >= 0) g.idle.splice(j, 1);
-  (graceful ? slot.client.close() : slot.client.destroy()).catch(() => undefined);
+  if (graceful) slot.conn.close();
+  else slot.conn.destroy();
   connectionClosed(g);
 }
 
