@@ -156,6 +156,8 @@ export class H1Connection {
   #held: Buffer | null = null;
   #closeAfter = false;
   #headersTimer: NodeJS.Timeout | null = null;
+  /** The request's headersTimeout, armed when its last byte is written. */
+  #headersMs = 0;
   #bodyTimer: NodeJS.Timeout | null = null;
   #reqBody: Readable | null = null;
   #reqChunked = false;
@@ -284,10 +286,12 @@ export class H1Connection {
     const body = req.body ?? null;
     this.#reqBodyDone = body === null;
     this.#reqSent = 0;
-    const headersMs = req.headersTimeout ?? 0;
-    if (headersMs > 0) this.#headersTimer = setTimeout(onHeadersTimeout, headersMs, this, generation);
+    // nginx's proxy_read_timeout runs once the request is sent: a client slow to send its body is
+    // not the upstream's silence (undici got there by refreshing its timer on every body write).
+    this.#headersMs = req.headersTimeout ?? 0;
     socket.write(head, 'latin1');
     if (body !== null) this.#pipeBody(body);
+    else this.#armHeadersTimer();
   }
 
   #buildHead(req: H1Request): string {
@@ -392,6 +396,13 @@ export class H1Connection {
     this.#unpipeBody();
     this.#reqBodyDone = true;
     if (this.#reqChunked) this.#socket?.write('0\r\n\r\n', 'latin1');
+    this.#armHeadersTimer();
+  }
+
+  /** Once the whole request is written, unless the response head is already here. */
+  #armHeadersTimer(): void {
+    if (this.#headersMs > 0 && this.#head === null && this.#body === Body.None && this.#handler !== null)
+      this.#headersTimer = setTimeout(onHeadersTimeout, this.#headersMs, this, this.#generation);
   }
 
   bodyEnded(body: Readable): void {

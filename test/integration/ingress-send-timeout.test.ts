@@ -139,6 +139,35 @@ describe('proxy-send-timeout', () => {
     expect(done[0]!.responseFlags).toBe('-');
   });
 
+  it('runs the read timeout once the whole body is sent: a silent upstream after a slow upload is 504', async () => {
+    // Reads every byte it is sent and never answers.
+    const sockets = new Set<Socket>();
+    let received = 0;
+    const silent = createServer((s) => {
+      sockets.add(s);
+      s.on('data', (c: Buffer) => (received += c.length));
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    closers.push(
+      () =>
+        new Promise<void>((r) => {
+          for (const s of sockets) s.destroy();
+          silent.close(() => r());
+        }),
+    );
+    const { gw, done } = await serve((silent.address() as { port: number }).port, {
+      'proxy-read-timeout': '1',
+    });
+    // 1.6 s of upload, then 1 s of silence: the answer comes after both, not 1 s after the head.
+    const r = await upload(gw, 5 * 1024, 1024, 400);
+    expect(r.status).toBe(504);
+    expect(r.sent).toBe(5 * 1024);
+    expect(received).toBeGreaterThan(5 * 1024);
+    expect(r.afterMs).toBeGreaterThanOrEqual(2600);
+    expect(done[0]!.responseFlags).toBe('UT');
+  });
+
   it('is 60 s on every Ingress route by default, as ingress-nginx', () => {
     const yaml = [
       ingressYaml({ name: 'upload', paths: [path('/', 'Prefix', 'store')] }),
