@@ -7,6 +7,7 @@ import { createGateway, type Gateway } from '../../src/control/reconcile.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { isSluiceError } from '../../src/errors/sluice-error.ts';
 import type { Snapshot } from '../../src/snapshot/types.ts';
+import { freePort } from '../support/free-port.ts';
 import { forwardTo, route, snapshotOf, staticCluster } from '../support/snapshot-builder.ts';
 import { startEcho } from '../support/upstreams.ts';
 import { until } from '../support/until.ts';
@@ -118,12 +119,7 @@ describe('a refused apply takes nothing down', () => {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
     cleanups.push(() => new Promise<void>((r) => blocker.close(() => r())));
     const taken = (blocker.address() as { port: number }).port;
-    const free = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
+    const free = await freePort();
     // The port each bind gets, in order; `free` once the list is used up.
     const binds: number[] = [];
     const g = start(() => binds.shift() ?? free);

@@ -18,7 +18,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { request } from 'node:https';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,30 +76,9 @@ export function requirePebble(): { pebble: string; challtestsrv: string } {
   return { pebble, challtestsrv };
 }
 
-export async function freePort(): Promise<number> {
-  return (await freePorts(1))[0]!;
-}
+import { freePorts } from './free-port.ts';
 
-/**
- * `n` distinct free ports: every one is held open until all are found, since ports asked for one
- * after another may come back equal once the first is released (pebble then fails to bind).
- */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers: ReturnType<typeof createServer>[] = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const s = createServer();
-      servers.push(s);
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => resolve());
-      });
-    }
-    return servers.map((s) => (s.address() as { port: number }).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  }
-}
+export { freePort, freePorts } from './free-port.ts';
 
 function httpsGet(url: string, caPem: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
