@@ -235,16 +235,12 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
   // slot and one script call still covers them all (a tag per bucket cannot work: buckets meet
   // in requests in every combination). The keys live on one master; the others hold the rest.
   const prefix = opts.keyPrefix + (opts.target.cluster !== undefined ? '{rl}:' : 'rl:');
-  // While a script call is on the wire, the checks of the requests that arrive meanwhile go out
-  // together as the next call, two turns of the event loop after the first of them: ioredis' work
-  // per command, the socket write and the script's start are shared instead of paid per request
-  // (each request is still decided whole, in arrival order). Under load a turn holds several
-  // requests, so two hold more than one did (bench:ratelimit: about 17 requests a call instead of
-  // 10); under light load a turn of an idle loop is short. With nothing on the wire a check goes
-  // out at once.
+  // While a script call is on the wire, the checks of every request that arrives in one turn of
+  // the event loop go out together as the next call: ioredis' work per command and the script's
+  // start are shared instead of paid per request (each request is still decided whole, in arrival
+  // order). With nothing on the wire a check goes out at once.
   let batch: Pending[] | null = null;
   let inFlight = 0;
-  const flushNextTurn = (): void => void setImmediate(flush);
   const flush = (): void => {
     const pending = batch!;
     batch = null;
@@ -266,35 +262,35 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     const answer =
       firstReady === null ? call() : Promise.race([firstReady, sleep(opts.timeoutMs)]).then(call);
     inFlight++;
-    answer.then(
-      (reply) => {
-        inFlight--;
-        const flat = reply.split(',');
-        opts.onLatency?.(performance.now() - started);
-        probing = false;
-        failures = 0;
-        setState('closed');
-        let at = 0;
-        for (const p of pending) {
-          const out: LimitVerdict[] = [];
-          for (let i = 0; i < p.checks.length; i++, at += 3)
-            out.push({
-              allowed: flat[at] === '1',
-              remaining: Number(flat[at + 1]),
-              resetMs: Number(flat[at + 2]),
-            });
-          p.resolve(out);
-        }
-      },
-      (err: unknown) => {
-        inFlight--;
-        try {
-          failed(err);
-        } catch (e) {
-          for (const p of pending) p.reject(e);
-        }
-      },
-    );
+    answer
+      .finally(() => inFlight--)
+      .then(
+        (reply) => {
+          const flat = reply.split(',');
+          opts.onLatency?.(performance.now() - started);
+          probing = false;
+          failures = 0;
+          setState('closed');
+          let at = 0;
+          for (const p of pending) {
+            const out: LimitVerdict[] = [];
+            for (let i = 0; i < p.checks.length; i++, at += 3)
+              out.push({
+                allowed: flat[at] === '1',
+                remaining: Number(flat[at + 1]),
+                resetMs: Number(flat[at + 2]),
+              });
+            p.resolve(out);
+          }
+        },
+        (err: unknown) => {
+          try {
+            failed(err);
+          } catch (e) {
+            for (const p of pending) p.reject(e);
+          }
+        },
+      );
   };
   return {
     check(checks) {
@@ -315,7 +311,7 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
         }
         if (batch === null) {
           batch = [];
-          setImmediate(flushNextTurn);
+          setImmediate(flush);
         }
         batch.push({ checks, resolve, reject });
       });
