@@ -8,10 +8,13 @@
  *                   per request)
  *   - redis-down:   storage Global, failureMode Open, Redis not listening (the breaker's path:
  *                   every request decided by the local fallback without waiting)
- * Per leg: keep-alive req/s (wrk), sluice CPU per request, paced service-time p50/p99; ratios
- * against `none` from this one run. Targets: global ≥ 0.85×, local ≥ 0.95× req/s.
+ * Per leg: keep-alive req/s (wrk), sluice CPU per request, paced service-time p50/p99, and for
+ * the Global legs the script calls per request (checks of concurrent requests share a call; read
+ * from sluice's Redis latency histogram); ratios against `none` from this one run. Targets:
+ * global ≥ 0.85×, local ≥ 0.95× req/s.
  *
  *   npm run bench:ratelimit [-- --duration 10] [-- --rounds 2] [-- --rate 2000] [-- --quick]
+ *                           [-- --cpu-prof DIR]   (each leg's sluice under node --cpu-prof)
  * Needs nginx, wrk and redis-server (apt-get install nginx-light wrk redis-server).
  */
 import { spawnSync } from 'node:child_process';
@@ -27,6 +30,7 @@ import {
   ratioLine,
   startLeg,
   legOptions,
+  type Leg,
 } from './lib/simple-legs.ts';
 import { freePorts } from './lib/net.ts';
 import { RATE_LIMIT_BENCH_HOST, rateLimitBenchConfig as config, type Mode } from './configs/ratelimit.ts';
@@ -39,6 +43,20 @@ const QUICK = OPTS.quick;
 const DURATION_S = OPTS.durationS;
 const ROUNDS = OPTS.rounds;
 const HEADERS = { host: RATE_LIMIT_BENCH_HOST };
+
+/** Script calls answered so far: the count of sluice's Redis round-trip histogram (0 without one). */
+async function scriptCalls(leg: Leg): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${leg.metricsPort}/stats/prometheus`)).text();
+  const m = /^sluice_ratelimit_redis_duration_seconds_count(?:\{[^}]*\})? (\d+)/m.exec(text);
+  return m === null ? 0 : Number(m[1]);
+}
+
+/** Per round, in order: during wrk and during the paced load. */
+function callsLine(leg: Leg): string {
+  return leg.rounds
+    .map((r) => `wrk ${r.counted?.wrk.toFixed(3) ?? '?'}, paced ${r.counted?.paced.toFixed(2) ?? '?'}`)
+    .join('; ');
+}
 
 async function main(): Promise<void> {
   const nginx = findNginx();
@@ -64,7 +82,7 @@ async function main(): Promise<void> {
     logFile: join(dir, 'redis', 'redis.log'),
   });
   const leg = (name: Mode, port: number) =>
-    startLeg(dir, name, (p) => config(p, upstreamPort!, name, port), HEADERS);
+    startLeg(dir, name, (p) => config(p, upstreamPort!, name, port), HEADERS, OPTS.cpuProfDir);
   const legs = [
     await leg('none', redisPort!),
     await leg('local', redisPort!),
@@ -81,6 +99,7 @@ async function main(): Promise<void> {
       connections: OPTS.connections,
       headers: HEADERS,
       path: '/item/42',
+      count: scriptCalls,
     },
     ROUNDS,
     OPTS.retries,
@@ -97,6 +116,7 @@ async function main(): Promise<void> {
     ratioLine(local, none),
     ratioLine(global, none),
     ratioLine(down, none),
+    `global: script calls per request ${callsLine(global)}`,
     `targets: local ${ratio(local).toFixed(2)}x (≥ 0.95: ${ratio(local) >= 0.95 ? 'met' : 'NOT met'}), global ${ratio(global).toFixed(2)}x (≥ 0.85: ${ratio(global) >= 0.85 ? 'met' : 'NOT met'})`,
     `logs: ${dir}`,
   ];

@@ -7,7 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runPaced } from './latency.ts';
 import { freePorts, until200 } from './net.ts';
@@ -29,6 +29,8 @@ export interface Round {
   readonly paced: PacedResult;
   /** Share of the proxy core other processes used during the wrk and the paced phase. */
   readonly other: { readonly wrk: number; readonly paced: number };
+  /** What `LegLoad.count` counted per request during the wrk and the paced phase. */
+  readonly counted: { readonly wrk: number; readonly paced: number } | null;
 }
 
 export interface Leg {
@@ -46,14 +48,20 @@ export interface LegLoad {
   readonly connections: number;
   readonly headers: Record<string, string>;
   readonly path: string;
+  /** A running total the leg's sluice reports (e.g. from its metrics port), read around each phase. */
+  readonly count?: (leg: Leg) => Promise<number>;
 }
 
-/** A sluice on the proxy core serving `config(port)`, answering 200 on the Host of `load`. */
+/**
+ * A sluice on the proxy core serving `config(port)`, answering 200 on the Host of `load`; with
+ * `cpuProfDir`, under `node --cpu-prof` (a profile per thread, written when it stops).
+ */
 export async function startLeg(
   dir: string,
   name: string,
   config: (port: number) => string,
   headers: Record<string, string>,
+  cpuProfDir: string | null = null,
 ): Promise<Leg> {
   const [port, status, metrics, admin] = await freePorts(4);
   const cdir = join(dir, name, 'config');
@@ -66,6 +74,7 @@ export async function startLeg(
     ports: { status: status!, metrics: metrics!, admin: admin! },
     cpu: PROXY_CPU,
     logFile,
+    ...(cpuProfDir === null ? {} : { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, name)] }),
   });
   await until200(`http://127.0.0.1:${port}/warm`, headers, {
     deadlineMs: 20_000,
@@ -90,14 +99,18 @@ export async function measureRound(leg: Leg, dir: string, round: number, load: L
       logFile: log(what),
     });
   await wrk(load.quick ? 1 : 3, 'warmup');
+  const count = load.count;
+  const c0 = count === undefined ? 0 : await count(leg);
   const w = await watched(leg.proc.pid, PROXY_CPU, () => wrk(load.durationS, 'wrk'));
+  const c1 = count === undefined ? 0 : await count(leg);
+  const warmupS = load.quick ? 1 : 2;
   const paced = await watched(leg.proc.pid, PROXY_CPU, () =>
     runPaced({
       cpu: LOAD_CPU,
       url,
       rate: load.rate,
       durationS: load.durationS,
-      warmupS: load.quick ? 1 : 2,
+      warmupS,
       connections: 64,
       headers: load.headers,
       logFile: log('paced'),
@@ -108,6 +121,14 @@ export async function measureRound(leg: Leg, dir: string, round: number, load: L
     cpuPerRequestUs: (w.cpuS / w.value.requests) * 1e6,
     paced: paced.value,
     other: { wrk: w.other, paced: paced.other },
+    counted:
+      count === undefined
+        ? null
+        : {
+            wrk: (c1 - c0) / w.value.requests,
+            // The paced phase's warm-up is counted too: its requests at the achieved rate.
+            paced: ((await count(leg)) - c1) / (paced.value.achievedRate * (load.durationS + warmupS)),
+          },
   };
 }
 
@@ -175,7 +196,10 @@ export function ratioLine(on: Leg, off: Leg): string {
   return `${on.name} / ${off.name}: req/s ${(b.wrk.requestsPerSec / a.wrk.requestsPerSec).toFixed(2)}x, CPU per request ${(b.cpuPerRequestUs / a.cpuPerRequestUs).toFixed(2)}x, paced p99 ${(calmRound(on).paced.serviceUs.p99 / calmRound(off).paced.serviceUs.p99).toFixed(2)}x (+${ms(calmRound(on).paced.serviceUs.p99 - calmRound(off).paced.serviceUs.p99)} ms), paced p50 +${ms(calmRound(on).paced.serviceUs.p50 - calmRound(off).paced.serviceUs.p50)} ms`;
 }
 
-/** The command line both leg benchmarks take: --quick, --duration, --rounds, --rate, --connections, --retries. */
+/**
+ * The command line both leg benchmarks take: --quick, --duration, --rounds, --rate, --connections,
+ * --retries, --cpu-prof DIR (each leg's sluice under `node --cpu-prof`, profiles in DIR/<leg>).
+ */
 export function legOptions(): {
   quick: boolean;
   durationS: number;
@@ -183,6 +207,7 @@ export function legOptions(): {
   rate: number;
   connections: number;
   retries: number;
+  cpuProfDir: string | null;
 } {
   const { values } = parseArgs({
     options: {
@@ -192,6 +217,7 @@ export function legOptions(): {
       rate: { type: 'string', default: '2000' },
       connections: { type: 'string', default: '50' },
       retries: { type: 'string', default: '4' },
+      'cpu-prof': { type: 'string' },
     },
   });
   const quick = values.quick;
@@ -202,5 +228,6 @@ export function legOptions(): {
     rate: Number(values.rate),
     connections: Number(values.connections),
     retries: Number(values.retries),
+    cpuProfDir: values['cpu-prof'] === undefined ? null : resolve(values['cpu-prof']),
   };
 }

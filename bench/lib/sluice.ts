@@ -59,13 +59,18 @@ export function startSluice(opts: {
   logFile: string;
   /** The checkout to run (its src/main.ts, its node_modules); default this one. */
   root?: string;
+  /** Node's own flags before the entry, e.g. `--cpu-prof`. */
+  nodeArgs?: readonly string[];
 }): Proc {
   const root = opts.root ?? REPO_ROOT;
   return spawnPinned({
     name: opts.name,
     cpu: opts.cpu,
     command: process.execPath,
-    args: sluiceArgs(opts.configDir, opts.ports, 1, join(root, 'src', 'main.ts')),
+    args: [
+      ...(opts.nodeArgs ?? []),
+      ...sluiceArgs(opts.configDir, opts.ports, 1, join(root, 'src', 'main.ts')),
+    ],
     logFile: opts.logFile,
     cwd: root,
     env: { ...process.env, NODE_ENV: 'production' },

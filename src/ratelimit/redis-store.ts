@@ -18,41 +18,46 @@ import {
   type RedisTarget,
 } from '../util/redis-client.ts';
 import { closeRedisClient } from '../util/redis-url.ts';
-import type { Limiter, LimitCheck, LimitVerdict } from './limits.ts';
+import type { Limiter, LimitCheck, LimitShape, LimitVerdict } from './limits.ts';
 
 /**
  * Script: the checks of several requests at once, each decided as a whole and in order (a later
- * request sees what an earlier one counted). ARGV[1] is the number of requests G, ARGV[2..G+1]
- * how many buckets each has; KEYS are every request's buckets in order; then per bucket:
- * algorithm (F|S|T), requests, windowMs, burst, shadow (0|1). Returns per bucket: allowed (1|0),
- * remaining, reset ms.
+ * request sees what an earlier one counted). KEYS are every request's buckets in order; ARGV[1]
+ * is how many buckets each request has ("2,1,1"); ARGV[i + 1] is bucket i's limit, written once
+ * per rule as "algorithm (F|S|T),requests,windowMs,burst,shadow (0|1)" and parsed once per call.
+ * Returns per bucket: allowed (1|0), remaining, reset ms, all in one comma-separated string (one
+ * reply to decode instead of three integers a bucket).
  */
 export const RATE_LIMIT_SCRIPT = `
 -- Redis before 5 replicates scripts verbatim, which TIME forbids; 5+ replicate effects anyway.
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limits = {}
 local out = {}
-local groups = tonumber(ARGV[1])
-local base = 0
-local argBase = groups + 1
-for g = 1, groups do
-  local n = tonumber(ARGV[1 + g])
-  local alg, req, win, burst, shadow, state, allowed, avail = {}, {}, {}, {}, {}, {}, {}, {}
+-- Per bucket, by its index in KEYS: its limit, what the first pass read, and its verdict.
+local lim, state, start, allowed, avail = {}, {}, {}, {}, {}
+local last = 0
+for size in string.gmatch(ARGV[1], '%d+') do
+  local first = last + 1
+  last = last + tonumber(size)
   local ok = true
-  for i = 1, n do
-    local a = ARGV[argBase + (i - 1) * 5 + 1]
-    local r = tonumber(ARGV[argBase + (i - 1) * 5 + 2])
-    local w = tonumber(ARGV[argBase + (i - 1) * 5 + 3])
-    local b = tonumber(ARGV[argBase + (i - 1) * 5 + 4])
-    alg[i], req[i], win[i], burst[i], shadow[i] = a, r, w, b, ARGV[argBase + (i - 1) * 5 + 5] == '1'
-    local k = KEYS[base + i]
+  for i = first, last do
+    local spec = ARGV[i + 1]
+    local l = limits[spec]
+    if l == nil then
+      local a, r, w, b, sh = string.match(spec, '^(%a),([^,]+),([^,]+),([^,]+),(%d)$')
+      l = { a, tonumber(r), tonumber(w), tonumber(b), sh == '1' }
+      limits[spec] = l
+    end
+    lim[i] = l
+    local a, r, w, b, k = l[1], l[2], l[3], l[4], KEYS[i]
     if a == 'F' then
       local ws = now - (now % w)
       local h = redis.call('HMGET', k, 'w', 'c')
       local c = 0
       if tonumber(h[1]) == ws then c = tonumber(h[2]) or 0 end
-      state[i] = {ws, c}
+      start[i], state[i] = ws, c
       allowed[i] = c < r
       avail[i] = r - c
     elseif a == 'S' then
@@ -65,8 +70,7 @@ for g = 1, groups do
       local h = redis.call('HMGET', k, 't', 'l')
       local tokens = b
       if h[1] then
-        local last = tonumber(h[2])
-        local elapsed = now - last
+        local elapsed = now - tonumber(h[2])
         if elapsed < 0 then elapsed = 0 end
         tokens = math.min(b, tonumber(h[1]) + elapsed * r / w)
       end
@@ -74,16 +78,17 @@ for g = 1, groups do
       allowed[i] = tokens >= 1
       avail[i] = math.floor(tokens)
     end
-    if not allowed[i] and not shadow[i] then ok = false end
+    if not allowed[i] and not l[5] then ok = false end
   end
-  for i = 1, n do
-    local k, a, r, w, b = KEYS[base + i], alg[i], req[i], win[i], burst[i]
+  for i = first, last do
+    local l, k = lim[i], KEYS[i]
+    local a, r, w, b = l[1], l[2], l[3], l[4]
     local counted = ok and allowed[i]
     local reset
     if a == 'F' then
-      local ws, c = state[i][1], state[i][2]
+      local ws = start[i]
       if counted then
-        redis.call('HSET', k, 'w', ws, 'c', c + 1)
+        redis.call('HSET', k, 'w', ws, 'c', state[i] + 1)
         redis.call('PEXPIREAT', k, ws + w)
       end
       reset = ws + w - now
@@ -115,14 +120,24 @@ for g = 1, groups do
     out[#out + 1] = remaining
     out[#out + 1] = math.ceil(reset)
   end
-  base = base + n
-  argBase = argBase + n * 5
 end
-return out
+return table.concat(out, ',')
 `;
 
 // InFlight limits are Local only (validation refuses them with Global storage).
 const ALGORITHM_CODE = { FixedWindow: 'F', SlidingWindow: 'S', TokenBucket: 'T', InFlight: 'T' } as const;
+
+/** A limit as the script reads it, [counted, shadow]: written once per compiled limit, not per request. */
+const LIMIT_ARGS = new WeakMap<LimitShape, readonly [string, string]>();
+
+function limitArgs(l: LimitShape, shadow: boolean): string {
+  let a = LIMIT_ARGS.get(l);
+  if (a === undefined) {
+    const spec = `${ALGORITHM_CODE[l.algorithm]},${l.requests},${l.windowMs},${l.burst},`;
+    LIMIT_ARGS.set(l, (a = [spec + '0', spec + '1']));
+  }
+  return a[shadow ? 1 : 0];
+}
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
@@ -158,7 +173,7 @@ export interface RedisStore extends Limiter {
 
 type ScriptClient = RedisClient & {
   /** ioredis flattens the array into the command's arguments. */
-  sluiceRateLimit(numKeys: number, args: readonly (string | number)[]): Promise<number[]>;
+  sluiceRateLimit(numKeys: number, args: readonly (string | number)[]): Promise<string>;
 };
 
 export class RateLimitStoreError extends Error {}
@@ -230,18 +245,19 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     const pending = batch!;
     batch = null;
     const keys: string[] = [];
-    const argv: (string | number)[] = [pending.length];
-    for (const p of pending) argv.push(p.checks.length);
-    for (const p of pending)
+    const limits: string[] = [];
+    let sizes = '';
+    for (const p of pending) {
+      sizes += sizes === '' ? p.checks.length : ',' + p.checks.length;
       for (const c of p.checks) {
         keys.push(prefix + c.bucket);
-        const l = c.limit;
-        argv.push(ALGORITHM_CODE[l.algorithm], l.requests, l.windowMs, l.burst, c.shadow ? 1 : 0);
+        limits.push(limitArgs(c.limit, c.shadow));
       }
+    }
     const started = performance.now();
-    const call = (): Promise<number[]> => {
+    const call = (): Promise<string> => {
       sent++;
-      return client.sluiceRateLimit(keys.length, [...keys, ...argv]);
+      return client.sluiceRateLimit(keys.length, [...keys, sizes, ...limits]);
     };
     const answer =
       firstReady === null ? call() : Promise.race([firstReady, sleep(opts.timeoutMs)]).then(call);
@@ -249,7 +265,8 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     answer
       .finally(() => inFlight--)
       .then(
-        (flat) => {
+        (reply) => {
+          const flat = reply.split(',');
           opts.onLatency?.(performance.now() - started);
           probing = false;
           failures = 0;
@@ -258,7 +275,11 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
           for (const p of pending) {
             const out: LimitVerdict[] = [];
             for (let i = 0; i < p.checks.length; i++, at += 3)
-              out.push({ allowed: flat[at] === 1, remaining: flat[at + 1]!, resetMs: flat[at + 2]! });
+              out.push({
+                allowed: flat[at] === '1',
+                remaining: Number(flat[at + 1]),
+                resetMs: Number(flat[at + 2]),
+              });
             p.resolve(out);
           }
         },
