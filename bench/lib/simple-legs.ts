@@ -196,6 +196,17 @@ export function ratioLine(on: Leg, off: Leg): string {
   return `${on.name} / ${off.name}: req/s ${(b.wrk.requestsPerSec / a.wrk.requestsPerSec).toFixed(2)}x, CPU per request ${(b.cpuPerRequestUs / a.cpuPerRequestUs).toFixed(2)}x, paced p99 ${(calmRound(on).paced.serviceUs.p99 / calmRound(off).paced.serviceUs.p99).toFixed(2)}x (+${ms(calmRound(on).paced.serviceUs.p99 - calmRound(off).paced.serviceUs.p99)} ms), paced p50 +${ms(calmRound(on).paced.serviceUs.p50 - calmRound(off).paced.serviceUs.p50)} ms`;
 }
 
+const LEG_USAGE = `flags:
+  --duration S       wrk seconds per round and leg (default 10; --quick 2)
+  --rounds N         rounds, legs interleaved (default 2; --quick 1)
+  --rate N           paced phase: requests/s (default 2000)
+  --connections N    wrk connections (default 50)
+  --retries N        at most N disturbed rounds (other processes over 10 % of the proxy core) redone (default 4)
+  --cpu-prof DIR     run each leg's sluice under node --cpu-prof, profiles in DIR/<leg>
+  --quick            short smoke run (indicative only)
+  --help
+`;
+
 /**
  * The command line both leg benchmarks take: --quick, --duration, --rounds, --rate, --connections,
  * --retries, --cpu-prof DIR (each leg's sluice under `node --cpu-prof`, profiles in DIR/<leg>).
@@ -209,17 +220,28 @@ export function legOptions(): {
   retries: number;
   cpuProfDir: string | null;
 } {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: 'boolean', default: false },
-      duration: { type: 'string' },
-      rounds: { type: 'string' },
-      rate: { type: 'string', default: '2000' },
-      connections: { type: 'string', default: '50' },
-      retries: { type: 'string', default: '4' },
-      'cpu-prof': { type: 'string' },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        quick: { type: 'boolean', default: false },
+        duration: { type: 'string' },
+        rounds: { type: 'string' },
+        rate: { type: 'string', default: '2000' },
+        connections: { type: 'string', default: '50' },
+        retries: { type: 'string', default: '4' },
+        'cpu-prof': { type: 'string' },
+        help: { type: 'boolean', default: false },
+      },
+    }));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${LEG_USAGE}`);
+    process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(LEG_USAGE);
+    process.exit(0);
+  }
   const quick = values.quick;
   return {
     quick,
