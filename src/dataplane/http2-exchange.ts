@@ -209,6 +209,8 @@ export class Http2Response extends EventEmitter {
   /** The header list given to respond() (Node's `date` included): %RESP(X)% reads it. */
   [kSentHeaders]: readonly (string | number)[] | null = null;
   private drainWatched = false;
+  /** respond() asked for 'wantTrailers': the exchange ends in sendTrailers(). */
+  private trailersPending = false;
 
   constructor(stream: ServerHttp2Stream, req: Http2Request) {
     super();
@@ -276,13 +278,15 @@ export class Http2Response extends EventEmitter {
     if (stream.destroyed || stream.closed) return this;
     const empty = chunk === undefined || chunk.length === 0;
     if (!stream.headersSent) this.respond(null, empty);
-    // A HEAD request, 204 or 304: respond() already ended the stream.
+    // A HEAD request, 204 or 304, a trailers-only or empty reply: respond() already ended the
+    // stream, and its HEADERS frame may not be out yet, which a reset now could overtake.
     if (stream.writableEnded) return this;
     if (empty) stream.end();
     else {
       this[kStreamBytesSent] += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength;
       stream.end(chunk);
     }
+    if (!this.trailersPending) refuseRestOfRequest(stream);
     return this;
   }
 
@@ -312,6 +316,7 @@ export class Http2Response extends EventEmitter {
     out.push(':status', this.statusCode);
     this[kSentHeaders] = out;
     const wait = !endStream && (this[kExpectTrailers] || this.trailers !== null);
+    this.trailersPending = wait;
     if (wait) stream.on('wantTrailers', onWantTrailers);
     stream.respond(
       out as unknown as OutgoingHttpHeaders,
@@ -325,8 +330,26 @@ export class Http2Response extends EventEmitter {
       this.stream.sendTrailers(this.trailers ?? {});
     } catch {
       this.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+      return;
     }
+    refuseRestOfRequest(this.stream);
   }
+}
+
+/**
+ * A response complete before the client has sent all of its request (a 413 or 403 while it still
+ * uploads, an upstream that answered early): the rest is refused with RST_STREAM NO_ERROR (RFC
+ * 9113 §8.1), as Envoy does. Left alone, the stream stays open, holding one of the session's
+ * concurrent streams, until the client gives up. Node submits the reset only once the response's
+ * last frame has gone to nghttp2 (close() with NO_ERROR waits for 'finish'), so nothing of the
+ * response is cut.
+ */
+function refuseRestOfRequest(stream: ServerHttp2Stream): void {
+  if (stream.endAfterHeaders || stream.readableEnded || stream.closed || stream.destroyed) return;
+  // A body left unread may still have been sent whole: nghttp2 knows (asked only on this rare
+  // path), and such a stream needs no reset.
+  if (stream.state.state !== constants.NGHTTP2_STREAM_STATE_OPEN) return;
+  stream.close(constants.NGHTTP2_NO_ERROR);
 }
 
 const RESPOND = { endStream: false } as const;

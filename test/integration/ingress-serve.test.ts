@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import nodePath from 'node:path';
 import { Readable } from 'node:stream';
-import { connect as http2Connect } from 'node:http2';
+import { connect as http2Connect, constants } from 'node:http2';
 import { describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import type { EchoBody } from '../support/upstreams.ts';
@@ -235,6 +235,49 @@ ${tlsSecretYaml('demo-tls', rsaLeaf(['demo.example.com']), { namespace: 'default
     const unlimited = await start(tls({ 'ssl-redirect': 'false', 'proxy-body-size': '0' }));
     const r = await send(unlimited, '/u', { method: 'POST', body: Buffer.alloc(2 * 1024 * 1024, 'c') });
     expect(r.status).toBe(200);
+  });
+});
+
+describe('an HTTP/2 upload answered before it is sent whole', () => {
+  it('gets the complete 413, then RST_STREAM NO_ERROR, instead of a stream left open', async () => {
+    const gw = await start(
+      ingressYaml({
+        name: 'upload',
+        annotations: { 'proxy-body-size': '8k' },
+        paths: [path('/', 'Prefix', 'demo-order')],
+      }),
+    );
+    const s = http2Connect(new URL(gw.url('/', 80)).origin);
+    try {
+      const st = s.request({ ':method': 'POST', ':path': '/up', ':authority': 'demo.example.com' });
+      st.on('error', () => undefined);
+      const answer = new Promise<{ status: number; body: string }>((resolve) => {
+        st.on('response', (h) => {
+          let body = '';
+          st.setEncoding('utf8');
+          st.on('data', (c: string) => (body += c));
+          st.on('end', () => resolve({ status: Number(h[':status']), body }));
+        });
+      });
+      const closed = new Promise<number>((resolve) => st.on('close', () => resolve(st.rstCode ?? -1)));
+      // Over the limit, and still sending: the client never ends its request.
+      for (let i = 0; i < 9; i++) st.write(Buffer.alloc(1024, 'b'));
+      const more = setInterval(() => {
+        if (!st.closed && !st.destroyed) st.write(Buffer.alloc(1024, 'b'));
+      }, 20);
+      try {
+        const r = await answer;
+        expect(r.status).toBe(413);
+        expect(r.body.length).toBeGreaterThan(0);
+        expect(await closed).toBe(constants.NGHTTP2_NO_ERROR);
+      } finally {
+        clearInterval(more);
+      }
+      // The session is still good for the next request.
+      expect(await h2cPostStatus(gw.url('/c', 80), 1)).toBe(200);
+    } finally {
+      s.destroy();
+    }
   });
 });
 
