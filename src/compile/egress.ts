@@ -235,17 +235,13 @@ function warnWildcardRule(indexes: Indexes, host: string, diagnostics: Diagnosti
   });
 }
 
-const HTTP_FAMILY = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
-
 /**
  * CONNECT tunnels (what clients open for HTTPS, TLS and TCP ports) go to an endpoint chosen by
  * weight, with no cluster: a DestinationRule's connection pool, outlier detection and load
  * balancer apply to proxied HTTP requests only, which is said on the rule.
  */
 function warnTunnelledRule(indexes: Indexes, entry: EgressHost, diagnostics: Diagnostic[]): void {
-  const tunnelled = [...entry.ports.values()]
-    .filter((p) => !HTTP_FAMILY.has(p.protocol))
-    .map((p) => p.number);
+  const tunnelled = [...entry.ports.values()].filter((p) => !HTTP_PORTS.has(p.protocol)).map((p) => p.number);
   if (tunnelled.length === 0) return;
   const se = indexes.serviceEntriesByHost.get(entry.host)![0]!;
   const rule = findDestinationRule(indexes, entry.host, se.namespace);

@@ -92,8 +92,8 @@ export function compileRouteFilters(
   rule: HTTPRoute,
   path: string,
   problems: MatchBuildProblem[],
-  /** A host and port → its cluster (auth-url's service); null where nothing may be resolved. */
-  resolve: ((host: string, port: number) => Cluster | null) | null = null,
+  /** A host and port → its cluster (auth-url's service). */
+  resolve: (host: string, port: number) => Cluster | null,
 ): readonly HttpFilter[] | undefined {
   const fault = rule.fault === undefined ? null : compileFault(rule.fault, `${path}.fault`, problems);
   const cors =
@@ -111,18 +111,14 @@ export function compileRouteFilters(
       : compileIngressLimits(rule.ingressNginx.rateLimit, path, problems);
   const ext = rule.ingressNginx?.externalAuth;
   let authRequest: AuthRequestFilter | null = null;
-  if (ext !== undefined) {
-    if (resolve === null)
-      problems.push({ path, level: 'error', message: 'auth-url cannot be resolved here' });
-    else
-      authRequest = compileExternalAuth(
-        ext,
-        rule.ingressNginx?.readTimeoutMs ?? 60_000,
-        resolve,
-        path,
-        problems,
-      );
-  }
+  if (ext !== undefined)
+    authRequest = compileExternalAuth(
+      ext,
+      rule.ingressNginx?.readTimeoutMs ?? 60_000,
+      resolve,
+      path,
+      problems,
+    );
   const cc = rule.ingressNginx?.clientCertificate;
   const clientCert: ClientCertFilter | null = cc === undefined ? null : { kind: 'client-cert', ...cc };
   if (

@@ -769,10 +769,7 @@ export class EgressProxyListener {
       if (socket.destroyed) return;
       if (!t.ok) {
         const body = this.refuse(x, policy, port, t.decision);
-        if (t.decision.reason === 'dns_failure') {
-          x.status = 503;
-          x.responseFlags = 'DF';
-        }
+        x.status = this.refuseResolved(x, t.decision);
         if (answer) writeHead(socket, x.status, x.status === 503 ? 'Service Unavailable' : 'Forbidden', body);
         else socket.destroy();
         return;

@@ -28,6 +28,7 @@ import {
   type Refusal,
 } from '../snapshot/route-request.ts';
 import { buildRedirectLocation } from '../snapshot/redirect.ts';
+import { challengesOf } from '../upstream/error-pages.ts';
 import { forwardRequest } from '../upstream/forward.ts';
 import { applyHeaderOps, replaceHeaders } from '../upstream/header-ops.ts';
 import { withResponseFlag } from '../upstream/upstream-error.ts';
@@ -371,11 +372,7 @@ function errorPageFor(ctx: RequestContext, action: ForwardAction, r: FilterReply
   const dest = pickDestination(action);
   if (dest.cluster === null) return false;
   if (r.flag !== '-') ctx.responseFlags = r.flag;
-  let keep: string[] | null = null;
-  const h = r.headers;
-  if (h !== null)
-    for (let i = 0; i < h.length; i += 2)
-      if (h[i]!.toLowerCase() === 'www-authenticate') (keep ??= []).push('www-authenticate', h[i + 1]!);
+  const keep = r.headers === null ? null : challengesOf(r.headers);
   forwardRequest(ctx, action, dest, dest.cluster, sendUpstreamFailure, sendLocalReply, {
     code: r.status,
     keep,

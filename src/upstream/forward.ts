@@ -835,7 +835,20 @@ function attemptFailed(ctx: ForwardContext, attempt: Attempt | null, err: unknow
     }
     brokenRetry = true;
   }
-  const retried = ctx.attempts > 1;
+  answerFailure(ctx, failure, ctx.attempts > 1, brokenRetry);
+}
+
+/**
+ * The exchange ends on an upstream failure: sluice's failure reply, or the default backend's
+ * page when the route's custom-http-errors list nginx's status for it.
+ */
+function answerFailure(
+  ctx: ForwardContext,
+  failure: UpstreamFailure,
+  retried: boolean,
+  brokenRetry: boolean,
+): void {
+  const state = ctx.fwd!;
   if (state.action.errorPages !== undefined && failureErrorPage(ctx, failure, retried, brokenRetry)) return;
   state.onFailure(ctx, failure, retried);
   if (brokenRetry) ctx.responseFlags = withOverflowFlag(ctx.responseFlags);
@@ -997,8 +1010,9 @@ function onPerTryTimeout(attempt: Attempt): void {
 /**
  * proxy-send-timeout, as nginx's: its clock runs only while a write to the upstream is blocked
  * (nginx arms it when a send returns EAGAIN and disarms it when the socket takes the bytes).
- * undici and the HTTP/2 pool pause the body exactly while the upstream socket is full and resume
- * it on 'drain', so a client slow to send, with nothing waiting to be written, never runs it.
+ * The HTTP/1.1 and HTTP/2 connections pause the body exactly while the upstream socket is full
+ * and resume it on 'drain', so a client slow to send, with nothing waiting to be written, never
+ * runs it.
  */
 function watchBodyWrites(body: TimedBody, attempt: Attempt): void {
   // A retry hands the same unread request to a new attempt: the listeners are already there.
@@ -1053,14 +1067,7 @@ function attemptTimedOut(attempt: Attempt): void {
     }
     brokenRetry = true;
   }
-  if (
-    state.action.errorPages !== undefined &&
-    failureErrorPage(ctx, PER_TRY_TIMEOUT, ctx.attempts > 1, brokenRetry)
-  )
-    return;
-  state.onFailure(ctx, PER_TRY_TIMEOUT, ctx.attempts > 1);
-  if (brokenRetry) ctx.responseFlags = withOverflowFlag(ctx.responseFlags);
-  finish(ctx);
+  answerFailure(ctx, PER_TRY_TIMEOUT, ctx.attempts > 1, brokenRetry);
 }
 
 function onRouteTimeout(ctx: ForwardContext): void {
@@ -1088,9 +1095,7 @@ function onRouteTimeout(ctx: ForwardContext): void {
     attempt.cancel();
     noteLocalFailure(attempt, true);
   }
-  if (state.action.errorPages !== undefined && failureErrorPage(ctx, PER_TRY_TIMEOUT, false, false)) return;
-  state.onFailure(ctx, PER_TRY_TIMEOUT, false);
-  finish(ctx);
+  answerFailure(ctx, PER_TRY_TIMEOUT, false, false);
 }
 
 function clearRouteTimer(ctx: ForwardContext): void {

@@ -69,7 +69,7 @@ export interface H1ConnectionOptions {
 /** Response heads (and trailer sections) larger than Envoy's 60 KiB header limit are refused. */
 export const MAX_HEAD_BYTES = 60 * 1024 + 1024;
 /** Idle keep-alive when the upstream sends no `keep-alive: timeout=` hint. */
-const DEFAULT_KEEPALIVE_MS = 4_000;
+export const DEFAULT_KEEPALIVE_MS = 4_000;
 /** A hinted keep-alive timeout is cut by this much so the upstream is not raced. */
 const KEEPALIVE_MARGIN_MS = 1_000;
 const MAX_CHUNK_LINE = 4_096;
@@ -81,6 +81,8 @@ const BAD_PATH = /[^\u0021-\u00ff]/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,13})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
 const DIGITS = /^\d{1,15}$/;
+/** `keep-alive: timeout=N` (seconds), the upstream's idle limit. */
+const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i;
 const EXPECTS_PAYLOAD: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH']);
 /** Request headers the connection writes itself (framing and hop-by-hop). */
 const OWN_HEADERS: ReadonlySet<string> = new Set([
@@ -569,7 +571,7 @@ export class H1Connection {
         if (v.includes('close')) close = true;
         else if (m[1] === '0' && v.includes('keep-alive')) close = false;
       } else if (lower === 'keep-alive') {
-        const t = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
+        const t = KEEP_ALIVE_TIMEOUT.exec(value);
         if (t !== null) keepAliveHint = Number(t[1]) * 1000;
       }
     }

@@ -46,6 +46,7 @@ import {
 } from './h2-connection.ts';
 import {
   H1Connection,
+  DEFAULT_KEEPALIVE_MS,
   MAX_HEAD_BYTES,
   type H1ConnectionOptions,
   type H1Handler,
@@ -154,9 +155,6 @@ export interface UpstreamHost {
 
 const hosts = new Map<string, UpstreamHost>();
 
-/** Upper bound for idle keep-alive sockets when the upstream sends no keep-alive hint. */
-const DEFAULT_KEEPALIVE_MS = 4_000;
-
 /** Groups one endpoint keeps per protocol and TLS name at most; the oldest retires beyond it. */
 const MAX_VARIANTS = 64;
 
@@ -233,7 +231,7 @@ function upstreamAuthority(headers: readonly string[]): string {
 
 /** undici options for one HTTP/1.1 connection of `cluster` (`tls`: its connect options). */
 function clientOptions(cluster: Cluster, tls: ConnectionOptions | null): Client.Options {
-  const idleMs = cluster.idleTimeoutMs > 0 ? cluster.idleTimeoutMs : 3_600_000;
+  const idleMs = idleTimeoutOf(cluster);
   return {
     pipelining: 1,
     connect: { timeout: connectTimeoutOf(cluster), ...(tls ?? {}) },
@@ -245,6 +243,11 @@ function clientOptions(cluster: Cluster, tls: ConnectionOptions | null): Client.
     // The gateway forwards whatever response headers size the upstream sends up to Envoy's 60 KiB.
     maxHeaderSize: MAX_HEAD_BYTES,
   };
+}
+
+/** The cluster's idleTimeout, else an hour (Envoy's default for upstream connections). */
+function idleTimeoutOf(cluster: Cluster): number {
+  return cluster.idleTimeoutMs > 0 ? cluster.idleTimeoutMs : 3_600_000;
 }
 
 function connectTimeoutOf(cluster: Cluster): number {
@@ -272,7 +275,7 @@ function newGroup(host: UpstreamHost, h2: boolean, authority: string): ConnGroup
           port: host.port,
           tls,
           connectTimeoutMs: connectTimeoutOf(cluster),
-          idleTimeoutMs: cluster.idleTimeoutMs > 0 ? cluster.idleTimeoutMs : 3_600_000,
+          idleTimeoutMs: idleTimeoutOf(cluster),
           maxConcurrentStreams: s?.maxConcurrentStreams ?? 0,
           keepAliveIntervalMs: s?.keepAliveIntervalMs ?? 0,
           keepAliveTimeoutMs: s?.keepAliveTimeoutMs ?? 0,
@@ -285,7 +288,7 @@ function newGroup(host: UpstreamHost, h2: boolean, authority: string): ConnGroup
       tls,
       tlsSession: { session: null },
       connectTimeoutMs: connectTimeoutOf(cluster),
-      maxIdleMs: cluster.idleTimeoutMs > 0 ? cluster.idleTimeoutMs : 3_600_000,
+      maxIdleMs: idleTimeoutOf(cluster),
     },
     origin: (t === undefined ? 'http://' : 'https://') + host.hostPort,
     options: clientOptions(cluster, tls),

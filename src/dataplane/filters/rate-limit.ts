@@ -77,18 +77,20 @@ export function runRateLimit(
   return decideRemote(ctx, counted, rt);
 }
 
-/** What a deferred gateway filter left, decided on its own (no route filter of rate limits follows it). */
-export function flushDeferredLimits(ctx: FilterContext, rt: RateLimitRuntime): Outcome | Promise<Outcome> {
-  const counted = ctx.deferredLimits;
-  ctx.deferredLimits = null;
-  return counted === null ? null : decideRemote(ctx, counted, rt);
-}
-
 function checksOf(counted: readonly Counted[]): LimitCheck[] {
   const out = new Array<LimitCheck>(counted.length);
   for (let i = 0; i < counted.length; i++) out[i] = counted[i]!.check;
   return out;
 }
+
+/** ingress-nginx's limit_req / limit_conn refusal: a bare 503, no Retry-After. */
+const NGINX_LIMITED: FilterReply = {
+  status: 503,
+  body: null,
+  headers: null,
+  flag: 'RL',
+  details: 'request_rate_limited',
+};
 
 const RLSE: FilterReply = {
   status: 500,
@@ -233,8 +235,7 @@ function decide(
     holdInFlight(ctx, counted, verdicts, rt);
     return null;
   }
-  if (counted[refusedBy]!.rule.rejectStatus === 503)
-    return { status: 503, body: null, headers: null, flag: 'RL', details: 'request_rate_limited' };
+  if (counted[refusedBy]!.rule.rejectStatus === 503) return NGINX_LIMITED;
   const retryAfter = String(Math.max(1, Math.ceil(verdicts[refusedBy]!.resetMs / 1000)));
   const out = ['retry-after', retryAfter, 'x-envoy-ratelimited', 'true'];
   if (headers !== null) out.push(...headers);
