@@ -37,6 +37,7 @@ import type { RequestContext } from '../dataplane/request-context.ts';
 import type { TcpConnectionObserver } from '../observability/request-metrics.ts';
 import { closeUnusedPools, poolStatus, releasePools } from '../upstream/pools.ts';
 import { warmEndpoints } from '../upstream/endpoints.ts';
+import { releaseDnsNames } from '../upstream/dns.ts';
 import { createCurrent, type Current } from './current.ts';
 
 export interface GatewayOptions {
@@ -437,7 +438,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       running.set(o.key, o);
       log.info({ port: o.port, boundPort: o.listener.boundPort }, 'listener open');
     }
-    warmEndpoints(snapshot.clusters.values());
+    warmEndpoints(owner, snapshot.clusters);
     // Key sets the new policies name are fetched now, not by the first request that needs them.
     const providers = jwtProvidersOf(snapshot);
     jwks.warm(providers);
@@ -476,6 +477,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       running.clear();
       await Promise.all(all.map((r) => r.listener.close(0)));
       await releasePools(owner, true);
+      releaseDnsNames(owner);
       await rateLimits.close();
     },
     startDraining(): void {
@@ -490,6 +492,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       running.clear();
       await Promise.all(all.map((r) => r.listener.close(timeoutMs)));
       await releasePools(owner, false);
+      releaseDnsNames(owner);
       await rateLimits.close();
     },
     current,

@@ -5,14 +5,20 @@
  * kept for names the system resolver answers without one, from the hosts file); a failed lookup keeps the previous answer and tries again after
  * 60 s, as Envoy's DNS clusters do. Clusters read the cached list and refresh off the hot path
  * (stale is fine while a refresh runs); the proxy waits for a fresh answer (`freshAnswer`).
+ *
+ * Names the applied config's clusters resolve are kept apart from the names clients of the proxy
+ * choose: those are bounded (`AD_HOC_DNS_NAMES`, oldest dropped first), the configured ones are
+ * never dropped for them, so a client asking for many names cannot make configured traffic
+ * resolve again. Envoy keeps the two apart too (DNS clusters resolve for themselves; the dynamic
+ * forward proxy's cache holds at most `max_hosts`).
  */
 import { lookup, Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 
 export const DNS_TTL_MS = 30_000;
 export const DNS_RETRY_MS = 60_000;
-/** Names kept at most; the proxy resolves names clients choose, so the cache is bounded. */
-const MAX_NAMES = 4096;
+/** Names kept at most that no applied config resolves: the proxy resolves names clients choose. */
+export const AD_HOC_DNS_NAMES = 4096;
 
 export interface DnsAnswer {
   readonly name: string;
@@ -29,7 +35,12 @@ export interface DnsAnswer {
 export type DnsRecord = string | { readonly address: string; readonly ttl: number };
 export type DnsResolve = (name: string) => Promise<readonly DnsRecord[]>;
 
-const answers = new Map<string, DnsAnswer>();
+/** Names some running gateway's clusters resolve (`keepDnsNames`): bounded by the config. */
+const configured = new Map<string, DnsAnswer>();
+/** Every other name, in the order first asked; at most AD_HOC_DNS_NAMES. */
+const adHoc = new Map<string, DnsAnswer>();
+/** The names each running gateway (by its owner object) keeps; tests run several in a process. */
+const namesByOwner = new Map<object, ReadonlySet<string>>();
 let versions = 0;
 
 const resolver = new Resolver();
@@ -52,29 +63,74 @@ let resolveAll: DnsResolve = systemResolve;
 
 /** Test hook: replace the resolver (null: the system's again); forgets every answer. */
 export function setDnsResolverForTests(fn: DnsResolve | null): void {
-  answers.clear();
+  configured.clear();
+  adHoc.clear();
+  namesByOwner.clear();
   resolveAll = fn ?? systemResolve;
+}
+
+/** Test hook: how many answers each part of the cache holds. */
+export function dnsCacheSizesForTests(): { configured: number; adHoc: number } {
+  return { configured: configured.size, adHoc: adHoc.size };
+}
+
+/**
+ * `owner`'s applied config resolves `names`: they stay cached whatever clients ask. A name no
+ * running gateway keeps any longer joins the ad-hoc names (its answer kept, droppable again).
+ */
+export function keepDnsNames(owner: object, names: ReadonlySet<string>): void {
+  namesByOwner.set(owner, names);
+  for (const name of names) {
+    if (configured.has(name)) continue;
+    const a = adHoc.get(name) ?? newAnswer(name);
+    adHoc.delete(name);
+    configured.set(name, a);
+  }
+  letGoUnkept();
+}
+
+/** `owner` is gone: the names only it kept become ad-hoc names. */
+export function releaseDnsNames(owner: object): void {
+  if (namesByOwner.delete(owner)) letGoUnkept();
+}
+
+function letGoUnkept(): void {
+  for (const [name, a] of configured) {
+    if (keptByAny(name)) continue;
+    configured.delete(name);
+    rememberAdHoc(a);
+  }
+}
+
+function keptByAny(name: string): boolean {
+  for (const names of namesByOwner.values()) if (names.has(name)) return true;
+  return false;
+}
+
+function rememberAdHoc(a: DnsAnswer): void {
+  if (adHoc.size >= AD_HOC_DNS_NAMES) adHoc.delete(adHoc.keys().next().value!);
+  adHoc.set(a.name, a);
+}
+
+function newAnswer(name: string): DnsAnswer {
+  if (isIP(name) !== 0)
+    return {
+      name,
+      addresses: [name],
+      version: ++versions,
+      refreshAtMs: Infinity,
+      pending: null,
+      lastError: null,
+    };
+  return { name, addresses: [], version: 0, refreshAtMs: 0, pending: null, lastError: null };
 }
 
 /** The cached answer for `name`, starting a refresh when it is stale or missing (never waits). */
 export function cachedAnswer(name: string, nowMs: number): DnsAnswer {
-  let a = answers.get(name);
+  let a = configured.get(name) ?? adHoc.get(name);
   if (a === undefined) {
-    if (answers.size >= MAX_NAMES) answers.delete(answers.keys().next().value!);
-    if (isIP(name) !== 0) {
-      a = {
-        name,
-        addresses: [name],
-        version: ++versions,
-        refreshAtMs: Infinity,
-        pending: null,
-        lastError: null,
-      };
-      answers.set(name, a);
-      return a;
-    }
-    a = { name, addresses: [], version: 0, refreshAtMs: 0, pending: null, lastError: null };
-    answers.set(name, a);
+    a = newAnswer(name);
+    rememberAdHoc(a);
   }
   if (nowMs >= a.refreshAtMs && a.pending === null) refresh(a);
   return a;

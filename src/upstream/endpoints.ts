@@ -5,7 +5,7 @@
  */
 import type { Cluster } from '../snapshot/types.ts';
 import { hostFor, type UpstreamHost } from './pools.ts';
-import { cachedAnswer, settledAnswer, type DnsAnswer } from './dns.ts';
+import { cachedAnswer, keepDnsNames, settledAnswer, type DnsAnswer } from './dns.ts';
 import { hasClusterState, newClusterState, type ClusterState } from './cluster-state.ts';
 import { pickRoundRobin } from './balancer/round-robin.ts';
 import { pickLeastRequest } from './balancer/least-request.ts';
@@ -188,13 +188,19 @@ export function viewOf(set: HostSet): PickView {
 
 /**
  * Called on apply, before unused pools close: starts DNS lookups for every dns cluster so the
- * first requests do not wait, and builds the host set of clusters with slow start, with a hash
+ * first requests do not wait, keeping those names cached for `owner` (names the proxy's clients
+ * ask for cannot push them out), and builds the host set of clusters with slow start, with a hash
  * balancer, or with state in use, so their new endpoints hold the cluster's state before the old
  * ones let go of it (when each endpoint joined is kept there).
  */
-export function warmEndpoints(clusters: Iterable<Cluster>): void {
+export function warmEndpoints(owner: object, clusters: ReadonlyMap<string, Cluster>): void {
+  const names = new Set<string>();
+  for (const c of clusters.values())
+    if (c.endpoints.kind !== 'static') for (const ep of c.endpoints.endpoints) names.add(ep.address);
+  keepDnsNames(owner, names);
   const now = Date.now();
-  for (const c of clusters) {
+  for (const name of names) cachedAnswer(name, now);
+  for (const c of clusters.values()) {
     // A cluster whose state is in use (its endpoints changed, its policy did not) takes its pools
     // now, before the old pools close and drop the state: ejections, breaker counts and
     // slow-start times carry over as Envoy keeps them across EDS updates (DR-7).
@@ -202,7 +208,6 @@ export function warmEndpoints(clusters: Iterable<Cluster>): void {
     // cluster update, so no request waits for one.
     const hashed = c.lb === 'RING_HASH' || c.lb === 'MAGLEV';
     const keep = c.warmup !== undefined || hashed || hasClusterState(c.stateKey);
-    if (c.endpoints.kind !== 'static') for (const ep of c.endpoints.endpoints) cachedAnswer(ep.address, now);
     if (!keep) continue;
     const set = hostSetOf(c);
     if (set instanceof Promise) set.then(hashed ? warmTable : undefined).catch(() => undefined);

@@ -9,7 +9,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { EnvHttpProxyAgent, ProxyAgent, fetch } from 'undici';
+import { EnvHttpProxyAgent, Pool, ProxyAgent, fetch } from 'undici';
 import {
   curl,
   get,
@@ -25,6 +25,8 @@ import { startEcho, type Upstream } from '../support/upstreams.ts';
 import { startTlsUpstream, type TlsUpstream } from '../support/tls-upstream.ts';
 import { rsaLeaf, testCa } from '../support/certs.ts';
 import { until } from '../support/until.ts';
+import { snapshotFromYaml, TEST_IDENTITY } from '../support/gateway.ts';
+import { AD_HOC_DNS_NAMES, dnsCacheSizesForTests } from '../../src/upstream/dns.ts';
 
 let http: Upstream;
 let https: TlsUpstream;
@@ -74,6 +76,15 @@ function registry(extra = ''): string {
     ].join('---\n') + extra
   );
 }
+
+/** MeshConfig letting names no ServiceEntry lists out (never into internal space). */
+const ALLOW_ANY = `---
+apiVersion: sluice.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh, namespace: istio-system }
+spec:
+  outboundTrafficPolicy: { mode: ALLOW_ANY }
+`;
 
 let started: EgressProxy | null = null;
 afterEach(async () => {
@@ -355,17 +366,9 @@ describe('egress proxy: everything else is blocked with a 403 naming host, port 
 });
 
 describe('egress proxy: outboundTrafficPolicy', () => {
-  const allowAny = `---
-apiVersion: sluice.dev/v1alpha1
-kind: MeshConfig
-metadata: { name: mesh, namespace: istio-system }
-spec:
-  outboundTrafficPolicy: { mode: ALLOW_ANY }
-`;
-
   it('ALLOW_ANY lets unlisted names out, but never into internal space, and IP literals stay refused', async () => {
     const p = await startProxy(
-      registry(allowAny),
+      registry(ALLOW_ANY),
       (name) => (name === 'public.example.test' ? ['192.0.2.7'] : DEFAULT_ANSWERS[name]),
       { connectTimeoutMs: 300 },
     );
@@ -384,5 +387,64 @@ spec:
   it('REGISTRY_ONLY is the default for the proxy even though Istio meshes default to ALLOW_ANY', async () => {
     const p = await startProxy(registry());
     expect(p.gw.gateway.current.get().egress?.mode).toBe('REGISTRY_ONLY');
+  });
+});
+
+describe('egress proxy: the names clients ask for and the names the config resolves', () => {
+  /** Every `*.adhoc.test` name resolves into loopback, so each is resolved, then refused. */
+  const answers: Answers = (name) => (name.endsWith('.adhoc.test') ? ['127.0.0.1'] : DEFAULT_ANSWERS[name]);
+  const isAdHoc = (name: string): boolean => name.endsWith('.adhoc.test');
+
+  /** GETs for each of `count` new names through the proxy on keep-alive connections: their statuses. */
+  async function flood(proxy: string, prefix: string, count: number): Promise<Set<number>> {
+    const pool = new Pool(proxy, { connections: 4 });
+    try {
+      const statuses = await Promise.all(
+        Array.from({ length: count }, async (_, i) => {
+          const host = `${prefix}${i}.adhoc.test`;
+          const r = await pool.request({ method: 'GET', path: `http://${host}/`, headers: { host } });
+          await r.body.dump();
+          return r.statusCode;
+        }),
+      );
+      return new Set(statuses);
+    } finally {
+      await pool.close();
+    }
+  }
+
+  it('a client asking for more names than the budget holds cannot push out a ServiceEntry name', async () => {
+    const p = await startProxy(registry(ALLOW_ANY), answers);
+    const configured = new Set(p.warmed).size;
+    expect(p.warmed).toContain('plain.example.test');
+    const port = p.gw.port(PROXY_PORT);
+    expect((await rawRequest(port, get('http://first.adhoc.test/'))).body).toContain('[internal_address]');
+
+    expect(await flood(p.proxy, 'n', AD_HOC_DNS_NAMES + 50)).toEqual(new Set([403]));
+    expect(p.asked.filter(isAdHoc)).toHaveLength(AD_HOC_DNS_NAMES + 51);
+    // Bounded: the ad-hoc names fill their budget and no more; the configured ones are all there.
+    expect(dnsCacheSizesForTests()).toEqual({ configured, adHoc: AD_HOC_DNS_NAMES });
+
+    const before = http.seen.length;
+    expect((await rawRequest(port, get('http://plain.example.test/after-flood'))).status).toBe(200);
+    expect(http.seen.length).toBe(before + 1);
+    // Answered from the cache: no configured name was asked again.
+    expect(p.asked.filter((n) => !isAdHoc(n))).toEqual([]);
+    // The oldest ad-hoc name was pushed out: asking for it resolves it again.
+    await rawRequest(port, get('http://first.adhoc.test/'));
+    expect(p.asked.filter((n) => n === 'first.adhoc.test')).toHaveLength(2);
+  });
+
+  it('a reload that drops the ServiceEntry lets its name go to the ad-hoc names', async () => {
+    const p = await startProxy(registry(ALLOW_ANY), answers);
+    const configured = new Set(p.warmed).size;
+    const without = registry(ALLOW_ANY)
+      .replace(/name: plain,/, 'name: plain-gone,')
+      .replace('hosts: ["plain.example.test"]', 'hosts: ["renamed.example.test"]');
+    await p.gw.gateway.apply(snapshotFromYaml(without, { ...TEST_IDENTITY, egressProxyPort: PROXY_PORT }));
+    expect(dnsCacheSizesForTests()).toEqual({ configured, adHoc: 1 });
+    await flood(p.proxy, 'r', AD_HOC_DNS_NAMES);
+    await rawRequest(p.gw.port(PROXY_PORT), get('http://plain.example.test/'));
+    expect(p.asked.filter((n) => n === 'plain.example.test')).toHaveLength(1);
   });
 });

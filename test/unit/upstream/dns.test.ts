@@ -1,9 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  AD_HOC_DNS_NAMES,
   DNS_RETRY_MS,
   DNS_TTL_MS,
   cachedAnswer,
+  dnsCacheSizesForTests,
   freshAnswer,
+  keepDnsNames,
+  releaseDnsNames,
   setDnsResolverForTests,
   settledAnswer,
   type DnsRecord,
@@ -68,5 +72,70 @@ describe('DNS answers (SE-2: DNS follows TTL)', () => {
     expect(again.version).toBe(version);
     expect(again.refreshAtMs - Date.now()).toBeGreaterThan(DNS_RETRY_MS - 1_000);
     expect(cachedAnswer('d.example.test', Date.now()).pending).toBeNull();
+  });
+});
+
+describe('DNS answers: configured names and the names clients ask for', () => {
+  /** Every name answers 127.0.0.1 for a minute; returns how often each name was asked. */
+  function counting(): Map<string, number> {
+    const asked = new Map<string, number>();
+    setDnsResolverForTests(async (name) => {
+      asked.set(name, (asked.get(name) ?? 0) + 1);
+      return [{ address: '127.0.0.1', ttl: 60 }];
+    });
+    return asked;
+  }
+
+  /** What a client of the proxy does: one fresh answer for each of `count` new names. */
+  async function askAdHoc(prefix: string, count: number): Promise<void> {
+    const waits: Promise<unknown>[] = [];
+    for (let i = 0; i < count; i++)
+      waits.push(Promise.resolve(freshAnswer(`${prefix}${i}.adhoc.test`, Date.now())));
+    await Promise.all(waits);
+  }
+
+  it('a client filling the ad-hoc budget neither drops a configured name nor grows the cache past it', async () => {
+    const asked = counting();
+    keepDnsNames({}, new Set(['svc.configured.test']));
+    const configured = await settledAnswer('svc.configured.test');
+    await settledAnswer('early.adhoc.test');
+    await askAdHoc('n', AD_HOC_DNS_NAMES + 100);
+    expect(dnsCacheSizesForTests()).toEqual({ configured: 1, adHoc: AD_HOC_DNS_NAMES });
+    // Still cached: the same answer, and no second question.
+    expect(freshAnswer('svc.configured.test', Date.now())).toBe(configured);
+    expect(asked.get('svc.configured.test')).toBe(1);
+    // An ad-hoc name asked before the flood was dropped (oldest first) and is asked again.
+    await freshAnswer('early.adhoc.test', Date.now());
+    expect(asked.get('early.adhoc.test')).toBe(2);
+    expect(dnsCacheSizesForTests().adHoc).toBe(AD_HOC_DNS_NAMES);
+  });
+
+  it('a reload keeps a name a client asked first with its answer, and lets a dropped name go', async () => {
+    const asked = counting();
+    const owner = {};
+    keepDnsNames(owner, new Set(['old.configured.test']));
+    await settledAnswer('old.configured.test');
+    const early = await settledAnswer('new.configured.test');
+    keepDnsNames(owner, new Set(['new.configured.test']));
+    expect(dnsCacheSizesForTests()).toEqual({ configured: 1, adHoc: 1 });
+    expect(cachedAnswer('new.configured.test', Date.now())).toBe(early);
+    await askAdHoc('m', AD_HOC_DNS_NAMES);
+    expect(freshAnswer('new.configured.test', Date.now())).toBe(early);
+    expect(asked.get('new.configured.test')).toBe(1);
+    // The released name is an ad-hoc name again: the flood pushed it out.
+    await freshAnswer('old.configured.test', Date.now());
+    expect(asked.get('old.configured.test')).toBe(2);
+  });
+
+  it('a name stays configured while any running gateway keeps it', async () => {
+    counting();
+    const a = {};
+    const b = {};
+    keepDnsNames(a, new Set(['shared.configured.test']));
+    keepDnsNames(b, new Set(['shared.configured.test', 'b.configured.test']));
+    releaseDnsNames(a);
+    expect(dnsCacheSizesForTests()).toEqual({ configured: 2, adHoc: 0 });
+    releaseDnsNames(b);
+    expect(dnsCacheSizesForTests()).toEqual({ configured: 0, adHoc: 2 });
   });
 });

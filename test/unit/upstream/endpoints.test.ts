@@ -45,7 +45,7 @@ describe('endpoints', () => {
     const ring = staticCluster('ring', eps, { lb: 'RING_HASH', hashTableSize: 1024 });
     const maglev = staticCluster('maglev', eps, { lb: 'MAGLEV', hashTableSize: 65537 });
     const plain = staticCluster('plain', eps);
-    warmEndpoints([ring, maglev, plain]);
+    warmEndpoints({}, new Map([ring, maglev, plain].map((c) => [c.name, c])));
     const r = hostSetOf(ring);
     const m = hostSetOf(maglev);
     if (r instanceof Promise || m instanceof Promise) throw new Error('static sets are sync');
