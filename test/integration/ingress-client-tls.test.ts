@@ -5,7 +5,9 @@
  * listener, nginx's 400 or error-page redirect without a certificate, and the ssl-client-*
  * headers the upstream gets.
  */
+import { connect as http2Connect } from 'node:http2';
 import { describe, expect, it } from 'vitest';
+import { Client } from 'undici';
 import { makeCa, makeServerCert, type PemPair } from '../../src/tls/self-signed.ts';
 import { formatDiagnostic } from '../../src/errors/diagnostic.ts';
 import type { EchoBody } from '../support/upstreams.ts';
@@ -109,6 +111,92 @@ describe('auth-tls-verify-client on (the default)', () => {
     const sent = r.echo?.headers['ssl-client-cert'];
     expect(typeof sent).toBe('string');
     expect(decodeURIComponent(String(sent)).trim()).toBe(client().certPem.replaceAll('\r\n', '\n').trim());
+  });
+});
+
+describe("the ssl-client-* headers are the connection's", () => {
+  const NAMES = ['ssl-client-verify', 'ssl-client-subject-dn', 'ssl-client-issuer-dn', 'ssl-client-cert'];
+  const sslHeaders = (e: EchoBody): Record<string, unknown> =>
+    Object.fromEntries(NAMES.map((n) => [n, e.headers[n]]));
+  /** What the client spoofs on every request; the connection's headers replace it. */
+  const SPOOF = { 'ssl-client-verify': 'SUCCESS', 'ssl-client-subject-dn': 'CN=admin' };
+
+  /** Two GETs on one HTTP/1.1 keep-alive connection presenting `cert`: what the upstream got. */
+  async function twoOverHttp1(
+    gw: TestGateway,
+    cert: PemPair,
+  ): Promise<{ echoes: EchoBody[]; connections: number }> {
+    const c = new Client(`https://127.0.0.1:${gw.port(443)}`, {
+      connect: { servername: 'a.example.com', ca: testCa().certPem, cert: cert.certPem, key: cert.keyPem },
+    });
+    let connections = 0;
+    c.on('connect', () => (connections += 1));
+    try {
+      const echoes: EchoBody[] = [];
+      for (let i = 0; i < 2; i++) {
+        const r = await c.request({ method: 'GET', path: '/', headers: { host: 'a.example.com', ...SPOOF } });
+        echoes.push((await r.body.json()) as EchoBody);
+      }
+      return { echoes, connections };
+    } finally {
+      await c.close();
+    }
+  }
+
+  /** Two GETs as streams of one HTTP/2 session presenting `cert`. */
+  async function twoOverHttp2(gw: TestGateway, cert: PemPair): Promise<EchoBody[]> {
+    const session = http2Connect(`https://127.0.0.1:${gw.port(443)}`, {
+      servername: 'a.example.com',
+      ca: testCa().certPem,
+      cert: cert.certPem,
+      key: cert.keyPem,
+    });
+    const one = (): Promise<EchoBody> =>
+      new Promise((resolve, reject) => {
+        const st = session.request({ ':path': '/', ':authority': 'a.example.com', ...SPOOF });
+        const chunks: Buffer[] = [];
+        st.on('data', (c: Buffer) => chunks.push(c));
+        st.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString()) as EchoBody));
+        st.on('error', reject);
+        st.end();
+      });
+    try {
+      session.on('error', () => undefined);
+      return [await one(), await one()];
+    } finally {
+      session.close();
+    }
+  }
+
+  it('every request of a connection gets the same headers; another certificate, its own', async () => {
+    const gw = await twoHosts({ 'auth-tls-pass-certificate-to-upstream': 'true' });
+    const first = client();
+    const second = rsaLeaf(['client-two'], { clientAuth: true });
+
+    const one = await twoOverHttp1(gw, first);
+    expect(one.connections).toBe(1);
+    const h = sslHeaders(one.echoes[0]!);
+    expect(h['ssl-client-verify']).toBe('SUCCESS');
+    expect(h['ssl-client-subject-dn']).toContain('CN=client-one');
+    expect(decodeURIComponent(String(h['ssl-client-cert'])).trim()).toBe(
+      first.certPem.replaceAll('\r\n', '\n').trim(),
+    );
+    expect(sslHeaders(one.echoes[1]!)).toEqual(h);
+
+    const two = await twoOverHttp1(gw, second);
+    expect(two.connections).toBe(1);
+    const h2 = sslHeaders(two.echoes[0]!);
+    expect(h2['ssl-client-subject-dn']).toContain('CN=client-two');
+    expect(h2['ssl-client-issuer-dn']).toBe(h['ssl-client-issuer-dn']);
+    expect(decodeURIComponent(String(h2['ssl-client-cert'])).trim()).toBe(
+      second.certPem.replaceAll('\r\n', '\n').trim(),
+    );
+    expect(sslHeaders(two.echoes[1]!)).toEqual(h2);
+
+    // The streams of an HTTP/2 session share its connection, and so its headers.
+    const streams = await twoOverHttp2(gw, second);
+    expect(sslHeaders(streams[0]!)).toEqual(h2);
+    expect(sslHeaders(streams[1]!)).toEqual(h2);
   });
 });
 
