@@ -31,6 +31,7 @@ import {
   type EgressBlocked,
 } from '../snapshot/egress.ts';
 import { classifyHost, isInternalAddress } from '../util/host-literal.ts';
+import { connectionNominated } from '../util/connection-header.ts';
 import { parseClientHello, MAX_HELLO_BYTES } from '../tls/client-hello.ts';
 import type { FinishedRequest, TraceContext } from '../observability/finished-request.ts';
 import type { TcpConnectionObserver } from '../observability/request-metrics.ts';
@@ -591,12 +592,12 @@ export class EgressProxyListener {
     x.upstreamHost = { hostPort: `${address}:${targetPort}` };
     x.attempts = 1;
     const raw = req.rawHeaders;
-    const named = connectionTokens(req.headers.connection);
+    const named = connectionNominated(req.headers.connection);
     const headers: string[] = [];
     let hasHost = false;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!.toLowerCase();
-      if (HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue;
+      if (HOP_BY_HOP.has(name) || (named !== null && named.includes(name))) continue;
       if (name === 'host') hasHost = true;
       headers.push(raw[i]!, raw[i + 1]!);
     }
@@ -628,11 +629,11 @@ export class EgressProxyListener {
       x.upstreamServiceTimeMs = Math.round(performance.now() - started);
       x.status = ures.statusCode ?? 502;
       const out: string[] = [];
-      const unamed = connectionTokens(ures.headers.connection);
+      const unamed = connectionNominated(ures.headers.connection);
       const uraw = ures.rawHeaders;
       for (let i = 0; i < uraw.length; i += 2) {
         const name = uraw[i]!.toLowerCase();
-        if (HOP_BY_HOP.has(name) || (unamed !== null && unamed.has(name))) continue;
+        if (HOP_BY_HOP.has(name) || (unamed !== null && unamed.includes(name))) continue;
         out.push(uraw[i]!, uraw[i + 1]!);
       }
       if (this.draining) out.push('connection', 'close');
@@ -896,11 +897,4 @@ function hostHeaderOf(raw: readonly string[]): string | null | undefined {
 
 function afterAt(authority: string): string {
   return authority.slice(authority.lastIndexOf('@') + 1);
-}
-
-function connectionTokens(value: string | undefined): Set<string> | null {
-  if (value === undefined) return null;
-  // The usual value names only a header HOP_BY_HOP drops anyway: no set to build per request.
-  if (value.length === 10 && value.toLowerCase() === 'keep-alive') return null;
-  return new Set(value.split(',').map((t) => t.trim().toLowerCase()));
 }
