@@ -131,6 +131,15 @@ class EgressExchange implements FinishedRequest {
     this.startMs = performance.now();
   }
 
+  /** The destination the access log and metrics name, once the target is resolved; its cluster name. */
+  sentTo(host: string, port: number, address: string, targetPort: number): string {
+    const cluster = `outbound|${port}||${host}`;
+    this.clusterName = cluster;
+    this.upstreamHost = { hostPort: `${address}:${targetPort}` };
+    this.attempts = 1;
+    return cluster;
+  }
+
   /** Made when first read (the access log): routed requests never need this one. */
   get requestId(): string {
     this.id ??= randomUUID();
@@ -472,10 +481,7 @@ export class EgressProxyListener {
     address: string,
     targetPort: number,
   ): void {
-    const cluster = `outbound|${route.port}||${route.d.host}`;
-    x.clusterName = cluster;
-    x.upstreamHost = { hostPort: `${address}:${targetPort}` };
-    x.attempts = 1;
+    x.sentTo(route.d.host, route.port, address, targetPort);
     const raw = x.req.rawHeaders;
     let text = `${x.method} ${route.pathAndQuery} HTTP/1.1\r\n`;
     for (let i = 0; i < raw.length; i += 2) {
@@ -588,9 +594,7 @@ export class EgressProxyListener {
     const path = route.pathAndQuery;
     const req = x.req;
     const res = x.res;
-    x.clusterName = `outbound|${port}||${host}`;
-    x.upstreamHost = { hostPort: `${address}:${targetPort}` };
-    x.attempts = 1;
+    x.sentTo(host, port, address, targetPort);
     const raw = req.rawHeaders;
     const named = connectionNominated(req.headers.connection);
     const headers: string[] = [];
@@ -775,10 +779,7 @@ export class EgressProxyListener {
         else socket.destroy();
         return;
       }
-      const cluster = `outbound|${port}||${d.host}`;
-      x.clusterName = cluster;
-      x.upstreamHost = { hostPort: `${t.address}:${t.port}` };
-      x.attempts = 1;
+      const cluster = x.sentTo(d.host, port, t.address, t.port);
       const up = connect({ host: t.address, port: t.port, allowHalfOpen: true, noDelay: true });
       let connected = false;
       const timer = setTimeout(() => up.destroy(), this.connectTimeoutMs);

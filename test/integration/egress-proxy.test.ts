@@ -224,7 +224,9 @@ describe('egress proxy: allowed destinations pass', () => {
         expect(seen['x-two']).toBeUndefined();
       }
       // Only the proxy's own forwarding finishes here; the routed one finishes as Gateway requests do.
-      expect(p.done.map((d) => d.clusterName)).toEqual(['outbound|81||127.0.0.1']);
+      expect(p.done.map((d) => [d.clusterName, d.upstreamHost?.hostPort, d.attempts])).toEqual([
+        ['outbound|81||127.0.0.1', `127.0.0.1:${up.port}`, 1],
+      ]);
     } finally {
       await up.close();
     }
