@@ -31,6 +31,7 @@ import {
   type EgressBlocked,
 } from '../snapshot/egress.ts';
 import { classifyHost, isInternalAddress } from '../util/host-literal.ts';
+import { connectionNominated } from '../util/connection-header.ts';
 import { parseClientHello, MAX_HELLO_BYTES } from '../tls/client-hello.ts';
 import type { FinishedRequest, TraceContext } from '../observability/finished-request.ts';
 import type { TcpConnectionObserver } from '../observability/request-metrics.ts';
@@ -128,6 +129,15 @@ class EgressExchange implements FinishedRequest {
     this.rawUrl = req.url ?? '';
     this.startTimeMs = Date.now();
     this.startMs = performance.now();
+  }
+
+  /** The destination the access log and metrics name, once the target is resolved; its cluster name. */
+  sentTo(host: string, port: number, address: string, targetPort: number): string {
+    const cluster = `outbound|${port}||${host}`;
+    this.clusterName = cluster;
+    this.upstreamHost = { hostPort: `${address}:${targetPort}` };
+    this.attempts = 1;
+    return cluster;
   }
 
   /** Made when first read (the access log): routed requests never need this one. */
@@ -471,10 +481,7 @@ export class EgressProxyListener {
     address: string,
     targetPort: number,
   ): void {
-    const cluster = `outbound|${route.port}||${route.d.host}`;
-    x.clusterName = cluster;
-    x.upstreamHost = { hostPort: `${address}:${targetPort}` };
-    x.attempts = 1;
+    x.sentTo(route.d.host, route.port, address, targetPort);
     const raw = x.req.rawHeaders;
     let text = `${x.method} ${route.pathAndQuery} HTTP/1.1\r\n`;
     for (let i = 0; i < raw.length; i += 2) {
@@ -587,16 +594,14 @@ export class EgressProxyListener {
     const path = route.pathAndQuery;
     const req = x.req;
     const res = x.res;
-    x.clusterName = `outbound|${port}||${host}`;
-    x.upstreamHost = { hostPort: `${address}:${targetPort}` };
-    x.attempts = 1;
+    x.sentTo(host, port, address, targetPort);
     const raw = req.rawHeaders;
-    const named = connectionTokens(req.headers.connection);
+    const named = connectionNominated(req.headers.connection);
     const headers: string[] = [];
     let hasHost = false;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!.toLowerCase();
-      if (HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue;
+      if (HOP_BY_HOP.has(name) || (named !== null && named.includes(name))) continue;
       if (name === 'host') hasHost = true;
       headers.push(raw[i]!, raw[i + 1]!);
     }
@@ -628,11 +633,11 @@ export class EgressProxyListener {
       x.upstreamServiceTimeMs = Math.round(performance.now() - started);
       x.status = ures.statusCode ?? 502;
       const out: string[] = [];
-      const unamed = connectionTokens(ures.headers.connection);
+      const unamed = connectionNominated(ures.headers.connection);
       const uraw = ures.rawHeaders;
       for (let i = 0; i < uraw.length; i += 2) {
         const name = uraw[i]!.toLowerCase();
-        if (HOP_BY_HOP.has(name) || (unamed !== null && unamed.has(name))) continue;
+        if (HOP_BY_HOP.has(name) || (unamed !== null && unamed.includes(name))) continue;
         out.push(uraw[i]!, uraw[i + 1]!);
       }
       if (this.draining) out.push('connection', 'close');
@@ -774,10 +779,7 @@ export class EgressProxyListener {
         else socket.destroy();
         return;
       }
-      const cluster = `outbound|${port}||${d.host}`;
-      x.clusterName = cluster;
-      x.upstreamHost = { hostPort: `${t.address}:${t.port}` };
-      x.attempts = 1;
+      const cluster = x.sentTo(d.host, port, t.address, t.port);
       const up = connect({ host: t.address, port: t.port, allowHalfOpen: true, noDelay: true });
       let connected = false;
       const timer = setTimeout(() => up.destroy(), this.connectTimeoutMs);
@@ -896,11 +898,4 @@ function hostHeaderOf(raw: readonly string[]): string | null | undefined {
 
 function afterAt(authority: string): string {
   return authority.slice(authority.lastIndexOf('@') + 1);
-}
-
-function connectionTokens(value: string | undefined): Set<string> | null {
-  if (value === undefined) return null;
-  // The usual value names only a header HOP_BY_HOP drops anyway: no set to build per request.
-  if (value.length === 10 && value.toLowerCase() === 'keep-alive') return null;
-  return new Set(value.split(',').map((t) => t.trim().toLowerCase()));
 }

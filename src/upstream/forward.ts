@@ -34,10 +34,11 @@ import { requestHash, type RequestHash } from './hash-policy.ts';
 import { recordLocal, recordStatus } from './outlier.ts';
 import { classifyUpstreamError, PER_TRY_TIMEOUT, type UpstreamFailure } from './upstream-error.ts';
 import { backoffMs, retryCoversFailure, retryCoversStatus } from './retry.ts';
-import { applyRouteAndDestinationOps, replaceHeaders } from './header-ops.ts';
+import { applyRouteAndDestinationOps, removeHeader, replaceHeaders } from './header-ops.ts';
 import type { FinishedRequest } from '../observability/finished-request.ts';
 import { peerAddress, trustedClientAddress } from '../observability/request-facts.ts';
 import { createGrpcExchange, isGrpcContentType, parseGrpcTimeout, type GrpcExchange } from '../util/grpc.ts';
+import { connectionNominated } from '../util/connection-header.ts';
 import { addTrailers, endWithHeaders, expectTrailers } from './trailers.ts';
 import { startMirrors } from './mirror.ts';
 import { challengesOf, errorRequestHeaders, nginxFailureStatus } from './error-pages.ts';
@@ -153,8 +154,6 @@ function firstCharInteresting(c: number): boolean {
   );
 }
 
-const CONNECTION_NOMINATED_OK = new Set(['close', 'keep-alive', 'upgrade']);
-
 interface DownstreamHeaderFacts {
   xff: string | null;
   xfp: string | null;
@@ -258,22 +257,8 @@ export function buildUpstreamHeaders(
 }
 
 function dropConnectionNominated(out: string[], connection: string): void {
-  // The usual values name no other header.
-  const lc = connection.length <= 10 ? connection.toLowerCase() : '';
-  if (lc === 'keep-alive' || lc === 'close' || lc === 'upgrade') return;
-  const tokens = connection.toLowerCase().split(',');
-  for (let t = 0; t < tokens.length; t++) {
-    const token = tokens[t]!.trim();
-    if (token === '' || CONNECTION_NOMINATED_OK.has(token)) continue;
-    let w = 0;
-    for (let r = 0; r < out.length; r += 2) {
-      if (out[r]!.toLowerCase() === token) continue;
-      out[w] = out[r]!;
-      out[w + 1] = out[r + 1]!;
-      w += 2;
-    }
-    out.length = w;
-  }
+  const names = connectionNominated(connection);
+  if (names !== null) for (const name of names) removeHeader(out, name);
 }
 
 /** VS-12/VS-13 path rewrite; the query is kept. */
@@ -1212,7 +1197,7 @@ export function buildResponseHeaders(
       case 17: {
         const lower = name.toLowerCase();
         if (lower === 'connection') {
-          connection = latin1(raw[i + 1]!);
+          connection = connection === null ? latin1(raw[i + 1]!) : connection + ',' + latin1(raw[i + 1]!);
           continue;
         }
         if (

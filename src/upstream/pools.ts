@@ -304,7 +304,7 @@ function newGroup(host: UpstreamHost, h2: boolean, authority: string): ConnGroup
 }
 
 /**
- * undici's request() against this endpoint, outside the circuit breakers (ext_authz calls), with
+ * undici's request() against this endpoint, outside the circuit breakers (side-request.ts), with
  * the SNI to name; null when the endpoint takes no HTTP/1.1 (an HTTP/2 port) or its TLS
  * credential is missing.
  */

@@ -6,6 +6,7 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect as tlsConnect } from 'node:tls';
+import { connect } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -182,6 +183,64 @@ describe('egress proxy: allowed destinations pass', () => {
     expect((await rawRequest(port, get('http://127.0.0.1/b'))).status).toBe(200);
     // Neither was resolved: the entry names its addresses.
     expect(p.asked).toEqual([]);
+  });
+
+  it('headers a Connection header nominates stop at the proxy both ways, however it is written', async () => {
+    const up = await startEcho({
+      name: 'nominating',
+      headers: {
+        connection: ['keep-alive, X-Up-A', ' ,x-up-b'],
+        'x-up-a': 'a',
+        'x-up-b': 'b',
+        'x-up-kept': 'k',
+      },
+    });
+    try {
+      const p = await startProxy(
+        registry(
+          '---\n' +
+            serviceEntryYaml({
+              name: 'nominating',
+              hosts: ['nominating.example.test'],
+              resolution: 'STATIC',
+              addresses: ['127.0.0.1'],
+              endpoints: ['127.0.0.1'],
+              ports: [[81, 'http', 'HTTP', up.port]],
+            }),
+        ),
+      );
+      // By name through the mesh routes (the gateway's forwarding), and to the address the entry
+      // names (the proxy's own).
+      for (const authority of ['nominating.example.test:81', '127.0.0.1:81']) {
+        const s = connect(p.gw.port(PROXY_PORT), '127.0.0.1');
+        const chunks: Buffer[] = [];
+        s.on('data', (c: Buffer) => chunks.push(c));
+        const closed = new Promise((resolve) => s.once('close', resolve));
+        const before = up.seen.length;
+        s.write(
+          `GET http://${authority}/ HTTP/1.1\r\nhost: ${authority}\r\n` +
+            'Connection: X-One\r\nconnection: close, , x-TWO \r\nx-one: 1\r\nX-Two: 2\r\nx-kept: 3\r\n\r\n',
+        );
+        await closed;
+        const text = Buffer.concat(chunks).toString('latin1');
+        const head = text.slice(0, text.indexOf('\r\n\r\n')).toLowerCase();
+        expect(head).toMatch(/^http\/1\.1 200 /);
+        expect(head).toContain('\r\nx-up-kept: k');
+        expect(head).not.toContain('x-up-a');
+        expect(head).not.toContain('x-up-b');
+        expect(up.seen.length).toBe(before + 1);
+        const seen = up.seen.at(-1)!.headers;
+        expect(seen['x-kept']).toBe('3');
+        expect(seen['x-one']).toBeUndefined();
+        expect(seen['x-two']).toBeUndefined();
+      }
+      // Only the proxy's own forwarding finishes here; the routed one finishes as Gateway requests do.
+      expect(p.done.map((d) => [d.clusterName, d.upstreamHost?.hostPort, d.attempts])).toEqual([
+        ['outbound|81||127.0.0.1', `127.0.0.1:${up.port}`, 1],
+      ]);
+    } finally {
+      await up.close();
+    }
   });
 
   it('names are normalised once: upper case and one trailing dot match the entry', async () => {

@@ -145,6 +145,12 @@ describe('egress tunnels', () => {
     await new Promise<void>((resolve) => t.socket.once('close', () => resolve()));
     await until(() => started!.done.length === 1);
     expect(started.done[0]!.responseFlags).toBe('SI');
+    const { clusterName, upstreamHost, attempts } = started.done[0]!;
+    expect([clusterName, upstreamHost?.hostPort, attempts]).toEqual([
+      'outbound|80||plain.example.test',
+      `127.0.0.1:${echo.port}`,
+      1,
+    ]);
     const samples = parsePrometheus(await reg.metrics());
     const dest = { destination_service: 'plain.example.test' };
     expect(sumOf(samples, 'istio_tcp_connections_opened_total', dest)).toBe(1);

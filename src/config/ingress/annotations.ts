@@ -79,8 +79,9 @@ export interface IngressAnnotations {
   readonly fromToWwwRedirect: boolean;
   readonly canary: CanarySettings | null;
   readonly hash: HashSetting | null;
-  /** auth-type: basic with its Secret (`name` or `namespace/name`), how it is laid out, and the realm. */
+  /** auth-type: basic with its Secret, how it is laid out, and the realm. */
   readonly basicAuth: {
+    /** `namespace/name` (the Ingress's namespace when written without one). */
     readonly secret: string;
     readonly secretType: 'auth-file' | 'auth-map';
     readonly realm: string;
@@ -421,7 +422,7 @@ export function readAnnotations(
     });
     return [];
   };
-  const basicAuth = readBasicAuth(str, problems);
+  const basicAuth = readBasicAuth(str, problems, namespace);
   const rateLimit = readRateLimit(int, ranges, annotations[LIMIT_STORAGE_ANNOTATION], problems);
   const externalAuth = readExternalAuth(str, bool, problems);
   const proxySsl = readProxySsl(str, problems);
@@ -822,6 +823,7 @@ function readRateLimit(
 function readBasicAuth(
   str: (name: string) => string | null,
   problems: AnnotationProblem[],
+  namespace: string,
 ): IngressAnnotations['basicAuth'] {
   const type = str('auth-type');
   const secret = str('auth-secret');
@@ -848,5 +850,5 @@ function readBasicAuth(
   if (secret === null) return refuse('auth-secret', 'auth-type basic needs auth-secret');
   if (secretType !== 'auth-file' && secretType !== 'auth-map')
     return refuse('auth-secret-type', `"${secretType}" is not auth-file or auth-map`);
-  return { secret, secretType, realm };
+  return { secret: secret.includes('/') ? secret : `${namespace}/${secret}`, secretType, realm };
 }

@@ -203,13 +203,11 @@ function proxySslOf(
  * auth-map Secret's keys. A missing Secret or key is an error: the paths would otherwise be open.
  */
 function basicAuthUsers(
-  ing: IngressResource,
   auth: NonNullable<IngressAnnotations['basicAuth']>,
   secrets: ReadonlyMap<string, Resource<'Secret', SecretSpec>>,
   problems: AnnotationProblem[],
 ): { realm: string; htpasswd: PrivateBytes } | null {
-  const ref = auth.secret.includes('/') ? auth.secret : `${ing.namespace}/${auth.secret}`;
-  const secret = secrets.get(ref);
+  const secret = secrets.get(auth.secret);
   const refuse = (message: string): null => {
     problems.push({
       level: 'error',
@@ -218,18 +216,18 @@ function basicAuthUsers(
     });
     return null;
   };
-  if (secret === undefined) return refuse(`Secret ${ref} is not in the config`);
+  if (secret === undefined) return refuse(`Secret ${auth.secret} is not in the config`);
   const data = secret.spec.data;
   if (auth.secretType === 'auth-file') {
     const file = data['auth'];
     return file === undefined
-      ? refuse(`Secret ${ref} has no "auth" key (auth-secret-type auth-file)`)
+      ? refuse(`Secret ${auth.secret} has no "auth" key (auth-secret-type auth-file)`)
       : { realm: auth.realm, htpasswd: file };
   }
   const lines = Object.entries(data).map(
     ([user, hash]) => `${user}:${Buffer.from(hash.base64, 'base64').toString('utf8').trim()}`,
   );
-  if (lines.length === 0) return refuse(`Secret ${ref} has no users (auth-secret-type auth-map)`);
+  if (lines.length === 0) return refuse(`Secret ${auth.secret} has no users (auth-secret-type auth-map)`);
   return { realm: auth.realm, htpasswd: privateBytes(Buffer.from(lines.join('\n')).toString('base64')) };
 }
 
@@ -259,9 +257,8 @@ export function ingressSecretRefs(set: ResourceSet, ingressClass: string): Map<s
     for (const t of ing.spec.tls ?? [])
       if (t.secretName !== undefined && t.secretName !== '') add(`${ing.namespace}/${t.secretName}`, ing);
     const ann = readAnnotations(ing.annotations, ing.namespace).value;
-    const auth = ann.basicAuth;
-    if (auth !== null) add(auth.secret.includes('/') ? auth.secret : `${ing.namespace}/${auth.secret}`, ing);
-    // Client-certificate CAs and upstream TLS credentials are `namespace/name` already.
+    // Annotation Secrets are `namespace/name` already.
+    if (ann.basicAuth !== null) add(ann.basicAuth.secret, ing);
     if (ann.authTls !== null) add(ann.authTls.secret, ing);
     if (ann.proxySsl !== null) add(ann.proxySsl.secret, ing);
   }
@@ -413,7 +410,7 @@ export function translateIngresses(set: ResourceSet, opts: IngressOptions): Ingr
       continue;
     }
     const { value: read, problems } = readAnnotations(ing.annotations, ing.namespace);
-    const users = read.basicAuth === null ? null : basicAuthUsers(ing, read.basicAuth, secrets, problems);
+    const users = read.basicAuth === null ? null : basicAuthUsers(read.basicAuth, secrets, problems);
     const upstreamTls = read.proxySsl === null ? null : proxySslOf(read, secrets, problems);
     const limits = read.rateLimit;
     if (limits?.storage === 'Global' && (limits.rps > 0 || limits.rpm > 0) && !limitStore)

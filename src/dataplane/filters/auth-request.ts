@@ -13,10 +13,8 @@
  *  - 401 and 403 go back to the client (401 with the answer's WWW-Authenticate), 401 as a 302 to
  *    auth-signin when set; any other status, a timeout or a refused connection is 500.
  */
-import type { Dispatcher } from 'undici';
 import type { AuthRequestFilter, NginxTemplate } from '../../snapshot/types.ts';
-import { hostSetOf, pickHost } from '../../upstream/endpoints.ts';
-import { requestPool } from '../../upstream/pools.ts';
+import { requestOnCluster } from '../../upstream/side-request.ts';
 import { applyHeaderEdits } from '../header-edits.ts';
 import { HOP_BY_HOP } from './ext-authz-check.ts';
 import type { FilterContext, FilterReply } from './filter.ts';
@@ -119,35 +117,22 @@ function values(v: string | string[] | undefined): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
+/** nginx reads only the status and headers of an auth answer. */
+function noBody(): number {
+  return 0;
+}
+
 export async function runAuthRequest(ctx: FilterContext, f: AuthRequestFilter): Promise<FilterReply | null> {
-  const set = await hostSetOf(f.cluster);
-  const host = pickHost(set, null);
-  if (host === null) return failed('no_endpoint');
-  const side = requestPool(host);
-  if (side === null) return failed('not_http1');
-  host.active += 1;
-  let res: Dispatcher.ResponseData;
-  try {
-    // undici reads `servername` per request though its types leave it out (see pools.ts).
-    const options: Dispatcher.RequestOptions<null> & { servername: string | undefined } = {
-      method: f.method as Dispatcher.HttpMethod,
-      path: f.path,
-      headers: checkHeaders(f, ctx),
-      servername: side.servername,
-      headersTimeout: f.timeoutMs,
-      bodyTimeout: f.timeoutMs,
-      signal: AbortSignal.timeout(f.timeoutMs),
-    };
-    res = await side.pool.request(options);
-    // nginx reads only the status and headers of an auth answer.
-    await res.body.dump();
-  } catch (err) {
-    const e = err as Error & { code?: string };
-    return failed(e.name === 'TimeoutError' ? 'timeout' : (e.code ?? 'request_failed'));
-  } finally {
-    host.active -= 1;
-  }
-  const status = res.statusCode;
+  const res = await requestOnCluster(f.cluster, {
+    method: f.method,
+    path: f.path,
+    headers: checkHeaders(f, ctx),
+    body: null,
+    timeoutMs: f.timeoutMs,
+    bodyLimit: noBody,
+  });
+  if (res.kind !== 'answer') return failed(res.kind === 'error' ? (res.code ?? 'request_failed') : res.kind);
+  const status = res.status;
   const cookies = values(res.headers['set-cookie']);
   if (status >= 200 && status < 300) {
     const upstream: [string, string][] = [];

@@ -47,6 +47,26 @@ describe('response headers (DP-2, hop-by-hop)', () => {
       '7',
     ]);
   });
+
+  it('drops what every Connection header nominates when the upstream repeats it', () => {
+    const out = buildResponseHeaders(
+      [
+        b('Connection'),
+        b('X-First'),
+        b('X-First'),
+        b('1'),
+        b('X-Second'),
+        b('2'),
+        b('connection'),
+        b(' , X-SECOND ,close'),
+        b('X-Kept'),
+        b('3'),
+      ],
+      'istio-envoy',
+      1,
+    );
+    expect(out).toEqual(['X-Kept', '3', 'server', 'istio-envoy', 'x-envoy-upstream-service-time', '1']);
+  });
 });
 
 describe('DP-1 trusted client address', () => {

@@ -94,6 +94,14 @@ describe('ingress-nginx annotations', () => {
     ]);
   });
 
+  it("auth-secret is namespace/name: the Ingress's namespace when written without one", () => {
+    const basic = (secret: string, namespace?: string) =>
+      readAnnotations({ [P + 'auth-type']: 'basic', [P + 'auth-secret']: secret }, namespace).value.basicAuth;
+    expect(basic('users')).toEqual({ secret: 'default/users', secretType: 'auth-file', realm: '' });
+    expect(basic('users', 'shop')?.secret).toBe('shop/users');
+    expect(basic('staff/users', 'shop')?.secret).toBe('staff/users');
+  });
+
   it('proxy-send-timeout is an integer of seconds, as ingress-nginx reads it; anything else keeps 60', () => {
     expect(read({ 'proxy-send-timeout': '30' }).value.sendTimeoutSeconds).toBe(30);
     expect(read({ 'proxy-send-timeout': ' 120 ' }).value.sendTimeoutSeconds).toBe(120);
