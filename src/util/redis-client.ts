@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { ConnectionOptions } from 'node:tls';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { loadIoredis } from './load-ioredis.ts';
 import { redactRedisUrl } from './redis-url.ts';
 
 /**
@@ -161,11 +161,6 @@ export interface RedisTuning {
 
 export type RedisClient = Redis | Cluster;
 
-/** ioredis adds about 27 MiB to the process: loaded on the first connection, not at start. */
-function ioredis(): typeof import('ioredis') {
-  return createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
-}
-
 /** Node's TLS options for `tls`, or undefined for plaintext. */
 function tlsOptions(tls: RedisTls | undefined, caPem: string | undefined): ConnectionOptions | undefined {
   if (tls === undefined) return undefined;
@@ -186,7 +181,7 @@ export function createRedisClient(
   credentials: RedisCredentials,
   tuning: RedisTuning,
 ): RedisClient {
-  const { Redis: RedisClass, Cluster: ClusterClass } = ioredis();
+  const { Redis: RedisClass, Cluster: ClusterClass } = loadIoredis(); // about 27 MiB: on the first connection, not at start
   const { password, caPem } = credentials;
   const tls = tlsOptions(target.tls, caPem);
   const node: RedisOptions = {
