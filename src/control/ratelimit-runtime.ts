@@ -8,9 +8,9 @@ import type { RateLimitRuntime } from '../dataplane/filters/filter.ts';
 import { closeRateLimitServiceClients } from '../dataplane/filters/rate-limit-service.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { RateLimitMetrics } from '../observability/ratelimit-metrics.ts';
-import type { Limiter } from '../ratelimit/limits.ts';
+import type { Limiter, RemoteLimiter } from '../ratelimit/limits.ts';
 import { createLocalStore } from '../ratelimit/local-store.ts';
-import { createRedisStore, RateLimitStoreError, type RedisStore } from '../ratelimit/redis-store.ts';
+import { createRedisStore, type RedisStore } from '../ratelimit/redis-store.ts';
 import type { RateLimitRedisSettings } from '../snapshot/types.ts';
 import {
   describeRedisTarget,
@@ -30,11 +30,8 @@ export interface RateLimitStores {
 
 const ERROR_LOG_INTERVAL_MS = 60_000;
 
-/** A Global store that cannot be reached at all: every check fails at once. */
-function unavailable(message: string): Limiter {
-  const failure = new RateLimitStoreError(message);
-  return { check: () => Promise.reject(failure), release: () => undefined };
-}
+/** A Global store that cannot be reached at all: failureMode decides every check at once. */
+const UNAVAILABLE: RemoteLimiter = { check: () => null };
 
 export function createRateLimitStores(opts: {
   readonly logger: Logger;
@@ -82,7 +79,7 @@ export function createRateLimitStores(opts: {
         // change retries.
         const message = (err as Error).message;
         log.error({ err: message }, 'rate-limit store credentials unavailable; failureMode decides');
-        runtime.global = unavailable(message);
+        runtime.global = UNAVAILABLE;
         return;
       }
       let lastLogMs = 0;

@@ -42,6 +42,15 @@ export interface Limiter {
   release(buckets: readonly string[]): void;
 }
 
+/**
+ * A store in another process (Redis, a rate limit service). `null` means it cannot answer now (its
+ * breaker is open, its credentials could not be read): the rules' failureMode decides at once,
+ * with no promise to settle. A promise that rejects means the call failed or timed out.
+ */
+export interface RemoteLimiter {
+  check(checks: readonly LimitCheck[]): Promise<readonly LimitVerdict[]> | null;
+}
+
 /** Every non-shadow verdict allows. */
 export function admitted(checks: readonly LimitCheck[], verdicts: readonly LimitVerdict[]): boolean {
   for (let i = 0; i < checks.length; i++) if (!checks[i]!.shadow && !verdicts[i]!.allowed) return false;

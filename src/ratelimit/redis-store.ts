@@ -8,8 +8,9 @@
  * Never in the way of the gateway: a command waits at most `timeoutMs` (then the caller's
  * failureMode decides), nothing queues while Redis is unreachable (ioredis' offline queue is
  * off), and a breaker opens after consecutive failures so requests stop waiting on a dead
- * Redis: while open every check fails at once; after `breakerOpenMs` one request probes, and
- * its success closes the breaker. ioredis reconnects in the background with back-off.
+ * Redis: while open no call is made and `check` answers null (failureMode decides at once, with
+ * no promise to settle); after `breakerOpenMs` one request probes, and its success closes the
+ * breaker. ioredis reconnects in the background with back-off.
  */
 import {
   createRedisClient,
@@ -18,7 +19,7 @@ import {
   type RedisTarget,
 } from '../util/redis-client.ts';
 import { closeRedisClient } from '../util/redis-url.ts';
-import type { Limiter, LimitCheck, LimitShape, LimitVerdict } from './limits.ts';
+import type { LimitCheck, LimitShape, LimitVerdict, RemoteLimiter } from './limits.ts';
 
 /**
  * Script: the checks of several requests at once, each decided as a whole and in order (a later
@@ -159,8 +160,9 @@ export interface RedisStoreOptions {
   readonly onError?: (message: string) => void;
 }
 
-export interface RedisStore extends Limiter {
-  check(checks: readonly LimitCheck[]): Promise<readonly LimitVerdict[]>;
+export interface RedisStore extends RemoteLimiter {
+  /** null while the breaker is open (no call is made); a rejection when the call fails or times out. */
+  check(checks: readonly LimitCheck[]): Promise<readonly LimitVerdict[]> | null;
   breaker(): BreakerState;
   /**
    * Script calls handed to the client so far. What a hung Redis can hold in memory (ioredis keeps
@@ -176,8 +178,6 @@ type ScriptClient = RedisClient & {
   sluiceRateLimit(numKeys: number, args: readonly (string | number)[]): Promise<string>;
 };
 
-export class RateLimitStoreError extends Error {}
-
 /** One request's checks waiting for the next script call. */
 interface Pending {
   readonly checks: readonly LimitCheck[];
@@ -188,8 +188,6 @@ interface Pending {
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
-
-const BREAKER_OPEN = new RateLimitStoreError('rate-limit store breaker open');
 
 export function createRedisStore(opts: RedisStoreOptions): RedisStore {
   const client = createRedisClient(opts.target, opts.credentials ?? {}, {
@@ -295,11 +293,11 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
   return {
     check(checks) {
       if (state === 'open') {
-        if (performance.now() - openedAt < openMs || probing) return Promise.reject(BREAKER_OPEN);
+        if (performance.now() - openedAt < openMs || probing) return null;
         setState('half_open');
       }
       if (state === 'half_open') {
-        if (probing) return Promise.reject(BREAKER_OPEN);
+        if (probing) return null;
         probing = true;
       }
       return new Promise<readonly LimitVerdict[]>((resolve, reject) => {
@@ -316,7 +314,6 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
         batch.push({ checks, resolve, reject });
       });
     },
-    release: () => undefined,
     breaker: () => state,
     sent: () => sent,
     close: () => closeRedisClient(client),

@@ -6,7 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CompiledRateLimitRule, RateLimitRequest } from '../../snapshot/types.ts';
 import type { JwksStore } from './jwks-store.ts';
 import type { PolicyDecisionSink } from '../../observability/policy-metrics.ts';
-import type { Limiter, LimitCheck } from '../../ratelimit/limits.ts';
+import type { Limiter, LimitCheck, RemoteLimiter } from '../../ratelimit/limits.ts';
+import type { LocalStore } from '../../ratelimit/local-store.ts';
 
 /** Upstream request header changes a filter asks for (applied once, by the forwarder). */
 export interface HeaderEdits {
@@ -89,8 +90,8 @@ export interface RateLimitSink {
 export interface RateLimitRuntime {
   /** Process-wide: in-process, or the --workers primary's over the worker channel. */
   readonly local: Limiter;
-  /** Used while the Global store cannot answer (failureMode Open). */
-  readonly fallback: Limiter;
-  global: Limiter | null;
+  /** Decides, in this process and at once, while the Global store cannot answer (failureMode Open). */
+  readonly fallback: LocalStore;
+  global: RemoteLimiter | null;
   readonly observer: RateLimitSink | null;
 }

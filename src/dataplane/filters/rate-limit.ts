@@ -6,7 +6,7 @@
  * fallback under Open, so the edge is never unprotected and never 5xx for it.
  */
 import type { CompiledRateLimitRule, RateLimitFilter, RateLimitRequest } from '../../snapshot/types.ts';
-import type { LimitCheck, LimitVerdict } from '../../ratelimit/limits.ts';
+import type { LimitCheck, LimitVerdict, RemoteLimiter } from '../../ratelimit/limits.ts';
 import type { CountedLimit, FilterContext, FilterReply, RateLimitRuntime, RateLimitSink } from './filter.ts';
 import { askRateLimitService } from './rate-limit-service.ts';
 
@@ -64,9 +64,14 @@ export function runRateLimit(
   ctx.deferredLimits = null;
   const counted = countedRules(f, ctx, rt.observer, carried ?? []);
   if (counted.length === 0) return null;
-  let remote = false;
-  for (let i = 0; i < counted.length; i++) if (counted[i]!.rule.storage !== 'Local') remote = true;
-  if (!remote) {
+  let remote = 0;
+  let global = 0;
+  for (let i = 0; i < counted.length; i++) {
+    const storage = counted[i]!.rule.storage;
+    if (storage !== 'Local') remote++;
+    if (storage === 'Global') global++;
+  }
+  if (remote === 0) {
     const v = rt.local.check(checksOf(counted));
     return v instanceof Promise ? v.then((x) => decide(ctx, counted, x, rt)) : decide(ctx, counted, v, rt);
   }
@@ -74,7 +79,8 @@ export function runRateLimit(
     ctx.deferredLimits = counted;
     return null;
   }
-  return decideRemote(ctx, counted, rt);
+  if (global === counted.length && rt.global !== null) return decideGlobal(ctx, counted, rt.global, rt);
+  return decideGroups(ctx, counted, rt);
 }
 
 function checksOf(counted: readonly Counted[]): LimitCheck[] {
@@ -103,50 +109,57 @@ const RLSE: FilterReply = {
 /** Who decides a group of rules: this process, Redis, or one rate limit service. */
 interface Group {
   readonly indexes: number[];
-  readonly ask: (checks: readonly Counted[]) => readonly LimitVerdict[] | Promise<readonly LimitVerdict[]>;
+  /** null: a remote store that cannot answer now (failureMode decides). */
+  readonly ask: (
+    checks: readonly Counted[],
+  ) => readonly LimitVerdict[] | Promise<readonly LimitVerdict[]> | null;
   readonly remote: boolean;
 }
 
 /**
- * Rules on Global or Service storage: one call per store, all at once. A store that fails or
- * times out leaves its rules to failureMode: Closed answers 500 RLSE (Envoy's
- * failure_mode_deny), Open decides them with the local fallback.
+ * Every rule on Redis, the common case: one call, no grouping. A store that cannot answer now
+ * is decided at once; one that fails or times out leaves the rules to failureMode as well.
  */
-function decideRemote(
+function decideGlobal(
+  ctx: FilterContext & RateLimitRequest,
+  counted: readonly Counted[],
+  global: RemoteLimiter,
+  rt: RateLimitRuntime,
+): Outcome | Promise<Outcome> {
+  const answer = global.check(checksOf(counted));
+  if (answer === null) return storeFailed(ctx, counted, rt);
+  return answer.then(
+    (v) => decide(ctx, counted, v, rt),
+    () => storeFailed(ctx, counted, rt),
+  );
+}
+
+/**
+ * failureMode for rules whose store failed or cannot answer: Closed (a non-shadow rule) refuses,
+ * Open counts them in this process.
+ */
+function failureVerdicts(mine: readonly Counted[], rt: RateLimitRuntime): null | readonly LimitVerdict[] {
+  let refuse = false;
+  for (let i = 0; i < mine.length; i++) {
+    const r = mine[i]!.rule;
+    const closed = r.failureMode === 'Closed';
+    rt.observer?.decision(r.policy, r.name, closed ? 'error' : 'fallback');
+    if (closed && !r.shadow) refuse = true;
+  }
+  return refuse ? null : fallbackFor(mine, rt);
+}
+
+/** Closed answers 500 RLSE (Envoy's failure_mode_deny); Open decides with the local fallback. */
+function storeFailed(
   ctx: FilterContext & RateLimitRequest,
   counted: readonly Counted[],
   rt: RateLimitRuntime,
-): Promise<Outcome> {
-  const global = rt.global;
-  // The common case, every rule on Redis: one call, no grouping.
-  if (global !== null && counted.every((c) => c.rule.storage === 'Global'))
-    return Promise.resolve(global.check(checksOf(counted))).then(
-      (v) => decide(ctx, counted, v, rt),
-      () => storeFailed(ctx, counted, rt),
-    );
-  return decideGroups(ctx, counted, rt);
-}
-
-/** failureMode for rules whose store failed: Closed (a non-shadow rule) refuses, Open counts them locally. */
-function failureVerdicts(
-  mine: readonly Counted[],
-  rt: RateLimitRuntime,
-): null | readonly LimitVerdict[] | Promise<readonly LimitVerdict[]> {
-  for (const c of mine)
-    rt.observer?.decision(c.rule.policy, c.rule.name, c.rule.failureMode === 'Closed' ? 'error' : 'fallback');
-  if (mine.some((c) => c.rule.failureMode === 'Closed' && !c.rule.shadow)) return null;
-  return fallbackFor(mine, rt);
-}
-
-async function storeFailed(
-  ctx: FilterContext & RateLimitRequest,
-  counted: readonly Counted[],
-  rt: RateLimitRuntime,
-): Promise<Outcome> {
+): Outcome {
   const v = failureVerdicts(counted, rt);
-  return v === null ? RLSE : decide(ctx, counted, await v, rt);
+  return v === null ? RLSE : decide(ctx, counted, v, rt);
 }
 
+/** Rules on more than one store (Local, Redis, rate limit services): one call per store, all at once. */
 async function decideGroups(
   ctx: FilterContext & RateLimitRequest,
   counted: readonly Counted[],
@@ -161,8 +174,8 @@ async function decideGroups(
       const ask: Group['ask'] =
         r.storage === 'Service'
           ? (cs) => askRateLimitService(r.service!, cs, ctx)
-          : r.storage === 'Global' && rt.global !== null
-            ? (cs) => rt.global!.check(checksOf(cs))
+          : r.storage === 'Global'
+            ? (cs) => rt.global?.check(checksOf(cs)) ?? null
             : (cs) => rt.local.check(checksOf(cs));
       groups.set(owner, (g = { indexes: [], ask, remote: r.storage !== 'Local' }));
     }
@@ -173,19 +186,20 @@ async function decideGroups(
   await Promise.all(
     [...groups.values()].map(async (g) => {
       const mine = g.indexes.map((i) => counted[i]!);
-      let v: readonly LimitVerdict[];
+      let v: readonly LimitVerdict[] | null;
       try {
         v = await g.ask(mine);
       } catch {
         if (!g.remote) throw new Error('local rate-limit store failed');
-        const f = failureVerdicts(mine, rt);
-        if (f === null) {
-          refuse = true;
-          return;
-        }
-        v = await f;
+        v = null;
       }
-      g.indexes.forEach((i, k) => (verdicts[i] = v[k]!));
+      if (v === null) v = failureVerdicts(mine, rt);
+      if (v === null) {
+        refuse = true;
+        return;
+      }
+      const answered = v;
+      g.indexes.forEach((i, k) => (verdicts[i] = answered[k]!));
     }),
   );
   if (refuse) return RLSE;
@@ -198,9 +212,12 @@ const NO_LIMIT_KNOWN: LimitVerdict = { allowed: true, remaining: 0, resetMs: 0 }
  * failureMode Open: the rules' own limits, counted in this process. A Service rule that leaves
  * its limit to the service has none to count here and admits (as Envoy's failure_mode_deny false).
  */
-async function fallbackFor(mine: readonly Counted[], rt: RateLimitRuntime): Promise<readonly LimitVerdict[]> {
+function fallbackFor(mine: readonly Counted[], rt: RateLimitRuntime): readonly LimitVerdict[] {
+  let unknown = 0;
+  for (let i = 0; i < mine.length; i++) if (mine[i]!.rule.limit.override === false) unknown++;
+  if (unknown === 0) return rt.fallback.check(checksOf(mine));
   const known = mine.filter((c) => c.rule.limit.override !== false);
-  const v = known.length === 0 ? [] : await rt.fallback.check(checksOf(known));
+  const v = known.length === 0 ? [] : rt.fallback.check(checksOf(known));
   let k = 0;
   return mine.map((c) => (c.rule.limit.override === false ? NO_LIMIT_KNOWN : v[k++]!));
 }
