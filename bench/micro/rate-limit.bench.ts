@@ -11,7 +11,7 @@ import { loadResources } from '../../src/config/index.ts';
 import type { FilterContext, RateLimitRuntime } from '../../src/dataplane/filters/filter.ts';
 import { runRateLimit } from '../../src/dataplane/filters/rate-limit.ts';
 import { createRateLimitMetrics } from '../../src/observability/ratelimit-metrics.ts';
-import type { LimitCheck, LimitVerdict, RemoteLimiter } from '../../src/ratelimit/limits.ts';
+import type { LimitCheck, LimitVerdict, LimitWaiter, RemoteLimiter } from '../../src/ratelimit/limits.ts';
 import { createLocalStore } from '../../src/ratelimit/local-store.ts';
 import { admitRequest, selectRoute, undecidedRequest } from '../../src/snapshot/route-request.ts';
 import type { RateLimitFilter } from '../../src/snapshot/types.ts';
@@ -57,7 +57,10 @@ function setUp(storage: 'Local' | 'Global'): { ctx: FilterContext; filter: RateL
 
 const ALLOWED: LimitVerdict = { allowed: true, remaining: 999_999_999, resetMs: 1000 };
 const answering: RemoteLimiter = {
-  check: (checks: readonly LimitCheck[]) => Promise.resolve(checks.map(() => ALLOWED)),
+  check: (checks: readonly LimitCheck[], waiter: LimitWaiter) => {
+    queueMicrotask(() => waiter.answered(checks.map(() => ALLOWED)));
+    return true;
+  },
 };
 
 function runtime(): RateLimitRuntime {

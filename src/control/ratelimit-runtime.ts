@@ -31,7 +31,7 @@ export interface RateLimitStores {
 const ERROR_LOG_INTERVAL_MS = 60_000;
 
 /** A Global store that cannot be reached at all: failureMode decides every check at once. */
-const UNAVAILABLE: RemoteLimiter = { check: () => null };
+const UNAVAILABLE: RemoteLimiter = { check: () => false };
 
 export function createRateLimitStores(opts: {
   readonly logger: Logger;

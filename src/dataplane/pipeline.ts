@@ -17,7 +17,14 @@ import { callAuthorizer, decideExtAuthz } from './filters/ext-authz.ts';
 import type { CheckAnswer } from './filters/ext-authz-check.ts';
 import { runJwtAuthn, wwwAuthenticate, type JwtDecision } from './filters/jwt-authn.ts';
 import { JWT_STATUS } from './filters/jwt-verify.ts';
-import type { FilterContext, FilterReply, FilterRuntime, HeaderEdits } from './filters/filter.ts';
+import {
+  FILTER_FAILED,
+  Later,
+  type FilterContext,
+  type FilterReply,
+  type FilterRuntime,
+  type HeaderEdits,
+} from './filters/filter.ts';
 import { applyHeaderEdits } from './header-edits.ts';
 import { runFault } from './filters/fault.ts';
 import { runCors } from './filters/cors.ts';
@@ -55,7 +62,7 @@ export function runFilters<C extends FilterContext>(
 ): void {
   for (let i = start; i < filters.length; i++) {
     const f = filters[i]!;
-    let outcome: FilterReply | null | Promise<FilterReply | null>;
+    let outcome: FilterReply | null | Promise<FilterReply | null> | Later;
     switch (f.kind) {
       case 'rbac':
         outcome = runRbac(ctx, f, rt);
@@ -92,6 +99,19 @@ export function runFilters<C extends FilterContext>(
         break;
     }
     if (outcome === null) continue;
+    if (outcome instanceof Later) {
+      outcome.whenSettled((r) => {
+        if (ctx.finished || ctx.res.destroyed) return;
+        try {
+          if (r === null) runFilters(ctx, filters, rt, next, reply, i + 1);
+          else reply(ctx, r);
+        } catch {
+          // Settled from a store's reply handler: nothing may escape into it.
+          if (!ctx.finished && !ctx.res.destroyed) reply(ctx, FILTER_FAILED);
+        }
+      });
+      return;
+    }
     if (outcome instanceof Promise) {
       outcome.then(
         (r) => {
@@ -101,7 +121,7 @@ export function runFilters<C extends FilterContext>(
           else reply(ctx, r);
         },
         () => {
-          if (!ctx.finished && !ctx.res.destroyed) reply(ctx, INTERNAL_ERROR);
+          if (!ctx.finished && !ctx.res.destroyed) reply(ctx, FILTER_FAILED);
         },
       );
       return;
@@ -111,14 +131,6 @@ export function runFilters<C extends FilterContext>(
   }
   next(ctx);
 }
-
-const INTERNAL_ERROR: FilterReply = {
-  status: 500,
-  body: Buffer.from('Internal Server Error'),
-  headers: null,
-  flag: '-',
-  details: 'filter_failed',
-};
 
 // ---------------------------------------------------------------- rbac
 

@@ -42,13 +42,22 @@ export interface Limiter {
   release(buckets: readonly string[]): void;
 }
 
+/** Hears a remote store's answer to one request's checks: one call, never from inside `check`. */
+export interface LimitWaiter {
+  /** The verdicts, in the order of the checks. */
+  answered(verdicts: readonly LimitVerdict[]): void;
+  /** The call failed or timed out. */
+  failed(): void;
+}
+
 /**
- * A store in another process (Redis, a rate limit service). `null` means it cannot answer now (its
- * breaker is open, its credentials could not be read): the rules' failureMode decides at once,
- * with no promise to settle. A promise that rejects means the call failed or timed out.
+ * A store in another process (Redis). Answers through a waiter rather than a promise: one reply
+ * answers a whole batch of requests, each resumed at once. `false` means it cannot answer now (its
+ * breaker is open, its credentials could not be read): the waiter is never called, and the rules'
+ * failureMode decides at once.
  */
 export interface RemoteLimiter {
-  check(checks: readonly LimitCheck[]): Promise<readonly LimitVerdict[]> | null;
+  check(checks: readonly LimitCheck[], waiter: LimitWaiter): boolean;
 }
 
 /** Every non-shadow verdict allows. */

@@ -53,9 +53,17 @@ const shape = (
 
 const check = (bucket: string, limit: LimitShape, shadow = false): LimitCheck => ({ bucket, limit, shadow });
 
-/** The store's answer; a breaker that is open (null, failureMode decides) as a failure. */
+/** The store's answer; a breaker that is open (false: failureMode decides) as a failure too. */
 const ask = (s: RedisStore, checks: readonly LimitCheck[]): Promise<readonly LimitVerdict[]> =>
-  s.check(checks) ?? Promise.reject(new Error('breaker open'));
+  new Promise((resolve, reject) => {
+    if (!s.check(checks, { answered: resolve, failed: () => reject(new Error('store failed')) }))
+      reject(new Error('breaker open'));
+  });
+
+const NO_ANSWER_EXPECTED = {
+  answered: () => expect.fail('an open breaker answered'),
+  failed: () => expect.fail('an open breaker made a call'),
+};
 
 /** The store connects in the background; the first call after creation may find it not ready yet. */
 async function ready(s: RedisStore): Promise<void> {
@@ -131,7 +139,7 @@ describe('Redis rate-limit store', () => {
     expect(await r.client.hget('test:rl:loose', 'c')).toBe('2');
   });
 
-  it('requests checked while a call is on the wire share the next script call, each decided whole and in arrival order', async () => {
+  it('requests checked in one turn of the event loop share one script call, each decided whole and in arrival order', async () => {
     const r = await redis();
     const s = store(r.url);
     await ready(s);
@@ -147,8 +155,8 @@ describe('Redis rate-limit store', () => {
       ask(s, [tight]),
       ask(s, [tight]),
     ]);
-    // The first goes out at once (nothing was on the wire); the four behind it share one call.
-    expect(s.sent() - before).toBe(2);
+    // Checked in one turn of the event loop: one call for all five.
+    expect(s.sent() - before).toBe(1);
     expect(verdicts.map((v) => v.map((x) => x.allowed))).toEqual([
       [true, true],
       [true],
@@ -158,6 +166,34 @@ describe('Redis rate-limit store', () => {
     ]);
     expect(verdicts.map((v) => v[0]!.remaining)).toEqual([2, 1, 1, 0, 0]);
     expect(await r.client.hget('test:rl:batch-tight', 'c')).toBe('3');
+  });
+
+  it('one bucket met by many requests of one call is counted by each in turn: SlidingWindow and TokenBucket, written back once with its expiry', async () => {
+    const r = await redis();
+    const s = store(r.url);
+    await ready(s);
+    const sliding = check('shared-sw', shape('SlidingWindow', 4, 60_000));
+    const bucket = check('shared-tb', shape('TokenBucket', 1, 60_000, 3));
+    const before = s.sent();
+    const verdicts = await Promise.all(Array.from({ length: 8 }, () => ask(s, [sliding, bucket])));
+    expect(s.sent() - before).toBe(1);
+    // Admitted while both allow: the token bucket's burst of 3 refuses the fourth, which then
+    // counts in neither (the sliding window keeps room for a fifth it never sees admitted).
+    expect(verdicts.map((v) => v.map((x) => x.allowed))).toEqual([
+      [true, true],
+      [true, true],
+      [true, true],
+      [true, false],
+      [true, false],
+      [true, false],
+      [true, false],
+      [true, false],
+    ]);
+    expect(verdicts.map((v) => v[1]!.remaining)).toEqual([2, 1, 0, 0, 0, 0, 0, 0]);
+    expect(await r.client.zcard('test:rl:shared-sw')).toBe(3);
+    expect(Number(await r.client.hget('test:rl:shared-tb', 't'))).toBeCloseTo(0, 1);
+    expect(await r.client.pttl('test:rl:shared-sw')).toBeGreaterThan(50_000);
+    expect(await r.client.pttl('test:rl:shared-tb')).toBeGreaterThan(100_000);
   });
 
   it('Redis unreachable: calls fail within the timeout, the breaker opens, and closes again once Redis answers', async () => {
@@ -172,7 +208,7 @@ describe('Redis rate-limit store', () => {
     }
     expect(s.breaker()).toBe('open');
     // While open, nothing waits at all: no call, and no promise to settle.
-    expect(s.check([c])).toBeNull();
+    expect(s.check([c], NO_ANSWER_EXPECTED)).toBe(false);
     expect(states).toEqual(['open']);
   });
 

@@ -61,6 +61,42 @@ export interface FilterReply {
   readonly headersOnly?: true;
 }
 
+/** A filter that failed (threw, or its promise rejected): 500, never the request let on. */
+export const FILTER_FAILED: FilterReply = {
+  status: 500,
+  body: Buffer.from('Internal Server Error'),
+  headers: null,
+  flag: '-',
+  details: 'filter_failed',
+};
+
+/**
+ * A filter's outcome that comes later, without a promise: what a filter on the hot path returns
+ * when it waits (the Global rate-limit store answers a whole batch of requests in one reply, and
+ * a promise per request would add two microtask hops, three promises and their closures to each).
+ * The filter (or what it waits on) calls `settle` once; the pipeline calls `whenSettled` once,
+ * right after the filter returned, and resumes the request in the call to `settle`, so whoever
+ * settles must not be inside code an exception may not cross (the pipeline catches its own).
+ */
+export class Later {
+  #resume: ((r: FilterReply | null) => void) | null = null;
+  #settled = false;
+  #early: FilterReply | null = null;
+
+  settle(r: FilterReply | null): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    const resume = this.#resume;
+    if (resume === null) this.#early = r;
+    else resume(r);
+  }
+
+  whenSettled(resume: (r: FilterReply | null) => void): void {
+    if (this.#settled) resume(this.#early);
+    else this.#resume = resume;
+  }
+}
+
 /** What the pipeline needs besides the snapshot: long-lived state of this process. */
 export interface FilterRuntime {
   readonly jwks: JwksStore;

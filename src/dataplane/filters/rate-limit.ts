@@ -6,8 +6,16 @@
  * fallback under Open, so the edge is never unprotected and never 5xx for it.
  */
 import type { CompiledRateLimitRule, RateLimitFilter, RateLimitRequest } from '../../snapshot/types.ts';
-import type { LimitCheck, LimitVerdict, RemoteLimiter } from '../../ratelimit/limits.ts';
-import type { CountedLimit, FilterContext, FilterReply, RateLimitRuntime, RateLimitSink } from './filter.ts';
+import type { LimitCheck, LimitVerdict, LimitWaiter, RemoteLimiter } from '../../ratelimit/limits.ts';
+import {
+  FILTER_FAILED,
+  Later,
+  type CountedLimit,
+  type FilterContext,
+  type FilterReply,
+  type RateLimitRuntime,
+  type RateLimitSink,
+} from './filter.ts';
 import { askRateLimitService } from './rate-limit-service.ts';
 
 type Counted = CountedLimit;
@@ -59,7 +67,7 @@ export function runRateLimit(
   ctx: FilterContext,
   f: RateLimitFilter,
   rt: RateLimitRuntime,
-): Outcome | Promise<Outcome> {
+): Outcome | Promise<Outcome> | Later {
   const carried = ctx.deferredLimits;
   ctx.deferredLimits = null;
   const counted = countedRules(f, ctx, rt.observer, carried ?? []);
@@ -117,6 +125,43 @@ interface Group {
 }
 
 /**
+ * One request waiting on the Global store: its answer is decided and handed to the pipeline in
+ * the store's reply handler, with no promise per request.
+ */
+class GlobalDecision extends Later implements LimitWaiter {
+  readonly #ctx: FilterContext & RateLimitRequest;
+  readonly #counted: readonly Counted[];
+  readonly #rt: RateLimitRuntime;
+
+  constructor(ctx: FilterContext & RateLimitRequest, counted: readonly Counted[], rt: RateLimitRuntime) {
+    super();
+    this.#ctx = ctx;
+    this.#counted = counted;
+    this.#rt = rt;
+  }
+
+  answered(verdicts: readonly LimitVerdict[]): void {
+    let r: Outcome;
+    try {
+      r = decide(this.#ctx, this.#counted, verdicts, this.#rt);
+    } catch {
+      r = FILTER_FAILED;
+    }
+    this.settle(r);
+  }
+
+  failed(): void {
+    let r: Outcome;
+    try {
+      r = storeFailed(this.#ctx, this.#counted, this.#rt);
+    } catch {
+      r = FILTER_FAILED;
+    }
+    this.settle(r);
+  }
+}
+
+/**
  * Every rule on Redis, the common case: one call, no grouping. A store that cannot answer now
  * is decided at once; one that fails or times out leaves the rules to failureMode as well.
  */
@@ -125,14 +170,19 @@ function decideGlobal(
   counted: readonly Counted[],
   global: RemoteLimiter,
   rt: RateLimitRuntime,
-): Outcome | Promise<Outcome> {
-  const answer = global.check(checksOf(counted));
-  if (answer === null) return storeFailed(ctx, counted, rt);
-  return answer.then(
-    (v) => decide(ctx, counted, v, rt),
-    () => storeFailed(ctx, counted, rt),
-  );
+): Outcome | Later {
+  const wait = new GlobalDecision(ctx, counted, rt);
+  return global.check(checksOf(counted), wait) ? wait : storeFailed(ctx, counted, rt);
 }
+
+/** A remote store's answer as a promise (rules on several stores wait on them together). */
+function askRemote(store: RemoteLimiter, checks: readonly LimitCheck[]): Promise<readonly LimitVerdict[]> {
+  return new Promise((resolve, reject) => {
+    if (!store.check(checks, { answered: resolve, failed: () => reject(STORE_FAILED) })) reject(STORE_FAILED);
+  });
+}
+
+const STORE_FAILED = new Error('the rate-limit store cannot answer');
 
 /**
  * failureMode for rules whose store failed or cannot answer: Closed (a non-shadow rule) refuses,
@@ -175,7 +225,7 @@ async function decideGroups(
         r.storage === 'Service'
           ? (cs) => askRateLimitService(r.service!, cs, ctx)
           : r.storage === 'Global'
-            ? (cs) => rt.global?.check(checksOf(cs)) ?? null
+            ? (cs) => (rt.global === null ? null : askRemote(rt.global, checksOf(cs)))
             : (cs) => rt.local.check(checksOf(cs));
       groups.set(owner, (g = { indexes: [], ask, remote: r.storage !== 'Local' }));
     }
