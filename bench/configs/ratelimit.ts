@@ -3,6 +3,12 @@
  * VirtualService to the upstream and, but for `none`, one rule keyed by client address whose
  * limit is never reached, Local or Global (MeshConfig redis on `redisPort`).
  */
+import { compile } from '../../src/compile/index.ts';
+import { loadResources } from '../../src/config/index.ts';
+import type { FilterContext } from '../../src/dataplane/filters/filter.ts';
+import { admitRequest, selectRoute, undecidedRequest } from '../../src/snapshot/route-request.ts';
+import type { HttpFilter } from '../../src/snapshot/types.ts';
+
 export const RATE_LIMIT_BENCH_HOST = 'shop.bench.test';
 
 export type Mode = 'none' | 'local' | 'global' | 'redis-down';
@@ -56,4 +62,42 @@ spec:
   redis: { url: "redis://127.0.0.1:${redisPort}", keyPrefix: "bench:" }
 `
 }`;
+}
+
+/**
+ * A request to the bench's route, admitted and routed as the pipeline hands it to the filters
+ * (the micro benchmark and the pipeline's unit test run the rate-limit filter on it).
+ */
+export function routedBenchRequest(mode: 'local' | 'global'): {
+  ctx: FilterContext;
+  filters: readonly HttpFilter[];
+} {
+  const loaded = loadResources(
+    [{ file: 'bench.yaml', text: rateLimitBenchConfig(8080, 18081, mode, 6379) }],
+    {
+      defaultNamespace: 'default',
+    },
+  );
+  const snapshot = compile(loaded.resources, {
+    namespace: 'istio-system',
+    labels: { istio: 'ingressgateway' },
+    rootNamespace: 'istio-system',
+    nowMs: Date.now(),
+  }).snapshot;
+  const req = Object.assign(undecidedRequest('GET', 'http', 8080, { host: RATE_LIMIT_BENCH_HOST }), {
+    peerIp: '127.0.0.1',
+    remoteIp: '127.0.0.1',
+    localIp: '127.0.0.1',
+    sni: '',
+    peerPrincipal: null,
+    auth: null,
+    responseHeadersToAdd: null,
+    deferredLimits: null,
+    finished: false,
+    res: { destroyed: false },
+  });
+  if (admitRequest(req, snapshot, '/item/42', `${RATE_LIMIT_BENCH_HOST}:8080`, '') !== null)
+    throw new Error('refused');
+  if (selectRoute(req) !== null) throw new Error('no route');
+  return { ctx: req as unknown as FilterContext, filters: req.route?.filters ?? [] };
 }

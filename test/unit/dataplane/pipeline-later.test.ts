@@ -6,8 +6,6 @@
  */
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { compile } from '../../../src/compile/index.ts';
-import { loadResources } from '../../../src/config/index.ts';
 import {
   FILTER_FAILED,
   Later,
@@ -19,9 +17,7 @@ import { runFilters } from '../../../src/dataplane/pipeline.ts';
 import { createRateLimitMetrics } from '../../../src/observability/ratelimit-metrics.ts';
 import type { LimitCheck, LimitVerdict, LimitWaiter, RemoteLimiter } from '../../../src/ratelimit/limits.ts';
 import { createLocalStore } from '../../../src/ratelimit/local-store.ts';
-import { admitRequest, selectRoute, undecidedRequest } from '../../../src/snapshot/route-request.ts';
-import type { HttpFilter } from '../../../src/snapshot/types.ts';
-import { RATE_LIMIT_BENCH_HOST, rateLimitBenchConfig } from '../../../bench/configs/ratelimit.ts';
+import { routedBenchRequest } from '../../../bench/configs/ratelimit.ts';
 
 /** A Global store whose answers the test gives by hand. */
 function handStore(): RemoteLimiter & { waiting: { checks: readonly LimitCheck[]; waiter: LimitWaiter }[] } {
@@ -35,37 +31,15 @@ function handStore(): RemoteLimiter & { waiting: { checks: readonly LimitCheck[]
   };
 }
 
-function setUp(): {
+/** The bench's request on its Global rule, a store answering by hand, and what the pipeline did. */
+function start(): {
   ctx: FilterContext;
-  filters: readonly HttpFilter[];
-  rt: FilterRuntime;
   store: ReturnType<typeof handStore>;
+  next: FilterContext[];
+  replies: FilterReply[];
+  run: (next?: (c: FilterContext) => void) => void;
 } {
-  const loaded = loadResources(
-    [{ file: 'bench.yaml', text: rateLimitBenchConfig(8080, 18081, 'global', 6379) }],
-    { defaultNamespace: 'default' },
-  );
-  const snapshot = compile(loaded.resources, {
-    namespace: 'istio-system',
-    labels: { istio: 'ingressgateway' },
-    rootNamespace: 'istio-system',
-    nowMs: Date.now(),
-  }).snapshot;
-  const req = Object.assign(undecidedRequest('GET', 'http', 8080, { host: RATE_LIMIT_BENCH_HOST }), {
-    peerIp: '127.0.0.1',
-    remoteIp: '127.0.0.1',
-    localIp: '127.0.0.1',
-    sni: '',
-    peerPrincipal: null,
-    auth: null,
-    responseHeadersToAdd: null,
-    deferredLimits: null,
-    finished: false,
-    res: { destroyed: false },
-  });
-  if (admitRequest(req, snapshot, '/item/42', `${RATE_LIMIT_BENCH_HOST}:8080`, '') !== null)
-    throw new Error('refused');
-  if (selectRoute(req) !== null) throw new Error('no route');
+  const { ctx, filters } = routedBenchRequest('global');
   const store = handStore();
   const rateLimit: RateLimitRuntime = {
     local: createLocalStore(),
@@ -74,7 +48,11 @@ function setUp(): {
     observer: createRateLimitMetrics(new Registry()),
   };
   const rt = { jwks: null, observer: null, now: Date.now, rateLimit } as unknown as FilterRuntime;
-  return { ctx: req as unknown as FilterContext, filters: req.route!.filters!, rt, store };
+  const next: FilterContext[] = [];
+  const replies: FilterReply[] = [];
+  const run = (onNext: (c: FilterContext) => void = (c) => next.push(c)): void =>
+    runFilters(ctx, filters, rt, onNext, (_c, r) => replies.push(r));
+  return { ctx, store, next, replies, run };
 }
 
 const allowed = (checks: readonly LimitCheck[]): LimitVerdict[] =>
@@ -96,16 +74,8 @@ describe('a filter that answers later (Later)', () => {
   });
 
   it('the pipeline waits for the Global store and goes on when it admits', () => {
-    const { ctx, filters, rt, store } = setUp();
-    const next: FilterContext[] = [];
-    const replies: FilterReply[] = [];
-    runFilters(
-      ctx,
-      filters,
-      rt,
-      (c) => next.push(c),
-      (_c, r) => replies.push(r),
-    );
+    const { ctx, store, next, replies, run } = start();
+    run();
     expect(next).toEqual([]);
     expect(store.waiting).toHaveLength(1);
     const w = store.waiting[0]!;
@@ -115,16 +85,8 @@ describe('a filter that answers later (Later)', () => {
   });
 
   it('a refusal is the reply (429), and the request never goes on', () => {
-    const { ctx, filters, rt, store } = setUp();
-    const next: FilterContext[] = [];
-    const replies: FilterReply[] = [];
-    runFilters(
-      ctx,
-      filters,
-      rt,
-      (c) => next.push(c),
-      (_c, r) => replies.push(r),
-    );
+    const { store, next, replies, run } = start();
+    run();
     const w = store.waiting[0]!;
     w.waiter.answered(w.checks.map(() => ({ allowed: false, remaining: 0, resetMs: 2500 })));
     expect(next).toEqual([]);
@@ -133,49 +95,30 @@ describe('a filter that answers later (Later)', () => {
   });
 
   it('what runs next throwing becomes a 500, not an exception in the store', () => {
-    const { ctx, filters, rt, store } = setUp();
-    const replies: FilterReply[] = [];
-    runFilters(
-      ctx,
-      filters,
-      rt,
-      () => {
-        throw new Error('boom');
-      },
-      (_c, r) => replies.push(r),
-    );
+    const { store, replies, run } = start();
+    run(() => {
+      throw new Error('boom');
+    });
     const w = store.waiting[0]!;
     expect(() => w.waiter.answered(allowed(w.checks))).not.toThrow();
     expect(replies).toEqual([FILTER_FAILED]);
   });
 
   it('a request answered while it waited (the client left) is not resumed', () => {
-    const { ctx, filters, rt, store } = setUp();
-    const next: FilterContext[] = [];
-    runFilters(
-      ctx,
-      filters,
-      rt,
-      (c) => next.push(c),
-      () => expect.fail('no reply expected'),
-    );
+    const { ctx, store, next, replies, run } = start();
+    run();
     (ctx as { finished: boolean }).finished = true;
     const w = store.waiting[0]!;
     w.waiter.answered(allowed(w.checks));
     expect(next).toEqual([]);
+    expect(replies).toEqual([]);
   });
 
   it('a failed call is decided by failureMode (Open: the local fallback admits)', () => {
-    const { ctx, filters, rt, store } = setUp();
-    const next: FilterContext[] = [];
-    runFilters(
-      ctx,
-      filters,
-      rt,
-      (c) => next.push(c),
-      () => expect.fail('no reply expected'),
-    );
+    const { ctx, store, next, replies, run } = start();
+    run();
     store.waiting[0]!.waiter.failed();
     expect(next).toEqual([ctx]);
+    expect(replies).toEqual([]);
   });
 });
