@@ -132,7 +132,11 @@ export async function measureRound(leg: Leg, dir: string, round: number, load: L
   };
 }
 
-/** Every leg measured `rounds` times, legs alternating; a disturbed round again (at most `retries` in all). */
+/**
+ * Every leg measured `rounds` times, legs alternating, in reverse order every other round (so no
+ * leg is always measured first or last in a round while the machine drifts); a disturbed round
+ * again (at most `retries` in all).
+ */
 export async function measureLegs(
   legs: readonly Leg[],
   dir: string,
@@ -142,7 +146,7 @@ export async function measureLegs(
 ): Promise<void> {
   let left = retries;
   for (let r = 0; r < rounds; r++) {
-    for (const leg of legs) {
+    for (const leg of r % 2 === 0 ? legs : [...legs].reverse()) {
       for (let attempt = 0; ; attempt++) {
         process.stderr.write(`bench: ${leg.name} round ${r + 1}/${rounds}\n`);
         const round = await measureRound(leg, dir, r * 10 + attempt, load);
@@ -198,7 +202,7 @@ export function ratioLine(on: Leg, off: Leg): string {
 
 const LEG_USAGE = `flags:
   --duration S       wrk seconds per round and leg (default 10; --quick 2)
-  --rounds N         rounds, legs interleaved (default 2; --quick 1)
+  --rounds N         rounds, legs interleaved, every other round in reverse order (default 2; --quick 1)
   --rate N           paced phase: requests/s (default 2000)
   --connections N    wrk connections (default 50)
   --retries N        at most N disturbed rounds (other processes over 10 % of the proxy core) redone (default 4)
