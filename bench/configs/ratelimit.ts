@@ -3,11 +3,10 @@
  * VirtualService to the upstream and, but for `none`, one rule keyed by client address whose
  * limit is never reached, Local or Global (MeshConfig redis on `redisPort`).
  */
-import { compile } from '../../src/compile/index.ts';
-import { loadResources } from '../../src/config/index.ts';
 import type { FilterContext } from '../../src/dataplane/filters/filter.ts';
 import { admitRequest, selectRoute, undecidedRequest } from '../../src/snapshot/route-request.ts';
 import type { HttpFilter } from '../../src/snapshot/types.ts';
+import { compileBenchYaml } from '../lib/compile-yaml.ts';
 
 export const RATE_LIMIT_BENCH_HOST = 'shop.bench.test';
 
@@ -72,18 +71,7 @@ export function routedBenchRequest(mode: 'local' | 'global'): {
   ctx: FilterContext;
   filters: readonly HttpFilter[];
 } {
-  const loaded = loadResources(
-    [{ file: 'bench.yaml', text: rateLimitBenchConfig(8080, 18081, mode, 6379) }],
-    {
-      defaultNamespace: 'default',
-    },
-  );
-  const snapshot = compile(loaded.resources, {
-    namespace: 'istio-system',
-    labels: { istio: 'ingressgateway' },
-    rootNamespace: 'istio-system',
-    nowMs: Date.now(),
-  }).snapshot;
+  const snapshot = compileBenchYaml(rateLimitBenchConfig(8080, 18081, mode, 6379));
   const req = Object.assign(undecidedRequest('GET', 'http', 8080, { host: RATE_LIMIT_BENCH_HOST }), {
     peerIp: '127.0.0.1',
     remoteIp: '127.0.0.1',

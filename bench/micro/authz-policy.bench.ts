@@ -4,13 +4,12 @@
  * templates), none matching the bench request, so every request runs all 50; then each kind of
  * path value alone, 10 rules of it.
  */
-import { compile } from '../../src/compile/index.ts';
-import { loadResources } from '../../src/config/index.ts';
 import { decideRbac } from '../../src/snapshot/policy.ts';
 import { admitRequest, undecidedRequest } from '../../src/snapshot/route-request.ts';
 import type { RbacFilter } from '../../src/snapshot/types.ts';
 import { BENCH_REQUEST, generateConfig, render } from '../configs/generate.ts';
 import { denyPaths, denyPolicyDoc } from '../configs/security.ts';
+import { compileBenchYaml } from '../lib/compile-yaml.ts';
 import { bench } from './timing.ts';
 
 const headers = Object.fromEntries(
@@ -20,13 +19,7 @@ const base = generateConfig('one-rule', { gatewayPort: 8080, upstreamPort: 18081
 
 function run(name: string, paths: readonly string[]): void {
   const text = `${base}---\n${render([denyPolicyDoc(paths)])}`;
-  const loaded = loadResources([{ file: 'bench.yaml', text }], { defaultNamespace: 'default' });
-  const snapshot = compile(loaded.resources, {
-    namespace: 'istio-system',
-    labels: { istio: 'ingressgateway' },
-    rootNamespace: 'istio-system',
-    nowMs: Date.now(),
-  }).snapshot;
+  const snapshot = compileBenchYaml(text);
   const req = Object.assign(undecidedRequest('GET', 'http', 8080, headers), {
     peerIp: '127.0.0.1',
     remoteIp: '127.0.0.1',

@@ -5,14 +5,13 @@
  * verification and the claim checks: what every request with the same token pays.
  */
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { compile } from '../../src/compile/index.ts';
-import { loadResources } from '../../src/config/index.ts';
 import { createJwksStore } from '../../src/dataplane/filters/jwks-store.ts';
 import { runJwtAuthn } from '../../src/dataplane/filters/jwt-authn.ts';
 import { admitRequest, undecidedRequest } from '../../src/snapshot/route-request.ts';
 import type { JwtAuthnFilter } from '../../src/snapshot/types.ts';
 import { BENCH_REQUEST, generateConfig, render } from '../configs/generate.ts';
 import { AUDIENCE, ISSUER } from '../configs/security.ts';
+import { compileBenchYaml } from '../lib/compile-yaml.ts';
 import { bench } from './timing.ts';
 
 const { privateKey, publicKey } = await generateKeyPair('RS256');
@@ -37,13 +36,7 @@ const text =
       spec: { jwtRules: [{ issuer: ISSUER, audiences: [AUDIENCE], jwks: JSON.stringify({ keys: [jwk] }) }] },
     },
   ]);
-const loaded = loadResources([{ file: 'bench.yaml', text }], { defaultNamespace: 'default' });
-const snapshot = compile(loaded.resources, {
-  namespace: 'istio-system',
-  labels: { istio: 'ingressgateway' },
-  rootNamespace: 'istio-system',
-  nowMs: Date.now(),
-}).snapshot;
+const snapshot = compileBenchYaml(text);
 const routed = undecidedRequest('GET', 'http', 8080, {});
 if (admitRequest(routed, snapshot, BENCH_REQUEST.path, `${BENCH_REQUEST.host}:8080`, '') !== null)
   throw new Error('refused');

@@ -3,10 +3,9 @@
  * path normalisation, route table, vhost, route, on the bench's one-rule and 100-rule configs
  * (bench/configs/generate.ts; the 100-rule request runs through 11 failing rules first).
  */
-import { compile } from '../../src/compile/index.ts';
-import { loadResources } from '../../src/config/index.ts';
 import { admitRequest, selectRoute, undecidedRequest } from '../../src/snapshot/route-request.ts';
 import { BENCH_REQUEST, generateConfig } from '../configs/generate.ts';
+import { compileBenchYaml } from '../lib/compile-yaml.ts';
 import { bench } from './timing.ts';
 
 const headers = Object.fromEntries(
@@ -14,13 +13,7 @@ const headers = Object.fromEntries(
 );
 for (const shape of ['one-rule', 'many-rules'] as const) {
   const cfg = generateConfig(shape, { gatewayPort: 8080, upstreamPort: 18081, decoyPort: 9 });
-  const loaded = loadResources([{ file: 'bench.yaml', text: cfg.text }], { defaultNamespace: 'default' });
-  const snapshot = compile(loaded.resources, {
-    namespace: 'istio-system',
-    labels: { istio: 'ingressgateway' },
-    rootNamespace: 'istio-system',
-    nowMs: Date.now(),
-  }).snapshot;
+  const snapshot = compileBenchYaml(cfg.text);
   const r = undecidedRequest('GET', 'http', 8080, headers);
   const hostHeader = BENCH_REQUEST.host + ':8080';
   bench(`admitRequest + selectRoute (${shape})`, () => {
