@@ -8,6 +8,7 @@ import { createHash, type X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { TlsSettings } from '../snapshot/types.ts';
+import { rfc2253 } from '../util/distinguished-name.ts';
 
 export interface PeerIdentity {
   /** sha256 of the client certificate DER, hex. */
@@ -24,7 +25,7 @@ type IdentitySocket = TLSSocket & { [kIdentity]?: PeerIdentity | null };
 
 function identityOfCert(cert: X509Certificate): PeerIdentity {
   const hash = createHash('sha256').update(cert.raw).digest('hex');
-  const subject = cert.subject.split('\n').reverse().join(',');
+  const subject = rfc2253(cert.subject);
   const uris: string[] = [];
   const dnsNames: string[] = [];
   for (const part of (cert.subjectAltName ?? '').split(', ')) {

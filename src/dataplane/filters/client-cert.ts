@@ -9,6 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import type { ClientCertFilter } from '../../snapshot/types.ts';
 import { applyHeaderEdits } from '../header-edits.ts';
 import type { FilterContext, FilterReply, HeaderEdits } from './filter.ts';
+import { rfc2253 } from '../../util/distinguished-name.ts';
 
 const NO_CERTIFICATE = Buffer.from('400 No required SSL certificate was sent');
 
@@ -30,11 +31,6 @@ type HeadersSocket = Partial<TLSSocket> & { [kHeaders]?: ConnectionHeaders };
 const REMOVE = ['ssl-client-subject-dn', 'ssl-client-issuer-dn', 'ssl-client-cert'] as const;
 
 const NOT_VERIFIED: HeaderEdits = { remove: REMOVE, set: [['ssl-client-verify', 'NONE']] };
-
-/** nginx's $ssl_client_s_dn / $ssl_client_i_dn: RFC 2253, the most specific RDN first. */
-function rfc2253(dn: string): string {
-  return dn.split('\n').reverse().join(',');
-}
 
 function headersOf(socket: HeadersSocket): ConnectionHeaders {
   const cached = socket[kHeaders];
