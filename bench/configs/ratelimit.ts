@@ -4,9 +4,9 @@
  * limit is never reached, Local or Global (MeshConfig redis on `redisPort`).
  */
 import type { FilterContext } from '../../src/dataplane/filters/filter.ts';
-import { admitRequest, selectRoute, undecidedRequest } from '../../src/snapshot/route-request.ts';
+import { admitRequest, selectRoute } from '../../src/snapshot/route-request.ts';
 import type { HttpFilter } from '../../src/snapshot/types.ts';
-import { compileBenchYaml } from '../lib/compile-yaml.ts';
+import { compileBenchYaml, loopbackRequest } from '../lib/compile-yaml.ts';
 
 export const RATE_LIMIT_BENCH_HOST = 'shop.bench.test';
 
@@ -72,13 +72,7 @@ export function routedBenchRequest(mode: 'local' | 'global'): {
   filters: readonly HttpFilter[];
 } {
   const snapshot = compileBenchYaml(rateLimitBenchConfig(8080, 18081, mode, 6379));
-  const req = Object.assign(undecidedRequest('GET', 'http', 8080, { host: RATE_LIMIT_BENCH_HOST }), {
-    peerIp: '127.0.0.1',
-    remoteIp: '127.0.0.1',
-    localIp: '127.0.0.1',
-    sni: '',
-    peerPrincipal: null,
-    auth: null,
+  const req = Object.assign(loopbackRequest({ host: RATE_LIMIT_BENCH_HOST }), {
     responseHeadersToAdd: null,
     deferredLimits: null,
     finished: false,

@@ -5,11 +5,11 @@
  * path value alone, 10 rules of it.
  */
 import { decideRbac } from '../../src/snapshot/policy.ts';
-import { admitRequest, undecidedRequest } from '../../src/snapshot/route-request.ts';
+import { admitRequest } from '../../src/snapshot/route-request.ts';
 import type { RbacFilter } from '../../src/snapshot/types.ts';
 import { BENCH_REQUEST, generateConfig, render } from '../configs/generate.ts';
 import { denyPaths, denyPolicyDoc } from '../configs/security.ts';
-import { compileBenchYaml } from '../lib/compile-yaml.ts';
+import { compileBenchYaml, loopbackRequest } from '../lib/compile-yaml.ts';
 import { bench } from './timing.ts';
 
 const headers = Object.fromEntries(
@@ -20,14 +20,7 @@ const base = generateConfig('one-rule', { gatewayPort: 8080, upstreamPort: 18081
 function run(name: string, paths: readonly string[]): void {
   const text = `${base}---\n${render([denyPolicyDoc(paths)])}`;
   const snapshot = compileBenchYaml(text);
-  const req = Object.assign(undecidedRequest('GET', 'http', 8080, headers), {
-    peerIp: '127.0.0.1',
-    remoteIp: '127.0.0.1',
-    localIp: '127.0.0.1',
-    sni: '',
-    peerPrincipal: null,
-    auth: null,
-  });
+  const req = loopbackRequest(headers);
   if (admitRequest(req, snapshot, BENCH_REQUEST.path, `${BENCH_REQUEST.host}:8080`, '') !== null)
     throw new Error('refused');
   const filter = req.table?.filters?.find((f): f is RbacFilter => f.kind === 'rbac');

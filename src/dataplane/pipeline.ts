@@ -99,31 +99,20 @@ export function runFilters<C extends FilterContext>(
         break;
     }
     if (outcome === null) continue;
-    if (outcome instanceof Later) {
-      outcome.whenSettled((r) => {
+    if (outcome instanceof Later || outcome instanceof Promise) {
+      const resume = (r: FilterReply | null): void => {
+        // The client went away or something already answered while the filter waited.
         if (ctx.finished || ctx.res.destroyed) return;
         try {
           if (r === null) runFilters(ctx, filters, rt, next, reply, i + 1);
           else reply(ctx, r);
         } catch {
-          // Settled from a store's reply handler: nothing may escape into it.
+          // A Later is settled from a store's reply handler: nothing may escape into it.
           if (!ctx.finished && !ctx.res.destroyed) reply(ctx, FILTER_FAILED);
         }
-      });
-      return;
-    }
-    if (outcome instanceof Promise) {
-      outcome.then(
-        (r) => {
-          // The client went away or something already answered while the filter waited.
-          if (ctx.finished || ctx.res.destroyed) return;
-          if (r === null) runFilters(ctx, filters, rt, next, reply, i + 1);
-          else reply(ctx, r);
-        },
-        () => {
-          if (!ctx.finished && !ctx.res.destroyed) reply(ctx, FILTER_FAILED);
-        },
-      );
+      };
+      if (outcome instanceof Later) outcome.whenSettled(resume);
+      else outcome.then(resume, () => resume(FILTER_FAILED));
       return;
     }
     reply(ctx, outcome);

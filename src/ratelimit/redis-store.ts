@@ -8,8 +8,8 @@
  * Never in the way of the gateway: a command waits at most `timeoutMs` (then the caller's
  * failureMode decides), nothing queues while Redis is unreachable (ioredis' offline queue is
  * off), and a breaker opens after consecutive failures so requests stop waiting on a dead
- * Redis: while open no call is made and `check` answers null (failureMode decides at once, with
- * no promise to settle); after `breakerOpenMs` one request probes, and its success closes the
+ * Redis: while open no call is made and `check` answers false (failureMode decides at once, and
+ * the waiter is never called); after `breakerOpenMs` one request probes, and its success closes the
  * breaker. ioredis reconnects in the background with back-off.
  */
 import {
@@ -220,14 +220,10 @@ interface Pending {
 }
 
 /**
- * The script's answer, "1,41,17,…": per check, allowed (1|0), remaining and reset ms, read in
- * place (no split into strings). Non-negative integers only, as the script writes them.
+ * The script's answer, "1,41,17,…", to each waiter: per check, allowed (1|0), remaining and reset
+ * ms, read in place (no split into strings). Non-negative integers only, as the script writes them.
  */
-function verdictsOf(
-  reply: string,
-  pending: readonly Pending[],
-  each: (p: Pending, v: LimitVerdict[]) => void,
-): void {
+function answerAll(reply: string, pending: readonly Pending[]): void {
   let at = 0;
   const next = (): number => {
     let n = 0;
@@ -247,7 +243,7 @@ function verdictsOf(
       const remaining = next();
       out[j] = { allowed, remaining, resetMs: next() };
     }
-    each(p, out);
+    answerOne(p, out);
   }
 }
 
@@ -360,7 +356,7 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
         probing = false;
         failures = 0;
         setState('closed');
-        verdictsOf(reply, pending, answerOne);
+        answerAll(reply, pending);
       },
       () => {
         failed();

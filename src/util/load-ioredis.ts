@@ -51,10 +51,3 @@ export function loadIoredis(): typeof import('ioredis') {
   }
   return require('ioredis') as typeof import('ioredis');
 }
-
-/** Whether the String subclass is out of the process (a test's question). */
-export function verbatimStringReplaced(): boolean {
-  const require = createRequire(import.meta.url);
-  const loaded = require(VERBATIM_STRING_MODULE) as { VerbatimString: new (...a: never[]) => object };
-  return !(loaded.VerbatimString.prototype instanceof String);
-}
