@@ -9,7 +9,7 @@
 import type { ServerResponse } from 'node:http';
 import type { ForwardContext } from '../upstream/forward.ts';
 import { applyHeaderOps, hasHeader, replaceHeaders } from '../upstream/header-ops.ts';
-import type { UpstreamFailure } from '../upstream/upstream-error.ts';
+import { failureFlag, type UpstreamFailure } from '../upstream/upstream-error.ts';
 import { endWithHeaders } from '../upstream/trailers.ts';
 import { grpcWebContentType } from '../upstream/grpc-web.ts';
 import {
@@ -98,8 +98,7 @@ export function sendUpstreamFailure(ctx: ForwardContext, f: UpstreamFailure, ret
       '}';
     if (tls !== undefined) ctx.transportFailureReason = tls;
   }
-  const flag = retried && f.flag !== 'UT' ? f.flag + ',URX' : f.flag;
-  sendLocalReply(ctx, f.status, flag, details, Buffer.from(text));
+  sendLocalReply(ctx, f.status, failureFlag(f, retried), details, Buffer.from(text));
 }
 
 /**

@@ -32,7 +32,12 @@ import {
 import { hostSetOf, pickHost, type HostSet } from './endpoints.ts';
 import { requestHash, type RequestHash } from './hash-policy.ts';
 import { recordLocal, recordStatus } from './outlier.ts';
-import { classifyUpstreamError, PER_TRY_TIMEOUT, type UpstreamFailure } from './upstream-error.ts';
+import {
+  classifyUpstreamError,
+  failureFlag,
+  PER_TRY_TIMEOUT,
+  type UpstreamFailure,
+} from './upstream-error.ts';
 import { backoffMs, retryCoversFailure, retryCoversStatus } from './retry.ts';
 import { applyRouteAndDestinationOps, removeHeader, replaceHeaders } from './header-ops.ts';
 import type { FinishedRequest } from '../observability/finished-request.ts';
@@ -568,7 +573,6 @@ class Attempt implements SlotUser {
     }
     const st = this.host.state;
     if (st.outlier !== null) recordStatus(st, this.host.health, statusCode, Date.now());
-    if (closesConnection(rawHeaders)) this.reusable = false;
     const policy = state.action.retry;
     if (retryCoversStatus(policy, statusCode)) {
       if (canRetry(ctx, true)) {
@@ -855,7 +859,7 @@ function failureErrorPage(
   const pages = ctx.fwd!.action.errorPages!;
   const code = nginxFailureStatus(f);
   if (!pages.codes.has(code)) return false;
-  ctx.responseFlags = retried && f.flag !== 'UT' ? f.flag + ',URX' : f.flag;
+  ctx.responseFlags = failureFlag(f, retried);
   if (brokenRetry) ctx.responseFlags = withOverflowFlag(ctx.responseFlags);
   if (f.transportFailureReason !== undefined) ctx.transportFailureReason = f.transportFailureReason;
   sendErrorPage(ctx, pages, code, null);
@@ -1159,21 +1163,6 @@ function prefixedBody(prefix: Buffer, rest: IncomingMessage): Readable {
 }
 
 // ---------------------------------------------------------------- response headers
-
-/** The upstream said `connection: close`: undici closes the socket after this response. */
-function closesConnection(raw: readonly (Buffer | string)[]): boolean {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length !== 10 || latin1(name).toLowerCase() !== 'connection') continue;
-    if (
-      latin1(raw[i + 1]!)
-        .toLowerCase()
-        .includes('close')
-    )
-      return true;
-  }
-  return false;
-}
 
 /**
  * Upstream response headers → the flat list for writeHead: hop-by-hop dropped, `server`

@@ -24,6 +24,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { Duplex, Readable } from 'node:stream';
+import { codedError } from './upstream-error.ts';
 
 /** What a request asks of the connection: undici's dispatch options, the fields forward.ts sets. */
 export interface H1Request {
@@ -106,12 +107,6 @@ const Body = {
 } as const;
 type Body = (typeof Body)[keyof typeof Body];
 
-function codedError(message: string, code: string): Error {
-  const err = new Error(message) as Error & { code: string };
-  err.code = code;
-  return err;
-}
-
 /** A malformed response: classified as a protocol error (502 UPE). */
 function badResponse(message: string, code: string): Error {
   return codedError('bad response: ' + message, code);
@@ -141,7 +136,6 @@ export class H1Connection {
   #idleMs: number;
   /** The duration `#idleTimer` was made with. */
   #idleTimerMs = 0;
-  #gone = false;
 
   // the request in flight
   #handler: H1Handler | null = null;
@@ -739,7 +733,6 @@ export class H1Connection {
     this.#unpipeBody();
     this.reusable = false;
     this.#socket = null;
-    this.#gone = true;
     socket.pause();
     socket.removeAllListeners('data');
     socket.removeAllListeners('end');
@@ -819,8 +812,6 @@ export class H1Connection {
       else this.#fail(otherSideClosed());
     }
     this.#socket = null;
-    if (this.#gone) return;
-    this.#gone = true;
     this.#events.onGone(this);
   }
 }

@@ -24,6 +24,7 @@ import {
 } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { Duplex } from 'node:stream';
+import { codedError } from './upstream-error.ts';
 
 /** What a request asks of the connection: undici's dispatch options, the fields forward.ts sets. */
 export interface H2Request {
@@ -94,12 +95,6 @@ const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
   'http2-settings',
 ]);
 
-function errorWithCode(message: string, code: string): Error {
-  const err = new Error(message) as Error & { code: string };
-  err.code = code;
-  return err;
-}
-
 export class H2Connection {
   readonly #opts: H2ConnectionOptions;
   readonly #events: H2ConnectionEvents;
@@ -131,7 +126,7 @@ export class H2Connection {
     socket.setNoDelay(true);
     const connectTimer = setTimeout(
       () => {
-        socket.destroy(errorWithCode('connect timeout', 'UND_ERR_CONNECT_TIMEOUT'));
+        socket.destroy(codedError('connect timeout', 'UND_ERR_CONNECT_TIMEOUT'));
       },
       opts.connectTimeoutMs > 0 ? opts.connectTimeoutMs : 10_000,
     );
@@ -151,9 +146,7 @@ export class H2Connection {
       }
       if (opts.tls !== null && (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol !== 'h2') {
         socket.destroy();
-        this.#connectFailed(
-          errorWithCode('the upstream did not agree to HTTP/2 (ALPN h2)', 'ERR_HTTP2_ERROR'),
-        );
+        this.#connectFailed(codedError('the upstream did not agree to HTTP/2 (ALPN h2)', 'ERR_HTTP2_ERROR'));
         return;
       }
       this.#attach(socket);
@@ -203,7 +196,7 @@ export class H2Connection {
         // Closed before it could be used: not an HTTP/2 server (h2c to HTTP/1.1), or it hung up.
         this.#connectFailed(
           failure ??
-            errorWithCode('the upstream closed the connection before speaking HTTP/2', 'ERR_HTTP2_ERROR'),
+            codedError('the upstream closed the connection before speaking HTTP/2', 'ERR_HTTP2_ERROR'),
         );
         return;
       }
@@ -285,7 +278,7 @@ export class H2Connection {
       // An upgrade over HTTP/2 needs extended CONNECT (RFC 8441) from the upstream.
       this.#refuse(
         handler,
-        errorWithCode('WebSocket upgrades to HTTP/2 upstreams are not supported', 'UND_ERR_NOT_SUPPORTED'),
+        codedError('WebSocket upgrades to HTTP/2 upstreams are not supported', 'UND_ERR_NOT_SUPPORTED'),
       );
       return;
     }
@@ -341,7 +334,7 @@ export class H2Connection {
   destroy(): void {
     const session = this.#session;
     if (!this.ready && !this.gone)
-      this.#connectFailed(errorWithCode('the pool was destroyed', 'UND_ERR_DESTROYED'));
+      this.#connectFailed(codedError('the pool was destroyed', 'UND_ERR_DESTROYED'));
     else this.#goneNow(null);
     session?.destroy();
   }
@@ -391,7 +384,7 @@ class H2Exchange {
       if (this.done) return;
       const code = stream.rstCode ?? constants.NGHTTP2_NO_ERROR;
       this.fail(
-        errorWithCode(
+        codedError(
           `the upstream reset the stream (HTTP/2 error code ${code})`,
           code === constants.NGHTTP2_NO_ERROR ? 'UND_ERR_SOCKET' : 'ERR_HTTP2_STREAM_ERROR',
         ),

@@ -130,6 +130,18 @@ const DOWNSTREAM_BODY: UpstreamFailure = {
 
 export const PER_TRY_TIMEOUT: UpstreamFailure = UPSTREAM_TIMEOUT;
 
+/** The response flags of a failure: URX added when retries were made first, except to a timeout's UT. */
+export function failureFlag(f: UpstreamFailure, retried: boolean): string {
+  return retried && f.flag !== 'UT' ? f.flag + ',URX' : f.flag;
+}
+
+/** An Error with a Node-style `code`, as the upstream connections raise them for classifyUpstreamError. */
+export function codedError(message: string, code: string): Error {
+  const err = new Error(message) as Error & { code: string };
+  err.code = code;
+  return err;
+}
+
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
   const code = (err as { code?: unknown } | null)?.code;
   const tls = transportFailureReasonOf(err);

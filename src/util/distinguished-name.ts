@@ -19,10 +19,9 @@ export function rfc2253(name: string): string {
     const values = rdn.includes(' + ') ? rdn.split(' + ').reverse().join('+') : rdn;
     out += i === rdns.length - 1 ? values : ',' + values;
   }
-  return NON_ASCII.test(out) ? out.replace(NON_ASCII_RUN, escapeUtf8) : out;
+  return out.replace(NON_ASCII_RUN, escapeUtf8);
 }
 
-const NON_ASCII = /[\u0080-\u{10ffff}]/u;
 const NON_ASCII_RUN = /[\u0080-\u{10ffff}]+/gu;
 
 function escapeUtf8(run: string): string {

@@ -317,6 +317,35 @@ describe('custom-http-errors with default-backend', () => {
     expect(app.seen).toHaveLength(0);
   });
 
+  it("replaces basic auth's 401 keeping its challenge, and limit-rpm's 503, nothing reaching the app", async () => {
+    const users = `apiVersion: v1\nkind: Secret\nmetadata: {name: users, namespace: default}\ndata: {auth: ${Buffer.from('u:{PLAIN}p').toString('base64')}}\n`;
+    const gw = await serve(
+      {
+        ...ERRORS,
+        'custom-http-errors': '401,503',
+        'auth-type': 'basic',
+        'auth-secret': 'users',
+        'auth-realm': 'Staff only',
+        'limit-rpm': '1',
+        'limit-burst-multiplier': '1',
+      },
+      { pages: [serviceYaml('pages', pages.port), users].join('---\n') },
+    );
+    // Counted, then refused by basic auth, until the limit refuses first (the third, as
+    // ingress-limits.test.ts finds for the same limit).
+    expect((await send(gw, '/x')).status).toBe(401);
+    const denied = await send(gw, '/x');
+    expect(denied.status).toBe(401);
+    expect(denied.headers['x-from']).toBe('pages');
+    expect(denied.headers['www-authenticate']).toBe('Basic realm="Staff only"');
+    expect((JSON.parse(denied.text) as PageRequest).headers['x-code']).toBe('401');
+    const limited = await send(gw, '/x');
+    expect(limited.status).toBe(503);
+    expect(limited.headers['x-from']).toBe('pages');
+    expect((JSON.parse(limited.text) as PageRequest).headers['x-code']).toBe('503');
+    expect(app.seen).toHaveLength(0);
+  });
+
   it('does the same for HTTP/2 clients', async () => {
     const gw = await serve(ERRORS);
     const r = await h2Get(gw.url('/status/404?h2=1'), { accept: 'text/html' });

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import nodePath from 'node:path';
 import { Readable } from 'node:stream';
-import { connect as http2Connect, constants } from 'node:http2';
+import { connect as http2Connect, constants, type ClientHttp2Session } from 'node:http2';
 import { describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import type { EchoBody } from '../support/upstreams.ts';
@@ -274,7 +274,7 @@ describe('an HTTP/2 upload answered before it is sent whole', () => {
         clearInterval(more);
       }
       // The session is still good for the next request.
-      expect(await h2cPostStatus(gw.url('/c', 80), 1)).toBe(200);
+      expect(await h2cPostStatus(gw.url('/c', 80), 1, s)).toBe(200);
     } finally {
       s.destroy();
     }
@@ -325,16 +325,17 @@ describe('sluice serve on Ingress files', () => {
 });
 
 /** POST `kib` KiB in 1 KiB DATA frames, no content-length, over h2c prior knowledge: the status. */
-function h2cPostStatus(url: string, kib: number): Promise<number> {
+/** The status of a POST of `kib` KiB over h2c: on `session` when given (left open), else a new one. */
+function h2cPostStatus(url: string, kib: number, session?: ClientHttp2Session): Promise<number> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const s = http2Connect(u.origin);
+    const s = session ?? http2Connect(u.origin);
     s.on('error', reject);
     const st = s.request({ ':method': 'POST', ':path': u.pathname, ':authority': 'demo.example.com' });
     st.on('response', (h) => {
       st.resume();
       st.on('close', () => {
-        s.close();
+        if (session === undefined) s.close();
         resolve(Number(h[':status']));
       });
     });

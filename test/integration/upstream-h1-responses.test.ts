@@ -186,7 +186,8 @@ describe('HTTP/1.1 upstream keep-alive hints', () => {
     });
     const port = await gatewayTo(up);
     expect((await get(port, '/hinted')).body).toBe('h');
-    await until(() => up.closed() === 1);
+    // Well before the 4 s idle timeout that would close it without the hint.
+    await until(() => up.closed() === 1, { timeoutMs: 2500, what: 'the hinted connection closed' });
     expect((await get(port, '/plain')).body).toBe('p');
     expect((await get(port, '/plain')).body).toBe('p');
     expect(up.connections()).toBe(2);
@@ -287,8 +288,9 @@ describe('HTTP/1.1 upstream responses: malformed or ambiguous framing is 502, ne
     });
     const port = await gatewayTo(up);
     expect(await get(port, '/first')).toMatchObject({ status: 200, body: 'first' });
-    // The late bytes reach the gateway while the connection is idle; it closes the connection.
-    await until(() => up.closed() === 1);
+    // The late bytes reach the gateway while the connection is idle; it closes the connection at
+    // once, not at the 4 s idle timeout.
+    await until(() => up.closed() === 1, { timeoutMs: 2500, what: 'the idle connection closed' });
     expect(await get(port, '/second')).toMatchObject({ status: 200, body: 'second' });
     expect(up.connections()).toBe(2);
   });

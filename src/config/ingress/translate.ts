@@ -869,7 +869,7 @@ function hostRoutes(
         ...(l.ann.basicAuthUsers !== null ? { basicAuth: l.ann.basicAuthUsers } : {}),
         ...(l.ann.rateLimit !== null ? { rateLimit: rateLimitOf(l.ingress, l.ann.rateLimit) } : {}),
         ...(l.ann.externalAuth !== null ? { externalAuth: l.ann.externalAuth } : {}),
-        ...(l.ann.errorPages !== null ? { errorPages: errorPagesOf(l) } : {}),
+        ...(l.ann.errorPages !== null ? { errorPages: errorPagesOf(l, l.ann.errorPages) } : {}),
         ...(entry.clientAuth !== null && entry.tls !== null
           ? {
               clientCertificate: {
@@ -993,8 +993,10 @@ function defaultBackendOf(
 }
 
 /** The error pages of a location: X-Service-Name and -Port name its own backend as written. */
-function errorPagesOf(l: Location): NonNullable<IngressNginxRoute['errorPages']> {
-  const pages = l.ann.errorPages!;
+function errorPagesOf(
+  l: Location,
+  pages: NonNullable<Location['ann']['errorPages']>,
+): NonNullable<IngressNginxRoute['errorPages']> {
   const svc = l.backend.service;
   return {
     codes: pages.codes,
