@@ -50,6 +50,8 @@ export interface LegLoad {
   readonly path: string;
   /** A running total the leg's sluice reports (e.g. from its metrics port), read around each phase. */
   readonly count?: (leg: Leg) => Promise<number>;
+  /** wrk seconds before each round's measured run (default 3; 1 with `quick`). */
+  readonly warmupS?: number;
 }
 
 /**
@@ -98,7 +100,7 @@ export async function measureRound(leg: Leg, dir: string, round: number, load: L
       headers: load.headers,
       logFile: log(what),
     });
-  await wrk(load.quick ? 1 : 3, 'warmup');
+  await wrk(load.quick ? 1 : (load.warmupS ?? 3), 'warmup');
   const count = load.count;
   const c0 = count === undefined ? 0 : await count(leg);
   const w = await watched(leg.proc.pid, PROXY_CPU, () => wrk(load.durationS, 'wrk'));
@@ -193,16 +195,41 @@ export function legLines(legs: readonly Leg[]): string[] {
   return lines;
 }
 
-/** `on / off`: req/s, CPU per request and paced p99 ratios of this one run. */
+/**
+ * `on`'s req/s over `off`'s, round by round: a round measures every leg before the next round
+ * starts, so the two legs of a pair ran minutes closer together than rounds do, and this VM moves
+ * a leg's CPU per request by up to a quarter between rounds minutes apart. The median of the pairs
+ * is the run's ratio: one disturbed round moves it little, where each leg's best round, taken
+ * from different minutes, carries the drift.
+ */
+export function pairedRatio(
+  on: Leg,
+  off: Leg,
+): { median: number; min: number; max: number; pairs: number[] } {
+  const n = Math.min(on.rounds.length, off.rounds.length);
+  const pairs: number[] = [];
+  for (let i = 0; i < n; i++)
+    pairs.push(on.rounds[i]!.wrk.requestsPerSec / off.rounds[i]!.wrk.requestsPerSec);
+  const sorted = [...pairs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, min: sorted[0]!, max: sorted[sorted.length - 1]!, pairs };
+}
+
+/**
+ * `on / off` in this one run: req/s (median of the paired rounds, their range, and the best
+ * rounds' ratio), CPU per request of the best rounds, paced p99 and p50 of the calmest rounds.
+ */
 export function ratioLine(on: Leg, off: Leg): string {
   const b = bestRound(on);
   const a = bestRound(off);
-  return `${on.name} / ${off.name}: req/s ${(b.wrk.requestsPerSec / a.wrk.requestsPerSec).toFixed(2)}x, CPU per request ${(b.cpuPerRequestUs / a.cpuPerRequestUs).toFixed(2)}x, paced p99 ${(calmRound(on).paced.serviceUs.p99 / calmRound(off).paced.serviceUs.p99).toFixed(2)}x (+${ms(calmRound(on).paced.serviceUs.p99 - calmRound(off).paced.serviceUs.p99)} ms), paced p50 +${ms(calmRound(on).paced.serviceUs.p50 - calmRound(off).paced.serviceUs.p50)} ms`;
+  const p = pairedRatio(on, off);
+  return `${on.name} / ${off.name}: req/s ${p.median.toFixed(2)}x (median of ${p.pairs.length} paired rounds, ${p.min.toFixed(2)}-${p.max.toFixed(2)}; best rounds ${(b.wrk.requestsPerSec / a.wrk.requestsPerSec).toFixed(2)}x), CPU per request ${(b.cpuPerRequestUs / a.cpuPerRequestUs).toFixed(2)}x, paced p99 ${(calmRound(on).paced.serviceUs.p99 / calmRound(off).paced.serviceUs.p99).toFixed(2)}x (+${ms(calmRound(on).paced.serviceUs.p99 - calmRound(off).paced.serviceUs.p99)} ms), paced p50 +${ms(calmRound(on).paced.serviceUs.p50 - calmRound(off).paced.serviceUs.p50)} ms`;
 }
 
-const LEG_USAGE = `flags:
-  --duration S       wrk seconds per round and leg (default 10; --quick 2)
-  --rounds N         rounds, legs interleaved, every other round in reverse order (default 2; --quick 1)
+const legUsage = (d: LegDefaults): string => `flags:
+  --duration S       wrk seconds per round and leg (default ${d.durationS}; --quick 2)
+  --rounds N         rounds, legs interleaved, every other round in reverse order (default ${d.rounds}; --quick 1)
   --rate N           paced phase: requests/s (default 2000)
   --connections N    wrk connections (default 50)
   --retries N        at most N disturbed rounds (other processes over 10 % of the proxy core) redone (default 4)
@@ -211,11 +238,16 @@ const LEG_USAGE = `flags:
   --help
 `;
 
+export interface LegDefaults {
+  readonly durationS: number;
+  readonly rounds: number;
+}
+
 /**
  * The command line both leg benchmarks take: --quick, --duration, --rounds, --rate, --connections,
  * --retries, --cpu-prof DIR (each leg's sluice under `node --cpu-prof`, profiles in DIR/<leg>).
  */
-export function legOptions(): {
+export function legOptions(defaults: LegDefaults = { durationS: 10, rounds: 2 }): {
   quick: boolean;
   durationS: number;
   rounds: number;
@@ -239,18 +271,18 @@ export function legOptions(): {
       },
     }));
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${LEG_USAGE}`);
+    process.stderr.write(`${(err as Error).message}\n${legUsage(defaults)}`);
     process.exit(2);
   }
   if (values.help) {
-    process.stdout.write(LEG_USAGE);
+    process.stdout.write(legUsage(defaults));
     process.exit(0);
   }
   const quick = values.quick;
   return {
     quick,
-    durationS: Number(values.duration ?? (quick ? 2 : 10)),
-    rounds: Number(values.rounds ?? (quick ? 1 : 2)),
+    durationS: Number(values.duration ?? (quick ? 2 : defaults.durationS)),
+    rounds: Number(values.rounds ?? (quick ? 1 : defaults.rounds)),
     rate: Number(values.rate),
     connections: Number(values.connections),
     retries: Number(values.retries),
