@@ -505,8 +505,9 @@ function attach(slot: Slot, opts: UpstreamRequest, user: SlotUser): void {
   g.host.state.requests += 1;
   user.slot = slot;
   if (max > 0 && slot.requests >= max) slot.reuse = false;
-  // The last request of a connection says so (connection: close), and the connection closes after.
-  if (!slot.reuse) opts.reset = true;
+  // The last request of a connection says so (connection: close), and the connection closes after;
+  // any other keeps it, also a request resent here from a connection whose last it was.
+  opts.reset = !slot.reuse;
   slot.conn.dispatch(opts, user);
 }
 
