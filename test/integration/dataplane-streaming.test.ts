@@ -52,7 +52,7 @@ describe('streaming with backpressure', () => {
       headers: { 'content-length': String(128 * MiB) },
     });
     await warm.body.text();
-    const mem0 = sampleMemory();
+    const sampler = sampleMemory();
     const t0 = performance.now();
     const res = await request(g.url('/upload'), {
       method: 'POST',
@@ -61,7 +61,7 @@ describe('streaming with backpressure', () => {
     });
     const text = await res.body.text();
     const seconds = (performance.now() - t0) / 1000;
-    const mem = mem0.stop();
+    const mem = sampler.stop();
     console.log(
       `upload 1 GiB: ${seconds.toFixed(1)} s, ${(GiB / MiB / seconds).toFixed(0)} MiB/s, held ${(mem.growth / MiB).toFixed(1)} MiB more at peak, RSS growth ${(mem.rssGrowth / MiB).toFixed(1)} MiB`,
     );
@@ -83,13 +83,13 @@ describe('streaming with backpressure', () => {
     const g = await through(up);
     const warm = await request(g.url('/warm'));
     await warm.body.dump({ limit: Infinity });
-    const mem0 = sampleMemory();
+    const sampler = sampleMemory();
     const t0 = performance.now();
     const res = await request(g.url('/download'));
     let n = 0;
     for await (const chunk of res.body) n += (chunk as Buffer).length;
     const seconds = (performance.now() - t0) / 1000;
-    const mem = mem0.stop();
+    const mem = sampler.stop();
     console.log(
       `download 1 GiB: ${seconds.toFixed(1)} s, ${(GiB / MiB / seconds).toFixed(0)} MiB/s, held ${(mem.growth / MiB).toFixed(1)} MiB more at peak, RSS growth ${(mem.rssGrowth / MiB).toFixed(1)} MiB`,
     );

@@ -5,14 +5,16 @@
  * framings (Content-Length, chunked with extensions and trailers, close-delimited, 1xx before
  * the answer, no body for HEAD/204/304) reach the client whole; malformed or ambiguous ones (the
  * response-smuggling shapes) are 502 UPE, their bytes never reach the client, and the connection
- * is not used again. Bytes after a response, or on an idle connection, close that connection.
+ * is not used again. Bytes after a response, or on an idle connection, close that connection; a
+ * request handed to an idle connection that closes before the request is written goes to another.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { request } from 'undici';
 import { startGatewayWithSnapshot } from '../support/gateway.ts';
 import { forwardTo, route, snapshotOf, staticCluster } from '../support/snapshot-builder.ts';
 import { until } from '../support/until.ts';
+import type { Cluster } from '../../src/snapshot/types.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -27,12 +29,25 @@ interface Script {
   readonly later?: string;
 }
 
+/** A request head as the upstream received it. */
+interface Head {
+  /** Which accepted connection carried it, from 1. */
+  readonly connection: number;
+  readonly path: string;
+  /** Its Connection header, lower-cased ('' when absent). */
+  readonly connectionHeader: string;
+}
+
 interface RawUpstream {
   readonly port: number;
   /** Connections accepted so far. */
   connections(): number;
   /** Request heads received so far (path of each). */
   paths(): string[];
+  /** Request heads received so far. */
+  heads(): Head[];
+  /** Destroys the `n`th accepted connection (from 1) at once. */
+  drop(n: number): void;
   /** Connections closed so far. */
   closed(): number;
 }
@@ -41,9 +56,12 @@ async function rawUpstream(scripts: Record<string, Script>): Promise<RawUpstream
   let connections = 0;
   let closed = 0;
   const paths: string[] = [];
+  const heads: Head[] = [];
+  const accepted: Socket[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
     connections += 1;
+    const connection = accepted.push(socket);
     sockets.add(socket);
     socket.on('close', () => {
       closed += 1;
@@ -58,6 +76,8 @@ async function rawUpstream(scripts: Record<string, Script>): Promise<RawUpstream
         pending = pending.slice(end + 4);
         const path = head.split(' ')[1]!;
         paths.push(path);
+        const connectionHeader = /\r\nconnection: *([^\r]*)/i.exec(head)?.[1]?.toLowerCase() ?? '';
+        heads.push({ connection, path, connectionHeader });
         void play(
           socket,
           scripts[path] ?? { pieces: ['HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n'] },
@@ -77,6 +97,8 @@ async function rawUpstream(scripts: Record<string, Script>): Promise<RawUpstream
     port: (server.address() as { port: number }).port,
     connections: () => connections,
     paths: () => paths,
+    heads: () => heads,
+    drop: (n) => void accepted[n - 1]!.destroy(),
     closed: () => closed,
   };
 }
@@ -95,8 +117,12 @@ async function play(socket: Socket, script: Script): Promise<void> {
   }
 }
 
-async function gatewayTo(up: RawUpstream): Promise<number> {
-  const c = staticCluster('raw.default.svc.cluster.local', [{ address: '127.0.0.1', port: up.port }]);
+async function gatewayTo(up: RawUpstream, cluster: Partial<Cluster> = {}): Promise<number> {
+  const c = staticCluster(
+    'raw.default.svc.cluster.local',
+    [{ address: '127.0.0.1', port: up.port }],
+    cluster,
+  );
   const g = await startGatewayWithSnapshot(
     snapshotOf({ vhosts: { '*': [route('all', [], forwardTo([[c, 100]]))] } }),
   );
@@ -293,6 +319,37 @@ describe('HTTP/1.1 upstream responses: malformed or ambiguous framing is 502, ne
     await until(() => up.closed() === 1, { timeoutMs: 2500, what: 'the idle connection closed' });
     expect(await get(port, '/second')).toMatchObject({ status: 200, body: 'second' });
     expect(up.connections()).toBe(2);
+  });
+
+  it('a request resent after its idle connection closed at hand-off goes out as its new connection says, not with the first one’s connection: close', async () => {
+    const ok = { pieces: ['HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'] };
+    const up = await rawUpstream({ '/one': ok, '/two': ok });
+    // Two requests a connection: the second request given to the first connection is its last.
+    const port = await gatewayTo(up, { maxRequestsPerConnection: 2 });
+    const client = connect(port, '127.0.0.1');
+    cleanups.push(() => void client.destroy());
+    let received = '';
+    client.on('data', (b: Buffer) => (received += b.toString('latin1')));
+    const answers = (): number => received.split('HTTP/1.1 200').length - 1;
+    client.write('GET /one HTTP/1.1\r\nhost: raw.test\r\n\r\n');
+    await until(() => answers() === 1, { what: 'the first answer' });
+    expect(up.heads()).toEqual([{ connection: 1, path: '/one', connectionHeader: 'keep-alive' }]);
+
+    // In one turn (the gateway runs in this process): the request reaches the gateway, then the
+    // upstream's close of the idle connection; the gateway reads both in its next poll, in that
+    // order, so it hands the request to the connection and then reads its close before the
+    // request goes out (pools.ts resend).
+    client.write('GET /two HTTP/1.1\r\nhost: raw.test\r\n\r\n');
+    up.drop(1);
+
+    await until(() => answers() === 2, { what: 'the second answer' });
+    // Resent: the first connection never saw /two, the second one did, and not as its last
+    // request (it has carried one of its two).
+    expect(up.heads()).toEqual([
+      { connection: 1, path: '/one', connectionHeader: 'keep-alive' },
+      { connection: 2, path: '/two', connectionHeader: 'keep-alive' },
+    ]);
+    expect(up.closed()).toBe(1);
   });
 
   it('the upstream closing before the response is complete is 503 UC, the partial body not passed off as whole', async () => {
